@@ -1,0 +1,5 @@
+import sys
+
+from alphabet.cli import main
+
+sys.exit(main())

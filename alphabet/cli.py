@@ -1,0 +1,152 @@
+"""The ``alphabet`` command line: train, evaluate, predict and inspect data.
+
+The search framework adds its commands (search, trials, retrain) through
+``add_commands`` in ``search.cli``; this module never imports Ray itself.
+Mistakes in what the user supplied end as one line on stderr and exit code 2;
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+from alphabet.errors import UserError
+
+# Packages that add sub-commands; missing ones are skipped (alphabet works alone).
+EXTENSIONS = ("search.cli",)
+
+SMOKE_TEST = ["data.synthetic_size=1300", "data.synthetic_test_size=260", "data.case=lower", "train.epochs=1",
+              "model.width=8", "model.classifier_width=32", "log.figures_every=1"]
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from alphabet.config import load_config
+    from alphabet.train import run_training
+
+    if args.resume:
+        if args.config or args.set:
+            raise UserError("--resume: expected no CONFIG or --set; a resumed run keeps its own config")
+        run_training(None, resume=args.resume)
+        return 0
+    overrides = list(args.set)
+    if args.download:
+        overrides.append("data.download=true")
+    if args.smoke_test:
+        overrides = SMOKE_TEST + overrides
+    run_training(load_config(args.config, overrides))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from alphabet.evaluate import evaluate_checkpoint
+    from alphabet.rundir import new_run_dir
+
+    out = new_run_dir(args.out_dir, args.name or None)
+    evaluate_checkpoint(args.checkpoint, args.data, out, split=args.split, case=args.case)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from alphabet.predict import predict_files
+
+    if args.top_k < 1:
+        raise UserError(f"--top-k: expected a positive integer, got {args.top_k}")
+    results = predict_files(args.checkpoint, args.images, args.top_k)
+    if args.json:
+        print(json.dumps([{"image": p, "top": [{"letter": c, "probability": q} for c, q in top]}
+                          for p, top in results], indent=2))
+    else:
+        for path, top in results:
+            print(f"{path}: " + "  ".join(f"{c} {q:.3f}" for c, q in top))
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from alphabet.config import load_config
+    from alphabet.data import load_splits
+    from alphabet.data.inspect import info_table, preview_png
+
+    overrides = list(args.set) + (["data.download=true"] if args.download else [])
+    splits = load_splits(load_config(args.config, overrides).data)
+    if args.action == "info":
+        print(info_table(splits))
+    else:
+        print(f"wrote {preview_png(splits, Path(args.out))}")
+    return 0
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", help="YAML file with data/model/augment/train/log sections")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one setting, e.g. --set train.lr=0.01 (repeatable)")
+    p.add_argument("--download", action="store_true", help="download EMNIST through torchvision if missing")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="alphabet", description="Handwritten letter recognition.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a model and report it on the test split")
+    _add_config_args(p)
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    p.add_argument("--smoke-test", action="store_true", help="a tiny one-epoch run, to check the set-up")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a checkpoint on a data source")
+    p.add_argument("checkpoint")
+    p.add_argument("--data", required=True, metavar="SOURCE",
+                   help="synthetic, emnist-letters, emnist-lowercase, emnist-uppercase, npz:PATH or folder:PATH")
+    p.add_argument("--split", choices=("test", "all"), default="test",
+                   help="the source's test partition (default) or all of it")
+    p.add_argument("--case", choices=("all", "lower", "upper", "merged"),
+                   help="override the training run's data.case (e.g. merged for 52-class data)")
+    p.add_argument("--out-dir", default="runs", help="parent folder of the evaluation directory")
+    p.add_argument("--name", help="name of the evaluation directory (default: a timestamp)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="top-k letters for image files")
+    p.add_argument("checkpoint")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("data", help="counts per class (info) or a PNG grid (preview) of a data config")
+    p.add_argument("action", choices=("info", "preview"))
+    _add_config_args(p)
+    p.add_argument("--out", default="data_preview.png", help="PNG path for preview")
+    p.set_defaults(func=cmd_data)
+
+    for name in EXTENSIONS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name not in (name, name.split(".")[0]):
+                raise
+            continue
+        module.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as e:
+        if args.debug:
+            raise
+        print(f"alphabet: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("alphabet: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

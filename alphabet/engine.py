@@ -1,0 +1,221 @@
+"""The training step: data held on the device, batches augmented there, one epoch at a time.
+
+``Trainer`` owns the model, optimizer, schedule and random generators, and
+its ``state_dict`` holds all of them, so a resumed run continues bit for bit.
+It knows nothing of files, TensorBoard or Ray: callers decide what to log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from alphabet.augment import augment
+from alphabet.config import Config
+from alphabet.data.letterset import LetterSet
+from alphabet.errors import UserError
+from alphabet.metrics import confusion_matrix, summary_from_confusion
+from alphabet.models import build_model
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then MPS, then CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"train.device: expected auto, cpu, cuda, cuda:N or mps, got {name!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"train.device: {name!r} asked for, but no CUDA device is available")
+    return device
+
+
+def to_input(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float (N, 1, 28, 28) in [0, 1]."""
+    return images.unsqueeze(1).float().div_(255)
+
+
+class DeviceData:
+    """A whole LetterSet as tensors on the training device."""
+
+    def __init__(self, data: LetterSet, device: torch.device) -> None:
+        self.images = torch.from_numpy(data.images).to(device)
+        self.labels = torch.from_numpy(data.labels).to(device)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+class Progress:
+    """A one-line progress bar, only when stderr is a terminal."""
+
+    def __init__(self, enabled: bool, total: int, title: str) -> None:
+        self.enabled, self.total, self.title, self.start = enabled, total, title, time.time()
+
+    def update(self, done: int, loss: float) -> None:
+        if self.enabled and (done % 10 == 0 or done == self.total):
+            filled = int(30 * done / self.total)
+            rate = done / max(time.time() - self.start, 1e-9)
+            sys.stderr.write(f"\r{self.title} [{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total} "
+                             f"loss {loss:.3f} {rate:.1f} it/s")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r" + " " * 90 + "\r")
+            sys.stderr.flush()
+
+
+def build_optimizer(model: nn.Module, config: Config) -> torch.optim.Optimizer:
+    t = config.train
+    # No weight decay on biases and norm parameters: it only fights the normalisation.
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    rest = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, nesterov=t.momentum > 0)
+    return torch.optim.AdamW(groups, lr=t.lr)
+
+
+def build_schedule(optimizer: torch.optim.Optimizer, config: Config, steps_per_epoch: int):
+    t = config.train
+    total = t.epochs * steps_per_epoch
+    if t.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=t.lr, total_steps=total, pct_start=0.25)
+    warmup = int(t.warmup_epochs * steps_per_epoch)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if t.schedule == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class Trainer:
+    def __init__(self, config: Config, train: LetterSet, device: torch.device | None = None) -> None:
+        self.config = config
+        self.classes = list(train.classes)
+        self.device = device or pick_device(config.train.device)
+        torch.manual_seed(config.train.seed)
+        self.model = build_model(config.model, len(self.classes)).to(self.device)
+        if config.train.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.data = DeviceData(train, self.device)
+        t = config.train
+        self.steps_per_epoch = max(1, len(self.data) // t.batch_size)
+        self.optimizer = build_optimizer(self.model, config)
+        self.schedule = build_schedule(self.optimizer, config, self.steps_per_epoch)
+        # Separate generators: data order and augmentation replay exactly on resume.
+        self.order_gen = torch.Generator().manual_seed(t.seed)
+        self.augment_gen = torch.Generator(device=self.device).manual_seed(t.seed + 1)
+        self.epoch = 0  # epochs completed
+        self.use_amp = t.amp and self.device.type == "cuda"
+        self.forward = torch.compile(self.model) if t.compile else self.model
+
+    def autocast(self):
+        if self.use_amp:
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def draw_batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images as the model sees them in training (augmented), and their labels."""
+        idx = index.to(self.device)
+        x = augment(to_input(self.data.images[idx]), self.config.augment, self.augment_gen)
+        if self.config.train.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, self.data.labels[idx]
+
+    def train_epoch(self, progress: bool = False) -> dict[str, float]:
+        """One pass over the training data; returns loss and metrics on the augmented batches."""
+        t = self.config.train
+        self.model.train()
+        order = torch.randperm(len(self.data), generator=self.order_gen)
+        n_classes = len(self.classes)
+        cm = torch.zeros(n_classes, n_classes, dtype=torch.long, device=self.device)
+        loss_sum = torch.zeros((), device=self.device)
+        bar = Progress(progress, self.steps_per_epoch, f"epoch {self.epoch + 1}/{t.epochs}")
+        for step in range(self.steps_per_epoch):
+            x, y = self.draw_batch(order[step * t.batch_size:(step + 1) * t.batch_size])
+            with self.autocast():
+                logits = self.forward(x)
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=t.label_smoothing)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.schedule.step()
+            loss_sum += loss.detach() * len(y)
+            cm += confusion_matrix(y, logits.detach().argmax(1), n_classes)
+            if bar.enabled:
+                bar.update(step + 1, loss.item())
+        bar.close()
+        self.epoch += 1
+        seen = self.steps_per_epoch * t.batch_size if len(self.data) >= t.batch_size else len(self.data)
+        return {"loss": float(loss_sum) / seen, **summary_from_confusion(cm.cpu())}
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    @torch.no_grad()
+    def predict(self, data: LetterSet | torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        """Softmax probabilities (N, C) on the CPU, for a set or a uint8 image tensor."""
+        return predict_probs(self.model, data, self.device, batch_size, self.autocast)
+
+    def state_dict(self) -> dict:
+        state = {
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "order_gen": self.order_gen.get_state(),
+            "augment_gen": self.augment_gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.order_gen.set_state(state["order_gen"])
+        self.augment_gen.set_state(state["augment_gen"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.epoch = state["epoch"]
+
+
+@torch.no_grad()
+def predict_probs(model: nn.Module, data: LetterSet | torch.Tensor, device: torch.device,
+                  batch_size: int = 1024, autocast=contextlib.nullcontext) -> torch.Tensor:
+    images = torch.from_numpy(data.images) if isinstance(data, LetterSet) else data
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = to_input(images[start:start + batch_size].to(device))
+        with autocast():
+            out.append(model(x).float().softmax(1).cpu())
+    return torch.cat(out) if out else torch.empty(0, 0)
+
+
+def evaluate_loss(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    """Cross-entropy of probabilities against integer labels."""
+    picked = probs[torch.arange(len(labels)), labels].clamp_min(1e-12)
+    return float(-picked.log().mean())

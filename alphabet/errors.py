@@ -1,0 +1,9 @@
+"""The one error type that the CLI turns into a one-line message and exit code 2."""
+
+
+class UserError(Exception):
+    """A mistake in something the user supplied: a file, a key, a value.
+
+    The message must be one line that names the file (or option), the key and
+    what was expected, because the CLI prints it as-is, without a traceback.
+    """

@@ -1,0 +1,64 @@
+"""Evaluate a checkpoint on any data source: metrics, figures, TensorBoard, ``metrics.json``."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from alphabet.checkpoint import model_from_checkpoint
+from alphabet.data.letterset import LetterSet
+from alphabet.data.sources import load_source
+from alphabet.data.splits import holdout, select_classes
+from alphabet.engine import evaluate_loss, pick_device, predict_probs
+from alphabet.errors import UserError
+from alphabet.metrics import class_report
+from alphabet.reporting import RunReporter, write_json
+
+
+def evaluation_set(source: str, split: str, data_config, classes: list[str]) -> LetterSet:
+    """The images to score: the source's test partition (or its seeded held-out
+    writers, as training used) with ``split='test'``, or everything with ``'all'``."""
+    loaded = load_source(source, data_config)
+    pool = select_classes(loaded.pool, data_config, source)
+    if split == "all":
+        data = pool if loaded.test is None else _join(pool, select_classes(loaded.test, data_config, source))
+    elif loaded.test is not None:
+        data = select_classes(loaded.test, data_config, source)
+    else:
+        data = holdout(pool, data_config.test_fraction, data_config.split_seed)[1]
+    data = data.relabel(classes)
+    if len(data) == 0:
+        raise UserError(f"--data {source}: no images of the checkpoint's classes {''.join(classes)}")
+    return data
+
+
+def _join(a: LetterSet, b: LetterSet) -> LetterSet:
+    from alphabet.data.letterset import concat
+
+    return concat(a, b.relabel(a.classes))
+
+
+def evaluate_checkpoint(checkpoint: str | Path, source: str, out_dir: Path, split: str = "test",
+                        case: str | None = None, log=print) -> dict:
+    """Score ``checkpoint`` on ``source``; ``case`` overrides the training run's data.case."""
+    device = pick_device("auto")
+    model, classes, config = model_from_checkpoint(checkpoint, device)
+    data_config = dataclasses.replace(config.data, source=source, test_source=None, case=case or config.data.case)
+    data = evaluation_set(source, split, data_config, classes)
+    probs = predict_probs(model, data, device)
+    labels = torch.from_numpy(data.labels)
+    report = class_report(probs, labels, classes)
+    reporter = RunReporter(out_dir)
+    reporter.evaluation("eval", report, probs, labels, data.images, 0)
+    reporter.close()
+    result = {"checkpoint": str(checkpoint), "source": source, "split": split, "images": len(data),
+              "loss": evaluate_loss(probs, labels), **report.to_json()}
+    write_json(out_dir / "metrics.json", result)
+    present = int((report.support > 0).sum())
+    log(f"{len(data)} images of {present} classes from {source} ({split}): balanced accuracy "
+        f"{report.summary['balanced_accuracy']:.4f}, accuracy {report.summary['accuracy']:.4f}, "
+        f"macro F1 {report.summary['macro_f1']:.4f}, macro AUC {report.summary['macro_auc']:.4f}")
+    log(f"wrote {out_dir / 'metrics.json'} and figures in {out_dir / 'figures'}")
+    return result

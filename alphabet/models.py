@@ -1,0 +1,108 @@
+"""Letter classifiers, by name. Plain ``nn.Module``s: no training logic lives here.
+
+Every model takes float images in [0, 1] of shape (N, 1, 28, 28) and returns
+logits; normalisation is the model's first layer so a checkpoint is self-contained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from alphabet.config import ModelConfig
+from alphabet.errors import UserError
+
+# EMNIST pixel statistics; close enough for any white-on-black letter data.
+MEAN, STD = 0.17, 0.33
+
+ModelBuilder = Callable[[ModelConfig, int], nn.Module]
+MODELS: dict[str, ModelBuilder] = {}
+
+
+def register(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
+    def add(fn: ModelBuilder) -> ModelBuilder:
+        MODELS[name] = fn
+        return fn
+    return add
+
+
+class Normalize(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - MEAN) / STD
+
+
+class LetterCNN(nn.Module):
+    """Stages of same-width convolutions, each stage ending in a 2x2 max-pool."""
+
+    def __init__(self, config: ModelConfig, num_classes: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [Normalize()]
+        channels = 1
+        for stage in range(config.stages):
+            width = max(1, round(config.width * config.width_growth**stage))
+            for _ in range(config.convs_per_stage):
+                layers.append(nn.Conv2d(channels, width, config.kernel_size, padding=config.kernel_size // 2,
+                                        bias=not config.batch_norm))
+                if config.batch_norm:
+                    layers.append(nn.BatchNorm2d(width))
+                layers.append(nn.ReLU(inplace=True))
+                channels = width
+            layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Dropout(config.dropout),
+            nn.Linear(channels, config.classifier_width),
+            nn.ReLU(inplace=True),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.classifier_width, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class SeedLeNet(nn.Module):
+    """The seed project's LeNet-style net, kept as the baseline for benchmarks."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            Normalize(),
+            nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(16 * 5 * 5, 120), nn.ReLU(),
+            nn.Linear(120, 84), nn.ReLU(),
+            nn.Linear(84, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+@register("cnn")
+def build_cnn(config: ModelConfig, num_classes: int) -> nn.Module:
+    if 28 // 2**config.stages < 1:
+        raise UserError(f"model.stages: expected at most 4 for 28x28 images, got {config.stages}")
+    if config.kernel_size % 2 == 0:
+        raise UserError(f"model.kernel_size: expected an odd size, got {config.kernel_size}")
+    return LetterCNN(config, num_classes)
+
+
+@register("lenet")
+def build_lenet(config: ModelConfig, num_classes: int) -> nn.Module:
+    return SeedLeNet(num_classes)
+
+
+def build_model(config: ModelConfig, num_classes: int) -> nn.Module:
+    if config.arch not in MODELS:
+        raise UserError(f"model.arch: expected one of {', '.join(MODELS)}, got {config.arch!r}")
+    return MODELS[config.arch](config, num_classes)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

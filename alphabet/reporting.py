@@ -1,0 +1,99 @@
+"""TensorBoard logging plus the same figures as PNG files and ``metrics.json`` in the run directory."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+from alphabet.figures import confusion_figure, image_grid_figure, per_class_figure, render, roc_figure
+from alphabet.metrics import ClassReport
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """``{"train": {"lr": 1}}`` -> ``{"train.lr": 1}``."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=float, allow_nan=True) + "\n")
+    tmp.replace(path)
+
+
+class RunReporter:
+    """Writes one run's TensorBoard events and figure files."""
+
+    def __init__(self, run_dir: str | Path, purge_step: int | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        self.figure_dir = self.run_dir / "figures"
+        self.figure_dir.mkdir(parents=True, exist_ok=True)
+        # purge_step drops events a killed run wrote after its last checkpoint.
+        self.writer = SummaryWriter(str(self.run_dir), purge_step=purge_step)
+
+    def scalars(self, prefix: str, metrics: dict[str, float], step: int) -> None:
+        for name, value in metrics.items():
+            self.writer.add_scalar(f"{prefix}/{name}", value, step)
+
+    def _figure(self, tag: str, fig, step: int, png: str) -> None:
+        # Render once, then use the pixels for both the PNG file and TensorBoard.
+        pixels = render(fig)
+        Image.fromarray(pixels).save(self.figure_dir / f"{png}.png")
+        self.writer.add_image(tag, pixels, step, dataformats="HWC")
+
+    def evaluation(self, split: str, report: ClassReport, probs: torch.Tensor, labels: torch.Tensor,
+                   images: np.ndarray, step: int) -> None:
+        """Confusion matrix, per-class bars, ROC, PR curves, misclassified grid, confused pairs."""
+        title = f"{split}, epoch {step}: "
+        self._figure(f"{split}/confusion_matrix", confusion_figure(report, title), step, f"{split}_confusion_matrix")
+        self._figure(f"{split}/per_class_scores", per_class_figure(report, title), step, f"{split}_per_class")
+        self._figure(f"{split}/roc", roc_figure(report, title), step, f"{split}_roc")
+        for c, name in enumerate(report.classes):
+            if report.support[c]:
+                self.writer.add_pr_curve(f"{split}_pr/{name}", labels == c, probs[:, c], step)
+        for c, name in enumerate(report.classes):
+            self.writer.add_scalar(f"{split}_auc/{name}", float(np.nan_to_num(report.auc[c])), step)
+        predicted = probs.argmax(1).numpy()
+        wrong = np.flatnonzero(predicted != labels.numpy())[:48]
+        captions = [f"{report.classes[labels[i]]}→{report.classes[predicted[i]]}" for i in wrong]
+        grid = image_grid_figure(images[wrong], captions, f"{title}misclassified (true→predicted)")
+        self._figure(f"{split}/misclassified", grid, step, f"{split}_misclassified")
+        pairs = report.most_confused(10)
+        text = "\n".join(f"| {t} → {p} | {n} |" for t, p, n in pairs) or "| none | 0 |"
+        self.writer.add_text(f"{split}/most_confused", "| true → predicted | count |\n|---|---|\n" + text, step)
+        self.scalars(split, {"macro_auc": report.summary["macro_auc"]}, step)
+
+    def augmented_batch(self, images: torch.Tensor, labels: torch.Tensor, classes: list[str], step: int) -> None:
+        """Training images as the model sees them, after augmentation."""
+        pixels = (images[:48, 0].float().clamp(0, 1) * 255).byte().cpu().numpy()
+        captions = [classes[i] for i in labels[:48].tolist()]
+        fig = image_grid_figure(pixels, captions, f"training batch after augmentation, epoch {step}")
+        self._figure("train/augmented_batch", fig, step, "train_augmented_batch")
+
+    def hparams(self, params: dict, metrics: dict[str, float | None]) -> None:
+        """One HParams entry: the run's settings against metric tags.
+
+        Values given here are logged as scalars; a None value means the tag is
+        logged elsewhere (e.g. every epoch) and the latest value is shown.
+        """
+        clean = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in params.items()}
+        for item in hparams_summary(clean, dict.fromkeys(metrics, 0.0)):
+            self.writer.file_writer.add_summary(item)
+        for tag, value in metrics.items():
+            if value is not None and not math.isnan(value):
+                self.writer.add_scalar(tag, value, 0)
+
+    def close(self) -> None:
+        self.writer.close()

@@ -1,0 +1,134 @@
+"""A complete training run: data, model, epochs, TensorBoard, figures, checkpoints, test report.
+
+``run_training`` is what ``alphabet train`` and the search framework's retrain
+call. The loop reads top to bottom: train an epoch, validate, log, checkpoint;
+at the end, report on the test split (which is never used to choose anything).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from alphabet.checkpoint import load_checkpoint, save_checkpoint
+from alphabet.config import Config, from_dict, to_dict
+from alphabet.data import LetterSet, load_splits
+from alphabet.engine import Trainer, evaluate_loss, to_input
+from alphabet.errors import UserError
+from alphabet.metrics import class_report, summary_metrics
+from alphabet.models import count_parameters
+from alphabet.reporting import RunReporter, flatten, write_json
+from alphabet.rundir import new_run_dir
+
+
+def evaluate_split(trainer: Trainer, data: LetterSet) -> tuple[dict[str, float], torch.Tensor]:
+    probs = trainer.predict(data)
+    labels = torch.from_numpy(data.labels)
+    return {"loss": evaluate_loss(probs, labels), **summary_metrics(probs, labels)}, probs
+
+
+def report_split(reporter: RunReporter, split: str, data: LetterSet, probs: torch.Tensor, step: int) -> dict:
+    report = class_report(probs, torch.from_numpy(data.labels), data.classes)
+    reporter.evaluation(split, report, probs, torch.from_numpy(data.labels), data.images, step)
+    return report.to_json()
+
+
+def preview_batch(trainer: Trainer, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Augmented training images for the figure, from their own generator so that
+    drawing them does not change the training run's random stream."""
+    from alphabet.augment import augment
+
+    gen = torch.Generator(device=trainer.device).manual_seed(epoch)
+    idx = torch.arange(min(48, len(trainer.data)), device=trainer.device)
+    return augment(to_input(trainer.data.images[idx]), trainer.config.augment, gen), trainer.data.labels[idx]
+
+
+def run_training(config: Config, resume: str | Path | None = None, log=print) -> dict:
+    """Train per ``config`` (or continue the run in ``resume``); returns the final metrics."""
+    start = time.time()
+    if resume is not None:
+        run_dir = Path(resume)
+        payload = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+        config = from_dict(payload["config"], f"{run_dir}/checkpoints/last.pt: config")
+    else:
+        run_dir = new_run_dir(config.log.out_dir, config.log.name)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+        payload = None
+
+    splits = load_splits(config.data)
+    trainer = Trainer(config, splits.train)
+    best = {"epoch": 0, "val_balanced_accuracy": -1.0}
+    if payload is not None:
+        if payload["classes"] != trainer.classes:
+            raise UserError(f"{run_dir}: checkpoint classes differ from the data's; expected "
+                            f"{''.join(payload['classes'])}")
+        trainer.load_state_dict(payload["trainer"])
+        best = payload["extra"].get("best", best)
+        log(f"resuming {run_dir} after epoch {trainer.epoch}")
+    t = config.train
+    reporter = RunReporter(run_dir, purge_step=trainer.epoch + 1 if payload else None)
+    progress = {"on": True, "off": False}.get(config.log.progress, sys.stderr.isatty())
+    sizes = f"{len(splits.train)} train / {len(splits.val) if splits.val else 0} val / {len(splits.test)} test"
+    log(f"run {run_dir}: {len(trainer.classes)} classes, {sizes}, {count_parameters(trainer.model):,} "
+        f"parameters, device {trainer.device}")
+    log(f"tensorboard --logdir {run_dir}")
+
+    train_metrics: dict[str, float] = {}
+    val_metrics: dict[str, float] = {}
+    ckpt_dir = run_dir / "checkpoints"
+    while trainer.epoch < t.epochs:
+        tick = time.time()
+        train_metrics = trainer.train_epoch(progress)
+        epoch = trainer.epoch
+        reporter.scalars("train", {**train_metrics, "lr": trainer.lr, "epoch_seconds": time.time() - tick}, epoch)
+        due = epoch % config.log.figures_every == 0 or epoch == t.epochs
+        if splits.val is not None:
+            val_metrics, val_probs = evaluate_split(trainer, splits.val)
+            reporter.scalars("val", val_metrics, epoch)
+            if due:
+                report_split(reporter, "val", splits.val, val_probs, epoch)
+        if due:
+            reporter.augmented_batch(*preview_batch(trainer, epoch), trainer.classes, epoch)
+        state = trainer.state_dict()
+        improved = val_metrics.get("balanced_accuracy", -1.0) > best["val_balanced_accuracy"]
+        if improved:
+            best = {"epoch": epoch, "val_balanced_accuracy": val_metrics["balanced_accuracy"]}
+        extra = {"best": best}
+        if improved:
+            save_checkpoint(ckpt_dir / "best.pt", config, trainer.classes, state, extra)
+        if epoch % config.log.checkpoint_every == 0:
+            save_checkpoint(ckpt_dir / f"epoch_{epoch:04d}.pt", config, trainer.classes, state, extra)
+        save_checkpoint(ckpt_dir / "last.pt", config, trainer.classes, state, extra)
+        reporter.writer.flush()
+        shown = f" val bal-acc {val_metrics['balanced_accuracy']:.4f}" if val_metrics else ""
+        log(f"epoch {epoch}/{t.epochs} loss {train_metrics['loss']:.4f} train acc "
+            f"{train_metrics['accuracy']:.4f}{shown} ({time.time() - tick:.1f}s)")
+
+    # The test split is evaluated once, on the final weights, and never chooses anything.
+    test_metrics, test_probs = evaluate_split(trainer, splits.test)
+    test_report = report_split(reporter, "test", splits.test, test_probs, trainer.epoch)
+    result = {
+        "run_dir": str(run_dir),
+        "epochs": trainer.epoch,
+        "parameters": count_parameters(trainer.model),
+        "classes": trainer.classes,
+        "sizes": {"train": len(splits.train), "val": len(splits.val) if splits.val else 0, "test": len(splits.test)},
+        "train": train_metrics,
+        "val": val_metrics,
+        "best": best,
+        "test": {"loss": test_metrics["loss"], **test_report},
+        "wall_seconds_this_session": round(time.time() - start, 1),
+    }
+    finals = {f"final/test_{k}": v for k, v in test_report.items() if isinstance(v, float)}
+    finals.update({f"final/val_{k}": v for k, v in val_metrics.items()})
+    reporter.hparams(flatten(to_dict(config)), finals)
+    reporter.close()
+    write_json(run_dir / "metrics.json", result)
+    log(f"test: balanced accuracy {test_report['balanced_accuracy']:.4f}, accuracy {test_report['accuracy']:.4f}, "
+        f"macro F1 {test_report['macro_f1']:.4f}, macro AUC {test_report['macro_auc']:.4f}")
+    log(f"wrote {run_dir / 'metrics.json'} and figures in {run_dir / 'figures'}")
+    return result

@@ -1,0 +1,1 @@
+"""The search framework: Ray Tune + Optuna + ASHA over the alphabet library."""

@@ -1,0 +1,76 @@
+"""The search commands of the ``alphabet`` CLI: search, trials, retrain.
+
+Ray is imported only when one of these commands runs, so ``alphabet train``
+and friends start fast and work without a cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from alphabet.errors import UserError
+
+SMOKE_TEST = ["search.num_samples=4", "search.max_concurrent=2", "asha.max_t=2", "asha.grace_period=1",
+              "config.data.synthetic_size=1040", "config.data.synthetic_test_size=260",
+              "config.model.width=8", "config.model.classifier_width=32", "config.model.stages=2"]
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from search.experiment import load_experiment
+    from search.runner import run_search
+
+    if args.resume:
+        if args.experiment or args.set:
+            raise UserError("--resume: expected no EXPERIMENT or --set; a resumed search keeps its experiment")
+        run_search(None, address=args.address, resume=args.resume)
+        return 0
+    if not args.experiment:
+        raise UserError("search: expected EXPERIMENT.yaml (or --resume RUN_DIR)")
+    overrides = (SMOKE_TEST if args.smoke_test else []) + list(args.set)
+    run_search(load_experiment(args.experiment, overrides), address=args.address)
+    return 0
+
+
+def cmd_trials(args: argparse.Namespace) -> int:
+    from search.results import load_trials, trials_table
+    from search.runner import load_saved_experiment
+    from search.storage import RunLocation
+
+    location = RunLocation.parse(args.run_dir)
+    experiment = load_saved_experiment(location)
+    print(trials_table(load_trials(location, experiment), experiment.search.metric))
+    return 0
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from search.retrain import retrain
+
+    if bool(args.target) == bool(args.resume):
+        raise UserError("retrain: expected RUN_DIR or best.yaml, or --resume RETRAIN_DIR (one of them)")
+    if args.smoke_test:
+        args.epochs = 1
+    retrain(args.target, args.epochs, args.set, args.resume)
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("search", help="hyperparameter search with Ray Tune, Optuna and ASHA")
+    p.add_argument("experiment", nargs="?", help="experiment YAML (see experiments/)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override an experiment key, e.g. --set search.num_samples=50")
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted search")
+    p.add_argument("--smoke-test", action="store_true", help="a tiny search, to check the set-up")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("trials", help="the trial table of a search, best first")
+    p.add_argument("run_dir")
+    p.set_defaults(func=cmd_trials)
+
+    p = sub.add_parser("retrain", help="retrain a search's best configuration on train+val, report on test")
+    p.add_argument("target", nargs="?", metavar="RUN_DIR|best.yaml")
+    p.add_argument("--epochs", type=int, help="default: the experiment's retrain.epochs (500)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a training setting")
+    p.add_argument("--resume", metavar="RETRAIN_DIR", help="continue an interrupted retrain")
+    p.add_argument("--smoke-test", action="store_true", help="retrain for one epoch")
+    p.set_defaults(func=cmd_retrain)

@@ -1,0 +1,244 @@
+"""Experiment files: fixed training settings, a search space, budget, resources and schedule.
+
+An experiment YAML has these sections (all but ``space`` optional)::
+
+    config:     the fixed alphabet settings, as in an ``alphabet train`` YAML
+    space:      {dotted.key: {type: loguniform|uniform|int|choice, ...}}
+    search:     metric, num_samples, time_budget_s, max_concurrent, seed
+    asha:       max_t (epochs), grace_period, reduction_factor
+    resources:  cpus_per_trial, gpus_per_trial ("auto" = from the hardware found)
+    storage:    path (local dir, NFS path or s3:// / gs:// URI), name
+    retrain:    epochs
+
+Every key is checked; a mistake is one UserError line naming file and key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alphabet.config import Config, from_dict, merge, nest, parse_overrides, read_yaml, to_dict, valid_keys
+from alphabet.errors import UserError
+from alphabet.rundir import check_name
+
+METRICS = {  # name reported to Tune -> optimisation mode
+    "val_balanced_accuracy": "max",
+    "val_accuracy": "max",
+    "val_macro_f1": "max",
+    "val_loss": "min",
+}
+DISTRIBUTIONS = {
+    "loguniform": {"low", "high"},
+    "uniform": {"low", "high", "step"},
+    "int": {"low", "high", "step", "log"},
+    "choice": {"values"},
+}
+
+
+@dataclass
+class ParamSpec:
+    """One searched setting. ``step`` quantises; ``when`` makes it conditional."""
+
+    key: str  # dotted alphabet config key, e.g. "train.lr"
+    type: str
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    log: bool = False
+    values: list | None = None
+    when: dict[str, list] = field(default_factory=dict)  # {"train.optimizer": ["sgd"]}
+
+
+@dataclass
+class SearchSettings:
+    metric: str = "val_balanced_accuracy"
+    num_samples: int = 20
+    time_budget_s: float | None = None
+    max_concurrent: int | None = None  # default: as many as the resources allow
+    seed: int = 0  # Optuna sampler seed
+    searcher: str = "optuna"  # optuna | random (random + FIFO is the benchmark baseline)
+    scheduler: str = "asha"  # asha | fifo
+
+
+@dataclass
+class AshaSettings:
+    max_t: int = 20  # epochs a trial runs at most
+    grace_period: int = 2
+    reduction_factor: float = 3.0
+
+
+@dataclass
+class Resources:
+    cpus_per_trial: float | None = None  # None ("auto"): 1, or more with a GPU
+    gpus_per_trial: float | None = None  # None ("auto"): a share of one GPU when there is one
+    max_failures: int = 2  # retries of a trial whose worker died, from its last checkpoint
+
+
+@dataclass
+class Storage:
+    path: str = "runs/search"
+    name: str | None = None  # default: the experiment file's stem
+    keep_checkpoints: int = 2  # per trial, to bound disk use
+
+
+@dataclass
+class Experiment:
+    config: Config
+    space: list[ParamSpec]
+    search: SearchSettings = field(default_factory=SearchSettings)
+    asha: AshaSettings = field(default_factory=AshaSettings)
+    resources: Resources = field(default_factory=Resources)
+    storage: Storage = field(default_factory=Storage)
+    retrain_epochs: int = 500
+    source: str = "experiment"  # the file it came from, for messages
+
+    @property
+    def mode(self) -> str:
+        return METRICS[self.search.metric]
+
+    def to_dict(self) -> dict:
+        """Plain data that ``experiment_from_dict`` reads back (saved as RUN_DIR/experiment.yaml)."""
+        space = {}
+        for p in self.space:
+            spec = {"type": p.type}
+            for name in ("low", "high", "step", "values"):
+                if getattr(p, name) is not None:
+                    spec[name] = getattr(p, name)
+            if p.log:
+                spec["log"] = True
+            if p.when:
+                spec["when"] = p.when
+            space[p.key] = spec
+        return {
+            "config": to_dict(self.config),
+            "space": space,
+            "search": dataclasses.asdict(self.search),
+            "asha": dataclasses.asdict(self.asha),
+            "resources": dataclasses.asdict(self.resources),
+            "storage": dataclasses.asdict(self.storage),
+            "retrain": {"epochs": self.retrain_epochs},
+        }
+
+
+SECTIONS = ("config", "space", "search", "asha", "resources", "storage", "retrain")
+
+
+def _settings(cls: type, raw: Any, origin: str, section: str) -> Any:
+    """A settings dataclass from a mapping, reusing alphabet's strict checking."""
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{origin}: {section}: expected a mapping, got {raw!r}")
+    cleaned = {k: (None if v == "auto" else v) for k, v in raw.items()}
+    return from_dict(cleaned, origin, cls, section + ".")
+
+
+def _param(key: str, raw: Any, origin: str, params: set[str]) -> ParamSpec:
+    where = f"{origin}: space.{key}"
+    if key not in params:
+        raise UserError(f"{where}: unknown setting; expected one of {', '.join(params)}")
+    if not isinstance(raw, dict) or raw.get("type") not in DISTRIBUTIONS:
+        raise UserError(f"{where}: expected a mapping with type one of {', '.join(DISTRIBUTIONS)}")
+    kind = raw["type"]
+    extra = set(raw) - DISTRIBUTIONS[kind] - {"type", "when"}
+    if extra:
+        raise UserError(f"{where}: unknown key {sorted(extra)[0]!r} for type {kind}; expected "
+                        f"{', '.join(sorted(DISTRIBUTIONS[kind] | {'when'}))}")
+    spec = ParamSpec(key=key, type=kind, step=raw.get("step"), log=bool(raw.get("log", False)))
+    if kind == "choice":
+        values = raw.get("values")
+        if not isinstance(values, list) or not values:
+            raise UserError(f"{where}: values: expected a non-empty list, got {values!r}")
+        spec.values = values
+    else:
+        low, high = raw.get("low"), raw.get("high")
+        for name, value in (("low", low), ("high", high), ("step", spec.step)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise UserError(f"{where}: {name}: expected a number, got {value!r}")
+        if low is None or high is None:
+            raise UserError(f"{where}: expected both low and high")
+        if low >= high:
+            raise UserError(f"{where}: expected low < high, got low={low} high={high}")
+        if kind == "loguniform" and low <= 0:
+            raise UserError(f"{where}: low: expected a value > 0 for loguniform, got {low}")
+        if kind == "int" and not (isinstance(low, int) and isinstance(high, int)):
+            raise UserError(f"{where}: expected integer low and high for type int")
+        if spec.step is not None and spec.step <= 0:
+            raise UserError(f"{where}: step: expected a value > 0, got {spec.step}")
+        spec.low, spec.high = low, high
+    when = raw.get("when") or {}
+    if not isinstance(when, dict):
+        raise UserError(f"{where}: when: expected a mapping like {{train.optimizer: sgd}}, got {when!r}")
+    spec.when = {k: (v if isinstance(v, list) else [v]) for k, v in when.items()}
+    return spec
+
+
+def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = None) -> Experiment:
+    if not isinstance(raw, dict):
+        raise UserError(f"{origin}: top level: expected a mapping with sections {', '.join(SECTIONS)}")
+    if overrides:
+        raw = merge(raw, parse_overrides(overrides))
+    unknown = set(raw) - set(SECTIONS)
+    if unknown:
+        raise UserError(f"{origin}: unknown key '{sorted(unknown)[0]}'; valid sections: {', '.join(SECTIONS)}")
+    config = from_dict(raw.get("config") or {}, origin, Config, "config.")
+    space_raw = raw.get("space") or {}
+    if not isinstance(space_raw, dict) or not space_raw:
+        raise UserError(f"{origin}: space: expected a mapping of at least one setting to its distribution")
+    params = set(valid_keys(Config)) - {k for k in valid_keys(Config) if k.startswith(("log.", "data."))}
+    space = [_param(str(k), v, origin, params) for k, v in space_raw.items()]
+    searched = {p.key for p in space}
+    for p in space:
+        for k in p.when:
+            if k not in searched:
+                raise UserError(f"{origin}: space.{p.key}.when: {k!r} is not a searched setting")
+    search = _settings(SearchSettings, raw.get("search"), origin, "search")
+    if search.metric not in METRICS:
+        raise UserError(f"{origin}: search.metric: expected one of {', '.join(METRICS)} (validation only), "
+                        f"got {search.metric!r}")
+    for name, value in (("num_samples", search.num_samples), ("max_concurrent", search.max_concurrent),
+                        ("time_budget_s", search.time_budget_s)):
+        if value is not None and value <= 0:
+            raise UserError(f"{origin}: search.{name}: expected a value > 0, got {value}")
+    if search.searcher not in ("optuna", "random") or search.scheduler not in ("asha", "fifo"):
+        raise UserError(f"{origin}: search: expected searcher optuna|random and scheduler asha|fifo")
+    asha = _settings(AshaSettings, raw.get("asha"), origin, "asha")
+    if asha.max_t < 1 or not 1 <= asha.grace_period <= asha.max_t or asha.reduction_factor <= 1:
+        raise UserError(f"{origin}: asha: expected max_t >= 1, 1 <= grace_period <= max_t and "
+                        f"reduction_factor > 1, got {dataclasses.asdict(asha)}")
+    resources = _settings(Resources, raw.get("resources"), origin, "resources")
+    for name in ("cpus_per_trial", "gpus_per_trial"):
+        value = getattr(resources, name)
+        if value is not None and (value < 0 or (name == "cpus_per_trial" and value == 0)):
+            raise UserError(f"{origin}: resources.{name}: expected a positive number or auto, got {value}")
+    if resources.gpus_per_trial and resources.gpus_per_trial > 1 and resources.gpus_per_trial % 1:
+        raise UserError(f"{origin}: resources.gpus_per_trial: expected a fraction <= 1 or a whole number, "
+                        f"got {resources.gpus_per_trial}")
+    storage = _settings(Storage, raw.get("storage"), origin, "storage")
+    if storage.name is not None:
+        check_name(storage.name, f"{origin}: storage.name")
+    if storage.keep_checkpoints < 1:
+        raise UserError(f"{origin}: storage.keep_checkpoints: expected a value >= 1, got {storage.keep_checkpoints}")
+    retrain = raw.get("retrain") or {}
+    if not isinstance(retrain, dict) or set(retrain) - {"epochs"}:
+        raise UserError(f"{origin}: retrain: expected a mapping with the key epochs")
+    epochs = retrain.get("epochs", 500)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise UserError(f"{origin}: retrain.epochs: expected a positive integer, got {epochs!r}")
+    # Every trial runs the full ASHA horizon; the schedule is laid out over it.
+    config.train.epochs = asha.max_t
+    return Experiment(config, space, search, asha, resources, storage, epochs, origin)
+
+
+def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Experiment:
+    experiment = experiment_from_dict(read_yaml(path), str(path), overrides)
+    if experiment.storage.name is None:
+        experiment.storage.name = check_name(Path(path).stem, f"{path}: storage.name")
+    return experiment
+
+
+def trial_config(experiment: Experiment, params: dict[str, Any]) -> Config:
+    """The alphabet config of one trial: the fixed settings with the sampled ones applied."""
+    return from_dict(merge(to_dict(experiment.config), nest(params)), f"{experiment.source}: trial")

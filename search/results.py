@@ -1,0 +1,211 @@
+"""What a search found: the trial table, best.yaml, and a summary as text and PNG."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from alphabet.config import to_dict
+from alphabet.errors import UserError
+from search.experiment import Experiment, trial_config
+from search.storage import RunLocation
+
+BEST_FILE = "best.yaml"
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass
+class TrialRow:
+    trial_id: str
+    status: str  # completed | pruned | error | unfinished
+    params: dict
+    best: float  # best value of the search metric over its epochs
+    best_epoch: int
+    epochs: int
+    seconds: float
+    history: list[float] = field(default_factory=list, repr=False)
+    node: str = ""
+
+
+def load_trials(location: RunLocation, experiment: Experiment) -> list[TrialRow]:
+    """Every trial of the search, from Tune's saved experiment state and result files."""
+    from ray.tune import ExperimentAnalysis
+
+    metric, mode = experiment.search.metric, experiment.mode
+    try:
+        analysis = ExperimentAnalysis(location.uri, default_metric=metric, default_mode=mode)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        raise UserError(f"{location.uri}: no readable Tune experiment state ({type(e).__name__})") from None
+    frames = analysis.trial_dataframes
+    rows = []
+    for trial in analysis.trials:
+        frame = frames.get(trial.trial_id)
+        history = list(frame[metric]) if frame is not None and metric in frame else []
+        if not history and trial.last_result.get(metric) is not None:
+            history = [trial.last_result[metric]]
+        epochs = int(trial.last_result.get("training_iteration", len(history)) or 0)
+        if history:
+            pick = int(np.argmax(history) if mode == "max" else np.argmin(history))
+            best, best_epoch = float(history[pick]), pick + 1
+        else:
+            best, best_epoch = math.nan, 0
+        if trial.status == "ERROR":
+            status = "error"
+        elif trial.status == "TERMINATED":
+            status = "completed" if epochs >= experiment.asha.max_t else "pruned"
+        else:
+            status = "unfinished"
+        rows.append(TrialRow(trial.trial_id, status, dict(trial.config), best, best_epoch, epochs,
+                             float(trial.last_result.get("time_total_s", 0.0) or 0.0), history,
+                             str(trial.last_result.get("node_ip", ""))))
+    sign = -1 if mode == "max" else 1
+    return sorted(rows, key=lambda r: (math.isnan(r.best), sign * (0 if math.isnan(r.best) else r.best)))
+
+
+def trials_table(rows: list[TrialRow], metric: str) -> str:
+    keys = sorted({k for r in rows for k in r.params})
+    short = [k.split(".")[-1] for k in keys]
+    header = ["trial", "status", f"best {metric}", "epoch", "epochs"] + short
+    lines = []
+    for r in rows:
+        values = [_fmt(r.params.get(k, "-")) for k in keys]
+        lines.append([r.trial_id, r.status, _fmt(r.best), str(r.best_epoch), str(r.epochs)] + values)
+    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False))]
+    out += ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=False)) for line in lines]
+    return "\n".join(out)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def rung_stops(rows: list[TrialRow]) -> dict[int, int]:
+    """How many trials stopped after each number of epochs (ASHA's rungs)."""
+    stops: dict[int, int] = {}
+    for r in rows:
+        if r.status == "pruned":
+            stops[r.epochs] = stops.get(r.epochs, 0) + 1
+    return dict(sorted(stops.items()))
+
+
+def disk_usage(path: Path) -> int:
+    try:
+        out = subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True, check=True).stdout
+        return int(out.split()[0])
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def importances(location: RunLocation, experiment: Experiment) -> tuple[dict[str, float], str]:
+    """Optuna's parameter importances over the completed trials, or why there are none."""
+    import optuna
+
+    try:
+        study = optuna.load_study(study_name=experiment.storage.name, storage=location.optuna_storage())
+        return optuna.importance.get_param_importances(study), ""
+    except Exception as e:  # noqa: BLE001 - too few or too uniform trials is normal in small searches
+        return {}, f"not available ({type(e).__name__}: {str(e).splitlines()[0][:100]})"
+
+
+def write_results(location: RunLocation, experiment: Experiment, log=print) -> dict:
+    """best.yaml, trials.csv, summary.json/.txt/.png in RUN_DIR; returns the summary."""
+    rows = load_trials(location, experiment)
+    scored = [r for r in rows if not math.isnan(r.best)]
+    if not scored:
+        raise UserError(f"{location.uri}: no trial reported {experiment.search.metric}; nothing to export")
+    best = scored[0]
+    config = trial_config(experiment, best.params)
+    metric = experiment.search.metric
+    header = (f"# Best trial {best.trial_id} of the search in {location.uri}:\n"
+              f"# {metric} {best.best:.4f} at epoch {best.best_epoch} of {best.epochs}.\n"
+              f"# Retrain it with: alphabet retrain {location.uri}\n")
+    location.write_text(BEST_FILE, header + yaml.safe_dump(to_dict(config), sort_keys=False))
+    imp, why = importances(location, experiment)
+    counts = {s: sum(r.status == s for r in rows) for s in ("completed", "pruned", "error", "unfinished")}
+    summary = {
+        "run_dir": location.uri,
+        "metric": metric,
+        "mode": experiment.mode,
+        "best": {"trial_id": best.trial_id, "value": best.best, "epoch": best.best_epoch, "params": best.params},
+        "trials": counts,
+        "rung_stops": {str(k): v for k, v in rung_stops(rows).items()},
+        "trial_epochs": sum(r.epochs for r in rows),
+        "trial_seconds": round(sum(r.seconds for r in rows), 1),
+        "importances": imp,
+        "importances_note": why,
+        "disk_bytes": disk_usage(location.path) if not location.remote else None,
+    }
+    location.write_text(SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+    location.write_text("trials.txt", trials_table(rows, metric) + "\n")
+    text = summary_text(summary)
+    location.write_text("summary.txt", text + "\n")
+    summary_png(rows, summary, location.path / "summary.png")
+    log(text)
+    return summary
+
+
+def summary_text(summary: dict) -> str:
+    b = summary["best"]
+    t = summary["trials"]
+    lines = [
+        f"best {summary['metric']}: {b['value']:.4f} (trial {b['trial_id']}, epoch {b['epoch']})",
+        "  " + ", ".join(f"{k}={_fmt(v)}" for k, v in b["params"].items()),
+        f"trials: {t['completed']} completed, {t['pruned']} pruned, {t['error']} errors, "
+        f"{t['unfinished']} unfinished",
+        "ASHA stops by epochs run: " + (", ".join(f"{k}: {v}" for k, v in summary["rung_stops"].items()) or "none"),
+        f"compute: {summary['trial_epochs']} trial-epochs, {summary['trial_seconds']:.0f} trial-seconds",
+    ]
+    if summary["disk_bytes"] is not None:
+        lines.append(f"disk: {summary['disk_bytes'] / 2**20:.1f} MiB in {summary['run_dir']}")
+    if summary["importances"]:
+        lines.append("importances: " + ", ".join(f"{k} {v:.2f}" for k, v in summary["importances"].items()))
+    else:
+        lines.append(f"importances: {summary['importances_note']}")
+    return "\n".join(lines)
+
+
+def summary_png(rows: list[TrialRow], summary: dict, path: Path) -> None:
+    from alphabet.figures import plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    # Best so far against trial-epochs spent, in the order trials are listed by Tune (start order).
+    ordered = sorted(rows, key=lambda r: r.trial_id)
+    spent, best_so_far, total, best = [], [], 0, -math.inf if summary["mode"] == "max" else math.inf
+    better = max if summary["mode"] == "max" else min
+    for r in ordered:
+        for value in r.history:
+            total += 1
+            best = better(best, value)
+            spent.append(total)
+            best_so_far.append(best)
+    axes[0].plot(spent, best_so_far)
+    axes[0].set_xlabel("trial-epochs spent")
+    axes[0].set_ylabel(f"best {summary['metric']}")
+    imp = summary["importances"]
+    axes[1].barh(list(imp)[::-1], list(imp.values())[::-1])
+    axes[1].set_title("Optuna parameter importances" if imp else "importances: too few complete trials")
+    stops = summary["rung_stops"]
+    axes[2].bar([str(k) for k in stops], list(stops.values()))
+    axes[2].set_xlabel("epochs run before ASHA stopped the trial")
+    axes[2].set_ylabel("trials")
+    fig.suptitle(f"search {Path(summary['run_dir']).name}: {summary['trial_epochs']} trial-epochs")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def read_summary(run_dir: Path) -> dict | None:
+    file = run_dir / SUMMARY_FILE
+    return json.loads(file.read_text()) if file.is_file() else None
+
+

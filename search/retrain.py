@@ -1,0 +1,84 @@
+"""Retrain the best configuration on train + validation for the full epochs, then report on test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alphabet.config import load_config, parse_overrides
+from alphabet.errors import UserError
+from alphabet.train import run_training
+from search.results import BEST_FILE, read_summary
+from search.runner import EXPERIMENT_FILE, load_saved_experiment
+from search.storage import RunLocation
+
+
+def _locate(target: str) -> tuple[Path, Path | None]:
+    """(best.yaml, the search's RUN_DIR if known) from a RUN_DIR or a best.yaml path."""
+    path = Path(target)
+    if path.is_dir():
+        best = path / BEST_FILE
+        if not best.is_file():
+            raise UserError(f"{path}: no {BEST_FILE}; expected a finished search's RUN_DIR or a best.yaml file")
+        return best, path
+    if not path.is_file():
+        raise UserError(f"{path}: not found; expected a search RUN_DIR or a best.yaml file")
+    return path, path.parent if (path.parent / EXPERIMENT_FILE).is_file() else None
+
+
+def unique_name(parent: Path, stem: str) -> str:
+    name, n = stem, 1
+    while (parent / name).exists():
+        n += 1
+        name = f"{stem}-{n}"
+    return name
+
+
+def retrain(target: str | None, epochs: int | None = None, overrides: list[str] | None = None,
+            resume: str | None = None, log=print) -> dict:
+    if resume:
+        result = run_training(None, resume=resume, log=log)
+        run_dir = Path(resume)
+        search_dir = run_dir.parent if (run_dir.parent / EXPERIMENT_FILE).is_file() else None
+    else:
+        best, search_dir = _locate(target)
+        if epochs is None:
+            epochs = load_saved_experiment(RunLocation.parse(str(search_dir))).retrain_epochs if search_dir else 500
+        if epochs < 1:
+            raise UserError(f"--epochs: expected a positive integer, got {epochs}")
+        parent = search_dir or best.parent
+        every = max(1, epochs // 20)  # about 20 figure sets and numbered checkpoints per run
+        fixed = [f"train.epochs={epochs}", "data.val_fraction=0", f"log.out_dir={parent}",
+                 f"log.name={unique_name(parent, 'retrain')}", f"log.figures_every={every}",
+                 f"log.checkpoint_every={every}"]
+        parse_overrides(overrides or [])  # reject malformed ones before any work
+        config = load_config(best, fixed + list(overrides or []))
+        result = run_training(config, log=log)
+    write_report(Path(result["run_dir"]), result, search_dir)
+    return result
+
+
+def write_report(run_dir: Path, result: dict, search_dir: Path | None) -> Path:
+    """A Markdown summary: test metrics beside the search's validation figure."""
+    test = result["test"]
+    summary = read_summary(search_dir) if search_dir else None
+    lines = [f"# Retrain report: {run_dir.name}", ""]
+    lines.append(f"- epochs: {result['epochs']}, parameters: {result['parameters']:,}, "
+                 f"train images: {result['sizes']['train']} (train + validation), test images: "
+                 f"{result['sizes']['test']}")
+    if summary:
+        lines.append(f"- search ({search_dir}): best {summary['metric']} {summary['best']['value']:.4f} "
+                     f"(trial {summary['best']['trial_id']}, epoch {summary['best']['epoch']})")
+    lines += ["", "| metric | test |", "|---|---|"]
+    for key in ("balanced_accuracy", "accuracy", "macro_f1", "macro_precision", "macro_auc"):
+        lines.append(f"| {key} | {test[key]:.4f} |")
+    worst = sorted(test["per_class"].items(), key=lambda kv: kv[1]["f1"])[:5]
+    lines += ["", "Weakest classes (F1): " + ", ".join(f"{c} {v['f1']:.3f}" for c, v in worst)]
+    pairs = ", ".join(f"{p['true']}→{p['predicted']} ({p['count']})" for p in test["most_confused"][:5])
+    lines += [f"Most confused: {pairs or 'none'}", ""]
+    for name in ("confusion_matrix", "per_class", "roc", "misclassified"):
+        lines.append(f"![{name}](figures/test_{name}.png)")
+    if search_dir and (search_dir / "summary.png").is_file():
+        lines.append(f"![search]({Path('..') / 'summary.png'})")
+    path = run_dir / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

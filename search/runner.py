@@ -1,0 +1,148 @@
+"""Launch or resume a search: Ray Tune + OptunaSearch + ASHA over the alphabet CNN.
+
+Ray runs embedded by default, or joins a cluster given ``--address`` (or
+``RAY_ADDRESS``). The Tune experiment lives in ``RUN_DIR`` =
+``storage.path/storage.name``, next to the Optuna study (SQLite) and, at the
+end, ``best.yaml``, ``trials.csv`` and the search summary.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import yaml
+
+from alphabet.data import load_splits
+from alphabet.errors import UserError
+from search.experiment import Experiment, experiment_from_dict
+from search.storage import RunLocation, locate_new_run
+
+EXPERIMENT_FILE = "experiment.yaml"
+# A GPU share per trial when the experiment says "auto". Not yet measured on a GPU
+# (see docs/BENCHMARKS.md): a small CNN leaves a whole GPU mostly idle, so share it.
+AUTO_TRIALS_PER_GPU = 4
+
+
+def per_trial_resources(experiment: Experiment, cluster: dict) -> dict[str, float]:
+    """CPUs and GPUs each trial asks for; "auto" is derived from what the cluster has."""
+    res = experiment.resources
+    gpus_total = cluster.get("GPU", 0)
+    gpu = res.gpus_per_trial if res.gpus_per_trial is not None else (1 / AUTO_TRIALS_PER_GPU if gpus_total else 0)
+    cpu = res.cpus_per_trial if res.cpus_per_trial is not None else 1
+    if cpu > cluster.get("CPU", 0) or gpu > gpus_total:
+        raise UserError(f"{experiment.source}: resources: a trial asks for {cpu} CPU and {gpu} GPU, but the "
+                        f"cluster has {cluster.get('CPU', 0):g} CPU and {gpus_total:g} GPU")
+    return {"cpu": cpu, "gpu": gpu}
+
+
+def start_ray(address: str | None) -> dict:
+    """Join the cluster at ``address`` (or RAY_ADDRESS), else start one here. Returns its resources."""
+    import ray
+
+    address = address or os.environ.get("RAY_ADDRESS")
+    if ray.is_initialized():
+        return ray.cluster_resources()
+    try:
+        # The dashboard stays off: nothing should listen beyond loopback by default.
+        ray.init(address=address, include_dashboard=False, configure_logging=True, logging_level="WARNING",
+                 log_to_driver=True)
+    except ConnectionError as e:
+        raise UserError(f"--address: could not connect to a Ray cluster at {address!r} ({e})") from None
+    return ray.cluster_resources()
+
+
+def save_experiment(experiment: Experiment, location: RunLocation) -> None:
+    location.write_text(EXPERIMENT_FILE, yaml.safe_dump(experiment.to_dict(), sort_keys=False))
+
+
+def load_saved_experiment(location: RunLocation) -> Experiment:
+    text = location.read_text(EXPERIMENT_FILE)
+    if text is None:
+        raise UserError(f"{location.uri}: not a search run directory; expected {EXPERIMENT_FILE} in it")
+    experiment = experiment_from_dict(yaml.safe_load(text), f"{location.uri}/{EXPERIMENT_FILE}")
+    return experiment
+
+
+def build_searcher(experiment: Experiment, location: RunLocation):
+    import optuna
+    from ray.tune.search import ConcurrencyLimiter
+
+    from search.space import DefineSpace, PruningOptunaSearch
+
+    s = experiment.search
+    sampler = (optuna.samplers.TPESampler(seed=s.seed) if s.searcher == "optuna"
+               else optuna.samplers.RandomSampler(seed=s.seed))
+    searcher = PruningOptunaSearch(
+        space=DefineSpace(experiment.space), metric=s.metric, mode=experiment.mode, sampler=sampler,
+        study_name=experiment.storage.name, storage=location.optuna_storage(), max_t=experiment.asha.max_t)
+    return ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent) if s.max_concurrent else searcher
+
+
+def build_scheduler(experiment: Experiment):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if experiment.search.scheduler == "fifo":
+        return FIFOScheduler()
+    a = experiment.asha
+    return ASHAScheduler(time_attr="training_iteration", max_t=a.max_t, grace_period=a.grace_period,
+                         reduction_factor=a.reduction_factor)
+
+
+def run_search(experiment: Experiment | None, address: str | None = None, resume: str | None = None,
+               log=print) -> RunLocation:
+    """Run (or resume) a search to its end; returns where it lives."""
+    # Our own TensorBoard files per trial replace Ray's, so one HParams view is not doubled.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # Save the experiment state often: a killed driver then loses little on --resume.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    from search.trainable import train_trial
+
+    if resume:
+        location = RunLocation.parse(resume)
+        experiment = load_saved_experiment(location)
+    else:
+        location = locate_new_run(experiment.storage.path, experiment.storage.name, log)
+    started = time.time()
+    splits = load_splits(experiment.config.data)  # once, in the driver; trials get it from the object store
+    if splits.val is None:
+        raise UserError(f"{experiment.source}: config.data.val_fraction: expected > 0; a search chooses by "
+                        "validation, never by the test split")
+    cluster = start_ray(address)
+    res = per_trial_resources(experiment, cluster)
+    trainable = tune.with_resources(tune.with_parameters(train_trial, experiment=experiment, splits=splits), res)
+    log(f"search {location.uri}: {len(splits.train)} train / {len(splits.val)} val images, "
+        f"{res['cpu']:g} CPU + {res['gpu']:g} GPU per trial, cluster {cluster.get('CPU', 0):g} CPU "
+        f"{cluster.get('GPU', 0):g} GPU")
+    log(f"tensorboard --logdir {location.uri}")
+    if resume:
+        if not tune.Tuner.can_restore(location.uri):
+            raise UserError(f"{location.uri}: no Tune experiment state to resume from")
+        tuner = tune.Tuner.restore(location.uri, trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        save_experiment(experiment, location)
+        s = experiment.search
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(metric=s.metric, mode=experiment.mode, search_alg=build_searcher(
+                experiment, location), scheduler=build_scheduler(experiment), num_samples=s.num_samples,
+                time_budget_s=s.time_budget_s),
+            run_config=tune.RunConfig(
+                name=location.name, storage_path=location.parent_uri,
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=experiment.storage.keep_checkpoints),
+                failure_config=tune.FailureConfig(max_failures=experiment.resources.max_failures),
+                sync_config=tune.SyncConfig(sync_artifacts=True),
+                callbacks=[JsonLoggerCallback(), CSVLoggerCallback()], verbose=1),
+        )
+    grid = tuner.fit()
+    errors = [r for r in grid if r.error]
+    log(f"search finished in {time.time() - started:.0f}s: {len(grid)} trials, {len(errors)} with errors")
+    from search.results import write_results
+
+    write_results(location, experiment, log)
+    log(f"tensorboard --logdir {location.uri}")
+    return location

@@ -1,0 +1,59 @@
+"""The search space as an Optuna define-by-run function, and the searcher that uses it.
+
+Define-by-run lets a setting depend on another (momentum only for SGD). The
+searcher also tells Optuna every epoch's value, and marks trials that ASHA
+stopped early as PRUNED rather than COMPLETE.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from ray.tune.search.optuna import OptunaSearch
+
+from search.experiment import ParamSpec
+
+
+class DefineSpace:
+    """Callable ``space(trial)`` for OptunaSearch; a class so the searcher can be pickled."""
+
+    def __init__(self, params: list[ParamSpec]) -> None:
+        self.params = params
+
+    def __call__(self, trial: optuna.Trial) -> None:
+        chosen: dict[str, Any] = {}
+        for p in self.params:
+            if any(chosen.get(k) not in allowed for k, allowed in p.when.items()):
+                continue  # a conditional setting whose condition does not hold
+            if p.type == "choice":
+                chosen[p.key] = trial.suggest_categorical(p.key, p.values)
+            elif p.type == "int":
+                chosen[p.key] = trial.suggest_int(p.key, p.low, p.high, step=int(p.step or 1), log=p.log)
+            else:
+                log = p.type == "loguniform"
+                chosen[p.key] = trial.suggest_float(p.key, p.low, p.high, log=log, step=None if log else p.step)
+        return None
+
+
+class PruningOptunaSearch(OptunaSearch):
+    """OptunaSearch that records per-epoch values and ASHA's early stops as pruned."""
+
+    def __init__(self, *args: Any, max_t: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_t = max_t
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        trial = self._ot_trials.get(trial_id)
+        if trial is not None and self.metric in result:
+            trial.report(result[self.metric], result["training_iteration"])
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        trial = self._ot_trials.get(trial_id)
+        stopped_early = (not error and result and trial is not None and trial_id not in self._completed_trials
+                         and result.get("training_iteration", self.max_t) < self.max_t)
+        if not stopped_early:
+            return super().on_trial_complete(trial_id, result, error)
+        trial.report(result[self.metric], result["training_iteration"])
+        self._ot_study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        self._completed_trials.add(trial_id)

@@ -1,0 +1,57 @@
+"""The Ray Tune function trainable: one trial trains the alphabet CNN epoch by epoch.
+
+The data comes in through ``tune.with_parameters`` (the object store), so it is
+loaded once by the driver, never per trial. Each epoch reports validation
+metrics with a checkpoint; a restarted trial continues from its last one.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from ray import tune
+
+from alphabet.checkpoint import load_checkpoint, save_checkpoint
+from alphabet.data import Splits
+from alphabet.engine import Trainer
+from alphabet.reporting import RunReporter
+from alphabet.train import evaluate_split
+from search.experiment import Experiment, trial_config
+
+CHECKPOINT_FILE = "trainer.pt"
+
+
+def train_trial(params: dict, *, experiment: Experiment, splits: Splits) -> None:
+    config = trial_config(experiment, params)
+    cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
+    torch.set_num_threads(max(1, int(cpus)))  # stay inside the trial's CPU share
+    trainer = Trainer(config, splits.train)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            trainer.load_state_dict(load_checkpoint(Path(folder) / CHECKPOINT_FILE)["trainer"])
+    # TensorBoard events go to the trial's working directory, which Tune syncs to the
+    # trial directory in storage; purge_step drops events past the restored epoch.
+    reporter = RunReporter(Path.cwd(), purge_step=trainer.epoch + 1 if checkpoint else None)
+    if checkpoint is None:
+        # Declared now, so trials that ASHA stops still appear with their latest values.
+        reporter.hparams({**params, "trial_id": tune.get_context().get_trial_id()},
+                         dict.fromkeys(("val/balanced_accuracy", "val/accuracy", "val/macro_f1", "val/loss")))
+    while trainer.epoch < config.train.epochs:
+        tick = time.time()
+        train_metrics = trainer.train_epoch()
+        val_metrics, _ = evaluate_split(trainer, splits.val)
+        epoch = trainer.epoch
+        reporter.scalars("train", {**train_metrics, "lr": trainer.lr}, epoch)
+        reporter.scalars("val", val_metrics, epoch)
+        reporter.writer.flush()
+        metrics = {f"val_{k}": v for k, v in val_metrics.items()}
+        metrics.update({f"train_{k}": v for k, v in train_metrics.items()}, epoch=epoch,
+                       epoch_seconds=time.time() - tick)
+        with tempfile.TemporaryDirectory() as folder:
+            save_checkpoint(Path(folder) / CHECKPOINT_FILE, config, trainer.classes, trainer.state_dict())
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+    reporter.close()
