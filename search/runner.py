@@ -31,7 +31,7 @@ def per_trial_resources(experiment: Experiment, cluster: dict) -> dict[str, floa
     gpu = res.gpus_per_trial if res.gpus_per_trial is not None else (1 / AUTO_TRIALS_PER_GPU if gpus_total else 0)
     cpu = res.cpus_per_trial if res.cpus_per_trial is not None else 1
     if cpu > cluster.get("CPU", 0) or gpu > gpus_total:
-        raise UserError(f"{experiment.source}: resources: a trial asks for {cpu} CPU and {gpu} GPU, but the "
+        raise UserError(f"{experiment.source}: resources: a trial asks for {cpu:g} CPU and {gpu:g} GPU, but the "
                         f"cluster has {cluster.get('CPU', 0):g} CPU and {gpus_total:g} GPU")
     return {"cpu": cpu, "gpu": gpu}
 

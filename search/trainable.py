@@ -25,7 +25,10 @@ CHECKPOINT_FILE = "trainer.pt"
 
 
 def train_trial(params: dict, *, experiment: Experiment, splits: Splits) -> None:
+    import ray
+
     config = trial_config(experiment, params)
+    node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran it, for the trial table
     cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))  # stay inside the trial's CPU share
     trainer = Trainer(config, splits.train)
@@ -50,7 +53,7 @@ def train_trial(params: dict, *, experiment: Experiment, splits: Splits) -> None
         reporter.writer.flush()
         metrics = {f"val_{k}": v for k, v in val_metrics.items()}
         metrics.update({f"train_{k}": v for k, v in train_metrics.items()}, epoch=epoch,
-                       epoch_seconds=time.time() - tick)
+                       epoch_seconds=time.time() - tick, node_id=node_id)
         with tempfile.TemporaryDirectory() as folder:
             save_checkpoint(Path(folder) / CHECKPOINT_FILE, config, trainer.classes, trainer.state_dict())
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))

@@ -1,0 +1,54 @@
+"""Shared fixtures: tiny configs, the real-data location, and an in-process CLI runner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from alphabet.cli import main
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+FEMNIST = SHARED_DATA / "femnist_letters.npz"
+EMNIST_TEST = SHARED_DATA / "emnist_letters_test_a_to_m.npz"
+
+TINY = ["data.case=lower", "data.classes=abcdef", "data.synthetic_size=600", "data.synthetic_test_size=120",
+        "model.width=8", "model.classifier_width=32", "model.stages=2", "train.batch_size=32",
+        "log.progress=never"]
+
+
+def need_shared(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"real handwriting not available: {path} is absent (only the developers' machines have it)")
+    return path
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> list[str]:
+    """--set overrides for a run that trains in a couple of seconds."""
+    return TINY + [f"log.out_dir={tmp_path / 'runs'}"]
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``alphabet ARGS`` in-process; returns exit code, stdout and stderr."""
+
+    def run(*args: str) -> CliResult:
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def with_sets(overrides: list[str]) -> list[str]:
+    """["a=1", "b=2"] -> ["--set", "a=1", "--set", "b=2"]."""
+    return [x for o in overrides for x in ("--set", o)]

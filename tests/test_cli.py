@@ -1,0 +1,191 @@
+"""Every command, as a user runs it, and the bad inputs each one must refuse in one line."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY, with_sets
+from PIL import Image
+
+from alphabet.data.synthetic import generate
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny trained run, shared by the commands that need a checkpoint."""
+    from alphabet.cli import main
+
+    out = tmp_path_factory.mktemp("runs")
+    assert main(["train", *with_sets(TINY + [f"log.out_dir={out}", "log.name=m", "train.epochs=6"])]) == 0
+    return out / "m"
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.code == 2
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert lines[0].startswith("alphabet: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert "Traceback" not in result.err
+
+
+def test_help_on_every_command(cli):
+    for command in ("train", "evaluate", "predict", "data", "search", "trials", "retrain"):
+        with pytest.raises(SystemExit) as e:
+            cli(command, "--help")
+        assert e.value.code == 0
+
+
+def test_train_smoke_test(cli, tmp_path):
+    result = cli("train", "--smoke-test", "--set", f"log.out_dir={tmp_path}", "--set", "log.name=s")
+    assert result.code == 0
+    assert (tmp_path / "s" / "metrics.json").is_file()
+    assert "tensorboard --logdir" in result.out
+
+
+def test_train_from_yaml_file(cli, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("train:\n  epochs: 1\nlog:\n  name: fromfile\n")
+    assert cli("train", config, *with_sets(TINY + [f"log.out_dir={tmp_path}"])).code == 0
+    assert (tmp_path / "fromfile" / "config.yaml").is_file()
+
+
+def test_existing_run_name_is_refused_and_kept(cli, trained):
+    before = (trained / "metrics.json").read_bytes()
+    result = cli("train", *with_sets(TINY + [f"log.out_dir={trained.parent}", "log.name=m", "train.epochs=1"]))
+    assert_one_line_error(result, "run directory exists already")
+    assert (trained / "metrics.json").read_bytes() == before
+
+
+def test_run_name_cannot_escape(cli, tmp_path):
+    result = cli("train", "--set", f"log.out_dir={tmp_path}", "--set", "log.name=../../etc")
+    assert_one_line_error(result, "log.name: expected letters")
+    assert not (tmp_path.parent.parent / "etc").exists() or (tmp_path.parent.parent / "etc").is_dir()
+
+
+def test_evaluate_writes_metrics(cli, trained, tmp_path):
+    result = cli("evaluate", trained / "checkpoints/last.pt", "--data", "synthetic",
+                 "--out-dir", tmp_path, "--name", "ev")
+    assert result.code == 0, result.err
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert metrics["images"] == 120
+    # The same model on the same synthetic test split: exactly what training reported.
+    trained_metrics = json.loads((trained / "metrics.json").read_text())["test"]
+    assert metrics["balanced_accuracy"] == pytest.approx(trained_metrics["balanced_accuracy"])
+    assert metrics["balanced_accuracy"] > 0.35  # chance is 0.17
+    assert (tmp_path / "ev" / "figures" / "eval_confusion_matrix.png").is_file()
+
+
+def save_letters(folder, n=3, with_originals=False):
+    data = generate(n * 6, seed=5, classes=list("abcdef"))
+    paths = []
+    for i in range(n):
+        path = folder / f"{data.classes[data.labels[i]]}_{i}.png"
+        # Dark ink on white and 3x larger, as a user's scan would be.
+        Image.fromarray(255 - data.images[i]).resize((84, 84)).save(path)
+        paths.append(path)
+    return (paths, data.images[:n]) if with_originals else paths
+
+
+def test_predict_top_k(cli, trained, tmp_path):
+    paths, originals = save_letters(tmp_path, 12, with_originals=True)
+    result = cli("predict", trained / "checkpoints/last.pt", *paths, "--top-k", "2")
+    assert result.code == 0
+    lines = result.out.strip().splitlines()
+    assert len(lines) == 12
+    assert all(len(line.split(": ")[1].split()) == 4 for line in lines)  # 2 letters, 2 probabilities
+    as_json = json.loads(cli("predict", trained / "checkpoints/last.pt", *paths, "--json").out)
+    top = as_json[0]["top"]
+    assert len(top) == 3 and top[0]["probability"] >= top[1]["probability"] >= top[2]["probability"]
+    # A scan (dark on light, 3x larger) must be read as the original 28x28 image is.
+    from alphabet.checkpoint import model_from_checkpoint
+    from alphabet.engine import predict_probs
+
+    model, classes, _ = model_from_checkpoint(trained / "checkpoints/last.pt")
+    direct = [classes[i] for i in predict_probs(model, torch.from_numpy(originals), torch.device("cpu")).argmax(1)]
+    agree = sum(r["top"][0]["letter"] == d for r, d in zip(as_json, direct, strict=True))
+    assert agree >= 11, (agree, direct)
+
+
+@pytest.mark.parametrize(("make", "fragment"), [
+    (lambda p: p.write_text("not an image"), "not a readable image"),
+    (lambda p: p.write_bytes(b""), "empty file (0 bytes)"),
+    (lambda p: Image.new("L", (8000, 6000)).save(p), "expected at most"),
+    (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40), "not a readable image"),
+])
+def test_predict_bad_images(cli, trained, tmp_path, make, fragment):
+    path = tmp_path / "x.png"
+    make(path)
+    assert_one_line_error(cli("predict", trained / "checkpoints/last.pt", path), str(path), fragment)
+
+
+def test_predict_missing_image(cli, trained, tmp_path):
+    assert_one_line_error(cli("predict", trained / "checkpoints/last.pt", tmp_path / "none.png"), "file not found")
+
+
+def test_corrupt_checkpoint(cli, trained, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes((trained / "checkpoints/last.pt").read_bytes()[:3000])
+    assert_one_line_error(cli("predict", bad, *save_letters(tmp_path, 1)), "bad.pt", "corrupt or truncated")
+
+
+def test_checkpoint_from_another_architecture(cli, trained, tmp_path):
+    payload = torch.load(trained / "checkpoints/last.pt", weights_only=True)
+    payload["config"]["model"]["width"] = 16
+    other = tmp_path / "other.pt"
+    torch.save(payload, other)
+    assert_one_line_error(cli("predict", other, *save_letters(tmp_path, 1)), "other.pt",
+                          "weights do not fit the architecture")
+
+
+def test_checkpoint_of_unknown_format(cli, trained, tmp_path):
+    payload = torch.load(trained / "checkpoints/last.pt", weights_only=True)
+    payload["format"] = 99
+    future = tmp_path / "future.pt"
+    torch.save(payload, future)
+    assert_one_line_error(cli("evaluate", future, "--data", "synthetic", "--out-dir", tmp_path),
+                          "expected checkpoint format 1, got 99")
+
+
+def test_pickled_checkpoint_is_not_executed(cli, tmp_path):
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": 1, "payload": np.dtype("float64")}, evil)  # needs unpickling of a numpy object
+    result = cli("predict", evil, *save_letters(tmp_path, 1))
+    assert_one_line_error(result, "evil.pt")
+
+
+def test_data_info_and_preview(cli, tmp_path):
+    result = cli("data", "info", *with_sets(TINY))
+    assert result.code == 0
+    assert result.out.splitlines()[0].split() == ["class", "train", "val", "test"]
+    assert result.out.strip().splitlines()[-1].split()[1:] == ["540", "60", "120"]
+    png = tmp_path / "grid.png"
+    assert cli("data", "preview", *with_sets(TINY), "--out", png).code == 0
+    assert Image.open(png).size[0] > 200
+
+
+def test_unknown_key_is_one_line(cli):
+    assert_one_line_error(cli("train", "--set", "train.lerning_rate=1"), "unknown key 'train.lerning_rate'",
+                          "train.lr")
+
+
+def test_missing_data_directory(cli):
+    assert_one_line_error(cli("data", "info", "--set", "data.source=folder:/no/such/dir"),
+                          "/no/such/dir: directory not found")
+
+
+def test_debug_shows_the_traceback(cli):
+    from alphabet.errors import UserError
+
+    with pytest.raises(UserError):
+        cli("--debug", "train", "--set", "train.epochs=0")
+
+
+def test_resume_via_cli(cli, tmp_path):
+    sets = with_sets(TINY + [f"log.out_dir={tmp_path}", "log.name=r", "train.epochs=2"])
+    assert cli("train", *sets).code == 0
+    result = cli("train", "--resume", tmp_path / "r")
+    assert result.code == 0 and "test: balanced accuracy" in result.out
+    assert_one_line_error(cli("train", "--resume", tmp_path / "nothing"), "checkpoint not found")

@@ -1,0 +1,79 @@
+import pytest
+
+from alphabet.config import Config, load_config, parse_overrides, valid_keys
+from alphabet.errors import UserError
+
+
+def test_defaults_and_overrides():
+    config = load_config(None, ["train.lr=0.01", "model.batch_norm=false", "data.classes=aeiou"])
+    assert config.train.lr == 0.01
+    assert config.model.batch_norm is False
+    assert config.data.classes == "aeiou"
+    assert Config().train.lr != 0.01
+
+
+def test_yaml_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  epochs: 3\nmodel:\n  width: 16\n")
+    config = load_config(path, ["train.epochs=5"])
+    assert (config.train.epochs, config.model.width) == (5, 16)
+
+
+def test_int_is_accepted_for_float():
+    assert load_config(None, ["train.lr=1"]).train.lr == 1.0
+
+
+@pytest.mark.parametrize(("override", "fragment"), [
+    ("train.lrr=0.1", "unknown key 'train.lrr'; valid keys: "),
+    ("model.width=wide", "model.width: expected int, got 'wide'"),
+    ("train.epochs=0", "train.epochs: expected a value > 0, got 0"),
+    ("train.epochs=-3", "train.epochs: expected a value > 0"),
+    ("train.optimizer=adam", "train.optimizer: expected one of adamw, sgd"),
+    ("model.dropout=1.5", "model.dropout: expected a value in [0, 1)"),
+    ("data.classes=''", "data.classes: expected a non-empty string"),
+    ("train.batch_size=true", "train.batch_size: expected int, got True"),
+])
+def test_bad_values_name_key_and_expectation(override, fragment):
+    with pytest.raises(UserError) as e:
+        load_config(None, [override])
+    assert fragment in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_unknown_key_lists_all_valid_keys():
+    with pytest.raises(UserError) as e:
+        load_config(None, ["nope=1"])
+    for key in valid_keys():
+        assert key in str(e.value)
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  lr: [0.1\n")
+    with pytest.raises(UserError, match=r"bad.yaml: malformed YAML at line \d+"):
+        load_config(path)
+
+
+def test_yaml_that_is_not_a_mapping(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(UserError, match="list.yaml: top level: expected a mapping"):
+        load_config(path)
+
+
+def test_section_that_is_not_a_mapping(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train: 5\n")
+    with pytest.raises(UserError, match="c.yaml: train: expected a mapping"):
+        load_config(path)
+
+
+def test_missing_file():
+    with pytest.raises(UserError, match="nowhere.yaml: file not found"):
+        load_config("nowhere.yaml")
+
+
+def test_parse_overrides_nests_and_types():
+    assert parse_overrides(["a.b=1", "a.c=x", "d=[1, 2]"]) == {"a": {"b": 1, "c": "x"}, "d": [1, 2]}
+    with pytest.raises(UserError, match="expected key=value"):
+        parse_overrides(["novalue"])

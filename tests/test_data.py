@@ -1,0 +1,219 @@
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from alphabet.config import DataConfig
+from alphabet.data import load_splits
+from alphabet.data.emnist_style import to_emnist_style
+from alphabet.data.sources import load_source
+from alphabet.data.synthetic import generate
+from alphabet.errors import UserError
+
+
+def write_idx_images(path, images: np.ndarray) -> None:
+    path.write_bytes(struct.pack(">IIII", 0x803, *images.shape) + images.astype(np.uint8).tobytes())
+
+
+def write_idx_labels(path, labels: np.ndarray) -> None:
+    path.write_bytes(struct.pack(">II", 0x801, len(labels)) + labels.astype(np.uint8).tobytes())
+
+
+def left_bar_images(n: int) -> np.ndarray:
+    """Upright images with a bar on the left: tells whether the loader transposes."""
+    upright = np.zeros((n, 28, 28), np.uint8)
+    upright[:, 4:24, 3:6] = 255
+    return upright
+
+
+def write_emnist(root, split: str, labels_by_part: dict) -> None:
+    raw = root / "EMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for part, labels in labels_by_part.items():
+        stored = left_bar_images(len(labels)).transpose(0, 2, 1)  # EMNIST stores images transposed
+        write_idx_images(raw / f"emnist-{split}-{part}-images-idx3-ubyte", stored)
+        write_idx_labels(raw / f"emnist-{split}-{part}-labels-idx1-ubyte", np.asarray(labels))
+
+
+def test_emnist_letters_from_torchvision_format(tmp_path):
+    write_emnist(tmp_path, "letters", {"train": np.arange(1, 27).repeat(3), "test": np.arange(1, 27)})
+    source = load_source("emnist-letters", DataConfig(root=str(tmp_path)))
+    assert source.pool.classes == list("abcdefghijklmnopqrstuvwxyz")
+    assert len(source.pool) == 78 and len(source.test) == 26
+    assert source.pool.labels.min() == 0 and source.pool.labels.max() == 25
+    image = source.pool.images[0]
+    assert image[10, 4] == 255 and image[4, 10] == 0  # upright: the bar is on the left
+
+
+@pytest.mark.parametrize(("source", "classes"), [("emnist-lowercase", "abcdefghijklmnopqrstuvwxyz"),
+                                                  ("emnist-uppercase", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")])
+def test_emnist_byclass_cases(tmp_path, source, classes):
+    labels = np.arange(62).repeat(2)  # digits, A-Z, a-z
+    write_emnist(tmp_path, "byclass", {"train": labels, "test": labels})
+    loaded = load_source(source, DataConfig(root=str(tmp_path)))
+    assert loaded.pool.classes == list(classes)
+    assert len(loaded.pool) == 52 and np.bincount(loaded.pool.labels).tolist() == [2] * 26
+
+
+def test_emnist_missing_files_names_them(tmp_path):
+    with pytest.raises(UserError) as e:
+        load_source("emnist-letters", DataConfig(root=str(tmp_path)))
+    message = str(e.value)
+    assert "emnist-letters-train-images-idx3-ubyte" in message and str(tmp_path) in message
+    assert "--download" in message
+
+
+def test_emnist_truncated_file(tmp_path):
+    write_emnist(tmp_path, "letters", {"train": np.arange(1, 27), "test": np.arange(1, 27)})
+    images = tmp_path / "EMNIST" / "raw" / "emnist-letters-train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:5000])
+    with pytest.raises(UserError, match="corrupt or truncated EMNIST file"):
+        load_source("emnist-letters", DataConfig(root=str(tmp_path)))
+
+
+def test_synthetic_is_deterministic_balanced_and_emnist_like():
+    a = generate(260, seed=3, classes=list("abcdefghijklmnopqrstuvwxyz"))
+    b = generate(260, seed=3, classes=list("abcdefghijklmnopqrstuvwxyz"))
+    c = generate(260, seed=4, classes=list("abcdefghijklmnopqrstuvwxyz"))
+    assert np.array_equal(a.images, b.images) and np.array_equal(a.labels, b.labels)
+    assert not np.array_equal(a.images, c.images)
+    assert a.images.shape == (260, 28, 28) and a.images.dtype == np.uint8
+    assert np.bincount(a.labels).tolist() == [10] * 26
+    assert (a.images.reshape(260, -1).max(1) == 255).all()  # stretched like EMNIST
+    # EMNIST framing: a 2 px black border, ink in the middle.
+    border = np.concatenate([a.images[:, :2].ravel(), a.images[:, -2:].ravel()])
+    assert border.mean() < 5 and a.images[:, 10:18, 10:18].mean() > 20
+
+
+def test_synthetic_both_cases():
+    data = generate(104, seed=0)
+    assert len(data.classes) == 52 and set(data.classes) >= {"a", "A"}
+
+
+def write_npz(path, n=60, writers=True, **overrides):
+    rng = np.random.default_rng(0)
+    arrays = {"x": rng.integers(0, 255, (n, 28, 28), dtype=np.uint8), "y": np.arange(n) % 3,
+              "classes": np.array(["a", "b", "c"])}
+    if writers:
+        arrays["writer"] = np.array([f"w{i % 10}" for i in range(n)])
+    arrays.update(overrides)
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    np.savez(path, **arrays)
+    return path
+
+
+def test_npz_writer_disjoint_splits(tmp_path):
+    path = write_npz(tmp_path / "d.npz", n=300)
+    splits = load_splits(DataConfig(source=f"npz:{path}", test_fraction=0.2, val_fraction=0.25))
+    train, val, test = (set(s.writers) for s in (splits.train, splits.val, splits.test))
+    assert not (train & val) and not (train & test) and not (val & test)
+    assert len(test) == 2 and len(val) == 2 and len(train) == 6
+    again = load_splits(DataConfig(source=f"npz:{path}", test_fraction=0.2, val_fraction=0.25))
+    assert set(again.test.writers) == test  # a fixed, seeded choice
+
+
+@pytest.mark.parametrize(("overrides", "fragment"), [
+    ({"y": None}, "missing key y"),
+    ({"x": np.zeros((60, 32, 32), np.uint8)}, "key x: expected shape (N, 28, 28)"),
+    ({"y": np.zeros(59, int)}, "key y: expected shape (60,)"),
+    ({"y": np.full(60, 7)}, "expected labels in 0..2"),
+    ({"y": np.zeros(60, float)}, "expected integer labels"),
+    ({"classes": np.array(["a", "../../etc", "c"])}, "expected single letters as class names, got '../../etc'"),
+])
+def test_npz_bad_archives(tmp_path, overrides, fragment):
+    path = write_npz(tmp_path / "bad.npz", **overrides)
+    with pytest.raises(UserError) as e:
+        load_source(f"npz:{path}", DataConfig())
+    assert fragment in str(e.value) and "bad.npz" in str(e.value)
+
+
+def test_npz_not_an_archive(tmp_path):
+    path = tmp_path / "fake.npz"
+    path.write_text("hello")
+    with pytest.raises(UserError, match="fake.npz: not a readable .npz archive"):
+        load_source(f"npz:{path}", DataConfig())
+
+
+def test_npz_object_arrays_are_refused(tmp_path):
+    path = tmp_path / "pickled.npz"
+    np.savez(path, x=np.zeros((3, 28, 28), np.uint8), y=np.array([0, 1, 0]),
+             classes=np.array([{"a": 1}, 2], dtype=object))
+    with pytest.raises(UserError, match="pickled.npz"):
+        load_source(f"npz:{path}", DataConfig())
+
+
+def make_letter(dark_on_light: bool, size=(120, 90)) -> Image.Image:
+    img = np.full(size, 255 if dark_on_light else 0, np.uint8)
+    img[20:100, 30:40] = 0 if dark_on_light else 255  # an 'l'-like bar, off-centre
+    return Image.fromarray(img)
+
+
+def test_folder_source_normalises_any_image(tmp_path):
+    for letter, dark in (("a", True), ("b", False)):
+        (tmp_path / letter).mkdir()
+        make_letter(dark).save(tmp_path / letter / "1.png")
+        make_letter(dark, (300, 200)).convert("RGB").save(tmp_path / letter / "2.jpg")
+    (tmp_path / "notes").mkdir()  # not a letter: ignored
+    data = load_source(f"folder:{tmp_path}", DataConfig()).pool
+    assert data.classes == ["a", "b"] and len(data) == 4
+    for image in data.images:
+        assert image.max() == 255 and image[0].max() == 0  # white on black, framed
+        cols = np.flatnonzero(image.max(0) > 128)
+        assert abs(cols.mean() - 13.5) < 2  # centred
+
+
+def test_emnist_style_inverts_dark_on_light():
+    light = to_emnist_style(np.asarray(make_letter(True)))
+    dark = to_emnist_style(np.asarray(make_letter(False)))
+    assert np.abs(light.astype(int) - dark.astype(int)).max() <= 2
+
+
+@pytest.mark.parametrize(("setup", "fragment"), [
+    (lambda p: None, "no letter sub-folders"),
+    (lambda p: (p / "a").mkdir(), "hold no images"),
+    (lambda p: (p / "words").mkdir(), "no letter sub-folders"),
+])
+def test_folder_source_errors(tmp_path, setup, fragment):
+    setup(tmp_path)
+    with pytest.raises(UserError, match=fragment):
+        load_source(f"folder:{tmp_path}", DataConfig())
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(UserError, match="directory not found"):
+        load_source(f"folder:{tmp_path / 'none'}", DataConfig())
+
+
+def test_case_class_subset_and_limits():
+    config = DataConfig(case="lower", classes="aeiou", synthetic_size=520, synthetic_test_size=104,
+                        train_per_class=12, test_per_class=5, val_fraction=0.25)
+    splits = load_splits(config)
+    assert splits.classes == list("aeiou")
+    assert (splits.train.counts() + splits.val.counts()).tolist() == [12] * 5
+    assert splits.test.counts().max() <= 5
+
+
+def test_merged_case_maps_upper_to_lower():
+    splits = load_splits(DataConfig(case="merged", synthetic_size=520, synthetic_test_size=104, val_fraction=0))
+    assert splits.classes == list("abcdefghijklmnopqrstuvwxyz")
+    assert splits.val is None
+
+
+def test_classes_that_match_nothing():
+    with pytest.raises(UserError, match="leave no class"):
+        load_splits(DataConfig(case="upper", classes="abc", synthetic_size=52))
+
+
+def test_unknown_source():
+    with pytest.raises(UserError, match="unknown source 'mnist'"):
+        load_splits(DataConfig(source="mnist"))
+
+
+def test_test_source_is_relabelled_by_class_name(tmp_path):
+    path = write_npz(tmp_path / "real.npz", classes=np.array(["c", "a", "b"]))
+    splits = load_splits(DataConfig(case="lower", classes="abc", synthetic_size=60, test_source=f"npz:{path}"))
+    assert splits.classes == ["a", "b", "c"]
+    assert len(splits.test) == 60
+    # label 0 in the file is "c", which is index 2 in the training classes
+    assert (splits.test.labels[::3] == 2).all()

@@ -1,0 +1,129 @@
+"""Experiment files and the search space: checked without starting Ray."""
+
+import optuna
+import pytest
+import yaml
+
+from alphabet.errors import UserError
+from search.experiment import experiment_from_dict, load_experiment, trial_config
+from search.runner import per_trial_resources
+from search.space import DefineSpace
+
+GOOD = {
+    "config": {"data": {"source": "synthetic", "case": "lower"}},
+    "space": {
+        "train.optimizer": {"type": "choice", "values": ["adamw", "sgd"]},
+        "train.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2},
+        "train.momentum": {"type": "uniform", "low": 0.8, "high": 0.99, "when": {"train.optimizer": "sgd"}},
+        "model.width": {"type": "int", "low": 8, "high": 64, "step": 8},
+        "model.dropout": {"type": "uniform", "low": 0.0, "high": 0.5, "step": 0.1},
+    },
+    "asha": {"max_t": 7},
+}
+
+
+def test_experiment_files_in_repo_are_valid():
+    for name in ("quick", "emnist_letters", "emnist_lowercase"):
+        experiment = load_experiment(f"experiments/{name}.yaml")
+        assert experiment.space and experiment.config.train.epochs == experiment.asha.max_t
+
+
+def test_space_is_conditional_and_quantised():
+    experiment = experiment_from_dict(GOOD, "x.yaml")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    space = DefineSpace(experiment.space)
+    seen = []
+    for _ in range(40):
+        trial = study.ask()
+        space(trial)
+        seen.append(trial.params)
+        study.tell(trial, 0.5)
+    for params in seen:
+        assert ("train.momentum" in params) == (params["train.optimizer"] == "sgd")
+        assert params["model.width"] % 8 == 0
+        assert round(params["model.dropout"] * 10, 6) == int(round(params["model.dropout"] * 10))
+        assert 1e-4 <= params["train.lr"] <= 1e-2
+    assert {p["train.optimizer"] for p in seen} == {"adamw", "sgd"}
+
+
+def test_trial_config_applies_params_and_keeps_the_rest():
+    experiment = experiment_from_dict(GOOD, "x.yaml")
+    config = trial_config(experiment, {"train.lr": 0.002, "model.width": 24})
+    assert (config.train.lr, config.model.width, config.train.epochs) == (0.002, 24, 7)
+    assert config.data.case == "lower"
+
+
+def bad(path, **changes):
+    raw = yaml.safe_load(yaml.safe_dump(GOOD))
+    for dotted, value in changes.items():
+        node = raw
+        *parents, last = dotted.split("/")
+        for key in parents:
+            node = node.setdefault(key, {})
+        if value is DELETE:
+            node.pop(last)
+        else:
+            node[last] = value
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+DELETE = object()
+
+
+@pytest.mark.parametrize(("changes", "fragment"), [
+    ({"serach": {}}, "unknown key 'serach'; valid sections"),
+    ({"space/train.lrate": {"type": "uniform", "low": 0, "high": 1}}, "space.train.lrate: unknown setting"),
+    ({"space/train.lr": {"type": "gaussian"}}, "space.train.lr: expected a mapping with type one of"),
+    ({"space/train.lr": {"type": "uniform", "low": 1, "high": 0.1}}, "expected low < high"),
+    ({"space/train.lr": {"type": "loguniform", "low": 0, "high": 1}}, "low: expected a value > 0 for loguniform"),
+    ({"space/train.lr": {"type": "uniform", "low": "a", "high": 1}}, "low: expected a number"),
+    ({"space/train.lr": {"type": "choice", "values": []}}, "values: expected a non-empty list"),
+    ({"space/train.lr": {"type": "uniform", "low": 0.1, "high": 1, "q": 2}}, "unknown key 'q' for type uniform"),
+    ({"space/model.width": {"type": "int", "low": 8.5, "high": 64}}, "expected integer low and high"),
+    ({"space/model.dropout": {"type": "uniform", "low": 0, "high": 0.5, "when": {"model.depth": 2}}},
+     "'model.depth' is not a searched setting"),
+    ({"space/data.source": {"type": "choice", "values": ["synthetic"]}}, "space.data.source: unknown setting"),
+    ({"space": {}}, "space: expected a mapping of at least one setting"),
+    ({"search": {"metric": "test_balanced_accuracy"}}, "search.metric: expected one of"),
+    ({"search": {"num_samples": 0}}, "search.num_samples: expected a value > 0"),
+    ({"search": {"num_samples": "many"}}, "search.num_samples: expected int"),
+    ({"asha": {"max_t": 4, "grace_period": 9}}, "asha: expected max_t >= 1, 1 <= grace_period <= max_t"),
+    ({"asha": {"reduction_factor": 1}}, "reduction_factor > 1"),
+    ({"resources": {"cpus_per_trial": 0}}, "resources.cpus_per_trial: expected a positive number"),
+    ({"resources": {"gpus_per_trial": 1.5}}, "resources.gpus_per_trial: expected a fraction"),
+    ({"retrain": {"epochs": 0}}, "retrain.epochs: expected a positive integer"),
+    ({"config/train": {"batch_size": -2}}, "config.train.batch_size: expected a value > 0"),
+    ({"config/train": {"epochs": 10}}, "config.train.epochs: expected no value; in an experiment asha.max_t"),
+    ({"config/model": {"dropout": 2}}, "config.model.dropout: expected a value in [0, 1)"),
+    ({"config/data": {"classes": ""}}, "config.data.classes: expected a non-empty string"),
+    ({"storage": {"name": "../escape"}}, "storage.name: expected letters"),
+])
+def test_bad_experiment_files(cli, tmp_path, changes, fragment):
+    path = bad(tmp_path / "exp.yaml", **changes)
+    result = cli("search", path)
+    assert result.code == 2
+    line = result.err.strip()
+    assert "\n" not in line and "exp.yaml" in line and fragment in line, line
+
+
+def test_malformed_experiment_yaml(cli, tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("space: {train.lr: [\n")
+    result = cli("search", path)
+    assert result.code == 2 and "broken.yaml: malformed YAML at line" in result.err
+
+
+def test_impossible_resources():
+    experiment = experiment_from_dict({**GOOD, "resources": {"cpus_per_trial": 64}}, "big.yaml")
+    with pytest.raises(UserError, match="big.yaml: resources: a trial asks for 64 CPU and 0 GPU, but the cluster has"):
+        per_trial_resources(experiment, {"CPU": 2.0})
+    gpu = experiment_from_dict({**GOOD, "resources": {"gpus_per_trial": 1}}, "gpu.yaml")
+    with pytest.raises(UserError, match="asks for 1 CPU and 1 GPU"):
+        per_trial_resources(gpu, {"CPU": 2.0})
+
+
+def test_auto_resources_share_a_gpu():
+    experiment = experiment_from_dict(GOOD, "x.yaml")
+    assert per_trial_resources(experiment, {"CPU": 16.0, "GPU": 1.0}) == {"cpu": 1, "gpu": 0.25}
+    assert per_trial_resources(experiment, {"CPU": 2.0}) == {"cpu": 1, "gpu": 0}

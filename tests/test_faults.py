@@ -1,0 +1,151 @@
+"""Faults survived: processes really killed with SIGKILL, then resumed. Nothing finished is lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+import yaml
+from test_search import ROOT, alphabet, trials_of, write_experiment
+
+from alphabet.checkpoint import load_checkpoint
+
+pytestmark = pytest.mark.slow
+
+
+def wait_for(condition, timeout: float = 300, what: str = "condition") -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def results(path: Path) -> list[dict]:
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, json.JSONDecodeError):
+        return []
+
+
+def test_trial_worker_killed_mid_epoch_is_retried_from_its_checkpoint(tmp_path):
+    experiment = write_experiment(tmp_path, "worker", search={"num_samples": 1, "max_concurrent": 1},
+                                  asha={"max_t": 5, "grace_period": 5, "reduction_factor": 2})
+    run_dir = tmp_path / "search" / "worker"
+    driver = subprocess.Popen([sys.executable, "-m", "alphabet", "search", str(experiment)], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        def two_epochs() -> bool:
+            files = list(run_dir.glob("train_trial_*/result.json"))
+            return bool(files) and len(results(files[0])) >= 2
+
+        wait_for(two_epochs, what="two reported epochs")
+        trial_file = next(run_dir.glob("train_trial_*/result.json"))
+        pid = results(trial_file)[-1]["pid"]
+        time.sleep(0.3)  # into the next epoch
+        os.kill(pid, signal.SIGKILL)
+        out, _ = driver.communicate(timeout=600)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert driver.returncode == 0, out[-3000:]
+    rows = trials_of(run_dir)
+    assert [r.status for r in rows] == ["completed"] and rows[0].epochs == 5
+    iterations = [r["training_iteration"] for r in results(trial_file)]
+    pids = {r["pid"] for r in results(trial_file)}
+    assert len(pids) == 2  # a new worker took over
+    assert iterations == sorted(iterations) and iterations[-1] == 5
+    assert iterations.count(1) == 1  # it continued from its checkpoint instead of starting again
+
+
+def write_best(tmp_path: Path) -> Path:
+    best = tmp_path / "best.yaml"
+    best.write_text(yaml.safe_dump({
+        "data": {"case": "lower", "classes": "abcdef", "synthetic_size": 600, "synthetic_test_size": 120},
+        "model": {"width": 8, "stages": 2, "classifier_width": 32, "dropout": 0.3},
+        "augment": {"elastic": 1.0, "erase": 0.3},
+        "train": {"batch_size": 32},
+        "log": {"progress": "never"},
+    }))
+    return best
+
+
+def test_retrain_killed_at_a_random_epoch_resumes_bit_identical(tmp_path):
+    best = write_best(tmp_path)
+    epochs = 6
+    straight = alphabet("retrain", best, "--epochs", epochs, "--set", "log.name=straight", timeout=600)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    kill_after = random.Random().randint(1, epochs - 1)
+    victim = subprocess.Popen([sys.executable, "-m", "alphabet", "retrain", str(best), "--epochs", str(epochs),
+                               "--set", "log.name=victim"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    last = tmp_path / "victim" / "checkpoints" / "last.pt"
+
+    def reached() -> bool:
+        try:
+            return load_checkpoint(last)["trainer"]["epoch"] >= kill_after
+        except Exception:  # noqa: BLE001 - not written yet
+            return False
+
+    try:
+        wait_for(reached, what=f"epoch {kill_after}")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+    assert load_checkpoint(last)["trainer"]["epoch"] < epochs, "killed too late to test anything"
+    resumed = alphabet("retrain", "--resume", tmp_path / "victim", timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a = load_checkpoint(tmp_path / "straight/checkpoints/last.pt")["trainer"]["model"]
+    b = load_checkpoint(last)["trainer"]["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a), f"weights differ after a kill at epoch {kill_after}"
+    assert (tmp_path / "victim" / "report.md").is_file()
+
+
+def test_driver_killed_at_three_points_loses_no_finished_trial(tmp_path):
+    experiment = write_experiment(tmp_path, "thrice", search={"num_samples": 6, "max_concurrent": 2, "seed": 3},
+                                  asha={"max_t": 4, "grace_period": 2, "reduction_factor": 2})
+    run_dir = tmp_path / "search" / "thrice"
+    finished_before: dict[str, tuple[int, float]] = {}
+
+    def finished_count() -> int:
+        return sum(any(r.get("done") for r in results(p)) for p in run_dir.glob("train_trial_*/result.json"))
+
+    def reported_epochs() -> int:
+        return sum(len(results(p)) for p in run_dir.glob("train_trial_*/result.json"))
+
+    # Point 1: trials under way, none finished. Point 2: after the first finished. Point 3: after the third.
+    points = [lambda: reported_epochs() >= 1, lambda: finished_count() >= 1, lambda: finished_count() >= 3]
+    for n, point in enumerate(points):
+        args = ["search", str(experiment)] if n == 0 else ["search", "--resume", str(run_dir)]
+        driver = subprocess.Popen([sys.executable, "-m", "alphabet", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            wait_for(lambda: point() or driver.poll() is not None, what=f"kill point {n + 1}")
+            time.sleep(6)  # Tune saves its experiment state every 5 s (TUNE_GLOBAL_CHECKPOINT_S)
+            driver.send_signal(signal.SIGKILL)
+            driver.wait()
+        finally:
+            subprocess.run(["pkill", "-9", "-g", str(driver.pid)], check=False)
+        for row in trials_of(run_dir):
+            if row.status in ("completed", "pruned"):
+                finished_before.setdefault(row.trial_id, (row.epochs, row.best))
+    final = alphabet("search", "--resume", run_dir, timeout=600)
+    assert final.returncode == 0, final.stderr[-3000:]
+    after = {r.trial_id: r for r in trials_of(run_dir)}
+    assert len(after) == 6 and all(r.status in ("completed", "pruned") for r in after.values())
+    for trial_id, (epochs, best) in finished_before.items():
+        assert (after[trial_id].epochs, after[trial_id].best) == (epochs, best), trial_id
+    study = optuna.load_study(study_name="thrice", storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    assert len(study.trials) == 6 and all(t.state.is_finished() for t in study.trials)

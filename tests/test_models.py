@@ -1,0 +1,48 @@
+import pytest
+import torch
+
+from alphabet.config import ModelConfig
+from alphabet.errors import UserError
+from alphabet.models import MODELS, build_model, count_parameters
+
+
+@pytest.mark.parametrize("config", [
+    ModelConfig(),
+    ModelConfig(stages=1, convs_per_stage=1, width=4, batch_norm=False, dropout=0.0, classifier_width=8),
+    ModelConfig(stages=4, convs_per_stage=3, width=8, width_growth=1.5, kernel_size=5),
+    ModelConfig(stages=2, kernel_size=7, dropout=0.5),
+    ModelConfig(arch="lenet"),
+])
+@pytest.mark.parametrize("classes", [5, 26, 52])
+def test_output_shape(config, classes):
+    model = build_model(config, classes).eval()
+    assert model(torch.rand(3, 1, 28, 28)).shape == (3, classes)
+
+
+def test_parameter_count_grows_with_width():
+    small = count_parameters(build_model(ModelConfig(width=8), 26))
+    big = count_parameters(build_model(ModelConfig(width=32), 26))
+    assert 0 < small < big
+    lenet = build_model(ModelConfig(arch="lenet"), 26)
+    assert count_parameters(lenet) == 6 * 25 + 6 + 16 * 6 * 25 + 16 + 400 * 120 + 120 + 120 * 84 + 84 + 84 * 26 + 26
+
+
+def test_batch_norm_switch():
+    with_bn = build_model(ModelConfig(batch_norm=True), 26)
+    without = build_model(ModelConfig(batch_norm=False), 26)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in with_bn.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in without.modules())
+
+
+@pytest.mark.parametrize(("config", "fragment"), [
+    (ModelConfig(stages=5), "model.stages: expected at most 4"),
+    (ModelConfig(kernel_size=4), "model.kernel_size: expected an odd size"),
+    (ModelConfig(arch="resnet"), "model.arch: expected one of"),
+])
+def test_bad_architectures(config, fragment):
+    with pytest.raises(UserError, match=fragment):
+        build_model(config, 26)
+
+
+def test_registry_lists_the_models():
+    assert {"cnn", "lenet"} <= set(MODELS)

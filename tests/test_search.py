@@ -1,0 +1,198 @@
+"""Real searches on tiny synthetic data: Ray Tune, OptunaSearch and ASHA, no mocks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from search.results import load_trials
+from search.runner import load_saved_experiment
+from search.storage import RunLocation
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+TINY_EXPERIMENT = {
+    "config": {
+        "data": {"source": "synthetic", "case": "lower", "classes": "abcdef", "synthetic_size": 900,
+                 "synthetic_test_size": 120, "val_fraction": 0.2},
+        "model": {"stages": 2, "classifier_width": 32},
+        "train": {"batch_size": 32},
+        "log": {"progress": "never"},
+    },
+    "space": {
+        "train.optimizer": {"type": "choice", "values": ["adamw", "sgd"]},
+        "train.lr": {"type": "loguniform", "low": 0.0003, "high": 0.03},
+        "train.momentum": {"type": "uniform", "low": 0.8, "high": 0.95, "when": {"train.optimizer": "sgd"}},
+        "model.width": {"type": "int", "low": 4, "high": 12, "step": 4},
+    },
+    "search": {"num_samples": 6, "max_concurrent": 2, "seed": 1},
+    "asha": {"max_t": 4, "grace_period": 1, "reduction_factor": 2},
+    "resources": {"cpus_per_trial": 1},
+    "retrain": {"epochs": 2},
+}
+
+
+def write_experiment(tmp_path: Path, name: str = "tiny", **sections) -> Path:
+    raw = json.loads(json.dumps(TINY_EXPERIMENT))
+    raw.update(sections)
+    raw["storage"] = {"path": str(tmp_path / "search"), "name": name}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def alphabet(*args, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "alphabet", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, **kwargs)
+
+
+def trials_of(run_dir: Path):
+    location = RunLocation.parse(str(run_dir))
+    return load_trials(location, load_saved_experiment(location))
+
+
+@pytest.fixture(scope="module")
+def finished_search(tmp_path_factory) -> Path:
+    tmp_path = tmp_path_factory.mktemp("search")
+    done = alphabet("search", write_experiment(tmp_path), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "tensorboard --logdir" in done.stdout
+    return tmp_path / "search" / "tiny"
+
+
+def test_search_prunes_and_records_it_in_optuna(finished_search):
+    rows = trials_of(finished_search)
+    assert len(rows) == 6
+    statuses = [r.status for r in rows]
+    assert "pruned" in statuses and "completed" in statuses, statuses
+    assert all(r.epochs < 4 for r in rows if r.status == "pruned")
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{finished_search / 'optuna.db'}")
+    states = [t.state for t in study.trials]
+    assert states.count(optuna.trial.TrialState.PRUNED) == statuses.count("pruned")
+    assert states.count(optuna.trial.TrialState.COMPLETE) == statuses.count("completed")
+    summary = json.loads((finished_search / "summary.json").read_text())
+    assert sum(summary["rung_stops"].values()) == statuses.count("pruned")
+    assert summary["trial_epochs"] == sum(r.epochs for r in rows)
+    assert (finished_search / "summary.png").is_file()
+
+
+def test_every_trial_has_tensorboard_curves_and_hparams(finished_search):
+    trial_dirs = [d for d in finished_search.iterdir() if d.name.startswith("train_trial")]
+    assert len(trial_dirs) == 6
+    for d in trial_dirs:
+        events = EventAccumulator(str(d)).Reload()
+        assert "val/balanced_accuracy" in events.Tags()["scalars"]
+        assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
+        # Checkpoints kept per trial are bounded by storage.keep_checkpoints (2).
+        assert len(list(d.glob("checkpoint_*"))) <= 2
+
+
+def test_trials_command_sorts_by_metric(finished_search):
+    done = alphabet("trials", finished_search)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].split()[:3] == ["trial", "status", "best"]
+    values = [float(line.split()[2]) for line in lines[1:]]
+    assert values == sorted(values, reverse=True)
+
+
+def test_best_yaml_round_trips_into_retrain(finished_search):
+    best = yaml.safe_load((finished_search / "best.yaml").read_text())
+    top = trials_of(finished_search)[0]
+    assert best["train"]["lr"] == pytest.approx(top.params["train.lr"])
+    assert best["model"]["width"] == top.params["model.width"]
+    done = alphabet("retrain", finished_search, "--epochs", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = finished_search / "retrain"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs"] == 2
+    assert metrics["sizes"]["val"] == 0  # trained on train + validation
+    assert metrics["sizes"]["train"] == 900  # all synthetic training images, validation included
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["train"]["lr"] == pytest.approx(best["train"]["lr"])
+    report = (run / "report.md").read_text()
+    assert "balanced_accuracy" in report and "search" in report
+    again = alphabet("retrain", finished_search / "best.yaml", "--epochs", "1")
+    assert again.returncode == 0 and (finished_search / "retrain-2" / "metrics.json").is_file()
+
+
+def test_second_search_with_the_same_name_gets_a_new_directory(finished_search, tmp_path):
+    before = sorted(p.name for p in finished_search.iterdir())
+    from search.storage import locate_new_run
+
+    location = locate_new_run(str(finished_search.parent), "tiny", log=lambda *_: None)
+    assert location.name == "tiny-2"
+    assert sorted(p.name for p in finished_search.iterdir()) == before
+
+
+def test_resume_after_kill_9_of_the_driver(tmp_path):
+    experiment = write_experiment(tmp_path, "killed", search={"num_samples": 6, "max_concurrent": 2, "seed": 2},
+                                  asha={"max_t": 6, "grace_period": 2, "reduction_factor": 2})
+    run_dir = tmp_path / "search" / "killed"
+    driver = subprocess.Popen([sys.executable, "-m", "alphabet", "search", str(experiment)], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:  # kill once a trial has finished and others are under way
+            finished = [p for p in run_dir.glob("train_trial_*/result.json")
+                        if any(json.loads(line).get("done") for line in p.read_text().splitlines() if line)]
+            if finished or len([p for p in run_dir.glob("train_trial_*/checkpoint_*")]) >= 4:
+                break
+            time.sleep(1)
+        time.sleep(6)  # let Tune write its experiment state once more
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        before = {r.trial_id: r for r in trials_of(run_dir)}
+        resumed = alphabet("search", "--resume", run_dir, timeout=600)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL) if driver.poll() is None else None
+        subprocess.run(["pkill", "-9", "-g", str(driver.pid)], check=False)
+    after = {r.trial_id: r for r in trials_of(run_dir)}
+    assert len(after) == 6 and all(r.status in ("completed", "pruned") for r in after.values())
+    for trial_id, row in before.items():  # nothing finished before the kill was lost
+        if row.status in ("completed", "pruned"):
+            assert after[trial_id].epochs == row.epochs and after[trial_id].best == row.best
+    study = optuna.load_study(study_name="killed", storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    assert len(study.trials) == 6
+    assert all(t.state.is_finished() for t in study.trials)
+
+
+def ray_cli() -> str:
+    return str(Path(sys.executable).parent / "ray")
+
+
+def test_two_node_cluster(tmp_path):
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    head = [ray_cli(), "start", "--head", "--port=6399", "--num-cpus=1", "--include-dashboard=false",
+            "--node-manager-port=6400", "--object-manager-port=6401", "--min-worker-port=11000",
+            "--max-worker-port=11099", "--dashboard-agent-listen-port=6402", "--metrics-export-port=6403",
+            "--runtime-env-agent-port=6404", "--disable-usage-stats"]
+    worker = [ray_cli(), "start", "--address=127.0.0.1:6399", "--num-cpus=1", "--node-manager-port=6410",
+              "--object-manager-port=6411", "--min-worker-port=11100", "--max-worker-port=11199",
+              "--dashboard-agent-listen-port=6412", "--metrics-export-port=6413", "--runtime-env-agent-port=6414",
+              "--disable-usage-stats"]
+    try:
+        assert subprocess.run(head, env=env, capture_output=True, timeout=120).returncode == 0
+        started = subprocess.run(worker, env=env, capture_output=True, text=True, timeout=120)
+        assert started.returncode == 0, started.stderr[-2000:]
+        experiment = write_experiment(tmp_path, "cluster", search={"num_samples": 4, "max_concurrent": 2},
+                                      asha={"max_t": 2, "grace_period": 2, "reduction_factor": 2})
+        done = alphabet("search", experiment, "--address", "127.0.0.1:6399", timeout=600, env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "cluster 2 CPU" in done.stdout
+        nodes = {r.node for r in trials_of(tmp_path / "search" / "cluster")}
+        assert len(nodes) == 2, nodes  # trials ran on both nodes
+    finally:
+        subprocess.run([ray_cli(), "stop", "--force"], env=env, capture_output=True, timeout=120)
