@@ -100,7 +100,7 @@ def bench_datapath(full: bool) -> str:
         model, opt = trainer.model, trainer.optimizer
         loss_fn = torch.nn.CrossEntropyLoss()
 
-        def step(x, y):
+        def step(x, y, model=model, opt=opt, loss_fn=loss_fn):
             opt.zero_grad()
             loss_fn(model(x), y).backward()
             opt.step()

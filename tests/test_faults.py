@@ -132,7 +132,8 @@ def test_driver_killed_at_three_points_loses_no_finished_trial(tmp_path):
         driver = subprocess.Popen([sys.executable, "-m", "alphabet", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL, start_new_session=True)
         try:
-            wait_for(lambda: point() or driver.poll() is not None, what=f"kill point {n + 1}")
+            wait_for(lambda point=point, driver=driver: point() or driver.poll() is not None,
+                     what=f"kill point {n + 1}")
             time.sleep(6)  # Tune saves its experiment state every 5 s (TUNE_GLOBAL_CHECKPOINT_S)
             driver.send_signal(signal.SIGKILL)
             driver.wait()
