@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -174,12 +175,17 @@ def ray_cli() -> str:
 
 
 def test_two_node_cluster(tmp_path):
-    env = {**os.environ, "RAY_ADDRESS": ""}
-    head = [ray_cli(), "start", "--head", "--port=6399", "--num-cpus=1", "--include-dashboard=false",
+    # Token authentication, as a real cluster should run: every process reads the same token.
+    token = tmp_path / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    env = {**os.environ, "RAY_ADDRESS": "", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+    head = [ray_cli(), "start", "--head", "--node-ip-address=127.0.0.1", "--port=6399", "--num-cpus=1",
+            "--include-dashboard=false",
             "--node-manager-port=6400", "--object-manager-port=6401", "--min-worker-port=11000",
             "--max-worker-port=11099", "--dashboard-agent-listen-port=6402", "--metrics-export-port=6403",
             "--runtime-env-agent-port=6404", "--disable-usage-stats"]
-    worker = [ray_cli(), "start", "--address=127.0.0.1:6399", "--num-cpus=1", "--node-manager-port=6410",
+    worker = [ray_cli(), "start", "--address=127.0.0.1:6399", "--node-ip-address=127.0.0.1", "--num-cpus=1",
+              "--node-manager-port=6410",
               "--object-manager-port=6411", "--min-worker-port=11100", "--max-worker-port=11199",
               "--dashboard-agent-listen-port=6412", "--metrics-export-port=6413", "--runtime-env-agent-port=6414",
               "--disable-usage-stats"]
