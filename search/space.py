@@ -48,6 +48,16 @@ class PruningOptunaSearch(OptunaSearch):
         if trial is not None and self.metric in result:
             trial.report(result[self.metric], result["training_iteration"])
 
+    def restore(self, checkpoint_path: str) -> None:
+        """After a killed driver: Optuna trials asked for after Tune last saved its state
+        belong to no Tune trial and would stay RUNNING forever; record them as FAIL."""
+        super().restore(checkpoint_path)
+        known = {trial.number for trial in self._ot_trials.values()}
+        running = self._ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        for orphan in running:
+            if orphan.number not in known:
+                self._ot_study.tell(orphan.number, state=optuna.trial.TrialState.FAIL)
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         trial = self._ot_trials.get(trial_id)
         stopped_early = (not error and result and trial is not None and trial_id not in self._completed_trials

@@ -149,4 +149,6 @@ def test_driver_killed_at_three_points_loses_no_finished_trial(tmp_path):
     for trial_id, (epochs, best) in finished_before.items():
         assert (after[trial_id].epochs, after[trial_id].best) == (epochs, best), trial_id
     study = optuna.load_study(study_name="thrice", storage=f"sqlite:///{run_dir / 'optuna.db'}")
-    assert len(study.trials) == 6 and all(t.state.is_finished() for t in study.trials)
+    assert all(t.state.is_finished() for t in study.trials)
+    told = [t for t in study.trials if t.state != optuna.trial.TrialState.FAIL]
+    assert len(told) == 6  # one per Tune trial; any extra was asked for just before a kill and is FAIL

@@ -166,8 +166,8 @@ def test_resume_after_kill_9_of_the_driver(tmp_path):
         if row.status in ("completed", "pruned"):
             assert after[trial_id].epochs == row.epochs and after[trial_id].best == row.best
     study = optuna.load_study(study_name="killed", storage=f"sqlite:///{run_dir / 'optuna.db'}")
-    assert len(study.trials) == 6
     assert all(t.state.is_finished() for t in study.trials)
+    assert len([t for t in study.trials if t.state != optuna.trial.TrialState.FAIL]) == 6
 
 
 def ray_cli() -> str:
