@@ -1,0 +1,153 @@
+"""The bad-input suite: every case through the real CLI.
+
+Each must end in exit code 2 with one line on stderr that names the file (or
+option) and what was expected, no traceback, and no existing file changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from test_data import write_emnist, write_npz
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    from conftest import TINY, with_sets
+
+    from alphabet.cli import main
+
+    out = tmp_path_factory.mktemp("ck")
+    assert main(["train", *with_sets(TINY + [f"log.out_dir={out}", "log.name=m", "train.epochs=1"])]) == 0
+    return out / "m" / "checkpoints" / "last.pt"
+
+
+def letter_png(path: Path) -> Path:
+    img = np.zeros((40, 40), np.uint8)
+    img[5:35, 18:22] = 255
+    Image.fromarray(img).save(path)
+    return path
+
+
+def edited_checkpoint(checkpoint: Path, path: Path, edit) -> Path:
+    payload = torch.load(checkpoint, weights_only=True)
+    edit(payload)
+    torch.save(payload, path)
+    return path
+
+
+# Each case: (name, set-up returning the CLI arguments, fragment the one line must contain).
+def _config(text: str):
+    def make(tmp: Path, _ck: Path) -> tuple[list, str]:
+        path = tmp / "config.yaml"
+        path.write_text(text)
+        return ["train", path], str(path)
+    return make
+
+
+def _data(source_of):
+    def make(tmp: Path, _ck: Path) -> tuple[list, str]:
+        source, named = source_of(tmp)
+        return ["data", "info", "--set", f"data.source={source}"], named
+    return make
+
+
+def _predict(make_file):
+    def make(tmp: Path, ck: Path) -> tuple[list, str]:
+        path = make_file(tmp)
+        return ["predict", ck, path], str(path)
+    return make
+
+
+def _checkpoint(make_file):
+    def make(tmp: Path, ck: Path) -> tuple[list, str]:
+        path = make_file(tmp, ck)
+        return ["predict", path, letter_png(tmp / "l.png")], str(path)
+    return make
+
+
+def _emnist_args(damage=None):
+    """EMNIST files in torchvision's layout, damaged by ``damage`` (None: no files at all)."""
+    def make(tmp: Path, _ck: Path) -> tuple[list, str]:
+        raw = tmp / "EMNIST" / "raw"
+        if damage is not None:
+            write_emnist(tmp, "letters", {"train": np.arange(1, 27), "test": np.arange(1, 27)})
+            damage(raw)
+        return ["data", "info", "--set", "data.source=emnist-letters", "--set", f"data.root={tmp}"], str(raw)
+    return make
+
+
+def _truncate(raw: Path) -> None:
+    f = raw / "emnist-letters-train-images-idx3-ubyte"
+    f.write_bytes(f.read_bytes()[:3000])
+
+
+def _corrupt_header(raw: Path) -> None:
+    f = raw / "emnist-letters-test-labels-idx1-ubyte"
+    f.write_bytes(b"\x00\x00\x09\x99" + f.read_bytes()[4:])
+
+
+CASES = {
+    "malformed yaml": (_config("train:\n  lr: [0.1\n"), "malformed YAML at line"),
+    "unknown key": (_config("train:\n  learning_rate: 0.1\n"), "unknown key 'train.learning_rate'; valid keys"),
+    "wrong type": (_config("model:\n  width: wide\n"), "model.width: expected int, got 'wide'"),
+    "zero epochs": (_config("train:\n  epochs: 0\n"), "train.epochs: expected a value > 0"),
+    "negative epochs": (_config("train:\n  epochs: -5\n"), "train.epochs: expected a value > 0"),
+    "empty class list": (_config("data:\n  classes: ''\n"), "data.classes: expected a non-empty string"),
+    "yaml list": (_config("- train\n"), "top level: expected a mapping"),
+    "missing data directory": (_data(lambda t: (f"folder:{t / 'none'}", str(t / "none"))), "directory not found"),
+    "missing EMNIST files": (_emnist_args(), "EMNIST files missing"),
+    "truncated EMNIST file": (_emnist_args(_truncate), "corrupt or truncated EMNIST file"),
+    "corrupt EMNIST header": (_emnist_args(_corrupt_header), "corrupt or truncated EMNIST file"),
+    "npz missing key": (_data(lambda t: (f"npz:{write_npz(t / 'a.npz', y=None)}", "a.npz")), "missing key y"),
+    "npz wrong shape": (_data(lambda t: (f"npz:{write_npz(t / 'b.npz', x=np.zeros((60, 28, 27), np.uint8))}",
+                                         "b.npz")), "key x: expected shape (N, 28, 28)"),
+    "npz not an archive": (_data(lambda t: ((t / "c.npz").write_text("x") and f"npz:{t / 'c.npz'}", "c.npz")),
+                           "not a readable .npz archive"),
+    "folder without letter sub-folders": (_data(lambda t: ((t / "words").mkdir() or f"folder:{t}", str(t))),
+                                          "no letter sub-folders"),
+    "empty folder": (_data(lambda t: (f"folder:{t}", str(t))), "no letter sub-folders"),
+    "letter folders without images": (_data(lambda t: ((t / "a").mkdir() or f"folder:{t}", str(t))),
+                                      "hold no images"),
+    "predict: not an image": (_predict(lambda t: (t / "x.png").write_text("text") and t / "x.png"),
+                              "not a readable image"),
+    "predict: 0-byte file": (_predict(lambda t: (t / "e.png").write_bytes(b"") or t / "e.png"), "empty file (0 bytes)"),
+    "predict: huge image": (_predict(lambda t: Image.new("L", (9000, 5000)).save(t / "h.png") or t / "h.png"),
+                            "expected at most"),
+    "checkpoint: corrupt": (_checkpoint(lambda t, ck: (t / "c.pt").write_bytes(ck.read_bytes()[:2000]) and t / "c.pt"),
+                            "corrupt or truncated checkpoint"),
+    "checkpoint: other architecture": (_checkpoint(lambda t, ck: edited_checkpoint(
+        ck, t / "o.pt", lambda p: p["config"]["model"].update(width=48))), "weights do not fit the architecture"),
+    "checkpoint: unknown format": (_checkpoint(lambda t, ck: edited_checkpoint(
+        ck, t / "f.pt", lambda p: p.update(format=7))), "expected checkpoint format 1, got 7"),
+    "checkpoint: not ours": (_checkpoint(lambda t, ck: torch.save({"w": torch.zeros(3)}, t / "n.pt") or t / "n.pt"),
+                             "not an alphabet checkpoint"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_refused_in_one_line(cli, checkpoint, tmp_path, case):
+    make, fragment = CASES[case]
+    args, named = make(tmp_path, checkpoint)
+    before = snapshot(tmp_path)
+    result = cli(*args)
+    assert result.code == 2, result
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.err, result.err
+    assert fragment in lines[0], lines[0]
+    assert Path(named).name in lines[0], lines[0]
+    assert snapshot(tmp_path) == before  # nothing that existed was overwritten
+
+
+def test_the_suite_has_at_least_twenty_cases():
+    assert len(CASES) >= 20
