@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from alphabet.checkpoint import model_from_checkpoint
-from alphabet.data.letterset import LetterSet
+from alphabet.data.letterset import LetterSet, concat
 from alphabet.data.sources import load_source
 from alphabet.data.splits import holdout, select_classes
 from alphabet.engine import evaluate_loss, pick_device, predict_probs
@@ -23,7 +23,8 @@ def evaluation_set(source: str, split: str, data_config, classes: list[str]) -> 
     loaded = load_source(source, data_config)
     pool = select_classes(loaded.pool, data_config, source)
     if split == "all":
-        data = pool if loaded.test is None else _join(pool, select_classes(loaded.test, data_config, source))
+        data = pool if loaded.test is None else concat(pool, select_classes(loaded.test, data_config, source)
+                                                       .relabel(pool.classes))
     elif loaded.test is not None:
         data = select_classes(loaded.test, data_config, source)
     else:
@@ -32,12 +33,6 @@ def evaluation_set(source: str, split: str, data_config, classes: list[str]) -> 
     if len(data) == 0:
         raise UserError(f"--data {source}: no images of the checkpoint's classes {''.join(classes)}")
     return data
-
-
-def _join(a: LetterSet, b: LetterSet) -> LetterSet:
-    from alphabet.data.letterset import concat
-
-    return concat(a, b.relabel(a.classes))
 
 
 def evaluate_checkpoint(checkpoint: str | Path, source: str, out_dir: Path, split: str = "test",

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from alphabet.augment import augment
 from alphabet.checkpoint import load_checkpoint, save_checkpoint
 from alphabet.config import Config, from_dict, to_dict
 from alphabet.data import LetterSet, load_splits
@@ -40,8 +41,6 @@ def report_split(reporter: RunReporter, split: str, data: LetterSet, probs: torc
 def preview_batch(trainer: Trainer, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Augmented training images for the figure, from their own generator so that
     drawing them does not change the training run's random stream."""
-    from alphabet.augment import augment
-
     gen = torch.Generator(device=trainer.device).manual_seed(epoch)
     idx = torch.arange(min(48, len(trainer.data)), device=trainer.device)
     return augment(to_input(trainer.data.images[idx]), trainer.config.augment, gen), trainer.data.labels[idx]
