@@ -1,0 +1,184 @@
+"""Data sources, by name: each yields a training pool and, where it has one, a test set.
+
+A registry maps the source kind to a loader, so ``data.source`` in a config is
+plain text: ``synthetic``, ``emnist-letters``, ``npz:PATH``, ``folder:PATH`` ...
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from alphabet.config import DataConfig
+from alphabet.data.emnist_style import IMAGE_SUFFIXES, load_letter_image
+from alphabet.data.letterset import LetterSet
+from alphabet.errors import UserError
+
+LETTERS52 = list(string.ascii_uppercase + string.ascii_lowercase)
+
+
+@dataclass
+class SourceData:
+    pool: LetterSet  # what train and validation (and test, if ``test`` is None) come from
+    test: LetterSet | None  # the source's own test partition, if it has one
+
+
+SourceLoader = Callable[[str, DataConfig], SourceData]
+SOURCES: dict[str, SourceLoader] = {}
+
+
+def register(kind: str) -> Callable[[SourceLoader], SourceLoader]:
+    def add(fn: SourceLoader) -> SourceLoader:
+        SOURCES[kind] = fn
+        return fn
+    return add
+
+
+def load_source(spec: str, config: DataConfig) -> SourceData:
+    """Load ``spec`` (``kind`` or ``kind:argument``)."""
+    kind, _, arg = spec.partition(":")
+    if kind not in SOURCES:
+        raise UserError(f"data.source: unknown source {spec!r}; expected one of "
+                        "synthetic, emnist-letters, emnist-lowercase, emnist-uppercase, npz:PATH, folder:PATH")
+    if kind in ("npz", "folder") and not arg:
+        raise UserError(f"data.source: {kind} needs a path, as in {kind}:PATH")
+    return SOURCES[kind](arg, config)
+
+
+# --- torchvision EMNIST -------------------------------------------------------------
+
+def _emnist(split: str, train: bool, config: DataConfig) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    from torchvision.datasets import EMNIST
+
+    part = "train" if train else "test"
+    raw = Path(config.root) / "EMNIST" / "raw"
+    files = [raw / f"emnist-{split}-{part}-{kind}-idx{n}-ubyte" for kind, n in (("images", 3), ("labels", 1))]
+    if not config.download and not all(f.exists() for f in files):
+        raise UserError(f"{raw}: EMNIST files missing: expected {files[0].name} and {files[1].name}; "
+                        "pass --download (or data.download=true) to fetch them")
+    try:
+        ds = EMNIST(config.root, split=split, train=train, download=config.download)
+        images = ds.data.numpy().transpose(0, 2, 1)  # stored transposed; make them upright
+        labels = ds.targets.numpy()
+    except (RuntimeError, ValueError, TypeError, AssertionError, OSError) as e:
+        raise UserError(f"{files[0]}: corrupt or truncated EMNIST file ({type(e).__name__}); "
+                        "expected an idx ubyte file as torchvision's EMNIST writes it") from None
+    if images.shape[1:] != (28, 28) or len(images) != len(labels):
+        raise UserError(f"{files[0]}: expected N 28x28 images matching {len(labels)} labels, "
+                        f"got shape {images.shape}")
+    return np.ascontiguousarray(images), labels, list(ds.classes)
+
+
+def _emnist_source(split: str, keep: Callable[[str], bool]) -> SourceLoader:
+    def load(_: str, config: DataConfig) -> SourceData:
+        parts = []
+        for train in (True, False):
+            images, labels, names = _emnist(split, train, config)
+            full = LetterSet(images, labels, names)
+            classes = [c for c in names if keep(c)]
+            parts.append(full.relabel(classes))
+        return SourceData(pool=parts[0], test=parts[1])
+    return load
+
+
+register("emnist-letters")(_emnist_source("letters", lambda c: c != "N/A"))
+register("emnist-lowercase")(_emnist_source("byclass", str.islower))
+register("emnist-uppercase")(_emnist_source("byclass", str.isupper))
+
+
+# --- numpy archives ------------------------------------------------------------------
+
+@register("npz")
+def load_npz(path: str, config: DataConfig) -> SourceData:
+    """Keys ``x`` and ``y`` (or ``y52``), optional ``writer`` and ``classes`` (or ``classes52``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{p}: file not found; expected a .npz archive with keys x and y")
+    try:
+        # allow_pickle=False: a user's archive must never run code when it is read.
+        archive = np.load(p, allow_pickle=False)
+        keys = set(archive.files)
+    except (OSError, ValueError, EOFError) as e:
+        raise UserError(f"{p}: not a readable .npz archive ({type(e).__name__})") from None
+    label_key = next((k for k in ("y", "y52") if k in keys), None)
+    if "x" not in keys or label_key is None:
+        raise UserError(f"{p}: missing key {'x' if 'x' not in keys else 'y'}; expected keys x and y "
+                        f"(found {', '.join(sorted(keys)) or 'none'})")
+    try:
+        x, y = archive["x"], archive[label_key]
+        class_key = next((k for k in ("classes", "classes52") if k in keys), None)
+        classes = [str(c) for c in archive[class_key]] if class_key else None
+        writers = archive["writer"] if "writer" in keys else None
+    except ValueError as e:  # object arrays need pickle, which we refuse
+        raise UserError(f"{p}: unreadable array ({e}); expected plain numeric or string arrays") from None
+    if x.ndim != 3 or x.shape[1:] != (28, 28):
+        raise UserError(f"{p}: key x: expected shape (N, 28, 28), got {x.shape}")
+    if y.ndim != 1 or len(y) != len(x):
+        raise UserError(f"{p}: key {label_key}: expected shape ({len(x)},), got {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise UserError(f"{p}: key {label_key}: expected integer labels, got {y.dtype}")
+    if writers is not None and len(writers) != len(x):
+        raise UserError(f"{p}: key writer: expected shape ({len(x)},), got {writers.shape}")
+    n_classes = int(y.max()) + 1 if len(y) else 0
+    odd = [c for c in classes or [] if len(c) != 1 or not c.isalpha()]
+    if odd:
+        raise UserError(f"{p}: key {class_key}: expected single letters as class names, got {odd[0]!r}")
+    if classes is None:
+        classes = {26: list(string.ascii_lowercase), 52: LETTERS52}.get(n_classes)
+        if classes is None:
+            raise UserError(f"{p}: key classes missing; expected it when labels are not 26 or 52 classes")
+    if len(y) and (y.min() < 0 or y.max() >= len(classes)):
+        raise UserError(f"{p}: key {label_key}: expected labels in 0..{len(classes) - 1}, "
+                        f"got {y.min()}..{y.max()}")
+    if x.dtype != np.uint8:
+        x = np.clip(x, 0, 255).astype(np.uint8)
+    return SourceData(pool=LetterSet(x, y, classes, writers), test=None)
+
+
+# --- a folder of images ----------------------------------------------------------------
+
+@register("folder")
+def load_folder(path: str, config: DataConfig) -> SourceData:
+    """One sub-folder per letter (named by the letter), images of any size and format."""
+    root = Path(path)
+    if not root.is_dir():
+        raise UserError(f"{root}: directory not found; expected one sub-folder per letter")
+    folders = sorted(d for d in root.iterdir() if d.is_dir() and len(d.name) == 1 and d.name.isalpha())
+    if not folders:
+        raise UserError(f"{root}: no letter sub-folders; expected sub-folders named a, b, ... or A, B, ...")
+    images, labels = [], []
+    for label, folder in enumerate(folders):
+        for file in sorted(folder.iterdir()):
+            if file.suffix.lower() in IMAGE_SUFFIXES:
+                images.append(load_letter_image(file))
+                labels.append(label)
+    if not images:
+        raise UserError(f"{root}: the letter sub-folders hold no images; expected "
+                        f"{', '.join(sorted(IMAGE_SUFFIXES))} files")
+    return SourceData(LetterSet(np.stack(images), np.array(labels), [d.name for d in folders]), None)
+
+
+# --- the synthetic generator ------------------------------------------------------------
+
+@register("synthetic")
+def load_synthetic(_: str, config: DataConfig) -> SourceData:
+    from alphabet.data.synthetic import generate
+
+    wanted = _wanted_classes(config)
+    train = generate(config.synthetic_size, seed=config.synthetic_seed, classes=wanted)
+    # A different seed gives different fonts' distortions: a fair held-out set.
+    test = generate(config.synthetic_test_size, seed=config.synthetic_seed + 1_000_003, classes=wanted)
+    return SourceData(pool=train, test=test)
+
+
+def _wanted_classes(config: DataConfig) -> list[str]:
+    """Which of the 52 letters to generate, so no time goes on glyphs that are dropped."""
+    letters = {"lower": string.ascii_lowercase, "upper": string.ascii_uppercase}.get(
+        config.case, string.ascii_uppercase + string.ascii_lowercase)
+    if config.classes and config.case != "merged":
+        letters = [c for c in letters if c in config.classes]
+    return list(letters)

@@ -1,0 +1,104 @@
+"""From a source to train / validation / test sets: case, class subsets, limits, splits.
+
+The test set is only ever reported on; validation is what training and search
+choose by. Splits are writer-disjoint whenever writer ids exist, so validation
+and test writers are unseen in training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from alphabet.config import DataConfig
+from alphabet.data.letterset import LetterSet
+from alphabet.data.sources import load_source
+from alphabet.errors import UserError
+
+
+@dataclass
+class Splits:
+    train: LetterSet
+    val: LetterSet | None  # None when data.val_fraction is 0 (e.g. a final retrain)
+    test: LetterSet
+
+    @property
+    def classes(self) -> list[str]:
+        return self.train.classes
+
+
+def select_classes(data: LetterSet, config: DataConfig, origin: str) -> LetterSet:
+    """Apply ``data.case`` and ``data.classes`` to a set."""
+    mapping: dict[str, str] = {}
+    names = list(data.classes)
+    if config.case == "lower":
+        names = [c for c in names if c.islower()]
+    elif config.case == "upper":
+        names = [c for c in names if c.isupper()]
+    elif config.case == "merged":
+        mapping = {c: c.lower() for c in names}
+        names = sorted(set(mapping.values()))
+    if config.classes:
+        wanted = config.classes.lower() if config.case == "merged" else config.classes
+        names = [c for c in names if c in wanted]
+    if not names:
+        raise UserError(f"{origin}: data.case={config.case!r} and data.classes={config.classes!r} leave no "
+                        f"class; the source has {''.join(data.classes)}")
+    return data.relabel(names, mapping)
+
+
+def holdout(data: LetterSet, fraction: float, seed: int) -> tuple[LetterSet, LetterSet]:
+    """Split off ``fraction`` of ``data``: by writer where writers exist, else per class."""
+    rng = np.random.default_rng(seed)
+    if data.writers is not None:
+        writers = np.unique(data.writers)
+        rng.shuffle(writers)
+        held_writers = writers[: max(1, round(fraction * len(writers)))]
+        held = np.isin(data.writers, held_writers)
+    else:
+        held = np.zeros(len(data), bool)
+        for c in range(len(data.classes)):
+            idx = np.flatnonzero(data.labels == c)
+            rng.shuffle(idx)
+            held[idx[: round(fraction * len(idx))]] = True
+    return data.subset(np.flatnonzero(~held)), data.subset(np.flatnonzero(held))
+
+
+def limit_per_class(data: LetterSet, limit: int | None, seed: int) -> LetterSet:
+    """Keep at most ``limit`` random samples of each class."""
+    if limit is None:
+        return data
+    rng = np.random.default_rng(seed)
+    keep = []
+    for c in range(len(data.classes)):
+        idx = np.flatnonzero(data.labels == c)
+        keep.append(rng.permutation(idx)[:limit])
+    return data.subset(np.sort(np.concatenate(keep)))
+
+
+def load_splits(config: DataConfig) -> Splits:
+    """Everything training needs, from a data config."""
+    source = load_source(config.source, config)
+    pool = select_classes(source.pool, config, config.source)
+    if config.test_source:
+        other = load_source(config.test_source, config)
+        test = select_classes(other.test if other.test is not None else other.pool, config, config.test_source)
+        test = test.relabel(pool.classes)
+        if len(test) == 0:
+            raise UserError(f"data.test_source: {config.test_source!r} has no samples of the training classes "
+                            f"{''.join(pool.classes)}")
+    elif source.test is not None:
+        test = select_classes(source.test, config, config.source).relabel(pool.classes)
+    else:
+        pool, test = holdout(pool, config.test_fraction, config.split_seed)
+    train = limit_per_class(pool, config.train_per_class, config.split_seed)
+    test = limit_per_class(test, config.test_per_class, config.split_seed)
+    val = None
+    if config.val_fraction > 0:
+        train, val = holdout(train, config.val_fraction, config.split_seed + 1)
+    for name, part in (("train", train), ("test", test), ("validation", val)):
+        if part is not None and len(part) == 0:
+            raise UserError(f"data.source: {config.source!r} leaves the {name} split empty; "
+                            "expected at least one sample per split (check data.*_fraction and limits)")
+    return Splits(train=train, val=val, test=test)
