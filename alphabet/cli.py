@@ -79,10 +79,15 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_set_argument(p: argparse.ArgumentParser, example: str) -> None:
+    """``--set KEY=VALUE [KEY=VALUE ...]``, repeatable; later pairs win."""
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help=f"override settings, e.g. --set {example} (repeatable)")
+
+
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", help="YAML file with data/model/augment/train/log sections")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one setting, e.g. --set train.lr=0.01 (repeatable)")
+    add_set_argument(p, "train.lr=0.01 train.epochs=5")
     p.add_argument("--download", action="store_true", help="download EMNIST through torchvision if missing")
 
 

@@ -70,6 +70,10 @@ class TrainConfig:
     schedule: str = "onecycle"  # onecycle | cosine | constant
     warmup_epochs: float = 1.0  # for cosine and constant; onecycle has its own ramp
     label_smoothing: float = 0.05
+    # tau of logit-adjusted loss (Menon et al., 2021): adds tau*log(class prior) to the
+    # logits in training only, so rare letters are not traded for frequent ones; 1 targets
+    # balanced accuracy, 0 is plain cross-entropy. No effect on balanced data.
+    logit_adjustment: float = 0.0
     batch_size: int = 128
     epochs: int = 20
     seed: int = 0
@@ -112,6 +116,7 @@ POSITIVE = {
 NON_NEGATIVE = {
     "augment.rotate", "augment.shear", "augment.scale", "augment.translate",
     "augment.elastic", "train.weight_decay", "train.warmup_epochs", "train.momentum",
+    "train.logit_adjustment",
 }
 UNIT_INTERVAL = {  # [0, 1)
     "model.dropout", "augment.erase", "data.val_fraction", "data.test_fraction",
@@ -240,7 +245,7 @@ def parse_overrides(pairs: list[str], origin: str = "--set") -> dict:
     flat = {}
     for pair in pairs:
         if "=" not in pair:
-            raise UserError(f"{origin}: expected key=value, got {pair!r}")
+            raise UserError(f"{origin}: expected KEY=VALUE, got {pair!r} (a file argument goes before --set)")
         key, text = pair.split("=", 1)
         try:
             flat[key] = yaml.safe_load(text) if text.strip() else None

@@ -11,6 +11,7 @@ import contextlib
 import math
 import sys
 import time
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -50,8 +51,12 @@ class DeviceData:
     """A whole LetterSet as tensors on the training device."""
 
     def __init__(self, data: LetterSet, device: torch.device) -> None:
-        self.images = torch.from_numpy(data.images).to(device)
-        self.labels = torch.from_numpy(data.labels).to(device)
+        with warnings.catch_warnings():
+            # Arrays from Ray's object store are read-only; sharing them saves a copy per
+            # trial, and nothing here writes to them.
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+            self.images = torch.from_numpy(data.images).to(device)
+            self.labels = torch.from_numpy(data.labels).to(device)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -117,6 +122,8 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.data = DeviceData(train, self.device)
         t = config.train
+        prior = torch.as_tensor(train.counts(), dtype=torch.float32).clamp_min(1)
+        self.logit_offset = (t.logit_adjustment * (prior / prior.sum()).log()).to(self.device)
         self.steps_per_epoch = max(1, len(self.data) // t.batch_size)
         self.optimizer = build_optimizer(self.model, config)
         self.schedule = build_schedule(self.optimizer, config, self.steps_per_epoch)
@@ -153,7 +160,8 @@ class Trainer:
             x, y = self.draw_batch(order[step * t.batch_size:(step + 1) * t.batch_size])
             with self.autocast():
                 logits = self.forward(x)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=t.label_smoothing)
+                loss = F.cross_entropy(logits.float() + self.logit_offset, y,
+                                       label_smoothing=t.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()

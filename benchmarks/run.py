@@ -4,6 +4,12 @@
     python benchmarks/run.py --full     # full mode
     python benchmarks/run.py --only datapath,seed
 
+datapath  images/s of the on-device batch pipeline against per-sample PIL in a DataLoader
+seed      time to accuracy: the seed's recipe against the project's default (femnist)
+overhead  Ray's share of a trial, and the time from `alphabet search` to the first trial
+search    Optuna + ASHA against random + FIFO: best accuracy per trial-epoch (femnist)
+retrain   epochs/s of the default best CNN at EMNIST-letters size, projected to 500 epochs
+
 Each benchmark writes its own section of docs/BENCHMARKS.md (between
 ``<!-- bench:NAME -->`` markers), with the command, machine and date. The
 femnist benchmarks need ../shared/data and are skipped with a message without it.
@@ -183,7 +189,170 @@ def bench_seed(full: bool) -> str:
             f"{ours[-1][1]:.4f}.")
 
 
-BENCHMARKS: dict[str, Callable[[bool], str]] = {"datapath": bench_datapath, "seed": bench_seed}
+# --- Ray overhead: one trial under Tune against the same training in a plain loop -------------
+
+OVERHEAD_SETS = ["data.case=lower", "data.synthetic_size=6000", "data.synthetic_test_size=520",
+                 "data.val_fraction=0.15", "model.width=16", "log.progress=never"]
+
+
+def _plain_seconds(epochs: int) -> float:
+    """The trial's work (train an epoch, score validation) without Ray, on one thread as a trial has."""
+    config = load_config(None, OVERHEAD_SETS + [f"train.epochs={epochs}"])
+    splits = load_splits(config.data)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        t0 = time.perf_counter()
+        trainer = Trainer(config, splits.train)
+        while trainer.epoch < epochs:
+            trainer.train_epoch()
+            evaluate_split(trainer, splits.val)
+        return time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(threads)
+
+
+def bench_overhead(full: bool) -> str:
+    import json
+    import subprocess
+    import tempfile
+
+    import yaml
+
+    epochs = 12 if full else 6
+    plain = _plain_seconds(epochs)
+    config: dict = {}
+    for pair in OVERHEAD_SETS + [f"log.figures_every={epochs}"]:
+        key, value = pair.split("=")
+        section, name = key.split(".")
+        config.setdefault(section, {})[name] = yaml.safe_load(value)
+    with tempfile.TemporaryDirectory() as tmp:
+        experiment = {"config": config, "space": {"train.lr": {"type": "loguniform", "low": 0.002, "high": 0.004}},
+                      "search": {"num_samples": 1, "max_concurrent": 1},
+                      "asha": {"max_t": epochs, "grace_period": epochs}, "resources": {"cpus_per_trial": 1},
+                      "storage": {"path": tmp, "name": "overhead"}}
+        path = Path(tmp) / "overhead.yaml"
+        path.write_text(yaml.safe_dump(experiment))
+        t0 = time.time()
+        subprocess.run([sys.executable, "-m", "alphabet", "search", str(path)], check=True, cwd=ROOT,
+                       stdout=subprocess.DEVNULL)
+        total = time.time() - t0
+        rows = [json.loads(line) for line in next(Path(tmp, "overhead").glob("*/result.json")).read_text().splitlines()]
+    first = rows[0]
+    first_start = first["timestamp"] - first["time_this_iter_s"] - t0
+    trial = rows[-1]["time_total_s"]
+    share = (trial - plain) / trial
+    return ("## Ray overhead: one trial under Tune against the same work in a plain loop\n\n"
+            f"{epochs} epochs of a width-16 CNN on 5,100 synthetic letters (train + validation each epoch, one "
+            "thread), first in a plain loop, then as the only trial of `alphabet search` (OptunaSearch, ASHA, a "
+            "`tune.report` with a `tune.Checkpoint` and TensorBoard scalars every epoch).\n\n"
+            "| | seconds |\n|---|---|\n"
+            f"| plain loop | {plain:.1f} |\n"
+            f"| the trial, as Tune timed it | {trial:.1f} |\n"
+            f"| reports, checkpoints and TensorBoard: share of the trial | **{100 * share:.1f}%** |\n"
+            f"| `alphabet search` launched → first trial started (imports, data, Ray start-up) | {first_start:.1f} |\n"
+            f"| whole command, start to exit (includes results, summary figure, Ray shutdown) | {total:.1f} |")
+
+
+# --- search efficiency: Optuna + ASHA against random search + FIFO, same num_samples -----------
+
+def _best_curve(run_dir: Path, metric: str) -> list[tuple[int, float]]:
+    """(trial-epochs spent, best metric so far) over every report of every trial, in time order."""
+    import json
+
+    reports = [json.loads(line) for path in run_dir.glob("trial_*/result.json")
+               for line in path.read_text().splitlines() if line.strip()]
+    reports.sort(key=lambda r: r["timestamp"])
+    best, curve = float("-inf"), []
+    for spent, report in enumerate(reports, 1):
+        best = max(best, report[metric])
+        curve.append((spent, best))
+    return curve
+
+
+def bench_search(full: bool) -> str:
+    import subprocess
+    import tempfile
+
+    if not FEMNIST.exists():
+        return f"## Search efficiency\n\nSkipped: {FEMNIST} is absent."
+    samples, max_t, grace = (16, 12, 3) if full else (8, 6, 2)
+    experiment = ROOT / "benchmarks" / "configs" / "femnist_search.yaml"
+    arms = {"Optuna (TPE) + ASHA": ["search.searcher=optuna", "search.scheduler=asha"],
+            "random + FIFO": ["search.searcher=random", "search.scheduler=fifo"]}
+    curves, walls = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (arm, sets) in enumerate(arms.items()):
+            sets = sets + [f"search.num_samples={samples}", f"asha.max_t={max_t}", f"asha.grace_period={grace}",
+                           "search.time_budget_s=null", f"storage.path={tmp}", f"storage.name=arm{i}"]
+            t0 = time.time()
+            subprocess.run([sys.executable, "-m", "alphabet", "search", str(experiment), "--set", *sets],
+                           check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+            walls[arm] = time.time() - t0
+            curves[arm] = _best_curve(Path(tmp) / f"arm{i}", "val_balanced_accuracy")
+    (ours_name, ours), (base_name, base) = curves.items()
+    target = base[-1][1]
+    reached = next((spent for spent, best in ours if best >= target), None)
+    figure = DOC.parent / "figures" / "search_efficiency.png"
+    figure.parent.mkdir(exist_ok=True)
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for arm, curve in curves.items():
+        ax.step([spent for spent, _ in curve], [best for _, best in curve], where="post", label=arm)
+    ax.set(xlabel="trial-epochs spent", ylabel="best validation balanced accuracy",
+           title=f"femnist lowercase, {samples} trials of up to {max_t} epochs", ylim=(max(0.0, target - 0.2), 1))
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(figure, dpi=120)
+    plt.close(fig)
+    verdict = (f"{reached} trial-epochs, {reached / base[-1][0]:.2f} of random + FIFO's {base[-1][0]}"
+               if reached else f"not reached (best {ours[-1][1]:.4f})")
+    rows = "\n".join(f"| {arm} | {curve[-1][0]} | {curve[-1][1]:.4f} | {walls[arm] / 60:.1f} min |"
+                      for arm, curve in curves.items())
+    return ("## Search efficiency: Optuna + ASHA against random search + FIFO (femnist lowercase)\n\n"
+            f"`benchmarks/configs/femnist_search.yaml` with {samples} trials of up to {max_t} epochs each "
+            f"(ASHA grace period {grace}, reduction factor 3), 2 trials at a time, validation on held-out "
+            "writers.\n\n"
+            "| searcher + scheduler | trial-epochs | best val balanced accuracy | wall time |\n|---|---|---|---|\n"
+            f"{rows}\n\n"
+            f"Trial-epochs {ours_name} needed to reach random + FIFO's best ({target:.4f}): **{verdict}**. "
+            "Target: at most 1/3.\n\n![best so far against trial-epochs](figures/search_efficiency.png)")
+
+
+# --- retrain time: epochs per second for the default best CNN at EMNIST-letters size ------------
+
+def bench_retrain(full: bool) -> str:
+    images = 124_800 if full else 12_480
+    config = load_config(None, ["data.case=all", f"data.synthetic_size={images}", "data.val_fraction=0",
+                                "data.synthetic_test_size=52", "model.width=32", "model.convs_per_stage=2",
+                                "augment.elastic=0.2", "augment.erase=0.1"])
+    splits = load_splits(config.data)
+    trainer = Trainer(config, splits.train)
+    trainer.train_epoch()  # warm-up: allocator, cudnn autotuning
+    epochs = 2
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        trainer.train_epoch()
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize()
+    per_epoch = (time.perf_counter() - t0) / epochs
+    scaled = per_epoch * 124_800 / images
+    where = (f"on {trainer.device.type.upper()}" if trainer.device.type != "cpu"
+             else f"on CPU ({torch.get_num_threads()} threads)")
+    projection = "" if images == 124_800 else f" (measured on {images:,} images and scaled linearly)"
+    return ("## Retrain time: the default best CNN at the size of EMNIST letters\n\n"
+            f"CNN 32-64-128, 2 conv/stage, batch 128, affine + elastic + erasing augmentation, {where}, "
+            f"{len(splits.train):,} synthetic training images.\n\n"
+            f"- {per_epoch:.1f} s per epoch, {len(splits.train) / per_epoch:,.0f} images/s.\n"
+            f"- A 500-epoch retrain on 124,800 images{projection}: **{500 * scaled / 3600:.1f} h**. "
+            "Target: 15 minutes on one H100.")
+
+
+BENCHMARKS: dict[str, Callable[[bool], str]] = {"datapath": bench_datapath, "seed": bench_seed,
+                                               "overhead": bench_overhead, "search": bench_search,
+                                               "retrain": bench_retrain}
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from alphabet.cli import add_set_argument
 from alphabet.errors import UserError
 
 SMOKE_TEST = ["search.num_samples=4", "search.max_concurrent=2", "asha.max_t=2", "asha.grace_period=1",
@@ -56,8 +57,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="hyperparameter search with Ray Tune, Optuna and ASHA")
     p.add_argument("experiment", nargs="?", help="experiment YAML (see experiments/)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override an experiment key, e.g. --set search.num_samples=50")
+    add_set_argument(p, "search.num_samples=50 asha.max_t=20")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted search")
     p.add_argument("--smoke-test", action="store_true", help="a tiny search, to check the set-up")
@@ -70,7 +70,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("retrain", help="retrain a search's best configuration on train+val, report on test")
     p.add_argument("target", nargs="?", metavar="RUN_DIR|best.yaml")
     p.add_argument("--epochs", type=int, help="default: the experiment's retrain.epochs (500)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a training setting")
+    add_set_argument(p, "train.batch_size=256")
     p.add_argument("--resume", metavar="RETRAIN_DIR", help="continue an interrupted retrain")
     p.add_argument("--smoke-test", action="store_true", help="retrain for one epoch")
     p.set_defaults(func=cmd_retrain)

@@ -9,6 +9,7 @@ end, ``best.yaml``, ``trials.csv`` and the search summary.
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import yaml
@@ -79,6 +80,21 @@ def build_searcher(experiment: Experiment, location: RunLocation):
     return ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent) if s.max_concurrent else searcher
 
 
+def trial_dirname(trial) -> str:
+    """``trial_003_a131267b``: short and in launch order, as TensorBoard lists runs
+    (Ray's default folder name repeats every parameter and the date)."""
+    number = trial.experiment_tag.split("_", 1)[0]
+    return f"trial_{number.zfill(3)}_{trial.trial_id}"
+
+
+def build_reporter(experiment: Experiment):
+    from ray.tune import CLIReporter
+
+    # The status table, best trial first; in a log file (nohup, CI) once a minute, not every 5 s.
+    return CLIReporter(metric_columns=["epoch", experiment.search.metric], sort_by_metric=True,
+                       max_report_frequency=10 if sys.stdout.isatty() else 60)
+
+
 def build_scheduler(experiment: Experiment):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -130,13 +146,14 @@ def run_search(experiment: Experiment | None, address: str | None = None, resume
             trainable,
             tune_config=tune.TuneConfig(metric=s.metric, mode=experiment.mode, search_alg=build_searcher(
                 experiment, location), scheduler=build_scheduler(experiment), num_samples=s.num_samples,
-                time_budget_s=s.time_budget_s),
+                time_budget_s=s.time_budget_s, trial_dirname_creator=trial_dirname),
             run_config=tune.RunConfig(
                 name=location.name, storage_path=location.parent_uri,
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=experiment.storage.keep_checkpoints),
                 failure_config=tune.FailureConfig(max_failures=experiment.resources.max_failures),
                 sync_config=tune.SyncConfig(sync_artifacts=True),
-                callbacks=[JsonLoggerCallback(), CSVLoggerCallback()], verbose=1),
+                callbacks=[JsonLoggerCallback(), CSVLoggerCallback()], progress_reporter=build_reporter(experiment),
+                verbose=1),
         )
     grid = tuner.fit()
     errors = [r for r in grid if r.error]

@@ -7,6 +7,7 @@ metrics with a checkpoint; a restarted trial continues from its last one.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +28,8 @@ CHECKPOINT_FILE = "trainer.pt"
 def train_trial(params: dict, *, experiment: Experiment, splits: Splits) -> None:
     import ray
 
+    # Ray logs a line per saved checkpoint; at one per epoch per trial it buries the status table.
+    logging.getLogger("ray.train").setLevel(logging.WARNING)
     config = trial_config(experiment, params)
     node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran it, for the trial table
     cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)

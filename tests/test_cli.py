@@ -39,7 +39,8 @@ def test_help_on_every_command(cli):
 
 
 def test_train_smoke_test(cli, tmp_path):
-    result = cli("train", "--smoke-test", "--set", f"log.out_dir={tmp_path}", "--set", "log.name=s")
+    # One --set takes several pairs, as a second --set does.
+    result = cli("train", "--smoke-test", "--set", f"log.out_dir={tmp_path}", "log.name=s")
     assert result.code == 0
     assert (tmp_path / "s" / "metrics.json").is_file()
     assert "tensorboard --logdir" in result.out
@@ -99,12 +100,15 @@ def test_predict_top_k(cli, trained, tmp_path):
     as_json = json.loads(cli("predict", trained / "checkpoints/last.pt", *paths, "--json").out)
     top = as_json[0]["top"]
     assert len(top) == 3 and top[0]["probability"] >= top[1]["probability"] >= top[2]["probability"]
-    # A scan (dark on light, 3x larger) must be read as the original 28x28 image is.
+    # A scan (dark on light, 3x larger) must be read as the original 28x28 image is
+    # when framed the same way (white on black, so no inversion).
     from alphabet.checkpoint import model_from_checkpoint
+    from alphabet.data.emnist_style import to_emnist_style
     from alphabet.engine import predict_probs
 
     model, classes, _ = model_from_checkpoint(trained / "checkpoints/last.pt")
-    direct = [classes[i] for i in predict_probs(model, torch.from_numpy(originals), torch.device("cpu")).argmax(1)]
+    framed = torch.from_numpy(np.stack([to_emnist_style(image) for image in originals]))
+    direct = [classes[i] for i in predict_probs(model, framed, torch.device("cpu")).argmax(1)]
     agree = sum(r["top"][0]["letter"] == d for r, d in zip(as_json, direct, strict=True))
     assert agree >= 11, (agree, direct)
 
@@ -169,6 +173,11 @@ def test_data_info_and_preview(cli, tmp_path):
 def test_unknown_key_is_one_line(cli):
     assert_one_line_error(cli("train", "--set", "train.lerning_rate=1"), "unknown key 'train.lerning_rate'",
                           "train.lr")
+
+
+def test_file_after_set_is_named(cli):
+    assert_one_line_error(cli("train", "--set", "train.epochs=1", "experiments/quick.yaml"),
+                          "--set: expected KEY=VALUE, got 'experiments/quick.yaml'")
 
 
 def test_missing_data_directory(cli):

@@ -75,5 +75,5 @@ def test_missing_file():
 
 def test_parse_overrides_nests_and_types():
     assert parse_overrides(["a.b=1", "a.c=x", "d=[1, 2]"]) == {"a": {"b": 1, "c": "x"}, "d": [1, 2]}
-    with pytest.raises(UserError, match="expected key=value"):
+    with pytest.raises(UserError, match="expected KEY=VALUE"):
         parse_overrides(["novalue"])

@@ -46,11 +46,11 @@ def test_trial_worker_killed_mid_epoch_is_retried_from_its_checkpoint(tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         def two_epochs() -> bool:
-            files = list(run_dir.glob("train_trial_*/result.json"))
+            files = list(run_dir.glob("trial_*/result.json"))
             return bool(files) and len(results(files[0])) >= 2
 
         wait_for(two_epochs, what="two reported epochs")
-        trial_file = next(run_dir.glob("train_trial_*/result.json"))
+        trial_file = next(run_dir.glob("trial_*/result.json"))
         pid = results(trial_file)[-1]["pid"]
         time.sleep(0.3)  # into the next epoch
         os.kill(pid, signal.SIGKILL)
@@ -120,10 +120,10 @@ def test_driver_killed_at_three_points_loses_no_finished_trial(tmp_path):
     finished_before: dict[str, tuple[int, float]] = {}
 
     def finished_count() -> int:
-        return sum(any(r.get("done") for r in results(p)) for p in run_dir.glob("train_trial_*/result.json"))
+        return sum(any(r.get("done") for r in results(p)) for p in run_dir.glob("trial_*/result.json"))
 
     def reported_epochs() -> int:
-        return sum(len(results(p)) for p in run_dir.glob("train_trial_*/result.json"))
+        return sum(len(results(p)) for p in run_dir.glob("trial_*/result.json"))
 
     # Point 1: trials under way, none finished. Point 2: after the first finished. Point 3: after the third.
     points = [lambda: reported_epochs() >= 1, lambda: finished_count() >= 1, lambda: finished_count() >= 3]

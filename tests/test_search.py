@@ -89,7 +89,7 @@ def test_search_prunes_and_records_it_in_optuna(finished_search):
 
 
 def test_every_trial_has_tensorboard_curves_and_hparams(finished_search):
-    trial_dirs = [d for d in finished_search.iterdir() if d.name.startswith("train_trial")]
+    trial_dirs = [d for d in finished_search.iterdir() if d.name.startswith("trial_")]
     assert len(trial_dirs) == 6
     for d in trial_dirs:
         events = EventAccumulator(str(d)).Reload()
@@ -146,9 +146,9 @@ def test_resume_after_kill_9_of_the_driver(tmp_path):
     try:
         deadline = time.time() + 300
         while time.time() < deadline:  # kill once a trial has finished and others are under way
-            finished = [p for p in run_dir.glob("train_trial_*/result.json")
+            finished = [p for p in run_dir.glob("trial_*/result.json")
                         if any(json.loads(line).get("done") for line in p.read_text().splitlines() if line)]
-            if finished or len([p for p in run_dir.glob("train_trial_*/checkpoint_*")]) >= 4:
+            if finished or len([p for p in run_dir.glob("trial_*/checkpoint_*")]) >= 4:
                 break
             time.sleep(1)
         time.sleep(6)  # let Tune write its experiment state once more

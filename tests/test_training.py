@@ -79,3 +79,24 @@ def test_resume_is_bit_identical_on_cpu(tmp_path):
     # TensorBoard continues at the right step: exactly one loss point per epoch.
     events = EventAccumulator(str(tmp_path / "broken")).Reload()
     assert [s.step for s in events.Scalars("train/loss")] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("tau, lo, hi", [(0.0, 0.0, 0.2), (1.0, 0.35, 0.65)])
+def test_logit_adjustment_undoes_the_class_prior(tau, lo, hi):
+    # Noise images, 90% labelled 'a': plain cross-entropy can only learn the prior
+    # (p(o) near 0.1); the logit-adjusted loss learns a uniform posterior (p(o) near 0.5).
+    import numpy as np
+
+    from alphabet.data.letterset import LetterSet
+    from alphabet.engine import Trainer
+
+    rng = np.random.default_rng(0)
+    noise = LetterSet(rng.integers(0, 256, (640, 28, 28), dtype=np.uint8), np.repeat([0, 1], [576, 64]), ["a", "o"])
+    config = load_config(None, ["model.width=8", "model.stages=2", "model.convs_per_stage=1", "train.lr=0.003",
+                                "train.schedule=constant", "train.warmup_epochs=0", "train.label_smoothing=0",
+                                "train.epochs=8", "train.device=cpu", f"train.logit_adjustment={tau}"])
+    trainer = Trainer(config, noise)
+    for _ in range(8):
+        trainer.train_epoch()
+    p_o = trainer.predict(torch.from_numpy(rng.integers(0, 256, (256, 28, 28), dtype=np.uint8)))[:, 1].mean()
+    assert lo < float(p_o) < hi, float(p_o)

@@ -2,6 +2,9 @@
 
 EMNIST's recipe: grey, white ink on black, cropped to the ink, centred in a
 square with a 2 px pad, resized to 28 and stretched so the brightest pixel is 255.
+Its 2 px pad is nominal: EMNIST blurs before it crops, so its letters' longer
+side spans about 20 of the 28 pixels (median 20-21 at a 5-20% ink threshold on
+the real letters in femnist_letters.npz). Letters framed here span the same.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from alphabet.errors import UserError
 
 # Refuse absurd images before decoding them fully (a decompression bomb, say).
 MAX_PIXELS = 40_000_000
+LETTER_SPAN = 20  # pixels of the longer side of the letter, as in real EMNIST images
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 
 
@@ -55,10 +59,10 @@ def to_emnist_style(grey: np.ndarray) -> np.ndarray:
     square = np.zeros((side, side), np.float32)
     oy, ox = (side - crop.shape[0]) // 2, (side - crop.shape[1]) // 2
     square[oy: oy + crop.shape[0], ox: ox + crop.shape[1]] = crop
-    # 24 px of letter plus 2 px on each side, as EMNIST frames its 28 px images.
-    small = np.asarray(Image.fromarray(square).resize((24, 24), Image.Resampling.BICUBIC))
+    small = np.asarray(Image.fromarray(square).resize((LETTER_SPAN, LETTER_SPAN), Image.Resampling.BICUBIC))
     out = np.zeros((28, 28), np.float32)
-    out[2:26, 2:26] = np.clip(small, 0, None)
+    pad = (28 - LETTER_SPAN) // 2
+    out[pad: pad + LETTER_SPAN, pad: pad + LETTER_SPAN] = np.clip(small, 0, None)
     out *= 255.0 / max(out.max(), 1e-6)
     return out.round().astype(np.uint8)
 

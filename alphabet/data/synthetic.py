@@ -2,7 +2,8 @@
 
 Each sample is a font glyph with a random stroke width, an affine and an elastic
 distortion, then framed as EMNIST frames its images (cropped to the ink,
-centred with a 2 px pad, 28 px). Deterministic for a given seed, any size.
+centred, 28 px). Deterministic for a given seed, any size. Size, width/height
+and stroke softness are matched to real NIST letters (measured on femnist).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from alphabet.augment import affine_matrices, elastic_offsets, warp
+from alphabet.data.emnist_style import LETTER_SPAN
 from alphabet.data.letterset import LetterSet
 from alphabet.errors import UserError
 
@@ -125,8 +127,8 @@ def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(x, k.view(1, 1, -1, 1), padding=(radius, 0))
 
 
-def _frame_like_emnist(x: torch.Tensor) -> torch.Tensor:
-    """Crop each (N, 1, S, S) image to its ink, centre it with a 2 px pad at 28 px."""
+def _frame_like_emnist(x: torch.Tensor, fill: torch.Tensor, blur: float) -> torch.Tensor:
+    """Crop each (N, 1, S, S) image to its ink and centre it at 28 px, its longer side ``fill`` px."""
     n, s = x.shape[0], x.shape[-1]
     ink = x[:, 0] > 0.15
     rows, cols = ink.any(2), ink.any(1)
@@ -140,14 +142,14 @@ def _frame_like_emnist(x: torch.Tensor) -> torch.Tensor:
     y0, y1 = torch.where(empty, 0.0, y0), torch.where(empty, s - 1.0, y1)
     x0, x1 = torch.where(empty, 0.0, x0), torch.where(empty, s - 1.0, x1)
     side = torch.maximum(y1 - y0, x1 - x0) + 1
-    half = side / 2 * 28 / 24  # the letter fills 24 of 28 output pixels
+    half = side / 2 * 28 / fill
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0] = theta[:, 1, 1] = half * 2 / s
     theta[:, 0, 2] = (x0 + x1 + 1) / s - 1
     theta[:, 1, 2] = (y0 + y1 + 1) / s - 1
     # Anti-alias before shrinking, as EMNIST blurs before it downsamples.
     grid = F.affine_grid(theta, [n, 1, 28, 28], align_corners=False)
-    return F.grid_sample(_blur(x, 1.0), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return F.grid_sample(_blur(x, blur), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def _pen(skeleton: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
@@ -184,9 +186,15 @@ def _generate_chunk(glyphs: torch.Tensor, skeletons: torch.Tensor, fonts: torch.
         x[pen] = _pen(skeletons[fonts[pen], labels[pen]].unsqueeze(1), radius)
     theta = affine_matrices(n, rotate=12, shear=0.4, scale=0.08, translate=0.03, gen=gen,
                             device=x.device, aspect=0.3)
+    # Handwritten lowercase is wider than type: real letters' width/height is about
+    # 1.2x the fonts' (a 1.26 vs 0.95, n 1.17 vs 0.99), so stretch widths more often.
+    theta[:, :, 0] /= 0.9 + 0.6 * torch.rand(n, 1, generator=gen)
     offsets = elastic_offsets(n, CANVAS, 2.5, gen, x.device, coarse=3)
     x = warp(x, theta, offsets)
-    x = _frame_like_emnist(x)
+    # Real letters span 19-22 of 28 pixels (see emnist_style.LETTER_SPAN), and their
+    # strokes are soft: a 2 px blur on the canvas matches femnist's share of
+    # saturated pixels (16 vs 14 per image; 49 with the former 1 px).
+    x = _frame_like_emnist(x, fill=LETTER_SPAN - 1.5 + 2.5 * torch.rand(n, generator=gen), blur=2.0)
     peak = x.flatten(1).amax(1).clamp_min(1e-6).view(n, 1, 1, 1)
     return (x / peak * 255).round().clamp(0, 255).to(torch.uint8)[:, 0]
 
