@@ -31,7 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from alphabet.config import AugmentConfig, Config, load_config  # noqa: E402
+from alphabet.config import AugmentConfig, Config, load_config, parse_overrides  # noqa: E402
 from alphabet.data import load_splits  # noqa: E402
 from alphabet.engine import Trainer  # noqa: E402
 from alphabet.train import evaluate_split  # noqa: E402
@@ -212,8 +212,16 @@ def _plain_seconds(epochs: int) -> float:
         torch.set_num_threads(threads)
 
 
-def bench_overhead(full: bool) -> str:
+def _trial_reports(run_dir: Path) -> list[dict]:
+    """Every epoch's report of every trial of a search, in time order (Tune's result.json files)."""
     import json
+
+    reports = [json.loads(line) for path in run_dir.glob("trial_*/result.json")
+               for line in path.read_text().splitlines() if line.strip()]
+    return sorted(reports, key=lambda r: r["timestamp"])
+
+
+def bench_overhead(full: bool) -> str:
     import subprocess
     import tempfile
 
@@ -221,11 +229,7 @@ def bench_overhead(full: bool) -> str:
 
     epochs = 12 if full else 6
     plain = _plain_seconds(epochs)
-    config: dict = {}
-    for pair in OVERHEAD_SETS + [f"log.figures_every={epochs}"]:
-        key, value = pair.split("=")
-        section, name = key.split(".")
-        config.setdefault(section, {})[name] = yaml.safe_load(value)
+    config = parse_overrides(OVERHEAD_SETS + [f"log.figures_every={epochs}"])
     with tempfile.TemporaryDirectory() as tmp:
         experiment = {"config": config, "space": {"train.lr": {"type": "loguniform", "low": 0.002, "high": 0.004}},
                       "search": {"num_samples": 1, "max_concurrent": 1},
@@ -237,7 +241,7 @@ def bench_overhead(full: bool) -> str:
         subprocess.run([sys.executable, "-m", "alphabet", "search", str(path)], check=True, cwd=ROOT,
                        stdout=subprocess.DEVNULL)
         total = time.time() - t0
-        rows = [json.loads(line) for line in next(Path(tmp, "overhead").glob("*/result.json")).read_text().splitlines()]
+        rows = _trial_reports(Path(tmp, "overhead"))
     first = rows[0]
     first_start = first["timestamp"] - first["time_this_iter_s"] - t0
     trial = rows[-1]["time_total_s"]
@@ -258,13 +262,8 @@ def bench_overhead(full: bool) -> str:
 
 def _best_curve(run_dir: Path, metric: str) -> list[tuple[int, float]]:
     """(trial-epochs spent, best metric so far) over every report of every trial, in time order."""
-    import json
-
-    reports = [json.loads(line) for path in run_dir.glob("trial_*/result.json")
-               for line in path.read_text().splitlines() if line.strip()]
-    reports.sort(key=lambda r: r["timestamp"])
     best, curve = float("-inf"), []
-    for spent, report in enumerate(reports, 1):
+    for spent, report in enumerate(_trial_reports(run_dir), 1):
         best = max(best, report[metric])
         curve.append((spent, best))
     return curve
@@ -290,7 +289,7 @@ def bench_search(full: bool) -> str:
                            check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
             walls[arm] = time.time() - t0
             curves[arm] = _best_curve(Path(tmp) / f"arm{i}", "val_balanced_accuracy")
-    (ours_name, ours), (base_name, base) = curves.items()
+    (ours_name, ours), (_, base) = curves.items()
     target = base[-1][1]
     reached = next((spent for spent, best in ours if best >= target), None)
     figure = DOC.parent / "figures" / "search_efficiency.png"
