@@ -9,6 +9,7 @@ seed      time to accuracy: the seed's recipe against the project's default (fem
 overhead  Ray's share of a trial, and the time from `alphabet search` to the first trial
 search    Optuna + ASHA against random + FIFO: best accuracy per trial-epoch (femnist)
 retrain   epochs/s of the default best CNN at EMNIST-letters size, projected to 500 epochs
+profile   torch.profiler: which ops a training step spends its time in (what bounds the above)
 
 Each benchmark writes its own section of docs/BENCHMARKS.md (between
 ``<!-- bench:NAME -->`` markers), with the command, machine and date. The
@@ -227,7 +228,7 @@ def bench_overhead(full: bool) -> str:
 
     import yaml
 
-    epochs = 12 if full else 6
+    epochs = 15 if full else 6  # 15 epochs of this trial take about a minute on one core
     plain = _plain_seconds(epochs)
     config = parse_overrides(OVERHEAD_SETS + [f"log.figures_every={epochs}"])
     with tempfile.TemporaryDirectory() as tmp:
@@ -246,6 +247,12 @@ def bench_overhead(full: bool) -> str:
     first_start = first["timestamp"] - first["time_this_iter_s"] - t0
     trial = rows[-1]["time_total_s"]
     share = (trial - plain) / trial
+    # Tune times each iteration from report to report; the trial times its own epoch (train +
+    # validation). The difference is what Tune adds: start-up before epoch 1, then per report
+    # the TensorBoard scalars, the checkpoint and the round trip to the driver.
+    startup = first["time_this_iter_s"] - first["epoch_seconds"]
+    per_report = [r["time_this_iter_s"] - r["epoch_seconds"] for r in rows[1:]]
+    direct = startup + sum(per_report)
     return ("## Ray overhead: one trial under Tune against the same work in a plain loop\n\n"
             f"{epochs} epochs of a width-16 CNN on 5,100 synthetic letters (train + validation each epoch, one "
             "thread), first in a plain loop, then as the only trial of `alphabet search` (OptunaSearch, ASHA, a "
@@ -253,9 +260,16 @@ def bench_overhead(full: bool) -> str:
             "| | seconds |\n|---|---|\n"
             f"| plain loop | {plain:.1f} |\n"
             f"| the trial, as Tune timed it | {trial:.1f} |\n"
-            f"| reports, checkpoints and TensorBoard: share of the trial | **{100 * share:.1f}%** |\n"
+            f"| difference, as a share of the trial | {100 * share:.1f}% |\n"
+            f"| inside the trial: start-up before epoch 1 (model, optimiser, TensorBoard writer) | {startup:.2f} |\n"
+            f"| inside the trial: each later report with its checkpoint (mean of {len(per_report)}) | "
+            f"{np.mean(per_report) if per_report else 0:.3f} |\n"
+            f"| start-up, reports and checkpoints: share of the trial | **{100 * direct / trial:.1f}%** |\n"
             f"| `alphabet search` launched → first trial started (imports, data, Ray start-up) | {first_start:.1f} |\n"
-            f"| whole command, start to exit (includes results, summary figure, Ray shutdown) | {total:.1f} |")
+            f"| whole command, start to exit (includes results, summary figure, Ray shutdown) | {total:.1f} |\n\n"
+            "The difference between the two runs also holds run-to-run noise in the epochs themselves; the "
+            "rows inside the trial are Tune's own timings (`time_this_iter_s`) minus the trial's "
+            "(`epoch_seconds`).")
 
 
 # --- search efficiency: Optuna + ASHA against random search + FIFO, same num_samples -----------
@@ -349,9 +363,49 @@ def bench_retrain(full: bool) -> str:
             "Target: 15 minutes on one H100.")
 
 
+# --- profile: where a training step's time goes, to say what bounds the targets above ----------
+
+def bench_profile(full: bool) -> str:
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    images = 5120 if full else 1280  # one epoch: 40 or 10 steps of 128
+    sections = []
+    for name, sets in (("CNN width 32, 2 conv/stage (the default)", []), ("LeNet (seed)", ["model.arch=lenet"])):
+        config = load_config(None, ["data.case=lower", f"data.synthetic_size={images}", "data.val_fraction=0",
+                                    "data.synthetic_test_size=52", "augment.elastic=1.0", "augment.erase=0.2",
+                                    "log.progress=never", *sets])
+        trainer = Trainer(config, load_splits(config.data).train)
+        draw = trainer.draw_batch
+
+        def labelled_draw(index: torch.Tensor, draw=draw) -> tuple[torch.Tensor, torch.Tensor]:
+            with record_function("draw_batch"):
+                return draw(index)
+
+        trainer.draw_batch = labelled_draw  # so the profile can total the data path's ops
+        trainer.train_epoch()  # warm-up
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if trainer.device.type == "cuda" else [])
+        with profile(activities=activities) as prof:
+            trainer.train_epoch()
+        key = "self_device_time_total" if trainer.device.type == "cuda" else "self_cpu_time_total"
+        averages = prof.key_averages()
+        drawn = next(e for e in averages if e.key == "draw_batch")
+        events = sorted((e for e in averages if e.key != "draw_batch"), key=lambda e: getattr(e, key), reverse=True)
+        total = sum(getattr(e, key) for e in events)
+        conv = sum(getattr(e, key) for e in events if "conv" in e.key) / total
+        drawing = getattr(drawn, key.replace("self_", "")) / total
+        rows = "\n".join(f"| `{e.key}` | {100 * getattr(e, key) / total:.1f}% |" for e in events[:6])
+        sections.append(f"**{name}**: convolutions (forward and backward) {100 * conv:.0f}% of the step's "
+                        f"self time; drawing and augmenting batches (all ops under `draw_batch`) "
+                        f"{100 * drawing:.0f}%.\n\n"
+                        f"| op | share of self time |\n|---|---|\n{rows}")
+    return ("## Profile: where a training step's time goes\n\n"
+            f"`torch.profiler` over one epoch of {images // 128} steps of 128 (draw, augment, forward, backward, "
+            "AdamW step), self time per op.\n\n" + "\n\n".join(sections))
+
+
 BENCHMARKS: dict[str, Callable[[bool], str]] = {"datapath": bench_datapath, "seed": bench_seed,
                                                "overhead": bench_overhead, "search": bench_search,
-                                               "retrain": bench_retrain}
+                                               "retrain": bench_retrain, "profile": bench_profile}
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ SUMMARY_FILE = "summary.json"
 @dataclass
 class TrialRow:
     trial_id: str
-    status: str  # completed | pruned | error | unfinished
+    status: str  # completed | pruned | stopped | error | unfinished
     params: dict
     best: float  # best value of the search metric over its epochs
     best_epoch: int
@@ -43,6 +43,7 @@ def load_trials(location: RunLocation, experiment: Experiment) -> list[TrialRow]
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         raise UserError(f"{location.uri}: no readable Tune experiment state ({type(e).__name__})") from None
     frames = analysis.trial_dataframes
+    milestones = asha_milestones(experiment)
     rows = []
     for trial in analysis.trials:
         frame = frames.get(trial.trial_id)
@@ -58,7 +59,10 @@ def load_trials(location: RunLocation, experiment: Experiment) -> list[TrialRow]
         if trial.status == "ERROR":
             status = "error"
         elif trial.status == "TERMINATED":
-            status = "completed" if epochs >= experiment.asha.max_t else "pruned"
+            # Short of max_t: ASHA stops a trial only at a rung; anywhere else the time
+            # budget (or a user) stopped it.
+            status = ("completed" if epochs >= experiment.asha.max_t
+                      else "pruned" if epochs in milestones else "stopped")
         else:
             status = "unfinished"
         rows.append(TrialRow(trial.trial_id, status, dict(trial.config), best, best_epoch, epochs,
@@ -66,6 +70,18 @@ def load_trials(location: RunLocation, experiment: Experiment) -> list[TrialRow]
                              str(trial.last_result.get("node_id", ""))))
     sign = -1 if mode == "max" else 1
     return sorted(rows, key=lambda r: (math.isnan(r.best), sign * (0 if math.isnan(r.best) else r.best)))
+
+
+def asha_milestones(experiment: Experiment) -> set[int]:
+    """The epochs at which ASHA may stop a trial: grace_period * reduction_factor**k below max_t,
+    as Ray's ASHAScheduler places its rungs; none for FIFO."""
+    if experiment.search.scheduler != "asha":
+        return set()
+    a, milestones, t = experiment.asha, set(), experiment.asha.grace_period
+    while t < a.max_t:
+        milestones.add(t)
+        t *= a.reduction_factor
+    return milestones
 
 
 def trials_table(rows: list[TrialRow], metric: str) -> str:
@@ -130,7 +146,8 @@ def write_results(location: RunLocation, experiment: Experiment, log=print) -> d
               f"# Retrain it with: alphabet retrain {location.uri}\n")
     location.write_text(BEST_FILE, header + yaml.safe_dump(to_dict(config), sort_keys=False))
     imp, why = importances(location, experiment)
-    counts = {s: sum(r.status == s for r in rows) for s in ("completed", "pruned", "error", "unfinished")}
+    counts = {s: sum(r.status == s for r in rows)
+              for s in ("completed", "pruned", "stopped", "error", "unfinished")}
     summary = {
         "run_dir": location.uri,
         "metric": metric,
@@ -159,8 +176,8 @@ def summary_text(summary: dict) -> str:
     lines = [
         f"best {summary['metric']}: {b['value']:.4f} (trial {b['trial_id']}, epoch {b['epoch']})",
         "  " + ", ".join(f"{k}={_fmt(v)}" for k, v in b["params"].items()),
-        f"trials: {t['completed']} completed, {t['pruned']} pruned, {t['error']} errors, "
-        f"{t['unfinished']} unfinished",
+        f"trials: {t['completed']} completed, {t['pruned']} pruned by ASHA, "
+        f"{t.get('stopped', 0)} stopped by the time budget, {t['error']} errors, {t['unfinished']} unfinished",
         "ASHA stops by epochs run: " + (", ".join(f"{k}: {v}" for k, v in summary["rung_stops"].items()) or "none"),
         f"compute: {summary['trial_epochs']} trial-epochs, {summary['trial_seconds']:.0f} trial-seconds",
     ]

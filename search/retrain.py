@@ -7,13 +7,27 @@ from pathlib import Path
 from alphabet.config import load_config, parse_overrides
 from alphabet.errors import UserError
 from alphabet.train import run_training
-from search.results import BEST_FILE, read_summary
+from search.results import BEST_FILE, SUMMARY_FILE, read_summary
 from search.runner import EXPERIMENT_FILE, load_saved_experiment
 from search.storage import RunLocation
 
 
 def _locate(target: str) -> tuple[Path, Path | None]:
-    """(best.yaml, the search's RUN_DIR if known) from a RUN_DIR or a best.yaml path."""
+    """(best.yaml, the search's RUN_DIR if known) from a RUN_DIR or a best.yaml path.
+
+    A remote RUN_DIR (s3://...) has its best.yaml, experiment and summary copied to
+    its local folder (runs/.remote/NAME); the retrain runs and writes there.
+    """
+    if "://" in target:
+        location = RunLocation.parse(target)
+        if location.read_text(BEST_FILE) is None:
+            raise UserError(f"{target}: no {BEST_FILE}; expected a finished search's RUN_DIR")
+        location.path.mkdir(parents=True, exist_ok=True)
+        for name in (BEST_FILE, EXPERIMENT_FILE, SUMMARY_FILE):  # the bucket's copy is the one that counts
+            text = location.read_text(name)
+            if text is not None:
+                (location.path / name).write_text(text)
+        target = str(location.path)
     path = Path(target)
     if path.is_dir():
         best = path / BEST_FILE

@@ -47,7 +47,11 @@ class RunLocation:
     def _fs(self):
         import pyarrow.fs
 
-        return pyarrow.fs.FileSystem.from_uri(self.uri)
+        try:
+            return pyarrow.fs.FileSystem.from_uri(self.uri)
+        except (ValueError, OSError) as e:  # pyarrow's ArrowInvalid is a ValueError
+            raise UserError(f"{self.uri}: cannot open this storage URI ({str(e).splitlines()[0]}); "
+                            "expected a local path or a pyarrow URI such as s3://bucket/path") from None
 
     def exists(self) -> bool:
         if not self.remote:
@@ -63,6 +67,7 @@ class RunLocation:
         local.write_text(text)
         if self.remote:
             fs, path = self._fs()
+            fs.create_dir(path, recursive=True)  # object stores ignore it; file:// and hdfs:// need it
             with fs.open_output_stream(f"{path}/{name}") as out:
                 out.write(text.encode())
 

@@ -130,6 +130,8 @@ CASES = {
         ck, t / "o.pt", lambda p: p["config"]["model"].update(width=48))), "weights do not fit the architecture"),
     "checkpoint: unknown format": (_checkpoint(lambda t, ck: edited_checkpoint(
         ck, t / "f.pt", lambda p: p.update(format=7))), "expected checkpoint format 1, got 7"),
+    "storage URI of an unknown scheme": (lambda t, ck: (["trials", "foo://bucket/run"], "run"),
+                                         "foo://bucket/run: cannot open this storage URI"),
     "checkpoint: not ours": (_checkpoint(lambda t, ck: torch.save({"w": torch.zeros(3)}, t / "n.pt") or t / "n.pt"),
                              "not an alphabet checkpoint"),
 }

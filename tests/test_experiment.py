@@ -127,3 +127,21 @@ def test_auto_resources_share_a_gpu():
     experiment = experiment_from_dict(GOOD, "x.yaml")
     assert per_trial_resources(experiment, {"CPU": 16.0, "GPU": 1.0}) == {"cpu": 1, "gpu": 0.25}
     assert per_trial_resources(experiment, {"CPU": 2.0}) == {"cpu": 1, "gpu": 0}
+
+
+@pytest.mark.parametrize("max_t, grace, rf", [(12, 3, 3), (4, 1, 2), (9, 1, 3), (500, 10, 4), (6, 2, 3)])
+def test_asha_milestones_match_rays_rungs(max_t, grace, rf):
+    # The trial table tells ASHA's prunes from budget stops by these epochs, so they must be Ray's.
+    from ray.tune.schedulers import ASHAScheduler
+
+    from search.results import asha_milestones
+
+    experiment = experiment_from_dict({"space": {"train.lr": {"type": "loguniform", "low": 0.001, "high": 0.01}},
+                                       "asha": {"max_t": max_t, "grace_period": grace, "reduction_factor": rf}},
+                                      "test.yaml")
+    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_t, grace_period=grace, reduction_factor=rf)
+    rays = {milestone for bracket in scheduler._brackets for milestone, _ in bracket._rungs if milestone < max_t}
+    assert asha_milestones(experiment) == rays
+    fifo = experiment_from_dict({"space": {"train.lr": {"type": "loguniform", "low": 0.001, "high": 0.01}},
+                                 "search": {"scheduler": "fifo", "searcher": "random"}}, "test.yaml")
+    assert asha_milestones(fifo) == set()

@@ -137,6 +137,47 @@ def test_second_search_with_the_same_name_gets_a_new_directory(finished_search, 
     assert sorted(p.name for p in finished_search.iterdir()) == before
 
 
+def test_time_budget_ends_the_search_with_its_results(tmp_path):
+    # The budget stops trials mid-start, before their first report; the end of the search
+    # must still write its table and best.yaml (Ray's metric-sorted status table crashed here).
+    experiment = write_experiment(tmp_path, "budget", search={"num_samples": 100, "max_concurrent": 2,
+                                                               "time_budget_s": 30})
+    done = alphabet("search", experiment, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = tmp_path / "search" / "budget"
+    rows = trials_of(run_dir)
+    assert 2 <= len(rows) < 100
+    assert (run_dir / "best.yaml").is_file() and (run_dir / "summary.json").is_file()
+
+
+def test_search_on_a_storage_uri(tmp_path):
+    # file:// goes through the same pyarrow code path as s3:// and gs://, without a bucket.
+    experiment = write_experiment(tmp_path, "uri", search={"num_samples": 2, "max_concurrent": 2},
+                                  asha={"max_t": 2, "grace_period": 2, "reduction_factor": 2})
+    raw = yaml.safe_load(experiment.read_text())
+    raw["storage"]["path"] = f"file://{tmp_path}/bucket"
+    experiment.write_text(yaml.safe_dump(raw))
+    uri = f"file://{tmp_path}/bucket/uri"
+
+    def run(*args) -> subprocess.CompletedProcess:  # in tmp_path: the local mirror goes to ./runs
+        return subprocess.run([sys.executable, "-m", "alphabet", *map(str, args)], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=600)
+
+    done = run("search", experiment)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"tensorboard --logdir {uri}" in done.stdout
+    bucket = tmp_path / "bucket" / "uri"
+    assert len(list(bucket.glob("trial_*/checkpoint_*"))) >= 2
+    assert yaml.safe_load((bucket / "best.yaml").read_text())["train"]["lr"] > 0
+    assert (tmp_path / "runs" / ".remote" / "uri" / "best.yaml").is_file()  # the local copy retrain reads
+    table = run("trials", uri)
+    assert table.returncode == 0, table.stderr
+    assert len(table.stdout.strip().splitlines()) == 3  # header and two trials
+    retrained = run("retrain", uri, "--epochs", "1")  # the command best.yaml's header gives
+    assert retrained.returncode == 0, retrained.stderr[-3000:]
+    assert (tmp_path / "runs" / ".remote" / "uri" / "retrain" / "metrics.json").is_file()
+
+
 def test_resume_after_kill_9_of_the_driver(tmp_path):
     experiment = write_experiment(tmp_path, "killed", search={"num_samples": 6, "max_concurrent": 2, "seed": 2},
                                   asha={"max_t": 6, "grace_period": 2, "reduction_factor": 2})
