@@ -67,7 +67,7 @@ class RunLocation:
         local.write_text(text)
         if self.remote:
             fs, path = self._fs()
-            fs.create_dir(path, recursive=True)  # object stores ignore it; file:// and hdfs:// need it
+            fs.create_dir(path, recursive=True)  # file:// and hdfs:// need it; on object stores, a marker
             with fs.open_output_stream(f"{path}/{name}") as out:
                 out.write(text.encode())
 
