@@ -39,8 +39,10 @@ def results(path: Path) -> list[dict]:
 
 
 def test_trial_worker_killed_mid_epoch_is_retried_from_its_checkpoint(tmp_path):
+    # 20 short epochs: enough left after the second that the kill lands mid-trial (with 5, the
+    # trial sometimes finished between the poll and the kill).
     experiment = write_experiment(tmp_path, "worker", search={"num_samples": 1, "max_concurrent": 1},
-                                  asha={"max_t": 5, "grace_period": 5, "reduction_factor": 2})
+                                  asha={"max_t": 20, "grace_period": 20, "reduction_factor": 2})
     run_dir = tmp_path / "search" / "worker"
     driver = subprocess.Popen([sys.executable, "-m", "alphabet", "search", str(experiment)], cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -51,8 +53,8 @@ def test_trial_worker_killed_mid_epoch_is_retried_from_its_checkpoint(tmp_path):
 
         wait_for(two_epochs, what="two reported epochs")
         trial_file = next(run_dir.glob("trial_*/result.json"))
-        pid = results(trial_file)[-1]["pid"]
-        time.sleep(0.3)  # into the next epoch
+        before_kill = results(trial_file)
+        pid = before_kill[-1]["pid"]
         os.kill(pid, signal.SIGKILL)
         out, _ = driver.communicate(timeout=600)
     finally:
@@ -60,11 +62,12 @@ def test_trial_worker_killed_mid_epoch_is_retried_from_its_checkpoint(tmp_path):
             os.killpg(driver.pid, signal.SIGKILL)
     assert driver.returncode == 0, out[-3000:]
     rows = trials_of(run_dir)
-    assert [r.status for r in rows] == ["completed"] and rows[0].epochs == 5
+    assert [r.status for r in rows] == ["completed"] and rows[0].epochs == 20
+    assert len(before_kill) < 20, "the trial finished before the kill; the test did not test anything"
     iterations = [r["training_iteration"] for r in results(trial_file)]
     pids = {r["pid"] for r in results(trial_file)}
     assert len(pids) == 2  # a new worker took over
-    assert iterations == sorted(iterations) and iterations[-1] == 5
+    assert iterations == sorted(iterations) and iterations[-1] == 20
     assert iterations.count(1) == 1  # it continued from its checkpoint instead of starting again
 
 
