@@ -20,11 +20,11 @@ def _locate(target: str) -> tuple[Path, Path | None]:
     """
     if "://" in target:
         location = RunLocation.parse(target)
-        if location.read_text(BEST_FILE) is None:
+        texts = {name: location.read_text(name) for name in (BEST_FILE, EXPERIMENT_FILE, SUMMARY_FILE)}
+        if texts[BEST_FILE] is None:
             raise UserError(f"{target}: no {BEST_FILE}; expected a finished search's RUN_DIR")
         location.path.mkdir(parents=True, exist_ok=True)
-        for name in (BEST_FILE, EXPERIMENT_FILE, SUMMARY_FILE):  # the bucket's copy is the one that counts
-            text = location.read_text(name)
+        for name, text in texts.items():  # the bucket's copy is the one that counts
             if text is not None:
                 (location.path / name).write_text(text)
         target = str(location.path)
