@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -25,19 +26,30 @@ SMOKE_TEST = ["data.synthetic_size=1300", "data.synthetic_test_size=260", "data.
 
 def cmd_train(args: argparse.Namespace) -> int:
     from alphabet.config import load_config
+    from alphabet.ensemble import is_ensemble
     from alphabet.train import run_training
+    from alphabet.train_ensemble import run_ensemble_training
 
     if args.resume:
-        if args.config or args.set:
-            raise UserError("--resume: expected no CONFIG or --set; a resumed run keeps its own config")
-        run_training(None, resume=args.resume)
+        if args.config or args.set or args.seeds != 1:
+            raise UserError("--resume: expected no CONFIG, --set or --seeds; a resumed run keeps its own config")
+        if is_ensemble(args.resume):
+            run_ensemble_training(None, resume=args.resume)
+        else:
+            run_training(None, resume=args.resume)
         return 0
+    if args.seeds < 1:
+        raise UserError(f"--seeds: expected a positive integer, got {args.seeds}")
     overrides = list(args.set)
     if args.download:
         overrides.append("data.download=true")
     if args.smoke_test:
         overrides = SMOKE_TEST + overrides
-    run_training(load_config(args.config, overrides))
+    config = load_config(args.config, overrides)
+    if args.seeds > 1:
+        run_ensemble_training(config, args.seeds)
+    else:
+        run_training(config)
     return 0
 
 
@@ -98,12 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model and report it on the test split")
     _add_config_args(p)
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="train N models (seeds train.seed, +1, ...) and report their ensemble")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run (or an ensemble) from its last checkpoint")
     p.add_argument("--smoke-test", action="store_true", help="a tiny one-epoch run, to check the set-up")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="score a checkpoint on a data source")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help="a checkpoint .pt, an ensemble.yaml or its directory")
     p.add_argument("--data", required=True, metavar="SOURCE",
                    help="synthetic, emnist-letters, emnist-lowercase, emnist-uppercase, npz:PATH or folder:PATH")
     p.add_argument("--split", choices=("test", "all"), default="test",
@@ -115,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="top-k letters for image files")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help="a checkpoint .pt, an ensemble.yaml or its directory")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -142,7 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # inside the try, so a closed pipe is caught below
+        return code
+    except BrokenPipeError:  # `alphabet trials RUN | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141  # what a shell reports for a command ended by SIGPIPE
     except UserError as e:
         if args.debug:
             raise

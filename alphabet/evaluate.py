@@ -1,4 +1,4 @@
-"""Evaluate a checkpoint on any data source: metrics, figures, TensorBoard, ``metrics.json``."""
+"""Evaluate a checkpoint or an ensemble on any data source: metrics, figures, TensorBoard, ``metrics.json``."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 
 import torch
 
-from alphabet.checkpoint import model_from_checkpoint
 from alphabet.data.letterset import LetterSet, concat
 from alphabet.data.sources import load_source
 from alphabet.data.splits import holdout, select_classes
-from alphabet.engine import evaluate_loss, pick_device, predict_probs
+from alphabet.engine import evaluate_loss, pick_device
+from alphabet.ensemble import load_classifier
 from alphabet.errors import UserError
 from alphabet.metrics import class_report
 from alphabet.reporting import RunReporter, write_json
@@ -37,12 +37,13 @@ def evaluation_set(source: str, split: str, data_config, classes: list[str]) -> 
 
 def evaluate_checkpoint(checkpoint: str | Path, source: str, out_dir: Path, split: str = "test",
                         case: str | None = None, log=print) -> dict:
-    """Score ``checkpoint`` on ``source``; ``case`` overrides the training run's data.case."""
-    device = pick_device("auto")
-    model, classes, config = model_from_checkpoint(checkpoint, device)
+    """Score ``checkpoint`` (a file, or an ensemble) on ``source``; ``case`` overrides the
+    training run's data.case."""
+    classifier = load_classifier(checkpoint, pick_device("auto"))
+    classes, config = classifier.classes, classifier.config
     data_config = dataclasses.replace(config.data, source=source, test_source=None, case=case or config.data.case)
     data = evaluation_set(source, split, data_config, classes)
-    probs = predict_probs(model, data, device)
+    probs = classifier.predict_probs(data)
     labels = torch.from_numpy(data.labels)
     report = class_report(probs, labels, classes)
     reporter = RunReporter(out_dir)

@@ -18,7 +18,9 @@ import torch
 def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor, num_classes: int) -> torch.Tensor:
     """(true, predicted) counts."""
     flat = labels.long() * num_classes + predictions.long()
-    return torch.bincount(flat, minlength=num_classes**2).view(num_classes, num_classes)
+    # index_add_, not bincount: bincount on CUDA reads the maximum back to the host, a sync per step.
+    counts = torch.zeros(num_classes**2, dtype=torch.long, device=flat.device)
+    return counts.index_add_(0, flat, torch.ones_like(flat)).view(num_classes, num_classes)
 
 
 def summary_from_confusion(cm: torch.Tensor) -> dict[str, float]:

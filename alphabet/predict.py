@@ -1,4 +1,4 @@
-"""Predict letters from image files with a trained checkpoint."""
+"""Predict letters from image files with a trained checkpoint or an ensemble."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from alphabet.checkpoint import model_from_checkpoint
 from alphabet.data.emnist_style import load_letter_image
-from alphabet.engine import pick_device, predict_probs
+from alphabet.engine import pick_device
+from alphabet.ensemble import load_classifier
 
 
 def predict_files(checkpoint: str | Path, images: list[str | Path], top_k: int = 3
@@ -17,9 +17,9 @@ def predict_files(checkpoint: str | Path, images: list[str | Path], top_k: int =
     """For each image file, the ``top_k`` letters with their probabilities."""
     # Read every image first, so a bad file fails before any model work.
     pixels = np.stack([load_letter_image(p) for p in images])
-    device = pick_device("auto")
-    model, classes, _ = model_from_checkpoint(checkpoint, device)
-    probs = predict_probs(model, torch.from_numpy(pixels), device)
+    classifier = load_classifier(checkpoint, pick_device("auto"))
+    classes = classifier.classes
+    probs = classifier.predict_probs(torch.from_numpy(pixels))
     k = min(top_k, len(classes))
     top = probs.topk(k, dim=1)
     return [(str(path), [(classes[i], float(p)) for p, i in zip(values.tolist(), index.tolist(), strict=False)])

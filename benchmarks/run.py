@@ -10,18 +10,27 @@ overhead  Ray's share of a trial, and the time from `alphabet search` to the fir
 search    Optuna + ASHA against random + FIFO: best accuracy per trial-epoch (femnist)
 retrain   epochs/s of the default best CNN at EMNIST-letters size, projected to 500 epochs
 profile   torch.profiler: which ops a training step spends its time in (what bounds the above)
+gpu       (CUDA only) bf16 autocast, channels_last, torch.compile and batch size, each measured
+          at EMNIST-letters size and projected to a 500-epoch retrain
+share     (CUDA only) trials per hour with 1, 2, 4 and 8 trials sharing one GPU
 
 Each benchmark writes its own section of docs/BENCHMARKS.md (between
-``<!-- bench:NAME -->`` markers), with the command, machine and date. The
-femnist benchmarks need ../shared/data and are skipped with a message without it.
+``<!-- bench:NAME -->`` markers, ``NAME-cuda`` when run on a GPU, so CPU and GPU
+results stand side by side), with the command, machine and date. The femnist
+benchmarks need ../shared/data and the GPU ones a GPU; without them they are
+skipped with a message and leave the document as it was.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
 import re
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,12 +42,28 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from alphabet.config import AugmentConfig, Config, load_config, parse_overrides  # noqa: E402
-from alphabet.data import load_splits  # noqa: E402
+from alphabet.data import LetterSet, load_splits  # noqa: E402
 from alphabet.engine import Trainer  # noqa: E402
 from alphabet.train import evaluate_split  # noqa: E402
 
 FEMNIST = ROOT.parent / "shared" / "data" / "femnist_letters.npz"
 DOC = ROOT / "docs" / "BENCHMARKS.md"
+CUDA = torch.cuda.is_available()
+
+
+class Skipped(Exception):
+    """A benchmark that cannot run here (no ../shared/data, no GPU); the document keeps its section."""
+
+
+def sync() -> None:
+    """Wait for queued GPU work, so wall-clock timings cover it."""
+    if CUDA:
+        torch.cuda.synchronize()
+
+
+def tiled(data: LetterSet, size: int) -> LetterSet:
+    """``data`` repeated up to ``size`` images: timing at scale without generating them all."""
+    return data.subset(np.resize(np.arange(len(data)), size))
 
 
 def machine() -> str:
@@ -94,50 +119,65 @@ def _seed_style_loader(images: np.ndarray, labels: np.ndarray, aug: AugmentConfi
 
 
 def bench_datapath(full: bool) -> str:
-    steps = 60 if full else 20
+    # On a GPU our steps cost little and the seed-style ones much, so each side gets its own count.
+    ours_steps = (600 if full else 200) if CUDA else (60 if full else 20)
+    seed_steps = (60 if full else 20) if CUDA else ours_steps
+    data_sets = ["data.synthetic_size=8000", "data.val_fraction=0", "augment.elastic=1.0", "augment.erase=0.2",
+                 "train.batch_size=128"]
+    splits = load_splits(load_config(None, data_sets).data)
+    train = tiled(splits.train, ours_steps * 128)
     rows = []
     for width, cps, arch in ((32, 2, "cnn"), (16, 1, "cnn"), (0, 0, "lenet")):
-        sets = ["data.synthetic_size=8000", "data.val_fraction=0", "augment.elastic=1.0", "augment.erase=0.2",
-                "train.batch_size=128", f"model.arch={arch}"]
+        sets = data_sets + [f"model.arch={arch}"]
         if arch == "cnn":
             sets += [f"model.width={width}", f"model.convs_per_stage={cps}"]
         config = load_config(None, sets)
-        splits = load_splits(config.data)
-        trainer = Trainer(config, splits.train)
-        model, opt = trainer.model, trainer.optimizer
+        trainer = Trainer(config, train)
+        model, opt, device = trainer.model, trainer.optimizer, trainer.device
         loss_fn = torch.nn.CrossEntropyLoss()
 
-        def step(x, y, model=model, opt=opt, loss_fn=loss_fn):
+        def step(x, y, model=model, opt=opt, loss_fn=loss_fn, trainer=trainer):
             opt.zero_grad()
-            loss_fn(model(x), y).backward()
+            with trainer.autocast():
+                loss = loss_fn(model(x).float(), y)
+            loss.backward()
             opt.step()
 
-        order = torch.randperm(len(trainer.data))
-        index = [order[i * 128:(i + 1) * 128] for i in range(steps)]
+        order = torch.randperm(len(trainer.data), device=device)
+        index = [order[i * 128:(i + 1) * 128] for i in range(ours_steps)]
         for i in range(3):
             step(*trainer.draw_batch(index[i]))
+        sync()
         t0 = time.perf_counter()
-        for i in range(steps):
+        for i in range(ours_steps):
             trainer.draw_batch(index[i])
+        sync()
         draw = time.perf_counter() - t0
         t0 = time.perf_counter()
-        for i in range(steps):
+        for i in range(ours_steps):
             step(*trainer.draw_batch(index[i]))
+        sync()
         ours = time.perf_counter() - t0
         loader = iter(_seed_style_loader(splits.train.images, splits.train.labels, config.augment, 128))
         t0 = time.perf_counter()
-        for _ in range(steps):
+        for _ in range(seed_steps):
             x, y = next(loader)
+            x, y = x.to(device), y.to(device)
             if config.train.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             step(x, y)
+        sync()
         seed = time.perf_counter() - t0
+        ours_rate, seed_rate = ours_steps * 128 / ours, seed_steps * 128 / seed
         name = "LeNet (seed)" if arch == "lenet" else f"CNN width {width}, {cps} conv/stage"
-        rows.append(f"| {name} | {steps * 128 / ours:,.0f} | {steps * 128 / seed:,.0f} | {seed / ours:.2f}x | "
+        rows.append(f"| {name} | {ours_rate:,.0f} | {seed_rate:,.0f} | {ours_rate / seed_rate:.2f}x | "
                     f"{100 * draw / ours:.1f}% |")
+    where = f"on {torch.cuda.get_device_name()}" if CUDA else "on CPU"
     return ("## Data path: on-device batched augmentation vs per-sample PIL in a DataLoader\n\n"
-            "Training steps per second with the same model, augmentation strengths (rotate 10, shear 0.15, "
-            "scale 0.1, translate 0.08, elastic 1 px, erase 0.2) and batch size 128, on synthetic images.\n\n"
+            f"Training steps per second {where} with the same model, augmentation strengths (rotate 10, "
+            "shear 0.15, scale 0.1, translate 0.08, elastic 1 px, erase 0.2), batch size 128 and precision "
+            f"({'bf16 autocast' if CUDA else 'fp32'}), on synthetic images; {ours_steps} steps of ours, "
+            f"{seed_steps} of the seed-style pipeline.\n\n"
             "| model | ours (img/s) | seed-style (img/s) | speed-up | drawing+augmenting share of our step |\n"
             "|---|---|---|---|---|\n" + "\n".join(rows))
 
@@ -164,7 +204,7 @@ def _curve(config: Config, splits, budget_s: float) -> list[tuple[float, float]]
 
 def bench_seed(full: bool) -> str:
     if not FEMNIST.exists():
-        return f"## Time to accuracy\n\nSkipped: {FEMNIST} is absent."
+        raise Skipped(f"{FEMNIST} is absent")
     budget = 1500 if full else 420
     base = ["data.case=lower", f"data.source=npz:{FEMNIST}", "data.val_fraction=0.1"]
     seed_cfg = load_config(None, base + SEED_RECIPE + ["train.epochs=500"])
@@ -215,7 +255,6 @@ def _plain_seconds(epochs: int) -> float:
 
 def _trial_reports(run_dir: Path) -> list[dict]:
     """Every epoch's report of every trial of a search, in time order (Tune's result.json files)."""
-    import json
 
     reports = [json.loads(line) for path in run_dir.glob("trial_*/result.json")
                for line in path.read_text().splitlines() if line.strip()]
@@ -223,9 +262,6 @@ def _trial_reports(run_dir: Path) -> list[dict]:
 
 
 def bench_overhead(full: bool) -> str:
-    import subprocess
-    import tempfile
-
     import yaml
 
     epochs = 15 if full else 6  # 15 epochs of this trial take about a minute on one core
@@ -284,11 +320,8 @@ def _best_curve(run_dir: Path, metric: str) -> list[tuple[int, float]]:
 
 
 def bench_search(full: bool) -> str:
-    import subprocess
-    import tempfile
-
     if not FEMNIST.exists():
-        return f"## Search efficiency\n\nSkipped: {FEMNIST} is absent."
+        raise Skipped(f"{FEMNIST} is absent")
     samples, max_t, grace = (16, 12, 3) if full else (8, 6, 2)
     experiment = ROOT / "benchmarks" / "configs" / "femnist_search.yaml"
     arms = {"Optuna (TPE) + ASHA": ["search.searcher=optuna", "search.scheduler=asha"],
@@ -403,12 +436,122 @@ def bench_profile(full: bool) -> str:
             "AdamW step), self time per op.\n\n" + "\n\n".join(sections))
 
 
+# --- GPU execution: precision, memory format, compilation and batch size, at EMNIST-letters size ---
+
+EMNIST_LETTERS = 124_800
+RETRAIN_SETS = ["data.case=all", "data.synthetic_size=5200", "data.val_fraction=0", "data.synthetic_test_size=52",
+                "model.width=32", "model.convs_per_stage=2", "augment.elastic=0.2", "augment.erase=0.1",
+                "log.progress=never"]
+GPU_VARIANTS = {  # name -> overrides on the defaults (bf16 autocast and channels_last on, no compile)
+    "fp32, NCHW": ["train.amp=false", "train.channels_last=false"],
+    "fp32, channels_last": ["train.amp=false"],
+    "bf16 autocast, NCHW": ["train.channels_last=false"],
+    "bf16 autocast, channels_last (the defaults)": [],
+    "the defaults + torch.compile": ["train.compile=true"],
+    "the defaults, batch 512": ["train.batch_size=512"],
+    "the defaults + torch.compile, batch 512": ["train.compile=true", "train.batch_size=512"],
+}
+
+
+def epoch_seconds(config: Config, train: LetterSet, epochs: int = 2) -> float:
+    """Seconds per training epoch after one warm-up epoch (allocator, cuDNN autotuning, compilation)."""
+    trainer = Trainer(config, train)
+    trainer.train_epoch()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        trainer.train_epoch()
+    sync()
+    return (time.perf_counter() - t0) / epochs
+
+
+def bench_gpu(full: bool) -> str:
+    if not CUDA:
+        raise Skipped("no GPU here (torch.cuda.is_available() is False)")
+    images = EMNIST_LETTERS if full else EMNIST_LETTERS // 4
+    generated = load_splits(load_config(None, RETRAIN_SETS).data).train
+    train = tiled(generated, images)
+    rows = []
+    for name, sets in GPU_VARIANTS.items():
+        per_epoch = epoch_seconds(load_config(None, RETRAIN_SETS + sets), train)
+        retrain = 500 * per_epoch * EMNIST_LETTERS / images
+        rows.append(f"| {name} | {per_epoch:.2f} | {images / per_epoch:,.0f} | {retrain / 60:.1f} min |")
+    scaled = "" if images == EMNIST_LETTERS else f" (measured on {images:,} images, scaled linearly)"
+    return ("## GPU execution: precision, memory format, compilation and batch size\n\n"
+            f"The default best CNN (32-64-128, 2 conv/stage, AdamW one-cycle, affine + elastic + erasing "
+            f"augmentation on the GPU) on {torch.cuda.get_device_name()}, {images:,} training images "
+            f"({len(generated):,} synthetic letters repeated), batch 128 unless named. Each row: one warm-up "
+            "epoch, then the mean of two timed epochs.\n\n"
+            f"| variant | s per epoch | images/s | 500-epoch retrain on {EMNIST_LETTERS:,} images{scaled} |\n"
+            "|---|---|---|---|\n" + "\n".join(rows) + "\n\nTarget for the retrain: 15 minutes on one H100.")
+
+
+# --- trials sharing one GPU: what Ray's fractional gpus_per_trial buys -------------------------
+
+SHARE_EPOCHS = 3
+
+
+def share_worker(data_path: str, epochs: int) -> None:
+    """One trial's work in its own process (as a Ray trial has): train, score validation, each epoch."""
+    arrays = np.load(data_path)
+    classes = [str(c) for c in arrays["classes"]]
+    train = LetterSet(arrays["train_x"], arrays["train_y"], classes)
+    val = LetterSet(arrays["val_x"], arrays["val_y"], classes)
+    config = load_config(None, RETRAIN_SETS + [f"train.epochs={epochs}"])
+    start = time.time()
+    trainer = Trainer(config, train)
+    for _ in range(epochs):
+        trainer.train_epoch()
+        evaluate_split(trainer, val)
+    sync()
+    print(json.dumps({"start": start, "end": time.time(), "images": epochs * len(train)}))
+
+
+def bench_share(full: bool) -> str:
+    if not CUDA:
+        raise Skipped("no GPU here (torch.cuda.is_available() is False)")
+    generated = load_splits(load_config(None, RETRAIN_SETS).data).train
+    train = tiled(generated, 62_400 if full else 20_800)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data_path = Path(tmp, "trial_data.npz")
+        val = generated.subset(np.arange(min(2600, len(generated))))
+        np.savez(data_path, train_x=train.images, train_y=train.labels, val_x=val.images, val_y=val.labels,
+                 classes=np.array(train.classes))
+        # One CPU thread per trial, as Ray gives a trial with cpus_per_trial=1.
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        for n in (1, 2, 4, 8):
+            t0 = time.time()
+            procs = [subprocess.Popen([sys.executable, __file__, "--share-worker", str(data_path), str(SHARE_EPOCHS)],
+                                      stdout=subprocess.PIPE, env=env, cwd=ROOT) for _ in range(n)]
+            outs = [json.loads(p.communicate()[0].decode().strip().splitlines()[-1]) for p in procs]
+            if any(p.returncode for p in procs):
+                raise RuntimeError(f"a trial process failed with {n} per GPU")
+            wall = time.time() - t0
+            training = max(o["end"] for o in outs) - min(o["start"] for o in outs)
+            trial = np.mean([o["end"] - o["start"] for o in outs])
+            rows.append(f"| {n} | {wall:.1f} | {trial:.1f} | {n * 3600 / wall:,.0f} | "
+                        f"{sum(o['images'] for o in outs) / training:,.0f} |")
+    return ("## Trials sharing one GPU\n\n"
+            f"n trial processes started together on {torch.cuda.get_device_name()}, as Ray places n trials with "
+            f"`gpus_per_trial: 1/n`. Each trial: the default best CNN, {SHARE_EPOCHS} epochs of "
+            f"{len(train):,} images, batch 128, bf16 autocast, validation on {len(val):,} images after each epoch; one "
+            "CPU thread each. Wall time counts each process's start (Python, torch, CUDA context), as a "
+            "new trial's does.\n\n"
+            "| trials per GPU | wall time (s) | one trial's training (s) | trials per hour | "
+            "images/s, all trials together |\n|---|---|---|---|---|\n" + "\n".join(rows))
+
+
 BENCHMARKS: dict[str, Callable[[bool], str]] = {"datapath": bench_datapath, "seed": bench_seed,
                                                "overhead": bench_overhead, "search": bench_search,
-                                               "retrain": bench_retrain, "profile": bench_profile}
+                                               "retrain": bench_retrain, "profile": bench_profile,
+                                               "gpu": bench_gpu, "share": bench_share}
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--share-worker"]:  # a child process of the share benchmark
+        share_worker(sys.argv[2], int(sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true")
     parser.add_argument("--only", help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
@@ -419,7 +562,12 @@ def main() -> None:
             sys.exit(f"benchmarks/run.py: --only: unknown benchmark {name!r}; expected {', '.join(BENCHMARKS)}")
     for name in names:
         command = "python benchmarks/run.py" + (" --full" if args.full else "") + f" --only {name}"
-        write_section(name, BENCHMARKS[name](args.full), command)
+        try:
+            body = BENCHMARKS[name](args.full)
+        except Skipped as why:
+            print(f"{name}: skipped: {why}")
+            continue
+        write_section(f"{name}-cuda" if CUDA else name, body, command)
 
 
 if __name__ == "__main__":

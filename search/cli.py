@@ -50,7 +50,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         raise UserError("retrain: expected RUN_DIR or best.yaml, or --resume RETRAIN_DIR (one of them)")
     if args.smoke_test:
         args.epochs = 1
-    retrain(args.target, args.epochs, args.set, args.resume)
+    if args.resume and args.seeds is not None:
+        raise UserError("--resume: expected no --seeds; a resumed retrain keeps its own")
+    retrain(args.target, args.epochs, args.set, args.resume, args.seeds)
     return 0
 
 
@@ -70,6 +72,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("retrain", help="retrain a search's best configuration on train+val, report on test")
     p.add_argument("target", nargs="?", metavar="RUN_DIR|best.yaml")
     p.add_argument("--epochs", type=int, help="default: the experiment's retrain.epochs (500)")
+    p.add_argument("--seeds", type=int, metavar="N",
+                   help="train N seeds and report their ensemble (default: the experiment's retrain.seeds, 1)")
     add_set_argument(p, "train.batch_size=256")
     p.add_argument("--resume", metavar="RETRAIN_DIR", help="continue an interrupted retrain")
     p.add_argument("--smoke-test", action="store_true", help="retrain for one epoch")

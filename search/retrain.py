@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from alphabet.config import load_config, parse_overrides
+from alphabet.ensemble import is_ensemble
 from alphabet.errors import UserError
 from alphabet.train import run_training
+from alphabet.train_ensemble import run_ensemble_training
 from search.results import BEST_FILE, SUMMARY_FILE, read_summary
 from search.runner import EXPERIMENT_FILE, load_saved_experiment
 from search.storage import RunLocation
@@ -48,17 +50,26 @@ def unique_name(parent: Path, stem: str) -> str:
 
 
 def retrain(target: str | None, epochs: int | None = None, overrides: list[str] | None = None,
-            resume: str | None = None, log=print) -> dict:
+            resume: str | None = None, seeds: int | None = None, log=print) -> dict:
+    """Train the best configuration on train + validation; ``seeds`` > 1 trains an ensemble.
+
+    ``epochs`` and ``seeds`` default to the search experiment's retrain section.
+    """
     if resume:
-        result = run_training(None, resume=resume, log=log)
         run_dir = Path(resume)
+        if is_ensemble(run_dir):
+            result = run_ensemble_training(None, resume=run_dir, log=log)
+        else:
+            result = run_training(None, resume=run_dir, log=log)
         search_dir = run_dir.parent if (run_dir.parent / EXPERIMENT_FILE).is_file() else None
     else:
         best, search_dir = _locate(target)
-        if epochs is None:
-            epochs = load_saved_experiment(RunLocation.parse(str(search_dir))).retrain_epochs if search_dir else 500
-        if epochs < 1:
-            raise UserError(f"--epochs: expected a positive integer, got {epochs}")
+        saved = load_saved_experiment(RunLocation.parse(str(search_dir))) if search_dir else None
+        epochs = epochs if epochs is not None else saved.retrain_epochs if saved else 500
+        seeds = seeds if seeds is not None else saved.retrain_seeds if saved else 1
+        for flag, value in (("--epochs", epochs), ("--seeds", seeds)):
+            if value < 1:
+                raise UserError(f"{flag}: expected a positive integer, got {value}")
         parent = search_dir or best.parent
         every = max(1, epochs // 20)  # about 20 figure sets and numbered checkpoints per run
         fixed = [f"train.epochs={epochs}", "data.val_fraction=0", f"log.out_dir={parent}",
@@ -66,7 +77,7 @@ def retrain(target: str | None, epochs: int | None = None, overrides: list[str] 
                  f"log.checkpoint_every={every}"]
         parse_overrides(overrides or [])  # reject malformed ones before any work
         config = load_config(best, fixed + list(overrides or []))
-        result = run_training(config, log=log)
+        result = run_ensemble_training(config, seeds, log=log) if seeds > 1 else run_training(config, log=log)
     write_report(Path(result["run_dir"]), result, search_dir)
     return result
 
@@ -85,6 +96,13 @@ def write_report(run_dir: Path, result: dict, search_dir: Path | None) -> Path:
     lines += ["", "| metric | test |", "|---|---|"]
     for key in ("balanced_accuracy", "accuracy", "macro_f1", "macro_precision", "macro_auc"):
         lines.append(f"| {key} | {test[key]:.4f} |")
+    if "members" in result:  # an ensemble: each member alone, then the average of them all
+        keys = ("balanced_accuracy", "accuracy", "macro_f1", "macro_auc")
+        lines += ["", f"The metrics above are the ensemble of {len(result['members'])} seeds (mean of their "
+                  "softmax probabilities). Each member alone:", "",
+                  "| member | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+        for member in result["members"]:
+            lines.append(f"| seed {member['seed']} | " + " | ".join(f"{member['test'][k]:.4f}" for k in keys) + " |")
     worst = sorted(test["per_class"].items(), key=lambda kv: kv[1]["f1"])[:5]
     lines += ["", "Weakest classes (F1): " + ", ".join(f"{c} {v['f1']:.3f}" for c, v in worst)]
     pairs = ", ".join(f"{p['true']}→{p['predicted']} ({p['count']})" for p in test["most_confused"][:5])

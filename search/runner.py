@@ -20,9 +20,10 @@ from search.experiment import Experiment, experiment_from_dict
 from search.storage import RunLocation, locate_new_run
 
 EXPERIMENT_FILE = "experiment.yaml"
-# A GPU share per trial when the experiment says "auto". Not yet measured on a GPU
-# (see docs/BENCHMARKS.md): a small CNN leaves a whole GPU mostly idle, so share it.
-AUTO_TRIALS_PER_GPU = 4
+# A GPU share per trial when the experiment says "auto". Measured on an H100 (docs/BENCHMARKS.md,
+# "Trials sharing one GPU"): trials per hour went 173, 326, 581, 880 for 1, 2, 4, 8 trials per GPU,
+# because one small CNN's step is bound by kernel launches and leaves the GPU mostly idle.
+AUTO_TRIALS_PER_GPU = 8
 
 
 def per_trial_resources(experiment: Experiment, cluster: dict) -> dict[str, float]:

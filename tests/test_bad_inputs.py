@@ -132,6 +132,14 @@ CASES = {
         ck, t / "f.pt", lambda p: p.update(format=7))), "expected checkpoint format 1, got 7"),
     "storage URI of an unknown scheme": (lambda t, ck: (["trials", "foo://bucket/run"], "run"),
                                          "foo://bucket/run: cannot open this storage URI"),
+    "ensemble: no members": (_checkpoint(lambda t, ck: (t / "ensemble.yaml").write_text("members: []\n")
+                                         and t / "ensemble.yaml"), "key members: expected a non-empty list"),
+    "ensemble: a missing member": (_checkpoint(lambda t, ck: (t / "e.yaml").write_text(f"members: [{ck}, gone.pt]\n")
+                                               and t / "e.yaml"), "gone.pt: checkpoint not found"),
+    "ensemble: members of other letters": (_checkpoint(lambda t, ck: (t / "m.yaml").write_text(
+        f"members: [{ck}, {edited_checkpoint(ck, t / 'u.pt', lambda p: p.update(classes=list('uvwxyz')))}]\n")
+        and t / "m.yaml"), "key members[1]: expected the classes abcdef"),
+    "zero seeds": (lambda t, ck: (["train", "--seeds", "0"], "--seeds"), "--seeds: expected a positive integer"),
     "checkpoint: not ours": (_checkpoint(lambda t, ck: torch.save({"w": torch.zeros(3)}, t / "n.pt") or t / "n.pt"),
                              "not an alphabet checkpoint"),
 }

@@ -198,3 +198,17 @@ def test_resume_via_cli(cli, tmp_path):
     result = cli("train", "--resume", tmp_path / "r")
     assert result.code == 0 and "test: balanced accuracy" in result.out
     assert_one_line_error(cli("train", "--resume", tmp_path / "nothing"), "checkpoint not found")
+
+
+def test_output_into_a_closed_pipe_ends_quietly(trained, tmp_path):
+    # As `alphabet predict ... | head -1` does: the reader leaves before alphabet writes.
+    import subprocess
+    import sys
+
+    paths = save_letters(tmp_path, 3)
+    proc = subprocess.Popen([sys.executable, "-m", "alphabet", "predict", str(trained / "checkpoints/last.pt"),
+                             *map(str, paths)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141
+    assert err == ""

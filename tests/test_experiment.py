@@ -93,6 +93,8 @@ DELETE = object()
     ({"resources": {"cpus_per_trial": 0}}, "resources.cpus_per_trial: expected a positive number"),
     ({"resources": {"gpus_per_trial": 1.5}}, "resources.gpus_per_trial: expected a fraction"),
     ({"retrain": {"epochs": 0}}, "retrain.epochs: expected a positive integer"),
+    ({"retrain": {"seeds": 0}}, "retrain.seeds: expected a positive integer"),
+    ({"retrain": {"ensemble": 3}}, "retrain: expected a mapping with the keys epochs and seeds"),
     ({"config/train": {"batch_size": -2}}, "config.train.batch_size: expected a value > 0"),
     ({"config/train": {"epochs": 10}}, "config.train.epochs: expected no value; in an experiment asha.max_t"),
     ({"config/model": {"dropout": 2}}, "config.model.dropout: expected a value in [0, 1)"),
@@ -125,7 +127,7 @@ def test_impossible_resources():
 
 def test_auto_resources_share_a_gpu():
     experiment = experiment_from_dict(GOOD, "x.yaml")
-    assert per_trial_resources(experiment, {"CPU": 16.0, "GPU": 1.0}) == {"cpu": 1, "gpu": 0.25}
+    assert per_trial_resources(experiment, {"CPU": 16.0, "GPU": 1.0}) == {"cpu": 1, "gpu": 0.125}
     assert per_trial_resources(experiment, {"CPU": 2.0}) == {"cpu": 1, "gpu": 0}
 
 

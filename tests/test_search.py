@@ -128,6 +128,20 @@ def test_best_yaml_round_trips_into_retrain(finished_search):
     assert again.returncode == 0 and (finished_search / "retrain-2" / "metrics.json").is_file()
 
 
+def test_retrain_with_seeds_reports_an_ensemble(finished_search):
+    done = alphabet("retrain", finished_search, "--epochs", "1", "--seeds", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = next(p.parent for p in finished_search.glob("retrain*/ensemble.yaml"))
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [m["seed"] for m in metrics["members"]] == [0, 1]
+    assert metrics["sizes"]["val"] == 0  # every member trained on train + validation
+    for seed in (0, 1):
+        member = yaml.safe_load((run / f"seed-{seed}" / "config.yaml").read_text())
+        assert member["train"]["seed"] == seed and member["train"]["epochs"] == 1
+    report = (run / "report.md").read_text()
+    assert "ensemble of 2 seeds" in report and "| seed 1 |" in report
+
+
 def test_second_search_with_the_same_name_gets_a_new_directory(finished_search, tmp_path):
     before = sorted(p.name for p in finished_search.iterdir())
     from search.storage import locate_new_run

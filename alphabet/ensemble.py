@@ -1,0 +1,88 @@
+"""Several trained models used as one classifier: the mean of their softmax probabilities.
+
+Independently seeded models make partly different mistakes, so their average is
+more accurate than any one of them. An ensemble is a small YAML file whose
+``members`` are checkpoint paths, relative to the file:
+
+    members:
+    - seed-0/checkpoints/last.pt
+    - seed-1/checkpoints/last.pt
+
+Wherever a command takes a checkpoint it also takes an ensemble file, or the
+directory that holds one (``alphabet train --seeds`` and ``retrain --seeds`` write them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from torch import nn
+
+from alphabet.checkpoint import model_from_checkpoint
+from alphabet.config import Config, read_yaml
+from alphabet.data import LetterSet
+from alphabet.engine import predict_probs
+from alphabet.errors import UserError
+
+ENSEMBLE_FILE = "ensemble.yaml"
+
+
+@dataclass
+class Classifier:
+    """One model or several; ``config`` is the first member's training config."""
+
+    models: list[nn.Module]
+    classes: list[str]
+    config: Config
+    device: torch.device
+
+    def predict_probs(self, data: LetterSet | torch.Tensor) -> torch.Tensor:
+        return torch.stack([predict_probs(m, data, self.device) for m in self.models]).mean(0)
+
+
+def is_ensemble(path: str | Path) -> bool:
+    path = Path(path)
+    return (path / ENSEMBLE_FILE).is_file() if path.is_dir() else path.suffix in (".yaml", ".yml")
+
+
+def write_ensemble(path: Path, members: list[Path]) -> Path:
+    rel = [str(Path(m).relative_to(path.parent)) for m in members]
+    header = "# An ensemble: predictions are the mean of these checkpoints' softmax probabilities.\n"
+    path.write_text(header + yaml.safe_dump({"members": rel}, sort_keys=False))
+    return path
+
+
+def member_paths(path: str | Path) -> list[Path]:
+    """The member checkpoints an ensemble file (or its directory) lists."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / ENSEMBLE_FILE
+    raw = read_yaml(path)
+    members = raw.get("members") if isinstance(raw, dict) else None
+    if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
+        raise UserError(f"{path}: key members: expected a non-empty list of checkpoint paths")
+    return [path.parent / m for m in members]
+
+
+def load_classifier(path: str | Path, device: torch.device) -> Classifier:
+    """A checkpoint file, or an ensemble whose members all predict the same classes."""
+    if not is_ensemble(path):
+        model, classes, config = model_from_checkpoint(path, device)
+        return Classifier([model], classes, config, device)
+    source = Path(path) / ENSEMBLE_FILE if Path(path).is_dir() else Path(path)
+    models, classes, config = [], None, None
+    for i, member in enumerate(member_paths(source)):
+        try:
+            model, member_classes, member_config = model_from_checkpoint(member, device)
+        except UserError as e:  # name the ensemble too: it is the file the user gave
+            raise UserError(f"{source}: key members[{i}]: {e}") from None
+        if classes is None:
+            classes, config = member_classes, member_config
+        elif member_classes != classes:
+            raise UserError(f"{source}: key members[{i}]: expected the classes {''.join(classes)} of the "
+                            f"first member, got {''.join(member_classes)} from {member}")
+        models.append(model)
+    return Classifier(models, classes, config, device)

@@ -1,0 +1,101 @@
+"""Train one configuration with several seeds, then report their ensemble on the test split.
+
+The ensemble directory holds the shared ``config.yaml``, ``ensemble.yaml``, one
+complete training run per seed (``seed-N/``, each with its own TensorBoard,
+figures and checkpoints) and the ensemble's test figures and ``metrics.json``.
+Members train one after another; ``--resume`` skips finished members, continues
+the interrupted one from its last checkpoint and starts the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from alphabet.config import Config, from_dict, read_yaml, to_dict
+from alphabet.data import load_splits
+from alphabet.engine import evaluate_loss, pick_device
+from alphabet.ensemble import ENSEMBLE_FILE, load_classifier, member_paths, write_ensemble
+from alphabet.errors import UserError
+from alphabet.metrics import class_report
+from alphabet.reporting import RunReporter, write_json
+from alphabet.rundir import new_run_dir
+from alphabet.train import run_training
+
+CONFIG_FILE = "config.yaml"
+
+
+def member_name(seed: int) -> str:
+    return f"seed-{seed}"
+
+
+def run_ensemble_training(config: Config | None, seeds: int | None = None, resume: str | Path | None = None,
+                          log=print) -> dict:
+    """Train ``seeds`` members of ``config`` (seeds train.seed, +1, ...) or continue ``resume``."""
+    start = time.time()
+    if resume is not None:
+        ens_dir = Path(resume)
+        config = from_dict(read_yaml(ens_dir / CONFIG_FILE) or {}, str(ens_dir / CONFIG_FILE))
+        seeds = len(member_paths(ens_dir / ENSEMBLE_FILE))
+    else:
+        if seeds is None or seeds < 2:
+            raise UserError(f"--seeds: expected at least 2 members for an ensemble, got {seeds}")
+        ens_dir = new_run_dir(config.log.out_dir, config.log.name)
+        (ens_dir / CONFIG_FILE).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    member_seeds = [config.train.seed + k for k in range(seeds)]
+    write_ensemble(ens_dir / ENSEMBLE_FILE,
+                   [ens_dir / member_name(s) / "checkpoints" / "last.pt" for s in member_seeds])
+    log(f"ensemble {ens_dir}: {seeds} members, seeds {', '.join(map(str, member_seeds))}")
+    log(f"tensorboard --logdir {ens_dir}")
+
+    members = []
+    for k, seed in enumerate(member_seeds):
+        run_dir = ens_dir / member_name(seed)
+        log(f"member {k + 1}/{seeds} (train.seed={seed})")
+        if (run_dir / "metrics.json").is_file():
+            run = json.loads((run_dir / "metrics.json").read_text())
+            log(f"{run_dir}: finished already")
+        elif (run_dir / "checkpoints" / "last.pt").is_file():
+            run = run_training(None, resume=run_dir, log=log)
+        else:
+            if run_dir.exists():  # killed before its first checkpoint: nothing in it to keep
+                shutil.rmtree(run_dir)
+            member = dataclasses.replace(
+                config, train=dataclasses.replace(config.train, seed=seed),
+                log=dataclasses.replace(config.log, out_dir=str(ens_dir), name=member_name(seed)))
+            run = run_training(member, log=log)
+        scores = ("balanced_accuracy", "accuracy", "macro_f1", "macro_auc")
+        members.append({"seed": seed, "run_dir": str(run_dir), "test": {name: run["test"][name] for name in scores}})
+
+    # The test split is scored once, by the averaged members; it chooses nothing.
+    splits = load_splits(config.data)
+    classifier = load_classifier(ens_dir / ENSEMBLE_FILE, pick_device(config.train.device))
+    probs = classifier.predict_probs(splits.test)
+    labels = torch.from_numpy(splits.test.labels)
+    report = class_report(probs, labels, splits.test.classes)
+    reporter = RunReporter(ens_dir)
+    reporter.evaluation("test", report, probs, labels, splits.test.images, config.train.epochs)
+    reporter.close()
+    result = {
+        "run_dir": str(ens_dir),
+        "epochs": config.train.epochs,
+        "parameters": run["parameters"],
+        "classes": splits.test.classes,
+        "sizes": run["sizes"],
+        "members": members,
+        "test": {"loss": evaluate_loss(probs, labels), **report.to_json()},
+        "wall_seconds_this_session": round(time.time() - start, 1),
+    }
+    write_json(ens_dir / "metrics.json", result)
+    single = ", ".join(f"{m['test']['balanced_accuracy']:.4f}" for m in members)
+    log(f"test: ensemble of {seeds}: balanced accuracy {report.summary['balanced_accuracy']:.4f}, accuracy "
+        f"{report.summary['accuracy']:.4f}, macro F1 {report.summary['macro_f1']:.4f}, macro AUC "
+        f"{report.summary['macro_auc']:.4f} (members alone: {single})")
+    log(f"wrote {ens_dir / 'metrics.json'}; predict with it: alphabet predict {ens_dir} IMAGE...")
+    return result

@@ -1,0 +1,82 @@
+"""Ensembles: one config trained with several seeds, scored and used as one classifier."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from conftest import TINY, with_sets
+
+from alphabet.checkpoint import model_from_checkpoint
+from alphabet.cli import main
+from alphabet.config import load_config
+from alphabet.data import load_splits
+from alphabet.engine import predict_probs
+from alphabet.metrics import summary_metrics
+
+SEEDS = (0, 1, 2)
+
+
+@pytest.fixture(scope="module")
+def ensemble(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ens")
+    sets = TINY + [f"log.out_dir={out}", "log.name=e", "train.epochs=6", "log.checkpoint_every=1"]
+    assert main(["train", "--seeds", str(len(SEEDS)), *with_sets(sets)]) == 0
+    return out / "e"
+
+
+def member_probs(ensemble) -> tuple[list[torch.Tensor], torch.Tensor]:
+    test = load_splits(load_config(ensemble / "config.yaml").data).test
+    probs = [predict_probs(model_from_checkpoint(ensemble / f"seed-{s}" / "checkpoints" / "last.pt")[0], test,
+                           torch.device("cpu")) for s in SEEDS]
+    return probs, torch.from_numpy(test.labels)
+
+
+def test_the_ensemble_is_the_mean_of_its_seeded_members(ensemble):
+    metrics = json.loads((ensemble / "metrics.json").read_text())
+    assert [m["seed"] for m in metrics["members"]] == list(SEEDS)
+    probs, labels = member_probs(ensemble)
+    assert not torch.allclose(probs[0], probs[1])  # the seeds really trained different models
+    mean = torch.stack(probs).mean(0)
+    assert summary_metrics(mean, labels)["balanced_accuracy"] == pytest.approx(metrics["test"]["balanced_accuracy"])
+    assert metrics["test"]["balanced_accuracy"] > 0.35  # chance is 0.17
+    for member in metrics["members"]:  # each member is a complete run of its own
+        alone = json.loads((ensemble / f"seed-{member['seed']}" / "metrics.json").read_text())
+        assert member["test"]["balanced_accuracy"] == alone["test"]["balanced_accuracy"]
+        assert (ensemble / f"seed-{member['seed']}" / "figures" / "test_confusion_matrix.png").is_file()
+    assert (ensemble / "figures" / "test_roc.png").is_file()
+
+
+def test_evaluate_and_predict_take_an_ensemble(cli, ensemble, tmp_path):
+    expected = json.loads((ensemble / "metrics.json").read_text())["test"]["balanced_accuracy"]
+    for target in (ensemble, ensemble / "ensemble.yaml"):
+        result = cli("evaluate", target, "--data", "synthetic", "--out-dir", tmp_path)
+        assert result.code == 0, result.err
+    scores = [json.loads(p.read_text())["balanced_accuracy"] for p in tmp_path.glob("*/metrics.json")]
+    assert scores == pytest.approx([expected, expected])
+
+    from test_cli import save_letters
+
+    paths = save_letters(tmp_path, 4)
+    as_json = json.loads(cli("predict", ensemble, *paths, "--json").out)
+    assert len(as_json) == 4
+    total = sum(top["probability"] for top in as_json[0]["top"])
+    assert 0 < total <= 1.0 + 1e-6
+
+
+def test_an_interrupted_ensemble_resumes_to_the_same_result(cli, ensemble, tmp_path):
+    copy = tmp_path / "e"
+    shutil.copytree(ensemble, copy)
+    # As if killed during seed 1's last epoch: its last checkpoint is epoch 5, seed 2 never started.
+    ckpts = copy / "seed-1" / "checkpoints"
+    shutil.copy(ckpts / "epoch_0005.pt", ckpts / "last.pt")
+    for path in (copy / "seed-1" / "metrics.json", copy / "metrics.json"):
+        path.unlink()
+    shutil.rmtree(copy / "seed-2")
+    result = cli("train", "--resume", copy)
+    assert result.code == 0, result.err
+    assert "finished already" in result.out and "resuming" in result.out
+    before = json.loads((ensemble / "metrics.json").read_text())
+    after = json.loads((copy / "metrics.json").read_text())
+    assert [m["test"] for m in after["members"]] == [m["test"] for m in before["members"]]
+    assert after["test"]["balanced_accuracy"] == before["test"]["balanced_accuracy"]
