@@ -9,7 +9,8 @@ seed      time to accuracy: the seed's recipe against the project's default (fem
 overhead  Ray's share of a trial, and the time from `alphabet search` to the first trial
 search    Optuna + ASHA against random + FIFO: best accuracy per trial-epoch (femnist)
 retrain   epochs/s of the default best CNN at EMNIST-letters size, projected to 500 epochs
-profile   torch.profiler: which ops a training step spends its time in (what bounds the above)
+profile   torch.profiler: which ops a training step spends its time in (what bounds the above);
+          on a GPU, how busy its kernels keep it
 gpu       (CUDA only) bf16 autocast, channels_last, torch.compile and batch size, each measured
           at EMNIST-letters size and projected to a 500-epoch retrain
 share     (CUDA only) trials per hour with 1, 2, 4 and 8 trials sharing one GPU
@@ -416,17 +417,20 @@ def bench_profile(full: bool) -> str:
 
         trainer.draw_batch = labelled_draw  # so the profile can total the data path's ops
         trainer.train_epoch()  # warm-up
-        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if trainer.device.type == "cuda" else [])
-        with profile(activities=activities) as prof:
+        if CUDA:
+            trainer.draw_batch = draw  # on a GPU a label becomes a span of the timeline, not kernel time
+            sections.append(f"**{name}**: " + _gpu_busy(trainer, profile, ProfilerActivity))
+            continue
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
             trainer.train_epoch()
-        key = "self_device_time_total" if trainer.device.type == "cuda" else "self_cpu_time_total"
         averages = prof.key_averages()
         drawn = next(e for e in averages if e.key == "draw_batch")
-        events = sorted((e for e in averages if e.key != "draw_batch"), key=lambda e: getattr(e, key), reverse=True)
-        total = sum(getattr(e, key) for e in events)
-        conv = sum(getattr(e, key) for e in events if "conv" in e.key) / total
-        drawing = getattr(drawn, key.replace("self_", "")) / total
-        rows = "\n".join(f"| `{e.key}` | {100 * getattr(e, key) / total:.1f}% |" for e in events[:6])
+        events = sorted((e for e in averages if e.key != "draw_batch"), key=lambda e: e.self_cpu_time_total,
+                        reverse=True)
+        total = sum(e.self_cpu_time_total for e in events)
+        conv = sum(e.self_cpu_time_total for e in events if "conv" in e.key) / total
+        drawing = drawn.cpu_time_total / total
+        rows = "\n".join(f"| `{e.key}` | {100 * e.self_cpu_time_total / total:.1f}% |" for e in events[:6])
         sections.append(f"**{name}**: convolutions (forward and backward) {100 * conv:.0f}% of the step's "
                         f"self time; drawing and augmenting batches (all ops under `draw_batch`) "
                         f"{100 * drawing:.0f}%.\n\n"
@@ -434,6 +438,29 @@ def bench_profile(full: bool) -> str:
     return ("## Profile: where a training step's time goes\n\n"
             f"`torch.profiler` over one epoch of {images // 128} steps of 128 (draw, augment, forward, backward, "
             "AdamW step), self time per op.\n\n" + "\n\n".join(sections))
+
+
+def _gpu_busy(trainer: Trainer, profile, activity) -> str:
+    """How much of an epoch's wall time the GPU spends in kernels, and the costliest kernels."""
+    sync()
+    t0 = time.perf_counter()
+    trainer.train_epoch()
+    sync()
+    wall = time.perf_counter() - t0
+    with profile(activities=[activity.CPU, activity.CUDA]) as prof:
+        trainer.train_epoch()
+        sync()
+    kernels = [e for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA
+               and not getattr(e, "is_user_annotation", False) and not e.key.startswith("Optimizer.")]
+    kernels.sort(key=lambda e: e.device_time_total, reverse=True)
+    busy = sum(e.device_time_total for e in kernels) / 1e6  # microseconds
+    launches = sum(e.count for e in kernels)
+    steps = trainer.steps_per_epoch
+    rows = "\n".join(f"| `{e.key[:70]}` | {e.count} | {100 * e.device_time_total / 1e6 / wall:.1f}% |"
+                      for e in kernels[:6])
+    return (f"{steps} steps in {wall:.2f} s without the profiler ({1000 * wall / steps:.2f} ms a step); GPU kernels "
+            f"ran {busy:.3f} s of it (**{100 * busy / wall:.0f}% busy**), {launches / steps:.0f} kernels a step.\n\n"
+            f"| kernel | launches | share of the epoch's wall time |\n|---|---|---|\n{rows}")
 
 
 # --- GPU execution: precision, memory format, compilation and batch size, at EMNIST-letters size ---
