@@ -134,7 +134,7 @@ class Trainer:
         self.augment_gen = torch.Generator(device=self.device).manual_seed(t.seed + 1)
         self.epoch = 0  # epochs completed
         self.use_amp = t.amp and self.device.type == "cuda"
-        self.forward = torch.compile(self.model) if t.compile else self.model
+        self.forward = torch.compile(self.model, mode=t.compile_mode) if t.compile else self.model
 
     def autocast(self):
         if self.use_amp:

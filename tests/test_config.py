@@ -29,6 +29,7 @@ def test_int_is_accepted_for_float():
     ("train.epochs=0", "train.epochs: expected a value > 0, got 0"),
     ("train.epochs=-3", "train.epochs: expected a value > 0"),
     ("train.optimizer=adam", "train.optimizer: expected one of adamw, sgd"),
+    ("train.compile_mode=fast", "train.compile_mode: expected one of default, reduce-overhead, max-autotune"),
     ("model.dropout=1.5", "model.dropout: expected a value in [0, 1)"),
     ("data.classes=''", "data.classes: expected a non-empty string"),
     ("train.batch_size=true", "train.batch_size: expected int, got True"),

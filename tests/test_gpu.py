@@ -40,9 +40,10 @@ def test_gpu_training_learns_and_its_checkpoint_predicts_on_cpu(tmp_path):
     assert (on_cpu - on_gpu).abs().max() < 0.05
 
 
-def test_fused_optimizer_and_compile_train_on_gpu(tmp_path):
+@pytest.mark.parametrize("mode", ["default", "reduce-overhead"])
+def test_fused_optimizer_and_compile_train_on_gpu(tmp_path, mode):
     config = load_config(None, TINY + [f"log.out_dir={tmp_path}", "train.device=cuda", "train.compile=true",
-                                       "train.epochs=2"])
+                                       f"train.compile_mode={mode}", "train.epochs=2"])
     trainer = Trainer(config, load_splits(config.data).train)
     assert trainer.optimizer.defaults.get("fused") is True
     first = trainer.train_epoch()["loss"]
