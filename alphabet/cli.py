@@ -26,30 +26,21 @@ SMOKE_TEST = ["data.synthetic_size=1300", "data.synthetic_test_size=260", "data.
 
 def cmd_train(args: argparse.Namespace) -> int:
     from alphabet.config import load_config
-    from alphabet.ensemble import is_ensemble
-    from alphabet.train import run_training
-    from alphabet.train_ensemble import run_ensemble_training
+    from alphabet.train_ensemble import train_seeds
 
     if args.resume:
         if args.config or args.set or args.seeds != 1:
             raise UserError("--resume: expected no CONFIG, --set or --seeds; a resumed run keeps its own config")
-        if is_ensemble(args.resume):
-            run_ensemble_training(None, resume=args.resume)
-        else:
-            run_training(None, resume=args.resume)
+        train_seeds(None, resume=args.resume)
         return 0
-    if args.seeds < 1:
+    if args.seeds < 1:  # before the config is read and any data loaded
         raise UserError(f"--seeds: expected a positive integer, got {args.seeds}")
     overrides = list(args.set)
     if args.download:
         overrides.append("data.download=true")
     if args.smoke_test:
         overrides = SMOKE_TEST + overrides
-    config = load_config(args.config, overrides)
-    if args.seeds > 1:
-        run_ensemble_training(config, args.seeds)
-    else:
-        run_training(config)
+    train_seeds(load_config(args.config, overrides), args.seeds)
     return 0
 
 

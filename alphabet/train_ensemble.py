@@ -21,7 +21,7 @@ import yaml
 from alphabet.config import Config, from_dict, read_yaml, to_dict
 from alphabet.data import load_splits
 from alphabet.engine import evaluate_loss, pick_device
-from alphabet.ensemble import ENSEMBLE_FILE, load_classifier, member_paths, write_ensemble
+from alphabet.ensemble import ENSEMBLE_FILE, is_ensemble, load_classifier, member_paths, write_ensemble
 from alphabet.errors import UserError
 from alphabet.metrics import class_report
 from alphabet.reporting import RunReporter, write_json
@@ -33,6 +33,17 @@ CONFIG_FILE = "config.yaml"
 
 def member_name(seed: int) -> str:
     return f"seed-{seed}"
+
+
+def train_seeds(config: Config | None, seeds: int = 1, resume: str | Path | None = None, log=print) -> dict:
+    """One run, or an ensemble of ``seeds`` runs; ``resume`` continues either kind."""
+    if resume is not None:
+        if is_ensemble(resume):
+            return run_ensemble_training(None, resume=resume, log=log)
+        return run_training(None, resume=resume, log=log)
+    if seeds < 1:
+        raise UserError(f"--seeds: expected a positive integer, got {seeds}")
+    return run_ensemble_training(config, seeds, log=log) if seeds > 1 else run_training(config, log=log)
 
 
 def run_ensemble_training(config: Config | None, seeds: int | None = None, resume: str | Path | None = None,

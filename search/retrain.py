@@ -5,10 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from alphabet.config import load_config, parse_overrides
-from alphabet.ensemble import is_ensemble
 from alphabet.errors import UserError
-from alphabet.train import run_training
-from alphabet.train_ensemble import run_ensemble_training
+from alphabet.train_ensemble import train_seeds
 from search.results import BEST_FILE, SUMMARY_FILE, read_summary
 from search.runner import EXPERIMENT_FILE, load_saved_experiment
 from search.storage import RunLocation
@@ -57,19 +55,15 @@ def retrain(target: str | None, epochs: int | None = None, overrides: list[str] 
     """
     if resume:
         run_dir = Path(resume)
-        if is_ensemble(run_dir):
-            result = run_ensemble_training(None, resume=run_dir, log=log)
-        else:
-            result = run_training(None, resume=run_dir, log=log)
+        result = train_seeds(None, resume=run_dir, log=log)
         search_dir = run_dir.parent if (run_dir.parent / EXPERIMENT_FILE).is_file() else None
     else:
         best, search_dir = _locate(target)
         saved = load_saved_experiment(RunLocation.parse(str(search_dir))) if search_dir else None
         epochs = epochs if epochs is not None else saved.retrain_epochs if saved else 500
         seeds = seeds if seeds is not None else saved.retrain_seeds if saved else 1
-        for flag, value in (("--epochs", epochs), ("--seeds", seeds)):
-            if value < 1:
-                raise UserError(f"{flag}: expected a positive integer, got {value}")
+        if epochs < 1:  # --seeds is checked by train_seeds, also before any work
+            raise UserError(f"--epochs: expected a positive integer, got {epochs}")
         parent = search_dir or best.parent
         every = max(1, epochs // 20)  # about 20 figure sets and numbered checkpoints per run
         fixed = [f"train.epochs={epochs}", "data.val_fraction=0", f"log.out_dir={parent}",
@@ -77,7 +71,7 @@ def retrain(target: str | None, epochs: int | None = None, overrides: list[str] 
                  f"log.checkpoint_every={every}"]
         parse_overrides(overrides or [])  # reject malformed ones before any work
         config = load_config(best, fixed + list(overrides or []))
-        result = run_ensemble_training(config, seeds, log=log) if seeds > 1 else run_training(config, log=log)
+        result = train_seeds(config, seeds, log=log)
     write_report(Path(result["run_dir"]), result, search_dir)
     return result
 
