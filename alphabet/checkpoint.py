@@ -17,7 +17,7 @@ from torch import nn
 
 from alphabet.config import Config, from_dict, to_dict
 from alphabet.errors import UserError
-from alphabet.models import build_model
+from alphabet.models import FirstLogits, build_model
 
 FORMAT = 1
 
@@ -58,11 +58,14 @@ def model_from_checkpoint(path: str | Path, device: torch.device | None = None
     payload = load_checkpoint(path)
     config = from_dict(payload["config"], f"{path}: config")
     classes = payload["classes"]
-    model = build_model(config.model, len(classes))
     try:
+        auxiliary = payload["trainer"].get("auxiliary_classes", [])  # absent before auxiliary classes existed
+        model = build_model(config.model, len(classes) + len(auxiliary))
         model.load_state_dict(payload["trainer"]["model"])
-    except (RuntimeError, KeyError) as e:
+    except (RuntimeError, KeyError, AttributeError, TypeError) as e:
         first = str(e).strip().splitlines()[0][:160]
         raise UserError(f"{path}: key trainer.model: weights do not fit the architecture in its config "
                         f"({first})") from None
+    if auxiliary:
+        model = FirstLogits(model, len(classes))
     return model.to(device or "cpu").eval(), classes, config

@@ -28,6 +28,9 @@ class DataConfig:
     download: bool = False
     case: str = "all"  # all | lower | upper | merged
     classes: str | None = None  # e.g. "aeiou": keep only these letters
+    # none | upper | lower: the other case's letters, from the training writers only, join training
+    # as extra classes that are never validated, tested or predicted (more strokes from the same hands)
+    auxiliary_case: str = "none"
     train_per_class: int | None = None
     test_per_class: int | None = None
     val_fraction: float = 0.1
@@ -78,7 +81,7 @@ class TrainConfig:
     epochs: int = 20
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    amp: bool = True  # bf16 autocast, used on CUDA only
+    amp: bool = True  # bf16 autocast, where it is native: CUDA, and CPUs with AVX512-BF16 or AMX
     channels_last: bool = True  # faster on CPU (about 1.4x measured) and on CUDA
     compile: bool = False
     # reduce-overhead: CUDA graphs for forward and backward; 1.7x faster steps on an H100 at batch 128
@@ -105,6 +108,7 @@ class Config:
 
 CHOICES = {
     "data.case": ("all", "lower", "upper", "merged"),
+    "data.auxiliary_case": ("none", "upper", "lower"),
     "train.optimizer": ("adamw", "sgd"),
     "train.schedule": ("onecycle", "cosine", "constant"),
     "train.compile_mode": ("default", "reduce-overhead", "max-autotune"),

@@ -19,10 +19,10 @@ from torch import nn
 
 from alphabet.augment import augment
 from alphabet.config import Config
-from alphabet.data.letterset import LetterSet
+from alphabet.data.letterset import LetterSet, concat
 from alphabet.errors import UserError
 from alphabet.metrics import confusion_matrix, summary_from_confusion
-from alphabet.models import build_model
+from alphabet.models import FirstLogits, build_model
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -40,6 +40,16 @@ def pick_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"train.device: {name!r} asked for, but no CUDA device is available")
     return device
+
+
+def bf16_is_native(device: torch.device) -> bool:
+    """Whether bf16 autocast speeds training up here: on CUDA, and on CPUs with AVX512-BF16 or AMX
+    (about 2x a default-CNN epoch on 2 EPYC cores, docs/BENCHMARKS.md). Elsewhere it is emulated, slower."""
+    if device.type == "cuda":
+        return True
+    if device.type == "cpu":
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return False
 
 
 def to_input(images: torch.Tensor) -> torch.Tensor:
@@ -114,12 +124,17 @@ def build_schedule(optimizer: torch.optim.Optimizer, config: Config, steps_per_e
 
 
 class Trainer:
-    def __init__(self, config: Config, train: LetterSet, device: torch.device | None = None) -> None:
+    def __init__(self, config: Config, train: LetterSet, device: torch.device | None = None,
+                 auxiliary: LetterSet | None = None) -> None:
         self.config = config
-        self.classes = list(train.classes)
+        self.classes = list(train.classes)  # what it is scored on and predicts
+        if auxiliary is not None:  # trained on as well, after the task's classes, never predicted
+            trained = self.classes + [c for c in auxiliary.classes if c not in self.classes]
+            train = concat(train.relabel(trained), auxiliary.relabel(trained))
+        self.trained_classes = list(train.classes)
         self.device = device or pick_device(config.train.device)
         torch.manual_seed(config.train.seed)
-        self.model = build_model(config.model, len(self.classes)).to(self.device)
+        self.model = build_model(config.model, len(self.trained_classes)).to(self.device)
         if config.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.data = DeviceData(train, self.device)
@@ -133,12 +148,13 @@ class Trainer:
         self.order_gen = torch.Generator().manual_seed(t.seed)
         self.augment_gen = torch.Generator(device=self.device).manual_seed(t.seed + 1)
         self.epoch = 0  # epochs completed
-        self.use_amp = t.amp and self.device.type == "cuda"
+        self.use_amp = t.amp and bf16_is_native(self.device)
         self.forward = torch.compile(self.model, mode=t.compile_mode) if t.compile else self.model
+        self.scored = FirstLogits(self.model, len(self.classes)) if auxiliary is not None else self.model
 
     def autocast(self):
         if self.use_amp:
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def draw_batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -155,7 +171,7 @@ class Trainer:
         self.model.train()
         # Moved once per epoch: a blocking copy per step would stall the GPU queue every step.
         order = torch.randperm(len(self.data), generator=self.order_gen).to(self.device)
-        n_classes = len(self.classes)
+        n_classes = len(self.trained_classes)
         cm = torch.zeros(n_classes, n_classes, dtype=torch.long, device=self.device)
         loss_sum = torch.zeros((), device=self.device)
         bar = Progress(progress, self.steps_per_epoch, f"epoch {self.epoch + 1}/{t.epochs}")
@@ -184,13 +200,17 @@ class Trainer:
 
     @torch.no_grad()
     def predict(self, data: LetterSet | torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-        """Softmax probabilities (N, C) on the CPU, for a set or a uint8 image tensor."""
-        return predict_probs(self.model, data, self.device, batch_size, self.autocast)
+        """Softmax probabilities (N, C) on the CPU, for a set or a uint8 image tensor.
+
+        In fp32 even where training runs in bf16: a run's reported scores are then exactly what
+        ``alphabet evaluate`` gives for its checkpoint, on any device."""
+        return predict_probs(self.scored, data, self.device, batch_size)
 
     def state_dict(self) -> dict:
         state = {
             "epoch": self.epoch,
             "model": self.model.state_dict(),
+            "auxiliary_classes": self.trained_classes[len(self.classes):],
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "order_gen": self.order_gen.get_state(),
@@ -215,14 +235,13 @@ class Trainer:
 
 @torch.no_grad()
 def predict_probs(model: nn.Module, data: LetterSet | torch.Tensor, device: torch.device,
-                  batch_size: int = 1024, autocast=contextlib.nullcontext) -> torch.Tensor:
+                  batch_size: int = 1024) -> torch.Tensor:
     images = torch.from_numpy(data.images) if isinstance(data, LetterSet) else data
     model.eval()
     out = []
     for start in range(0, len(images), batch_size):
         x = to_input(images[start:start + batch_size].to(device))
-        with autocast():
-            out.append(model(x).float().softmax(1).cpu())
+        out.append(model(x).float().softmax(1).cpu())
     return torch.cat(out) if out else torch.empty(0, 0)
 
 

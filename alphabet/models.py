@@ -84,6 +84,18 @@ class SeedLeNet(nn.Module):
         return self.net(x)
 
 
+class FirstLogits(nn.Module):
+    """A model trained with auxiliary classes, scored on its first ``n``: the auxiliary logits
+    are dropped before any softmax, so probabilities and predictions cover the task's classes."""
+
+    def __init__(self, model: nn.Module, n: int) -> None:
+        super().__init__()
+        self.model, self.n = model, n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)[:, : self.n]
+
+
 @register("cnn")
 def build_cnn(config: ModelConfig, num_classes: int) -> nn.Module:
     if 28 // 2**config.stages < 1:

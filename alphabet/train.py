@@ -59,7 +59,7 @@ def run_training(config: Config, resume: str | Path | None = None, log=print) ->
         payload = None
 
     splits = load_splits(config.data)
-    trainer = Trainer(config, splits.train)
+    trainer = Trainer(config, splits.train, auxiliary=splits.auxiliary)
     best = {"epoch": 0, "val_balanced_accuracy": -1.0}
     if payload is not None:
         if payload["classes"] != trainer.classes:
@@ -72,6 +72,8 @@ def run_training(config: Config, resume: str | Path | None = None, log=print) ->
     reporter = RunReporter(run_dir, purge_step=trainer.epoch + 1 if payload else None)
     progress = {"always": True, "never": False}.get(config.log.progress, sys.stderr.isatty())
     sizes = f"{len(splits.train)} train / {len(splits.val) if splits.val else 0} val / {len(splits.test)} test"
+    if splits.auxiliary is not None:
+        sizes += f" (+ {len(splits.auxiliary)} auxiliary {config.data.auxiliary_case}case for training)"
     log(f"run {run_dir}: {len(trainer.classes)} classes, {sizes}, {count_parameters(trainer.model):,} "
         f"parameters, device {trainer.device}")
     log(f"tensorboard --logdir {run_dir}")
@@ -91,7 +93,7 @@ def run_training(config: Config, resume: str | Path | None = None, log=print) ->
             if due:
                 report_split(reporter, "val", splits.val, val_probs, epoch)
         if due:
-            reporter.augmented_batch(*preview_batch(trainer, epoch), trainer.classes, epoch)
+            reporter.augmented_batch(*preview_batch(trainer, epoch), trainer.trained_classes, epoch)
         state = trainer.state_dict()
         improved = val_metrics.get("balanced_accuracy", -1.0) > best["val_balanced_accuracy"]
         if improved:
@@ -115,7 +117,8 @@ def run_training(config: Config, resume: str | Path | None = None, log=print) ->
         "epochs": trainer.epoch,
         "parameters": count_parameters(trainer.model),
         "classes": trainer.classes,
-        "sizes": {"train": len(splits.train), "val": len(splits.val) if splits.val else 0, "test": len(splits.test)},
+        "sizes": {"train": len(splits.train), "val": len(splits.val) if splits.val else 0, "test": len(splits.test),
+                  "auxiliary": len(splits.auxiliary) if splits.auxiliary is not None else 0},
         "train": train_metrics,
         "val": val_metrics,
         "best": best,

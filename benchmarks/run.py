@@ -6,6 +6,8 @@
 
 datapath  images/s of the on-device batch pipeline against per-sample PIL in a DataLoader
 seed      time to accuracy: the seed's recipe against the project's default (femnist)
+variants  validation accuracy of the searched best at 12 epochs: fp32 against bf16 autocast, and
+          with the training writers' capitals as auxiliary classes (femnist)
 overhead  Ray's share of a trial, and the time from `alphabet search` to the first trial
 search    Optuna + ASHA against random + FIFO: best accuracy per trial-epoch (femnist)
 retrain   epochs/s of the default best CNN at EMNIST-letters size, projected to 500 epochs
@@ -44,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from alphabet.config import AugmentConfig, Config, load_config, parse_overrides  # noqa: E402
 from alphabet.data import LetterSet, load_splits  # noqa: E402
-from alphabet.engine import Trainer  # noqa: E402
+from alphabet.engine import Trainer, bf16_is_native, pick_device  # noqa: E402
 from alphabet.train import evaluate_split  # noqa: E402
 
 FEMNIST = ROOT.parent / "shared" / "data" / "femnist_letters.npz"
@@ -177,7 +179,7 @@ def bench_datapath(full: bool) -> str:
     return ("## Data path: on-device batched augmentation vs per-sample PIL in a DataLoader\n\n"
             f"Training steps per second {where} with the same model, augmentation strengths (rotate 10, "
             "shear 0.15, scale 0.1, translate 0.08, elastic 1 px, erase 0.2), batch size 128 and precision "
-            f"({'bf16 autocast' if CUDA else 'fp32'}), on synthetic images; {ours_steps} steps of ours, "
+            f"({'bf16 autocast' if trainer.use_amp else 'fp32'}), on synthetic images; {ours_steps} steps of ours, "
             f"{seed_steps} of the seed-style pipeline.\n\n"
             "| model | ours (img/s) | seed-style (img/s) | speed-up | drawing+augmenting share of our step |\n"
             "|---|---|---|---|---|\n" + "\n".join(rows))
@@ -185,7 +187,7 @@ def bench_datapath(full: bool) -> str:
 
 # --- time to accuracy: the seed's recipe against the project's default, on real handwriting ------
 
-SEED_RECIPE = ["model.arch=lenet", "train.optimizer=sgd", "train.lr=0.001", "train.momentum=0.9",
+SEED_RECIPE = ["train.amp=false", "model.arch=lenet", "train.optimizer=sgd", "train.lr=0.001", "train.momentum=0.9",
                "train.weight_decay=0", "train.schedule=constant", "train.warmup_epochs=0", "train.label_smoothing=0",
                "train.batch_size=128", "augment.rotate=0", "augment.shear=0", "augment.scale=0",
                "augment.translate=0", "augment.elastic=0", "augment.erase=0"]
@@ -219,16 +221,56 @@ def bench_seed(full: bool) -> str:
     ours_at = max((a for t, a in ours if t <= seed_time), default=float("nan"))
     seed_at_ours_end = max(a for t, a in seed if t <= ours[-1][0]) if any(t <= ours[-1][0] for t, _ in seed) else 0
     reach = f"{ours_time:.0f} s ({ours_time / seed_time:.2f} of the seed's time)" if ours_time else "not reached"
+    native = ours_cfg.train.amp and bf16_is_native(pick_device(ours_cfg.train.device))
+    precision = "bf16 autocast" if native else "fp32"
     return ("## Time to accuracy: the seed's recipe against the project's default (femnist lowercase)\n\n"
             f"Validation balanced accuracy on held-out writers, training time only, budget {budget} s each.\n\n"
             f"- Seed recipe (LeNet, SGD lr 0.001 momentum 0.9, no augmentation, batch 128): best {seed_best:.4f} "
             f"after {len(seed)} epochs, reached at {seed_time:.0f} s.\n"
-            f"- Project default (CNN width 32, AdamW one-cycle, augmentation): {len(ours)} epochs in "
+            f"- Project default (CNN width 32, AdamW one-cycle, augmentation, {precision}): {len(ours)} epochs in "
             f"{ours[-1][0]:.0f} s, final {ours[-1][1]:.4f}.\n"
             f"- Time for the project to reach the seed's best: {reach}.\n"
             f"- Accuracy in the seed's time to its best ({seed_time:.0f} s): project {ours_at:.4f} vs seed "
             f"{seed_best:.4f}; in the project's {ours[-1][0]:.0f} s: seed {seed_at_ours_end:.4f} vs project "
             f"{ours[-1][1]:.4f}.")
+
+
+# --- variants of the searched best: precision, auxiliary letters --------------------------------
+
+BEST_CONFIG = ROOT / "benchmarks" / "configs" / "femnist_best.yaml"
+VARIANTS = {
+    "bf16 autocast": ["train.amp=true"],
+    "fp32": ["train.amp=false"],
+    "bf16 autocast + capitals as auxiliary classes": ["train.amp=true", "data.auxiliary_case=upper"],
+}
+
+
+def bench_variants(full: bool) -> str:
+    if not FEMNIST.exists():
+        raise Skipped(f"{FEMNIST} is absent")
+    if not bf16_is_native(pick_device("cpu")) or CUDA:
+        raise Skipped("measures CPU bf16 autocast; this machine's CPU has no native bf16 or it has a GPU")
+    seeds = (0, 1, 2) if full else (0, 1)
+    rows = []
+    for name, sets in VARIANTS.items():
+        finals = []
+        for seed in seeds:
+            config = load_config(BEST_CONFIG, [f"data.source=npz:{FEMNIST}", "train.epochs=12",
+                                               f"train.seed={seed}", *sets])
+            splits = load_splits(config.data)
+            trainer = Trainer(config, splits.train, auxiliary=splits.auxiliary)
+            for _ in range(config.train.epochs):
+                trainer.train_epoch()
+            finals.append(evaluate_split(trainer, splits.val)[0]["balanced_accuracy"])
+        rows.append(f"| {name} | {len(trainer.data):,} | " + " | ".join(f"{a:.4f}" for a in finals)
+                    + f" | **{np.mean(finals):.4f}** |")
+    head = " | ".join(f"seed {s}" for s in seeds)
+    return ("## Variants of the searched best: precision and auxiliary letters (femnist lowercase)\n\n"
+            f"`{BEST_CONFIG.relative_to(ROOT)}` trained 12 epochs (the search's max_t) on the training writers, "
+            "scored (in fp32) on the validation writers' lowercase letters; balanced accuracy after the last "
+            "epoch.\n\n"
+            f"| variant | training images | {head} | mean |\n|---|---|" + "---|" * (len(seeds) + 1) + "\n"
+            + "\n".join(rows))
 
 
 # --- Ray overhead: one trial under Tune against the same training in a plain loop -------------
@@ -569,6 +611,7 @@ def bench_share(full: bool) -> str:
 
 
 BENCHMARKS: dict[str, Callable[[bool], str]] = {"datapath": bench_datapath, "seed": bench_seed,
+                                               "variants": bench_variants,
                                                "overhead": bench_overhead, "search": bench_search,
                                                "retrain": bench_retrain, "profile": bench_profile,
                                                "gpu": bench_gpu, "share": bench_share}

@@ -84,6 +84,9 @@ def write_report(run_dir: Path, result: dict, search_dir: Path | None) -> Path:
     lines.append(f"- epochs: {result['epochs']}, parameters: {result['parameters']:,}, "
                  f"train images: {result['sizes']['train']} (train + validation), test images: "
                  f"{result['sizes']['test']}")
+    if result["sizes"].get("auxiliary"):
+        lines.append(f"- auxiliary training images (data.auxiliary_case, never scored): "
+                     f"{result['sizes']['auxiliary']}")
     if summary:
         lines.append(f"- search ({search_dir}): best {summary['metric']} {summary['best']['value']:.4f} "
                      f"(trial {summary['best']['trial_id']}, epoch {summary['best']['epoch']})")

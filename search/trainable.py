@@ -34,7 +34,7 @@ def train_trial(params: dict, *, experiment: Experiment, splits: Splits) -> None
     node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran it, for the trial table
     cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))  # stay inside the trial's CPU share
-    trainer = Trainer(config, splits.train)
+    trainer = Trainer(config, splits.train, auxiliary=splits.auxiliary)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:

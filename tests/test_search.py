@@ -16,6 +16,7 @@ import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from alphabet.checkpoint import load_checkpoint
 from search.results import load_trials
 from search.runner import load_saved_experiment
 from search.storage import RunLocation
@@ -162,6 +163,26 @@ def test_time_budget_ends_the_search_with_its_results(tmp_path):
     rows = trials_of(run_dir)
     assert 2 <= len(rows) < 100
     assert (run_dir / "best.yaml").is_file() and (run_dir / "summary.json").is_file()
+
+
+def test_search_and_retrain_with_auxiliary_letters(tmp_path):
+    # The driver's splits carry the capitals to every trial; trials and the retrain train on them.
+    experiment = write_experiment(tmp_path, "aux", search={"num_samples": 2, "max_concurrent": 2},
+                                  asha={"max_t": 2, "grace_period": 2, "reduction_factor": 2})
+    raw = yaml.safe_load(experiment.read_text())
+    raw["config"]["data"].update(auxiliary_case="upper", synthetic_size=2000)
+    experiment.write_text(yaml.safe_dump(raw))
+    done = alphabet("search", experiment, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = tmp_path / "search" / "aux"
+    checkpoints = sorted(run_dir.glob("trial_*/checkpoint_*/trainer.pt"))
+    assert checkpoints and all(load_checkpoint(c)["trainer"]["auxiliary_classes"][0] == "A" for c in checkpoints)
+    assert yaml.safe_load((run_dir / "best.yaml").read_text())["data"]["auxiliary_case"] == "upper"
+    retrained = alphabet("retrain", run_dir, "--epochs", "1", "--seeds", "1", timeout=600)
+    assert retrained.returncode == 0, retrained.stderr[-3000:]
+    metrics = json.loads((run_dir / "retrain" / "metrics.json").read_text())
+    assert metrics["sizes"]["auxiliary"] > 0 and metrics["classes"] == list("abcdef")
+    assert "auxiliary training images" in (run_dir / "retrain" / "report.md").read_text()
 
 
 def test_search_on_a_storage_uri(tmp_path):

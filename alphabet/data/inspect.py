@@ -22,6 +22,10 @@ def info_table(splits: Splits) -> str:
     if writers is not None:
         held = {n: len(np.unique(p.writers)) for n, p in parts.items() if p is not None and p.writers is not None}
         lines.append("writers: " + ", ".join(f"{n} {k}" for n, k in held.items()) + " (disjoint)")
+    if splits.auxiliary is not None:
+        aux = splits.auxiliary
+        lines.append(f"auxiliary (training only, never scored): {len(aux)} images of {len(aux.classes)} classes "
+                     f"{''.join(aux.classes)}")
     return "\n".join(lines)
 
 

@@ -75,11 +75,13 @@ def _emnist(split: str, train: bool, config: DataConfig) -> tuple[np.ndarray, np
 
 def _emnist_source(split: str, keep: Callable[[str], bool]) -> SourceLoader:
     def load(_: str, config: DataConfig) -> SourceData:
+        auxiliary = {"upper": str.isupper, "lower": str.islower}.get(config.auxiliary_case, lambda c: False)
         parts = []
         for train in (True, False):
             images, labels, names = _emnist(split, train, config)
             full = LetterSet(images, labels, names)
-            classes = [c for c in names if keep(c)]
+            # The training part keeps the data.auxiliary_case letters too; the test part never does.
+            classes = [c for c in names if keep(c) or (train and auxiliary(c))]
             parts.append(full.relabel(classes))
         return SourceData(pool=parts[0], test=parts[1])
     return load
@@ -168,17 +170,20 @@ def load_folder(path: str, config: DataConfig) -> SourceData:
 def load_synthetic(_: str, config: DataConfig) -> SourceData:
     from alphabet.data.synthetic import generate
 
-    wanted = _wanted_classes(config)
-    train = generate(config.synthetic_size, seed=config.synthetic_seed, classes=wanted)
+    # synthetic_size covers the auxiliary letters too; the test set has only the task's.
+    train = generate(config.synthetic_size, seed=config.synthetic_seed, classes=_wanted_classes(config))
     # A different seed gives different fonts' distortions: a fair held-out set.
-    test = generate(config.synthetic_test_size, seed=config.synthetic_seed + 1_000_003, classes=wanted)
+    test = generate(config.synthetic_test_size, seed=config.synthetic_seed + 1_000_003,
+                    classes=_wanted_classes(config, auxiliary=False))
     return SourceData(pool=train, test=test)
 
 
-def _wanted_classes(config: DataConfig) -> list[str]:
+def _wanted_classes(config: DataConfig, auxiliary: bool = True) -> list[str]:
     """Which of the 52 letters to generate, so no time goes on glyphs that are dropped."""
-    letters = {"lower": string.ascii_lowercase, "upper": string.ascii_uppercase}.get(
-        config.case, string.ascii_uppercase + string.ascii_lowercase)
+    cases = {"lower": string.ascii_lowercase, "upper": string.ascii_uppercase}
+    letters = list(cases.get(config.case, string.ascii_uppercase + string.ascii_lowercase))
     if config.classes and config.case != "merged":
         letters = [c for c in letters if c in config.classes]
-    return list(letters)
+    if auxiliary and config.auxiliary_case in cases and config.case in cases:
+        letters += [c for c in cases[config.auxiliary_case] if c not in letters]
+    return letters

@@ -13,7 +13,7 @@ import numpy as np
 
 from alphabet.config import DataConfig
 from alphabet.data.letterset import LetterSet
-from alphabet.data.sources import load_source
+from alphabet.data.sources import SourceData, load_source
 from alphabet.errors import UserError
 
 
@@ -22,6 +22,7 @@ class Splits:
     train: LetterSet
     val: LetterSet | None  # None when data.val_fraction is 0 (e.g. a final retrain)
     test: LetterSet
+    auxiliary: LetterSet | None = None  # extra training classes (data.auxiliary_case), never scored
 
     @property
     def classes(self) -> list[str]:
@@ -77,6 +78,24 @@ def limit_per_class(data: LetterSet, limit: int | None, seed: int) -> LetterSet:
     return data.subset(np.sort(np.concatenate(keep)))
 
 
+def auxiliary_letters(source: SourceData, config: DataConfig, train: LetterSet) -> LetterSet:
+    """The other case's letters of the training writers (of the whole pool when it has no writers:
+    then they share no image with validation or test, which hold only the task's classes)."""
+    if config.case not in ("lower", "upper") or config.auxiliary_case == config.case:
+        other = {"lower": "upper", "upper": "lower"}.get(config.case)
+        expected = f"none or {other}" if other else "none"
+        raise UserError(f"data.auxiliary_case: expected {expected} with data.case={config.case!r}, "
+                        f"got {config.auxiliary_case!r}")
+    names = [c for c in source.pool.classes if c.isupper() == (config.auxiliary_case == "upper")]
+    aux = source.pool.relabel(names)
+    if aux.writers is not None and train.writers is not None:
+        aux = aux.subset(np.flatnonzero(np.isin(aux.writers, np.unique(train.writers))))
+    if len(aux) == 0:
+        raise UserError(f"data.auxiliary_case: {config.source!r} has no {config.auxiliary_case}case letters "
+                        "from the training writers; expected a source with both cases")
+    return limit_per_class(aux, config.train_per_class, config.split_seed)
+
+
 def load_splits(config: DataConfig) -> Splits:
     """Everything training needs, from a data config."""
     source = load_source(config.source, config)
@@ -101,4 +120,5 @@ def load_splits(config: DataConfig) -> Splits:
         if part is not None and len(part) == 0:
             raise UserError(f"data.source: {config.source!r} leaves the {name} split empty; "
                             "expected at least one sample per split (check data.*_fraction and limits)")
-    return Splits(train=train, val=val, test=test)
+    auxiliary = None if config.auxiliary_case == "none" else auxiliary_letters(source, config, train)
+    return Splits(train=train, val=val, test=test, auxiliary=auxiliary)
