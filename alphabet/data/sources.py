@@ -19,6 +19,7 @@ from alphabet.data.letterset import LetterSet
 from alphabet.errors import UserError
 
 LETTERS52 = list(string.ascii_uppercase + string.ascii_lowercase)
+CASE_LETTERS = {"lower": string.ascii_lowercase, "upper": string.ascii_uppercase}  # by data.case
 
 
 @dataclass
@@ -75,13 +76,13 @@ def _emnist(split: str, train: bool, config: DataConfig) -> tuple[np.ndarray, np
 
 def _emnist_source(split: str, keep: Callable[[str], bool]) -> SourceLoader:
     def load(_: str, config: DataConfig) -> SourceData:
-        auxiliary = {"upper": str.isupper, "lower": str.islower}.get(config.auxiliary_case, lambda c: False)
+        auxiliary = CASE_LETTERS.get(config.auxiliary_case, "")
         parts = []
         for train in (True, False):
             images, labels, names = _emnist(split, train, config)
             full = LetterSet(images, labels, names)
             # The training part keeps the data.auxiliary_case letters too; the test part never does.
-            classes = [c for c in names if keep(c) or (train and auxiliary(c))]
+            classes = [c for c in names if keep(c) or (train and c in auxiliary)]
             parts.append(full.relabel(classes))
         return SourceData(pool=parts[0], test=parts[1])
     return load
@@ -180,10 +181,9 @@ def load_synthetic(_: str, config: DataConfig) -> SourceData:
 
 def _wanted_classes(config: DataConfig, auxiliary: bool = True) -> list[str]:
     """Which of the 52 letters to generate, so no time goes on glyphs that are dropped."""
-    cases = {"lower": string.ascii_lowercase, "upper": string.ascii_uppercase}
-    letters = list(cases.get(config.case, string.ascii_uppercase + string.ascii_lowercase))
+    letters = list(CASE_LETTERS.get(config.case, LETTERS52))
     if config.classes and config.case != "merged":
         letters = [c for c in letters if c in config.classes]
-    if auxiliary and config.auxiliary_case in cases and config.case in cases:
-        letters += [c for c in cases[config.auxiliary_case] if c not in letters]
+    if auxiliary and config.auxiliary_case in CASE_LETTERS and config.case in CASE_LETTERS:
+        letters += [c for c in CASE_LETTERS[config.auxiliary_case] if c not in letters]
     return letters

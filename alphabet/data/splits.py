@@ -13,7 +13,7 @@ import numpy as np
 
 from alphabet.config import DataConfig
 from alphabet.data.letterset import LetterSet
-from alphabet.data.sources import SourceData, load_source
+from alphabet.data.sources import CASE_LETTERS, SourceData, load_source
 from alphabet.errors import UserError
 
 
@@ -81,13 +81,12 @@ def limit_per_class(data: LetterSet, limit: int | None, seed: int) -> LetterSet:
 def auxiliary_letters(source: SourceData, config: DataConfig, train: LetterSet) -> LetterSet:
     """The other case's letters of the training writers (of the whole pool when it has no writers:
     then they share no image with validation or test, which hold only the task's classes)."""
-    if config.case not in ("lower", "upper") or config.auxiliary_case == config.case:
-        other = {"lower": "upper", "upper": "lower"}.get(config.case)
-        expected = f"none or {other}" if other else "none"
+    if config.case not in CASE_LETTERS or config.auxiliary_case == config.case:
+        other = [c for c in CASE_LETTERS if c != config.case] if config.case in CASE_LETTERS else []
+        expected = " or ".join(["none", *other])
         raise UserError(f"data.auxiliary_case: expected {expected} with data.case={config.case!r}, "
                         f"got {config.auxiliary_case!r}")
-    names = [c for c in source.pool.classes if c.isupper() == (config.auxiliary_case == "upper")]
-    aux = source.pool.relabel(names)
+    aux = source.pool.relabel([c for c in source.pool.classes if c in CASE_LETTERS[config.auxiliary_case]])
     if aux.writers is not None and train.writers is not None:
         aux = aux.subset(np.flatnonzero(np.isin(aux.writers, np.unique(train.writers))))
     if len(aux) == 0:
