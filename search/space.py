@@ -42,23 +42,38 @@ class PruningOptunaSearch(OptunaSearch):
     def __init__(self, *args: Any, max_t: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_t = max_t
+        # Tune trials whose study record was finished after Tune last saved its state (see restore).
+        self._settled_in_study: set[str] = set()
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         trial = self._ot_trials.get(trial_id)
-        if trial is not None and self.metric in result:
+        if trial is not None and self.metric in result and trial_id not in self._completed_trials:
             trial.report(result[self.metric], result["training_iteration"])
 
     def restore(self, checkpoint_path: str) -> None:
-        """After a killed driver: Optuna trials asked for after Tune last saved its state
-        belong to no Tune trial and would stay RUNNING forever; record them as FAIL."""
+        """Reconcile Tune's last saved state with the study, which a killed driver left ahead of it.
+
+        The study (SQLite) is written the moment a trial ends; Tune's state only every few
+        seconds. So a trial may be finished in the study yet unfinished to Tune, which reruns it
+        from its checkpoint: its study record stands and the rerun's results are not told again.
+        And Optuna trials asked for after Tune's last save belong to no Tune trial and would stay
+        RUNNING forever: they are recorded as FAIL.
+        """
         super().restore(checkpoint_path)
-        known = {trial.number for trial in self._ot_trials.values()}
-        running = self._ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-        for orphan in running:
-            if orphan.number not in known:
-                self._ot_study.tell(orphan.number, state=optuna.trial.TrialState.FAIL)
+        self._settled_in_study = set()
+        tune_id_of = {trial.number: trial_id for trial_id, trial in self._ot_trials.items()}
+        for recorded in self._ot_study.get_trials(deepcopy=False):
+            trial_id = tune_id_of.get(recorded.number)
+            if recorded.state.is_finished():
+                if trial_id is not None and trial_id not in self._completed_trials:
+                    self._completed_trials.add(trial_id)
+                    self._settled_in_study.add(trial_id)
+            elif recorded.state == optuna.trial.TrialState.RUNNING and trial_id is None:
+                self._ot_study.tell(recorded.number, state=optuna.trial.TrialState.FAIL)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id in self._settled_in_study:
+            return
         trial = self._ot_trials.get(trial_id)
         stopped_early = (not error and result and trial is not None and trial_id not in self._completed_trials
                          and result.get("training_iteration", self.max_t) < self.max_t)
