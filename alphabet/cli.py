@@ -33,8 +33,6 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UserError("--resume: expected no CONFIG, --set or --seeds; a resumed run keeps its own config")
         train_seeds(None, resume=args.resume)
         return 0
-    if args.seeds < 1:  # before the config is read and any data loaded
-        raise UserError(f"--seeds: expected a positive integer, got {args.seeds}")
     overrides = list(args.set)
     if args.download:
         overrides.append("data.download=true")

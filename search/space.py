@@ -42,8 +42,6 @@ class PruningOptunaSearch(OptunaSearch):
     def __init__(self, *args: Any, max_t: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_t = max_t
-        # Tune trials whose study record was finished after Tune last saved its state (see restore).
-        self._settled_in_study: set[str] = set()
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         trial = self._ot_trials.get(trial_id)
@@ -60,22 +58,19 @@ class PruningOptunaSearch(OptunaSearch):
         RUNNING forever: they are recorded as FAIL.
         """
         super().restore(checkpoint_path)
-        self._settled_in_study = set()
         tune_id_of = {trial.number: trial_id for trial_id, trial in self._ot_trials.items()}
         for recorded in self._ot_study.get_trials(deepcopy=False):
             trial_id = tune_id_of.get(recorded.number)
-            if recorded.state.is_finished():
-                if trial_id is not None and trial_id not in self._completed_trials:
-                    self._completed_trials.add(trial_id)
-                    self._settled_in_study.add(trial_id)
+            if recorded.state.is_finished() and trial_id is not None:
+                self._completed_trials.add(trial_id)  # its later results and completion are not told
             elif recorded.state == optuna.trial.TrialState.RUNNING and trial_id is None:
                 self._ot_study.tell(recorded.number, state=optuna.trial.TrialState.FAIL)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if trial_id in self._settled_in_study:
+        if trial_id in self._completed_trials:  # e.g. finished in the study before a restore
             return
         trial = self._ot_trials.get(trial_id)
-        stopped_early = (not error and result and trial is not None and trial_id not in self._completed_trials
+        stopped_early = (not error and result and trial is not None
                          and result.get("training_iteration", self.max_t) < self.max_t)
         if not stopped_early:
             return super().on_trial_complete(trial_id, result, error)
