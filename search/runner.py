@@ -73,7 +73,8 @@ def build_searcher(experiment: Experiment, location: RunLocation):
     from search.space import DefineSpace, PruningOptunaSearch
 
     s = experiment.search
-    sampler = (optuna.samplers.TPESampler(seed=s.seed) if s.searcher == "optuna"
+    sampler = (optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=experiment.startup_trials)
+               if s.searcher == "optuna"
                else optuna.samplers.RandomSampler(seed=s.seed))
     searcher = PruningOptunaSearch(
         space=DefineSpace(experiment.space), metric=s.metric, mode=experiment.mode, sampler=sampler,

@@ -28,6 +28,16 @@ def test_experiment_files_in_repo_are_valid():
         assert experiment.space and experiment.config.train.epochs == experiment.asha.max_t
 
 
+@pytest.mark.parametrize(("search", "startup"), [
+    ({"num_samples": 16}, 3), ({"num_samples": 30}, 6), ({"num_samples": 200}, 10),
+    ({"num_samples": 16, "startup_trials": "auto"}, 3), ({"num_samples": 16, "startup_trials": 8}, 8),
+])
+def test_tpe_startup_trials_scale_with_the_search(search, startup):
+    experiment = experiment_from_dict({**GOOD, "search": search}, "x.yaml")
+    assert experiment.startup_trials == startup
+    assert experiment_from_dict(experiment.to_dict(), "saved.yaml").startup_trials == startup  # --resume
+
+
 def test_space_is_conditional_and_quantised():
     experiment = experiment_from_dict(GOOD, "x.yaml")
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
@@ -88,6 +98,7 @@ DELETE = object()
     ({"search": {"metric": "test_balanced_accuracy"}}, "search.metric: expected one of"),
     ({"search": {"num_samples": 0}}, "search.num_samples: expected a value > 0"),
     ({"search": {"num_samples": "many"}}, "search.num_samples: expected int"),
+    ({"search": {"startup_trials": 0}}, "search.startup_trials: expected a value > 0"),
     ({"asha": {"max_t": 4, "grace_period": 9}}, "asha: expected max_t >= 1, 1 <= grace_period <= max_t"),
     ({"asha": {"reduction_factor": 1}}, "reduction_factor > 1"),
     ({"resources": {"cpus_per_trial": 0}}, "resources.cpus_per_trial: expected a positive number"),
