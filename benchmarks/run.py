@@ -49,6 +49,7 @@ from alphabet.config import AugmentConfig, Config, load_config, parse_overrides 
 from alphabet.data import LetterSet, load_splits  # noqa: E402
 from alphabet.engine import Trainer, bf16_is_native  # noqa: E402
 from alphabet.train import evaluate_split  # noqa: E402
+from search.experiment import load_experiment  # noqa: E402
 
 FEMNIST = ROOT.parent / "shared" / "data" / "femnist_letters.npz"
 DOC = ROOT / "docs" / "BENCHMARKS.md"
@@ -431,6 +432,7 @@ def bench_search(full: bool) -> str:
     fig.tight_layout()
     fig.savefig(figure, dpi=120)
     plt.close(fig)
+    startup = load_experiment(experiment, [f"search.num_samples={samples}"]).startup_trials
     verdict = (f"{reached} trial-epochs, {reached / base[-1][0]:.2f} of random + FIFO's {base[-1][0]}"
                if reached else f"not reached (best {ours[-1][1]:.4f})")
     rows = "\n".join(f"| {arm} | {curve[-1][0]} | {curve[-1][1]:.4f} | {walls[arm] / 60:.1f} min |"
@@ -438,7 +440,7 @@ def bench_search(full: bool) -> str:
     return ("## Search efficiency: Optuna + ASHA against random search + FIFO (femnist lowercase)\n\n"
             f"`benchmarks/configs/femnist_search.yaml` with {samples} trials of up to {max_t} epochs each "
             f"(ASHA grace period {grace}, reduction factor 3), 2 trials at a time, validation on held-out "
-            "writers.\n\n"
+            f"writers. TPE samples its first {startup} trials at random (`search.startup_trials`).\n\n"
             "| searcher + scheduler | trial-epochs | best val balanced accuracy | wall time |\n|---|---|---|---|\n"
             f"{rows}\n\n"
             f"Trial-epochs {ours_name} needed to reach random + FIFO's best ({target:.4f}): **{verdict}**. "
