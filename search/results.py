@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import subprocess
 from dataclasses import dataclass, field
@@ -38,10 +39,17 @@ def load_trials(location: RunLocation, experiment: Experiment) -> list[TrialRow]
     from ray.tune import ExperimentAnalysis
 
     metric, mode = experiment.search.metric, experiment.mode
+    # A trial that has just started has no result file yet; it is listed as it stands, so
+    # Ray's warning that it could not read its metrics is noise in a running search's table.
+    ray_log = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    level = ray_log.level
+    ray_log.setLevel(logging.ERROR)
     try:
         analysis = ExperimentAnalysis(location.uri, default_metric=metric, default_mode=mode)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         raise UserError(f"{location.uri}: no readable Tune experiment state ({type(e).__name__})") from None
+    finally:
+        ray_log.setLevel(level)
     frames = analysis.trial_dataframes
     milestones = asha_milestones(experiment)
     rows = []

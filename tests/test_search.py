@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -107,6 +108,19 @@ def test_trials_command_sorts_by_metric(finished_search):
     assert lines[0].split()[:3] == ["trial", "status", "best"]
     values = [float(line.split()[2]) for line in lines[1:]]
     assert values == sorted(values, reverse=True)
+
+
+def test_trials_command_lists_a_trial_without_results_quietly(finished_search, tmp_path):
+    # As in a running search: a trial that has just started has written no results yet.
+    run_dir = tmp_path / "tiny"
+    shutil.copytree(finished_search, run_dir)
+    trial = next(d for d in run_dir.iterdir() if d.name.startswith("trial_"))
+    (trial / "result.json").unlink()
+    (trial / "progress.csv").unlink()
+    done = alphabet("trials", run_dir)
+    assert done.returncode == 0, done.stderr
+    assert "Failed to fetch metrics" not in done.stderr
+    assert len(done.stdout.strip().splitlines()) == 1 + 6
 
 
 def test_best_yaml_round_trips_into_retrain(finished_search):
