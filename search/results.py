@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import subprocess
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,14 +131,20 @@ def disk_usage(path: Path) -> int:
 
 
 def importances(location: RunLocation, experiment: Experiment) -> tuple[dict[str, float], str]:
-    """Optuna's parameter importances over the completed trials, or why there are none."""
+    """Optuna's parameter importances over the completed trials, and a note: why there are
+    none, or Optuna's caveat about them (a conditional parameter seen in too few trials)."""
     import optuna
 
-    try:
-        study = optuna.load_study(study_name=experiment.storage.name, storage=location.optuna_storage())
-        return optuna.importance.get_param_importances(study), ""
-    except Exception as e:  # noqa: BLE001 - too few or too uniform trials is normal in small searches
-        return {}, f"not available ({type(e).__name__}: {str(e).splitlines()[0][:100]})"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            study = optuna.load_study(study_name=experiment.storage.name, storage=location.optuna_storage())
+            found = optuna.importance.get_param_importances(study)
+        except Exception as e:  # noqa: BLE001 - too few or too uniform trials is normal in small searches
+            return {}, f"not available ({type(e).__name__}: {str(e).splitlines()[0][:100]})"
+    # Said once, in the summary, rather than as a Python warning with a file and line number.
+    caveats = sorted({str(w.message).splitlines()[0] for w in caught if issubclass(w.category, UserWarning)})
+    return found, " ".join(caveats)
 
 
 def write_results(location: RunLocation, experiment: Experiment, log=print) -> dict:
@@ -193,6 +200,8 @@ def summary_text(summary: dict) -> str:
         lines.append(f"disk: {summary['disk_bytes'] / 2**20:.1f} MiB in {summary['run_dir']}")
     if summary["importances"]:
         lines.append("importances: " + ", ".join(f"{k} {v:.2f}" for k, v in summary["importances"].items()))
+        if summary["importances_note"]:
+            lines.append(f"  {summary['importances_note']}")
     else:
         lines.append(f"importances: {summary['importances_note']}")
     return "\n".join(lines)

@@ -1,0 +1,38 @@
+"""Search results read from a real Optuna study: parameter importances and their caveats."""
+
+from __future__ import annotations
+
+import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+from alphabet.config import Config
+from search.experiment import Experiment, Storage
+from search.results import importances, summary_text
+from search.storage import RunLocation
+
+
+def test_optunas_caveat_on_a_rarely_sampled_parameter_becomes_a_note(tmp_path):
+    location = RunLocation.parse(str(tmp_path / "run"))
+    study = optuna.create_study(study_name="s", storage=location.optuna_storage(), direction="maximize")
+    for i in range(10):
+        # momentum exists only for SGD, which one trial of ten used: too few to judge it
+        optimizer = "sgd" if i == 0 else "adamw"
+        params = {"train.optimizer": optimizer, "train.lr": 0.001 * (i + 1)}
+        distributions = {"train.optimizer": CategoricalDistribution(["adamw", "sgd"]),
+                         "train.lr": FloatDistribution(0.001, 0.01)}
+        if optimizer == "sgd":
+            params["train.momentum"] = 0.9
+            distributions["train.momentum"] = FloatDistribution(0.8, 0.98)
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=0.5 + i / 100))
+    experiment = Experiment(config=Config(), space=[], storage=Storage(path=str(tmp_path), name="s"))
+
+    found, note = importances(location, experiment)
+
+    assert set(found) == {"train.optimizer", "train.lr", "train.momentum"}
+    assert "train.momentum" in note and "inaccurate" in note
+    summary = {"best": {"value": 0.59, "trial_id": "t", "epoch": 4, "params": {}}, "metric": "val_balanced_accuracy",
+               "trials": {"completed": 10, "pruned": 0, "stopped": 0, "error": 0, "unfinished": 0},
+               "rung_stops": {}, "trial_epochs": 40, "trial_seconds": 1.0, "disk_bytes": None,
+               "importances": found, "importances_note": note}
+    lines = summary_text(summary).splitlines()
+    assert lines[-2].startswith("importances: ") and lines[-1] == f"  {note}"
