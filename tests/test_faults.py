@@ -22,12 +22,12 @@ from alphabet.checkpoint import load_checkpoint
 pytestmark = pytest.mark.slow
 
 
-def wait_for(condition, timeout: float = 300, what: str = "condition") -> None:
+def wait_for(condition, timeout: float = 300, what: str = "condition", poll: float = 0.5) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if condition():
             return
-        time.sleep(0.5)
+        time.sleep(poll)
     raise AssertionError(f"timed out waiting for {what}")
 
 
@@ -74,7 +74,7 @@ def test_trial_worker_killed_mid_epoch_is_retried_from_its_checkpoint(tmp_path):
 def write_best(tmp_path: Path) -> Path:
     best = tmp_path / "best.yaml"
     best.write_text(yaml.safe_dump({
-        "data": {"case": "lower", "classes": "abcdef", "synthetic_size": 600, "synthetic_test_size": 120},
+        "data": {"case": "lower", "classes": "abcdef", "synthetic_size": 3000, "synthetic_test_size": 120},
         "model": {"width": 8, "stages": 2, "classifier_width": 32, "dropout": 0.3},
         "augment": {"elastic": 1.0, "erase": 0.3},
         "train": {"batch_size": 32},
@@ -84,11 +84,13 @@ def write_best(tmp_path: Path) -> Path:
 
 
 def test_retrain_killed_at_a_random_epoch_resumes_bit_identical(tmp_path):
+    # Epochs of about 1.5 s on 2 cores, and the kill lands at least two epochs before the end: with
+    # 0.3 s epochs and a kill point up to the last epoch, CI once saw the run finish before the kill.
     best = write_best(tmp_path)
     epochs = 6
     straight = alphabet("retrain", best, "--epochs", epochs, "--set", "log.name=straight", timeout=600)
     assert straight.returncode == 0, straight.stderr[-2000:]
-    kill_after = random.Random().randint(1, epochs - 1)
+    kill_after = random.Random().randint(1, epochs - 2)
     victim = subprocess.Popen([sys.executable, "-m", "alphabet", "retrain", str(best), "--epochs", str(epochs),
                                "--set", "log.name=victim"], cwd=ROOT, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
@@ -101,7 +103,7 @@ def test_retrain_killed_at_a_random_epoch_resumes_bit_identical(tmp_path):
             return False
 
     try:
-        wait_for(reached, what=f"epoch {kill_after}")
+        wait_for(reached, what=f"epoch {kill_after}", poll=0.1)
         victim.send_signal(signal.SIGKILL)
         victim.wait()
     finally:
