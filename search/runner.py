@@ -120,6 +120,7 @@ def run_search(experiment: Experiment | None, address: str | None = None, resume
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
+    from search.checkpoint_repair import RepairStaleCheckpoints
     from search.trainable import train_trial
 
     if resume:
@@ -156,7 +157,8 @@ def run_search(experiment: Experiment | None, address: str | None = None, resume
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=experiment.storage.keep_checkpoints),
                 failure_config=tune.FailureConfig(max_failures=experiment.resources.max_failures),
                 sync_config=tune.SyncConfig(sync_artifacts=True),
-                callbacks=[JsonLoggerCallback(), CSVLoggerCallback()], progress_reporter=build_reporter(experiment),
+                callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), RepairStaleCheckpoints()],
+                progress_reporter=build_reporter(experiment),
                 verbose=1),
         )
     grid = tuner.fit()

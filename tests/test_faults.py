@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import optuna
 import pytest
 import torch
 import yaml
-from test_search import ROOT, alphabet, trials_of, write_experiment
+from test_search import ROOT, TINY_EXPERIMENT, alphabet, trials_of, write_experiment
 
 from alphabet.checkpoint import load_checkpoint
 
@@ -157,3 +158,68 @@ def test_driver_killed_at_three_points_loses_no_finished_trial(tmp_path):
     assert all(t.state.is_finished() for t in study.trials)
     told = [t for t in study.trials if t.state != optuna.trial.TrialState.FAIL]
     assert len(told) == 6  # one per Tune trial; any extra was asked for just before a kill and is FAIL
+
+
+def test_resume_continues_trials_whose_recorded_checkpoint_was_deleted(tmp_path):
+    # A kill -9 between Tune deleting a trial's oldest checkpoint and saving its state leaves a saved
+    # state that names a deleted checkpoint (docs/RELIABILITY.md). Here the deletion is done by hand:
+    # trial 1 loses the checkpoint its state names, trial 2 every checkpoint it has.
+    config = json.loads(json.dumps(TINY_EXPERIMENT["config"]))
+    config["data"]["synthetic_size"] = 2400  # epochs of about 2 s: the kill comes well before the end
+    experiment = write_experiment(tmp_path, "stale", config=config, asha={"max_t": 12, "grace_period": 12},
+                                  search={"num_samples": 2, "max_concurrent": 2, "seed": 0})
+    run_dir = tmp_path / "search" / "stale"
+
+    def saved_state() -> dict | None:
+        try:
+            return json.loads(max(run_dir.glob("experiment_state-*.json")).read_text())
+        except (ValueError, OSError):  # not written yet, or caught mid-write
+            return None
+
+    def both_past_epoch_two() -> bool:
+        state = saved_state()
+        return bool(state) and len(state["trial_data"]) == 2 and all(
+            json.loads(meta).get("last_result", {}).get("training_iteration", 0) >= 2
+            for _, meta in state["trial_data"])
+
+    driver = subprocess.Popen([sys.executable, "-m", "alphabet", "search", str(experiment)], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(both_past_epoch_two, what="a saved state with two epochs from both trials", poll=0.2)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    finally:
+        subprocess.run(["pkill", "-9", "-g", str(driver.pid)], check=False)
+    state = saved_state()
+    assert state, "no readable experiment state after the kill"
+    recorded = {json.loads(trial)["trial_id"]: json.loads(meta)["last_result"]["checkpoint_dir_name"]
+                for trial, meta in state["trial_data"]}
+    assert len(recorded) == 2
+    (one, named), (two, _) = sorted(recorded.items())
+    dir_one, dir_two = (next(run_dir.glob(f"trial_*_{t}")) for t in (one, two))
+    before = {d: results(d / "result.json") for d in (dir_one, dir_two)}
+    assert all(len(rows) < 12 for rows in before.values()), "a trial finished before the kill; nothing to test"
+    shutil.rmtree(dir_one / named, ignore_errors=True)  # gone already if the kill hit the real race
+    survivors = sorted(p.name for p in dir_one.glob("checkpoint_*"))
+    assert survivors, "keep_checkpoints=2 should leave one checkpoint besides the one the state names"
+    survivor_epoch = next(r["training_iteration"] for r in before[dir_one]
+                          if r.get("checkpoint_dir_name") == survivors[-1])
+    for folder in dir_two.glob("checkpoint_*"):
+        shutil.rmtree(folder)
+    resumed = alphabet("search", "--resume", run_dir, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"trial {one}: its recorded checkpoint {named} was deleted" in resumed.stderr
+    assert f"trial {two}: its recorded checkpoint" in resumed.stderr and "starts again from epoch 1" in resumed.stderr
+    rows = {r.trial_id: r for r in trials_of(run_dir)}
+    assert all(r.status == "completed" and r.epochs == 12 for r in rows.values()), rows
+
+    def epochs_after_resume(trial_dir: Path) -> list[int]:
+        old_pids = {r["pid"] for r in before[trial_dir]}
+        return [r["training_iteration"] for r in results(trial_dir / "result.json") if r["pid"] not in old_pids]
+
+    assert epochs_after_resume(dir_one) == list(range(survivor_epoch + 1, 13))
+    assert epochs_after_resume(dir_two) == list(range(1, 13))
+    # Numbered after the survivor: nothing written over a checkpoint still in use.
+    assert max(dir_one.glob("checkpoint_*")).name > survivors[-1]
+    study = optuna.load_study(study_name="stale", storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2

@@ -1,0 +1,90 @@
+"""On resume, point a trial whose recorded checkpoint is gone at its newest surviving one.
+
+Ray Tune (2.60) deletes a trial's oldest checkpoint (``CheckpointConfig.num_to_keep``)
+as soon as it registers a new one, but its experiment state reaches storage only
+later. A driver killed in between leaves a saved state that names a deleted
+checkpoint, and Tune then fails that trial on resume ("Could not recover from
+checkpoint as it does not exist on storage anymore"). The trial's result.json names
+the checkpoint of every epoch it reported, so the newest one still on storage is
+known, together with the metrics it was reported with.
+
+No public Tune API sets a trial's checkpoint, so this reaches into Tune's per-trial
+bookkeeping; tests/test_faults.py fails if a Ray upgrade changes it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+
+import pyarrow.fs
+from ray import tune
+
+logger = logging.getLogger(__name__)
+
+
+def _exists(fs: pyarrow.fs.FileSystem, path: str) -> bool:
+    return fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound
+
+
+def _reported_results(fs: pyarrow.fs.FileSystem, trial_path: str) -> list[dict]:
+    try:
+        with fs.open_input_stream(f"{trial_path}/result.json") as stream:
+            text = stream.readall().decode()
+    except (FileNotFoundError, OSError):
+        return []
+    rows = []
+    for line in text.splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut short by the kill
+            continue
+    return rows
+
+
+def repair_trial(trial) -> str | None:
+    """Repoint ``trial`` if its latest checkpoint is gone; returns what was done, or None."""
+    latest = trial.latest_checkpoint_result
+    if latest is None or _exists(latest.checkpoint.filesystem, latest.checkpoint.path):
+        return None
+    fs, trial_path = trial.storage.storage_filesystem, trial.storage.trial_fs_path
+    manager = trial.run_metadata.checkpoint_manager
+    # Forget every other deleted checkpoint too, so that Tune does not try to delete it again.
+    manager._checkpoint_results = [r for r in manager._checkpoint_results
+                                   if _exists(r.checkpoint.filesystem, r.checkpoint.path)]
+    gone = latest.checkpoint.path.rsplit("/", 1)[-1]
+    # Newest first; a checkpoint with a logged result was fully written before it was reported.
+    for row in reversed(_reported_results(fs, trial_path)):
+        name = row.get("checkpoint_dir_name")
+        if name and _exists(fs, f"{trial_path}/{name}"):
+            survivor = copy.copy(latest)
+            survivor.checkpoint = tune.Checkpoint(path=f"{trial_path}/{name}", filesystem=fs)
+            survivor.metrics = row
+            manager.register_checkpoint(survivor)
+            # The index of the last checkpoint written: the next one is numbered after the survivor.
+            trial.storage.current_checkpoint_index = int(name.rsplit("_", 1)[-1])
+            done = f"continues from {name} (epoch {row.get('training_iteration')})"
+            break
+    else:
+        manager._latest_checkpoint_result = None
+        done = "starts again from epoch 1 (no checkpoint left)"
+    trial.invalidate_json_state()
+    trial.run_metadata.invalidate_cache()
+    return f"trial {trial.trial_id}: its recorded checkpoint {gone} was deleted before a kill; it {done}"
+
+
+class RepairStaleCheckpoints(tune.Callback):
+    """Runs ``repair_trial`` over the trials of a resumed search before any of them starts."""
+
+    def __init__(self) -> None:
+        self._checked = False
+
+    def on_step_begin(self, iteration: int, trials: list, **info) -> None:
+        # The first step comes after Tune has loaded the saved trials and before it starts any.
+        if self._checked:
+            return
+        self._checked = True
+        for trial in trials:
+            if trial.status != "TERMINATED" and (note := repair_trial(trial)):
+                logger.warning(note)
