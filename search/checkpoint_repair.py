@@ -71,7 +71,7 @@ def repair_trial(trial) -> str | None:
         done = "starts again from epoch 1 (no checkpoint left)"
     trial.invalidate_json_state()
     trial.run_metadata.invalidate_cache()
-    return f"trial {trial.trial_id}: its recorded checkpoint {gone} was deleted before a kill; it {done}"
+    return f"trial {trial.trial_id}: the saved search state names {gone}, which is no longer on storage; it {done}"
 
 
 class RepairStaleCheckpoints(tune.Callback):

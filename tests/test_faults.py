@@ -208,8 +208,10 @@ def test_resume_continues_trials_whose_recorded_checkpoint_was_deleted(tmp_path)
         shutil.rmtree(folder)
     resumed = alphabet("search", "--resume", run_dir, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"trial {one}: its recorded checkpoint {named} was deleted" in resumed.stderr
-    assert f"trial {two}: its recorded checkpoint" in resumed.stderr and "starts again from epoch 1" in resumed.stderr
+    assert f"trial {one}: the saved search state names {named}, which is no longer on storage; it continues " \
+           f"from {survivors[-1]} (epoch {survivor_epoch})" in resumed.stderr
+    assert f"trial {two}: the saved search state names" in resumed.stderr
+    assert "it starts again from epoch 1 (no checkpoint left)" in resumed.stderr
     rows = {r.trial_id: r for r in trials_of(run_dir)}
     assert all(r.status == "completed" and r.epochs == 12 for r in rows.values()), rows
 
