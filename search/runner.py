@@ -116,6 +116,9 @@ def run_search(experiment: Experiment | None, address: str | None = None, resume
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     # Save the experiment state often: a killed driver then loses little on --resume.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")
+    # Tune also saves it whenever a trial has written keep_checkpoints checkpoints, and warns when that
+    # happens often. With a checkpoint per epoch of a few seconds it does, by design: no warning.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
