@@ -5,8 +5,8 @@ as soon as it registers a new one, but its experiment state reaches storage only
 later. A driver killed in between leaves a saved state that names a deleted
 checkpoint, and Tune then fails that trial on resume ("Could not recover from
 checkpoint as it does not exist on storage anymore"). The trial's result.json names
-the checkpoint of every epoch it reported, so the newest one still on storage is
-known, together with the metrics it was reported with.
+the metrics reported with each checkpoint, and each checkpoint holds its own epoch,
+so the trial can continue from the newest one still on storage that can be read.
 
 No public Tune API sets a trial's checkpoint, so this reaches into Tune's per-trial
 bookkeeping; tests/test_faults.py fails if a Ray upgrade changes it.
@@ -17,9 +17,14 @@ from __future__ import annotations
 import copy
 import json
 import logging
+from pathlib import Path
 
 import pyarrow.fs
 from ray import tune
+
+from alphabet.checkpoint import load_checkpoint
+from alphabet.errors import UserError
+from search.trainable import CHECKPOINT_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +48,15 @@ def _reported_results(fs: pyarrow.fs.FileSystem, trial_path: str) -> list[dict]:
     return rows
 
 
+def _checkpoint_epoch(fs: pyarrow.fs.FileSystem, path: str) -> int | None:
+    """The epoch a trial checkpoint holds, or None if it cannot be read (cut short by the kill)."""
+    try:
+        with tune.Checkpoint(path=path, filesystem=fs).as_directory() as folder:
+            return load_checkpoint(Path(folder) / CHECKPOINT_FILE)["trainer"]["epoch"]
+    except (UserError, KeyError, OSError):
+        return None
+
+
 def repair_trial(trial) -> str | None:
     """Repoint ``trial`` if its latest checkpoint is gone; returns what was done, or None."""
     latest = trial.latest_checkpoint_result
@@ -54,18 +68,29 @@ def repair_trial(trial) -> str | None:
     manager._checkpoint_results = [r for r in manager._checkpoint_results
                                    if _exists(r.checkpoint.filesystem, r.checkpoint.path)]
     gone = latest.checkpoint.path.rsplit("/", 1)[-1]
-    # Newest first; a checkpoint with a logged result was fully written before it was reported.
-    for row in reversed(_reported_results(fs, trial_path)):
-        name = row.get("checkpoint_dir_name")
-        if name and _exists(fs, f"{trial_path}/{name}"):
-            survivor = copy.copy(latest)
-            survivor.checkpoint = tune.Checkpoint(path=f"{trial_path}/{name}", filesystem=fs)
-            survivor.metrics = row
-            manager.register_checkpoint(survivor)
-            # The index of the last checkpoint written: the next one is numbered after the survivor.
-            trial.storage.current_checkpoint_index = int(name.rsplit("_", 1)[-1])
-            done = f"continues from {name} (epoch {row.get('training_iteration')})"
-            break
+    # The metrics Tune reported with each checkpoint; the newest checkpoint may have none, if the
+    # kill came after the worker wrote it and before the driver logged its result.
+    logged = {row["checkpoint_dir_name"]: row for row in _reported_results(fs, trial_path)
+              if row.get("checkpoint_dir_name")}
+    folders = sorted(info.base_name for info in fs.get_file_info(pyarrow.fs.FileSelector(trial_path))
+                     if info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith("checkpoint_"))
+    for name in reversed(folders):  # newest first
+        epoch = _checkpoint_epoch(fs, f"{trial_path}/{name}")
+        if epoch is None:
+            continue
+        row = logged.get(name, {})
+        survivor = copy.copy(latest)
+        survivor.checkpoint = tune.Checkpoint(path=f"{trial_path}/{name}", filesystem=fs)
+        # Tune counts a trial's epochs on from the checkpoint's training_iteration.
+        survivor.metrics = row if row.get("training_iteration") == epoch else {"training_iteration": epoch}
+        # Listed once only: Tune would otherwise delete its folder twice, the second time with a traceback.
+        manager._checkpoint_results = [r for r in manager._checkpoint_results
+                                       if r.checkpoint.path != survivor.checkpoint.path]
+        manager.register_checkpoint(survivor)
+        # The index of the last checkpoint written: the next one is numbered after the survivor.
+        trial.storage.current_checkpoint_index = int(name.rsplit("_", 1)[-1])
+        done = f"continues from {name} (epoch {epoch})"
+        break
     else:
         manager._latest_checkpoint_result = None
         done = "starts again from epoch 1 (no checkpoint left)"
