@@ -414,18 +414,18 @@ def bench_search(full: bool, seeds: tuple[int, ...] = (0,)) -> str:
         raise Skipped(f"{FEMNIST} is absent")
     samples, max_t, grace = (16, 12, 3) if full else (8, 6, 2)
     experiment = ROOT / "benchmarks" / "configs" / "femnist_search.yaml"
-    arms = {"Optuna (TPE) + ASHA": ["search.searcher=optuna", "search.scheduler=asha"],
-            "random + FIFO": ["search.searcher=random", "search.scheduler=fifo"]}
-    # TPE draws its start-up trials with a RandomSampler of its own seed: with one seed for both arms,
-    # random search's first trials would be TPE's, and a best among them would be "reached" for free.
-    seed_offset = {"Optuna (TPE) + ASHA": 0, "random + FIFO": RANDOM_ARM_SEED_OFFSET}
+    # (seed offset, settings). TPE draws its start-up trials with a RandomSampler of its own seed: with
+    # one seed for both arms, random search's first trials would be TPE's, and a best among them would
+    # be "reached" for free.
+    arms = {"Optuna (TPE) + ASHA": (0, ["search.searcher=optuna", "search.scheduler=asha"]),
+            "random + FIFO": (RANDOM_ARM_SEED_OFFSET, ["search.searcher=random", "search.scheduler=fifo"])}
     # Kept, not temporary: each arm is a search RUN_DIR for `alphabet trials`, TensorBoard or a retrain.
     runs = ROOT / "runs" / "bench-search-efficiency" / time.strftime("%Y%m%d-%H%M%S")
     results = []  # (seed, {arm: curve}, {arm: wall seconds}), one pair of searches per sampler seed
     for seed in seeds:
         curves, walls = {}, {}
-        for i, (arm, sets) in enumerate(arms.items()):
-            sets = sets + [f"search.seed={seed + seed_offset[arm]}", f"search.num_samples={samples}",
+        for i, (arm, (offset, sets)) in enumerate(arms.items()):
+            sets = sets + [f"search.seed={seed + offset}", f"search.num_samples={samples}",
                            f"asha.max_t={max_t}", f"asha.grace_period={grace}", "search.time_budget_s=null",
                            f"storage.path={runs / f'seed{seed}'}", f"storage.name=arm{i}"]
             t0 = time.time()

@@ -57,40 +57,44 @@ def _checkpoint_epoch(fs: pyarrow.fs.FileSystem, path: str) -> int | None:
         return None
 
 
+def _newest_readable(fs: pyarrow.fs.FileSystem, trial_path: str) -> tuple[str, int] | None:
+    """The newest checkpoint folder of a trial that can be read, and its epoch."""
+    folders = sorted(info.base_name for info in fs.get_file_info(pyarrow.fs.FileSelector(trial_path))
+                     if info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith("checkpoint_"))
+    for name in reversed(folders):
+        if (epoch := _checkpoint_epoch(fs, f"{trial_path}/{name}")) is not None:
+            return name, epoch
+    return None
+
+
 def repair_trial(trial) -> str | None:
     """Repoint ``trial`` if its latest checkpoint is gone; returns what was done, or None."""
     latest = trial.latest_checkpoint_result
     if latest is None or _exists(latest.checkpoint.filesystem, latest.checkpoint.path):
         return None
     fs, trial_path = trial.storage.storage_filesystem, trial.storage.trial_fs_path
-    manager = trial.run_metadata.checkpoint_manager
-    # Forget every other deleted checkpoint too, so that Tune does not try to delete it again.
-    manager._checkpoint_results = [r for r in manager._checkpoint_results
-                                   if _exists(r.checkpoint.filesystem, r.checkpoint.path)]
     gone = latest.checkpoint.path.rsplit("/", 1)[-1]
-    # The metrics Tune reported with each checkpoint; the newest checkpoint may have none, if the
-    # kill came after the worker wrote it and before the driver logged its result.
-    logged = {row["checkpoint_dir_name"]: row for row in _reported_results(fs, trial_path)
-              if row.get("checkpoint_dir_name")}
-    folders = sorted(info.base_name for info in fs.get_file_info(pyarrow.fs.FileSelector(trial_path))
-                     if info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith("checkpoint_"))
-    for name in reversed(folders):  # newest first
-        epoch = _checkpoint_epoch(fs, f"{trial_path}/{name}")
-        if epoch is None:
-            continue
-        row = logged.get(name, {})
+    found = _newest_readable(fs, trial_path)
+    survivor_path = f"{trial_path}/{found[0]}" if found else None
+    manager = trial.run_metadata.checkpoint_manager
+    # Forget every deleted checkpoint, so that Tune does not delete it again, and list the survivor
+    # once only: a second delete of the same folder would print a traceback.
+    manager._checkpoint_results = [r for r in manager._checkpoint_results if r.checkpoint.path != survivor_path
+                                   and _exists(r.checkpoint.filesystem, r.checkpoint.path)]
+    if found:
+        name, epoch = found
+        # The metrics Tune reported with it; there may be none, if the kill came after the worker
+        # wrote the checkpoint and before the driver logged its result.
+        row = next((r for r in reversed(_reported_results(fs, trial_path))
+                    if r.get("checkpoint_dir_name") == name), {})
         survivor = copy.copy(latest)
-        survivor.checkpoint = tune.Checkpoint(path=f"{trial_path}/{name}", filesystem=fs)
+        survivor.checkpoint = tune.Checkpoint(path=survivor_path, filesystem=fs)
         # Tune counts a trial's epochs on from the checkpoint's training_iteration.
         survivor.metrics = row if row.get("training_iteration") == epoch else {"training_iteration": epoch}
-        # Listed once only: Tune would otherwise delete its folder twice, the second time with a traceback.
-        manager._checkpoint_results = [r for r in manager._checkpoint_results
-                                       if r.checkpoint.path != survivor.checkpoint.path]
         manager.register_checkpoint(survivor)
         # The index of the last checkpoint written: the next one is numbered after the survivor.
         trial.storage.current_checkpoint_index = int(name.rsplit("_", 1)[-1])
         done = f"continues from {name} (epoch {epoch})"
-        break
     else:
         manager._latest_checkpoint_result = None
         done = "starts again from epoch 1 (no checkpoint left)"
