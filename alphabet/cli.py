@@ -47,7 +47,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from alphabet.rundir import new_run_dir
 
     out = new_run_dir(args.out_dir, args.name or None)
-    evaluate_checkpoint(args.checkpoint, args.data, out, split=args.split, case=args.case)
+    evaluate_checkpoint(args.checkpoint, args.data, out, split=args.split, case=args.case, tta=args.tta)
     return 0
 
 
@@ -56,7 +56,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if args.top_k < 1:
         raise UserError(f"--top-k: expected a positive integer, got {args.top_k}")
-    results = predict_files(args.checkpoint, args.images, args.top_k)
+    results = predict_files(args.checkpoint, args.images, args.top_k, tta=args.tta)
     if args.json:
         print(json.dumps([{"image": p, "top": [{"letter": c, "probability": q} for c, q in top]}
                           for p, top in results], indent=2))
@@ -92,6 +92,11 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--download", action="store_true", help="download EMNIST through torchvision if missing")
 
 
+def _add_tta_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tta", action="store_true",
+                   help="test-time augmentation: average each image over 9 small shifts, scalings and rotations")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alphabet", description="Handwritten letter recognition.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -113,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the source's test partition (default) or all of it")
     p.add_argument("--case", choices=("all", "lower", "upper", "merged"),
                    help="override the training run's data.case (e.g. merged for 52-class data)")
+    _add_tta_argument(p)
     p.add_argument("--out-dir", default="runs", help="parent folder of the evaluation directory")
     p.add_argument("--name", help="name of the evaluation directory (default: a timestamp)")
     p.set_defaults(func=cmd_evaluate)
@@ -122,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _add_tta_argument(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("data", help="counts per class (info) or a PNG grid (preview) of a data config")

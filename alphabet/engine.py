@@ -12,6 +12,7 @@ import math
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,7 @@ from alphabet.data.letterset import LetterSet, concat
 from alphabet.errors import UserError
 from alphabet.metrics import confusion_matrix, summary_from_confusion
 from alphabet.models import FirstLogits, build_model
+from alphabet.tta import PLAIN, View
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -235,13 +237,15 @@ class Trainer:
 
 @torch.no_grad()
 def predict_probs(model: nn.Module, data: LetterSet | torch.Tensor, device: torch.device,
-                  batch_size: int = 1024) -> torch.Tensor:
+                  batch_size: int = 1024, views: Sequence[View] = PLAIN) -> torch.Tensor:
+    """Softmax probabilities (N, C) on the CPU: their mean over ``views`` of each image
+    (``alphabet.tta.TTA_VIEWS`` for test-time augmentation; by default the image alone)."""
     images = torch.from_numpy(data.images) if isinstance(data, LetterSet) else data
     model.eval()
     out = []
     for start in range(0, len(images), batch_size):
         x = to_input(images[start:start + batch_size].to(device))
-        out.append(model(x).float().softmax(1).cpu())
+        out.append(torch.stack([model(view.apply(x)).float().softmax(1) for view in views]).mean(0).cpu())
     return torch.cat(out) if out else torch.empty(0, 0)
 
 

@@ -26,21 +26,25 @@ from alphabet.config import Config, read_yaml
 from alphabet.data import LetterSet
 from alphabet.engine import predict_probs
 from alphabet.errors import UserError
+from alphabet.tta import PLAIN, TTA_VIEWS
 
 ENSEMBLE_FILE = "ensemble.yaml"
 
 
 @dataclass
 class Classifier:
-    """One model or several; ``config`` is the first member's training config."""
+    """One model or several; ``config`` is the first member's training config. With ``tta``,
+    each model scores every image as the mean over its test-time views (``alphabet.tta.TTA_VIEWS``)."""
 
     models: list[nn.Module]
     classes: list[str]
     config: Config
     device: torch.device
+    tta: bool = False
 
     def predict_probs(self, data: LetterSet | torch.Tensor) -> torch.Tensor:
-        return torch.stack([predict_probs(m, data, self.device) for m in self.models]).mean(0)
+        views = TTA_VIEWS if self.tta else PLAIN
+        return torch.stack([predict_probs(m, data, self.device, views=views) for m in self.models]).mean(0)
 
 
 def is_ensemble(path: str | Path) -> bool:
@@ -67,11 +71,11 @@ def member_paths(path: str | Path) -> list[Path]:
     return [path.parent / m for m in members]
 
 
-def load_classifier(path: str | Path, device: torch.device) -> Classifier:
+def load_classifier(path: str | Path, device: torch.device, tta: bool = False) -> Classifier:
     """A checkpoint file, or an ensemble whose members all predict the same classes."""
     if not is_ensemble(path):
         model, classes, config = model_from_checkpoint(path, device)
-        return Classifier([model], classes, config, device)
+        return Classifier([model], classes, config, device, tta)
     source = Path(path) / ENSEMBLE_FILE if Path(path).is_dir() else Path(path)
     models, classes, config = [], None, None
     for i, member in enumerate(member_paths(source)):
@@ -85,4 +89,4 @@ def load_classifier(path: str | Path, device: torch.device) -> Classifier:
             raise UserError(f"{source}: key members[{i}]: expected the classes {''.join(classes)} of the "
                             f"first member, got {''.join(member_classes)} from {member}")
         models.append(model)
-    return Classifier(models, classes, config, device)
+    return Classifier(models, classes, config, device, tta)

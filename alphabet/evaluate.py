@@ -36,10 +36,10 @@ def evaluation_set(source: str, split: str, data_config, classes: list[str]) -> 
 
 
 def evaluate_checkpoint(checkpoint: str | Path, source: str, out_dir: Path, split: str = "test",
-                        case: str | None = None, log=print) -> dict:
+                        case: str | None = None, tta: bool = False, log=print) -> dict:
     """Score ``checkpoint`` (a file, or an ensemble) on ``source``; ``case`` overrides the
-    training run's data.case."""
-    classifier = load_classifier(checkpoint, pick_device("auto"))
+    training run's data.case; ``tta`` averages each image's test-time views."""
+    classifier = load_classifier(checkpoint, pick_device("auto"), tta=tta)
     classes, config = classifier.classes, classifier.config
     data_config = dataclasses.replace(config.data, source=source, test_source=None, case=case or config.data.case)
     data = evaluation_set(source, split, data_config, classes)
@@ -49,11 +49,12 @@ def evaluate_checkpoint(checkpoint: str | Path, source: str, out_dir: Path, spli
     reporter = RunReporter(out_dir)
     reporter.evaluation("eval", report, probs, labels, data.images, 0)
     reporter.close()
-    result = {"checkpoint": str(checkpoint), "source": source, "split": split, "images": len(data),
+    result = {"checkpoint": str(checkpoint), "source": source, "split": split, "tta": tta, "images": len(data),
               "loss": evaluate_loss(probs, labels), **report.to_json()}
     write_json(out_dir / "metrics.json", result)
     present = int((report.support > 0).sum())
-    log(f"{len(data)} images of {present} classes from {source} ({split}): balanced accuracy "
+    shown = f"{split}, test-time augmentation" if tta else split
+    log(f"{len(data)} images of {present} classes from {source} ({shown}): balanced accuracy "
         f"{report.summary['balanced_accuracy']:.4f}, accuracy {report.summary['accuracy']:.4f}, "
         f"macro F1 {report.summary['macro_f1']:.4f}, macro AUC {report.summary['macro_auc']:.4f}")
     log(f"wrote {out_dir / 'metrics.json'} and figures in {out_dir / 'figures'}")

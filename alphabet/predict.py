@@ -12,12 +12,13 @@ from alphabet.engine import pick_device
 from alphabet.ensemble import load_classifier
 
 
-def predict_files(checkpoint: str | Path, images: list[str | Path], top_k: int = 3
+def predict_files(checkpoint: str | Path, images: list[str | Path], top_k: int = 3, tta: bool = False
                   ) -> list[tuple[str, list[tuple[str, float]]]]:
-    """For each image file, the ``top_k`` letters with their probabilities."""
+    """For each image file, the ``top_k`` letters with their probabilities (``tta``: averaged
+    over the test-time views)."""
     # Read every image first, so a bad file fails before any model work.
     pixels = np.stack([load_letter_image(p) for p in images])
-    classifier = load_classifier(checkpoint, pick_device("auto"))
+    classifier = load_classifier(checkpoint, pick_device("auto"), tta=tta)
     classes = classifier.classes
     probs = classifier.predict_probs(torch.from_numpy(pixels))
     k = min(top_k, len(classes))

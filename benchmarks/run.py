@@ -9,6 +9,8 @@ seed      time to accuracy: the seed's recipe against the project's default (fem
 schedules one-cycle against cosine with a short warmup: accuracy and time to the seed's best (femnist)
 variants  validation accuracy of the searched best: fp32 against bf16 autocast, with the training
           writers' capitals as auxiliary classes, and one-cycle against cosine at 12 and 60 epochs (femnist)
+tta       test-time augmentation: validation accuracy of the searched best with several view sets,
+          single models and their ensemble (femnist)
 overhead  Ray's share of a trial, and the time from `alphabet search` to the first trial
 search    Optuna + ASHA against random + FIFO: best accuracy per trial-epoch (femnist);
           --search-seeds 0,1,2 runs one pair of searches per sampler seed
@@ -50,8 +52,10 @@ sys.path.insert(0, str(ROOT))
 
 from alphabet.config import AugmentConfig, Config, load_config, parse_overrides  # noqa: E402
 from alphabet.data import LetterSet, load_splits  # noqa: E402
-from alphabet.engine import Trainer, bf16_is_native  # noqa: E402
+from alphabet.engine import Trainer, bf16_is_native, predict_probs  # noqa: E402
+from alphabet.metrics import summary_metrics  # noqa: E402
 from alphabet.train import evaluate_split  # noqa: E402
+from alphabet.tta import PLAIN, TTA_VIEWS, View  # noqa: E402
 from search.experiment import load_experiment  # noqa: E402
 
 FEMNIST = ROOT.parent / "shared" / "data" / "femnist_letters.npz"
@@ -314,6 +318,50 @@ def bench_variants(full: bool) -> str:
             "unless the row says otherwise, on the training writers, scored (in fp32) on the validation "
             "writers' lowercase letters; balanced accuracy after the last epoch.\n\n"
             f"| variant | training images | {head} | mean |\n|---|---|" + "---|" * (len(seeds) + 1) + "\n"
+            + "\n".join(rows))
+
+
+# --- test-time augmentation: which views, chosen on validation writers --------------------------
+
+VIEW_SETS = {  # each set includes the image itself
+    "none (the image alone)": PLAIN,
+    "1-pixel shifts (4)": (View(), View(dx=1), View(dx=-1), View(dy=1), View(dy=-1)),
+    "scale 0.92 and 1.08": (View(), View(scale=0.92), View(scale=1.08)),
+    "rotation of 6 degrees each way": (View(), View(degrees=6), View(degrees=-6)),
+    "scales and rotations (4)": (View(), View(scale=0.92), View(scale=1.08), View(degrees=6), View(degrees=-6)),
+    "scales and rotations, wider (4: 0.9, 1.1, 10 degrees)":
+        (View(), View(scale=0.9), View(scale=1.1), View(degrees=10), View(degrees=-10)),
+    "shifts, scales and rotations (8): `--tta`": TTA_VIEWS,
+}
+
+
+def bench_tta(full: bool) -> str:
+    if not FEMNIST.exists():
+        raise Skipped(f"{FEMNIST} is absent")
+    seeds, epochs = ((0, 1, 2, 3), 60) if full else ((0, 1), 12)
+    base = [f"data.source=npz:{FEMNIST}", "train.schedule=cosine", f"train.epochs={epochs}"]
+    splits = load_splits(load_config(BEST_CONFIG, base).data)
+    labels = torch.from_numpy(splits.val.labels)
+    probs: dict[str, list[torch.Tensor]] = {name: [] for name in VIEW_SETS}
+    for seed in seeds:
+        trainer = Trainer(load_config(BEST_CONFIG, [*base, f"train.seed={seed}"]), splits.train)
+        for _ in range(epochs):
+            trainer.train_epoch()
+        for name, views in VIEW_SETS.items():
+            probs[name].append(predict_probs(trainer.model, splits.val, trainer.device, views=views))
+    rows = []
+    for name, per_seed in probs.items():
+        single = [summary_metrics(p, labels)["balanced_accuracy"] for p in per_seed]
+        together = summary_metrics(torch.stack(per_seed).mean(0), labels)["balanced_accuracy"]
+        rows.append(f"| {name} | " + " | ".join(f"{a:.4f}" for a in single)
+                    + f" | **{np.mean(single):.4f}** | {together:.4f} |")
+    head = " | ".join(f"seed {s}" for s in seeds)
+    return ("## Test-time augmentation: views chosen on the validation writers (femnist lowercase)\n\n"
+            f"`{BEST_CONFIG.relative_to(ROOT)}` with the cosine schedule, trained {epochs} epochs on the "
+            f"training writers ({len(splits.train):,} letters) once per seed; each row scores the same "
+            f"models on the {len(splits.val):,} validation writers' letters, each image as the mean softmax "
+            "over the row's views. Balanced accuracy; the last column is the ensemble of the seeds.\n\n"
+            f"| views | {head} | mean | ensemble |\n|---|" + "---|" * (len(seeds) + 2) + "\n"
             + "\n".join(rows))
 
 
@@ -684,6 +732,7 @@ def bench_share(full: bool) -> str:
 
 BENCHMARKS: dict[str, Callable[[bool], str]] = {"datapath": bench_datapath, "seed": bench_seed,
                                                "variants": bench_variants, "schedules": bench_schedules,
+                                               "tta": bench_tta,
                                                "overhead": bench_overhead, "search": bench_search,
                                                "retrain": bench_retrain, "profile": bench_profile,
                                                "gpu": bench_gpu, "share": bench_share}

@@ -79,6 +79,32 @@ def test_evaluate_writes_metrics(cli, trained, tmp_path):
     assert (tmp_path / "ev" / "figures" / "eval_confusion_matrix.png").is_file()
 
 
+def test_evaluate_and_predict_with_tta(cli, trained, tmp_path):
+    from alphabet.checkpoint import model_from_checkpoint
+    from alphabet.engine import predict_probs, to_input
+    from alphabet.tta import TTA_VIEWS
+
+    ckpt = trained / "checkpoints/last.pt"
+    plain = cli("evaluate", ckpt, "--data", "synthetic", "--out-dir", tmp_path, "--name", "plain")
+    tta = cli("evaluate", ckpt, "--data", "synthetic", "--out-dir", tmp_path, "--name", "tta", "--tta")
+    assert plain.code == tta.code == 0, tta.err
+    assert "test-time augmentation" in tta.out
+    a, b = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in ("plain", "tta"))
+    assert (a["tta"], b["tta"]) == (False, True)
+    assert b["loss"] != a["loss"] and b["balanced_accuracy"] > 0.35  # other numbers, still a classifier
+
+    # What is reported is the mean of the model's softmax over the views, each scored alone.
+    model, _, _ = model_from_checkpoint(ckpt)
+    images = torch.from_numpy(generate(12, seed=3, classes=list("abcdef")).images)
+    with torch.no_grad():
+        by_hand = torch.stack([model(view.apply(to_input(images))).softmax(1) for view in TTA_VIEWS]).mean(0)
+    assert torch.allclose(predict_probs(model, images, torch.device("cpu"), views=TTA_VIEWS), by_hand, atol=1e-6)
+
+    paths = save_letters(tmp_path, 4)
+    shown = json.loads(cli("predict", ckpt, *paths, "--json", "--tta").out)
+    assert len(shown) == 4 and all(0 < r["top"][0]["probability"] <= 1 for r in shown)
+
+
 def save_letters(folder, n=3, with_originals=False):
     data = generate(n * 6, seed=5, classes=list("abcdef"))
     paths = []
