@@ -7,6 +7,7 @@ lists the valid keys instead of a silently ignored setting.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -217,8 +218,26 @@ def to_dict(config: Any) -> dict:
     return dataclasses.asdict(config)
 
 
+class _SafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads ``1e-3`` as a float.
+
+    PyYAML follows YAML 1.1, where a float needs a dot (``1.0e-3``), so ``lr: 1e-3``
+    would arrive as the string "1e-3"; YAML 1.2, and every user, reads it as a number.
+    """
+
+
+_SafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load``, with ``1e-3`` read as a float (see ``_SafeLoader``)."""
+    return yaml.load(text, Loader=_SafeLoader)  # a SafeLoader: no arbitrary objects
+
+
 def read_yaml(path: str | Path) -> Any:
-    """``yaml.safe_load`` a file, turning every failure into a one-line UserError."""
+    """``load_yaml`` a file, turning every failure into a one-line UserError."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -227,7 +246,7 @@ def read_yaml(path: str | Path) -> Any:
     except (IsADirectoryError, UnicodeDecodeError, PermissionError) as e:
         raise UserError(f"{path}: expected a readable YAML text file ({type(e).__name__})") from None
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark else ""
@@ -257,7 +276,7 @@ def parse_overrides(pairs: list[str], origin: str = "--set") -> dict:
             raise UserError(f"{origin}: expected KEY=VALUE, got {pair!r} (a file argument goes before --set)")
         key, text = pair.split("=", 1)
         try:
-            flat[key] = yaml.safe_load(text) if text.strip() else None
+            flat[key] = load_yaml(text) if text.strip() else None
         except yaml.YAMLError:
             flat[key] = text
     return nest(flat, origin)

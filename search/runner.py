@@ -14,6 +14,7 @@ import time
 
 import yaml
 
+from alphabet.config import load_yaml
 from alphabet.data import load_splits
 from alphabet.errors import UserError
 from search.experiment import Experiment, experiment_from_dict
@@ -62,7 +63,7 @@ def load_saved_experiment(location: RunLocation) -> Experiment:
     text = location.read_text(EXPERIMENT_FILE)
     if text is None:
         raise UserError(f"{location.uri}: not a search run directory; expected {EXPERIMENT_FILE} in it")
-    experiment = experiment_from_dict(yaml.safe_load(text), f"{location.uri}/{EXPERIMENT_FILE}")
+    experiment = experiment_from_dict(load_yaml(text), f"{location.uri}/{EXPERIMENT_FILE}")
     return experiment
 
 

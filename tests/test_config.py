@@ -23,6 +23,15 @@ def test_int_is_accepted_for_float():
     assert load_config(None, ["train.lr=1"]).train.lr == 1.0
 
 
+def test_exponent_notation_is_a_float(tmp_path):
+    # PyYAML alone (YAML 1.1) reads 1e-3 as the string "1e-3", which a float key rejects.
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  lr: 1e-3\n  weight_decay: 5E-4\n")
+    config = load_config(path, ["train.label_smoothing=1e-1"])
+    assert (config.train.lr, config.train.weight_decay, config.train.label_smoothing) == (1e-3, 5e-4, 0.1)
+    assert parse_overrides(["data.classes='1e3'"]) == {"data": {"classes": "1e3"}}  # quoted stays text
+
+
 @pytest.mark.parametrize(("override", "fragment"), [
     ("train.lrr=0.1", "unknown key 'train.lrr'; valid keys: "),
     ("model.width=wide", "model.width: expected int, got 'wide'"),

@@ -28,6 +28,14 @@ def test_experiment_files_in_repo_are_valid():
         assert experiment.space and experiment.config.train.epochs == experiment.asha.max_t
 
 
+def test_space_bounds_in_exponent_notation(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("config: {data: {source: synthetic}}\n"
+                    "space:\n  train.lr: {type: loguniform, low: 1e-4, high: 1e-1}\nasha: {max_t: 3}\n")
+    (spec,) = load_experiment(path).space
+    assert (spec.low, spec.high) == (1e-4, 0.1)
+
+
 @pytest.mark.parametrize(("search", "startup"), [
     ({"num_samples": 16}, 3), ({"num_samples": 30}, 6), ({"num_samples": 200}, 10),
     ({"num_samples": 16, "startup_trials": "auto"}, 3), ({"num_samples": 16, "startup_trials": 8}, 8),
