@@ -21,7 +21,7 @@ from torch import nn
 from alphabet.augment import augment
 from alphabet.config import Config
 from alphabet.data.letterset import LetterSet, concat
-from alphabet.errors import UserError
+from alphabet.errors import TrainingDiverged, UserError
 from alphabet.metrics import confusion_matrix, summary_from_confusion
 from alphabet.models import FirstLogits, build_model
 from alphabet.tta import PLAIN, View
@@ -194,7 +194,11 @@ class Trainer:
         bar.close()
         self.epoch += 1
         seen = self.steps_per_epoch * t.batch_size if len(self.data) >= t.batch_size else len(self.data)
-        return {"loss": float(loss_sum) / seen, **summary_from_confusion(cm.cpu())}
+        loss = float(loss_sum) / seen  # the epoch's one host sync, so checking it costs nothing
+        if not math.isfinite(loss):
+            raise TrainingDiverged(f"training diverged in epoch {self.epoch}: the mean loss is {loss}; "
+                                   f"expected a finite loss (a lower train.lr than {t.lr:g} usually trains)")
+        return {"loss": loss, **summary_from_confusion(cm.cpu())}
 
     @property
     def lr(self) -> float:

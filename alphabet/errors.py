@@ -7,3 +7,10 @@ class UserError(Exception):
     The message must be one line that names the file (or option), the key and
     what was expected, because the CLI prints it as-is, without a traceback.
     """
+
+
+class TrainingDiverged(UserError):
+    """The training loss became NaN or infinite: the settings (usually train.lr) do not train.
+
+    A user error for ``alphabet train``; in a search, a result of that trial's settings.
+    """

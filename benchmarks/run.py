@@ -13,7 +13,8 @@ tta       test-time augmentation: validation accuracy of the searched best with 
           single models and their ensemble (femnist)
 overhead  Ray's share of a trial, and the time from `alphabet search` to the first trial
 search    Optuna + ASHA against random + FIFO: best accuracy per trial-epoch (femnist);
-          --search-seeds 0,1,2 runs one pair of searches per sampler seed
+          --search-seeds 0,1,2 runs one pair of searches per sampler seed; --search-space
+          tuned (femnist_search.yaml, narrowed by earlier searches) or wide (a first search's space)
 retrain   epochs/s of the default best CNN at EMNIST-letters size, projected to 500 epochs
 profile   torch.profiler: which ops a training step spends its time in (what bounds the above);
           on a GPU, how busy its kernels keep it
@@ -455,20 +456,26 @@ def _best_curve(run_dir: Path, metric: str) -> list[tuple[int, float]]:
 
 
 RANDOM_ARM_SEED_OFFSET = 1000
+# name -> (experiment file, what its space is): the section, figure and runs are named after it
+SEARCH_SPACES = {"tuned": ("femnist_search.yaml", "narrowed around what the first femnist searches found"),
+                 "wide": ("femnist_search_wide.yaml", "a first search's space: two optimisers, three decades "
+                          "of learning rate, batch norm on or off, augmentation from none to strong")}
 
 
-def bench_search(full: bool, seeds: tuple[int, ...] = (0,)) -> str:
+def bench_search(full: bool, seeds: tuple[int, ...] = (0,), space: str = "tuned") -> str:
     if not FEMNIST.exists():
         raise Skipped(f"{FEMNIST} is absent")
     samples, max_t, grace = (16, 12, 3) if full else (8, 6, 2)
-    experiment = ROOT / "benchmarks" / "configs" / "femnist_search.yaml"
+    file_name, space_text = SEARCH_SPACES[space]
+    experiment = ROOT / "benchmarks" / "configs" / file_name
+    suffix = "" if space == "tuned" else f"_{space}"
     # (seed offset, settings). TPE draws its start-up trials with a RandomSampler of its own seed: with
     # one seed for both arms, random search's first trials would be TPE's, and a best among them would
     # be "reached" for free.
     arms = {"Optuna (TPE) + ASHA": (0, ["search.searcher=optuna", "search.scheduler=asha"]),
             "random + FIFO": (RANDOM_ARM_SEED_OFFSET, ["search.searcher=random", "search.scheduler=fifo"])}
     # Kept, not temporary: each arm is a search RUN_DIR for `alphabet trials`, TensorBoard or a retrain.
-    runs = ROOT / "runs" / "bench-search-efficiency" / time.strftime("%Y%m%d-%H%M%S")
+    runs = ROOT / "runs" / f"bench-search-efficiency{suffix}" / time.strftime("%Y%m%d-%H%M%S")
     results = []  # (seed, {arm: curve}, {arm: wall seconds}), one pair of searches per sampler seed
     for seed in seeds:
         curves, walls = {}, {}
@@ -483,7 +490,7 @@ def bench_search(full: bool, seeds: tuple[int, ...] = (0,)) -> str:
             curves[arm] = _best_curve(runs / f"seed{seed}" / f"arm{i}", "val_balanced_accuracy")
         results.append((seed, curves, walls))
     ours_name, base_name = arms
-    figure = DOC.parent / "figures" / "search_efficiency.png"
+    figure = DOC.parent / "figures" / f"search_efficiency{suffix}.png"
     figure.parent.mkdir(exist_ok=True)
     import matplotlib
     matplotlib.use("Agg")
@@ -496,7 +503,8 @@ def bench_search(full: bool, seeds: tuple[int, ...] = (0,)) -> str:
                     linestyle=("-", "--", ":", "-.")[n % 4], label=f"{arm}, seed {seed}")
         lowest = min(lowest, curves[base_name][-1][1])
     ax.set(xlabel="trial-epochs spent", ylabel="best validation balanced accuracy",
-           title=f"femnist lowercase, {samples} trials of up to {max_t} epochs", ylim=(max(0.0, lowest - 0.2), 1))
+           title=f"femnist lowercase, {space} space, {samples} trials of up to {max_t} epochs",
+           ylim=(max(0.0, lowest - 0.2), 1))
     ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(figure, dpi=120)
@@ -516,8 +524,10 @@ def bench_search(full: bool, seeds: tuple[int, ...] = (0,)) -> str:
         median = statistics.median(ratios)  # inf where most seeds did not reach it
         summary += f" Median share: {'not reached' if math.isinf(median) else f'{median:.2f}'}."
     loaded = load_experiment(experiment, [f"search.num_samples={samples}"])
-    return ("## Search efficiency: Optuna + ASHA against random search + FIFO (femnist lowercase)\n\n"
-            f"`benchmarks/configs/femnist_search.yaml` with {samples} trials of up to {max_t} epochs each "
+    return (f"## Search efficiency: Optuna + ASHA against random search + FIFO (femnist lowercase, {space} "
+            "space)\n\n"
+            f"`benchmarks/configs/{file_name}` (its space {space_text}) with {samples} trials of up to "
+            f"{max_t} epochs each "
             f"(ASHA grace period {grace}, reduction factor 3), 2 trials at a time, validation on held-out "
             f"writers, {loaded.config.train.schedule} learning-rate schedule. TPE samples its first "
             f"{loaded.startup_trials} trials at random (`search.startup_trials`). Each sampler seed s is one "
@@ -527,7 +537,7 @@ def bench_search(full: bool, seeds: tuple[int, ...] = (0,)) -> str:
             f"{base_name}: the same | trial-epochs {ours_name} needed to reach random + FIFO's best, "
             "share of random + FIFO's |\n|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
             f"{summary} The searches are kept in `{runs.relative_to(ROOT)}`.\n\n"
-            "![best so far against trial-epochs](figures/search_efficiency.png)")
+            f"![best so far against trial-epochs](figures/search_efficiency{suffix}.png)")
 
 
 # --- retrain time: epochs per second for the default best CNN at EMNIST-letters size ------------
@@ -747,6 +757,8 @@ def main() -> None:
     parser.add_argument("--only", help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
     parser.add_argument("--search-seeds", default="0", metavar="0,1,2",
                         help="search: one pair of searches per sampler seed (default: 0)")
+    parser.add_argument("--search-space", default="tuned", choices=list(SEARCH_SPACES),
+                        help="search: which femnist space (default: tuned)")
     args = parser.parse_args()
     try:
         seeds = tuple(int(seed) for seed in args.search_seeds.split(","))
@@ -758,14 +770,19 @@ def main() -> None:
             sys.exit(f"benchmarks/run.py: --only: unknown benchmark {name!r}; expected {', '.join(BENCHMARKS)}")
     for name in names:
         command = "python benchmarks/run.py" + (" --full" if args.full else "") + f" --only {name}"
+        section = name
         if name == "search" and seeds != (0,):
             command += f" --search-seeds {args.search_seeds}"
+        if name == "search" and args.search_space != "tuned":
+            command += f" --search-space {args.search_space}"
+            section += f"-{args.search_space}"
         try:
-            body = bench_search(args.full, seeds) if name == "search" else BENCHMARKS[name](args.full)
+            body = (bench_search(args.full, seeds, args.search_space) if name == "search"
+                    else BENCHMARKS[name](args.full))
         except Skipped as why:
             print(f"{name}: skipped: {why}")
             continue
-        write_section(f"{name}-cuda" if CUDA else name, body, command)
+        write_section(f"{section}-cuda" if CUDA else section, body, command)
 
 
 if __name__ == "__main__":

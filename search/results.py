@@ -25,7 +25,7 @@ SUMMARY_FILE = "summary.json"
 @dataclass
 class TrialRow:
     trial_id: str
-    status: str  # completed | pruned | stopped | error | unfinished
+    status: str  # completed | pruned | stopped | diverged | error | unfinished
     params: dict
     best: float  # best value of the search metric over its epochs
     best_epoch: int
@@ -67,6 +67,8 @@ def load_trials(location: RunLocation, experiment: Experiment) -> list[TrialRow]
             best, best_epoch = math.nan, 0
         if trial.status == "ERROR":
             status = "error"
+        elif trial.last_result.get("diverged"):
+            status = "diverged"
         elif trial.status == "TERMINATED":
             # Short of max_t: ASHA stops a trial only at a rung; anywhere else the time
             # budget (or a user) stopped it.
@@ -162,7 +164,7 @@ def write_results(location: RunLocation, experiment: Experiment, log=print) -> d
     location.write_text(BEST_FILE, header + yaml.safe_dump(to_dict(config), sort_keys=False))
     imp, why = importances(location, experiment)
     counts = {s: sum(r.status == s for r in rows)
-              for s in ("completed", "pruned", "stopped", "error", "unfinished")}
+              for s in ("completed", "pruned", "stopped", "diverged", "error", "unfinished")}
     summary = {
         "run_dir": location.uri,
         "metric": metric,
@@ -192,7 +194,8 @@ def summary_text(summary: dict) -> str:
         f"best {summary['metric']}: {b['value']:.4f} (trial {b['trial_id']}, epoch {b['epoch']})",
         "  " + ", ".join(f"{k}={_fmt(v)}" for k, v in b["params"].items()),
         f"trials: {t['completed']} completed, {t['pruned']} pruned by ASHA, "
-        f"{t.get('stopped', 0)} stopped by the time budget, {t['error']} errors, {t['unfinished']} unfinished",
+        f"{t.get('stopped', 0)} stopped by the time budget, {t.get('diverged', 0)} diverged, {t['error']} errors, "
+        f"{t['unfinished']} unfinished",
         "ASHA stops by epochs run: " + (", ".join(f"{k}: {v}" for k, v in summary["rung_stops"].items()) or "none"),
         f"compute: {summary['trial_epochs']} trial-epochs, {summary['trial_seconds']:.0f} trial-seconds",
     ]

@@ -2,7 +2,8 @@
 
 Define-by-run lets a setting depend on another (momentum only for SGD). The
 searcher also tells Optuna every epoch's value, and marks trials that ASHA
-stopped early as PRUNED rather than COMPLETE.
+stopped early as PRUNED rather than COMPLETE; a trial whose training diverged is
+COMPLETE with the worst value, so TPE learns to avoid its settings.
 """
 
 from __future__ import annotations
@@ -70,6 +71,10 @@ class PruningOptunaSearch(OptunaSearch):
         if trial_id in self._completed_trials:  # e.g. finished in the study before a restore
             return
         trial = self._ot_trials.get(trial_id)
+        if not error and result and trial is not None and result.get("diverged"):
+            # Told as COMPLETE with the worst value, which TPE models; FAIL it would ignore.
+            trial.set_user_attr("diverged_in_epoch", result.get("epoch"))
+            return super().on_trial_complete(trial_id, result, error)
         stopped_early = (not error and result and trial is not None
                          and result.get("training_iteration", self.max_t) < self.max_t)
         if not stopped_early:

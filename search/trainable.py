@@ -18,6 +18,7 @@ from ray import tune
 from alphabet.checkpoint import load_checkpoint, save_checkpoint
 from alphabet.data import Splits
 from alphabet.engine import Trainer
+from alphabet.errors import TrainingDiverged
 from alphabet.reporting import RunReporter
 from alphabet.train import evaluate_split
 from search.experiment import Experiment, trial_config
@@ -48,7 +49,15 @@ def train_trial(params: dict, *, experiment: Experiment, splits: Splits) -> None
                          dict.fromkeys(("val/balanced_accuracy", "val/accuracy", "val/macro_f1", "val/loss")))
     while trainer.epoch < config.train.epochs:
         tick = time.time()
-        train_metrics = trainer.train_epoch()
+        try:
+            train_metrics = trainer.train_epoch()
+        except TrainingDiverged:
+            # A result of these settings, not a failure of the search: reported as the worst
+            # value, so that TPE learns to avoid them, and the trial ends (`alphabet trials`: diverged).
+            worst = 0.0 if experiment.mode == "max" else float("inf")
+            tune.report({experiment.search.metric: worst, "diverged": 1, "epoch": trainer.epoch,
+                         "epoch_seconds": time.time() - tick, "node_id": node_id})
+            break
         val_metrics, _ = evaluate_split(trainer, splits.val)
         epoch = trainer.epoch
         reporter.scalars("train", {**train_metrics, "lr": trainer.lr}, epoch)

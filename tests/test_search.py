@@ -181,6 +181,31 @@ def test_time_budget_ends_the_search_with_its_results(tmp_path):
     assert (run_dir / "best.yaml").is_file() and (run_dir / "summary.json").is_file()
 
 
+def test_a_diverged_trial_is_a_result_not_an_error(tmp_path):
+    # lr 1e9 turns the loss to NaN in the first epoch; the search goes on, and TPE is told the worst value.
+    experiment = write_experiment(tmp_path, "diverge", search={"num_samples": 2, "max_concurrent": 1},
+                                  asha={"max_t": 2, "grace_period": 2, "reduction_factor": 2},
+                                  space={"train.lr": {"type": "choice", "values": [0.003, 1e9]}})
+    raw = yaml.safe_load(experiment.read_text())
+    raw["search"]["searcher"] = "random"  # two draws of two values: both may be the same one
+    raw["search"]["num_samples"] = 6
+    experiment.write_text(yaml.safe_dump(raw))
+    done = alphabet("search", experiment, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = tmp_path / "search" / "diverge"
+    rows = trials_of(run_dir)
+    by_lr = {r.params["train.lr"]: r for r in rows}
+    assert set(by_lr) == {0.003, 1e9}, by_lr
+    assert all(r.status == "diverged" and r.epochs == 1 and r.best == 0.0 for r in rows if r.params["train.lr"] == 1e9)
+    assert all(r.status == "completed" and r.best > 0.3 for r in rows if r.params["train.lr"] == 0.003), rows
+    study = optuna.load_study(study_name="diverge", storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    diverged = [t for t in study.trials if "diverged_in_epoch" in t.user_attrs]
+    assert len(diverged) == sum(r.status == "diverged" for r in rows)
+    assert all(t.state == optuna.trial.TrialState.COMPLETE and t.value == 0.0 for t in diverged)
+    assert yaml.safe_load((run_dir / "best.yaml").read_text())["train"]["lr"] == 0.003
+    assert "diverged" in alphabet("trials", run_dir).stdout
+
+
 def test_search_and_retrain_with_auxiliary_letters(tmp_path):
     # The driver's splits carry the capitals to every trial; trials and the retrain train on them.
     experiment = write_experiment(tmp_path, "aux", search={"num_samples": 2, "max_concurrent": 2},

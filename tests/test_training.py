@@ -100,3 +100,12 @@ def test_logit_adjustment_undoes_the_class_prior(tau, lo, hi):
         trainer.train_epoch()
     p_o = trainer.predict(torch.from_numpy(rng.integers(0, 256, (256, 28, 28), dtype=np.uint8)))[:, 1].mean()
     assert lo < float(p_o) < hi, float(p_o)
+
+
+def test_diverged_training_ends_in_one_line(cli, tiny):
+    from conftest import with_sets
+
+    result = cli("train", *with_sets(tiny + ["train.epochs=3", "train.lr=1e9"]))
+    assert result.code == 2
+    (line,) = result.err.strip().splitlines()
+    assert "training diverged in epoch 1: the mean loss is nan" in line and "train.lr" in line, line
