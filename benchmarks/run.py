@@ -462,13 +462,34 @@ SEARCH_SPACES = {"tuned": ("femnist_search.yaml", "narrowed around what the firs
                           "of learning rate, batch norm on or off, augmentation from none to strong")}
 
 
-def bench_search(full: bool, seeds: tuple[int, ...] = (0,), space: str = "tuned") -> str:
+def search_variant(full: bool, space: str = "tuned", trials: int | None = None,
+                   grace: int | None = None) -> tuple[int, int, int, str]:
+    """(trials, max_t, grace period, name suffix) of a search benchmark; the suffix names what differs
+    from the default, so each variant keeps its own section, figure and runs."""
+    default_trials, max_t, default_grace = (16, 12, 3) if full else (8, 6, 2)
+    suffix = "" if space == "tuned" else f"_{space}"
+    suffix += f"_{trials}trials" if trials not in (None, default_trials) else ""
+    suffix += f"_grace{grace}" if grace not in (None, default_grace) else ""
+    return trials or default_trials, max_t, grace or default_grace, suffix
+
+
+def asha_floor(max_t: int, grace: int, rf: int) -> float:
+    """The least share of FIFO's trial-epochs ASHA can spend: every trial runs to the first rung and
+    exactly 1/rf of those at each rung go on to the next (Ray's rungs: grace * rf**k below max_t)."""
+    rungs = [grace]
+    while rungs[-1] * rf < max_t:
+        rungs.append(rungs[-1] * rf)
+    stops = rungs + [max_t]
+    return sum((stops[k] - (stops[k - 1] if k else 0)) / rf**k for k in range(len(stops))) / max_t
+
+
+def bench_search(full: bool, seeds: tuple[int, ...] = (0,), space: str = "tuned", trials: int | None = None,
+                 grace: int | None = None) -> str:
     if not FEMNIST.exists():
         raise Skipped(f"{FEMNIST} is absent")
-    samples, max_t, grace = (16, 12, 3) if full else (8, 6, 2)
+    samples, max_t, grace, suffix = search_variant(full, space, trials, grace)
     file_name, space_text = SEARCH_SPACES[space]
     experiment = ROOT / "benchmarks" / "configs" / file_name
-    suffix = "" if space == "tuned" else f"_{space}"
     # (seed offset, settings). TPE draws its start-up trials with a RandomSampler of its own seed: with
     # one seed for both arms, random search's first trials would be TPE's, and a best among them would
     # be "reached" for free.
@@ -516,8 +537,11 @@ def bench_search(full: bool, seeds: tuple[int, ...] = (0,), space: str = "tuned"
         reached = next((spent for spent, best in ours if best >= target), None)
         ratios.append(reached / base[-1][0] if reached else float("inf"))
         verdict = f"{reached}, **{ratios[-1]:.2f}**" if reached else "**not reached**"
+        third = base[-1][0] / 3
+        at_third = [best for spent, best in ours if spent <= third][-1:] or [float("nan")]
         rows.append(f"| {seed} | {ours[-1][0]}, {ours[-1][1]:.4f}, {walls[ours_name] / 60:.1f} min | "
-                    f"{base[-1][0]}, {base[-1][1]:.4f}, {walls[base_name] / 60:.1f} min | {verdict} |")
+                    f"{base[-1][0]}, {base[-1][1]:.4f}, {walls[base_name] / 60:.1f} min | {verdict} | "
+                    f"{at_third[0]:.4f} |")
     met = sum(r <= 1 / 3 for r in ratios)
     summary = f"Target, at most 1/3 of random + FIFO's trial-epochs: met for {met} of {len(ratios)} sampler seed(s)."
     if len(ratios) > 1:
@@ -528,14 +552,16 @@ def bench_search(full: bool, seeds: tuple[int, ...] = (0,), space: str = "tuned"
             "space)\n\n"
             f"`benchmarks/configs/{file_name}` (its space {space_text}) with {samples} trials of up to "
             f"{max_t} epochs each "
-            f"(ASHA grace period {grace}, reduction factor 3), 2 trials at a time, validation on held-out "
+            f"(ASHA grace period {grace}, reduction factor 3: even pruning perfectly, ASHA spends at least "
+            f"{asha_floor(max_t, grace, 3):.2f} of FIFO's trial-epochs), 2 trials at a time, validation on held-out "
             f"writers, {loaded.config.train.schedule} learning-rate schedule. TPE samples its first "
             f"{loaded.startup_trials} trials at random (`search.startup_trials`). Each sampler seed s is one "
             f"pair of searches: `search.seed` s for Optuna, s + {RANDOM_ARM_SEED_OFFSET} for random search, so "
             "that random search does not repeat TPE's start-up trials.\n\n"
             f"| sampler seed | {ours_name}: trial-epochs, best val balanced accuracy, wall time | "
             f"{base_name}: the same | trial-epochs {ours_name} needed to reach random + FIFO's best, "
-            "share of random + FIFO's |\n|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
+            f"share of random + FIFO's | {ours_name}'s best within 1/3 of random + FIFO's trial-epochs |\n"
+            "|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
             f"{summary} The searches are kept in `{runs.relative_to(ROOT)}`.\n\n"
             f"![best so far against trial-epochs](figures/search_efficiency{suffix}.png)")
 
@@ -759,6 +785,10 @@ def main() -> None:
                         help="search: one pair of searches per sampler seed (default: 0)")
     parser.add_argument("--search-space", default="tuned", choices=list(SEARCH_SPACES),
                         help="search: which femnist space (default: tuned)")
+    parser.add_argument("--search-trials", type=int, metavar="N",
+                        help="search: trials per search (default: 16 in full mode, 8 in quick)")
+    parser.add_argument("--search-grace", type=int, metavar="EPOCHS",
+                        help="search: ASHA's grace period (default: 3 in full mode, 2 in quick)")
     args = parser.parse_args()
     try:
         seeds = tuple(int(seed) for seed in args.search_seeds.split(","))
@@ -771,14 +801,17 @@ def main() -> None:
     for name in names:
         command = "python benchmarks/run.py" + (" --full" if args.full else "") + f" --only {name}"
         section = name
-        if name == "search" and seeds != (0,):
-            command += f" --search-seeds {args.search_seeds}"
-        if name == "search" and args.search_space != "tuned":
-            command += f" --search-space {args.search_space}"
-            section += f"-{args.search_space}"
+        if name == "search":
+            for option, value, default in (("--search-seeds", args.search_seeds, "0"),
+                                           ("--search-space", args.search_space, "tuned"),
+                                           ("--search-trials", args.search_trials, None),
+                                           ("--search-grace", args.search_grace, None)):
+                command += f" {option} {value}" if value != default else ""
+            section += search_variant(args.full, args.search_space, args.search_trials,
+                                      args.search_grace)[3].replace("_", "-")
         try:
-            body = (bench_search(args.full, seeds, args.search_space) if name == "search"
-                    else BENCHMARKS[name](args.full))
+            body = (bench_search(args.full, seeds, args.search_space, args.search_trials, args.search_grace)
+                    if name == "search" else BENCHMARKS[name](args.full))
         except Skipped as why:
             print(f"{name}: skipped: {why}")
             continue
