@@ -119,6 +119,7 @@ def test_retrain_killed_at_a_random_epoch_resumes_bit_identical(tmp_path):
     assert (tmp_path / "victim" / "report.md").is_file()
 
 
+@pytest.mark.slowest  # test_search.py's kill -9 resume test makes the main point in 60 s
 def test_driver_killed_at_three_points_loses_no_finished_trial(tmp_path):
     experiment = write_experiment(tmp_path, "thrice", search={"num_samples": 6, "max_concurrent": 2, "seed": 3},
                                   asha={"max_t": 4, "grace_period": 2, "reduction_factor": 2})
@@ -160,6 +161,7 @@ def test_driver_killed_at_three_points_loses_no_finished_trial(tmp_path):
     assert len(told) == 6  # one per Tune trial; any extra was asked for just before a kill and is FAIL
 
 
+@pytest.mark.slowest  # over a minute: it trains two trials of 12 epochs around a kill
 def test_resume_continues_trials_whose_recorded_checkpoint_was_deleted(tmp_path):
     # A kill -9 between Tune deleting a trial's oldest checkpoint and saving its state leaves a saved
     # state that names a deleted checkpoint (docs/RELIABILITY.md). Here the deletion is done by hand:

@@ -183,7 +183,7 @@ def test_time_budget_ends_the_search_with_its_results(tmp_path):
 
 def test_a_diverged_trial_is_a_result_not_an_error(tmp_path):
     # lr 1e9 turns the loss to NaN in the first epoch; the search goes on, and TPE is told the worst value.
-    experiment = write_experiment(tmp_path, "diverge", search={"num_samples": 2, "max_concurrent": 1},
+    experiment = write_experiment(tmp_path, "diverge", search={"num_samples": 2, "max_concurrent": 2},
                                   asha={"max_t": 2, "grace_period": 2, "reduction_factor": 2},
                                   space={"train.lr": {"type": "choice", "values": [0.003, 1e9]}})
     raw = yaml.safe_load(experiment.read_text())
