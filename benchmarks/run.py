@@ -549,7 +549,7 @@ def bench_search(full: bool, seeds: tuple[int, ...] = (0,), space: str = "tuned"
         summary += f" Median share: {'not reached' if math.isinf(median) else f'{median:.2f}'}."
     loaded = load_experiment(experiment, [f"search.num_samples={samples}"])
     return (f"## Search efficiency: Optuna + ASHA against random search + FIFO (femnist lowercase, {space} "
-            "space)\n\n"
+            f"space, {samples} trials, grace {grace})\n\n"
             f"`benchmarks/configs/{file_name}` (its space {space_text}) with {samples} trials of up to "
             f"{max_t} epochs each "
             f"(ASHA grace period {grace}, reduction factor 3: even pruning perfectly, ASHA spends at least "
