@@ -463,13 +463,15 @@ SEARCH_SPACES = {"tuned": ("femnist_search.yaml", "narrowed around what the firs
 
 
 def search_variant(full: bool, space: str = "tuned", trials: int | None = None,
-                   grace: int | None = None) -> tuple[int, int, int, str]:
+                   grace: int | None = None, seeds: tuple[int, ...] = (0,)) -> tuple[int, int, int, str]:
     """(trials, max_t, grace period, name suffix) of a search benchmark; the suffix names what differs
-    from the default, so each variant keeps its own section, figure and runs."""
+    from the default, so each variant, and each set of sampler seeds, keeps its own section, figure and
+    runs: more seeds of a setting add a section rather than replace the first."""
     default_trials, max_t, default_grace = (16, 12, 3) if full else (8, 6, 2)
     suffix = "" if space == "tuned" else f"_{space}"
     suffix += f"_{trials}trials" if trials not in (None, default_trials) else ""
     suffix += f"_grace{grace}" if grace not in (None, default_grace) else ""
+    suffix += f"_seeds{'-'.join(map(str, seeds))}" if seeds != (0,) else ""
     return trials or default_trials, max_t, grace or default_grace, suffix
 
 
@@ -487,7 +489,7 @@ def bench_search(full: bool, seeds: tuple[int, ...] = (0,), space: str = "tuned"
                  grace: int | None = None) -> str:
     if not FEMNIST.exists():
         raise Skipped(f"{FEMNIST} is absent")
-    samples, max_t, grace, suffix = search_variant(full, space, trials, grace)
+    samples, max_t, grace, suffix = search_variant(full, space, trials, grace, seeds)
     file_name, space_text = SEARCH_SPACES[space]
     experiment = ROOT / "benchmarks" / "configs" / file_name
     # (seed offset, settings). TPE draws its start-up trials with a RandomSampler of its own seed: with
@@ -549,7 +551,7 @@ def bench_search(full: bool, seeds: tuple[int, ...] = (0,), space: str = "tuned"
         summary += f" Median share: {'not reached' if math.isinf(median) else f'{median:.2f}'}."
     loaded = load_experiment(experiment, [f"search.num_samples={samples}"])
     return (f"## Search efficiency: Optuna + ASHA against random search + FIFO (femnist lowercase, {space} "
-            f"space, {samples} trials, grace {grace})\n\n"
+            f"space, {samples} trials, grace {grace}, sampler seeds {', '.join(map(str, seeds))})\n\n"
             f"`benchmarks/configs/{file_name}` (its space {space_text}) with {samples} trials of up to "
             f"{max_t} epochs each "
             f"(ASHA grace period {grace}, reduction factor 3: even pruning perfectly, ASHA spends at least "
@@ -807,8 +809,8 @@ def main() -> None:
                                            ("--search-trials", args.search_trials, None),
                                            ("--search-grace", args.search_grace, None)):
                 command += f" {option} {value}" if value != default else ""
-            section += search_variant(args.full, args.search_space, args.search_trials,
-                                      args.search_grace)[3].replace("_", "-")
+            section += search_variant(args.full, args.search_space, args.search_trials, args.search_grace,
+                                      seeds)[3].replace("_", "-")
         try:
             body = (bench_search(args.full, seeds, args.search_space, args.search_trials, args.search_grace)
                     if name == "search" else BENCHMARKS[name](args.full))
