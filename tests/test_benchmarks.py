@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -10,12 +11,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("benchmarks_run", ROOT / "benchmarks" / "run.py")
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return load_script("run")
 
 
 def test_asha_floor_is_the_share_quoted_in_the_readme(bench):
@@ -45,3 +50,21 @@ def test_a_section_is_replaced_in_place_and_the_others_kept(bench, tmp_path, mon
     assert "new figures" in text and "old figures" not in text
     assert text.index("first pair") < text.index("second pair")  # replaced where it stood
     assert text.count("<!-- bench:search-seeds0-1 -->") == 1 and "## second pair" in text
+
+
+def test_rung_signal_finds_a_slow_starter_that_halving_would_prune(tmp_path):
+    rung_signal = load_script("rung_signal")
+    # Nine trials of 9 epochs, Tune's result.json layout; trial 0 starts last and ends best.
+    for trial in range(9):
+        lines = [json.dumps({"training_iteration": e, "val_balanced_accuracy": (0.1 if trial == 0 and e < 3
+                             else 0.5 + 0.1 * (trial == 0) + 0.01 * trial + 0.01 * e)}) for e in range(9, 0, -1)]
+        (tmp_path / f"trial_{trial:03d}").mkdir()
+        (tmp_path / f"trial_{trial:03d}" / "result.json").write_text("\n".join(lines) + "\n")
+    (tmp_path / "trial_009").mkdir()  # a trial stopped early is left out: its curve is not whole
+    (tmp_path / "trial_009" / "result.json").write_text(json.dumps({"training_iteration": 1,
+                                                                     "val_balanced_accuracy": 0.9}))
+    curves = rung_signal.full_curves(tmp_path)
+    assert len(curves) == 9 and curves[0][:3] == pytest.approx([0.1, 0.1, 0.63])  # epoch order, not file order
+    rows = rung_signal.rung_signal(curves, [1, 3])
+    assert [(r["epoch"], r["rank"], r["kept"]) for r in rows] == [(1, 9, False), (3, 1, False)]
+    assert rows[1]["rho"] == pytest.approx(1.0)  # at epoch 3 the order is the final one
