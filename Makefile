@@ -21,7 +21,7 @@ demo: install
 	echo "Inspect it: .venv/bin/tensorboard --logdir runs/search/$$name"
 
 # The test suite; slow tests (real Ray searches) are included. Use `make test-fast` to skip them,
-# `make test-all` to add the two slowest fault tests (over a minute each; CI's 15 minutes leave no room).
+# `make test-all` to add the three slowest fault tests (a minute or more each; CI's 15 minutes leave no room).
 test: install
 	$(PY) -m pytest -q -m "not slowest"
 

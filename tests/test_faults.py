@@ -84,6 +84,7 @@ def write_best(tmp_path: Path) -> Path:
     return best
 
 
+@pytest.mark.slowest  # about a minute; test_training.py's interrupted-retrain test makes the point in 20 s
 def test_retrain_killed_at_a_random_epoch_resumes_bit_identical(tmp_path):
     # Epochs of about 1.5 s on 2 cores, and the kill lands at least two epochs before the end: with
     # 0.3 s epochs and a kill point up to the last epoch, CI once saw the run finish before the kill.

@@ -81,6 +81,30 @@ def test_resume_is_bit_identical_on_cpu(tmp_path):
     assert [s.step for s in events.Scalars("train/loss")] == [1, 2, 3, 4]
 
 
+def test_an_interrupted_retrain_resumes_bit_identical_and_writes_its_report(tmp_path):
+    # In process, in seconds; tests/test_faults.py kills a real retrain with SIGKILL (make test-all).
+    from search.retrain import retrain
+
+    best = tmp_path / "best.yaml"
+    best.write_text("\n".join(["data: {case: lower, classes: abcdef, synthetic_size: 600, synthetic_test_size: 120}",
+                               "model: {width: 8, stages: 2, classifier_width: 32, dropout: 0.3}",
+                               "augment: {elastic: 1.0, erase: 0.3}",
+                               "train: {batch_size: 32}", "log: {progress: never}"]))
+    quiet = lambda *_: None  # noqa: E731
+    retrain(str(best), epochs=4, overrides=["log.name=straight"], log=quiet)
+    with pytest.raises(Interrupt):
+        retrain(str(best), epochs=4, overrides=["log.name=broken"], log=stop_after(3))
+    assert not (tmp_path / "broken" / "report.md").exists()
+    retrain(None, resume=str(tmp_path / "broken"), log=quiet)
+    a = load_checkpoint(tmp_path / "straight/checkpoints/last.pt")["trainer"]
+    b = load_checkpoint(tmp_path / "broken/checkpoints/last.pt")["trainer"]
+    assert a["epoch"] == b["epoch"] == 4
+    assert all(torch.equal(value, b["model"][key]) for key, value in a["model"].items())
+    assert (tmp_path / "broken" / "report.md").is_file()
+    scores = [json.loads((tmp_path / run / "metrics.json").read_text())["test"] for run in ("straight", "broken")]
+    assert scores[0]["confusion_matrix"] == scores[1]["confusion_matrix"]
+
+
 @pytest.mark.parametrize("tau, lo, hi", [(0.0, 0.0, 0.2), (1.0, 0.35, 0.65)])
 def test_logit_adjustment_undoes_the_class_prior(tau, lo, hi):
     # Noise images, 90% labelled 'a': plain cross-entropy can only learn the prior
