@@ -13,7 +13,7 @@ ALPHABET := .venv/bin/alphabet
 install: .venv/installed
 
 # The main job: a real Optuna+ASHA search on synthetic letters, then a short retrain
-# of its best configuration, evaluated on the test split (5.5 minutes on 2 cores, measured).
+# of its best configuration, evaluated on the test split (about 6 minutes on 2 cores, set-up included, measured).
 demo: install
 	name=quick-$$(date +%Y%m%d-%H%M%S) && \
 	$(ALPHABET) search experiments/quick.yaml --set storage.name=$$name && \

@@ -82,7 +82,7 @@ def test_resume_is_bit_identical_on_cpu(tmp_path):
 
 
 def test_an_interrupted_retrain_resumes_bit_identical_and_writes_its_report(tmp_path):
-    # In process, in seconds; tests/test_faults.py kills a real retrain with SIGKILL (make test-all).
+    # In process, in about 20 s; tests/test_faults.py kills a real retrain with SIGKILL (make test-all).
     from search.retrain import retrain
 
     best = tmp_path / "best.yaml"
@@ -90,7 +90,9 @@ def test_an_interrupted_retrain_resumes_bit_identical_and_writes_its_report(tmp_
                                "model: {width: 8, stages: 2, classifier_width: 32, dropout: 0.3}",
                                "augment: {elastic: 1.0, erase: 0.3}",
                                "train: {batch_size: 32}", "log: {progress: never}"]))
-    quiet = lambda *_: None  # noqa: E731
+    def quiet(*_: object) -> None:
+        pass
+
     retrain(str(best), epochs=4, overrides=["log.name=straight"], log=quiet)
     with pytest.raises(Interrupt):
         retrain(str(best), epochs=4, overrides=["log.name=broken"], log=stop_after(3))
