@@ -29,15 +29,18 @@ def full_curves(run_dir: Path, metric: str = METRIC) -> list[list[float]]:
     for path in sorted(run_dir.glob("trial_*/result.json")):
         reports = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         reports.sort(key=lambda r: r["training_iteration"])
+        if any(metric not in r for r in reports):
+            raise KeyError(f"{path}: no {metric!r} in its reports")
         curves.append([r[metric] for r in reports])
     longest = max((len(c) for c in curves), default=0)
     return [c for c in curves if len(c) == longest]
 
 
-def rung_signal(curves: list[list[float]], rungs: list[int], reduction_factor: int = 3) -> list[dict]:
+def rung_signal(curves: list[list[float]], rungs: list[int], reduction_factor: int = 3,
+                lower_is_better: bool = False) -> list[dict]:
     """Per rung epoch: rho, the final best trial's rank there (1 = first), and whether keeping the
     top 1/reduction_factor at this rung and every earlier one keeps it."""
-    values = np.array(curves)
+    values = -np.array(curves) if lower_is_better else np.array(curves)  # higher is better from here on
     final = values.max(1)
     best = int(final.argmax())
     rows, kept = [], True
@@ -53,15 +56,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dirs", nargs="+", type=Path, help="searches whose trials all ran to the end")
     parser.add_argument("--rungs", default="1,3,9", help="rung epochs (default: 1,3,9, ASHA's at grace 1)")
+    parser.add_argument("--metric", default=METRIC, help=f"the search's metric (default: {METRIC}; "
+                        "lower is better for a loss)")
     args = parser.parse_args()
-    rungs = [int(r) for r in args.rungs.split(",")]
+    try:
+        rungs = [int(r) for r in args.rungs.split(",")]
+    except ValueError:
+        sys.exit(f"rung_signal.py: --rungs: expected comma-separated epochs, got {args.rungs!r}")
     print("| search | trials | " + " | ".join(f"epoch {e}: rho, best's rank, kept" for e in rungs) + " |")
     print("|---|---|" + "---|" * len(rungs))
     for run_dir in args.run_dirs:
-        curves = full_curves(run_dir)
+        try:
+            curves = full_curves(run_dir, args.metric)
+        except KeyError as e:
+            sys.exit(f"rung_signal.py: {e.args[0]}; expected --metric to name the search's metric")
         if len(curves) < 3 or len(curves[0]) < max(rungs):
             sys.exit(f"rung_signal.py: {run_dir}: expected at least 3 trials of {max(rungs)}+ epochs each")
-        cells = [f"{r['rho']:.2f}, {r['rank']}, {'yes' if r['kept'] else 'no'}" for r in rung_signal(curves, rungs)]
+        rows = rung_signal(curves, rungs, lower_is_better=args.metric.endswith("loss"))
+        cells = [f"{r['rho']:.2f}, {r['rank']}, {'yes' if r['kept'] else 'no'}" for r in rows]
         print(f"| {run_dir} | {len(curves)} | " + " | ".join(cells) + " |")
 
 

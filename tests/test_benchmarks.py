@@ -68,3 +68,5 @@ def test_rung_signal_finds_a_slow_starter_that_halving_would_prune(tmp_path):
     rows = rung_signal.rung_signal(curves, [1, 3])
     assert [(r["epoch"], r["rank"], r["kept"]) for r in rows] == [(1, 9, False), (3, 1, False)]
     assert rows[1]["rho"] == pytest.approx(1.0)  # at epoch 3 the order is the final one
+    losses = [[1 - v for v in curve] for curve in curves]  # a loss ranks the same trials the same way
+    assert rung_signal.rung_signal(losses, [1, 3], lower_is_better=True) == rows
