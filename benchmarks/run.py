@@ -58,7 +58,7 @@ from alphabet.engine import Trainer, bf16_is_native, predict_probs  # noqa: E402
 from alphabet.metrics import summary_metrics  # noqa: E402
 from alphabet.train import evaluate_split  # noqa: E402
 from alphabet.tta import PLAIN, TTA_VIEWS, View  # noqa: E402
-from search.experiment import load_experiment  # noqa: E402
+from search.experiment import AshaSettings, load_experiment  # noqa: E402
 
 FEMNIST = ROOT.parent / "shared" / "data" / "femnist_letters.npz"
 DOC = ROOT / "docs" / "BENCHMARKS.md"
@@ -478,11 +478,8 @@ def search_variant(full: bool, space: str = "tuned", trials: int | None = None,
 
 def asha_floor(max_t: int, grace: int, rf: int) -> float:
     """The least share of FIFO's trial-epochs ASHA can spend: every trial runs to the first rung and
-    exactly 1/rf of those at each rung go on to the next (Ray's rungs: grace * rf**k below max_t)."""
-    rungs = [grace]
-    while rungs[-1] * rf < max_t:
-        rungs.append(rungs[-1] * rf)
-    stops = rungs + [max_t]
+    exactly 1/rf of those at each rung go on to the next."""
+    stops = AshaSettings(max_t, grace, rf).rungs() + [max_t]
     return sum((stops[k] - (stops[k - 1] if k else 0)) / rf**k for k in range(len(stops))) / max_t
 
 

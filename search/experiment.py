@@ -72,6 +72,15 @@ class AshaSettings:
     grace_period: int = 2
     reduction_factor: float = 3.0
 
+    def rungs(self) -> list[float]:
+        """The epochs at which ASHA compares trials: grace_period * reduction_factor**k below max_t,
+        as Ray's ASHAScheduler places them."""
+        rungs, t = [], self.grace_period
+        while t < self.max_t:
+            rungs.append(t)
+            t *= self.reduction_factor
+        return rungs
+
 
 @dataclass
 class Resources:

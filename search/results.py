@@ -84,15 +84,8 @@ def load_trials(location: RunLocation, experiment: Experiment) -> list[TrialRow]
 
 
 def asha_milestones(experiment: Experiment) -> set[int]:
-    """The epochs at which ASHA may stop a trial: grace_period * reduction_factor**k below max_t,
-    as Ray's ASHAScheduler places its rungs; none for FIFO."""
-    if experiment.search.scheduler != "asha":
-        return set()
-    a, milestones, t = experiment.asha, set(), experiment.asha.grace_period
-    while t < a.max_t:
-        milestones.add(t)
-        t *= a.reduction_factor
-    return milestones
+    """The epochs at which ASHA may stop a trial (its rungs); none for FIFO."""
+    return set(experiment.asha.rungs()) if experiment.search.scheduler == "asha" else set()
 
 
 def trials_table(rows: list[TrialRow], metric: str) -> str:
