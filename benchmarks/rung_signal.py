@@ -5,7 +5,9 @@ Reads searches that ran every trial to the end (FIFO: the random + FIFO arms tha
 for each rung epoch, the Spearman rank correlation between the trials' values there
 and their best over all epochs (ties, such as trials stuck at chance, share a rank),
 the rank there of the trial that ended best, and whether successive halving with
-hindsight (the top third kept at each rung) would have kept that trial.
+hindsight (the top 1/reduction_factor kept at each rung) would have kept that trial.
+The metric, its direction and the rungs are the search's own (its experiment.yaml:
+the rungs its ``asha`` section would have placed).
 
     python benchmarks/rung_signal.py runs/bench-search-efficiency_wide_32trials_grace1*/*/seed*/arm1
 """
@@ -14,16 +16,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import spearmanr  # scikit-learn's own dependency
 
-METRIC = "val_balanced_accuracy"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from alphabet.errors import UserError  # noqa: E402
+from search.runner import load_saved_experiment  # noqa: E402
+from search.storage import RunLocation  # noqa: E402
 
 
-def full_curves(run_dir: Path, metric: str = METRIC) -> list[list[float]]:
+def full_curves(run_dir: Path, metric: str) -> list[list[float]]:
     """Each trial's metric per epoch, for the trials that ran as many epochs as the longest one."""
     curves = []
     for path in sorted(run_dir.glob("trial_*/result.json")):
@@ -36,7 +43,7 @@ def full_curves(run_dir: Path, metric: str = METRIC) -> list[list[float]]:
     return [c for c in curves if len(c) == longest]
 
 
-def rung_signal(curves: list[list[float]], rungs: list[int], reduction_factor: int = 3,
+def rung_signal(curves: list[list[float]], rungs: list[int], reduction_factor: float = 3,
                 lower_is_better: bool = False) -> list[dict]:
     """Per rung epoch: rho, the final best trial's rank there (1 = first), and whether keeping the
     top 1/reduction_factor at this rung and every earlier one keeps it."""
@@ -55,26 +62,23 @@ def rung_signal(curves: list[list[float]], rungs: list[int], reduction_factor: i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dirs", nargs="+", type=Path, help="searches whose trials all ran to the end")
-    parser.add_argument("--rungs", default="1,3,9", help="rung epochs (default: 1,3,9, ASHA's at grace 1)")
-    parser.add_argument("--metric", default=METRIC, help=f"the search's metric (default: {METRIC}; "
-                        "lower is better for a loss)")
     args = parser.parse_args()
-    try:
-        rungs = [int(r) for r in args.rungs.split(",")]
-    except ValueError:
-        sys.exit(f"rung_signal.py: --rungs: expected comma-separated epochs, got {args.rungs!r}")
-    print("| search | trials | " + " | ".join(f"epoch {e}: rho, best's rank, kept" for e in rungs) + " |")
-    print("|---|---|" + "---|" * len(rungs))
+    print("| search | trials | rungs: rho, best's rank, kept |")
+    print("|---|---|---|")
     for run_dir in args.run_dirs:
         try:
-            curves = full_curves(run_dir, args.metric)
-        except KeyError as e:
-            sys.exit(f"rung_signal.py: {e.args[0]}; expected --metric to name the search's metric")
-        if len(curves) < 3 or len(curves[0]) < max(rungs):
-            sys.exit(f"rung_signal.py: {run_dir}: expected at least 3 trials of {max(rungs)}+ epochs each")
-        rows = rung_signal(curves, rungs, lower_is_better=args.metric.endswith("loss"))
-        cells = [f"{r['rho']:.2f}, {r['rank']}, {'yes' if r['kept'] else 'no'}" for r in rows]
-        print(f"| {run_dir} | {len(curves)} | " + " | ".join(cells) + " |")
+            experiment = load_saved_experiment(RunLocation.parse(str(run_dir)))
+            curves = full_curves(run_dir, experiment.search.metric)
+        except (UserError, KeyError) as e:
+            sys.exit(f"rung_signal.py: {e.args[0]}")
+        # Ray judges a trial at its first report at or past a rung
+        rungs = [math.ceil(epoch) for epoch in experiment.asha.rungs()]
+        if len(curves) < 3 or not rungs or len(curves[0]) < rungs[-1]:
+            sys.exit(f"rung_signal.py: {run_dir}: expected at least 3 trials that all ran past the last rung "
+                     f"({rungs[-1] if rungs else 'none: grace_period >= max_t'})")
+        rows = rung_signal(curves, rungs, experiment.asha.reduction_factor, experiment.mode == "min")
+        cells = [f"epoch {r['epoch']}: {r['rho']:.2f}, {r['rank']}, {'yes' if r['kept'] else 'no'}" for r in rows]
+        print(f"| {run_dir} | {len(curves)} | " + "; ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def test_rung_signal_finds_a_slow_starter_that_halving_would_prune(tmp_path):
     (tmp_path / "trial_009").mkdir()  # a trial stopped early is left out: its curve is not whole
     (tmp_path / "trial_009" / "result.json").write_text(json.dumps({"training_iteration": 1,
                                                                      "val_balanced_accuracy": 0.9}))
-    curves = rung_signal.full_curves(tmp_path)
+    curves = rung_signal.full_curves(tmp_path, "val_balanced_accuracy")
     assert len(curves) == 9 and curves[0][:3] == pytest.approx([0.1, 0.1, 0.63])  # epoch order, not file order
     rows = rung_signal.rung_signal(curves, [1, 3])
     assert [(r["epoch"], r["rank"], r["kept"]) for r in rows] == [(1, 9, False), (3, 1, False)]
