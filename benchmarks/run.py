@@ -33,6 +33,7 @@ skipped with a message and leave the document as it was.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -55,10 +56,13 @@ sys.path.insert(0, str(ROOT))
 from alphabet.config import AugmentConfig, Config, load_config, parse_overrides  # noqa: E402
 from alphabet.data import LetterSet, load_splits  # noqa: E402
 from alphabet.engine import Trainer, bf16_is_native, predict_probs  # noqa: E402
+from alphabet.errors import UserError  # noqa: E402
 from alphabet.metrics import summary_metrics  # noqa: E402
 from alphabet.train import evaluate_split  # noqa: E402
 from alphabet.tta import PLAIN, TTA_VIEWS, View  # noqa: E402
 from search.experiment import AshaSettings, load_experiment  # noqa: E402
+from search.runner import load_saved_experiment  # noqa: E402
+from search.storage import RunLocation  # noqa: E402
 
 FEMNIST = ROOT.parent / "shared" / "data" / "femnist_letters.npz"
 DOC = ROOT / "docs" / "BENCHMARKS.md"
@@ -464,7 +468,8 @@ SEARCH_SPACES = {"tuned": ("femnist_search.yaml", "narrowed around what the firs
 
 
 def search_variant(full: bool, space: str = "tuned", trials: int | None = None,
-                   grace: int | None = None, seeds: tuple[int, ...] = (0,)) -> tuple[int, int, int, str]:
+                   grace: int | None = None, seeds: tuple[int, ...] = (0,),
+                   startup: int | None = None) -> tuple[int, int, int, str]:
     """(trials, max_t, grace period, name suffix) of a search benchmark; the suffix names what differs
     from the default, so each variant, and each set of sampler seeds, keeps its own section, figure and
     runs: more seeds of a setting add a section rather than replace the first."""
@@ -472,6 +477,7 @@ def search_variant(full: bool, space: str = "tuned", trials: int | None = None,
     suffix = "" if space == "tuned" else f"_{space}"
     suffix += f"_{trials}trials" if trials not in (None, default_trials) else ""
     suffix += f"_grace{grace}" if grace not in (None, default_grace) else ""
+    suffix += f"_startup{startup}" if startup is not None else ""
     suffix += f"_seeds{'-'.join(map(str, seeds))}" if seeds != (0,) else ""
     return trials or default_trials, max_t, grace or default_grace, suffix
 
@@ -483,30 +489,65 @@ def asha_floor(max_t: int, grace: int, rf: int) -> float:
     return sum((stops[k] - (stops[k - 1] if k else 0)) / rf**k for k in range(len(stops))) / max_t
 
 
+def check_baseline(arm_dir: Path, sets: list[str], experiment: Path) -> None:
+    """Raise UserError unless the search in arm_dir is the random + FIFO arm these settings would run:
+    reusing it is sound only because that arm never reads TPE's settings."""
+    want = load_experiment(experiment, sets)
+    try:
+        got = load_saved_experiment(RunLocation.parse(str(arm_dir)))
+    except UserError as e:
+        raise UserError(f"--search-baseline: {e.args[0]}") from None
+    for section in ("search", "asha"):
+        for key, value in dataclasses.asdict(getattr(want, section)).items():
+            if key != "startup_trials" and dataclasses.asdict(getattr(got, section))[key] != value:
+                raise UserError(f"--search-baseline: {arm_dir}/experiment.yaml: {section}.{key} is "
+                                f"{dataclasses.asdict(getattr(got, section))[key]!r}; expected {value!r}")
+    if got.to_dict()["space"] != want.to_dict()["space"] or got.config != want.config:
+        raise UserError(f"--search-baseline: {arm_dir}/experiment.yaml: its space or config differs from "
+                        f"{experiment.relative_to(ROOT)}'s; expected the same search")
+    if not list(arm_dir.glob("trial_*/result.json")):
+        raise UserError(f"--search-baseline: {arm_dir}: no trial results; expected a finished search")
+
+
 def bench_search(full: bool, seeds: tuple[int, ...] = (0,), space: str = "tuned", trials: int | None = None,
-                 grace: int | None = None) -> str:
+                 grace: int | None = None, startup: int | None = None, baseline: Path | None = None) -> str:
     if not FEMNIST.exists():
         raise Skipped(f"{FEMNIST} is absent")
-    samples, max_t, grace, suffix = search_variant(full, space, trials, grace, seeds)
+    samples, max_t, grace, suffix = search_variant(full, space, trials, grace, seeds, startup)
     file_name, space_text = SEARCH_SPACES[space]
     experiment = ROOT / "benchmarks" / "configs" / file_name
     # (seed offset, settings). TPE draws its start-up trials with a RandomSampler of its own seed: with
     # one seed for both arms, random search's first trials would be TPE's, and a best among them would
     # be "reached" for free.
-    arms = {"Optuna (TPE) + ASHA": (0, ["search.searcher=optuna", "search.scheduler=asha"]),
+    tpe = [] if startup is None else [f"search.startup_trials={startup}"]
+    arms = {"Optuna (TPE) + ASHA": (0, ["search.searcher=optuna", "search.scheduler=asha", *tpe]),
             "random + FIFO": (RANDOM_ARM_SEED_OFFSET, ["search.searcher=random", "search.scheduler=fifo"])}
     # Kept, not temporary: each arm is a search RUN_DIR for `alphabet trials`, TensorBoard or a retrain.
     runs = ROOT / "runs" / f"bench-search-efficiency{suffix}" / time.strftime("%Y%m%d-%H%M%S")
-    results = []  # (seed, {arm: curve}, {arm: wall seconds}), one pair of searches per sampler seed
+
+    def arm_settings(seed: int, offset: int, sets: list[str]) -> list[str]:
+        return sets + [f"search.seed={seed + offset}", f"search.num_samples={samples}",
+                       f"asha.max_t={max_t}", f"asha.grace_period={grace}", "search.time_budget_s=null"]
+
+    base_index = list(arms).index("random + FIFO")
+    if baseline is not None:  # check every seed's before spending an hour on the first
+        for seed in seeds:
+            offset, sets = arms["random + FIFO"]
+            check_baseline(baseline / f"seed{seed}" / f"arm{base_index}", arm_settings(seed, offset, sets),
+                           experiment)
+    results = []  # (seed, {arm: curve}, {arm: wall seconds, None if reused}), one pair per sampler seed
     for seed in seeds:
         curves, walls = {}, {}
         for i, (arm, (offset, sets)) in enumerate(arms.items()):
-            sets = sets + [f"search.seed={seed + offset}", f"search.num_samples={samples}",
-                           f"asha.max_t={max_t}", f"asha.grace_period={grace}", "search.time_budget_s=null",
-                           f"storage.path={runs / f'seed{seed}'}", f"storage.name=arm{i}"]
+            if baseline is not None and i == base_index:
+                curves[arm], walls[arm] = _best_curve(baseline / f"seed{seed}" / f"arm{i}",
+                                                      "val_balanced_accuracy"), None
+                continue
             t0 = time.time()
-            subprocess.run([sys.executable, "-m", "alphabet", "search", str(experiment), "--set", *sets],
-                           check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+            storage = [f"storage.path={runs / f'seed{seed}'}", f"storage.name=arm{i}"]
+            subprocess.run([sys.executable, "-m", "alphabet", "search", str(experiment), "--set",
+                            *arm_settings(seed, offset, sets), *storage], check=True, cwd=ROOT,
+                           stdout=subprocess.DEVNULL)
             walls[arm] = time.time() - t0
             curves[arm] = _best_curve(runs / f"seed{seed}" / f"arm{i}", "val_balanced_accuracy")
         results.append((seed, curves, walls))
@@ -539,17 +580,22 @@ def bench_search(full: bool, seeds: tuple[int, ...] = (0,), space: str = "tuned"
         verdict = f"{reached}, **{ratios[-1]:.2f}**" if reached else "**not reached**"
         third = base[-1][0] / 3
         at_third = [best for spent, best in ours if spent <= third][-1:] or [float("nan")]
-        rows.append(f"| {seed} | {ours[-1][0]}, {ours[-1][1]:.4f}, {walls[ours_name] / 60:.1f} min | "
-                    f"{base[-1][0]}, {base[-1][1]:.4f}, {walls[base_name] / 60:.1f} min | {verdict} | "
-                    f"{at_third[0]:.4f} |")
+        wall = {arm: "reused" if walls[arm] is None else f"{walls[arm] / 60:.1f} min" for arm in walls}
+        rows.append(f"| {seed} | {ours[-1][0]}, {ours[-1][1]:.4f}, {wall[ours_name]} | "
+                    f"{base[-1][0]}, {base[-1][1]:.4f}, {wall[base_name]} | {verdict} | {at_third[0]:.4f} |")
     met = sum(r <= 1 / 3 for r in ratios)
     summary = f"Target, at most 1/3 of random + FIFO's trial-epochs: met for {met} of {len(ratios)} sampler seed(s)."
     if len(ratios) > 1:
         median = statistics.median(ratios)  # inf where most seeds did not reach it
         summary += f" Median share: {'not reached' if math.isinf(median) else f'{median:.2f}'}."
-    loaded = load_experiment(experiment, [f"search.num_samples={samples}"])
+    loaded = load_experiment(experiment, [f"search.num_samples={samples}", *tpe])
+    reused = ("" if baseline is None else f" Random + FIFO's searches are reused from "
+              f"`{baseline.relative_to(ROOT)}` (`--search-baseline`; they read none of TPE's settings, and their "
+              "experiment.yaml was checked against this run's).")
     return (f"## Search efficiency: Optuna + ASHA against random search + FIFO (femnist lowercase, {space} "
-            f"space, {samples} trials, grace {grace}, sampler seeds {', '.join(map(str, seeds))})\n\n"
+            f"space, {samples} trials, grace {grace}, "
+            f"{'' if startup is None else f'{startup} TPE start-up trials, '}"
+            f"sampler seeds {', '.join(map(str, seeds))})\n\n"
             f"`benchmarks/configs/{file_name}` (its space {space_text}) with {samples} trials of up to "
             f"{max_t} epochs each "
             f"(ASHA grace period {grace}, reduction factor 3: even pruning perfectly, ASHA spends at least "
@@ -562,7 +608,7 @@ def bench_search(full: bool, seeds: tuple[int, ...] = (0,), space: str = "tuned"
             f"{base_name}: the same | trial-epochs {ours_name} needed to reach random + FIFO's best, "
             f"share of random + FIFO's | {ours_name}'s best within 1/3 of random + FIFO's trial-epochs |\n"
             "|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
-            f"{summary} The searches are kept in `{runs.relative_to(ROOT)}`.\n\n"
+            f"{summary} The searches are kept in `{runs.relative_to(ROOT)}`.{reused}\n\n"
             f"![best so far against trial-epochs](figures/search_efficiency{suffix}.png)")
 
 
@@ -789,6 +835,11 @@ def main() -> None:
                         help="search: trials per search (default: 16 in full mode, 8 in quick)")
     parser.add_argument("--search-grace", type=int, metavar="EPOCHS",
                         help="search: ASHA's grace period (default: 3 in full mode, 2 in quick)")
+    parser.add_argument("--search-startup", type=int, metavar="N",
+                        help="search: trials TPE samples at random first (default: the experiment's)")
+    parser.add_argument("--search-baseline", type=Path, metavar="RUNS",
+                        help="search: reuse the random + FIFO arms of an earlier run of the same setting "
+                             "(runs/bench-search-efficiency.../TIME); they read none of TPE's settings")
     args = parser.parse_args()
     try:
         seeds = tuple(int(seed) for seed in args.search_seeds.split(","))
@@ -805,16 +856,21 @@ def main() -> None:
             for option, value, default in (("--search-seeds", args.search_seeds, "0"),
                                            ("--search-space", args.search_space, "tuned"),
                                            ("--search-trials", args.search_trials, None),
-                                           ("--search-grace", args.search_grace, None)):
+                                           ("--search-grace", args.search_grace, None),
+                                           ("--search-startup", args.search_startup, None),
+                                           ("--search-baseline", args.search_baseline, None)):
                 command += f" {option} {value}" if value != default else ""
             section += search_variant(args.full, args.search_space, args.search_trials, args.search_grace,
-                                      seeds)[3].replace("_", "-")
+                                      seeds, args.search_startup)[3].replace("_", "-")
         try:
-            body = (bench_search(args.full, seeds, args.search_space, args.search_trials, args.search_grace)
+            body = (bench_search(args.full, seeds, args.search_space, args.search_trials, args.search_grace,
+                                 args.search_startup, args.search_baseline and args.search_baseline.resolve())
                     if name == "search" else BENCHMARKS[name](args.full))
         except Skipped as why:
             print(f"{name}: skipped: {why}")
             continue
+        except UserError as e:
+            sys.exit(f"benchmarks/run.py: {e.args[0]}")
         write_section(f"{section}-cuda" if CUDA else section, body, command)
 
 

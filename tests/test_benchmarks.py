@@ -70,3 +70,27 @@ def test_rung_signal_finds_a_slow_starter_that_halving_would_prune(tmp_path):
     assert rows[1]["rho"] == pytest.approx(1.0)  # at epoch 3 the order is the final one
     losses = [[1 - v for v in curve] for curve in curves]  # a loss ranks the same trials the same way
     assert rung_signal.rung_signal(losses, [1, 3], lower_is_better=True) == rows
+
+
+def test_a_reused_random_arm_must_be_the_search_this_run_would_have_run(bench, tmp_path):
+    import yaml
+
+    from alphabet.errors import UserError
+    from search.experiment import load_experiment
+
+    experiment = ROOT / "benchmarks" / "configs" / "femnist_search_wide.yaml"
+    sets = ["search.searcher=random", "search.scheduler=fifo", "search.seed=1000", "search.num_samples=32",
+            "asha.max_t=12", "asha.grace_period=1", "search.time_budget_s=null"]
+    arm = tmp_path / "seed0" / "arm1"
+    (arm / "trial_000").mkdir(parents=True)
+    (arm / "trial_000" / "result.json").write_text("{}\n")
+    saved = load_experiment(experiment, [*sets, "search.startup_trials=6"])  # TPE's setting: not compared
+    (arm / "experiment.yaml").write_text(yaml.safe_dump(saved.to_dict(), sort_keys=False))
+    bench.check_baseline(arm, [*sets, "search.startup_trials=12"], experiment)
+    for other, named in ((["search.seed=1001"], "search.seed is 1000; expected 1001"),
+                         (["asha.grace_period=3"], "asha.grace_period is 1; expected 3"),
+                         (["config.train.lr=0.01"], "its space or config differs")):
+        with pytest.raises(UserError, match=named):
+            bench.check_baseline(arm, sets + other, experiment)
+    with pytest.raises(UserError, match="not a search run directory"):
+        bench.check_baseline(tmp_path / "seed1" / "arm1", sets, experiment)
