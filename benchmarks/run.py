@@ -15,6 +15,8 @@ overhead  Ray's share of a trial, and the time from `alphabet search` to the fir
 search    Optuna + ASHA against random + FIFO: best accuracy per trial-epoch (femnist);
           --search-seeds 0,1,2 runs one pair of searches per sampler seed; --search-space
           tuned (femnist_search.yaml, narrowed by earlier searches) or wide (a first search's space);
+          --search-startup N sets TPE's start-up trials, and --search-baseline RUNS reuses the
+          random + FIFO arms of an earlier run of the same setting (they read none of TPE's settings);
           benchmarks/rung_signal.py then reads its kept random + FIFO searches for what ASHA's rungs see
 retrain   epochs/s of the default best CNN at EMNIST-letters size, projected to 500 epochs
 profile   torch.profiler: which ops a training step spends its time in (what bounds the above);
