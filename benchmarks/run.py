@@ -500,10 +500,11 @@ def check_baseline(arm_dir: Path, sets: list[str], experiment: Path) -> None:
     except UserError as e:
         raise UserError(f"--search-baseline: {e.args[0]}") from None
     for section in ("search", "asha"):
-        for key, value in dataclasses.asdict(getattr(want, section)).items():
-            if key != "startup_trials" and dataclasses.asdict(getattr(got, section))[key] != value:
+        wanted, found = (dataclasses.asdict(getattr(e, section)) for e in (want, got))
+        for key in (k for k in wanted if k != "startup_trials"):
+            if found[key] != wanted[key]:
                 raise UserError(f"--search-baseline: {arm_dir}/experiment.yaml: {section}.{key} is "
-                                f"{dataclasses.asdict(getattr(got, section))[key]!r}; expected {value!r}")
+                                f"{found[key]!r}; expected {wanted[key]!r}")
     if got.to_dict()["space"] != want.to_dict()["space"] or got.config != want.config:
         raise UserError(f"--search-baseline: {arm_dir}/experiment.yaml: its space or config differs from "
                         f"{experiment.relative_to(ROOT)}'s; expected the same search")
@@ -592,7 +593,7 @@ def bench_search(full: bool, seeds: tuple[int, ...] = (0,), space: str = "tuned"
         summary += f" Median share: {'not reached' if math.isinf(median) else f'{median:.2f}'}."
     loaded = load_experiment(experiment, [f"search.num_samples={samples}", *tpe])
     reused = ("" if baseline is None else f" Random + FIFO's searches are reused from "
-              f"`{baseline.relative_to(ROOT)}` (`--search-baseline`; they read none of TPE's settings, and their "
+              f"`{os.path.relpath(baseline, ROOT)}` (`--search-baseline`; they read none of TPE's settings, and their "
               "experiment.yaml was checked against this run's).")
     return (f"## Search efficiency: Optuna + ASHA against random search + FIFO (femnist lowercase, {space} "
             f"space, {samples} trials, grace {grace}, "
