@@ -73,10 +73,10 @@ def test_rung_signal_finds_a_slow_starter_that_halving_would_prune(tmp_path):
 
 
 def test_a_reused_random_arm_must_be_the_search_this_run_would_have_run(bench, tmp_path):
-    import yaml
-
     from alphabet.errors import UserError
     from search.experiment import load_experiment
+    from search.runner import save_experiment
+    from search.storage import RunLocation
 
     experiment = ROOT / "benchmarks" / "configs" / "femnist_search_wide.yaml"
     sets = ["search.searcher=random", "search.scheduler=fifo", "search.seed=1000", "search.num_samples=32",
@@ -85,7 +85,7 @@ def test_a_reused_random_arm_must_be_the_search_this_run_would_have_run(bench, t
     (arm / "trial_000").mkdir(parents=True)
     (arm / "trial_000" / "result.json").write_text("{}\n")
     saved = load_experiment(experiment, [*sets, "search.startup_trials=6"])  # TPE's setting: not compared
-    (arm / "experiment.yaml").write_text(yaml.safe_dump(saved.to_dict(), sort_keys=False))
+    save_experiment(saved, RunLocation.parse(str(arm)))  # as `alphabet search` saves it
     bench.check_baseline(arm, [*sets, "search.startup_trials=12"], experiment)
     for other, named in ((["search.seed=1001"], "search.seed is 1000; expected 1001"),
                          (["asha.grace_period=3"], "asha.grace_period is 1; expected 3"),
@@ -94,3 +94,6 @@ def test_a_reused_random_arm_must_be_the_search_this_run_would_have_run(bench, t
             bench.check_baseline(arm, sets + other, experiment)
     with pytest.raises(UserError, match="not a search run directory"):
         bench.check_baseline(tmp_path / "seed1" / "arm1", sets, experiment)
+    (arm / "trial_000" / "result.json").unlink()  # a search that never reported
+    with pytest.raises(UserError, match="no trial results"):
+        bench.check_baseline(arm, sets, experiment)
