@@ -505,7 +505,7 @@ def check_baseline(arm_dir: Path, sets: list[str], experiment: Path) -> None:
             if found[key] != wanted[key]:
                 raise UserError(f"--search-baseline: {arm_dir}/experiment.yaml: {section}.{key} is "
                                 f"{found[key]!r}; expected {wanted[key]!r}")
-    if got.to_dict()["space"] != want.to_dict()["space"] or got.config != want.config:
+    if got.space != want.space or got.config != want.config:
         raise UserError(f"--search-baseline: {arm_dir}/experiment.yaml: its space or config differs from "
                         f"{experiment.relative_to(ROOT)}'s; expected the same search")
     if not list(arm_dir.glob("trial_*/result.json")):
@@ -534,8 +534,8 @@ def bench_search(full: bool, seeds: tuple[int, ...] = (0,), space: str = "tuned"
 
     base_index = list(arms).index("random + FIFO")
     if baseline is not None:  # check every seed's before spending an hour on the first
+        offset, sets = arms["random + FIFO"]
         for seed in seeds:
-            offset, sets = arms["random + FIFO"]
             check_baseline(baseline / f"seed{seed}" / f"arm{base_index}", arm_settings(seed, offset, sets),
                            experiment)
     results = []  # (seed, {arm: curve}, {arm: wall seconds, None if reused}), one pair per sampler seed
