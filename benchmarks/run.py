@@ -9,6 +9,8 @@ seed      time to accuracy: the seed's recipe against the project's default (fem
 schedules one-cycle against cosine with a short warmup: accuracy and time to the seed's best (femnist)
 variants  validation accuracy of the searched best: fp32 against bf16 autocast, with the training
           writers' capitals as auxiliary classes, and one-cycle against cosine at 12 and 60 epochs (femnist)
+batch     validation accuracy of the searched best's retrain recipe at batch 128 against batch 512
+          with the lr scaled by the square root and linearly (femnist)
 tta       test-time augmentation: validation accuracy of the searched best with several view sets,
           single models and their ensemble (femnist)
 overhead  Ray's share of a trial, and the time from `alphabet search` to the first trial
@@ -327,6 +329,50 @@ def bench_variants(full: bool) -> str:
             "writers' lowercase letters; balanced accuracy after the last epoch.\n\n"
             f"| variant | training images | {head} | mean |\n|---|---|" + "---|" * (len(seeds) + 1) + "\n"
             + "\n".join(rows))
+
+
+# --- batch size of the retrain: what a larger batch costs in accuracy ---------------------------
+
+# The retrain's recipe (benchmarks/configs/femnist_best.yaml, the "Sixth retrain"); the file's
+# batch of 128 and lr against batch 512 with the lr scaled by the square root and linearly.
+RETRAIN_RECIPE = ["train.amp=true", "train.schedule=cosine", "train.logit_adjustment=1"]
+BATCH_ARMS = {"batch 128 (the recipe)": (128, 1.0), "batch 512, lr x2 (square-root scaling)": (512, 2.0),
+              "batch 512, lr x4 (linear scaling)": (512, 4.0)}
+
+
+def bench_batch(full: bool) -> str:
+    if not FEMNIST.exists():
+        raise Skipped(f"{FEMNIST} is absent")
+    seeds, epochs = ((0, 1, 2), 60) if full else ((0,), 4)
+    base = [f"data.source=npz:{FEMNIST}", f"train.epochs={epochs}", *RETRAIN_RECIPE]
+    recipe = load_config(BEST_CONFIG, base)
+    splits = load_splits(recipe.data)
+    rows = []
+    for name, (batch, lr_factor) in BATCH_ARMS.items():
+        lr = recipe.train.lr * lr_factor
+        finals, seconds = [], 0.0
+        for seed in seeds:
+            config = load_config(BEST_CONFIG, [*base, f"train.batch_size={batch}", f"train.lr={lr:g}",
+                                               f"train.seed={seed}"])
+            trainer = Trainer(config, splits.train)
+            t0 = time.perf_counter()
+            for _ in range(epochs):
+                trainer.train_epoch()
+            sync()
+            seconds += time.perf_counter() - t0
+            finals.append(evaluate_split(trainer, splits.val)[0]["balanced_accuracy"])
+        steps = math.ceil(len(splits.train) / batch) * epochs
+        rows.append(f"| {name} | {lr:g} | {steps:,} | " + " | ".join(f"{a:.4f}" for a in finals)
+                    + f" | **{np.mean(finals):.4f}** | {seconds / len(seeds) / epochs:.2f} |")
+    head = " | ".join(f"seed {s}" for s in seeds)
+    return ("## Batch size of the retrain: accuracy at batch 512 (femnist lowercase)\n\n"
+            f"`{BEST_CONFIG.relative_to(ROOT)}` with the retrain's recipe (cosine schedule, 0.5-epoch warmup, "
+            f"logit-adjusted loss, bf16 autocast), {epochs} epochs on the training writers "
+            f"({len(splits.train):,} letters), scored in fp32 on the validation writers ({len(splits.val):,}); "
+            "balanced accuracy after the last epoch. The same epochs at batch 512 take a quarter of the "
+            "optimizer steps.\n\n"
+            f"| arm | lr | optimizer steps | {head} | mean | s per epoch |\n|---|---|---|"
+            + "---|" * (len(seeds) + 2) + "\n" + "\n".join(rows))
 
 
 # --- test-time augmentation: which views, chosen on validation writers --------------------------
@@ -817,7 +863,7 @@ def bench_share(full: bool) -> str:
 
 BENCHMARKS: dict[str, Callable[[bool], str]] = {"datapath": bench_datapath, "seed": bench_seed,
                                                "variants": bench_variants, "schedules": bench_schedules,
-                                               "tta": bench_tta,
+                                               "batch": bench_batch, "tta": bench_tta,
                                                "overhead": bench_overhead, "search": bench_search,
                                                "retrain": bench_retrain, "profile": bench_profile,
                                                "gpu": bench_gpu, "share": bench_share}
