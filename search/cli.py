@@ -52,7 +52,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         args.epochs = 1
     if args.resume and args.seeds is not None:
         raise UserError("--resume: expected no --seeds; a resumed retrain keeps its own")
-    retrain(args.target, args.epochs, args.set, args.resume, args.seeds)
+    if args.resume and args.batch_size is not None:
+        raise UserError("--resume: expected no --batch-size; a resumed retrain keeps its own")
+    retrain(args.target, args.epochs, args.set, args.resume, args.seeds, batch_size=args.batch_size)
     return 0
 
 
@@ -74,7 +76,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, help="default: the experiment's retrain.epochs (500)")
     p.add_argument("--seeds", type=int, metavar="N",
                    help="train N seeds and report their ensemble (default: the experiment's retrain.seeds, 1)")
-    add_set_argument(p, "train.batch_size=256")
+    p.add_argument("--batch-size", type=int, metavar="N",
+                   help="train at batch N, the lr scaled by the square root of N over the searched batch "
+                        "(default: the experiment's retrain.batch_size, else the searched batch)")
+    add_set_argument(p, "train.label_smoothing=0.1")
     p.add_argument("--resume", metavar="RETRAIN_DIR", help="continue an interrupted retrain")
     p.add_argument("--smoke-test", action="store_true", help="retrain for one epoch")
     p.set_defaults(func=cmd_retrain)

@@ -8,7 +8,8 @@ An experiment YAML has these sections (all but ``space`` optional)::
     asha:       max_t (epochs), grace_period, reduction_factor
     resources:  cpus_per_trial, gpus_per_trial ("auto" = from the hardware found)
     storage:    path (local dir, NFS path or s3:// / gs:// URI), name
-    retrain:    epochs, seeds (more than 1 trains that many seeds and reports their ensemble)
+    retrain:    epochs, seeds (more than 1 trains that many seeds and reports their ensemble),
+                batch_size (null: the searched one; another scales the lr, see search/retrain.py)
 
 Every key is checked; a mistake is one UserError line naming file and key.
 """
@@ -106,6 +107,7 @@ class Experiment:
     storage: Storage = field(default_factory=Storage)
     retrain_epochs: int = 500
     retrain_seeds: int = 1  # more than 1: an ensemble of that many seeds
+    retrain_batch_size: int | None = None  # None: the searched config's batch size
     source: str = "experiment"  # the file it came from, for messages
 
     @property
@@ -139,7 +141,8 @@ class Experiment:
             "asha": dataclasses.asdict(self.asha),
             "resources": dataclasses.asdict(self.resources),
             "storage": dataclasses.asdict(self.storage),
-            "retrain": {"epochs": self.retrain_epochs, "seeds": self.retrain_seeds},
+            "retrain": {"epochs": self.retrain_epochs, "seeds": self.retrain_seeds,
+                        "batch_size": self.retrain_batch_size},
         }
 
 
@@ -245,15 +248,17 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
     if storage.keep_checkpoints < 1:
         raise UserError(f"{origin}: storage.keep_checkpoints: expected a value >= 1, got {storage.keep_checkpoints}")
     retrain = raw.get("retrain") or {}
-    if not isinstance(retrain, dict) or set(retrain) - {"epochs", "seeds"}:
-        raise UserError(f"{origin}: retrain: expected a mapping with the keys epochs and seeds")
-    epochs, seeds = retrain.get("epochs", 500), retrain.get("seeds", 1)
-    for key, value in (("epochs", epochs), ("seeds", seeds)):
+    if not isinstance(retrain, dict) or set(retrain) - {"epochs", "seeds", "batch_size"}:
+        raise UserError(f"{origin}: retrain: expected a mapping with the keys epochs, seeds and batch_size")
+    epochs, seeds, batch = retrain.get("epochs", 500), retrain.get("seeds", 1), retrain.get("batch_size")
+    for key, value in (("epochs", epochs), ("seeds", seeds), ("batch_size", batch)):
+        if key == "batch_size" and value is None:
+            continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UserError(f"{origin}: retrain.{key}: expected a positive integer, got {value!r}")
     # Every trial runs the full ASHA horizon; the schedule is laid out over it.
     config.train.epochs = asha.max_t
-    return Experiment(config, space, search, asha, resources, storage, epochs, seeds, origin)
+    return Experiment(config, space, search, asha, resources, storage, epochs, seeds, batch, origin)
 
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Experiment:

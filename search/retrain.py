@@ -1,12 +1,20 @@
-"""Retrain the best configuration on train + validation for the full epochs, then report on test."""
+"""Retrain the best configuration on train + validation for the full epochs, then report on test.
+
+A retrain may use a larger batch than the search did (``--batch-size``, ``retrain.batch_size``):
+on a GPU, 500 epochs of the default CNN at batch 512 took a fifth of the time at 128. The lr is
+then scaled by the square root of the batch ratio, which kept the femnist recipe's validation
+accuracy at batch 512 (docs/BENCHMARKS.md, "Batch size of the retrain"); ``--set train.lr=...``
+chooses it yourself.
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
-from alphabet.config import load_config, parse_overrides
+from alphabet.config import Config, load_config, parse_overrides
 from alphabet.errors import UserError
-from alphabet.train_ensemble import train_seeds
+from alphabet.train_ensemble import CONFIG_FILE, train_seeds
 from search.results import BEST_FILE, SUMMARY_FILE, read_summary
 from search.runner import EXPERIMENT_FILE, load_saved_experiment
 from search.storage import RunLocation
@@ -47,36 +55,55 @@ def unique_name(parent: Path, stem: str) -> str:
     return name
 
 
+def batch_overrides(searched: Config, batch: int, overrides: list[str]) -> list[str]:
+    """The overrides that retrain ``searched`` at ``batch``: the batch, and the lr scaled by the
+    square root of the batch ratio unless ``overrides`` set train.lr themselves."""
+    given = parse_overrides(overrides).get("train", {})
+    if "batch_size" in given:
+        raise UserError(f"--batch-size {batch} and --set train.batch_size={given['batch_size']}: expected one of them")
+    if batch == searched.train.batch_size or "lr" in given:
+        return [f"train.batch_size={batch}"]
+    lr = searched.train.lr * math.sqrt(batch / searched.train.batch_size)
+    return [f"train.batch_size={batch}", f"train.lr={lr!r}"]
+
+
 def retrain(target: str | None, epochs: int | None = None, overrides: list[str] | None = None,
-            resume: str | None = None, seeds: int | None = None, log=print) -> dict:
+            resume: str | None = None, seeds: int | None = None, log=print, batch_size: int | None = None) -> dict:
     """Train the best configuration on train + validation; ``seeds`` > 1 trains an ensemble.
 
-    ``epochs`` and ``seeds`` default to the search experiment's retrain section.
+    ``epochs``, ``seeds`` and ``batch_size`` default to the search experiment's retrain section.
     """
     if resume:
         run_dir = Path(resume)
         result = train_seeds(None, resume=run_dir, log=log)
         search_dir = run_dir.parent if (run_dir.parent / EXPERIMENT_FILE).is_file() else None
+        best = run_dir.parent / BEST_FILE
     else:
         best, search_dir = _locate(target)
         saved = load_saved_experiment(RunLocation.parse(str(search_dir))) if search_dir else None
         epochs = epochs if epochs is not None else saved.retrain_epochs if saved else 500
         seeds = seeds if seeds is not None else saved.retrain_seeds if saved else 1
+        batch_size = batch_size if batch_size is not None else saved.retrain_batch_size if saved else None
         if epochs < 1:  # --seeds is checked by train_seeds, also before any work
             raise UserError(f"--epochs: expected a positive integer, got {epochs}")
+        if batch_size is not None and batch_size < 1:
+            raise UserError(f"--batch-size: expected a positive integer, got {batch_size}")
         parent = search_dir or best.parent
         every = max(1, epochs // 20)  # about 20 figure sets and numbered checkpoints per run
         fixed = [f"train.epochs={epochs}", "data.val_fraction=0", f"log.out_dir={parent}",
                  f"log.name={unique_name(parent, 'retrain')}", f"log.figures_every={every}",
                  f"log.checkpoint_every={every}"]
         parse_overrides(overrides or [])  # reject malformed ones before any work
+        if batch_size is not None:
+            fixed += batch_overrides(load_config(best), batch_size, overrides or [])
         config = load_config(best, fixed + list(overrides or []))
+        log(f"retrain: batch {config.train.batch_size}, lr {config.train.lr:.4g}, {epochs} epochs")
         result = train_seeds(config, seeds, log=log)
-    write_report(Path(result["run_dir"]), result, search_dir)
+    write_report(Path(result["run_dir"]), result, search_dir, best if best.is_file() else None)
     return result
 
 
-def write_report(run_dir: Path, result: dict, search_dir: Path | None) -> Path:
+def write_report(run_dir: Path, result: dict, search_dir: Path | None, best: Path | None = None) -> Path:
     """A Markdown summary: test metrics beside the search's validation figure."""
     test = result["test"]
     summary = read_summary(search_dir) if search_dir else None
@@ -84,6 +111,12 @@ def write_report(run_dir: Path, result: dict, search_dir: Path | None) -> Path:
     lines.append(f"- epochs: {result['epochs']}, parameters: {result['parameters']:,}, "
                  f"train images: {result['sizes']['train']} (train + validation), test images: "
                  f"{result['sizes']['test']}")
+    trained = load_config(run_dir / CONFIG_FILE).train
+    line = f"- batch {trained.batch_size}, lr {trained.lr:.4g}"
+    searched = load_config(best).train if best else None
+    if searched and (searched.batch_size, searched.lr) != (trained.batch_size, trained.lr):
+        line += f" (searched: batch {searched.batch_size}, lr {searched.lr:.4g})"
+    lines.append(line)
     if result["sizes"].get("auxiliary"):
         lines.append(f"- auxiliary training images (data.auxiliary_case, never scored): "
                      f"{result['sizes']['auxiliary']}")

@@ -4,8 +4,10 @@ import optuna
 import pytest
 import yaml
 
+from alphabet.config import load_config
 from alphabet.errors import UserError
 from search.experiment import experiment_from_dict, load_experiment, trial_config
+from search.retrain import batch_overrides
 from search.runner import per_trial_resources
 from search.space import DefineSpace
 
@@ -44,6 +46,22 @@ def test_tpe_startup_trials_scale_with_the_search(search, startup):
     experiment = experiment_from_dict({**GOOD, "search": search}, "x.yaml")
     assert experiment.startup_trials == startup
     assert experiment_from_dict(experiment.to_dict(), "saved.yaml").startup_trials == startup  # --resume
+
+
+def test_retrain_batch_size_is_kept_for_the_retrain():
+    assert experiment_from_dict(GOOD, "x.yaml").retrain_batch_size is None  # the searched batch
+    experiment = experiment_from_dict({**GOOD, "retrain": {"batch_size": 512}}, "x.yaml")
+    assert experiment_from_dict(experiment.to_dict(), "saved.yaml").retrain_batch_size == 512
+
+
+def test_a_larger_retrain_batch_scales_the_lr_by_the_square_root():
+    searched = load_config(None, ["train.batch_size=128", "train.lr=0.0064"])
+    assert batch_overrides(searched, 512, []) == ["train.batch_size=512", "train.lr=0.0128"]
+    assert batch_overrides(searched, 32, []) == ["train.batch_size=32", "train.lr=0.0032"]
+    assert batch_overrides(searched, 128, []) == ["train.batch_size=128"]
+    assert batch_overrides(searched, 512, ["train.lr=0.01"]) == ["train.batch_size=512"]  # the user's lr wins
+    with pytest.raises(UserError, match="--batch-size 512 and --set train.batch_size=256: expected one of them"):
+        batch_overrides(searched, 512, ["train.batch_size=256"])
 
 
 def test_space_is_conditional_and_quantised():
@@ -113,7 +131,9 @@ DELETE = object()
     ({"resources": {"gpus_per_trial": 1.5}}, "resources.gpus_per_trial: expected a fraction"),
     ({"retrain": {"epochs": 0}}, "retrain.epochs: expected a positive integer"),
     ({"retrain": {"seeds": 0}}, "retrain.seeds: expected a positive integer"),
-    ({"retrain": {"ensemble": 3}}, "retrain: expected a mapping with the keys epochs and seeds"),
+    ({"retrain": {"ensemble": 3}}, "retrain: expected a mapping with the keys epochs, seeds and batch_size"),
+    ({"retrain": {"batch_size": 0}}, "retrain.batch_size: expected a positive integer, got 0"),
+    ({"retrain": {"batch_size": "512"}}, "retrain.batch_size: expected a positive integer, got '512'"),
     ({"config/train": {"batch_size": -2}}, "config.train.batch_size: expected a value > 0"),
     ({"config/train": {"epochs": 10}}, "config.train.epochs: expected no value; in an experiment asha.max_t"),
     ({"config/model": {"dropout": 2}}, "config.model.dropout: expected a value in [0, 1)"),

@@ -159,6 +159,20 @@ def test_retrain_with_seeds_reports_an_ensemble(finished_search):
     assert "ensemble of 2 seeds" in report and "| seed 1 |" in report
 
 
+def test_retrain_at_a_larger_batch_scales_the_searched_lr(finished_search):
+    best = yaml.safe_load((finished_search / "best.yaml").read_text())["train"]
+    done = alphabet("retrain", finished_search, "--epochs", "1", "--batch-size", str(4 * best["batch_size"]))
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = max(finished_search.glob("retrain*/report.md"), key=lambda p: p.stat().st_mtime).parent
+    trained = yaml.safe_load((run / "config.yaml").read_text())["train"]
+    assert trained["batch_size"] == 4 * best["batch_size"]
+    assert trained["lr"] == pytest.approx(2 * best["lr"])  # square root of the batch ratio
+    report = (run / "report.md").read_text()
+    assert f"(searched: batch {best['batch_size']}, lr {best['lr']:.4g})" in report
+    clash = alphabet("retrain", finished_search, "--batch-size", "64", "--set", "train.batch_size=16")
+    assert clash.returncode == 2 and "expected one of them" in clash.stderr.strip().splitlines()[-1]
+
+
 def test_second_search_with_the_same_name_gets_a_new_directory(finished_search, tmp_path):
     before = sorted(p.name for p in finished_search.iterdir())
     from search.storage import locate_new_run
