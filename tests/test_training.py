@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -105,6 +106,33 @@ def test_an_interrupted_retrain_resumes_bit_identical_and_writes_its_report(tmp_
     assert (tmp_path / "broken" / "report.md").is_file()
     scores = [json.loads((tmp_path / run / "metrics.json").read_text())["test"] for run in ("straight", "broken")]
     assert scores[0]["confusion_matrix"] == scores[1]["confusion_matrix"]
+
+
+def test_the_experiments_retrain_batch_applies_unless_the_command_line_sets_one(tmp_path):
+    from search.experiment import experiment_from_dict
+    from search.retrain import retrain
+    from search.runner import save_experiment
+    from search.storage import RunLocation
+
+    search_dir = tmp_path / "search"  # a finished search's RUN_DIR, as far as retrain reads one
+    search_dir.mkdir()
+    (search_dir / "best.yaml").write_text(
+        "data: {case: lower, classes: abc, synthetic_size: 150, synthetic_test_size: 30}\n"
+        "model: {width: 4, stages: 1, classifier_width: 16}\ntrain: {batch_size: 16, lr: 0.002}\n"
+        "log: {progress: never}\n")
+    experiment = experiment_from_dict({"space": {"train.lr": {"type": "loguniform", "low": 0.001, "high": 0.01}},
+                                       "retrain": {"epochs": 1, "batch_size": 64}}, "x.yaml")
+    save_experiment(experiment, RunLocation.parse(str(search_dir)))
+
+    def quiet(*_: object) -> None:
+        pass
+
+    trained = [retrain(str(search_dir), overrides=sets, log=quiet)["run_dir"]
+               for sets in ([], ["train.batch_size=32"])]
+    first, second = (load_config(f"{run}/config.yaml").train for run in trained)
+    assert (first.batch_size, first.lr) == (64, pytest.approx(0.004))  # sqrt(64 / 16) times the searched lr
+    assert (second.batch_size, second.lr) == (32, pytest.approx(0.002))  # --set: exactly what it says
+    assert "- batch 64, lr 0.004 (searched: batch 16, lr 0.002)" in (Path(trained[0]) / "report.md").read_text()
 
 
 @pytest.mark.parametrize("tau, lo, hi", [(0.0, 0.0, 0.2), (1.0, 0.35, 0.65)])
