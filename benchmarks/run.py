@@ -302,6 +302,15 @@ VARIANTS = {  # the file's one-cycle schedule and 12 epochs unless a row says ot
 }
 
 
+def trained(config: Config, splits) -> Trainer:
+    """A trainer of ``config`` after all its epochs on the training split (and any auxiliary letters)."""
+    trainer = Trainer(config, splits.train, auxiliary=splits.auxiliary)
+    for _ in range(config.train.epochs):
+        trainer.train_epoch()
+    sync()
+    return trainer
+
+
 def bench_variants(full: bool) -> str:
     if not FEMNIST.exists():
         raise Skipped(f"{FEMNIST} is absent")
@@ -314,10 +323,7 @@ def bench_variants(full: bool) -> str:
         base = [f"data.source=npz:{FEMNIST}", "train.epochs=12", *sets]
         splits = load_splits(load_config(BEST_CONFIG, base).data)  # the seed changes training only
         for seed in seeds:
-            config = load_config(BEST_CONFIG, [*base, f"train.seed={seed}"])
-            trainer = Trainer(config, splits.train, auxiliary=splits.auxiliary)
-            for _ in range(config.train.epochs):
-                trainer.train_epoch()
+            trainer = trained(load_config(BEST_CONFIG, [*base, f"train.seed={seed}"]), splits)
             finals.append(evaluate_split(trainer, splits.val)[0]["balanced_accuracy"])
         rows.append(f"| {name} | {len(trainer.data):,} | " + " | ".join(f"{a:.4f}" for a in finals)
                     + f" | **{np.mean(finals):.4f}** |")
@@ -354,11 +360,8 @@ def bench_batch(full: bool) -> str:
         for seed in seeds:
             config = load_config(BEST_CONFIG, [*base, f"train.batch_size={batch}", f"train.lr={lr:g}",
                                                f"train.seed={seed}"])
-            trainer = Trainer(config, splits.train)
             t0 = time.perf_counter()
-            for _ in range(epochs):
-                trainer.train_epoch()
-            sync()
+            trainer = trained(config, splits)
             seconds += time.perf_counter() - t0
             finals.append(evaluate_split(trainer, splits.val)[0]["balanced_accuracy"])
         steps = math.ceil(len(splits.train) / batch) * epochs
@@ -398,9 +401,7 @@ def bench_tta(full: bool) -> str:
     labels = torch.from_numpy(splits.val.labels)
     probs: dict[str, list[torch.Tensor]] = {name: [] for name in VIEW_SETS}
     for seed in seeds:
-        trainer = Trainer(load_config(BEST_CONFIG, [*base, f"train.seed={seed}"]), splits.train)
-        for _ in range(epochs):
-            trainer.train_epoch()
+        trainer = trained(load_config(BEST_CONFIG, [*base, f"train.seed={seed}"]), splits)
         for name, views in VIEW_SETS.items():
             probs[name].append(predict_probs(trainer.model, splits.val, trainer.device, views=views))
     rows = []
