@@ -21,6 +21,7 @@ from alphabet.errors import UserError
 EXTENSIONS = ("search.cli",)
 
 SMOKE_TEST = ["data.synthetic_size=1300", "data.synthetic_test_size=260", "data.case=lower", "train.epochs=1",
+              "data.train_per_class=50", "data.test_per_class=10",  # tiny on any source, not only synthetic
               "model.width=8", "model.classifier_width=32", "log.figures_every=1"]
 
 

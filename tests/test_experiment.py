@@ -30,6 +30,21 @@ def test_experiment_files_in_repo_are_valid():
         assert experiment.space and experiment.config.train.epochs == experiment.asha.max_t
 
 
+def test_the_search_smoke_test_is_tiny_on_the_experiments_own_data(tmp_path):
+    import numpy as np
+    from test_data import write_emnist
+
+    from alphabet.data import load_splits
+    from search.cli import SMOKE_TEST
+
+    write_emnist(tmp_path, "letters", {"train": np.arange(1, 27).repeat(60), "test": np.arange(1, 27).repeat(20)})
+    experiment = load_experiment("experiments/emnist_letters.yaml", [*SMOKE_TEST, f"config.data.root={tmp_path}"])
+    splits = load_splits(experiment.config.data)
+    assert experiment.config.data.source == "emnist-letters"  # its own data, so the set-up is checked
+    assert len(splits.train) + len(splits.val) == 26 * 40 and len(splits.test) == 26 * 10  # not 60 and 20
+    assert experiment.search.num_samples == 4 and experiment.asha.max_t == 2
+
+
 def test_space_bounds_in_exponent_notation(tmp_path):
     path = tmp_path / "exp.yaml"
     path.write_text("config: {data: {source: synthetic}}\n"
