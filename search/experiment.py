@@ -252,7 +252,7 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
         raise UserError(f"{origin}: retrain: expected a mapping with the keys epochs, seeds and batch_size")
     epochs, seeds, batch = retrain.get("epochs", 500), retrain.get("seeds", 1), retrain.get("batch_size")
     for key, value in (("epochs", epochs), ("seeds", seeds), ("batch_size", batch)):
-        if key == "batch_size" and value is None:
+        if value is None and key == "batch_size":  # the searched batch
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UserError(f"{origin}: retrain.{key}: expected a positive integer, got {value!r}")

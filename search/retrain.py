@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from alphabet.config import Config, load_config, parse_overrides
+from alphabet.config import Config, TrainConfig, load_config, parse_overrides
 from alphabet.errors import UserError
 from alphabet.train_ensemble import CONFIG_FILE, train_seeds
 from search.results import BEST_FILE, SUMMARY_FILE, read_summary
@@ -78,8 +78,10 @@ def retrain(target: str | None, epochs: int | None = None, overrides: list[str] 
         result = train_seeds(None, resume=run_dir, log=log)
         search_dir = run_dir.parent if (run_dir.parent / EXPERIMENT_FILE).is_file() else None
         best = run_dir.parent / BEST_FILE
+        searched = load_config(best) if best.is_file() else None
     else:
         best, search_dir = _locate(target)
+        searched = load_config(best)
         saved = load_saved_experiment(RunLocation.parse(str(search_dir))) if search_dir else None
         given = parse_overrides(overrides or []).get("train", {})  # rejects malformed ones before any work
         epochs = epochs if epochs is not None else saved.retrain_epochs if saved else 500
@@ -96,25 +98,24 @@ def retrain(target: str | None, epochs: int | None = None, overrides: list[str] 
                  f"log.name={unique_name(parent, 'retrain')}", f"log.figures_every={every}",
                  f"log.checkpoint_every={every}"]
         if batch_size is not None:
-            fixed += batch_overrides(load_config(best), batch_size, overrides or [])
+            fixed += batch_overrides(searched, batch_size, overrides or [])
         config = load_config(best, fixed + list(overrides or []))
         log(f"retrain: batch {config.train.batch_size}, lr {config.train.lr:.4g}, {epochs} epochs")
         result = train_seeds(config, seeds, log=log)
-    write_report(Path(result["run_dir"]), result, search_dir, best if best.is_file() else None)
+    write_report(Path(result["run_dir"]), result, search_dir, searched.train if searched else None)
     return result
 
 
-def write_report(run_dir: Path, result: dict, search_dir: Path | None, best: Path | None = None) -> Path:
-    """A Markdown summary: test metrics beside the search's validation figure."""
+def write_report(run_dir: Path, result: dict, search_dir: Path | None, searched: TrainConfig | None = None) -> Path:
+    """A Markdown summary: test metrics beside the search's validation figure (and its batch and lr)."""
     test = result["test"]
     summary = read_summary(search_dir) if search_dir else None
     lines = [f"# Retrain report: {run_dir.name}", ""]
     lines.append(f"- epochs: {result['epochs']}, parameters: {result['parameters']:,}, "
                  f"train images: {result['sizes']['train']} (train + validation), test images: "
                  f"{result['sizes']['test']}")
-    trained = load_config(run_dir / CONFIG_FILE).train
+    trained = load_config(run_dir / CONFIG_FILE).train  # as trained, also after --resume
     line = f"- batch {trained.batch_size}, lr {trained.lr:.4g}"
-    searched = load_config(best).train if best else None
     if searched and (searched.batch_size, searched.lr) != (trained.batch_size, trained.lr):
         line += f" (searched: batch {searched.batch_size}, lr {searched.lr:.4g})"
     lines.append(line)
