@@ -31,7 +31,7 @@ class TrialRow:
     best_epoch: int
     epochs: int
     seconds: float
-    history: list[float] = field(default_factory=list, repr=False)
+    reports: list[tuple[float, float]] = field(default_factory=list, repr=False)  # (timestamp, metric) per epoch
     node: str = ""
 
 
@@ -56,9 +56,13 @@ def load_trials(location: RunLocation, experiment: Experiment) -> list[TrialRow]
     rows = []
     for trial in analysis.trials:
         frame = frames.get(trial.trial_id)
-        history = list(frame[metric]) if frame is not None and metric in frame else []
-        if not history and trial.last_result.get(metric) is not None:
-            history = [trial.last_result[metric]]
+        reports = []
+        if frame is not None and metric in frame:
+            stamps = frame["timestamp"] if "timestamp" in frame else range(len(frame))  # Tune adds it
+            reports = [(float(t), float(v)) for t, v in zip(stamps, frame[metric], strict=True)]
+        elif trial.last_result.get(metric) is not None:
+            reports = [(float(trial.last_result.get("timestamp", 0)), float(trial.last_result[metric]))]
+        history = [value for _, value in reports]
         epochs = int(trial.last_result.get("training_iteration", len(history)) or 0)
         if history:
             pick = int(np.argmax(history) if mode == "max" else np.argmin(history))
@@ -77,7 +81,7 @@ def load_trials(location: RunLocation, experiment: Experiment) -> list[TrialRow]
         else:
             status = "unfinished"
         rows.append(TrialRow(trial.trial_id, status, dict(trial.config), best, best_epoch, epochs,
-                             float(trial.last_result.get("time_total_s", 0.0) or 0.0), history,
+                             float(trial.last_result.get("time_total_s", 0.0) or 0.0), reports,
                              str(trial.last_result.get("node_id", ""))))
     sign = -1 if mode == "max" else 1
     return sorted(rows, key=lambda r: (math.isnan(r.best), sign * (0 if math.isnan(r.best) else r.best)))
@@ -203,21 +207,24 @@ def summary_text(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def best_so_far(rows: list[TrialRow], mode: str) -> list[tuple[int, float]]:
+    """(trial-epochs spent, best value yet) after each epoch's report of every trial, in the order
+    they were reported: what the search had found for the compute it had spent."""
+    reports = sorted((report for r in rows for report in r.reports), key=lambda report: report[0])
+    better = max if mode == "max" else min
+    curve, best = [], -math.inf if mode == "max" else math.inf
+    for spent, (_, value) in enumerate(reports, 1):
+        best = better(best, value)
+        curve.append((spent, best))
+    return curve
+
+
 def summary_png(rows: list[TrialRow], summary: dict, path: Path) -> None:
     from alphabet.figures import plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    # Best so far against trial-epochs spent, in the order trials are listed by Tune (start order).
-    ordered = sorted(rows, key=lambda r: r.trial_id)
-    spent, best_so_far, total, best = [], [], 0, -math.inf if summary["mode"] == "max" else math.inf
-    better = max if summary["mode"] == "max" else min
-    for r in ordered:
-        for value in r.history:
-            total += 1
-            best = better(best, value)
-            spent.append(total)
-            best_so_far.append(best)
-    axes[0].plot(spent, best_so_far)
+    curve = best_so_far(rows, summary["mode"])
+    axes[0].plot([spent for spent, _ in curve], [best for _, best in curve])
     axes[0].set_xlabel("trial-epochs spent")
     axes[0].set_ylabel(f"best {summary['metric']}")
     imp = summary["importances"]

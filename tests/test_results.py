@@ -36,3 +36,14 @@ def test_optunas_caveat_on_a_rarely_sampled_parameter_becomes_a_note(tmp_path):
                "importances": found, "importances_note": note}
     lines = summary_text(summary).splitlines()
     assert lines[-2].startswith("importances: ") and lines[-1] == f"  {note}"
+
+
+def test_the_summary_curve_follows_the_order_of_the_reports_not_of_the_trial_ids():
+    from search.results import TrialRow, best_so_far
+
+    # Trial ids are random: "ffff" started first and reported at t=10 and t=30, "0000" at t=20.
+    first = TrialRow("ffff", "completed", {}, 0.9, 2, 2, 2.0, reports=[(10.0, 0.5), (30.0, 0.9)])
+    second = TrialRow("0000", "pruned", {}, 0.7, 1, 1, 1.0, reports=[(20.0, 0.7)])
+
+    assert best_so_far([second, first], "max") == [(1, 0.5), (2, 0.7), (3, 0.9)]
+    assert best_so_far([second, first], "min") == [(1, 0.5), (2, 0.5), (3, 0.5)]
