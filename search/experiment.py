@@ -251,9 +251,8 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
     if not isinstance(retrain, dict) or set(retrain) - {"epochs", "seeds", "batch_size"}:
         raise UserError(f"{origin}: retrain: expected a mapping with the keys epochs, seeds and batch_size")
     epochs, seeds, batch = retrain.get("epochs", 500), retrain.get("seeds", 1), retrain.get("batch_size")
-    for key, value in (("epochs", epochs), ("seeds", seeds), ("batch_size", batch)):
-        if value is None and key == "batch_size":  # the searched batch
-            continue
+    checked = {"epochs": epochs, "seeds": seeds, **({"batch_size": batch} if batch is not None else {})}
+    for key, value in checked.items():  # a null batch_size means the searched batch
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UserError(f"{origin}: retrain.{key}: expected a positive integer, got {value!r}")
     # Every trial runs the full ASHA horizon; the schedule is laid out over it.

@@ -55,10 +55,9 @@ def unique_name(parent: Path, stem: str) -> str:
     return name
 
 
-def batch_overrides(searched: Config, batch: int, overrides: list[str]) -> list[str]:
+def batch_overrides(searched: Config, batch: int, given: dict) -> list[str]:
     """The overrides that retrain ``searched`` at ``batch``: the batch, and the lr scaled by the
-    square root of the batch ratio unless ``overrides`` set train.lr themselves."""
-    given = parse_overrides(overrides).get("train", {})
+    square root of the batch ratio unless ``given`` (the --set train settings) sets train.lr itself."""
     if "batch_size" in given:
         raise UserError(f"--batch-size {batch} and --set train.batch_size={given['batch_size']}: expected one of them")
     if batch == searched.train.batch_size or "lr" in given:
@@ -98,7 +97,7 @@ def retrain(target: str | None, epochs: int | None = None, overrides: list[str] 
                  f"log.name={unique_name(parent, 'retrain')}", f"log.figures_every={every}",
                  f"log.checkpoint_every={every}"]
         if batch_size is not None:
-            fixed += batch_overrides(searched, batch_size, overrides or [])
+            fixed += batch_overrides(searched, batch_size, given)
         config = load_config(best, fixed + list(overrides or []))
         log(f"retrain: batch {config.train.batch_size}, lr {config.train.lr:.4g}, {epochs} epochs")
         result = train_seeds(config, seeds, log=log)

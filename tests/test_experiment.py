@@ -71,12 +71,12 @@ def test_retrain_batch_size_is_kept_for_the_retrain():
 
 def test_a_larger_retrain_batch_scales_the_lr_by_the_square_root():
     searched = load_config(None, ["train.batch_size=128", "train.lr=0.0064"])
-    assert batch_overrides(searched, 512, []) == ["train.batch_size=512", "train.lr=0.0128"]
-    assert batch_overrides(searched, 32, []) == ["train.batch_size=32", "train.lr=0.0032"]
-    assert batch_overrides(searched, 128, []) == ["train.batch_size=128"]
-    assert batch_overrides(searched, 512, ["train.lr=0.01"]) == ["train.batch_size=512"]  # the user's lr wins
+    assert batch_overrides(searched, 512, {}) == ["train.batch_size=512", "train.lr=0.0128"]
+    assert batch_overrides(searched, 32, {}) == ["train.batch_size=32", "train.lr=0.0032"]
+    assert batch_overrides(searched, 128, {}) == ["train.batch_size=128"]
+    assert batch_overrides(searched, 512, {"lr": 0.01}) == ["train.batch_size=512"]  # the user's lr wins
     with pytest.raises(UserError, match="--batch-size 512 and --set train.batch_size=256: expected one of them"):
-        batch_overrides(searched, 512, ["train.batch_size=256"])
+        batch_overrides(searched, 512, {"batch_size": 256})
 
 
 def test_space_is_conditional_and_quantised():
