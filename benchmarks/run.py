@@ -513,7 +513,9 @@ RANDOM_ARM_SEED_OFFSET = 1000
 # name -> (experiment file, what its space is): the section, figure and runs are named after it
 SEARCH_SPACES = {"tuned": ("femnist_search.yaml", "narrowed around what the first femnist searches found"),
                  "wide": ("femnist_search_wide.yaml", "a first search's space: two optimisers, three decades "
-                          "of learning rate, batch norm on or off, augmentation from none to strong")}
+                          "of learning rate, batch norm on or off, augmentation from none to strong"),
+                 "wide_bn": ("femnist_search_wide_bn.yaml", "the wide space with batch norm fixed on, the choice "
+                             "that decided the wide space's searches")}
 
 
 def search_variant(full: bool, space: str = "tuned", trials: int | None = None,

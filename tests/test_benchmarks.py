@@ -40,6 +40,17 @@ def test_each_search_variant_and_seed_set_has_its_own_name(bench):
     assert bench.search_variant(True, "wide", 32, 1, (2, 3)) == (32, 12, 1, "_wide_32trials_grace1_seeds2-3")
 
 
+def test_each_search_space_is_a_valid_experiment_that_differs_from_the_others(bench):
+    from search.experiment import load_experiment
+
+    loaded = {name: load_experiment(ROOT / "benchmarks" / "configs" / file_name)
+              for name, (file_name, _) in bench.SEARCH_SPACES.items()}
+    assert len({repr(e.space) for e in loaded.values()}) == len(loaded)
+    assert loaded["wide_bn"].config.model.batch_norm is True
+    assert [p.key for p in loaded["wide_bn"].space] == [p.key for p in loaded["wide"].space
+                                                          if p.key != "model.batch_norm"]
+
+
 def test_a_section_is_replaced_in_place_and_the_others_kept(bench, tmp_path, monkeypatch):
     doc = tmp_path / "BENCHMARKS.md"
     monkeypatch.setattr(bench, "DOC", doc)
