@@ -59,11 +59,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UserError(f"--top-k: expected a positive integer, got {args.top_k}")
     results = predict_files(args.checkpoint, args.images, args.top_k, tta=args.tta)
     if args.json:
-        print(json.dumps([{"image": p, "top": [{"letter": c, "probability": q} for c, q in top]}
+        print(json.dumps([{"image": p, "blank": not top, "top": [{"letter": c, "probability": q} for c, q in top]}
                           for p, top in results], indent=2))
     else:
         for path, top in results:
-            print(f"{path}: " + "  ".join(f"{c} {q:.3f}" for c, q in top))
+            print(f"{path}: " + ("  ".join(f"{c} {q:.3f}" for c, q in top) or "blank (no ink found)"))
     return 0
 
 
@@ -126,8 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="top-k letters for image files")
     p.add_argument("checkpoint", help="a checkpoint .pt, an ensemble.yaml or its directory")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="an image of one letter (any size, dark on light or light on dark), or a directory of them")
+    p.add_argument("--top-k", type=int, default=3, metavar="K", help="how many letters to list per image (default 3)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     _add_tta_argument(p)
     p.set_defaults(func=cmd_predict)

@@ -151,6 +151,24 @@ def test_predict_bad_images(cli, trained, tmp_path, make, fragment):
     assert_one_line_error(cli("predict", trained / "checkpoints/last.pt", path), str(path), fragment)
 
 
+def test_predict_a_directory_and_a_blank_page(cli, trained, tmp_path):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    paths = save_letters(folder, 3)
+    Image.new("L", (60, 60), 255).save(folder / "zz_blank.png")
+    (folder / "notes.txt").write_text("not an image: skipped")
+    result = cli("predict", trained / "checkpoints/last.pt", folder, "--top-k", "1")
+    assert result.code == 0, result.err
+    lines = result.out.strip().splitlines()
+    assert [line.split(": ")[0] for line in lines] == [str(p) for p in sorted(paths)] + [str(folder / "zz_blank.png")]
+    assert lines[-1].endswith(": blank (no ink found)")
+    shown = json.loads(cli("predict", trained / "checkpoints/last.pt", folder, "--json").out)
+    assert [r["blank"] for r in shown] == [False, False, False, True] and shown[-1]["top"] == []
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(cli("predict", trained / "checkpoints/last.pt", tmp_path / "empty"),
+                          str(tmp_path / "empty"), "holds no image files")
+
+
 def test_predict_missing_image(cli, trained, tmp_path):
     assert_one_line_error(cli("predict", trained / "checkpoints/last.pt", tmp_path / "none.png"), "file not found")
 

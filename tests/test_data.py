@@ -173,6 +173,7 @@ def test_emnist_style_inverts_dark_on_light():
     (lambda p: None, "no letter sub-folders"),
     (lambda p: (p / "a").mkdir(), "hold no images"),
     (lambda p: (p / "words").mkdir(), "no letter sub-folders"),
+    (lambda p: (p / "a").mkdir() or Image.new("L", (30, 30), 255).save(p / "a" / "1.png"), "1.png: blank image"),
 ])
 def test_folder_source_errors(tmp_path, setup, fragment):
     setup(tmp_path)

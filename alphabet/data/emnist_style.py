@@ -5,6 +5,10 @@ square with a 2 px pad, resized to 28 and stretched so the brightest pixel is 25
 Its 2 px pad is nominal: EMNIST blurs before it crops, so its letters' longer
 side spans about 20 of the 28 pixels (median 20-21 at a 5-20% ink threshold on
 the real letters in femnist_letters.npz). Letters framed here span the same.
+
+An image with no ink (blank, or flat to within ``MIN_INK_CONTRAST`` grey
+levels) frames to all zeros, which ``is_blank`` tells apart: a classifier
+would still name a letter for it, confidently and wrongly.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from alphabet.errors import UserError
 MAX_PIXELS = 40_000_000
 LETTER_SPAN = 20  # pixels of the longer side of the letter, as in real EMNIST images
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+# Above the grey-level noise of JPEG and of a scanned blank page, below a faint pencil stroke.
+MIN_INK_CONTRAST = 12
 
 
 def read_image(path: str | Path) -> Image.Image:
@@ -35,25 +41,80 @@ def read_image(path: str | Path) -> Image.Image:
                 raise UserError(f"{path}: image is {img.width}x{img.height}; expected at most "
                                 f"{MAX_PIXELS:,} pixels")
             img.load()
-            return img.convert("L")
+            return _flatten_alpha(img)
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError) as e:
         raise UserError(f"{path}: not a readable image ({type(e).__name__}); expected PNG, JPEG, "
                         "BMP, GIF, TIFF or WebP") from None
+
+
+def _flatten_alpha(img: Image.Image) -> Image.Image:
+    """Greyscale, with any transparency laid on a page that contrasts with the ink.
+
+    Drawing apps and icons often save a letter as opaque strokes on a transparent
+    background whose hidden colour is the ink's own: dropping the alpha would leave
+    a blank image. The strokes' own brightness picks the page: white under dark ink.
+    """
+    if img.mode not in ("RGBA", "LA", "PA") and "transparency" not in img.info:
+        return img.convert("L")
+    grey_alpha = np.asarray(img.convert("LA"), np.float32)
+    grey, alpha = grey_alpha[..., 0], grey_alpha[..., 1] / 255.0
+    if alpha.min() == 1.0:
+        return Image.fromarray(grey.astype(np.uint8))
+    ink = float((grey * alpha).sum() / max(alpha.sum(), 1e-6))
+    page = 255.0 if ink < 128 else 0.0
+    return Image.fromarray((grey * alpha + page * (1 - alpha)).round().astype(np.uint8))
+
+
+def is_blank(framed: np.ndarray) -> bool:
+    """Whether ``to_emnist_style`` found no ink in the image it framed."""
+    return not framed.any()
+
+
+def _border(img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row, column and value of every pixel on the image's edge."""
+    h, w = img.shape
+    mask = np.zeros((h, w), bool)
+    mask[[0, -1], :] = mask[:, [0, -1]] = True
+    ys, xs = np.nonzero(mask)
+    return ys, xs, img[ys, xs]
+
+
+def _page_surface(img: np.ndarray) -> tuple[np.ndarray, float]:
+    """The page under the ink, and the noise on it, as the border pixels show them.
+
+    A phone photo lights the page unevenly: a fixed threshold takes the darker side
+    of the page for ink. A quadratic surface fitted to the border (refitted without
+    the pixels where ink touches it) follows light falloff and vignetting.
+    """
+    ys, xs, values = _border(img)
+    h, w = img.shape
+    y, x = ys / max(h - 1, 1) - 0.5, xs / max(w - 1, 1) - 0.5
+    terms = np.stack([np.ones_like(x), x, y, x * x, y * y, x * y], 1)
+    keep = np.ones(len(values), bool)
+    for _ in range(3):
+        coef = np.linalg.lstsq(terms[keep], values[keep], rcond=None)[0]
+        residual = values - terms @ coef
+        noise = 1.4826 * float(np.median(np.abs(residual[keep])))
+        keep = residual < 3 * noise + 1.0  # ink is brighter here: drop it from the fit
+    gy, gx = np.linspace(-0.5, 0.5, h)[:, None], np.linspace(-0.5, 0.5, w)[None, :]  # broadcast, not meshed
+    surface = coef[0] + coef[1] * gx + coef[2] * gy + coef[3] * gx * gx + coef[4] * gy * gy + coef[5] * gx * gy
+    return surface.astype(np.float32), noise
 
 
 def to_emnist_style(grey: np.ndarray) -> np.ndarray:
     """Greyscale array of any size -> (28, 28) uint8, white ink on black, centred."""
     img = grey.astype(np.float32)
     # Dark ink on a light page is the common case for photos and scans: invert it.
-    border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
-    if border.mean() > 127:
+    if _border(img)[2].mean() > 127:
         img = 255.0 - img
-    img -= np.median(border) if border.mean() <= 127 else 255.0 - np.median(border)
-    img = np.clip(img, 0, None)
+    surface, noise = _page_surface(img)
+    # Three noise sigmas below the page are grain, not ink; what is left starts at zero.
+    img = np.clip(img - surface - 3 * noise, 0, None)
     peak = img.max()
-    if peak <= 0:
+    if peak < MIN_INK_CONTRAST:
         return np.zeros((28, 28), np.uint8)
-    ys, xs = np.nonzero(img > 0.1 * peak)
+    # Grain that outlives the floor is single pixels: the frame needs more than the floor again.
+    ys, xs = np.nonzero(img > max(0.1 * peak, 2 * noise))
     crop = img[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
     side = max(crop.shape)
     square = np.zeros((side, side), np.float32)

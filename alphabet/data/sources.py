@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from alphabet.config import DataConfig
-from alphabet.data.emnist_style import IMAGE_SUFFIXES, load_letter_image
+from alphabet.data.emnist_style import IMAGE_SUFFIXES, is_blank, load_letter_image
 from alphabet.data.letterset import LetterSet
 from alphabet.errors import UserError
 
@@ -153,15 +153,21 @@ def load_folder(path: str, config: DataConfig) -> SourceData:
     folders = sorted(d for d in root.iterdir() if d.is_dir() and len(d.name) == 1 and d.name.isalpha())
     if not folders:
         raise UserError(f"{root}: no letter sub-folders; expected sub-folders named a, b, ... or A, B, ...")
-    images, labels = [], []
+    images, labels, blank = [], [], []
     for label, folder in enumerate(folders):
         for file in sorted(folder.iterdir()):
             if file.suffix.lower() in IMAGE_SUFFIXES:
                 images.append(load_letter_image(file))
                 labels.append(label)
+                if is_blank(images[-1]):
+                    blank.append(file)
     if not images:
         raise UserError(f"{root}: the letter sub-folders hold no images; expected "
                         f"{', '.join(sorted(IMAGE_SUFFIXES))} files")
+    if blank:
+        # A blank image under a letter's name would teach, or score, a letter that is not there.
+        others = f" and {len(blank) - 1} more" if len(blank) > 1 else ""
+        raise UserError(f"{blank[0]}{others}: blank image (no ink found); expected one letter per image")
     return SourceData(LetterSet(np.stack(images), np.array(labels), [d.name for d in folders]), None)
 
 
