@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import string
 import types
 import typing
 from dataclasses import dataclass, field
@@ -184,8 +185,8 @@ def _check_value(key: str, value: Any, where: str) -> None:
         raise UserError(f"{where}: expected a value >= 0, got {value!r}")
     if key in UNIT_INTERVAL and not 0 <= value < 1:
         raise UserError(f"{where}: expected a value in [0, 1), got {value!r}")
-    if key == "data.classes" and not value.strip():
-        raise UserError(f"{where}: expected a non-empty string of letters, got {value!r}")
+    if key == "data.classes" and not (value.isascii() and value.isalpha()):
+        raise UserError(f"{where}: expected letters a-z or A-Z only (e.g. aeiou), got {value!r}")
 
 
 def from_dict(raw: dict, origin: str = "config", cls: type = Config, prefix: str = "", shown: str = "") -> Any:
@@ -210,7 +211,23 @@ def from_dict(raw: dict, origin: str = "config", cls: type = Config, prefix: str
             where = f"{origin}: {shown}{dotted}"
             kwargs[key] = _coerce(value, typing.get_type_hints(cls)[key], where)
             _check_value(dotted, kwargs[key], where)
-    return cls(**kwargs)
+    built = cls(**kwargs)
+    if cls is DataConfig:
+        _check_classes(built, f"{origin}: {shown}{prefix}classes")
+    return built
+
+
+def _check_classes(data: DataConfig, where: str) -> None:
+    """data.classes against data.case: letters the case drops, or fewer than two classes left."""
+    if not data.classes:
+        return
+    wanted = set(data.classes.lower() if data.case == "merged" else data.classes)
+    case_letters = {"lower": string.ascii_lowercase, "upper": string.ascii_uppercase}.get(data.case)
+    if case_letters and not wanted <= set(case_letters):
+        raise UserError(f"{where}: {''.join(sorted(wanted - set(case_letters)))} not in data.case={data.case!r}; "
+                        f"expected {data.case}case letters, got {data.classes!r}")
+    if len(wanted) < 2:
+        raise UserError(f"{where}: expected at least two letters, got {data.classes!r}")
 
 
 def to_dict(config: Any) -> dict:

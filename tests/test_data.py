@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alphabet.config import DataConfig
+from alphabet.config import DataConfig, load_config
 from alphabet.data import load_splits
 from alphabet.data.emnist_style import to_emnist_style
 from alphabet.data.sources import load_source
@@ -201,9 +201,17 @@ def test_merged_case_maps_upper_to_lower():
     assert splits.val is None
 
 
-def test_classes_that_match_nothing():
-    with pytest.raises(UserError, match="leave no class"):
-        load_splits(DataConfig(case="upper", classes="abc", synthetic_size=52))
+def test_classes_of_the_other_case_are_refused():
+    with pytest.raises(UserError, match="data.classes: abc not in data.case='upper'"):
+        load_config(None, ["data.case=upper", "data.classes=abc"])
+
+
+def test_classes_the_source_lacks_are_named(tmp_path):
+    for letter in "ab":
+        (tmp_path / letter).mkdir()
+        make_letter(True).save(tmp_path / letter / "1.png")
+    with pytest.raises(UserError, match="data.classes='abc': no c with data.case='all'; expected some of ab"):
+        load_splits(DataConfig(source=f"folder:{tmp_path}", classes="abc"))
 
 
 def test_unknown_source():

@@ -152,7 +152,7 @@ DELETE = object()
     ({"config/train": {"batch_size": -2}}, "config.train.batch_size: expected a value > 0"),
     ({"config/train": {"epochs": 10}}, "config.train.epochs: expected no value; in an experiment asha.max_t"),
     ({"config/model": {"dropout": 2}}, "config.model.dropout: expected a value in [0, 1)"),
-    ({"config/data": {"classes": ""}}, "config.data.classes: expected a non-empty string"),
+    ({"config/data": {"classes": ""}}, "config.data.classes: expected letters a-z or A-Z"),
     ({"storage": {"name": "../escape"}}, "storage.name: expected letters"),
 ])
 def test_bad_experiment_files(cli, tmp_path, changes, fragment):

@@ -42,10 +42,16 @@ def select_classes(data: LetterSet, config: DataConfig, origin: str) -> LetterSe
         names = sorted(set(mapping.values()))
     if config.classes:
         wanted = config.classes.lower() if config.case == "merged" else config.classes
+        # A letter asked for and silently absent would leave a task smaller than the user thinks.
+        missing = sorted(set(wanted) - set(names))
+        if missing:
+            raise UserError(f"{origin}: data.classes={config.classes!r}: no {''.join(missing)} with "
+                            f"data.case={config.case!r}; expected some of {''.join(names)}")
         names = [c for c in names if c in wanted]
-    if not names:
-        raise UserError(f"{origin}: data.case={config.case!r} and data.classes={config.classes!r} leave no "
-                        f"class; the source has {''.join(data.classes)}")
+    if len(names) < 2:
+        raise UserError(f"{origin}: data.case={config.case!r} and data.classes={config.classes!r} leave "
+                        f"{''.join(names) or 'no class'}; expected at least two letters of "
+                        f"{''.join(data.classes)}")
     return data.relabel(names, mapping)
 
 
