@@ -9,6 +9,7 @@ end, ``best.yaml``, ``trials.csv`` and the search summary.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 
@@ -39,11 +40,27 @@ def per_trial_resources(experiment: Experiment, cluster: dict) -> dict[str, floa
     return {"cpu": cpu, "gpu": gpu}
 
 
-def start_ray(address: str | None) -> dict:
-    """Join the cluster at ``address`` (or RAY_ADDRESS), else start one here. Returns its resources."""
+def cluster_address(address: str | None) -> tuple[str | None, str]:
+    """``--address`` or RAY_ADDRESS, and which of the two it came from, checked in seconds: Ray itself
+    waits minutes on a wrong one."""
+    given, where = (address, "--address") if address else (os.environ.get("RAY_ADDRESS") or None, "RAY_ADDRESS")
+    if given is None or given in ("auto", "local"):  # Ray finds (or starts) a cluster on this machine
+        return given, where
+    host, _, port = given.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"{where}: expected HOST:PORT, as `ray start --head` prints it, got {given!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise UserError(f"{where}: no Ray head answers at {given!r} ({e.strerror or e}); expected the address "
+                        "`ray start --head` printed") from None
+    return given, where
+
+
+def start_ray(address: str | None, where: str = "--address") -> dict:
+    """Join the cluster at ``address`` (see ``cluster_address``), else start one here. Returns its resources."""
     import ray
 
-    address = address or os.environ.get("RAY_ADDRESS")
     if ray.is_initialized():
         return ray.cluster_resources()
     try:
@@ -51,7 +68,7 @@ def start_ray(address: str | None) -> dict:
         ray.init(address=address, include_dashboard=False, configure_logging=True, logging_level="WARNING",
                  log_to_driver=True)
     except ConnectionError as e:
-        raise UserError(f"--address: could not connect to a Ray cluster at {address!r} ({e})") from None
+        raise UserError(f"{where}: could not connect to a Ray cluster at {address!r} ({e})") from None
     return ray.cluster_resources()
 
 
@@ -127,18 +144,19 @@ def run_search(experiment: Experiment | None, address: str | None = None, resume
     from search.checkpoint_repair import RepairStaleCheckpoints
     from search.trainable import train_trial
 
+    address, where = cluster_address(address)  # before anything is loaded or written
     if resume:
         location = RunLocation.parse(resume)
         experiment = load_saved_experiment(location)
-    else:
-        location = locate_new_run(experiment.storage.path, experiment.storage.name, log)
     started = time.time()
     splits = load_splits(experiment.config.data)  # once, in the driver; trials get it from the object store
     if splits.val is None:
         raise UserError(f"{experiment.source}: config.data.val_fraction: expected > 0; a search chooses by "
                         "validation, never by the test split")
-    cluster = start_ray(address)
+    cluster = start_ray(address, where)
     res = per_trial_resources(experiment, cluster)
+    if not resume:  # only now, so that a search refused above leaves no run directory behind
+        location = locate_new_run(experiment.storage.path, experiment.storage.name, log)
     trainable = tune.with_resources(tune.with_parameters(train_trial, experiment=experiment, splits=splits), res)
     log(f"search {location.uri}: {len(splits.train)} train / {len(splits.val)} val images, "
         f"{res['cpu']:g} CPU + {res['gpu']:g} GPU per trial, cluster {cluster.get('CPU', 0):g} CPU "

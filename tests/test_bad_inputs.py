@@ -7,6 +7,8 @@ option) and what was expected, no traceback, and no existing file changed.
 from __future__ import annotations
 
 import hashlib
+import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -165,3 +167,21 @@ def test_bad_input_is_refused_in_one_line(cli, checkpoint, tmp_path, case):
 
 def test_the_suite_has_at_least_twenty_cases():
     assert len(CASES) >= 20
+
+
+def test_a_cluster_address_that_does_not_answer_is_refused_at_once(cli, tmp_path, monkeypatch):
+    # Ray itself would retry for minutes, and the search would have made its run directory by then.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # free once closed: nothing listens there
+    quick = Path(__file__).resolve().parents[1] / "experiments" / "quick.yaml"
+    storage = ["--set", f"storage.path={tmp_path / 'searches'}"]
+    started = time.monotonic()
+    result = cli("search", quick, "--address", f"127.0.0.1:{port}", *storage)
+    assert time.monotonic() - started < 30
+    assert result.code == 2 and result.err.startswith(f"alphabet: error: --address: no Ray head answers at "
+                                                      f"'127.0.0.1:{port}'"), result.err
+    monkeypatch.setenv("RAY_ADDRESS", "headnode")
+    result = cli("search", quick, *storage)
+    assert result.code == 2 and "RAY_ADDRESS: expected HOST:PORT" in result.err, result.err
+    assert not (tmp_path / "searches").exists()
