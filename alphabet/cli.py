@@ -45,10 +45,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from alphabet.evaluate import evaluate_checkpoint
-    from alphabet.rundir import new_run_dir
+    from alphabet.rundir import new_run_dir, removed_unless_resumable
 
-    out = new_run_dir(args.out_dir, args.name or None)
-    evaluate_checkpoint(args.checkpoint, args.data, out, split=args.split, case=args.case, tta=args.tta)
+    # An evaluation writes no checkpoint, so a failed one leaves nothing behind.
+    with removed_unless_resumable(new_run_dir(args.out_dir, args.name or None)) as out:
+        evaluate_checkpoint(args.checkpoint, args.data, out, split=args.split, case=args.case, tta=args.tta,
+                            root=args.data_root, download=args.download)
     return 0
 
 
@@ -119,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the source's test partition (default) or all of it")
     p.add_argument("--case", choices=("all", "lower", "upper", "merged"),
                    help="override the training run's data.case (e.g. merged for 52-class data)")
+    p.add_argument("--data-root", metavar="DIR", help="where EMNIST files are (default: the training run's data.root)")
+    p.add_argument("--download", action="store_true", help="download EMNIST through torchvision if missing")
     _add_tta_argument(p)
     p.add_argument("--out-dir", default="runs", help="parent folder of the evaluation directory")
     p.add_argument("--name", help="name of the evaluation directory (default: a timestamp)")

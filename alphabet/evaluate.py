@@ -36,12 +36,14 @@ def evaluation_set(source: str, split: str, data_config, classes: list[str]) -> 
 
 
 def evaluate_checkpoint(checkpoint: str | Path, source: str, out_dir: Path, split: str = "test",
-                        case: str | None = None, tta: bool = False, log=print) -> dict:
-    """Score ``checkpoint`` (a file, or an ensemble) on ``source``; ``case`` overrides the
-    training run's data.case; ``tta`` averages each image's test-time views."""
+                        case: str | None = None, tta: bool = False, root: str | None = None,
+                        download: bool = False, log=print) -> dict:
+    """Score ``checkpoint`` (a file, or an ensemble) on ``source``; ``case`` and ``root`` override the
+    training run's data.case and data.root; ``tta`` averages each image's test-time views."""
     classifier = load_classifier(checkpoint, pick_device("auto"), tta=tta)
     classes, config = classifier.classes, classifier.config
-    data_config = dataclasses.replace(config.data, source=source, test_source=None, case=case or config.data.case)
+    data_config = dataclasses.replace(config.data, source=source, test_source=None, case=case or config.data.case,
+                                      root=root or config.data.root, download=download)
     data = evaluation_set(source, split, data_config, classes)
     probs = classifier.predict_probs(data)
     labels = torch.from_numpy(data.labels)

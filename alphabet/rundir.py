@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alphabet.errors import UserError
@@ -34,3 +37,16 @@ def new_run_dir(out_dir: str | Path, name: str | None) -> Path:
                             "or --resume to continue that run")
     candidate.mkdir(parents=True, exist_ok=False)
     return candidate
+
+
+@contextmanager
+def removed_unless_resumable(run_dir: Path) -> Iterator[Path]:
+    """Remove ``run_dir`` again if an error or Ctrl-C ends its run before any checkpoint to resume
+    from: a run that failed to start leaves nothing behind, and its name is free for the corrected
+    command. Once a ``last.pt`` exists, the directory is kept for ``--resume``."""
+    try:
+        yield run_dir
+    except BaseException:
+        if not any(run_dir.rglob("last.pt")):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise

@@ -23,7 +23,7 @@ from alphabet.errors import UserError
 from alphabet.metrics import class_report, summary_metrics
 from alphabet.models import count_parameters
 from alphabet.reporting import RunReporter, flatten, write_json
-from alphabet.rundir import new_run_dir
+from alphabet.rundir import new_run_dir, removed_unless_resumable
 
 
 def evaluate_split(trainer: Trainer, data: LetterSet) -> tuple[dict[str, float], torch.Tensor]:
@@ -53,11 +53,14 @@ def run_training(config: Config, resume: str | Path | None = None, log=print) ->
         run_dir = Path(resume)
         payload = load_checkpoint(run_dir / "checkpoints" / "last.pt")
         config = from_dict(payload["config"], f"{run_dir}/checkpoints/last.pt: config")
-    else:
-        run_dir = new_run_dir(config.log.out_dir, config.log.name)
+        return _train(config, run_dir, payload, start, log)
+    with removed_unless_resumable(new_run_dir(config.log.out_dir, config.log.name)) as run_dir:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-        payload = None
+        return _train(config, run_dir, None, start, log)
 
+
+def _train(config: Config, run_dir: Path, payload: dict | None, start: float, log) -> dict:
+    """The run itself, new (``payload`` None) or resumed from ``payload``, a checkpoint."""
     splits = load_splits(config.data)
     trainer = Trainer(config, splits.train, auxiliary=splits.auxiliary)
     best = {"epoch": 0, "val_balanced_accuracy": -1.0}

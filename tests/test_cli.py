@@ -256,3 +256,43 @@ def test_output_into_a_closed_pipe_ends_quietly(trained, tmp_path):
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 141
     assert err == ""
+
+
+def test_a_run_that_fails_to_start_leaves_its_name_free(cli, tmp_path):
+    # Before, the failed run's directory stayed and the corrected command was refused as "exists already".
+    sets = with_sets(TINY + [f"log.out_dir={tmp_path}", "log.name=mine", "train.epochs=1"])
+    missing = cli("train", *sets, "--set", f"data.source=npz:{tmp_path / 'missing.npz'}")
+    assert_one_line_error(missing, "missing.npz: file not found")
+    assert not (tmp_path / "mine").exists()
+    assert cli("train", *sets).code == 0
+    assert (tmp_path / "mine" / "metrics.json").is_file()
+
+
+def test_a_failed_evaluation_leaves_no_directory(cli, trained, tmp_path):
+    result = cli("evaluate", trained / "checkpoints/last.pt", "--data", f"npz:{tmp_path / 'none.npz'}",
+                 "--out-dir", tmp_path / "evals")
+    assert_one_line_error(result, "none.npz: file not found")
+    assert list((tmp_path / "evals").iterdir()) == []
+
+
+def test_an_interrupted_run_is_kept_once_it_can_be_resumed(tmp_path):
+    from alphabet.rundir import removed_unless_resumable
+
+    for name, checkpoint in (("started", True), ("not-started", False)):
+        with pytest.raises(KeyboardInterrupt), removed_unless_resumable(tmp_path / name) as run_dir:
+            (run_dir / "checkpoints").mkdir(parents=True)
+            if checkpoint:
+                (run_dir / "checkpoints" / "last.pt").write_bytes(b"weights")
+            raise KeyboardInterrupt
+    assert (tmp_path / "started" / "checkpoints" / "last.pt").is_file()
+    assert not (tmp_path / "not-started").exists()
+
+
+def test_evaluate_on_emnist_files_found_by_data_root(cli, trained, tmp_path):
+    from test_data import write_emnist
+
+    write_emnist(tmp_path / "emnist", "byclass", {"train": np.arange(62), "test": np.arange(62).repeat(3)})
+    result = cli("evaluate", trained / "checkpoints/last.pt", "--data", "emnist-lowercase",
+                 "--data-root", tmp_path / "emnist", "--out-dir", tmp_path, "--name", "ev")
+    assert result.code == 0, result.err
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["images"] == 18  # a-f, 3 each
