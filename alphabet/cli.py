@@ -89,10 +89,14 @@ def add_set_argument(p: argparse.ArgumentParser, example: str) -> None:
                    help=f"override settings, e.g. --set {example} (repeatable)")
 
 
+def add_download_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--download", action="store_true", help="download EMNIST through torchvision if missing")
+
+
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", help="YAML file with data/model/augment/train/log sections")
     add_set_argument(p, "train.lr=0.01 train.epochs=5")
-    p.add_argument("--download", action="store_true", help="download EMNIST through torchvision if missing")
+    add_download_argument(p)
 
 
 def _add_tta_argument(p: argparse.ArgumentParser) -> None:
@@ -122,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--case", choices=("all", "lower", "upper", "merged"),
                    help="override the training run's data.case (e.g. merged for 52-class data)")
     p.add_argument("--data-root", metavar="DIR", help="where EMNIST files are (default: the training run's data.root)")
-    p.add_argument("--download", action="store_true", help="download EMNIST through torchvision if missing")
+    add_download_argument(p)
     _add_tta_argument(p)
     p.add_argument("--out-dir", default="runs", help="parent folder of the evaluation directory")
     p.add_argument("--name", help="name of the evaluation directory (default: a timestamp)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from alphabet.cli import add_set_argument
+from alphabet.cli import add_download_argument, add_set_argument
 from alphabet.errors import UserError
 
 # Tiny on any source: the experiment's own data (so its set-up is checked too), 40 letters a class.
@@ -30,6 +30,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not args.experiment:
         raise UserError("search: expected EXPERIMENT.yaml (or --resume RUN_DIR)")
     overrides = (SMOKE_TEST if args.smoke_test else []) + list(args.set)
+    if args.download:
+        overrides.append("config.data.download=true")
     run_search(load_experiment(args.experiment, overrides), address=args.address)
     return 0
 
@@ -56,7 +58,10 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         raise UserError("--resume: expected no --seeds; a resumed retrain keeps its own")
     if args.resume and args.batch_size is not None:
         raise UserError("--resume: expected no --batch-size; a resumed retrain keeps its own")
-    retrain(args.target, args.epochs, args.set, args.resume, args.seeds, batch_size=args.batch_size)
+    if args.resume and (args.set or args.download):
+        raise UserError("--resume: expected no --set or --download; a resumed retrain keeps its settings")
+    overrides = list(args.set) + (["data.download=true"] if args.download else [])
+    retrain(args.target, args.epochs, overrides, args.resume, args.seeds, batch_size=args.batch_size)
     return 0
 
 
@@ -66,6 +71,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_set_argument(p, "search.num_samples=50 asha.max_t=20")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted search")
+    add_download_argument(p)
     p.add_argument("--smoke-test", action="store_true", help="a tiny search, to check the set-up")
     p.set_defaults(func=cmd_search)
 
@@ -83,5 +89,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "(default: the experiment's retrain.batch_size, else the searched batch)")
     add_set_argument(p, "train.label_smoothing=0.1")
     p.add_argument("--resume", metavar="RETRAIN_DIR", help="continue an interrupted retrain")
+    add_download_argument(p)
     p.add_argument("--smoke-test", action="store_true", help="retrain for one epoch")
     p.set_defaults(func=cmd_retrain)

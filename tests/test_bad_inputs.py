@@ -146,6 +146,8 @@ CASES = {
         f"members: [{ck}, {edited_checkpoint(ck, t / 'u.pt', lambda p: p.update(classes=list('uvwxyz')))}]\n")
         and t / "m.yaml"), "key members[1]: expected the classes abcdef"),
     "zero seeds": (lambda t, ck: (["train", "--seeds", "0"], "--seeds"), "--seeds: expected a positive integer"),
+    "retrain --resume with new settings": (lambda t, ck: (["retrain", "--resume", t, "--set", "train.lr=0.1"],
+                                                          "--resume"), "expected no --set or --download"),
     "checkpoint: not ours": (_checkpoint(lambda t, ck: torch.save({"w": torch.zeros(3)}, t / "n.pt") or t / "n.pt"),
                              "not an alphabet checkpoint"),
 }

@@ -226,3 +226,17 @@ def test_test_source_is_relabelled_by_class_name(tmp_path):
     assert len(splits.test) == 60
     # label 0 in the file is "c", which is index 2 in the training classes
     assert (splits.test.labels[::3] == 2).all()
+
+
+def test_a_failed_download_says_so(tmp_path, monkeypatch):
+    # Not "corrupt file": the network is what failed (patched here, so no test ever downloads EMNIST).
+    import urllib.error
+
+    from torchvision.datasets import EMNIST
+
+    def offline(self):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(EMNIST, "download", offline)
+    with pytest.raises(UserError, match=r"EMNIST/raw: could not download EMNIST \(URLError: .*expected network"):
+        load_source("emnist-letters", DataConfig(root=str(tmp_path), download=True))

@@ -61,8 +61,14 @@ def _emnist(split: str, train: bool, config: DataConfig) -> tuple[np.ndarray, np
     if not config.download and not all(f.exists() for f in files):
         raise UserError(f"{raw}: EMNIST files missing: expected {files[0].name} and {files[1].name}; "
                         "pass --download (or data.download=true) to fetch them")
+    if not all(f.exists() for f in files):  # so data.download is on
+        try:
+            EMNIST(config.root, split=split, train=train, download=True)
+        except (RuntimeError, OSError) as e:  # URLError is an OSError
+            raise UserError(f"{raw}: could not download EMNIST ({type(e).__name__}: {e}); expected network "
+                            f"access, or {files[0].name} and {files[1].name} put there by hand") from None
     try:
-        ds = EMNIST(config.root, split=split, train=train, download=config.download)
+        ds = EMNIST(config.root, split=split, train=train, download=False)
         images = ds.data.numpy().transpose(0, 2, 1)  # stored transposed; make them upright
         labels = ds.targets.numpy()
     except (RuntimeError, ValueError, TypeError, AssertionError, OSError) as e:
