@@ -20,7 +20,9 @@ def load_script(name: str):
 
 @pytest.fixture(scope="module")
 def bench():
-    return load_script("run")
+    from benchmarks import ray_search
+
+    return ray_search
 
 
 def test_asha_floor_is_the_share_quoted_in_the_readme(bench):
@@ -51,12 +53,14 @@ def test_each_search_space_is_a_valid_experiment_that_differs_from_the_others(be
                                                           if p.key != "model.batch_norm"]
 
 
-def test_a_section_is_replaced_in_place_and_the_others_kept(bench, tmp_path, monkeypatch):
+def test_a_section_is_replaced_in_place_and_the_others_kept(tmp_path, monkeypatch):
+    from benchmarks import common
+
     doc = tmp_path / "BENCHMARKS.md"
-    monkeypatch.setattr(bench, "DOC", doc)
-    bench.write_section("search-seeds0-1", "## first pair\n\nold figures", "cmd a")
-    bench.write_section("search-seeds2-3", "## second pair", "cmd b")
-    bench.write_section("search-seeds0-1", "## first pair\n\nnew figures", "cmd a")
+    monkeypatch.setattr(common, "DOC", doc)
+    common.write_section("search-seeds0-1", "## first pair\n\nold figures", "cmd a")
+    common.write_section("search-seeds2-3", "## second pair", "cmd b")
+    common.write_section("search-seeds0-1", "## first pair\n\nnew figures", "cmd a")
     text = doc.read_text()
     assert "new figures" in text and "old figures" not in text
     assert text.index("first pair") < text.index("second pair")  # replaced where it stood
@@ -108,3 +112,19 @@ def test_a_reused_random_arm_must_be_the_search_this_run_would_have_run(bench, t
     (arm / "trial_000" / "result.json").unlink()  # a search that never reported
     with pytest.raises(UserError, match="no trial results"):
         bench.check_baseline(arm, sets, experiment)
+
+
+def test_the_command_lists_every_benchmark_and_rejects_an_unknown_one():
+    import subprocess
+    import sys
+
+    run = [sys.executable, str(ROOT / "benchmarks" / "run.py")]
+    shown = subprocess.run([*run, "--help"], capture_output=True, text=True, check=True).stdout
+    from benchmarks import ray_search, throughput, training
+    from benchmarks.run import BENCHMARKS
+
+    written = {f for m in (training, throughput, ray_search) for n, f in vars(m).items() if n.startswith("bench_")}
+    assert set(BENCHMARKS.values()) == written  # none written and left out of the command
+    assert all(f"\n{name} " in shown for name in BENCHMARKS)  # each one explained in --help
+    refused = subprocess.run([*run, "--only", "nosuch"], capture_output=True, text=True)
+    assert refused.returncode != 0 and "unknown benchmark 'nosuch'" in refused.stderr

@@ -1,0 +1,320 @@
+"""Speed: the data path against the seed's, epochs per second at EMNIST-letters size, where a
+step's time goes, GPU execution options, and trials sharing one GPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from alphabet.config import AugmentConfig, Config, load_config
+from alphabet.data import LetterSet, load_splits
+from alphabet.engine import Trainer
+from alphabet.train import evaluate_split
+from benchmarks.common import (
+    CUDA,
+    ROOT,
+    Skipped,
+    sync,
+    tiled,
+)
+
+# --- data path: batched on-device augmentation against per-sample PIL in a DataLoader ----------
+
+def _seed_style_loader(images: np.ndarray, labels: np.ndarray, aug: AugmentConfig, batch_size: int):
+    """The seed's pipeline: PIL images, torchvision transforms per sample, DataLoader without workers."""
+    from PIL import Image
+    from torchvision.transforms import v2
+
+    transform = v2.Compose([
+        v2.RandomAffine(degrees=aug.rotate, translate=(aug.translate, aug.translate),
+                        scale=(1 - aug.scale, 1 + aug.scale), shear=np.degrees(np.arctan(aug.shear))),
+        v2.ElasticTransform(alpha=aug.elastic * 10, sigma=5.0) if aug.elastic else v2.Identity(),
+        v2.PILToTensor(),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.RandomErasing(p=aug.erase, value=0) if aug.erase else v2.Identity(),
+    ])
+
+    class Dataset(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return len(labels)
+
+        def __getitem__(self, i: int):
+            return transform(Image.fromarray(images[i])), int(labels[i])
+
+    return torch.utils.data.DataLoader(Dataset(), batch_size=batch_size, shuffle=True, num_workers=0,
+                                       drop_last=True)
+
+
+def bench_datapath(full: bool) -> str:
+    # On a GPU our steps cost little and the seed-style ones much, so each side gets its own count.
+    ours_steps = (600 if full else 200) if CUDA else (60 if full else 20)
+    seed_steps = (60 if full else 20) if CUDA else ours_steps
+    data_sets = ["data.synthetic_size=8000", "data.val_fraction=0", "augment.elastic=1.0", "augment.erase=0.2",
+                 "train.batch_size=128"]
+    splits = load_splits(load_config(None, data_sets).data)
+    train = tiled(splits.train, ours_steps * 128)
+    rows = []
+    for width, cps, arch in ((32, 2, "cnn"), (16, 1, "cnn"), (0, 0, "lenet")):
+        sets = data_sets + [f"model.arch={arch}"]
+        if arch == "cnn":
+            sets += [f"model.width={width}", f"model.convs_per_stage={cps}"]
+        config = load_config(None, sets)
+        trainer = Trainer(config, train)
+        model, opt, device = trainer.model, trainer.optimizer, trainer.device
+        loss_fn = torch.nn.CrossEntropyLoss()
+
+        def step(x, y, model=model, opt=opt, loss_fn=loss_fn, trainer=trainer):
+            opt.zero_grad()
+            with trainer.autocast():
+                loss = loss_fn(model(x).float(), y)
+            loss.backward()
+            opt.step()
+
+        order = torch.randperm(len(trainer.data), device=device)
+        index = [order[i * 128:(i + 1) * 128] for i in range(ours_steps)]
+        for i in range(3):
+            step(*trainer.draw_batch(index[i]))
+        sync()
+        t0 = time.perf_counter()
+        for i in range(ours_steps):
+            trainer.draw_batch(index[i])
+        sync()
+        draw = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for i in range(ours_steps):
+            step(*trainer.draw_batch(index[i]))
+        sync()
+        ours = time.perf_counter() - t0
+        loader = iter(_seed_style_loader(splits.train.images, splits.train.labels, config.augment, 128))
+        t0 = time.perf_counter()
+        for _ in range(seed_steps):
+            x, y = next(loader)
+            x, y = x.to(device), y.to(device)
+            if config.train.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            step(x, y)
+        sync()
+        seed = time.perf_counter() - t0
+        ours_rate, seed_rate = ours_steps * 128 / ours, seed_steps * 128 / seed
+        name = "LeNet (seed)" if arch == "lenet" else f"CNN width {width}, {cps} conv/stage"
+        rows.append(f"| {name} | {ours_rate:,.0f} | {seed_rate:,.0f} | {ours_rate / seed_rate:.2f}x | "
+                    f"{100 * draw / ours:.1f}% |")
+    where = f"on {torch.cuda.get_device_name()}" if CUDA else "on CPU"
+    return ("## Data path: on-device batched augmentation vs per-sample PIL in a DataLoader\n\n"
+            f"Training steps per second {where} with the same model, augmentation strengths (rotate 10, "
+            "shear 0.15, scale 0.1, translate 0.08, elastic 1 px, erase 0.2), batch size 128 and precision "
+            f"({'bf16 autocast' if trainer.use_amp else 'fp32'}), on synthetic images; {ours_steps} steps of ours, "
+            f"{seed_steps} of the seed-style pipeline.\n\n"
+            "| model | ours (img/s) | seed-style (img/s) | speed-up | drawing+augmenting share of our step |\n"
+            "|---|---|---|---|---|\n" + "\n".join(rows))
+
+
+# --- retrain time: epochs per second for the default best CNN at EMNIST-letters size ------------
+
+EMNIST_LETTERS = 124_800
+RETRAIN_SETS = ["data.case=all", "data.synthetic_size=5200", "data.val_fraction=0", "data.synthetic_test_size=52",
+                "model.width=32", "model.convs_per_stage=2", "augment.elastic=0.2", "augment.erase=0.1",
+                "train.schedule=onecycle", "log.progress=never"]  # as the searched best retrains
+
+
+def epoch_seconds(config: Config, train: LetterSet, epochs: int = 2) -> float:
+    """Seconds per training epoch after one warm-up epoch (allocator, cuDNN autotuning, compilation)."""
+    trainer = Trainer(config, train)
+    trainer.train_epoch()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        trainer.train_epoch()
+    sync()
+    return (time.perf_counter() - t0) / epochs
+
+
+def bench_retrain(full: bool) -> str:
+    images = EMNIST_LETTERS if full else EMNIST_LETTERS // 10
+    config = load_config(None, RETRAIN_SETS)
+    generated = load_splits(config.data).train
+    per_epoch = epoch_seconds(config, tiled(generated, images))
+    scaled = per_epoch * EMNIST_LETTERS / images
+    where = f"on {torch.cuda.get_device_name()}" if CUDA else f"on CPU ({torch.get_num_threads()} threads)"
+    projection = "" if images == EMNIST_LETTERS else f" (measured on {images:,} images and scaled linearly)"
+    return ("## Retrain time: the default best CNN at the size of EMNIST letters\n\n"
+            f"CNN 32-64-128, 2 conv/stage, batch 128, affine + elastic + erasing augmentation, {where}, "
+            f"{images:,} training images ({len(generated):,} synthetic letters repeated).\n\n"
+            f"- {per_epoch:.1f} s per epoch, {images / per_epoch:,.0f} images/s.\n"
+            f"- A 500-epoch retrain on {EMNIST_LETTERS:,} images{projection}: **{500 * scaled / 3600:.1f} h**. "
+            "Target: 15 minutes on one H100.")
+
+
+# --- profile: where a training step's time goes, to say what bounds the targets above ----------
+
+def bench_profile(full: bool) -> str:
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    images = 5120 if full else 1280  # one epoch: 40 or 10 steps of 128
+    sections = []
+    for name, sets in (("CNN width 32, 2 conv/stage (the default)", []), ("LeNet (seed)", ["model.arch=lenet"])):
+        config = load_config(None, ["data.case=lower", f"data.synthetic_size={images}", "data.val_fraction=0",
+                                    "data.synthetic_test_size=52", "augment.elastic=1.0", "augment.erase=0.2",
+                                    "log.progress=never", *sets])
+        trainer = Trainer(config, load_splits(config.data).train)
+        draw = trainer.draw_batch
+
+        def labelled_draw(index: torch.Tensor, draw=draw) -> tuple[torch.Tensor, torch.Tensor]:
+            with record_function("draw_batch"):
+                return draw(index)
+
+        trainer.draw_batch = labelled_draw  # so the profile can total the data path's ops
+        trainer.train_epoch()  # warm-up
+        if CUDA:
+            trainer.draw_batch = draw  # on a GPU a label becomes a span of the timeline, not kernel time
+            sections.append(f"**{name}**: " + _gpu_busy(trainer, profile, ProfilerActivity))
+            continue
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            trainer.train_epoch()
+        averages = prof.key_averages()
+        drawn = next(e for e in averages if e.key == "draw_batch")
+        events = sorted((e for e in averages if e.key != "draw_batch"), key=lambda e: e.self_cpu_time_total,
+                        reverse=True)
+        total = sum(e.self_cpu_time_total for e in events)
+        conv = sum(e.self_cpu_time_total for e in events if "conv" in e.key) / total
+        drawing = drawn.cpu_time_total / total
+        rows = "\n".join(f"| `{e.key}` | {100 * e.self_cpu_time_total / total:.1f}% |" for e in events[:6])
+        sections.append(f"**{name}**: convolutions (forward and backward) {100 * conv:.0f}% of the step's "
+                        f"self time; drawing and augmenting batches (all ops under `draw_batch`) "
+                        f"{100 * drawing:.0f}%.\n\n"
+                        f"| op | share of self time |\n|---|---|\n{rows}")
+    return ("## Profile: where a training step's time goes\n\n"
+            f"`torch.profiler` over one epoch of {images // 128} steps of 128 (draw, augment, forward, backward, "
+            "AdamW step), self time per op.\n\n" + "\n\n".join(sections))
+
+
+def _gpu_busy(trainer: Trainer, profile, activity) -> str:
+    """How much of an epoch's wall time the GPU spends in kernels, and the costliest kernels."""
+    sync()
+    t0 = time.perf_counter()
+    trainer.train_epoch()
+    sync()
+    wall = time.perf_counter() - t0
+    with profile(activities=[activity.CPU, activity.CUDA]) as prof:
+        trainer.train_epoch()
+        sync()
+    kernels = [e for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA
+               and not getattr(e, "is_user_annotation", False) and not e.key.startswith("Optimizer.")]
+    kernels.sort(key=lambda e: e.device_time_total, reverse=True)
+    busy = sum(e.device_time_total for e in kernels) / 1e6  # microseconds
+    launches = sum(e.count for e in kernels)
+    steps = trainer.steps_per_epoch
+    rows = "\n".join(f"| `{e.key[:70]}` | {e.count} | {100 * e.device_time_total / 1e6 / wall:.1f}% |"
+                      for e in kernels[:6])
+    return (f"{steps} steps in {wall:.2f} s without the profiler ({1000 * wall / steps:.2f} ms a step); GPU kernels "
+            f"ran {busy:.3f} s of it (**{100 * busy / wall:.0f}% busy**), {launches / steps:.0f} kernels a step.\n\n"
+            f"| kernel | launches | share of the epoch's wall time |\n|---|---|---|\n{rows}")
+
+
+# --- GPU execution: precision, memory format, compilation and batch size, at EMNIST-letters size ---
+
+REDUCE_OVERHEAD = ["train.compile=true", "train.compile_mode=reduce-overhead"]  # CUDA graphs
+GPU_VARIANTS = {  # name -> overrides on the defaults (bf16 autocast and channels_last on, no compile)
+    "fp32, NCHW": ["train.amp=false", "train.channels_last=false"],
+    "fp32, channels_last": ["train.amp=false"],
+    "bf16 autocast, NCHW": ["train.channels_last=false"],
+    "bf16 autocast, channels_last (the defaults)": [],
+    "the defaults + torch.compile": ["train.compile=true"],
+    "the defaults, batch 512": ["train.batch_size=512"],
+    "the defaults + torch.compile, batch 512": ["train.compile=true", "train.batch_size=512"],
+    'the defaults + torch.compile(mode="reduce-overhead")': REDUCE_OVERHEAD,
+    'the defaults + torch.compile(mode="reduce-overhead"), batch 512': REDUCE_OVERHEAD + ["train.batch_size=512"],
+}
+
+
+def bench_gpu(full: bool) -> str:
+    if not CUDA:
+        raise Skipped("no GPU here (torch.cuda.is_available() is False)")
+    images = EMNIST_LETTERS if full else EMNIST_LETTERS // 4
+    generated = load_splits(load_config(None, RETRAIN_SETS).data).train
+    train = tiled(generated, images)
+    rows = []
+    for name, sets in GPU_VARIANTS.items():
+        try:
+            per_epoch = epoch_seconds(load_config(None, RETRAIN_SETS + sets), train)
+        except Exception as error:  # one variant failing (a compiler limit, say) is itself a result
+            first_line = (str(error).splitlines() or [""])[0][:120]
+            rows.append(f"| {name} | failed: {type(error).__name__}: {first_line} | | |")
+            continue
+        retrain = 500 * per_epoch * EMNIST_LETTERS / images
+        rows.append(f"| {name} | {per_epoch:.2f} | {images / per_epoch:,.0f} | {retrain / 60:.1f} min |")
+    scaled = "" if images == EMNIST_LETTERS else f" (measured on {images:,} images, scaled linearly)"
+    return ("## GPU execution: precision, memory format, compilation and batch size\n\n"
+            f"The default best CNN (32-64-128, 2 conv/stage, AdamW one-cycle, affine + elastic + erasing "
+            f"augmentation on the GPU) on {torch.cuda.get_device_name()}, {images:,} training images "
+            f"({len(generated):,} synthetic letters repeated), batch 128 unless named. Each row: one warm-up "
+            "epoch, then the mean of two timed epochs.\n\n"
+            f"| variant | s per epoch | images/s | 500-epoch retrain on {EMNIST_LETTERS:,} images{scaled} |\n"
+            "|---|---|---|---|\n" + "\n".join(rows) + "\n\nTarget for the retrain: 15 minutes on one H100.")
+
+
+# --- trials sharing one GPU: what Ray's fractional gpus_per_trial buys -------------------------
+
+SHARE_EPOCHS = 3
+
+
+def share_worker(data_path: str, epochs: int) -> None:
+    """One trial's work in its own process (as a Ray trial has): train, score validation, each epoch."""
+    arrays = np.load(data_path)
+    classes = [str(c) for c in arrays["classes"]]
+    train = LetterSet(arrays["train_x"], arrays["train_y"], classes)
+    val = LetterSet(arrays["val_x"], arrays["val_y"], classes)
+    config = load_config(None, RETRAIN_SETS + [f"train.epochs={epochs}"])
+    start = time.time()
+    trainer = Trainer(config, train)
+    for _ in range(epochs):
+        trainer.train_epoch()
+        evaluate_split(trainer, val)
+    sync()
+    print(json.dumps({"start": start, "end": time.time(), "images": epochs * len(train)}))
+
+
+def bench_share(full: bool) -> str:
+    if not CUDA:
+        raise Skipped("no GPU here (torch.cuda.is_available() is False)")
+    generated = load_splits(load_config(None, RETRAIN_SETS).data).train
+    train = tiled(generated, 62_400 if full else 20_800)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data_path = Path(tmp, "trial_data.npz")
+        val = generated.subset(np.arange(min(2600, len(generated))))
+        np.savez(data_path, train_x=train.images, train_y=train.labels, val_x=val.images, val_y=val.labels,
+                 classes=np.array(train.classes))
+        # One CPU thread per trial, as Ray gives a trial with cpus_per_trial=1.
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        worker = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--share-worker", str(data_path),
+                  str(SHARE_EPOCHS)]
+        for n in (1, 2, 4, 8):
+            t0 = time.time()
+            procs = [subprocess.Popen(worker, stdout=subprocess.PIPE, env=env, cwd=ROOT) for _ in range(n)]
+            outs = [json.loads(p.communicate()[0].decode().strip().splitlines()[-1]) for p in procs]
+            if any(p.returncode for p in procs):
+                raise RuntimeError(f"a trial process failed with {n} per GPU")
+            wall = time.time() - t0
+            training = max(o["end"] for o in outs) - min(o["start"] for o in outs)
+            trial = np.mean([o["end"] - o["start"] for o in outs])
+            rows.append(f"| {n} | {wall:.1f} | {trial:.1f} | {n * 3600 / wall:,.0f} | "
+                        f"{sum(o['images'] for o in outs) / training:,.0f} |")
+    return ("## Trials sharing one GPU\n\n"
+            f"n trial processes started together on {torch.cuda.get_device_name()}, as Ray places n trials with "
+            f"`gpus_per_trial: 1/n`. Each trial: the default best CNN, {SHARE_EPOCHS} epochs of "
+            f"{len(train):,} images, batch 128, bf16 autocast, validation on {len(val):,} images after each epoch; one "
+            "CPU thread each. Wall time counts each process's start (Python, torch, CUDA context), as a "
+            "new trial's does.\n\n"
+            "| trials per GPU | wall time (s) | one trial's training (s) | trials per hour | "
+            "images/s, all trials together |\n|---|---|---|---|---|\n" + "\n".join(rows))
+
+
