@@ -1,4 +1,4 @@
-"""Predict letters from image files with a trained checkpoint or an ensemble."""
+"""Predict letters from image files, or from images in memory, with a trained checkpoint or an ensemble."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
-from alphabet.data.emnist_style import IMAGE_SUFFIXES, is_blank, load_letter_image
+from alphabet.data.emnist_style import IMAGE_SUFFIXES, greyscale, is_blank, load_letter_image, to_emnist_style
 from alphabet.engine import pick_device
-from alphabet.ensemble import load_classifier
+from alphabet.ensemble import Classifier, load_classifier
 from alphabet.errors import UserError
 
 
@@ -28,6 +29,34 @@ def image_paths(paths: list[str | Path]) -> list[Path]:
     return found
 
 
+def frame(image: np.ndarray | Image.Image) -> np.ndarray:
+    """One letter as a PIL image or an array (greyscale, or RGB/RGBA in the last axis), EMNIST-style."""
+    if isinstance(image, np.ndarray):
+        if image.ndim not in (2, 3) or image.dtype != np.uint8:
+            raise UserError(f"image: expected a uint8 array (H, W) or (H, W, 3|4), got {image.dtype} {image.shape}")
+        image = Image.fromarray(image)
+    return to_emnist_style(np.asarray(greyscale(image)))
+
+
+def top_letters(classifier: Classifier, pixels: np.ndarray, top_k: int = 3) -> list[list[tuple[str, float]]]:
+    """For each framed (28, 28) image, the ``top_k`` letters with their probabilities; [] if it is blank."""
+    results: list[list[tuple[str, float]]] = [[] for _ in pixels]
+    inked = [i for i, image in enumerate(pixels) if not is_blank(image)]
+    if not inked:
+        return results
+    probs = classifier.predict_probs(torch.from_numpy(pixels[inked]))
+    top = probs.topk(min(top_k, len(classifier.classes)), dim=1)
+    for i, values, index in zip(inked, top.values.tolist(), top.indices.tolist(), strict=True):
+        results[i] = [(classifier.classes[c], p) for p, c in zip(values, index, strict=True)]
+    return results
+
+
+def predict_images(classifier: Classifier, images: list[np.ndarray | Image.Image], top_k: int = 3
+                   ) -> list[list[tuple[str, float]]]:
+    """Letters for images already in memory (crops from an OCR pipeline, say), framed as files are."""
+    return top_letters(classifier, np.stack([frame(image) for image in images]), top_k)
+
+
 def predict_files(checkpoint: str | Path, images: list[str | Path], top_k: int = 3, tta: bool = False
                   ) -> list[tuple[str, list[tuple[str, float]]]]:
     """For each image file (a directory stands for its images), the ``top_k`` letters with their
@@ -35,14 +64,5 @@ def predict_files(checkpoint: str | Path, images: list[str | Path], top_k: int =
     paths = image_paths(images)
     # Read every image first, so a bad file fails before any model work.
     pixels = np.stack([load_letter_image(p) for p in paths])
-    inked = [i for i, image in enumerate(pixels) if not is_blank(image)]
-    results: list[tuple[str, list[tuple[str, float]]]] = [(str(p), []) for p in paths]
-    classifier = load_classifier(checkpoint, pick_device("auto"), tta=tta)  # checked even if all are blank
-    if not inked:
-        return results
-    classes = classifier.classes
-    probs = classifier.predict_probs(torch.from_numpy(pixels[inked]))
-    top = probs.topk(min(top_k, len(classes)), dim=1)
-    for i, values, index in zip(inked, top.values.tolist(), top.indices.tolist(), strict=True):
-        results[i] = (str(paths[i]), [(classes[c], p) for p, c in zip(values, index, strict=True)])
-    return results
+    classifier = load_classifier(checkpoint, pick_device("auto"), tta=tta)
+    return list(zip(map(str, paths), top_letters(classifier, pixels, top_k), strict=True))

@@ -9,6 +9,7 @@ from conftest import TINY, with_sets
 from PIL import Image
 
 from alphabet.data.synthetic import generate
+from alphabet.errors import UserError
 
 
 @pytest.fixture(scope="module")
@@ -230,8 +231,6 @@ def test_missing_data_directory(cli):
 
 
 def test_debug_shows_the_traceback(cli):
-    from alphabet.errors import UserError
-
     with pytest.raises(UserError):
         cli("--debug", "train", "--set", "train.epochs=0")
 
@@ -296,3 +295,21 @@ def test_evaluate_on_emnist_files_found_by_data_root(cli, trained, tmp_path):
                  "--data-root", tmp_path / "emnist", "--out-dir", tmp_path, "--name", "ev")
     assert result.code == 0, result.err
     assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["images"] == 18  # a-f, 3 each
+
+
+def test_predict_images_in_memory_as_files_are(cli, trained, tmp_path):
+    from alphabet.ensemble import load_classifier
+    from alphabet.predict import predict_images
+
+    paths = save_letters(tmp_path, 4)
+    in_memory = [Image.open(paths[0]), np.asarray(Image.open(paths[1])), Image.open(paths[2]).convert("RGBA"),
+                 np.asarray(Image.open(paths[3]).convert("RGB")), np.full((30, 30), 255, np.uint8)]
+    classifier = load_classifier(trained / "checkpoints/last.pt", torch.device("cpu"))
+    answers = predict_images(classifier, in_memory, top_k=2)
+    from_files = json.loads(cli("predict", trained / "checkpoints/last.pt", *paths, "--json", "--top-k", "2").out)
+    for answer, shown in zip(answers, from_files, strict=False):
+        assert [c for c, _ in answer] == [t["letter"] for t in shown["top"]]
+        assert [p for _, p in answer] == pytest.approx([t["probability"] for t in shown["top"]])
+    assert answers[-1] == []  # the blank page
+    with pytest.raises(UserError, match=r"image: expected a uint8 array \(H, W\)"):
+        predict_images(classifier, [np.zeros((28, 28), np.float32)])

@@ -41,14 +41,14 @@ def read_image(path: str | Path) -> Image.Image:
                 raise UserError(f"{path}: image is {img.width}x{img.height}; expected at most "
                                 f"{MAX_PIXELS:,} pixels")
             img.load()
-            return _flatten_alpha(img)
+            return greyscale(img)
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError) as e:
         raise UserError(f"{path}: not a readable image ({type(e).__name__}); expected PNG, JPEG, "
                         "BMP, GIF, TIFF or WebP") from None
 
 
-def _flatten_alpha(img: Image.Image) -> Image.Image:
-    """Greyscale, with any transparency laid on a page that contrasts with the ink.
+def greyscale(img: Image.Image) -> Image.Image:
+    """The image in greyscale, with any transparency laid on a page that contrasts with the ink.
 
     Drawing apps and icons often save a letter as opaque strokes on a transparent
     background whose hidden colour is the ink's own: dropping the alpha would leave
