@@ -257,6 +257,17 @@ def transparent(letter: np.ndarray) -> np.ndarray:
     return rgba
 
 
+def cropped(letter: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
+    """Dark ink on a light page, 4x larger and cropped to the ink, as an OCR pipeline's crops come."""
+    from PIL import Image
+
+    ys, xs = np.nonzero(letter > 25)
+    crop = letter[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
+    big = np.asarray(Image.fromarray(crop).resize((4 * crop.shape[1], 4 * crop.shape[0]),
+                                                  Image.Resampling.BICUBIC), np.float32)
+    return np.clip(235 - 0.85 * big + rng.normal(0, noise, big.shape), 0, 255).astype(np.uint8)
+
+
 FRAMING_CASES = {  # name: (how a letter becomes an image, file suffix, JPEG quality)
     "scan: black ink on white, PNG": (lambda x, rng: photographed(x, 220, 0, 0, rng), ".png", None),
     "photo: light falling off by 40 levels across the page, grain 4, JPEG": (
@@ -264,6 +275,7 @@ FRAMING_CASES = {  # name: (how a letter becomes an image, file suffix, JPEG qua
     "faint pencil: ink 40 levels below the page, grain 3, JPEG": (
         lambda x, rng: photographed(x, 40, 3, 0, rng), ".jpg", 75),
     "drawing app: black strokes on a transparent page, PNG": (lambda x, rng: transparent(x), ".png", None),
+    "tight crop: the ink touches every edge, grain 4, PNG": (lambda x, rng: cropped(x, 4, rng), ".png", None),
 }
 
 
@@ -301,10 +313,10 @@ def bench_framing(full: bool) -> str:
     return ("## Framing: real letters as image files (femnist lowercase)\n\n"
             f"`{BEST_CONFIG.relative_to(ROOT)}` with the cosine schedule, trained {epochs} epochs on the "
             f"training writers, predicts the {len(splits.val):,} validation writers' letters as `alphabet "
-            "predict` reads image files: each letter is drawn 4x larger on a 170x150 page as the row says, "
-            "saved, read back and framed (`alphabet/data/emnist_style.py`). Balanced accuracy; agreement "
-            "with the model's answers on the letters as stored; milliseconds to write, read and frame one "
-            "file.\n\n"
+            "predict` reads image files: each letter is drawn 4x larger on a 170x150 page (or cropped to "
+            "its ink) as the row says, saved, read back and framed (`alphabet/data/emnist_style.py`). "
+            "Balanced accuracy; agreement with the model's answers on the letters as stored; milliseconds "
+            "to write, read and frame one file.\n\n"
             "| letters as | balanced accuracy | agreement | ms per file |\n|---|---|---|---|\n" + "\n".join(rows))
 
 

@@ -57,3 +57,14 @@ def test_blank_pages_are_told_apart(tmp_path):
     assert is_blank(load_letter_image(tmp_path / "page.jpg"))
     assert is_blank(load_letter_image(tmp_path / "white.png"))
     assert not is_blank(to_emnist_style(photographed(LETTERS[0], 40, 3, 0)))
+
+
+def test_a_tight_crop_whose_ink_touches_every_edge(tmp_path):
+    # OCR pipelines crop to the ink: the border is then partly ink, and must not be taken for the page.
+    for i, letter in enumerate(LETTERS):
+        ys, xs = np.nonzero(letter > 25)
+        crop = letter[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
+        big = np.asarray(Image.fromarray(crop).resize((crop.shape[1] * 4, crop.shape[0] * 4)), np.float32)
+        grain = np.random.default_rng(i).normal(0, 4, big.shape)
+        scan = np.clip(235 - 0.85 * big + grain, 0, 255).astype(np.uint8)
+        assert similarity(to_emnist_style(scan), to_emnist_style(letter)) > 0.8, i

@@ -90,15 +90,29 @@ def _page_surface(img: np.ndarray) -> tuple[np.ndarray, float]:
     h, w = img.shape
     y, x = ys / max(h - 1, 1) - 0.5, xs / max(w - 1, 1) - 0.5
     terms = np.stack([np.ones_like(x), x, y, x * x, y * y, x * y], 1)
-    keep = np.ones(len(values), bool)
-    for _ in range(3):
+    # Ink is brighter than the page here, and a tight crop's ink runs along its edges: start from the
+    # darker half of the border, and measure the grain below the surface only, where no ink is.
+    keep = values <= np.median(values)
+    for _ in range(4):
         coef = np.linalg.lstsq(terms[keep], values[keep], rcond=None)[0]
         residual = values - terms @ coef
-        noise = 1.4826 * float(np.median(np.abs(residual[keep])))
-        keep = residual < 3 * noise + 1.0  # ink is brighter here: drop it from the fit
+        below = residual[residual < 0]
+        noise = 1.4826 * float(np.median(-below)) if below.size else 0.0
+        keep = residual < 3 * noise + 1.0
     gy, gx = np.linspace(-0.5, 0.5, h)[:, None], np.linspace(-0.5, 0.5, w)[None, :]  # broadcast, not meshed
     surface = coef[0] + coef[1] * gx + coef[2] * gy + coef[3] * gx * gx + coef[4] * gy * gy + coef[5] * gx * gy
     return surface.astype(np.float32), noise
+
+
+def _strokes(ink: np.ndarray) -> np.ndarray:
+    """The ink pixels with at least two inked neighbours: grain and JPEG speckle that outlive the
+    noise floor are single pixels or pairs, and would stretch the frame to the page's corners."""
+    padded = np.pad(ink, 1).astype(np.uint8)
+    h, w = ink.shape
+    neighbours = sum(padded[1 + dy: 1 + dy + h, 1 + dx: 1 + dx + w]
+                     for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx)
+    strokes = ink & (neighbours >= 2)
+    return strokes if strokes.any() else ink
 
 
 def to_emnist_style(grey: np.ndarray) -> np.ndarray:
@@ -113,8 +127,7 @@ def to_emnist_style(grey: np.ndarray) -> np.ndarray:
     peak = img.max()
     if peak < MIN_INK_CONTRAST:
         return np.zeros((28, 28), np.uint8)
-    # Grain that outlives the floor is single pixels: the frame needs more than the floor again.
-    ys, xs = np.nonzero(img > max(0.1 * peak, 2 * noise))
+    ys, xs = np.nonzero(_strokes(img > max(0.1 * peak, min(2 * noise, 0.5 * peak))))
     crop = img[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
     side = max(crop.shape)
     square = np.zeros((side, side), np.float32)
