@@ -282,6 +282,27 @@ def test_resume_after_kill_9_of_the_driver(tmp_path):
     assert len([t for t in study.trials if t.state != optuna.trial.TrialState.FAIL]) == 6
 
 
+def test_ctrl_c_says_the_search_was_interrupted_and_how_to_continue(tmp_path):
+    # Tune returns from fit() on Ctrl-C as if the search were done; the user must hear otherwise.
+    experiment = write_experiment(tmp_path, "stopped", search={"num_samples": 6, "max_concurrent": 1, "seed": 3},
+                                  asha={"max_t": 6, "grace_period": 6, "reduction_factor": 2})
+    run_dir = tmp_path / "search" / "stopped"
+    driver = subprocess.Popen([sys.executable, "-m", "alphabet", "search", str(experiment)], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and not list(run_dir.glob("trial_*/checkpoint_*")):
+            time.sleep(0.5)  # interrupt once the first trial has reported
+        driver.send_signal(signal.SIGINT)
+        out = driver.communicate(timeout=120)[0]
+    finally:
+        subprocess.run(["pkill", "-9", "-g", str(driver.pid)], check=False)
+    assert driver.returncode == 130, out[-3000:]
+    assert "search interrupted after" in out and "search finished" not in out
+    assert f"continue it with: alphabet search --resume {run_dir}" in out
+    assert any(r.status == "unfinished" for r in trials_of(run_dir))
+
+
 def ray_cli() -> str:
     return str(Path(sys.executable).parent / "ray")
 
