@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from alphabet.errors import UserError
+from alphabet.errors import RunInterrupted, UserError
 
 # Packages that add sub-commands; missing ones are skipped (alphabet works alone).
 EXTENSIONS = ("search.cli",)
@@ -45,10 +45,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from alphabet.evaluate import evaluate_checkpoint
-    from alphabet.rundir import new_run_dir, removed_unless_resumable
+    from alphabet.rundir import guard_run_dir, new_run_dir
 
     # An evaluation writes no checkpoint, so a failed one leaves nothing behind.
-    with removed_unless_resumable(new_run_dir(args.out_dir, args.name or None)) as out:
+    with guard_run_dir(new_run_dir(args.out_dir, args.name or None)) as out:
         evaluate_checkpoint(args.checkpoint, args.data, out, split=args.split, case=args.case, tta=args.tta,
                             root=args.data_root, download=args.download)
     return 0
@@ -173,8 +173,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"alphabet: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print("alphabet: interrupted", file=sys.stderr)
+        if isinstance(e, RunInterrupted):
+            print(f"continue it with: alphabet {args.command} --resume {e.run_dir}", file=sys.stderr)
         return 130
 
 

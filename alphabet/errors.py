@@ -14,3 +14,11 @@ class TrainingDiverged(UserError):
 
     A user error for ``alphabet train``; in a search, a result of that trial's settings.
     """
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run that has a checkpoint to continue from, in ``run_dir``."""
+
+    def __init__(self, run_dir) -> None:
+        super().__init__(str(run_dir))
+        self.run_dir = run_dir

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from alphabet.errors import UserError
+from alphabet.errors import RunInterrupted, UserError
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -40,13 +40,17 @@ def new_run_dir(out_dir: str | Path, name: str | None) -> Path:
 
 
 @contextmanager
-def removed_unless_resumable(run_dir: Path) -> Iterator[Path]:
-    """Remove ``run_dir`` again if an error or Ctrl-C ends its run before any checkpoint to resume
-    from: a run that failed to start leaves nothing behind, and its name is free for the corrected
-    command. Once a ``last.pt`` exists, the directory is kept for ``--resume``."""
+def guard_run_dir(run_dir: Path, created: bool = True) -> Iterator[Path]:
+    """What an error or Ctrl-C leaves of a run. While ``run_dir`` holds no checkpoint to resume from, a
+    directory this run ``created`` is removed again: a run that failed to start leaves nothing behind,
+    and its name is free for the corrected command. Once a ``last.pt`` exists, the directory is kept
+    and Ctrl-C comes out as ``RunInterrupted``, naming the directory to resume (the outermost guard's)."""
     try:
         yield run_dir
-    except BaseException:
-        if not any(run_dir.rglob("last.pt")):
+    except BaseException as e:
+        resumable = any(run_dir.rglob("last.pt"))
+        if created and not resumable:
             shutil.rmtree(run_dir, ignore_errors=True)
+        if resumable and isinstance(e, KeyboardInterrupt):
+            raise RunInterrupted(run_dir) from None
         raise

@@ -23,7 +23,7 @@ from alphabet.errors import UserError
 from alphabet.metrics import class_report, summary_metrics
 from alphabet.models import count_parameters
 from alphabet.reporting import RunReporter, flatten, write_json
-from alphabet.rundir import new_run_dir, removed_unless_resumable
+from alphabet.rundir import guard_run_dir, new_run_dir
 
 
 def evaluate_split(trainer: Trainer, data: LetterSet) -> tuple[dict[str, float], torch.Tensor]:
@@ -53,8 +53,9 @@ def run_training(config: Config, resume: str | Path | None = None, log=print) ->
         run_dir = Path(resume)
         payload = load_checkpoint(run_dir / "checkpoints" / "last.pt")
         config = from_dict(payload["config"], f"{run_dir}/checkpoints/last.pt: config")
-        return _train(config, run_dir, payload, start, log)
-    with removed_unless_resumable(new_run_dir(config.log.out_dir, config.log.name)) as run_dir:
+        with guard_run_dir(run_dir, created=False):
+            return _train(config, run_dir, payload, start, log)
+    with guard_run_dir(new_run_dir(config.log.out_dir, config.log.name)) as run_dir:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
         return _train(config, run_dir, None, start, log)
 

@@ -25,7 +25,7 @@ from alphabet.ensemble import ENSEMBLE_FILE, is_ensemble, load_classifier, membe
 from alphabet.errors import UserError
 from alphabet.metrics import class_report
 from alphabet.reporting import RunReporter, write_json
-from alphabet.rundir import new_run_dir, removed_unless_resumable
+from alphabet.rundir import guard_run_dir, new_run_dir
 from alphabet.train import run_training
 
 CONFIG_FILE = "config.yaml"
@@ -53,10 +53,11 @@ def run_ensemble_training(config: Config | None, seeds: int | None = None, resum
     if resume is not None:
         ens_dir = Path(resume)
         config = from_dict(read_yaml(ens_dir / CONFIG_FILE) or {}, str(ens_dir / CONFIG_FILE))
-        return _train_members(config, len(member_paths(ens_dir / ENSEMBLE_FILE)), ens_dir, start, log)
+        with guard_run_dir(ens_dir, created=False):
+            return _train_members(config, len(member_paths(ens_dir / ENSEMBLE_FILE)), ens_dir, start, log)
     if seeds is None or seeds < 2:
         raise UserError(f"--seeds: expected at least 2 members for an ensemble, got {seeds}")
-    with removed_unless_resumable(new_run_dir(config.log.out_dir, config.log.name)) as ens_dir:
+    with guard_run_dir(new_run_dir(config.log.out_dir, config.log.name)) as ens_dir:
         (ens_dir / CONFIG_FILE).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
         return _train_members(config, seeds, ens_dir, start, log)
 

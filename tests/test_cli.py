@@ -275,16 +275,38 @@ def test_a_failed_evaluation_leaves_no_directory(cli, trained, tmp_path):
 
 
 def test_an_interrupted_run_is_kept_once_it_can_be_resumed(tmp_path):
-    from alphabet.rundir import removed_unless_resumable
+    from alphabet.errors import RunInterrupted
+    from alphabet.rundir import guard_run_dir
 
-    for name, checkpoint in (("started", True), ("not-started", False)):
-        with pytest.raises(KeyboardInterrupt), removed_unless_resumable(tmp_path / name) as run_dir:
-            (run_dir / "checkpoints").mkdir(parents=True)
-            if checkpoint:
-                (run_dir / "checkpoints" / "last.pt").write_bytes(b"weights")
-            raise KeyboardInterrupt
+    with pytest.raises(RunInterrupted) as interrupted, guard_run_dir(tmp_path / "started") as run_dir:
+        (run_dir / "checkpoints").mkdir(parents=True)
+        (run_dir / "checkpoints" / "last.pt").write_bytes(b"weights")
+        raise KeyboardInterrupt
+    assert interrupted.value.run_dir == tmp_path / "started"
     assert (tmp_path / "started" / "checkpoints" / "last.pt").is_file()
-    assert not (tmp_path / "not-started").exists()
+    with pytest.raises(KeyboardInterrupt) as interrupted, guard_run_dir(tmp_path / "not-started") as run_dir:
+        run_dir.mkdir()
+        raise KeyboardInterrupt
+    assert not isinstance(interrupted.value, RunInterrupted) and not (tmp_path / "not-started").exists()
+
+
+def test_ctrl_c_in_training_names_the_command_that_continues_it(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    sets = with_sets(TINY + [f"log.out_dir={tmp_path}", "log.name=long", "train.epochs=200"])
+    run = subprocess.Popen([sys.executable, "-m", "alphabet", "train", *sets, "--seeds", "2"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in run.stdout:  # Ctrl-C once the first member has a checkpoint
+        if line.startswith("epoch 2/"):
+            run.send_signal(signal.SIGINT)
+            break
+    err = run.communicate(timeout=60)[1]
+    assert run.returncode == 130
+    assert err.strip().splitlines()[-2:] == ["alphabet: interrupted",
+                                             f"continue it with: alphabet train --resume {tmp_path / 'long'}"]
+
 
 
 def test_evaluate_on_emnist_files_found_by_data_root(cli, trained, tmp_path):
