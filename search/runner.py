@@ -8,6 +8,7 @@ end, ``best.yaml``, ``trials.csv`` and the search summary.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -70,6 +71,10 @@ def start_ray(address: str | None, where: str = "--address") -> dict:
     except ConnectionError as e:
         raise UserError(f"{where}: could not connect to a Ray cluster at {address!r} ({e})") from None
     return ray.cluster_resources()
+
+
+def _without_python_resume_hint(record: logging.LogRecord) -> bool:
+    return "Tuner.restore(" not in record.getMessage()
 
 
 def save_experiment(experiment: Experiment, location: RunLocation) -> None:
@@ -183,7 +188,13 @@ def run_search(experiment: Experiment | None, address: str | None = None, resume
                 progress_reporter=build_reporter(experiment),
                 verbose=1),
         )
-    grid = tuner.fit()
+    # On Ctrl-C Tune logs how to resume from Python; ours below says how to from the command line.
+    tune_log = logging.getLogger("ray.tune.tune")
+    tune_log.addFilter(_without_python_resume_hint)
+    try:
+        grid = tuner.fit()
+    finally:
+        tune_log.removeFilter(_without_python_resume_hint)
     from search.results import load_trials, write_results
 
     elapsed = time.time() - started
