@@ -319,6 +319,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         origin = str(path)
         if not isinstance(raw, dict):
             raise UserError(f"{path}: top level: expected a mapping of sections, got {type(raw).__name__}")
+        if raw.keys() & {"config", "space"}:  # an experiment file, given to train
+            raise UserError(f"{path}: an experiment file (sections {', '.join(raw)}); expected a training "
+                            f"config with sections {', '.join(f.name for f in dataclasses.fields(Config))}. "
+                            f"To search it: alphabet search {path}")
     config = from_dict(raw, origin)
     if overrides:
         config = from_dict(merge(to_dict(config), parse_overrides(overrides)), "--set")

@@ -204,6 +204,10 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
     if overrides:
         raw = merge(raw, parse_overrides(overrides))
     unknown = set(raw) - set(SECTIONS)
+    if unknown and not raw.keys() & {"config", "space"} and unknown <= {f.name for f in dataclasses.fields(Config)}:
+        raise UserError(f"{origin}: a training config (sections {', '.join(raw)}); expected an experiment "
+                        f"with config and space sections, as in experiments/quick.yaml. To train it: "
+                        f"alphabet train {origin}")
     if unknown:
         raise UserError(f"{origin}: unknown key '{sorted(unknown)[0]}'; valid sections: {', '.join(SECTIONS)}")
     config = from_dict(raw.get("config") or {}, origin, Config, shown="config.")

@@ -111,6 +111,11 @@ CASES = {
                                 "data.classes: B not in data.case='lower'"),
     "one class": (_config("data:\n  classes: zz\n"), "data.classes: expected at least two letters"),
     "yaml list": (_config("- train\n"), "top level: expected a mapping"),
+    "experiment file given to train": (_config("config: {}\nspace: {}\n"),
+                                       "an experiment file (sections config, space); expected a training config"),
+    "training config given to search": (lambda t, ck: ((t / "c.yaml").write_text("train:\n  lr: 0.1\n") and
+                                                       ["search", t / "c.yaml"], str(t / "c.yaml")),
+                                        "a training config (sections train); expected an experiment"),
     "missing data directory": (_data(lambda t: (f"folder:{t / 'none'}", str(t / "none"))), "directory not found"),
     "missing EMNIST files": (_emnist_args(), "EMNIST files missing"),
     "truncated EMNIST file": (_emnist_args(_truncate), "corrupt or truncated EMNIST file"),
