@@ -335,3 +335,13 @@ def test_predict_images_in_memory_as_files_are(cli, trained, tmp_path):
     assert answers[-1] == []  # the blank page
     with pytest.raises(UserError, match=r"image: expected a uint8 array \(H, W\)"):
         predict_images(classifier, [np.zeros((28, 28), np.float32)])
+
+
+def test_evaluate_on_data_with_only_some_of_the_models_letters(cli, trained, tmp_path):
+    # The model was trained with data.classes=abcdef; a source of a, b and c is still fair to score.
+    letters = generate(60, seed=9, classes=list("abc"))
+    np.savez(tmp_path / "abc.npz", x=letters.images, y=letters.labels, classes=np.array(letters.classes))
+    result = cli("evaluate", trained / "checkpoints/last.pt", "--data", f"npz:{tmp_path / 'abc.npz'}",
+                 "--split", "all", "--out-dir", tmp_path, "--name", "abc")
+    assert result.code == 0, result.err
+    assert json.loads((tmp_path / "abc" / "metrics.json").read_text())["images"] == 60

@@ -42,17 +42,24 @@ def select_classes(data: LetterSet, config: DataConfig, origin: str) -> LetterSe
         names = sorted(set(mapping.values()))
     if config.classes:
         wanted = config.classes.lower() if config.case == "merged" else config.classes
-        # A letter asked for and silently absent would leave a task smaller than the user thinks.
-        missing = sorted(set(wanted) - set(names))
-        if missing:
-            raise UserError(f"{origin}: data.classes={config.classes!r}: no {''.join(missing)} with "
-                            f"data.case={config.case!r}; expected some of {''.join(names)}")
         names = [c for c in names if c in wanted]
-    if len(names) < 2:
-        raise UserError(f"{origin}: data.case={config.case!r} and data.classes={config.classes!r} leave "
-                        f"{''.join(names) or 'no class'}; expected at least two letters of "
-                        f"{''.join(data.classes)}")
+    if not names:
+        raise UserError(f"{origin}: data.case={config.case!r} and data.classes={config.classes!r} leave no "
+                        f"class; the source has {''.join(data.classes)}")
     return data.relabel(names, mapping)
+
+
+def check_task(pool: LetterSet, config: DataConfig) -> None:
+    """The classes a training run gets are the ones asked for, and at least two. (Scoring a model on
+    data that has only some of its letters is fine; training on fewer than were asked for is not.)"""
+    wanted = (config.classes.lower() if config.case == "merged" else config.classes) if config.classes else ""
+    missing = sorted(set(wanted) - set(pool.classes))
+    if missing:  # a letter asked for and silently absent would leave a smaller task than the user thinks
+        raise UserError(f"{config.source}: data.classes={config.classes!r}: no {''.join(missing)} with "
+                        f"data.case={config.case!r}; expected some of {''.join(pool.classes)}")
+    if len(pool.classes) < 2:
+        raise UserError(f"{config.source}: data.case={config.case!r} and data.classes={config.classes!r} leave "
+                        f"{''.join(pool.classes)}; expected at least two letters")
 
 
 def holdout(data: LetterSet, fraction: float, seed: int) -> tuple[LetterSet, LetterSet]:
@@ -105,6 +112,7 @@ def load_splits(config: DataConfig) -> Splits:
     """Everything training needs, from a data config."""
     source = load_source(config.source, config)
     pool = select_classes(source.pool, config, config.source)
+    check_task(pool, config)
     if config.test_source:
         other = load_source(config.test_source, config)
         test = select_classes(other.test if other.test is not None else other.pool, config, config.test_source)
