@@ -37,13 +37,14 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_trials(args: argparse.Namespace) -> int:
-    from search.results import load_trials, trials_table
+    from search.results import load_trials, trials_json, trials_table
     from search.runner import load_saved_experiment
     from search.storage import RunLocation
 
     location = RunLocation.parse(args.run_dir)
     experiment = load_saved_experiment(location)
-    print(trials_table(load_trials(location, experiment), experiment.search.metric))
+    show = trials_json if args.json else trials_table
+    print(show(load_trials(location, experiment), experiment.search.metric))
     return 0
 
 
@@ -77,6 +78,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("trials", help="the trial table of a search, best first")
     p.add_argument("run_dir")
+    p.add_argument("--json", action="store_true", help="print JSON (full precision, dotted parameter keys)")
     p.set_defaults(func=cmd_trials)
 
     p = sub.add_parser("retrain", help="retrain a search's best configuration on train+val, report on test")

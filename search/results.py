@@ -106,6 +106,14 @@ def trials_table(rows: list[TrialRow], metric: str) -> str:
     return "\n".join(out)
 
 
+def trials_json(rows: list[TrialRow], metric: str) -> str:
+    """The trial table as JSON, for scripts: full precision, params under their dotted keys."""
+    return json.dumps([{"trial": r.trial_id, "status": r.status, "metric": metric,
+                        "best": None if math.isnan(r.best) else r.best, "best_epoch": r.best_epoch,
+                        "epochs": r.epochs, "seconds": round(r.seconds, 1), "params": r.params} for r in rows],
+                      indent=2)
+
+
 def _fmt(value) -> str:
     if isinstance(value, float):
         return "nan" if math.isnan(value) else f"{value:.4g}"

@@ -110,6 +110,10 @@ def test_trials_command_sorts_by_metric(finished_search):
     assert lines[0].split()[:3] == ["trial", "status", "best"]
     values = [float(line.split()[2]) for line in lines[1:]]
     assert values == sorted(values, reverse=True)
+    as_json = json.loads(alphabet("trials", finished_search, "--json").stdout)
+    assert [round(t["best"], 4) for t in as_json] == [round(v, 4) for v in values]  # same rows, full precision
+    assert [t["trial"] for t in as_json] == [line.split()[0] for line in lines[1:]]
+    assert all("train.lr" in t["params"] and t["metric"] == "val_balanced_accuracy" for t in as_json)
 
 
 def test_trials_command_lists_a_trial_without_results_quietly(finished_search, tmp_path):
