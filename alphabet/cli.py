@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+from alphabet import __version__
 from alphabet.errors import RunInterrupted, UserError
 
 # Packages that add sub-commands; missing ones are skipped (alphabet works alone).
@@ -107,6 +108,7 @@ def _add_tta_argument(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alphabet", description="Handwritten letter recognition.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument("--version", action="version", version=f"alphabet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a model and report it on the test split")

@@ -39,6 +39,14 @@ def test_help_on_every_command(cli):
         assert e.value.code == 0
 
 
+def test_version(cli, capsys):
+    from alphabet import __version__
+
+    with pytest.raises(SystemExit) as e:
+        cli("--version")
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"alphabet {__version__}"
+
+
 def test_train_smoke_test(cli, tmp_path):
     # One --set takes several pairs, as a second --set does.
     result = cli("train", "--smoke-test", "--set", f"log.out_dir={tmp_path}", "log.name=s")
