@@ -7,6 +7,7 @@ at the end, report on the test split (which is never used to choose anything).
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -53,6 +54,11 @@ def run_training(config: Config, resume: str | Path | None = None, log=print) ->
         run_dir = Path(resume)
         payload = load_checkpoint(run_dir / "checkpoints" / "last.pt")
         config = from_dict(payload["config"], f"{run_dir}/checkpoints/last.pt: config")
+        done = run_dir / "metrics.json"
+        if payload["trainer"]["epoch"] >= config.train.epochs and done.is_file():
+            # Scoring it again would only repeat the test figures in its TensorBoard.
+            log(f"{run_dir}: finished already ({config.train.epochs} epochs); its results are in {done}")
+            return json.loads(done.read_text())
         with guard_run_dir(run_dir, created=False):
             return _train(config, run_dir, payload, start, log)
     with guard_run_dir(new_run_dir(config.log.out_dir, config.log.name)) as run_dir:

@@ -246,8 +246,10 @@ def test_debug_shows_the_traceback(cli):
 def test_resume_via_cli(cli, tmp_path):
     sets = with_sets(TINY + [f"log.out_dir={tmp_path}", "log.name=r", "train.epochs=2"])
     assert cli("train", *sets).code == 0
+    (tmp_path / "r" / "metrics.json").unlink()  # as if killed after its last epoch, before its report
     result = cli("train", "--resume", tmp_path / "r")
     assert result.code == 0 and "test: balanced accuracy" in result.out
+    assert (tmp_path / "r" / "metrics.json").is_file()
     assert_one_line_error(cli("train", "--resume", tmp_path / "nothing"), "checkpoint not found")
 
 
@@ -353,3 +355,10 @@ def test_evaluate_on_data_with_only_some_of_the_models_letters(cli, trained, tmp
                  "--split", "all", "--out-dir", tmp_path, "--name", "abc")
     assert result.code == 0, result.err
     assert json.loads((tmp_path / "abc" / "metrics.json").read_text())["images"] == 60
+
+
+def test_resuming_a_finished_run_changes_nothing(cli, trained):
+    files = {p: p.stat().st_mtime_ns for p in trained.rglob("*") if p.is_file()}
+    result = cli("train", "--resume", trained)
+    assert result.code == 0 and "finished already (6 epochs)" in result.out
+    assert {p: p.stat().st_mtime_ns for p in trained.rglob("*") if p.is_file()} == files
