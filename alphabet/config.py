@@ -42,6 +42,10 @@ class DataConfig:
     synthetic_test_size: int = 5000
     synthetic_seed: int = 0
 
+    def wanted_letters(self) -> str:
+        """``classes`` as the data's class names spell them (lowercase when cases merge); "" for all."""
+        return (self.classes.lower() if self.case == "merged" else self.classes) if self.classes else ""
+
 
 @dataclass
 class ModelConfig:
@@ -221,7 +225,7 @@ def _check_classes(data: DataConfig, where: str) -> None:
     """data.classes against data.case: letters the case drops, or fewer than two classes left."""
     if not data.classes:
         return
-    wanted = set(data.classes.lower() if data.case == "merged" else data.classes)
+    wanted = set(data.wanted_letters())
     case_letters = {"lower": string.ascii_lowercase, "upper": string.ascii_uppercase}.get(data.case)
     if case_letters and not wanted <= set(case_letters):
         raise UserError(f"{where}: {''.join(sorted(wanted - set(case_letters)))} not in data.case={data.case!r}; "

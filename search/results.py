@@ -154,9 +154,11 @@ def importances(location: RunLocation, experiment: Experiment) -> tuple[dict[str
     return found, " ".join(caveats)
 
 
-def write_results(location: RunLocation, experiment: Experiment, log=print) -> dict:
-    """best.yaml, trials.csv, summary.json/.txt/.png in RUN_DIR; returns the summary."""
-    rows = load_trials(location, experiment)
+def write_results(location: RunLocation, experiment: Experiment, log=print,
+                  rows: list[TrialRow] | None = None) -> dict:
+    """best.yaml, trials.csv, summary.json/.txt/.png in RUN_DIR; returns the summary. ``rows``: the
+    trials if the caller has loaded them already."""
+    rows = rows if rows is not None else load_trials(location, experiment)
     scored = [r for r in rows if not math.isnan(r.best)]
     if not scored:
         raise UserError(f"{location.uri}: no trial reported {experiment.search.metric}; nothing to export")

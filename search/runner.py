@@ -200,16 +200,17 @@ def run_search(experiment: Experiment | None, address: str | None = None, resume
     elapsed = time.time() - started
     # Tune ends fit() on Ctrl-C as if the search were done; its saved state still has trials running
     # or pending (the grid does not: it marks them terminated as it shuts them down).
-    unfinished = sum(row.status == "unfinished" for row in load_trials(location, experiment))
+    rows = load_trials(location, experiment)
+    unfinished = sum(row.status == "unfinished" for row in rows)
     budget = experiment.search.time_budget_s
     if unfinished and not (budget and elapsed >= budget):
         log(f"search interrupted after {elapsed:.0f}s: {len(grid)} trials, {unfinished} unfinished")
         if any(r.metrics for r in grid):
             log("the trials so far:")
-            write_results(location, experiment, log)
+            write_results(location, experiment, log, rows)
         log(f"continue it with: alphabet search --resume {location.uri}")
         raise KeyboardInterrupt
     log(f"search finished in {elapsed:.0f}s: {len(grid)} trials, {grid.num_errors} with errors")
-    write_results(location, experiment, log)
+    write_results(location, experiment, log, rows)
     log(f"tensorboard --logdir {location.uri}")
     return location

@@ -41,8 +41,7 @@ def select_classes(data: LetterSet, config: DataConfig, origin: str) -> LetterSe
         mapping = {c: c.lower() for c in names}
         names = sorted(set(mapping.values()))
     if config.classes:
-        wanted = config.classes.lower() if config.case == "merged" else config.classes
-        names = [c for c in names if c in wanted]
+        names = [c for c in names if c in config.wanted_letters()]
     if not names:
         raise UserError(f"{origin}: data.case={config.case!r} and data.classes={config.classes!r} leave no "
                         f"class; the source has {''.join(data.classes)}")
@@ -52,8 +51,7 @@ def select_classes(data: LetterSet, config: DataConfig, origin: str) -> LetterSe
 def check_task(pool: LetterSet, config: DataConfig) -> None:
     """The classes a training run gets are the ones asked for, and at least two. (Scoring a model on
     data that has only some of its letters is fine; training on fewer than were asked for is not.)"""
-    wanted = (config.classes.lower() if config.case == "merged" else config.classes) if config.classes else ""
-    missing = sorted(set(wanted) - set(pool.classes))
+    missing = sorted(set(config.wanted_letters()) - set(pool.classes))
     if missing:  # a letter asked for and silently absent would leave a smaller task than the user thinks
         raise UserError(f"{config.source}: data.classes={config.classes!r}: no {''.join(missing)} with "
                         f"data.case={config.case!r}; expected some of {''.join(pool.classes)}")
