@@ -15,6 +15,8 @@ tta       test-time augmentation: validation accuracy of the searched best with 
           single models and their ensemble (femnist)
 framing   the validation writers' letters as scans, photos and transparent PNGs, read back as
           `alphabet predict` reads image files: accuracy against the letters as stored (femnist)
+words     the validation writers' letters written side by side as words, split and read back
+          as `alphabet predict --word` reads them (femnist)
 overhead  Ray's share of a trial, and the time from `alphabet search` to the first trial
 search    Optuna + ASHA against random + FIFO: best accuracy per trial-epoch (femnist);
           --search-seeds 0,1,2 runs one pair of searches per sampler seed; --search-space
@@ -69,12 +71,13 @@ from benchmarks.training import (  # noqa: E402
     bench_seed,
     bench_tta,
     bench_variants,
+    bench_words,
 )
 
 BENCHMARKS: dict[str, Callable[[bool], str]] = {"datapath": bench_datapath, "seed": bench_seed,
                                                "variants": bench_variants, "schedules": bench_schedules,
                                                "batch": bench_batch, "tta": bench_tta,
-                                               "framing": bench_framing,
+                                               "framing": bench_framing, "words": bench_words,
                                                "overhead": bench_overhead, "search": bench_search,
                                                "retrain": bench_retrain, "profile": bench_profile,
                                                "gpu": bench_gpu, "share": bench_share}

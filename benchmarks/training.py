@@ -320,3 +320,89 @@ def bench_framing(full: bool) -> str:
             "| letters as | balanced accuracy | agreement | ms per file |\n|---|---|---|---|\n" + "\n".join(rows))
 
 
+
+
+# --- words: letters written side by side in one image, split and read left to right -------------
+
+def written_word(letters: np.ndarray, gaps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """28 px white-on-black letters as dark ink 4x larger, side by side with ``gaps`` pixels between
+    their inked boxes (negative: the next letter starts before the last ends), each a little higher
+    or lower, on a page with grain."""
+    from PIL import Image
+
+    crops = []
+    for letter in letters:
+        ys, xs = np.nonzero(letter > 25)
+        crop = letter[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
+        crops.append(np.asarray(Image.fromarray(crop).resize((4 * crop.shape[1], 4 * crop.shape[0]),
+                                                             Image.Resampling.BICUBIC), np.float32) / 255)
+    margin, jitter = 24, 8
+    height = max(c.shape[0] for c in crops) + 2 * (margin + jitter)
+    width = sum(c.shape[1] for c in crops) + int(gaps.sum()) + 2 * margin
+    ink = np.zeros((height, max(width, 2 * margin + 1)), np.float32)
+    x = margin
+    for crop, gap in zip(crops, [*gaps, 0], strict=True):
+        y = (height - crop.shape[0]) // 2 + int(rng.integers(-jitter, jitter + 1))
+        region = ink[y: y + crop.shape[0], x: x + crop.shape[1]]
+        np.maximum(region, crop, out=region)
+        x += crop.shape[1] + int(gap)
+    return np.clip(235 - 200 * ink + rng.normal(0, 3, ink.shape), 0, 255).astype(np.uint8)
+
+
+WORD_CASES = {  # name: the range of gaps between letters' inked boxes, in pixels of the 4x drawing
+    "spaced: 12-32 px between letters (3-8 px at the 28 px scale)": (12, 32),
+    "close: 4-12 px between letters (1-3 px at the 28 px scale)": (4, 12),
+    "overlapping columns: each letter starts 0-8 px before the last one ends": (-8, 0),
+}
+
+
+def bench_words(full: bool) -> str:
+    from PIL import Image
+
+    from alphabet.data.emnist_style import read_image
+    from alphabet.data.segment import split_letters
+
+    if not FEMNIST.exists():
+        raise Skipped(f"{FEMNIST} is absent")
+    epochs = 30 if full else 12
+    config = load_config(BEST_CONFIG, [f"data.source=npz:{FEMNIST}", "train.schedule=cosine",
+                                       f"train.epochs={epochs}"])
+    splits = load_splits(config.data)
+    trainer = trained(config, splits)
+    order = np.random.default_rng(0).permutation(len(splits.val))
+    cuts = np.cumsum(np.random.default_rng(1).integers(3, 7, size=len(order)))
+    words = np.split(order, cuts[cuts < len(order)])
+    stored = predict_probs(trainer.model, splits.val, trainer.device).argmax(1).numpy()
+    truth = splits.val.labels
+    rows = [f"| the letters as stored, one by one (28 px, the model's input) | | "
+            f"{(stored == truth).mean():.4f} | {np.mean([(stored[w] == truth[w]).all() for w in words]):.3f} | |"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (low, high) in WORD_CASES.items():
+            rng = np.random.default_rng(2)
+            split_right, letters_right, words_right, spent = 0, 0, 0, 0.0
+            for k, word in enumerate(words):
+                path = Path(tmp) / f"{k}.jpg"
+                image = written_word(splits.val.images[word], rng.integers(low, high + 1, len(word) - 1), rng)
+                Image.fromarray(image).save(path, quality=90)
+                tick = time.perf_counter()
+                found = split_letters(np.asarray(read_image(path)))
+                spent += time.perf_counter() - tick
+                if len(found) != len(word):
+                    continue
+                split_right += 1
+                pixels = torch.from_numpy(np.stack([letter.pixels for letter in found]))
+                read = predict_probs(trainer.model, pixels, trainer.device).argmax(1).numpy()
+                letters_right += int((read == truth[word]).sum())
+                words_right += int((read == truth[word]).all())
+            rows.append(f"| {name} | {split_right / len(words):.3f} | {letters_right / len(order):.4f} | "
+                        f"{words_right / len(words):.3f} | {spent / len(words) * 1000:.1f} |")
+    return ("## Words: letters side by side in one image (femnist lowercase)\n\n"
+            f"`{BEST_CONFIG.relative_to(ROOT)}` with the cosine schedule, trained {epochs} epochs on the "
+            f"training writers, reads the {len(splits.val):,} validation writers' letters written as "
+            f"{len(words)} words of 3 to 6 letters, as `alphabet predict --word` reads them: each letter "
+            "drawn 4x larger, dark ink on a page with grain, shifted up or down by up to 8 px, saved as "
+            "JPEG, read back and split (`alphabet/data/segment.py`). Columns: words split into the right "
+            "number of letters; letters read right, of all letters (a word split wrongly counts all its "
+            "letters as wrong); words read right; milliseconds to read and split one word.\n\n"
+            "| letters | split right | letters read right | words read right | ms per word |\n"
+            "|---|---|---|---|---|\n" + "\n".join(rows))

@@ -117,8 +117,12 @@ def _strokes(ink: np.ndarray) -> np.ndarray:
     return strokes if strokes.any() else ink
 
 
-def to_emnist_style(grey: np.ndarray) -> np.ndarray:
-    """Greyscale array of any size -> (28, 28) uint8, white ink on black, centred."""
+def ink_layer(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The ink standing above the page, and the mask of its strokes; None for a blank image.
+
+    The first is float, white ink on black with the page at zero and the ink at full
+    strength; the second marks the pixels clearly inked, without lone specks.
+    """
     img = grey.astype(np.float32)
     # Dark ink on a light page is the common case for photos and scans: invert it.
     if _border(img)[2].mean() > 127:
@@ -130,9 +134,14 @@ def to_emnist_style(grey: np.ndarray) -> np.ndarray:
     ink = np.clip(img - 3 * noise, 0, None)
     peak = ink.max()
     if peak < MIN_INK_CONTRAST:
-        return np.zeros((28, 28), np.uint8)
-    ys, xs = np.nonzero(_strokes(ink > max(0.1 * peak, min(2 * noise, 0.5 * peak))))
-    img = np.where(ink > 0, img, 0.0)
+        return None
+    strokes = _strokes(ink > max(0.1 * peak, min(2 * noise, 0.5 * peak)))
+    return np.where(ink > 0, img, 0.0), strokes
+
+
+def frame_ink(img: np.ndarray, strokes: np.ndarray) -> np.ndarray:
+    """Crop ``img`` to the box of ``strokes`` and frame it as EMNIST does: (28, 28) uint8, centred."""
+    ys, xs = np.nonzero(strokes)
     crop = img[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
     side = max(crop.shape)
     square = np.zeros((side, side), np.float32)
@@ -144,6 +153,12 @@ def to_emnist_style(grey: np.ndarray) -> np.ndarray:
     out[pad: pad + LETTER_SPAN, pad: pad + LETTER_SPAN] = np.clip(small, 0, None)
     out *= 255.0 / max(out.max(), 1e-6)
     return out.round().astype(np.uint8)
+
+
+def to_emnist_style(grey: np.ndarray) -> np.ndarray:
+    """Greyscale array of any size -> (28, 28) uint8, white ink on black, centred."""
+    layer = ink_layer(grey)
+    return np.zeros((28, 28), np.uint8) if layer is None else frame_ink(*layer)
 
 
 def load_letter_image(path: str | Path) -> np.ndarray:

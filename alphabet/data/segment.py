@@ -1,0 +1,94 @@
+"""Split an image of a word written in separate letters into one EMNIST-style image per letter.
+
+The ink is found as for one letter (``emnist_style.ink_layer``), then cut into its
+connected strokes. Strokes that share most of their columns belong to one letter:
+the dot of an i or a j, a t's crossbar drawn apart, a pencil line that broke. The
+letters are read left to right. Letters whose strokes touch, or that lean so far
+that their columns overlap by more than half, are not told apart: cursive
+handwriting needs a different reader.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage  # scikit-learn's own dependency
+
+from alphabet.data.emnist_style import frame_ink, ink_layer
+
+# Strokes overlapping by this share of the narrower one's width are one letter.
+SAME_LETTER_OVERLAP = 0.5
+# A group of strokes this small beside the median letter is a dot or a speck, not a letter.
+SPECK_SHARE = 0.08
+# Gaps narrower than this share of the stroke width are a pen that skipped, not a space between letters.
+BRIDGE = 0.5
+
+
+@dataclass(frozen=True)
+class Letter:
+    """One letter cut from a word: where it is, and its EMNIST-style pixels."""
+
+    box: tuple[int, int, int, int]  # left, top, right, bottom in the image's pixels; right and bottom exclusive
+    pixels: np.ndarray  # (28, 28) uint8, framed as ``to_emnist_style`` frames a whole image
+
+
+def _overlap(a: tuple[int, int], b: tuple[int, int]) -> float:
+    """How much of the narrower of two column spans the other covers, from 0 to 1."""
+    shared = min(a[1], b[1]) - max(a[0], b[0])
+    return max(shared, 0) / max(min(a[1] - a[0], b[1] - b[0]), 1)
+
+
+def _group_strokes(spans: list[tuple[int, int]], areas: list[float]) -> list[list[int]]:
+    """Indices of the strokes of each letter, left to right."""
+    groups = [[i] for i in np.argsort([left for left, _ in spans])]
+
+    def span(group: list[int]) -> tuple[int, int]:
+        return min(spans[i][0] for i in group), max(spans[i][1] for i in group)
+
+    # Merge neighbours until no two groups share most of their columns; sorted by their left
+    # edge, a group can only overlap the ones just after it.
+    merged = True
+    while merged:
+        merged = False
+        for k in range(len(groups) - 1):
+            if _overlap(span(groups[k]), span(groups[k + 1])) >= SAME_LETTER_OVERLAP:
+                groups[k] += groups.pop(k + 1)
+                merged = True
+                break
+    # A dot or speck beside the letters (an i's dot set off to the right) joins the nearest letter.
+    ink = [sum(areas[i] for i in g) for g in groups]
+    letters = [g for g, a in zip(groups, ink, strict=True) if a >= SPECK_SHARE * np.median(ink)]
+    for g, a in zip(groups, ink, strict=True):
+        if a < SPECK_SHARE * np.median(ink) and letters:
+            centre = sum(span(g)) / 2
+            min(letters, key=lambda other: abs(sum(span(other)) / 2 - centre)).extend(g)
+    return sorted(letters, key=lambda g: span(g)[0])
+
+
+def split_letters(grey: np.ndarray) -> list[Letter]:
+    """The letters of a greyscale image of one row of separate letters, left to right; [] if blank."""
+    layer = ink_layer(grey)
+    if layer is None:
+        return []
+    img, strokes = layer
+    # A pen that skipped leaves a gap narrower than its stroke; letters stand further apart. Label
+    # the strokes thickened by a quarter of their width, so that such gaps close, then thin them back.
+    half_width = float(np.percentile(ndimage.distance_transform_edt(strokes)[strokes], 90))
+    reach = max(1, round(BRIDGE * half_width))
+    thick = ndimage.binary_dilation(strokes, structure=np.ones((3, 3), bool), iterations=reach)
+    labels, count = ndimage.label(thick, structure=np.ones((3, 3), bool))
+    labels[~strokes] = 0
+    slices = ndimage.find_objects(labels)
+    spans = [(s[1].start, s[1].stop) for s in slices]
+    areas = ndimage.sum_labels(strokes, labels, index=np.arange(1, count + 1)).tolist()
+    # Every inked pixel goes with its nearest stroke: a letter keeps its soft edges, not its neighbour's.
+    nearest = ndimage.distance_transform_edt(labels == 0, return_indices=True)[1]
+    owner = labels[nearest[0], nearest[1]]
+    letters = []
+    for group in _group_strokes(spans, areas):
+        mine = np.isin(owner, np.asarray(group) + 1)
+        ys, xs = np.nonzero(strokes & mine)
+        letters.append(Letter(box=(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1),
+                              pixels=frame_ink(np.where(mine, img, 0.0), strokes & mine)))
+    return letters
