@@ -55,11 +55,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_words(results: list, as_json: bool) -> None:
+    """A word per image: the letters read, then each letter's box and top-k."""
+    if as_json:
+        print(json.dumps([{"image": p, "word": "".join(top[0][0] for _, top in letters),
+                           "letters": [{"box": list(box), "top": [{"letter": c, "probability": q} for c, q in top]}
+                                       for box, top in letters]} for p, letters in results], indent=2))
+        return
+    for path, letters in results:
+        print(f"{path}: " + ("".join(top[0][0] for _, top in letters) or "blank (no ink found)"))
+        for (left, top_edge, right, bottom), top in letters:
+            print(f"  x {left}-{right}, y {top_edge}-{bottom}: " + "  ".join(f"{c} {q:.3f}" for c, q in top))
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
-    from alphabet.predict import predict_files
+    from alphabet.predict import predict_files, predict_word_files
 
     if args.top_k < 1:
         raise UserError(f"--top-k: expected a positive integer, got {args.top_k}")
+    if args.word:
+        _print_words(predict_word_files(args.checkpoint, args.images, args.top_k, tta=args.tta), args.json)
+        return 0
     results = predict_files(args.checkpoint, args.images, args.top_k, tta=args.tta)
     if args.json:
         print(json.dumps([{"image": p, "blank": not top, "top": [{"letter": c, "probability": q} for c, q in top]}
@@ -139,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE",
                    help="an image of one letter (any size, dark on light or light on dark), or a directory of them")
     p.add_argument("--top-k", type=int, default=3, metavar="K", help="how many letters to list per image (default 3)")
+    p.add_argument("--word", action="store_true",
+                   help="read each image as a row of separate letters (a word printed by hand), left to right")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     _add_tta_argument(p)
     p.set_defaults(func=cmd_predict)

@@ -8,7 +8,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from alphabet.data.emnist_style import IMAGE_SUFFIXES, greyscale, is_blank, load_letter_image, to_emnist_style
+from alphabet.data.emnist_style import (
+    IMAGE_SUFFIXES,
+    greyscale,
+    is_blank,
+    load_letter_image,
+    read_image,
+    to_emnist_style,
+)
+from alphabet.data.segment import Letter, split_letters
 from alphabet.engine import pick_device
 from alphabet.ensemble import Classifier, load_classifier
 from alphabet.errors import UserError
@@ -29,13 +37,18 @@ def image_paths(paths: list[str | Path]) -> list[Path]:
     return found
 
 
-def frame(image: np.ndarray | Image.Image) -> np.ndarray:
-    """One letter as a PIL image or an array (greyscale, or RGB/RGBA in the last axis), EMNIST-style."""
+def _grey(image: np.ndarray | Image.Image) -> np.ndarray:
+    """A PIL image or an array (greyscale, or RGB/RGBA in the last axis) as a greyscale array."""
     if isinstance(image, np.ndarray):
         if image.ndim not in (2, 3) or image.dtype != np.uint8:
             raise UserError(f"image: expected a uint8 array (H, W) or (H, W, 3|4), got {image.dtype} {image.shape}")
         image = Image.fromarray(image)
-    return to_emnist_style(np.asarray(greyscale(image)))
+    return np.asarray(greyscale(image))
+
+
+def frame(image: np.ndarray | Image.Image) -> np.ndarray:
+    """One letter as a PIL image or an array (greyscale, or RGB/RGBA in the last axis), EMNIST-style."""
+    return to_emnist_style(_grey(image))
 
 
 def top_letters(classifier: Classifier, pixels: np.ndarray, top_k: int = 3) -> list[list[tuple[str, float]]]:
@@ -66,3 +79,31 @@ def predict_files(checkpoint: str | Path, images: list[str | Path], top_k: int =
     pixels = np.stack([load_letter_image(p) for p in paths])
     classifier = load_classifier(checkpoint, pick_device("auto"), tta=tta)
     return list(zip(map(str, paths), top_letters(classifier, pixels, top_k), strict=True))
+
+
+# One letter of a word: its box in the image (left, top, right, bottom) and its top-k letters.
+WordLetter = tuple[tuple[int, int, int, int], list[tuple[str, float]]]
+
+
+def _read_words(classifier: Classifier, words: list[list[Letter]], top_k: int) -> list[list[WordLetter]]:
+    letters = [letter for word in words for letter in word]
+    if not letters:
+        return [[] for _ in words]
+    tops = iter(top_letters(classifier, np.stack([letter.pixels for letter in letters]), top_k))
+    return [[(letter.box, next(tops)) for letter in word] for word in words]
+
+
+def predict_words(classifier: Classifier, images: list[np.ndarray | Image.Image], top_k: int = 3
+                  ) -> list[list[WordLetter]]:
+    """For each image of a word written in separate letters, its letters left to right: each one's box
+    and ``top_k`` letters. A blank image gives an empty list."""
+    return _read_words(classifier, [split_letters(_grey(image)) for image in images], top_k)
+
+
+def predict_word_files(checkpoint: str | Path, images: list[str | Path], top_k: int = 3, tta: bool = False
+                       ) -> list[tuple[str, list[WordLetter]]]:
+    """``predict_words`` for image files (a directory stands for its images)."""
+    paths = image_paths(images)
+    words = [split_letters(np.asarray(read_image(p))) for p in paths]
+    classifier = load_classifier(checkpoint, pick_device("auto"), tta=tta)
+    return list(zip(map(str, paths), _read_words(classifier, words, top_k), strict=True))

@@ -148,6 +148,45 @@ def test_predict_top_k(cli, trained, tmp_path):
     assert agree >= 11, (agree, direct)
 
 
+def test_predict_a_word(cli, trained, tmp_path):
+    # The same letters, one per file and side by side in one image, are read alike.
+    paths, originals = save_letters(tmp_path, 5, with_originals=True)
+    ckpt = trained / "checkpoints/last.pt"
+    one_by_one = "".join(r["top"][0]["letter"] for r in json.loads(cli("predict", ckpt, *paths, "--json").out))
+    crops = []
+    for letter in originals:
+        ys, xs = np.nonzero(letter > 25)
+        crop = Image.fromarray(255 - letter[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1])
+        crops.append(np.asarray(crop.resize((3 * crop.width, 3 * crop.height))))
+    height = max(c.shape[0] for c in crops) + 40
+    word = np.full((height, sum(c.shape[1] for c in crops) + 30 * len(crops) + 30), 255, np.uint8)
+    x = 30
+    for crop in crops:
+        word[20: 20 + crop.shape[0], x: x + crop.shape[1]] = crop
+        x += crop.shape[1] + 30
+    Image.fromarray(word).save(tmp_path / "word.png")
+    Image.new("L", (200, 60), 255).save(tmp_path / "blank.png")
+
+    result = cli("predict", ckpt, tmp_path / "word.png", tmp_path / "blank.png", "--word", "--top-k", "2")
+    assert result.code == 0, result.err
+    lines = result.out.strip().splitlines()
+    assert lines[0] == f"{tmp_path / 'word.png'}: {one_by_one}"
+    assert len(lines) == 1 + 5 + 1 and lines[-1].endswith("blank.png: blank (no ink found)")
+    assert all(len(line.split(": ")[1].split()) == 4 for line in lines[1:6])  # 2 letters, 2 probabilities
+    shown = json.loads(cli("predict", ckpt, tmp_path / "word.png", tmp_path / "blank.png", "--word", "--json").out)
+    assert shown[0]["word"] == one_by_one and shown[1] == {"image": str(tmp_path / "blank.png"), "word": "",
+                                                           "letters": []}
+    lefts = [letter["box"][0] for letter in shown[0]["letters"]]
+    assert lefts == sorted(lefts) and all(len(letter["top"]) == 3 for letter in shown[0]["letters"])
+
+    # From Python, an image in memory reads the same.
+    from alphabet.ensemble import load_classifier
+    from alphabet.predict import predict_words
+
+    in_memory = predict_words(load_classifier(ckpt, torch.device("cpu")), [word], top_k=1)
+    assert "".join(top[0][0] for _, top in in_memory[0]) == one_by_one
+
+
 @pytest.mark.parametrize(("make", "fragment"), [
     (lambda p: p.write_text("not an image"), "not a readable image"),
     (lambda p: p.write_bytes(b""), "empty file (0 bytes)"),

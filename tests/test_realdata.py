@@ -63,3 +63,24 @@ def test_a_femnist_model_scores_sensibly_on_real_emnist(femnist_run, tmp_path):
     assert upright["balanced_accuracy"] > 0.5
     assert wrong["balanced_accuracy"] < 0.25
     assert json.loads((tmp_path / "up" / "metrics.json").read_text())["images"] == 10000
+
+
+def test_real_letters_written_close_together_split_into_words():
+    # Measured on the benchmark's 309 words (validation writers): all split right, 4-12 px apart at 4x.
+    from alphabet.data.emnist_style import to_emnist_style
+    from alphabet.data.segment import split_letters
+    from benchmarks.training import written_word
+
+    need_shared(FEMNIST)
+    letters = load_source(f"npz:{FEMNIST}", DataConfig(case="lower")).pool.images[:400]
+    rng = np.random.default_rng(0)
+    words = np.split(np.arange(400), np.arange(4, 400, 4))
+    split_right, similar = 0, []
+    for word in words:
+        found = split_letters(written_word(letters[word], rng.integers(4, 13, len(word) - 1), rng))
+        if len(found) == len(word):
+            split_right += 1
+            similar += [np.corrcoef(f.pixels.ravel(), to_emnist_style(letters[i]).ravel())[0, 1]
+                        for f, i in zip(found, word, strict=True)]
+    assert split_right >= 0.97 * len(words)
+    assert np.median(similar) > 0.9

@@ -19,10 +19,10 @@ from alphabet.data.emnist_style import frame_ink, ink_layer
 
 # Strokes overlapping by this share of the narrower one's width are one letter.
 SAME_LETTER_OVERLAP = 0.5
-# A group of strokes this small beside the median letter is a dot or a speck, not a letter.
-SPECK_SHARE = 0.08
-# Gaps narrower than this share of the stroke width are a pen that skipped, not a space between letters.
-BRIDGE = 0.5
+# A group of strokes this small beside the median letter is a dot, a speck or a broken-off piece.
+SPECK_SHARE = 0.25
+# A stroke's core is what stands above this share of the brightest ink.
+CORE = 0.35
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,8 @@ def _group_strokes(spans: list[tuple[int, int]], areas: list[float]) -> list[lis
                 groups[k] += groups.pop(k + 1)
                 merged = True
                 break
-    # A dot or speck beside the letters (an i's dot set off to the right) joins the nearest letter.
+    # A dot, a speck or a broken-off piece beside the letters (an i's dot set off to the right) joins the
+    # nearest letter.
     ink = [sum(areas[i] for i in g) for g in groups]
     letters = [g for g, a in zip(groups, ink, strict=True) if a >= SPECK_SHARE * np.median(ink)]
     for g, a in zip(groups, ink, strict=True):
@@ -72,16 +73,13 @@ def split_letters(grey: np.ndarray) -> list[Letter]:
     if layer is None:
         return []
     img, strokes = layer
-    # A pen that skipped leaves a gap narrower than its stroke; letters stand further apart. Label
-    # the strokes thickened by a quarter of their width, so that such gaps close, then thin them back.
-    half_width = float(np.percentile(ndimage.distance_transform_edt(strokes)[strokes], 90))
-    reach = max(1, round(BRIDGE * half_width))
-    thick = ndimage.binary_dilation(strokes, structure=np.ones((3, 3), bool), iterations=reach)
-    labels, count = ndimage.label(thick, structure=np.ones((3, 3), bool))
-    labels[~strokes] = 0
+    # Strokes are cut apart where they are strong: the soft edges of letters written close together
+    # touch, their cores do not. The soft edges join the letter again below.
+    core = strokes & (img > CORE * img.max())
+    labels, count = ndimage.label(core, structure=np.ones((3, 3), bool))
     slices = ndimage.find_objects(labels)
     spans = [(s[1].start, s[1].stop) for s in slices]
-    areas = ndimage.sum_labels(strokes, labels, index=np.arange(1, count + 1)).tolist()
+    areas = ndimage.sum_labels(core, labels, index=np.arange(1, count + 1)).tolist()
     # Every inked pixel goes with its nearest stroke: a letter keeps its soft edges, not its neighbour's.
     nearest = ndimage.distance_transform_edt(labels == 0, return_indices=True)[1]
     owner = labels[nearest[0], nearest[1]]
