@@ -268,6 +268,17 @@ def cropped(letter: np.ndarray, noise: float, rng: np.random.Generator) -> np.nd
     return np.clip(235 - 0.85 * big + rng.normal(0, noise, big.shape), 0, 255).astype(np.uint8)
 
 
+def lined(page: np.ndarray, spacing: int, squared: bool, rng: np.random.Generator) -> np.ndarray:
+    """``page`` (dark ink on light) printed over with grey lines 3 px thick every ``spacing`` px, at a
+    random offset: ruled paper, or squared paper with ``squared``. Where the ink crosses a line, the
+    darker of the two shows."""
+    ys, xs = np.ogrid[: page.shape[0], : page.shape[1]]
+    on_line = (ys + rng.integers(spacing)) % spacing < 3
+    if squared:
+        on_line = on_line | ((xs + rng.integers(spacing)) % spacing < 3)
+    return np.where(on_line, np.minimum(page, 175), page).astype(np.uint8)
+
+
 FRAMING_CASES = {  # name: (how a letter becomes an image, file suffix, JPEG quality)
     "scan: black ink on white, PNG": (lambda x, rng: photographed(x, 220, 0, 0, rng), ".png", None),
     "photo: light falling off by 40 levels across the page, grain 4, JPEG": (
@@ -276,6 +287,10 @@ FRAMING_CASES = {  # name: (how a letter becomes an image, file suffix, JPEG qua
         lambda x, rng: photographed(x, 40, 3, 0, rng), ".jpg", 75),
     "drawing app: black strokes on a transparent page, PNG": (lambda x, rng: transparent(x), ".png", None),
     "tight crop: the ink touches every edge, grain 4, PNG": (lambda x, rng: cropped(x, 4, rng), ".png", None),
+    "ruled paper: grey lines 3 px thick every 48 px, crossing the letter, grain 3, JPEG": (
+        lambda x, rng: lined(photographed(x, 200, 3, 0, rng), 48, False, rng), ".jpg", 75),
+    "squared paper: the same lines both ways, JPEG": (
+        lambda x, rng: lined(photographed(x, 200, 3, 0, rng), 48, True, rng), ".jpg", 75),
 }
 
 
@@ -349,10 +364,11 @@ def written_word(letters: np.ndarray, gaps: np.ndarray, rng: np.random.Generator
     return np.clip(235 - 200 * ink + rng.normal(0, 3, ink.shape), 0, 255).astype(np.uint8)
 
 
-WORD_CASES = {  # name: the range of gaps between letters' inked boxes, in pixels of the 4x drawing
-    "spaced: 12-32 px between letters (3-8 px at the 28 px scale)": (12, 32),
-    "close: 4-12 px between letters (1-3 px at the 28 px scale)": (4, 12),
-    "overlapping columns: each letter starts 0-8 px before the last one ends": (-8, 0),
+WORD_CASES = {  # name: the range of gaps between letters' inked boxes, in pixels of the 4x drawing; ruled
+    "spaced: 12-32 px between letters (3-8 px at the 28 px scale)": (12, 32, False),
+    "close: 4-12 px between letters (1-3 px at the 28 px scale)": (4, 12, False),
+    "overlapping columns: each letter starts 0-8 px before the last one ends": (-8, 0, False),
+    "spaced, on ruled paper: grey lines 3 px thick every 48 px": (12, 32, True),
 }
 
 
@@ -377,12 +393,14 @@ def bench_words(full: bool) -> str:
     rows = [f"| the letters as stored, one by one (28 px, the model's input) | | "
             f"{(stored == truth).mean():.4f} | {np.mean([(stored[w] == truth[w]).all() for w in words]):.3f} | |"]
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (low, high) in WORD_CASES.items():
+        for name, (low, high, ruled) in WORD_CASES.items():
             rng = np.random.default_rng(2)
             split_right, letters_right, words_right, spent = 0, 0, 0, 0.0
             for k, word in enumerate(words):
                 path = Path(tmp) / f"{k}.jpg"
                 image = written_word(splits.val.images[word], rng.integers(low, high + 1, len(word) - 1), rng)
+                if ruled:
+                    image = lined(image, 48, False, rng)
                 Image.fromarray(image).save(path, quality=90)
                 tick = time.perf_counter()
                 found = split_letters(np.asarray(read_image(path)))
