@@ -68,3 +68,42 @@ def test_a_tight_crop_whose_ink_touches_every_edge(tmp_path):
         grain = np.random.default_rng(i).normal(0, 4, big.shape)
         scan = np.clip(235 - 0.85 * big + grain, 0, 255).astype(np.uint8)
         assert similarity(to_emnist_style(scan), to_emnist_style(letter)) > 0.8, i
+
+
+def lined(page: np.ndarray, spacing: int, squared: bool, offset: int) -> np.ndarray:
+    """Grey lines 3 px thick every ``spacing`` px under the ink, as ruled (or squared) paper has."""
+    ys, xs = np.ogrid[: page.shape[0], : page.shape[1]]
+    on_line = (ys + offset) % spacing < 3
+    if squared:
+        on_line = on_line | ((xs + offset) % spacing < 3)
+    return np.where(on_line, np.minimum(page, 175), page).astype(np.uint8)
+
+
+@pytest.mark.parametrize("squared", [False, True])
+def test_ruled_and_squared_paper_lose_their_lines(tmp_path, squared):
+    # The lines cross the letter and run edge to edge: taken for ink, they stretched the frame to the page.
+    # No line runs along the image's edge here: where lines cover most of the border (a squared page
+    # cropped along two of its lines), the border no longer shows the page, and the framing fails.
+    scores = []
+    for i, letter in enumerate(LETTERS):
+        plain = photographed(letter, 200, 3, 0, seed=i)
+        Image.fromarray(lined(plain, 40, squared, offset=5 + i % 14)).save(tmp_path / "l.jpg", quality=85)
+        scores.append(similarity(load_letter_image(tmp_path / "l.jpg"), to_emnist_style(plain)))
+    assert np.median(scores) > 0.9 and min(scores) > 0.7, np.round(scores, 2)
+    # Lines alone are a blank page.
+    Image.fromarray(lined(np.full((180, 160), 235, np.uint8), 40, squared, 5)).save(tmp_path / "p.png")
+    assert is_blank(load_letter_image(tmp_path / "p.png"))
+
+
+def test_a_crossbar_from_edge_to_edge_is_not_a_ruled_line():
+    # A tightly cropped t or z has a crossbar as long as the image is wide; it stays.
+    from PIL import ImageDraw
+
+    for crossbar_y in (4, 30):  # a z's top bar, a t's crossbar
+        img = Image.new("L", (60, 90), 235)
+        d = ImageDraw.Draw(img)
+        d.line([(0, crossbar_y), (59, crossbar_y)], fill=20, width=3)  # as thin as a ruled line
+        d.line([(30, 0), (30, 89)], fill=20, width=6)
+        tight = np.asarray(img)
+        with_margin = np.pad(tight, 30, constant_values=235)
+        assert similarity(to_emnist_style(tight), to_emnist_style(with_margin)) > 0.97
