@@ -268,14 +268,16 @@ def cropped(letter: np.ndarray, noise: float, rng: np.random.Generator) -> np.nd
     return np.clip(235 - 0.85 * big + rng.normal(0, noise, big.shape), 0, 255).astype(np.uint8)
 
 
-def lined(page: np.ndarray, spacing: int, squared: bool, rng: np.random.Generator) -> np.ndarray:
+def lined(page: np.ndarray, spacing: int, squared: bool, rng: np.random.Generator, degrees: float = 0.0
+          ) -> np.ndarray:
     """``page`` (dark ink on light) printed over with grey lines 3 px thick every ``spacing`` px, at a
-    random offset: ruled paper, or squared paper with ``squared``. Where the ink crosses a line, the
-    darker of the two shows."""
+    random offset and tilted by ``degrees``: ruled paper, or squared paper with ``squared``. Where the
+    ink crosses a line, the darker of the two shows."""
+    slope = np.tan(np.radians(degrees))
     ys, xs = np.ogrid[: page.shape[0], : page.shape[1]]
-    on_line = (ys + rng.integers(spacing)) % spacing < 3
+    on_line = (ys + slope * xs + rng.integers(spacing)) % spacing < 3
     if squared:
-        on_line = on_line | ((xs + rng.integers(spacing)) % spacing < 3)
+        on_line = on_line | ((xs - slope * ys + rng.integers(spacing)) % spacing < 3)
     return np.where(on_line, np.minimum(page, 175), page).astype(np.uint8)
 
 
@@ -291,6 +293,10 @@ FRAMING_CASES = {  # name: (how a letter becomes an image, file suffix, JPEG qua
         lambda x, rng: lined(photographed(x, 200, 3, 0, rng), 48, False, rng), ".jpg", 75),
     "squared paper: the same lines both ways, JPEG": (
         lambda x, rng: lined(photographed(x, 200, 3, 0, rng), 48, True, rng), ".jpg", 75),
+    "ruled paper askew: the lines tilted by 2 degrees, JPEG": (
+        lambda x, rng: lined(photographed(x, 200, 3, 0, rng), 48, False, rng, 2.0), ".jpg", 75),
+    "squared paper askew: tilted by 1.5 degrees, JPEG": (
+        lambda x, rng: lined(photographed(x, 200, 3, 0, rng), 48, True, rng, -1.5), ".jpg", 75),
 }
 
 
