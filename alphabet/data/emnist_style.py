@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from alphabet.data.ruled_lines import ruled_lines
 from alphabet.errors import UserError
 
 # Refuse absurd images before decoding them fully (a decompression bomb, say).
@@ -123,52 +124,6 @@ def _inked(ink: np.ndarray, noise: float) -> np.ndarray:
     return ink > max(0.1 * peak, min(2 * noise, 0.5 * peak))
 
 
-def _line_bands(inked: np.ndarray) -> list[np.ndarray]:
-    """Row indices of each thin band of ink that runs from edge to edge: a ruled line, or a
-    crossbar of a tightly cropped letter."""
-    # A row's ink, with a pixel of play either way: a line may drift by two rows across the image.
-    padded = np.pad(inked, ((1, 1), (0, 0)))
-    rows = np.flatnonzero((padded[:-2] | padded[1:-1] | padded[2:]).mean(1) >= 0.9)
-    bands = np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1) if rows.size else []
-    return [b for b in bands if b.size <= max(6, 0.05 * inked.shape[0])]  # ruled lines are thin
-
-
-def _band_pixels(inked: np.ndarray, bands: list[np.ndarray], strokes: np.ndarray) -> np.ndarray:
-    """The inked pixels of ``bands``, except where one of ``strokes`` crosses them, so it stays whole."""
-    h, w = inked.shape
-    lines = np.zeros_like(inked)
-    for band in bands:
-        top, bottom = band[0], band[-1] + 1
-        above = strokes[max(top - 2, 0): top].any(0) if top > 0 else np.zeros(w, bool)
-        below = strokes[bottom: bottom + 2].any(0) if bottom < h else np.zeros(w, bool)
-        lines[top:bottom] = inked[top:bottom] & ~(above & below)
-    return lines
-
-
-def _ruled_lines(inked: np.ndarray) -> np.ndarray:
-    """The pixels of ruled or squared paper's lines: thin bands of ink from edge to edge, running
-    well past the rest of the ink. A tightly cropped t or z has an edge-to-edge crossbar too, but
-    no longer than the letter."""
-    rows, cols = _line_bands(inked), _line_bands(inked.T)
-    if not rows and not cols:
-        return np.zeros_like(inked)
-    # Where the lines of squared paper cross, neither line is a stroke crossing the other.
-    across, down = inked.copy(), inked.copy()
-    for band in rows:
-        down[band] = False
-    for band in cols:
-        across[:, band] = False
-    ys, xs = np.nonzero(across & down)
-    tall = ys.max() - ys.min() + 1 if ys.size else 0
-    wide = xs.max() - xs.min() + 1 if xs.size else 0
-    lines = np.zeros_like(inked)
-    if rows and inked.shape[1] >= 1.5 * tall:
-        lines |= _band_pixels(inked, rows, across)
-    if cols and inked.shape[0] >= 1.5 * wide:
-        lines |= _band_pixels(inked.T, cols, down.T).T
-    return lines
-
-
 def ink_layer(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """The ink standing above the page, and the mask of its strokes; None for a blank image.
 
@@ -188,7 +143,7 @@ def ink_layer(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     if ink.max() < MIN_INK_CONTRAST:
         return None
     inked = _inked(ink, noise)
-    lines = _ruled_lines(inked)
+    lines = ruled_lines(inked)
     if lines.any():
         ink[lines] = 0
         if ink.max() < MIN_INK_CONTRAST:

@@ -1,0 +1,139 @@
+"""Find the lines of ruled and squared paper under a letter, so that framing can take them off.
+
+A line is a thin band of ink that runs from edge to edge, level or tilted by up to
+``MAX_LINE_TILT`` degrees (a page photographed a little askew), and reaches well past
+the rest of the ink: at least 1.5 times the letter's height (its width, for the
+lines of squared paper that run down the page). A tightly cropped t or z has an
+edge-to-edge crossbar too, but no longer than the letter, so it stays. Where a
+stroke crosses a line, the stroke is kept whole.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage  # scikit-learn's own dependency
+
+# Lines tilted by up to this many degrees are found; the search steps by half a degree.
+MAX_LINE_TILT = 3.0
+
+
+def _level_view(shape: tuple[int, int], degrees: float) -> np.ndarray:
+    """For each pixel of a view in which lines tilted by ``degrees`` run level, the image row it
+    shows (the column is the same), or -1 where the view runs off the image."""
+    h, w = shape
+    shift = np.round(np.tan(np.radians(degrees)) * (np.arange(w) - (w - 1) / 2)).astype(int)
+    rows = np.arange(h)[:, None] + shift[None, :]
+    return np.where((rows >= 0) & (rows < h), rows, -1)
+
+
+def _line_bands(inked: np.ndarray, view: np.ndarray) -> list[np.ndarray]:
+    """View rows of each band of ink that runs from edge to edge in ``view`` (at least half the
+    image's width where the line runs off the top or bottom)."""
+    inside = np.maximum((view >= 0).sum(1), 1)
+    seen = np.where(view >= 0, inked[view.clip(0), np.arange(inked.shape[1])[None, :]], False)
+    # A row's ink, with a pixel of play either way, so that a line between two tilts still counts.
+    padded = np.pad(seen, ((1, 1), (0, 0)))
+    near = (padded[:-2] | padded[1:-1] | padded[2:]).sum(1)
+    rows = np.flatnonzero((inside >= 0.5 * inked.shape[1]) & (near >= 0.9 * inside))
+    return np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1) if rows.size else []
+
+
+def _straight_lines(inked: np.ndarray) -> list[tuple[float, float, float]]:
+    """Each thin line of ink from edge to edge, level or tilted by up to ``MAX_LINE_TILT`` degrees,
+    as (row at column 0, rise per column, half its thickness)."""
+    h, w = inked.shape
+    # Cheap test first: a line at any tilt searched fills nearly every column of some band of rows as
+    # tall as its drift across the image. Most images have none, and skip the search.
+    drift = int(np.ceil(np.tan(np.radians(MAX_LINE_TILT)) * w / 2)) + 1
+    if not (ndimage.maximum_filter1d(inked, 2 * drift + 1, axis=0).mean(1) >= 0.9).any():
+        return []
+    best: tuple[np.ndarray, list[np.ndarray]] = (_level_view(inked.shape, 0.0), [])
+    for degrees in sorted(np.arange(-MAX_LINE_TILT, MAX_LINE_TILT + 0.1, 0.5), key=abs):
+        view = _level_view(inked.shape, degrees)
+        bands = _line_bands(inked, view)
+        if sum(b.size for b in bands) > sum(b.size for b in best[1]):
+            best = (view, bands)
+    view, bands = best
+    lines = []
+    # The tilt is chosen before this, so that a thick stroke seen askew does not pass for a thin line.
+    for band in (b for b in bands if b.size <= max(6, 0.05 * h)):
+        rows = view[band[0]: band[-1] + 1]
+        on_line = (rows >= 0) & inked[rows.clip(0), np.arange(w)[None, :]]
+        ys, xs = rows[on_line], np.nonzero(on_line)[1]
+        rise, start = np.polyfit(xs, ys, 1)
+        half = float(np.percentile(np.abs(ys - (start + rise * xs)), 95)) + 0.5
+        lines.append((float(start), float(rise), half))
+    return lines
+
+
+def _line_pixels(inked: np.ndarray, lines: list[tuple[float, float, float]], strokes: np.ndarray) -> np.ndarray:
+    """The inked pixels of ``lines``, except where one of ``strokes`` crosses a line (ink just above
+    and just below it), so that the stroke stays whole."""
+    ys, xs = np.ogrid[: inked.shape[0], : inked.shape[1]]
+    pixels, near = np.zeros_like(inked), np.zeros_like(inked)
+    for start, rise, half in lines:
+        off = ys - (start + rise * xs)
+        above = (strokes & (off < -half - 1) & (off >= -half - 3)).any(0)
+        below = (strokes & (off > half + 1) & (off <= half + 3)).any(0)
+        pixels |= inked & (np.abs(off) <= half + 1) & ~(above & below)[None, :]
+        near |= np.abs(off) <= half + 4
+    # The soft edges of a line fitted a little off are left as slivers beside it: pieces of ink
+    # that lie wholly along a line go with it.
+    labels, count = ndimage.label(inked & ~pixels, structure=np.ones((3, 3), bool))
+    index = np.arange(1, count + 1)
+    along = ndimage.sum_labels(near, labels, index) == ndimage.sum_labels(np.ones_like(near), labels, index)
+    return pixels | np.isin(labels, index[along])
+
+
+def ruled_lines(inked: np.ndarray) -> np.ndarray:
+    """The pixels of ruled or squared paper's lines: thin lines of ink from edge to edge, level or
+    tilted by up to ``MAX_LINE_TILT`` degrees, running well past the rest of the ink. A tightly
+    cropped t or z has an edge-to-edge crossbar too, but no longer than the letter."""
+    rows, cols = _straight_lines(inked), _straight_lines(inked.T)
+    if not rows and not cols:
+        return np.zeros_like(inked)
+    # Where the lines of squared paper cross, neither line is a stroke crossing the other.
+    across = inked & ~_line_pixels(inked.T, cols, np.zeros_like(inked.T)).T
+    down = inked & ~_line_pixels(inked, rows, np.zeros_like(inked))
+    rest = across & down
+    # A tilted line that runs off the top or bottom edge is too short to be found; what is left of it
+    # is no letter either.
+    cut_rows = _cut_off_lines(rest) if rows else np.zeros_like(inked)
+    cut_cols = _cut_off_lines(rest.T).T if cols else np.zeros_like(inked)
+    ys, xs = np.nonzero(rest & ~cut_rows & ~cut_cols)
+    tall = ys.max() - ys.min() + 1 if ys.size else 0
+    wide = xs.max() - xs.min() + 1 if xs.size else 0
+    lines = np.zeros_like(inked)
+    if rows and inked.shape[1] >= 1.5 * tall:
+        lines |= _line_pixels(inked, rows, across) | cut_rows
+    if cols and inked.shape[0] >= 1.5 * wide:
+        lines |= _line_pixels(inked.T, cols, down.T).T | cut_cols
+    if lines.any():
+        # The ends of lines that leave across a corner are specks on the border; on a page with lines
+        # (not a tight crop, whose letter touches the border) no letter is cut there.
+        lines |= _border_specks(inked & ~lines, 0.02 * inked.sum())
+    return lines
+
+
+def _border_specks(mask: np.ndarray, most: float) -> np.ndarray:
+    """Pieces of ``mask`` that touch the image's border and hold fewer than ``most`` pixels."""
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    index = np.arange(1, count + 1)
+    border = np.zeros_like(mask)
+    border[[0, -1], :] = border[:, [0, -1]] = True
+    small = ndimage.sum_labels(np.ones_like(mask), labels, index) < most
+    on_border = ndimage.maximum(border, labels, index).astype(bool)
+    return np.isin(labels, index[small & on_border])
+
+
+def _cut_off_lines(mask: np.ndarray) -> np.ndarray:
+    """Pieces of ``mask`` touching its top or bottom edge that are as thin as a line and at least a
+    tenth of the image wide."""
+    labels, _ = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    pieces = np.zeros_like(mask)
+    h, w = mask.shape
+    for i, (ys, xs) in enumerate(ndimage.find_objects(labels), 1):
+        thin = ys.stop - ys.start <= max(6, 0.05 * h)
+        if thin and (ys.start == 0 or ys.stop == h) and xs.stop - xs.start >= 0.1 * w:
+            pieces[ys, xs] |= labels[ys, xs] == i
+    return pieces
