@@ -86,11 +86,25 @@ WordLetter = tuple[tuple[int, int, int, int], list[tuple[str, float]]]
 
 
 def _read_words(classifier: Classifier, words: list[list[Letter]], top_k: int) -> list[list[WordLetter]]:
-    letters = [letter for word in words for letter in word]
-    if not letters:
+    """Each word's letters with their top-k; a wide piece of ink is read as two touching letters where
+    the classifier is surer of both halves (the product of their top probabilities) than of the whole."""
+    pieces = [piece for word in words for letter in word for piece in (letter, *(letter.halves or ()))]
+    if not pieces:
         return [[] for _ in words]
-    tops = iter(top_letters(classifier, np.stack([letter.pixels for letter in letters]), top_k))
-    return [[(letter.box, next(tops)) for letter in word] for word in words]
+    tops = iter(top_letters(classifier, np.stack([piece.pixels for piece in pieces]), top_k))
+    read = []
+    for word in words:
+        letters: list[WordLetter] = []
+        for letter in word:
+            whole = next(tops)
+            if letter.halves is None:
+                letters.append((letter.box, whole))
+                continue
+            halves = [(half.box, next(tops)) for half in letter.halves]
+            split = halves[0][1][0][1] * halves[1][1][0][1] > whole[0][1]
+            letters.extend(halves if split else [(letter.box, whole)])
+        read.append(letters)
+    return read
 
 
 def predict_words(classifier: Classifier, images: list[np.ndarray | Image.Image], top_k: int = 3

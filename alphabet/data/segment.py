@@ -3,9 +3,13 @@
 The ink is found as for one letter (``emnist_style.ink_layer``), then cut into its
 connected strokes. Strokes that share most of their columns belong to one letter:
 the dot of an i or a j, a t's crossbar drawn apart, a pencil line that broke. The
-letters are read left to right. Letters whose strokes touch, or that lean so far
-that their columns overlap by more than half, are not told apart: cursive
-handwriting needs a different reader.
+letters are read left to right.
+
+Two letters whose strokes touch are one piece of ink. A piece much wider than the
+word's letters are tall also comes cut in two, at its thinnest column near the
+middle, as ``Letter.halves``; the reader (``alphabet.predict``) keeps the cut where
+the classifier is surer of the halves than of the whole, so an m stays an m and
+touching ll come apart. Cursive handwriting needs a different reader.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ SAME_LETTER_OVERLAP = 0.5
 SPECK_SHARE = 0.25
 # A stroke's core is what stands above this share of the brightest ink.
 CORE = 0.35
+# A letter this much wider than the word's letters are tall may be two letters touching.
+WIDE = 1.2
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,7 @@ class Letter:
 
     box: tuple[int, int, int, int]  # left, top, right, bottom in the image's pixels; right and bottom exclusive
     pixels: np.ndarray  # (28, 28) uint8, framed as ``to_emnist_style`` frames a whole image
+    halves: tuple[Letter, Letter] | None = None  # for a wide piece: the same ink cut in two
 
 
 def _overlap(a: tuple[int, int], b: tuple[int, int]) -> float:
@@ -83,10 +90,34 @@ def split_letters(grey: np.ndarray) -> list[Letter]:
     # Every inked pixel goes with its nearest stroke: a letter keeps its soft edges, not its neighbour's.
     nearest = ndimage.distance_transform_edt(labels == 0, return_indices=True)[1]
     owner = labels[nearest[0], nearest[1]]
-    letters = []
-    for group in _group_strokes(spans, areas):
-        mine = np.isin(owner, np.asarray(group) + 1)
-        ys, xs = np.nonzero(strokes & mine)
-        letters.append(Letter(box=(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1),
-                              pixels=frame_ink(np.where(mine, img, 0.0), strokes & mine)))
+    groups = _group_strokes(spans, areas)
+    masks = [np.isin(owner, np.asarray(group) + 1) for group in groups]
+    letters = [_letter(img, strokes, mine) for mine in masks]
+    height = float(np.median([letter.box[3] - letter.box[1] for letter in letters]))
+    for i, (letter, mine) in enumerate(zip(letters, masks, strict=True)):
+        left, _, right, _ = letter.box
+        if right - left > WIDE * height:
+            letters[i] = _with_halves(letter, img, strokes, core & mine, mine)
     return letters
+
+
+def _letter(img: np.ndarray, strokes: np.ndarray, mine: np.ndarray) -> Letter:
+    ys, xs = np.nonzero(strokes & mine)
+    return Letter(box=(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1),
+                  pixels=frame_ink(np.where(mine, img, 0.0), strokes & mine))
+
+
+def _with_halves(letter: Letter, img: np.ndarray, strokes: np.ndarray, core: np.ndarray, mine: np.ndarray
+                 ) -> Letter:
+    """``letter`` with its ink cut at the column of least core ink in its middle third."""
+    left, _, right, _ = letter.box
+    width = right - left
+    columns = core[:, left:right].sum(0)
+    middle = np.arange(width // 3, width - width // 3)
+    cut = left + int(middle[np.argmin(columns[middle])])
+    before = np.zeros_like(mine)
+    before[:, :cut] = True
+    parts = (mine & before, mine & ~before)
+    if not all((strokes & part).any() for part in parts):
+        return letter
+    return Letter(letter.box, letter.pixels, halves=(_letter(img, strokes, parts[0]), _letter(img, strokes, parts[1])))
