@@ -86,9 +86,11 @@ WordLetter = tuple[tuple[int, int, int, int], list[tuple[str, float]]]
 
 
 def _read_words(classifier: Classifier, words: list[list[Letter]], top_k: int) -> list[list[WordLetter]]:
-    """Each word's letters with their top-k; a wide piece of ink is read as two touching letters where
-    the classifier is surer of both halves (the product of their top probabilities) than of the whole."""
-    pieces = [piece for word in words for letter in word for piece in (letter, *(letter.halves or ()))]
+    """Each word's letters with their top-k. A wide piece of ink is read as two touching letters where,
+    at its best cut, the classifier is surer of both halves (the product of their top probabilities)
+    than of the whole."""
+    pieces = [piece for word in words for letter in word
+              for piece in (letter, *(half for cut in letter.cuts for half in cut))]
     if not pieces:
         return [[] for _ in words]
     tops = iter(top_letters(classifier, np.stack([piece.pixels for piece in pieces]), top_k))
@@ -96,13 +98,13 @@ def _read_words(classifier: Classifier, words: list[list[Letter]], top_k: int) -
     for word in words:
         letters: list[WordLetter] = []
         for letter in word:
-            whole = next(tops)
-            if letter.halves is None:
-                letters.append((letter.box, whole))
-                continue
-            halves = [(half.box, next(tops)) for half in letter.halves]
-            split = halves[0][1][0][1] * halves[1][1][0][1] > whole[0][1]
-            letters.extend(halves if split else [(letter.box, whole)])
+            whole = (letter.box, next(tops))
+            best, sureness = [whole], whole[1][0][1]
+            for cut in letter.cuts:
+                halves = [(half.box, next(tops)) for half in cut]
+                if halves[0][1][0][1] * halves[1][1][0][1] > sureness:
+                    best, sureness = halves, halves[0][1][0][1] * halves[1][1][0][1]
+            letters.extend(best)
         read.append(letters)
     return read
 

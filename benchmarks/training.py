@@ -382,7 +382,8 @@ def bench_words(full: bool) -> str:
     from PIL import Image
 
     from alphabet.data.emnist_style import read_image
-    from alphabet.data.segment import split_letters
+    from alphabet.ensemble import Classifier
+    from alphabet.predict import predict_words
 
     if not FEMNIST.exists():
         raise Skipped(f"{FEMNIST} is absent")
@@ -391,6 +392,7 @@ def bench_words(full: bool) -> str:
                                        f"train.epochs={epochs}"])
     splits = load_splits(config.data)
     trainer = trained(config, splits)
+    classifier = Classifier([trainer.model], list(splits.val.classes), config, trainer.device)
     order = np.random.default_rng(0).permutation(len(splits.val))
     cuts = np.cumsum(np.random.default_rng(1).integers(3, 7, size=len(order)))
     words = np.split(order, cuts[cuts < len(order)])
@@ -409,24 +411,25 @@ def bench_words(full: bool) -> str:
                     image = lined(image, 48, False, rng)
                 Image.fromarray(image).save(path, quality=90)
                 tick = time.perf_counter()
-                found = split_letters(np.asarray(read_image(path)))
+                (found,) = predict_words(classifier, [np.asarray(read_image(path))], top_k=1)
                 spent += time.perf_counter() - tick
                 if len(found) != len(word):
                     continue
                 split_right += 1
-                pixels = torch.from_numpy(np.stack([letter.pixels for letter in found]))
-                read = predict_probs(trainer.model, pixels, trainer.device).argmax(1).numpy()
-                letters_right += int((read == truth[word]).sum())
-                words_right += int((read == truth[word]).all())
+                right = [top[0][0] == splits.val.classes[label] for (_, top), label in zip(found, truth[word],
+                                                                                           strict=True)]
+                letters_right += sum(right)
+                words_right += all(right)
             rows.append(f"| {name} | {split_right / len(words):.3f} | {letters_right / len(order):.4f} | "
                         f"{words_right / len(words):.3f} | {spent / len(words) * 1000:.1f} |")
     return ("## Words: letters side by side in one image (femnist lowercase)\n\n"
             f"`{BEST_CONFIG.relative_to(ROOT)}` with the cosine schedule, trained {epochs} epochs on the "
             f"training writers, reads the {len(splits.val):,} validation writers' letters written as "
-            f"{len(words)} words of 3 to 6 letters, as `alphabet predict --word` reads them: each letter "
-            "drawn 4x larger, dark ink on a page with grain, shifted up or down by up to 8 px, saved as "
-            "JPEG, read back and split (`alphabet/data/segment.py`). Columns: words split into the right "
-            "number of letters; letters read right, of all letters (a word split wrongly counts all its "
-            "letters as wrong); words read right; milliseconds to read and split one word.\n\n"
+            f"{len(words)} words of 3 to 6 letters, as `alphabet predict --word` reads them "
+            "(`alphabet.predict.predict_words`): each letter drawn 4x larger, dark ink on a page with grain, "
+            "shifted up or down by up to 8 px, saved as JPEG, read back, split (`alphabet/data/segment.py`) "
+            "and classified. Columns: words split into the right number of letters; letters read right, of "
+            "all letters (a word split wrongly counts all its letters as wrong); words read right; "
+            "milliseconds to read, split and classify one word.\n\n"
             "| letters | split right | letters read right | words read right | ms per word |\n"
             "|---|---|---|---|---|\n" + "\n".join(rows))

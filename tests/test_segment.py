@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageDraw, ImageFilter
 from scipy import ndimage
 
@@ -85,3 +86,55 @@ def test_letters_whose_soft_edges_touch_are_still_split():
 
 def test_a_blank_page_has_no_letters():
     assert split_letters(np.full((80, 200), 240, np.uint8)) == []
+
+
+def touching_pair() -> np.ndarray:
+    # Two o's whose strokes run into each other: one piece of ink, twice as wide as it is tall.
+    img, d = page()
+    draw_o(d, 40)
+    draw_o(d, 86)
+    return np.asarray(img)
+
+
+def test_a_wide_piece_also_comes_cut_in_two():
+    (letter,) = split_letters(touching_pair())
+    assert letter.cuts
+    for left, right in letter.cuts:
+        assert left.box[0] == letter.box[0] and right.box[2] == letter.box[2]
+    # One of the cuts is where the two o's meet, and gives back each o.
+    left, right = min(letter.cuts, key=lambda cut: abs(cut[0].box[2] - 88))
+    assert 80 <= left.box[2] <= 96
+    for half, x in ((left, 40), (right, 86)):
+        assert similarity(half.pixels, alone(draw_o, x)) > 0.8
+    # A letter as wide as it is tall is not cut.
+    assert all(not letter.cuts for letter in split_letters(np.asarray(alone_page(draw_o, 40))))
+
+
+def alone_page(draw, x: int) -> Image.Image:
+    img, d = page()
+    draw(d, x)
+    return img
+
+
+class InkHeightJudge:
+    """A stand-in classifier, sure of a framed image whose ink fills at least ``rows`` rows: a
+    letter framed alone fills about 20, two letters framed as one about 10."""
+
+    classes = ["o", "x"]
+
+    def __init__(self, sure: float, unsure: float) -> None:
+        self.sure, self.unsure = sure, unsure
+
+    def predict_probs(self, pixels: torch.Tensor) -> torch.Tensor:
+        tall = (pixels > 0).any(2).sum(1) >= 16
+        p = torch.where(tall, self.sure, self.unsure)
+        return torch.stack([p, 1 - p], 1)
+
+
+@pytest.mark.parametrize(("sure", "unsure", "letters"), [(0.95, 0.5, 2), (0.7, 0.6, 1)])
+def test_a_wide_piece_is_read_as_two_letters_only_where_the_halves_are_surer(sure, unsure, letters):
+    from alphabet.predict import _read_words
+
+    # Split when both halves together (0.95 x 0.95) beat the whole (0.5); kept whole when not (0.49 < 0.6).
+    (word,) = _read_words(InkHeightJudge(sure, unsure), [split_letters(touching_pair())], top_k=1)
+    assert len(word) == letters

@@ -6,9 +6,9 @@ the dot of an i or a j, a t's crossbar drawn apart, a pencil line that broke. Th
 letters are read left to right.
 
 Two letters whose strokes touch are one piece of ink. A piece much wider than the
-word's letters are tall also comes cut in two, at its thinnest column near the
-middle, as ``Letter.halves``; the reader (``alphabet.predict``) keeps the cut where
-the classifier is surer of the halves than of the whole, so an m stays an m and
+word's letters are tall also comes cut in two at a few columns of its middle
+third, as ``Letter.cuts``; the reader (``alphabet.predict``) keeps the best cut where
+the classifier is surer of both halves than of the whole, so an m stays an m and
 touching ll come apart. Cursive handwriting needs a different reader.
 """
 
@@ -28,7 +28,7 @@ SPECK_SHARE = 0.25
 # A stroke's core is what stands above this share of the brightest ink.
 CORE = 0.35
 # A letter this much wider than the word's letters are tall may be two letters touching.
-WIDE = 1.2
+WIDE = 1.4
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Letter:
 
     box: tuple[int, int, int, int]  # left, top, right, bottom in the image's pixels; right and bottom exclusive
     pixels: np.ndarray  # (28, 28) uint8, framed as ``to_emnist_style`` frames a whole image
-    halves: tuple[Letter, Letter] | None = None  # for a wide piece: the same ink cut in two
+    cuts: tuple[tuple[Letter, Letter], ...] = ()  # for a wide piece: the same ink cut in two, a few ways
 
 
 def _overlap(a: tuple[int, int], b: tuple[int, int]) -> float:
@@ -97,7 +97,7 @@ def split_letters(grey: np.ndarray) -> list[Letter]:
     for i, (letter, mine) in enumerate(zip(letters, masks, strict=True)):
         left, _, right, _ = letter.box
         if right - left > WIDE * height:
-            letters[i] = _with_halves(letter, img, strokes, core & mine, mine)
+            letters[i] = _with_cuts(letter, img, strokes, core & mine, mine)
     return letters
 
 
@@ -107,17 +107,20 @@ def _letter(img: np.ndarray, strokes: np.ndarray, mine: np.ndarray) -> Letter:
                   pixels=frame_ink(np.where(mine, img, 0.0), strokes & mine))
 
 
-def _with_halves(letter: Letter, img: np.ndarray, strokes: np.ndarray, core: np.ndarray, mine: np.ndarray
-                 ) -> Letter:
-    """``letter`` with its ink cut at the column of least core ink in its middle third."""
+def _with_cuts(letter: Letter, img: np.ndarray, strokes: np.ndarray, core: np.ndarray, mine: np.ndarray
+               ) -> Letter:
+    """``letter`` with its ink cut in two at the column of least core ink in its middle third, and at
+    a few evenly spaced columns there: where round letters touch, their joint is the inkiest column."""
     left, _, right, _ = letter.box
     width = right - left
-    columns = core[:, left:right].sum(0)
     middle = np.arange(width // 3, width - width // 3)
-    cut = left + int(middle[np.argmin(columns[middle])])
-    before = np.zeros_like(mine)
-    before[:, :cut] = True
-    parts = (mine & before, mine & ~before)
-    if not all((strokes & part).any() for part in parts):
-        return letter
-    return Letter(letter.box, letter.pixels, halves=(_letter(img, strokes, parts[0]), _letter(img, strokes, parts[1])))
+    thinnest = int(middle[np.argmin(core[:, left:right].sum(0)[middle])])
+    columns = sorted({thinnest, *(round(width * f) for f in (0.4, 0.5, 0.6))})
+    cuts = []
+    for column in columns:
+        before = np.zeros_like(mine)
+        before[:, : left + column] = True
+        parts = (mine & before, mine & ~before)
+        if all((strokes & part).any() for part in parts):
+            cuts.append((_letter(img, strokes, parts[0]), _letter(img, strokes, parts[1])))
+    return Letter(letter.box, letter.pixels, cuts=tuple(cuts))
