@@ -14,6 +14,7 @@ import torch
 
 from alphabet.config import Config, load_config
 from alphabet.data import load_splits
+from alphabet.data.splits import Splits
 from alphabet.engine import Trainer, bf16_is_native, predict_probs
 from alphabet.metrics import summary_metrics
 from alphabet.train import evaluate_split
@@ -300,18 +301,24 @@ FRAMING_CASES = {  # name: (how a letter becomes an image, file suffix, JPEG qua
 }
 
 
+def reader_model(full: bool) -> tuple[Config, Splits, Trainer]:
+    """The image-file benchmarks' model: the searched best with the cosine schedule, trained on the
+    training writers (12 epochs, 30 in full mode)."""
+    if not FEMNIST.exists():
+        raise Skipped(f"{FEMNIST} is absent")
+    config = load_config(BEST_CONFIG, [f"data.source=npz:{FEMNIST}", "train.schedule=cosine",
+                                       f"train.epochs={30 if full else 12}"])
+    splits = load_splits(config.data)
+    return config, splits, trained(config, splits)
+
+
 def bench_framing(full: bool) -> str:
     from PIL import Image
 
     from alphabet.data.emnist_style import load_letter_image
 
-    if not FEMNIST.exists():
-        raise Skipped(f"{FEMNIST} is absent")
-    epochs = 30 if full else 12
-    config = load_config(BEST_CONFIG, [f"data.source=npz:{FEMNIST}", "train.schedule=cosine",
-                                       f"train.epochs={epochs}"])
-    splits = load_splits(config.data)
-    trainer = trained(config, splits)
+    config, splits, trainer = reader_model(full)
+    epochs = config.train.epochs
     labels = torch.from_numpy(splits.val.labels)
     stored = predict_probs(trainer.model, splits.val, trainer.device)
     as_framed = stored.argmax(1)
@@ -385,13 +392,8 @@ def bench_words(full: bool) -> str:
     from alphabet.ensemble import Classifier
     from alphabet.predict import predict_words
 
-    if not FEMNIST.exists():
-        raise Skipped(f"{FEMNIST} is absent")
-    epochs = 30 if full else 12
-    config = load_config(BEST_CONFIG, [f"data.source=npz:{FEMNIST}", "train.schedule=cosine",
-                                       f"train.epochs={epochs}"])
-    splits = load_splits(config.data)
-    trainer = trained(config, splits)
+    config, splits, trainer = reader_model(full)
+    epochs = config.train.epochs
     classifier = Classifier([trainer.model], list(splits.val.classes), config, trainer.device)
     order = np.random.default_rng(0).permutation(len(splits.val))
     cuts = np.cumsum(np.random.default_rng(1).integers(3, 7, size=len(order)))
