@@ -98,12 +98,13 @@ def _read_words(classifier: Classifier, words: list[list[Letter]], top_k: int) -
     for word in words:
         letters: list[WordLetter] = []
         for letter in word:
-            whole = (letter.box, next(tops))
-            best, sureness = [whole], whole[1][0][1]
-            for cut in letter.cuts:
-                halves = [(half.box, next(tops)) for half in cut]
-                if halves[0][1][0][1] * halves[1][1][0][1] > sureness:
-                    best, sureness = halves, halves[0][1][0][1] * halves[1][1][0][1]
+            whole = next(tops)
+            best, sureness = [(letter.box, whole)], whole[0][1]
+            for (left, right) in letter.cuts:
+                left_top, right_top = next(tops), next(tops)
+                if left_top[0][1] * right_top[0][1] > sureness:
+                    best = [(left.box, left_top), (right.box, right_top)]
+                    sureness = left_top[0][1] * right_top[0][1]
             letters.extend(best)
         read.append(letters)
     return read
