@@ -109,3 +109,18 @@ def test_a_crossbar_from_edge_to_edge_is_not_a_ruled_line():
         tight = np.asarray(img)
         with_margin = np.pad(tight, 30, constant_values=235)
         assert similarity(to_emnist_style(tight), to_emnist_style(with_margin)) > 0.97
+
+
+def test_a_phone_photo_is_framed_at_a_working_size():
+    # 12 megapixels with ruled lines took 8 s to frame at full size; shrunk to 1024 a side, under a second.
+    from alphabet.data.emnist_style import working_copy
+
+    letter = np.asarray(Image.fromarray(LETTERS[3]).resize((1400, 1400), Image.Resampling.BICUBIC), np.float32) / 255
+    ink = np.zeros((4000, 3000), np.float32)
+    ink[1300:2700, 800:2200] = letter
+    page = np.clip(235 - 200 * ink + np.random.default_rng(0).normal(0, 3, ink.shape), 0, 255).astype(np.uint8)
+    photo = lined(page, 200, False, 37, degrees=1.0)  # lines 3 px thick, and thinner once shrunk
+    small, factor = working_copy(photo)
+    assert factor == 4 and max(small.shape) <= 1024
+    assert similarity(to_emnist_style(photo), to_emnist_style(page)) > 0.95
+    assert similarity(to_emnist_style(page), to_emnist_style(LETTERS[3])) > 0.95

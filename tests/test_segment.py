@@ -138,3 +138,16 @@ def test_a_wide_piece_is_read_as_two_letters_only_where_the_halves_are_surer(sur
     # Split when both halves together (0.95 x 0.95) beat the whole (0.5); kept whole when not (0.49 < 0.6).
     (word,) = _read_words(InkHeightJudge(sure, unsure), [split_letters(touching_pair())], top_k=1)
     assert len(word) == letters
+
+
+def test_a_large_image_gives_boxes_in_its_own_pixels():
+    # Split at a working size, the boxes are scaled back to the image the user gave.
+    img, d = page()
+    for draw, x in ((draw_o, 40), (draw_l, 130), (draw_i, 180)):
+        draw(d, x)
+    large = np.asarray(img.resize((img.width * 8, img.height * 8), Image.Resampling.BICUBIC))
+    small_boxes = [letter.box for letter in split_letters(np.asarray(img))]
+    large_boxes = [letter.box for letter in split_letters(large)]
+    assert len(large_boxes) == 3 and max(large.shape) > 1024
+    for small, big in zip(small_boxes, large_boxes, strict=True):
+        assert all(abs(8 * s - b) <= 16 for s, b in zip(small, big, strict=True)), (small, big)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage  # scikit-learn's own dependency
 
-from alphabet.data.emnist_style import frame_ink, ink_layer
+from alphabet.data.emnist_style import frame_ink, ink_layer, working_copy
 
 # Strokes overlapping by this share of the narrower one's width are one letter.
 SAME_LETTER_OVERLAP = 0.5
@@ -76,6 +76,22 @@ def _group_strokes(spans: list[tuple[int, int]], areas: list[float]) -> list[lis
 
 def split_letters(grey: np.ndarray) -> list[Letter]:
     """The letters of a greyscale image of one row of separate letters, left to right; [] if blank."""
+    small, factor = working_copy(grey)
+    letters = _split(small)
+    if factor == 1:
+        return letters
+    return [_scaled(letter, factor, grey.shape) for letter in letters]
+
+
+def _scaled(letter: Letter, factor: int, shape: tuple[int, ...]) -> Letter:
+    """``letter`` found in an image shrunk by ``factor``, with its boxes in the full image's pixels."""
+    left, top, right, bottom = letter.box
+    box = (left * factor, top * factor, min(right * factor, shape[1]), min(bottom * factor, shape[0]))
+    cuts = tuple((_scaled(a, factor, shape), _scaled(b, factor, shape)) for a, b in letter.cuts)
+    return Letter(box, letter.pixels, cuts)
+
+
+def _split(grey: np.ndarray) -> list[Letter]:
     layer = ink_layer(grey)
     if layer is None:
         return []
