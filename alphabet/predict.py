@@ -110,17 +110,24 @@ def _read_words(classifier: Classifier, words: list[list[Letter]], top_k: int) -
     return read
 
 
+def _split_named(name: str, grey: np.ndarray) -> list[Letter]:
+    try:
+        return split_letters(grey)
+    except UserError as e:
+        raise UserError(f"{name}: {e}") from None
+
+
 def predict_words(classifier: Classifier, images: list[np.ndarray | Image.Image], top_k: int = 3
                   ) -> list[list[WordLetter]]:
     """For each image of a word written in separate letters, its letters left to right: each one's box
     and ``top_k`` letters. A blank image gives an empty list."""
-    return _read_words(classifier, [split_letters(_grey(image)) for image in images], top_k)
+    return _read_words(classifier, [_split_named(f"image {i}", _grey(image)) for i, image in enumerate(images)], top_k)
 
 
 def predict_word_files(checkpoint: str | Path, images: list[str | Path], top_k: int = 3, tta: bool = False
                        ) -> list[tuple[str, list[WordLetter]]]:
     """``predict_words`` for image files (a directory stands for its images)."""
     paths = image_paths(images)
-    words = [split_letters(np.asarray(read_image(p))) for p in paths]
+    words = [_split_named(str(p), np.asarray(read_image(p))) for p in paths]
     classifier = load_classifier(checkpoint, pick_device("auto"), tta=tta)
     return list(zip(map(str, paths), _read_words(classifier, words, top_k), strict=True))

@@ -179,6 +179,13 @@ def test_predict_a_word(cli, trained, tmp_path):
     lefts = [letter["box"][0] for letter in shown[0]["letters"]]
     assert lefts == sorted(lefts) and all(len(letter["top"]) == 3 for letter in shown[0]["letters"])
 
+    # Two rows in one image are refused, naming the file, rather than read as one garbled word.
+    two_rows = np.full((2 * height + 20, word.shape[1]), 255, np.uint8)
+    two_rows[:height], two_rows[height + 20:] = word, word
+    Image.fromarray(two_rows).save(tmp_path / "rows.png")
+    assert_one_line_error(cli("predict", ckpt, tmp_path / "rows.png", "--word"), str(tmp_path / "rows.png"),
+                          "found 2 rows of letters; expected one row")
+
     # From Python, an image in memory reads the same.
     from alphabet.ensemble import load_classifier
     from alphabet.predict import predict_words

@@ -151,3 +151,20 @@ def test_a_large_image_gives_boxes_in_its_own_pixels():
     assert len(large_boxes) == 3 and max(large.shape) > 1024
     for small, big in zip(small_boxes, large_boxes, strict=True):
         assert all(abs(8 * s - b) <= 16 for s, b in zip(small, big, strict=True)), (small, big)
+
+
+def test_two_rows_of_letters_are_refused_not_misread():
+    from alphabet.errors import UserError
+
+    img, d = page(400, 300)
+    for x in (40, 130):
+        draw_o(d, x)
+        d.ellipse([x, 200, x + 50, 260], outline=20, width=8)  # a second row below the first
+    with pytest.raises(UserError, match="found 2 rows of letters; expected one row"):
+        split_letters(np.asarray(img))
+    # An i's dot above a row, or letters a little higher or lower than their neighbours, are one row.
+    img, d = page()
+    draw_i(d, 60)
+    draw_o(d, 100)
+    draw_l(d, 200)
+    assert len(split_letters(np.asarray(img))) == 3

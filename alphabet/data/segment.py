@@ -20,6 +20,7 @@ import numpy as np
 from scipy import ndimage  # scikit-learn's own dependency
 
 from alphabet.data.emnist_style import frame_ink, ink_layer, working_copy
+from alphabet.errors import UserError
 
 # Strokes overlapping by this share of the narrower one's width are one letter.
 SAME_LETTER_OVERLAP = 0.5
@@ -91,11 +92,24 @@ def _scaled(letter: Letter, factor: int, shape: tuple[int, ...]) -> Letter:
     return Letter(box, letter.pixels, cuts)
 
 
+def rows_of_ink(strokes: np.ndarray) -> int:
+    """How many rows of letters the ink stands in: bands of inked rows, with blank rows between, at
+    least half as tall as the tallest (an i's dot or a speck above the letters is no row)."""
+    inked = np.flatnonzero(strokes.any(1))
+    bands = np.split(inked, np.flatnonzero(np.diff(inked) > 1) + 1)
+    tallest = max(band.size for band in bands)
+    return sum(band.size >= 0.5 * tallest for band in bands)
+
+
 def _split(grey: np.ndarray) -> list[Letter]:
     layer = ink_layer(grey)
     if layer is None:
         return []
     img, strokes = layer
+    rows = rows_of_ink(strokes)
+    if rows > 1:
+        # Letters of two rows would be merged where their columns overlap: refuse, rather than misread.
+        raise UserError(f"found {rows} rows of letters; expected one row (crop each row to its own image)")
     # Strokes are cut apart where they are strong: the soft edges of letters written close together
     # touch, their cores do not. The soft edges join the letter again below.
     core = strokes & (img > CORE * img.max())
