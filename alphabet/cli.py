@@ -57,13 +57,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _print_words(results: list, as_json: bool) -> None:
     """A word per image: the letters read, then each letter's box and top-k."""
+    words = ["".join(top[0][0] for _, top in letters) for _, letters in results]
     if as_json:
-        print(json.dumps([{"image": p, "word": "".join(top[0][0] for _, top in letters),
-                           "letters": [{"box": list(box), "top": [{"letter": c, "probability": q} for c, q in top]}
-                                       for box, top in letters]} for p, letters in results], indent=2))
+        shown = [{"image": p, "word": word,
+                  "letters": [{"box": list(box), "top": [{"letter": c, "probability": q} for c, q in top]}
+                              for box, top in letters]} for (p, letters), word in zip(results, words, strict=True)]
+        print(json.dumps(shown, indent=2))
         return
-    for path, letters in results:
-        print(f"{path}: " + ("".join(top[0][0] for _, top in letters) or "blank (no ink found)"))
+    for (path, letters), word in zip(results, words, strict=True):
+        print(f"{path}: {word or 'blank (no ink found)'}")
         for (left, top_edge, right, bottom), top in letters:
             print(f"  x {left}-{right}, y {top_edge}-{bottom}: " + "  ".join(f"{c} {q:.3f}" for c, q in top))
 

@@ -67,11 +67,11 @@ def _group_strokes(spans: list[tuple[int, int]], areas: list[float]) -> list[lis
     # A dot, a speck or a broken-off piece beside the letters (an i's dot set off to the right) joins the
     # nearest letter.
     ink = [sum(areas[i] for i in g) for g in groups]
-    letters = [g for g, a in zip(groups, ink, strict=True) if a >= SPECK_SHARE * np.median(ink)]
-    for g, a in zip(groups, ink, strict=True):
-        if a < SPECK_SHARE * np.median(ink) and letters:
-            centre = sum(span(g)) / 2
-            min(letters, key=lambda other: abs(sum(span(other)) / 2 - centre)).extend(g)
+    least = SPECK_SHARE * np.median(ink)
+    letters = [g for g, a in zip(groups, ink, strict=True) if a >= least]
+    for g in (g for g, a in zip(groups, ink, strict=True) if a < least):
+        centre = sum(span(g)) / 2
+        min(letters, key=lambda other: abs(sum(span(other)) / 2 - centre)).extend(g)
     return sorted(letters, key=lambda g: span(g)[0])
 
 

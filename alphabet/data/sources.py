@@ -58,10 +58,11 @@ def _emnist(split: str, train: bool, config: DataConfig) -> tuple[np.ndarray, np
     part = "train" if train else "test"
     raw = Path(config.root) / "EMNIST" / "raw"
     files = [raw / f"emnist-{split}-{part}-{kind}-idx{n}-ubyte" for kind, n in (("images", 3), ("labels", 1))]
-    if not config.download and not all(f.exists() for f in files):
+    present = all(f.exists() for f in files)
+    if not present and not config.download:
         raise UserError(f"{raw}: EMNIST files missing: expected {files[0].name} and {files[1].name}; "
                         "pass --download (or data.download=true) to fetch them")
-    if not all(f.exists() for f in files):  # so data.download is on
+    if not present:
         try:
             EMNIST(config.root, split=split, train=train, download=True)
         except (RuntimeError, OSError) as e:  # URLError is an OSError

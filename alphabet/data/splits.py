@@ -41,7 +41,8 @@ def select_classes(data: LetterSet, config: DataConfig, origin: str) -> LetterSe
         mapping = {c: c.lower() for c in names}
         names = sorted(set(mapping.values()))
     if config.classes:
-        names = [c for c in names if c in config.wanted_letters()]
+        wanted = config.wanted_letters()
+        names = [c for c in names if c in wanted]
     if not names:
         raise UserError(f"{origin}: data.case={config.case!r} and data.classes={config.classes!r} leave no "
                         f"class; the source has {''.join(data.classes)}")
