@@ -282,6 +282,28 @@ def lined(page: np.ndarray, spacing: int, squared: bool, rng: np.random.Generato
     return np.where(on_line, np.minimum(page, 175), page).astype(np.uint8)
 
 
+def shadowed(page: np.ndarray, depth: float, rng: np.random.Generator) -> np.ndarray:
+    """``page`` with a shadow (a hand's, a phone's) over part of it: light cut by ``depth`` (a
+    fraction) beyond a soft edge 24 px wide, at a random angle, passing within a quarter page of the
+    centre, so that it often falls across the letter."""
+    h, w = page.shape
+    angle = rng.uniform(0, 2 * np.pi)
+    ys, xs = np.ogrid[:h, :w]
+    offset = rng.uniform(-0.25, 0.25) * min(h, w)
+    across = (xs - w / 2) * np.cos(angle) + (ys - h / 2) * np.sin(angle) - offset
+    shade = 1 - depth / (1 + np.exp(-across / 6))  # 10-90% over about 26 px
+    return np.clip(page * shade, 0, 255).astype(np.uint8)
+
+
+def vignetted(page: np.ndarray, depth: float) -> np.ndarray:
+    """``page`` lit brightest in the middle and ``depth`` (a fraction) darker in the corners, as a
+    phone's lens and flash leave it."""
+    h, w = page.shape
+    ys, xs = np.ogrid[:h, :w]
+    r2 = ((ys - (h - 1) / 2) / (h / 2)) ** 2 / 2 + ((xs - (w - 1) / 2) / (w / 2)) ** 2 / 2
+    return np.clip(page * (1 - depth * r2), 0, 255).astype(np.uint8)
+
+
 FRAMING_CASES = {  # name: (how a letter becomes an image, file suffix, JPEG quality)
     "scan: black ink on white, PNG": (lambda x, rng: photographed(x, 220, 0, 0, rng), ".png", None),
     "photo: light falling off by 40 levels across the page, grain 4, JPEG": (
@@ -298,6 +320,10 @@ FRAMING_CASES = {  # name: (how a letter becomes an image, file suffix, JPEG qua
         lambda x, rng: lined(photographed(x, 200, 3, 0, rng), 48, False, rng, 2.0), ".jpg", 75),
     "squared paper askew: tilted by 1.5 degrees, JPEG": (
         lambda x, rng: lined(photographed(x, 200, 3, 0, rng), 48, True, rng, -1.5), ".jpg", 75),
+    "photo with a shadow: the light cut by 40% beyond a soft edge at a random angle, grain 3, JPEG": (
+        lambda x, rng: shadowed(photographed(x, 200, 3, 0, rng), 0.4, rng), ".jpg", 75),
+    "photo with vignetting: the corners 40% darker than the middle, grain 3, JPEG": (
+        lambda x, rng: vignetted(photographed(x, 200, 3, 0, rng), 0.4), ".jpg", 75),
 }
 
 
