@@ -60,6 +60,8 @@ def _straight_lines(inked: np.ndarray) -> list[tuple[float, float, float]]:
         rows = view[band[0]: band[-1] + 1]
         on_line = (rows >= 0) & inked[rows.clip(0), np.arange(w)[None, :]]
         ys, xs = rows[on_line], np.nonzero(on_line)[1]
+        if xs.size < 2:  # found through the pixel of play alone: ink that zigzags about a row, no line
+            continue
         rise, start = np.polyfit(xs, ys, 1)
         half = float(np.percentile(np.abs(ys - (start + rise * xs)), 95)) + 0.5
         lines.append((float(start), float(rise), half))
