@@ -284,7 +284,7 @@ def lined(page: np.ndarray, spacing: int, squared: bool, rng: np.random.Generato
 
 def shadowed(page: np.ndarray, depth: float, rng: np.random.Generator) -> np.ndarray:
     """``page`` with a shadow (a hand's, a phone's) over part of it: light cut by ``depth`` (a
-    fraction) beyond a soft edge 24 px wide, at a random angle, passing within a quarter page of the
+    fraction) beyond a soft edge about 26 px wide, at a random angle, passing within a quarter page of the
     centre, so that it often falls across the letter."""
     h, w = page.shape
     angle = rng.uniform(0, 2 * np.pi)
