@@ -350,6 +350,7 @@ def test_ctrl_c_in_training_names_the_command_that_continues_it(tmp_path):
     import signal
     import subprocess
     import sys
+    from pathlib import Path
 
     sets = with_sets(TINY + [f"log.out_dir={tmp_path}", "log.name=long", "train.epochs=200"])
     run = subprocess.Popen([sys.executable, "-m", "alphabet", "train", *sets, "--seeds", "2"],
@@ -358,7 +359,15 @@ def test_ctrl_c_in_training_names_the_command_that_continues_it(tmp_path):
         if line.startswith("epoch 2/"):
             run.send_signal(signal.SIGINT)
             break
-    err = run.communicate(timeout=60)[1]
+    try:
+        err = run.communicate(timeout=60)[1]
+    except subprocess.TimeoutExpired:
+        # Seen once in CI (2026-12-02) and not since in 20 runs: training went on as if no Ctrl-C came.
+        # How the child held SIGINT (signal 2: bit 1 of these masks) is what would tell why.
+        status = Path(f"/proc/{run.pid}/status")
+        masks = [m for m in status.read_text().splitlines() if m.startswith("Sig")] if status.exists() else []
+        run.kill()
+        pytest.fail(f"Ctrl-C did not end the run within 60 s; the child's signal masks: {masks}")
     assert run.returncode == 130
     assert err.strip().splitlines()[-2:] == ["alphabet: interrupted",
                                              f"continue it with: alphabet train --resume {tmp_path / 'long'}"]
