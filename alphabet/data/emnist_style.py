@@ -132,14 +132,19 @@ def _shade(img: np.ndarray, noise: float) -> np.ndarray:
     fit = np.zeros_like(values)
     for _ in range(6):
         page = values - fit < 2 * noise + 1.0
-        coef = np.linalg.lstsq(terms[page], values[page], rcond=None)[0]
-        fit = terms @ coef
+        # Normal equations summed by einsum, then solved 6x6: least squares on all the pixels, threaded,
+        # stalled for 20 ms a word behind torch's own threads (docs/BENCHMARKS.md, "Framing"). Least
+        # squares, not solve, so that a tiny or degenerate image gets a fit and not an error.
+        sub = terms[page]
+        gram, moments = np.einsum("ij,ik->jk", sub, sub), np.einsum("ij,i->j", sub, values[page])
+        coef = np.linalg.lstsq(gram, moments, rcond=None)[0]
+        fit = np.einsum("ij,j->i", terms, coef)
+    # A surface as strong as the ink is the letter itself, as a quadratic follows a thin crop's stroke.
+    if not (3 * noise < fit.max() < 0.5 * img.max() and page.mean() >= MIN_PAGE_SHARE):
+        return np.zeros_like(img)
     gy, gx = np.linspace(-0.5, 0.5, h)[:, None], np.linspace(-0.5, 0.5, w)[None, :]
     surface = coef[0] + coef[1] * gx + coef[2] * gy + coef[3] * gx * gx + coef[4] * gx * gy + coef[5] * gy * gy
-    shade = np.clip(surface, 0, None).astype(np.float32)
-    # A surface as strong as the ink is the letter itself, as a quadratic follows a thin crop's stroke.
-    plausible = 3 * noise < shade.max() < 0.5 * img.max() and page.mean() >= MIN_PAGE_SHARE
-    return shade if plausible else np.zeros_like(shade)
+    return np.clip(surface, 0, None).astype(np.float32)
 
 
 def _strokes(ink: np.ndarray) -> np.ndarray:
