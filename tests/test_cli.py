@@ -353,8 +353,12 @@ def test_ctrl_c_in_training_names_the_command_that_continues_it(tmp_path):
     from pathlib import Path
 
     sets = with_sets(TINY + [f"log.out_dir={tmp_path}", "log.name=long", "train.epochs=200"])
+    # A background job of a shell without job control (`.ci/run &`, nohup) starts with SIGINT ignored,
+    # and so does all it launches: this child then never saw its Ctrl-C (its SigIgn, reported below,
+    # showed it). It starts here as a command typed at a terminal does, with SIGINT at its default.
     run = subprocess.Popen([sys.executable, "-m", "alphabet", "train", *sets, "--seeds", "2"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in run.stdout:  # Ctrl-C once the first member has a checkpoint
         if line.startswith("epoch 2/"):
             run.send_signal(signal.SIGINT)
@@ -362,8 +366,7 @@ def test_ctrl_c_in_training_names_the_command_that_continues_it(tmp_path):
     try:
         err = run.communicate(timeout=60)[1]
     except subprocess.TimeoutExpired:
-        # Seen once in CI (2026-12-02) and not since in 20 runs: training went on as if no Ctrl-C came.
-        # How the child held SIGINT (signal 2: bit 1 of these masks) is what would tell why.
+        # How the child held SIGINT (signal 2: bit 1 of these masks) tells why.
         status = Path(f"/proc/{run.pid}/status")
         masks = [m for m in status.read_text().splitlines() if m.startswith("Sig")] if status.exists() else []
         run.kill()
