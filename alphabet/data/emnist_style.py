@@ -85,6 +85,27 @@ def _border(img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return ys, xs, img[ys, xs]
 
 
+def _terms(ys: np.ndarray, xs: np.ndarray, shape: tuple[int, int], curved: bool) -> list[np.ndarray]:
+    """A plane's or a quadratic's terms but the constant, at pixel rows ``ys`` and columns ``xs`` of an
+    image of ``shape``, in coordinates that run from -0.5 to 0.5 across it."""
+    h, w = shape
+    y, x = ys / max(h - 1, 1) - 0.5, xs / max(w - 1, 1) - 0.5
+    return [x, y, x * x, x * y, y * y] if curved else [x, y]
+
+
+def _design(ys: np.ndarray, xs: np.ndarray, shape: tuple[int, int], curved: bool) -> np.ndarray:
+    """The fit's matrix at the pixels ``ys``, ``xs`` (1-D): the constant, then ``_terms``."""
+    return np.stack([np.ones(len(ys)), *_terms(ys, xs, shape, curved)], 1)
+
+
+def _surface(coef: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The plane or quadratic fitted as ``coef`` at every pixel of an image of ``shape``."""
+    h, w = shape
+    # Rows and columns apart, broadcast, not meshed: the constant joins a row, and one sum fills the image.
+    terms = _terms(np.arange(h)[:, None], np.arange(w)[None, :], shape, curved=len(coef) > 3)
+    return sum((c * t for c, t in zip(coef[1:], terms, strict=True)), coef[0]).astype(np.float32)
+
+
 def _page_surface(img: np.ndarray) -> tuple[np.ndarray, float]:
     """The page under the ink, and the noise on it, as the border pixels show them.
 
@@ -95,9 +116,7 @@ def _page_surface(img: np.ndarray) -> tuple[np.ndarray, float]:
     bulge inside, where the letter is.
     """
     ys, xs, values = _border(img)
-    h, w = img.shape
-    y, x = ys / max(h - 1, 1) - 0.5, xs / max(w - 1, 1) - 0.5
-    terms = np.stack([np.ones_like(x), x, y], 1)
+    terms = _design(ys, xs, img.shape, curved=False)
     # Ink is brighter than the page here, and a tight crop's ink runs along its edges: start from the
     # darker half of the border, and measure the grain below the surface only, where no ink is.
     keep = values <= np.median(values)
@@ -107,9 +126,7 @@ def _page_surface(img: np.ndarray) -> tuple[np.ndarray, float]:
         below = residual[residual < 0]
         noise = 1.4826 * float(np.median(-below)) if below.size else 0.0
         keep = residual < 2 * noise + 1.0  # the page's own upper tail goes too: ink edges hide in it
-    gy, gx = np.linspace(-0.5, 0.5, h)[:, None], np.linspace(-0.5, 0.5, w)[None, :]  # broadcast, not meshed
-    surface = coef[0] + coef[1] * gx + coef[2] * gy
-    return surface.astype(np.float32), noise
+    return _surface(coef, img.shape), noise
 
 
 def _shade(img: np.ndarray, noise: float) -> np.ndarray:
@@ -126,9 +143,8 @@ def _shade(img: np.ndarray, noise: float) -> np.ndarray:
     h, w = img.shape
     step = max(1, round(np.sqrt(h * w / 3000)))  # some 3,000 pixels fix six coefficients
     ys, xs = np.mgrid[0:h:step, 0:w:step]
-    y, x = ys.ravel() / max(h - 1, 1) - 0.5, xs.ravel() / max(w - 1, 1) - 0.5
     values = img[ys, xs].ravel()
-    terms = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], 1)
+    terms = _design(ys.ravel(), xs.ravel(), img.shape, curved=True)
     fit = np.zeros_like(values)
     for _ in range(6):
         page = values - fit < 2 * noise + 1.0
@@ -142,9 +158,7 @@ def _shade(img: np.ndarray, noise: float) -> np.ndarray:
     # A surface as strong as the ink is the letter itself, as a quadratic follows a thin crop's stroke.
     if not (3 * noise < fit.max() < 0.5 * img.max() and page.mean() >= MIN_PAGE_SHARE):
         return np.zeros_like(img)
-    gy, gx = np.linspace(-0.5, 0.5, h)[:, None], np.linspace(-0.5, 0.5, w)[None, :]
-    surface = coef[0] + coef[1] * gx + coef[2] * gy + coef[3] * gx * gx + coef[4] * gx * gy + coef[5] * gy * gy
-    return np.clip(surface, 0, None).astype(np.float32)
+    return np.clip(_surface(coef, img.shape), 0, None)
 
 
 def _strokes(ink: np.ndarray) -> np.ndarray:
