@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from scipy import ndimage  # scikit-learn's own dependency
 
 from alphabet.data.ruled_lines import ruled_lines
 from alphabet.errors import UserError
@@ -32,6 +33,15 @@ MIN_INK_CONTRAST = 12
 WORKING_SIDE = 1024
 # A page's curved light is fitted only where this share of the pixels fits as page (tight crops: 0.2-0.43).
 MIN_PAGE_SHARE = 0.6
+# A shadow is page light that changes over areas wider than any stroke: everything narrower than this
+# share of the image's longer side is taken for ink (42 px on a 170 px page whose strokes are 8-12 px).
+SHADOW_SCALE = 0.25
+# A piece of ink that touches the border and holds at most this share of the strokes is a leftover of a
+# shadow's edge or of a neighbouring letter, not part of this one.
+BORDER_SPECK_SHARE = 0.02
+# ... and found on a copy at most this many pixels a side, pixels averaged: at full size the opening took
+# 0.46 s on a 1024 px photo, and a shadow's light changes over tens of pixels.
+SHADOW_GRID = 128
 
 
 def read_image(path: str | Path) -> Image.Image:
@@ -161,6 +171,57 @@ def _shade(img: np.ndarray, noise: float) -> np.ndarray:
     return np.clip(_surface(coef, img.shape), 0, None)
 
 
+def _continued(img: np.ndarray, reach: int, axis: int) -> np.ndarray:
+    """``img`` continued ``reach`` pixels past both ends of ``axis``, each line across it going on as
+    the trend of the two bands of pixels nearest its end (their medians, so that a ruled line or a
+    stroke along the border does not tilt it): light that falls off towards the border goes on falling."""
+    img = np.moveaxis(img, axis, 0)
+    band = max(1, min(4, len(img) // 2))
+
+    def beyond(end: np.ndarray) -> np.ndarray:  # the pixels past end[0], nearest first
+        near = np.median(end[:band], 0)
+        far = np.median(end[band: 2 * band], 0) if len(end) > band else near
+        return near + (near - far) * ((np.arange(1, reach + 1)[:, None] + (band - 1) / 2) / band)
+
+    return np.moveaxis(np.concatenate([beyond(img)[::-1], img, beyond(img[::-1])]), 0, axis)
+
+
+def _shadow(img: np.ndarray, noise: float) -> np.ndarray:
+    """The light a shadow takes off the page beyond its edge, which neither a plane nor a quadratic follows.
+
+    The page is what a grey opening leaves: strokes and ruled lines are narrower than its square
+    (``SHADOW_SCALE`` of the longer side), a shadow is wider, and its edge stays where it is. The
+    square must reach past the border, where a shadow darkening outward would otherwise be cut short
+    and its edge taken for ink; there the image is continued by odd reflection, so that light falling
+    off goes on falling, reflected from a copy opened at a quarter of the scale, so that a line or
+    stroke along the border is not continued as a band. A minimum over grain sits below the page:
+    the median of what is left where the page is takes the offset back. As with ``_shade``, a
+    correction under the grain floor is left alone, and so is an image that is not mostly page after
+    it (a tight crop, whose strokes may be as wide as the square).
+    """
+    h, w = img.shape
+    factor = -(-max(h, w) // SHADOW_GRID)
+    if min(h, w) < 3 * factor:  # a sliver of a few pixels: no page to follow
+        return np.zeros_like(img)
+    small = img[: h // factor * factor, : w // factor * factor]
+    small = small.reshape(h // factor, factor, w // factor, factor).mean((1, 3))
+    size = max(3, round(SHADOW_SCALE * max(h, w) / factor) | 1)
+    reach = size  # the erosion's half and the dilation's half
+    continued = _continued(_continued(small, reach, 0), reach, 1)
+    page = ndimage.grey_opening(continued, size=(size, size), mode="nearest")[reach:-reach, reach:-reach]
+    # Back to full size over the pixels the copy averaged, then the few rows and columns left over held
+    # at the edge: stretched over all of them, the page slid 3 px off a shadow's edge on a 700 px photo.
+    page = Image.fromarray(page.astype(np.float32)).resize((w // factor * factor, h // factor * factor),
+                                                            Image.Resampling.BILINEAR)
+    page = np.pad(np.asarray(page), [(0, h % factor), (0, w % factor)], mode="edge")
+    left = img - page
+    near = left < 3 * noise + 1.0
+    shadow = np.clip(page + (float(np.median(left[near])) if near.any() else 0.0), 0, None)
+    if shadow.max() < 3 * noise or np.mean(img - shadow < 2 * noise + 1.0) < MIN_PAGE_SHARE:
+        return np.zeros_like(img)
+    return shadow
+
+
 def _strokes(ink: np.ndarray) -> np.ndarray:
     """The ink pixels with at least two inked neighbours: grain and JPEG speckle that outlive the
     noise floor are single pixels or pairs, and would stretch the frame to the page's corners."""
@@ -170,6 +231,19 @@ def _strokes(ink: np.ndarray) -> np.ndarray:
                      for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx)
     strokes = ink & (neighbours >= 2)
     return strokes if strokes.any() else ink
+
+
+def _clear_of_border_specks(strokes: np.ndarray) -> np.ndarray:
+    """``strokes`` without the small pieces that touch the image's border: where a shadow's edge meets
+    the border, what is left of it can outlive the page's fit by a few grey levels, and a speck in a
+    corner stretches the frame across the whole page."""
+    pieces, count = ndimage.label(strokes, np.ones((3, 3)))
+    if count < 2:
+        return strokes
+    sizes = np.bincount(pieces.ravel())
+    touching = np.unique(np.concatenate([pieces[0], pieces[-1], pieces[:, 0], pieces[:, -1]]))
+    specks = [p for p in touching if p and sizes[p] <= BORDER_SPECK_SHARE * sizes[1:].sum()]
+    return strokes & ~np.isin(pieces, specks) if specks else strokes
 
 
 def _inked(ink: np.ndarray, noise: float) -> np.ndarray:
@@ -194,6 +268,7 @@ def ink_layer(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     # what stands above it; the image drops the grain, and the ink keeps its strength.
     img = img - surface
     img = img - _shade(img, noise)
+    img = img - _shadow(img, noise)
     ink = np.clip(img - 3 * noise, 0, None)
     if ink.max() < MIN_INK_CONTRAST:
         return None
@@ -204,7 +279,7 @@ def ink_layer(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         if ink.max() < MIN_INK_CONTRAST:
             return None
         inked = _inked(ink, noise)
-    return np.where(ink > 0, img, 0.0), _strokes(inked)
+    return np.where(ink > 0, img, 0.0), _clear_of_border_specks(_strokes(inked))
 
 
 def frame_ink(img: np.ndarray, strokes: np.ndarray) -> np.ndarray:
