@@ -36,12 +36,12 @@ MIN_PAGE_SHARE = 0.6
 # A shadow is page light that changes over areas wider than any stroke: everything narrower than this
 # share of the image's longer side is taken for ink (42 px on a 170 px page whose strokes are 8-12 px).
 SHADOW_SCALE = 0.25
-# A piece of ink that touches the border and holds at most this share of the strokes is a leftover of a
-# shadow's edge or of a neighbouring letter, not part of this one.
-BORDER_SPECK_SHARE = 0.02
 # ... and found on a copy at most this many pixels a side, pixels averaged: at full size the opening took
 # 0.46 s on a 1024 px photo, and a shadow's light changes over tens of pixels.
 SHADOW_GRID = 128
+# A piece of ink that touches the border and holds at most this share of the strokes is a leftover of a
+# shadow's edge or of a neighbouring letter, not part of this one.
+BORDER_SPECK_SHARE = 0.02
 
 
 def read_image(path: str | Path) -> Image.Image:
@@ -192,12 +192,10 @@ def _shadow(img: np.ndarray, noise: float) -> np.ndarray:
     The page is what a grey opening leaves: strokes and ruled lines are narrower than its square
     (``SHADOW_SCALE`` of the longer side), a shadow is wider, and its edge stays where it is. The
     square must reach past the border, where a shadow darkening outward would otherwise be cut short
-    and its edge taken for ink; there the image is continued by odd reflection, so that light falling
-    off goes on falling, reflected from a copy opened at a quarter of the scale, so that a line or
-    stroke along the border is not continued as a band. A minimum over grain sits below the page:
-    the median of what is left where the page is takes the offset back. As with ``_shade``, a
-    correction under the grain floor is left alone, and so is an image that is not mostly page after
-    it (a tight crop, whose strokes may be as wide as the square).
+    and its edge taken for ink; there the image goes on as its trend (``_continued``). A minimum
+    over grain sits below the page: the median of what is left where the page is takes the offset
+    back. As with ``_shade``, a correction under the grain floor is left alone, and so is an image
+    that is not mostly page after it (a tight crop, whose strokes may be as wide as the square).
     """
     h, w = img.shape
     factor = -(-max(h, w) // SHADOW_GRID)
