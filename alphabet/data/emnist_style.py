@@ -215,7 +215,12 @@ def _shadow(img: np.ndarray, noise: float) -> np.ndarray:
     left = img - page
     near = left < 3 * noise + 1.0
     shadow = np.clip(page + (float(np.median(left[near])) if near.any() else 0.0), 0, None)
-    if shadow.max() < 3 * noise or np.mean(img - shadow < 2 * noise + 1.0) < MIN_PAGE_SHARE:
+    # A shadow falls from outside the picture: what the opening kept away from the border is ink,
+    # where strokes meet in a blob wider than the square (a letter that fills the image).
+    pieces, _ = ndimage.label(shadow > 3 * noise + 1.0)
+    outside = np.unique(np.concatenate([pieces[0], pieces[-1], pieces[:, 0], pieces[:, -1]]))
+    shadow = np.where(np.isin(pieces, outside[outside > 0]), shadow, 0.0)
+    if not shadow.any() or np.mean(img - shadow < 2 * noise + 1.0) < MIN_PAGE_SHARE:
         return np.zeros_like(img)
     return shadow
 
