@@ -95,6 +95,12 @@ def _border(img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return ys, xs, img[ys, xs]
 
 
+def _on_border(pieces: np.ndarray) -> np.ndarray:
+    """The labels (``ndimage.label``'s, 0 left out) of the pieces that touch the image's edge."""
+    labels = np.unique(_border(pieces)[2])
+    return labels[labels > 0]
+
+
 def _terms(ys: np.ndarray, xs: np.ndarray, shape: tuple[int, int], curved: bool) -> list[np.ndarray]:
     """A plane's or a quadratic's terms but the constant, at pixel rows ``ys`` and columns ``xs`` of an
     image of ``shape``, in coordinates that run from -0.5 to 0.5 across it."""
@@ -218,8 +224,7 @@ def _shadow(img: np.ndarray, noise: float) -> np.ndarray:
     # A shadow falls from outside the picture: what the opening kept away from the border is ink,
     # where strokes meet in a blob wider than the square (a letter that fills the image).
     pieces, _ = ndimage.label(shadow > 3 * noise + 1.0)
-    outside = np.unique(np.concatenate([pieces[0], pieces[-1], pieces[:, 0], pieces[:, -1]]))
-    shadow = np.where(np.isin(pieces, outside[outside > 0]), shadow, 0.0)
+    shadow = np.where(np.isin(pieces, _on_border(pieces)), shadow, 0.0)
     if not shadow.any() or np.mean(img - shadow < 2 * noise + 1.0) < MIN_PAGE_SHARE:
         return np.zeros_like(img)
     return shadow
@@ -244,8 +249,7 @@ def _clear_of_border_specks(strokes: np.ndarray) -> np.ndarray:
     if count < 2:
         return strokes
     sizes = np.bincount(pieces.ravel())
-    touching = np.unique(np.concatenate([pieces[0], pieces[-1], pieces[:, 0], pieces[:, -1]]))
-    specks = [p for p in touching if p and sizes[p] <= BORDER_SPECK_SHARE * sizes[1:].sum()]
+    specks = [p for p in _on_border(pieces) if sizes[p] <= BORDER_SPECK_SHARE * sizes[1:].sum()]
     return strokes & ~np.isin(pieces, specks) if specks else strokes
 
 
