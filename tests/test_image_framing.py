@@ -58,10 +58,15 @@ def shadowed(page: np.ndarray, angle: float, offset: float, depth: float = 0.4) 
 
 
 @pytest.mark.parametrize("page_size", [None, (900, 700)])
-def test_a_photo_with_a_shadow_across_it_frames_like_the_clean_one(tmp_path, page_size):
+@pytest.mark.parametrize("depth", [0.4, 0.6])
+def test_a_photo_with_a_shadow_across_it_frames_like_the_clean_one(tmp_path, page_size, depth):
     # Neither the border's plane nor the page's quadratic follows a shadow's edge: the shadowed part
     # was taken for ink and the frame took in the page (median similarity 0.51 on the letter's crop,
-    # 0.40 on a larger photo, before the grey opening).
+    # 0.40 on a larger photo, before the grey opening). Then, with the opening, a shadow across much of
+    # the border still tilted the plane fitted to it and hid the ink under a grain measured 3-5 times
+    # too large, and a leftover of the shadow's edge at the border of a large photo stretched the
+    # frame: 21 of 26 letters framed alike on the crop under a 60% shadow, 17 and 14 of 26 on the
+    # larger photo, where now 24 to 26 of 26 do on the crop and on the photo at 40%, 23 at 60%.
     scores = []
     for i, letter in enumerate(LETTERS):
         page = photographed(letter, 200, 3, 0, seed=i)
@@ -71,12 +76,11 @@ def test_a_photo_with_a_shadow_across_it_frames_like_the_clean_one(tmp_path, pag
             photo[top: top + page.shape[0], left: left + page.shape[1]] = page
             page = photo
         path = tmp_path / f"{i}.jpg"
-        Image.fromarray(shadowed(page, 2 * np.pi * i / len(LETTERS), 0.2 * np.sin(3 * i))).save(path, quality=75)
+        shadow = shadowed(page, 2 * np.pi * i / len(LETTERS), 0.2 * np.sin(3 * i), depth)
+        Image.fromarray(shadow).save(path, quality=75)
         scores.append(similarity(load_letter_image(path), to_emnist_style(letter)))
-    # Not all: 24 of 26 letters frame alike on the crop, 17 of 26 on the larger photo, where the plane
-    # fitted to a shadowed border is thrown off (docs/BENCHMARKS.md, "Framing").
-    assert np.median(scores) > 0.9 and np.mean(np.array(scores) > 0.8) > (0.6 if page_size else 0.85), \
-        np.round(scores, 2)
+    alike = np.mean(np.array(scores) > 0.8)
+    assert np.median(scores) > 0.9 and alike > (0.8 if page_size and depth > 0.5 else 0.85), np.round(scores, 2)
 
 
 @pytest.mark.parametrize("ink", ["black", "white", "palette"])

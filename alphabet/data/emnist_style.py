@@ -42,6 +42,13 @@ SHADOW_GRID = 128
 # A piece of ink that touches the border and holds at most this share of the strokes is a leftover of a
 # shadow's edge or of a neighbouring letter, not part of this one.
 BORDER_SPECK_SHARE = 0.02
+FAR_SPECK_SHARE = 0.1
+# The grain is read from border pixels this far apart along the border: JPEG's 8 px blocks smooth
+# neighbours together, and the grain read from adjacent pixels came out too low.
+GRAIN_LAG = 8
+# On an evenly lit page the grain about the border's plane is at most 1.7 times the grain read along it
+# (80 training letters in each framing case); beyond 3 times, the plane may cut through a shadow's edge.
+GRAIN_CAP = 3.0
 
 
 def read_image(path: str | Path) -> Image.Image:
@@ -122,27 +129,40 @@ def _surface(coef: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return sum((c * t for c, t in zip(coef[1:], terms, strict=True)), coef[0]).astype(np.float32)
 
 
-def _page_surface(img: np.ndarray) -> tuple[np.ndarray, float]:
+def _page_surface(img: np.ndarray, left_out: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """The page under the ink, and the noise on it, as the border pixels show them.
 
     A phone photo lights the page unevenly: a fixed threshold takes the darker side
     of the page for ink. A plane fitted to the border (refitted without the pixels
     where ink touches it) follows the light falling off across a letter's crop; a
     curved surface would follow vignetting too, but fitted to the border alone it can
-    bulge inside, where the letter is.
+    bulge inside, where the letter is. The border pixels marked in ``left_out`` (a
+    shadow's) are not fitted.
     """
     ys, xs, values = _border(img)
     terms = _design(ys, xs, img.shape, curved=False)
+    fitted = np.ones(len(values), bool) if left_out is None else ~left_out[ys, xs]
     # Ink is brighter than the page here, and a tight crop's ink runs along its edges: start from the
     # darker half of the border, and measure the grain below the surface only, where no ink is.
-    keep = values <= np.median(values)
+    keep = fitted & (values <= np.median(values[fitted]))
     for _ in range(4):
         coef = np.linalg.lstsq(terms[keep], values[keep], rcond=None)[0]
         residual = values - terms @ coef
-        below = residual[residual < 0]
+        below = residual[fitted & (residual < 0)]
         noise = 1.4826 * float(np.median(-below)) if below.size else 0.0
-        keep = residual < 2 * noise + 1.0  # the page's own upper tail goes too: ink edges hide in it
+        keep = fitted & (residual < 2 * noise + 1.0)  # the page's own upper tail goes too: ink edges hide in it
     return _surface(coef, img.shape), noise
+
+
+def _grain(img: np.ndarray) -> float:
+    """The grain's sigma read along the border, from pixels ``GRAIN_LAG`` apart: a shadow's edge, which
+    a plane fitted to the border cuts through, spoils only the few differences that span it."""
+    h, w = img.shape
+    if min(h, w) < 2:
+        return 0.0
+    ring = np.concatenate([img[0, :], img[1:, -1], img[-1, -2::-1], img[-2:0:-1, 0]])  # once round
+    steps = ring - np.roll(ring, GRAIN_LAG)
+    return 1.4826 * float(np.median(np.abs(steps - np.median(steps)))) / np.sqrt(2)
 
 
 def _shade(img: np.ndarray, noise: float) -> np.ndarray:
@@ -230,6 +250,44 @@ def _shadow(img: np.ndarray, noise: float) -> np.ndarray:
     return shadow
 
 
+def _lighting(img: np.ndarray, surface: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """The page's light over the plane ``surface`` (with ``_shade``'s), and ``_shadow``'s apart."""
+    flat = img - surface
+    shade = _shade(flat, noise)
+    return surface + shade, _shadow(flat - shade, noise)
+
+
+def _page(img: np.ndarray) -> tuple[np.ndarray, float]:
+    """The page under the ink, with its shade and shadows, and the grain's sigma on it.
+
+    A shadow across much of the border tilts the plane fitted to it, and the grain measured about
+    that plane comes out many times too large: enough to hide the shadow's edge from ``_shadow``,
+    and the ink in the shadow. Where the grain read along the border is far smaller, the shadow is
+    looked for at that grain and the plane fitted again to the border the shadow leaves lit. That is
+    kept only if the lit border then fits as closely as the grain along it says it should: where
+    the shadow was not found whole, what was missed would be taken for ink at the smaller grain.
+    """
+    surface, noise = _page_surface(img)
+    bound = GRAIN_CAP * _grain(img)
+    if 0 < bound < noise:
+        lit, shadow = _lighting(img, surface, bound)
+        refit = _refitted(img, shadow)
+        if refit is not None and refit[1] <= bound:
+            lit, shadow = _lighting(img, *refit)
+            return lit + shadow, refit[1]
+    lit, shadow = _lighting(img, surface, noise)
+    return lit + shadow, noise
+
+
+def _refitted(img: np.ndarray, shadow: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """``_page_surface`` without the border under ``shadow``; None where there is none, or where under a
+    tenth of the border is left lit to fit."""
+    shadowed = shadow > 0
+    if not shadowed.any() or np.mean(_border(shadowed)[2]) > 0.9:
+        return None
+    return _page_surface(img, left_out=shadowed)
+
+
 def _strokes(ink: np.ndarray) -> np.ndarray:
     """The ink pixels with at least two inked neighbours: grain and JPEG speckle that outlive the
     noise floor are single pixels or pairs, and would stretch the frame to the page's corners."""
@@ -244,12 +302,25 @@ def _strokes(ink: np.ndarray) -> np.ndarray:
 def _clear_of_border_specks(strokes: np.ndarray) -> np.ndarray:
     """``strokes`` without the small pieces that touch the image's border: where a shadow's edge meets
     the border, what is left of it can outlive the page's fit by a few grey levels, and a speck in a
-    corner stretches the frame across the whole page."""
+    corner stretches the frame across the whole page. On a large photo such a leftover can outweigh
+    ``BORDER_SPECK_SHARE`` of a small letter's strokes: there it is told apart by lying farther from the
+    largest piece than that piece is long, and being under ``FAR_SPECK_SHARE`` of its size."""
     pieces, count = ndimage.label(strokes, np.ones((3, 3)))
     if count < 2:
         return strokes
     sizes = np.bincount(pieces.ravel())
-    specks = [p for p in _on_border(pieces) if sizes[p] <= BORDER_SPECK_SHARE * sizes[1:].sum()]
+    largest = int(np.argmax(sizes[1:])) + 1
+    boxes = ndimage.find_objects(pieces)
+    body = boxes[largest - 1]
+    span = max(body[0].stop - body[0].start, body[1].stop - body[1].start)
+
+    def gap(piece: int) -> int:  # how far the boxes of ``piece`` and of the largest lie apart, on either axis
+        box = boxes[piece - 1]
+        return max(0, *(max(b.start - a.stop, a.start - b.stop) for a, b in zip(box, body, strict=True)))
+
+    specks = [p for p in _on_border(pieces) if p != largest and (
+        sizes[p] <= BORDER_SPECK_SHARE * sizes[1:].sum()
+        or (sizes[p] <= FAR_SPECK_SHARE * sizes[largest] and gap(p) > span))]
     return strokes & ~np.isin(pieces, specks) if specks else strokes
 
 
@@ -270,12 +341,10 @@ def ink_layer(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     # Dark ink on a light page is the common case for photos and scans: invert it.
     if _border(img)[2].mean() > 127:
         img = 255.0 - img
-    surface, noise = _page_surface(img)
+    page, noise = _page(img)
     # Within three noise sigmas of the page is grain, not ink. The frame and the blank test go by
     # what stands above it; the image drops the grain, and the ink keeps its strength.
-    img = img - surface
-    img = img - _shade(img, noise)
-    img = img - _shadow(img, noise)
+    img = img - page
     ink = np.clip(img - 3 * noise, 0, None)
     if ink.max() < MIN_INK_CONTRAST:
         return None
