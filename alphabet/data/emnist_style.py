@@ -42,6 +42,8 @@ SHADOW_GRID = 128
 # A piece of ink that touches the border and holds at most this share of the strokes is a leftover of a
 # shadow's edge or of a neighbouring letter, not part of this one.
 BORDER_SPECK_SHARE = 0.02
+# ... and so is one that lies farther from the largest piece than that piece is long and holds under this
+# share of its size: on a large photo a shadow's leftover can outweigh 2% of a small letter's strokes.
 FAR_SPECK_SHARE = 0.1
 # The grain is read from border pixels this far apart along the border: JPEG's 8 px blocks smooth
 # neighbours together, and the grain read from adjacent pixels came out too low.
@@ -257,6 +259,15 @@ def _lighting(img: np.ndarray, surface: np.ndarray, noise: float) -> tuple[np.nd
     return surface + shade, _shadow(flat - shade, noise)
 
 
+def _refitted(img: np.ndarray, shadow: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """``_page_surface`` without the border under ``shadow``; None where there is none, or where under a
+    tenth of the border is left lit to fit."""
+    shadowed = shadow > 0
+    if not shadowed.any() or np.mean(_border(shadowed)[2]) > 0.9:
+        return None
+    return _page_surface(img, left_out=shadowed)
+
+
 def _page(img: np.ndarray) -> tuple[np.ndarray, float]:
     """The page under the ink, with its shade and shadows, and the grain's sigma on it.
 
@@ -277,15 +288,6 @@ def _page(img: np.ndarray) -> tuple[np.ndarray, float]:
             return lit + shadow, refit[1]
     lit, shadow = _lighting(img, surface, noise)
     return lit + shadow, noise
-
-
-def _refitted(img: np.ndarray, shadow: np.ndarray) -> tuple[np.ndarray, float] | None:
-    """``_page_surface`` without the border under ``shadow``; None where there is none, or where under a
-    tenth of the border is left lit to fit."""
-    shadowed = shadow > 0
-    if not shadowed.any() or np.mean(_border(shadowed)[2]) > 0.9:
-        return None
-    return _page_surface(img, left_out=shadowed)
 
 
 def _strokes(ink: np.ndarray) -> np.ndarray:
