@@ -20,6 +20,7 @@ from alphabet.errors import UserError
 from alphabet.models import FirstLogits, build_model
 
 FORMAT = 1
+RUN_CHECKPOINT = Path("checkpoints", "last.pt")  # in a run directory: the checkpoint it ended with
 
 
 def save_checkpoint(path: str | Path, config: Config, classes: list[str], trainer_state: dict,

@@ -138,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="score a checkpoint on a data source")
-    p.add_argument("checkpoint", help="a checkpoint .pt, an ensemble.yaml or its directory")
+    p.add_argument("checkpoint", help="a checkpoint .pt, a run directory (its checkpoints/last.pt), "
+                   "an ensemble.yaml or its directory")
     p.add_argument("--data", required=True, metavar="SOURCE",
                    help="synthetic, emnist-letters, emnist-lowercase, emnist-uppercase, npz:PATH or folder:PATH")
     p.add_argument("--split", choices=("test", "all"), default="test",
@@ -153,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="top-k letters for image files")
-    p.add_argument("checkpoint", help="a checkpoint .pt, an ensemble.yaml or its directory")
+    p.add_argument("checkpoint", help="a checkpoint .pt, a run directory (its checkpoints/last.pt), "
+                   "an ensemble.yaml or its directory")
     p.add_argument("images", nargs="+", metavar="IMAGE",
                    help="an image of one letter (any size, dark on light or light on dark), or a directory of them")
     p.add_argument("--top-k", type=int, default=3, metavar="K", help="how many letters to list per image (default 3)")

@@ -21,7 +21,7 @@ import torch
 import yaml
 from torch import nn
 
-from alphabet.checkpoint import model_from_checkpoint
+from alphabet.checkpoint import RUN_CHECKPOINT, model_from_checkpoint
 from alphabet.config import Config, read_yaml
 from alphabet.data import LetterSet
 from alphabet.engine import predict_probs
@@ -52,6 +52,18 @@ def is_ensemble(path: str | Path) -> bool:
     return (path / ENSEMBLE_FILE).is_file() if path.is_dir() else path.suffix in (".yaml", ".yml")
 
 
+def run_checkpoint(path: str | Path) -> Path:
+    """``path``, or for a run directory (``alphabet train``'s, ``retrain``'s) its ``checkpoints/last.pt``."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    last = path / RUN_CHECKPOINT
+    if not last.is_file():
+        raise UserError(f"{path}: no {ENSEMBLE_FILE} or {RUN_CHECKPOINT} in this directory; expected a "
+                        "checkpoint .pt, an ensemble or a run directory")
+    return last
+
+
 def write_ensemble(path: Path, members: list[Path]) -> Path:
     rel = [str(Path(m).relative_to(path.parent)) for m in members]
     header = "# An ensemble: predictions are the mean of these checkpoints' softmax probabilities.\n"
@@ -72,9 +84,10 @@ def member_paths(path: str | Path) -> list[Path]:
 
 
 def load_classifier(path: str | Path, device: torch.device, tta: bool = False) -> Classifier:
-    """A checkpoint file, or an ensemble whose members all predict the same classes."""
+    """A checkpoint file, a run directory (its last checkpoint), or an ensemble whose members all
+    predict the same classes."""
     if not is_ensemble(path):
-        model, classes, config = model_from_checkpoint(path, device)
+        model, classes, config = model_from_checkpoint(run_checkpoint(path), device)
         return Classifier([model], classes, config, device, tta)
     source = Path(path) / ENSEMBLE_FILE if Path(path).is_dir() else Path(path)
     models, classes, config = [], None, None

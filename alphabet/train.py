@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from alphabet.augment import augment
-from alphabet.checkpoint import load_checkpoint, save_checkpoint
+from alphabet.checkpoint import RUN_CHECKPOINT, load_checkpoint, save_checkpoint
 from alphabet.config import Config, from_dict, to_dict
 from alphabet.data import LetterSet, load_splits
 from alphabet.engine import Trainer, evaluate_loss, to_input
@@ -52,8 +52,8 @@ def run_training(config: Config, resume: str | Path | None = None, log=print) ->
     start = time.time()
     if resume is not None:
         run_dir = Path(resume)
-        payload = load_checkpoint(run_dir / "checkpoints" / "last.pt")
-        config = from_dict(payload["config"], f"{run_dir}/checkpoints/last.pt: config")
+        payload = load_checkpoint(run_dir / RUN_CHECKPOINT)
+        config = from_dict(payload["config"], f"{run_dir / RUN_CHECKPOINT}: config")
         done = run_dir / "metrics.json"
         if payload["trainer"]["epoch"] >= config.train.epochs and done.is_file():
             # Scoring it again would only repeat the test figures in its TensorBoard.

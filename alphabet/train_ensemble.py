@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from alphabet.checkpoint import RUN_CHECKPOINT
 from alphabet.config import Config, from_dict, read_yaml, to_dict
 from alphabet.data import load_splits
 from alphabet.engine import evaluate_loss, pick_device
@@ -66,7 +67,7 @@ def _train_members(config: Config, seeds: int, ens_dir: Path, start: float, log)
     """Each member in turn (finished ones kept, an interrupted one resumed), then the ensemble's report."""
     member_seeds = [config.train.seed + k for k in range(seeds)]
     write_ensemble(ens_dir / ENSEMBLE_FILE,
-                   [ens_dir / member_name(s) / "checkpoints" / "last.pt" for s in member_seeds])
+                   [ens_dir / member_name(s) / RUN_CHECKPOINT for s in member_seeds])
     log(f"ensemble {ens_dir}: {seeds} members, seeds {', '.join(map(str, member_seeds))}")
     log(f"tensorboard --logdir {ens_dir}")
 
@@ -77,7 +78,7 @@ def _train_members(config: Config, seeds: int, ens_dir: Path, start: float, log)
         if (run_dir / "metrics.json").is_file():
             run = json.loads((run_dir / "metrics.json").read_text())
             log(f"{run_dir}: finished already")
-        elif (run_dir / "checkpoints" / "last.pt").is_file():
+        elif (run_dir / RUN_CHECKPOINT).is_file():
             run = run_training(None, resume=run_dir, log=log)
         else:
             if run_dir.exists():  # killed before its first checkpoint: nothing in it to keep

@@ -143,6 +143,8 @@ CASES = {
         ck, t / "f.pt", lambda p: p.update(format=7))), "expected checkpoint format 1, got 7"),
     "storage URI of an unknown scheme": (lambda t, ck: (["trials", "foo://bucket/run"], "run"),
                                          "foo://bucket/run: cannot open this storage URI"),
+    "checkpoint: a directory with none": (_checkpoint(lambda t, ck: (t / "notes").mkdir() or t / "notes"),
+                                          "no ensemble.yaml or checkpoints/last.pt in this directory"),
     "ensemble: no members": (_checkpoint(lambda t, ck: (t / "ensemble.yaml").write_text("members: []\n")
                                          and t / "ensemble.yaml"), "key members: expected a non-empty list"),
     "ensemble: a missing member": (_checkpoint(lambda t, ck: (t / "e.yaml").write_text(f"members: [{ck}, gone.pt]\n")

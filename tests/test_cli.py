@@ -148,6 +148,14 @@ def test_predict_top_k(cli, trained, tmp_path):
     assert agree >= 11, (agree, direct)
 
 
+def test_a_run_directory_stands_for_its_last_checkpoint(cli, trained, tmp_path):
+    # `alphabet retrain` and `train` print their run directory; that is what users pass on.
+    paths = save_letters(tmp_path, 4)
+    by_file = cli("predict", trained / "checkpoints/last.pt", *paths, "--json")
+    by_dir = cli("predict", trained, *paths, "--json")
+    assert by_dir.code == 0 and json.loads(by_dir.out) == json.loads(by_file.out)
+
+
 def test_predict_a_word(cli, trained, tmp_path):
     # The same letters, one per file and side by side in one image, are read alike.
     paths, originals = save_letters(tmp_path, 5, with_originals=True)
