@@ -90,7 +90,7 @@ def _train(config: Config, run_dir: Path, payload: dict | None, start: float, lo
 
     train_metrics: dict[str, float] = {}
     val_metrics: dict[str, float] = {}
-    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir = (run_dir / RUN_CHECKPOINT).parent
     while trainer.epoch < t.epochs:
         tick = time.time()
         train_metrics = trainer.train_epoch(progress)
@@ -113,7 +113,7 @@ def _train(config: Config, run_dir: Path, payload: dict | None, start: float, lo
             save_checkpoint(ckpt_dir / "best.pt", config, trainer.classes, state, extra)
         if epoch % config.log.checkpoint_every == 0:
             save_checkpoint(ckpt_dir / f"epoch_{epoch:04d}.pt", config, trainer.classes, state, extra)
-        save_checkpoint(ckpt_dir / "last.pt", config, trainer.classes, state, extra)
+        save_checkpoint(run_dir / RUN_CHECKPOINT, config, trainer.classes, state, extra)
         reporter.writer.flush()
         shown = f" val bal-acc {val_metrics['balanced_accuracy']:.4f}" if val_metrics else ""
         log(f"epoch {epoch}/{t.epochs} loss {train_metrics['loss']:.4f} train acc "
