@@ -131,7 +131,8 @@ def _surface(coef: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return sum((c * t for c, t in zip(coef[1:], terms, strict=True)), coef[0]).astype(np.float32)
 
 
-def _page_surface(img: np.ndarray, left_out: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+def _page_surface(img: np.ndarray, left_out: np.ndarray | None = None, start: float = 0.5
+                  ) -> tuple[np.ndarray, float]:
     """The page under the ink, and the noise on it, as the border pixels show them.
 
     A phone photo lights the page unevenly: a fixed threshold takes the darker side
@@ -139,14 +140,14 @@ def _page_surface(img: np.ndarray, left_out: np.ndarray | None = None) -> tuple[
     where ink touches it) follows the light falling off across a letter's crop; a
     curved surface would follow vignetting too, but fitted to the border alone it can
     bulge inside, where the letter is. The border pixels marked in ``left_out`` (a
-    shadow's) are not fitted.
+    shadow's) are not fitted. The first fit is to the darkest ``start`` of the border.
     """
     ys, xs, values = _border(img)
     terms = _design(ys, xs, img.shape, curved=False)
     fitted = np.ones(len(values), bool) if left_out is None else ~left_out[ys, xs]
     # Ink is brighter than the page here, and a tight crop's ink runs along its edges: start from the
-    # darker half of the border, and measure the grain below the surface only, where no ink is.
-    keep = fitted & (values <= np.median(values[fitted]))
+    # darker part of the border, and measure the grain below the surface only, where no ink is.
+    keep = fitted & (values <= np.quantile(values[fitted], start))
     for _ in range(4):
         coef = np.linalg.lstsq(terms[keep], values[keep], rcond=None)[0]
         residual = values - terms @ coef
@@ -277,6 +278,9 @@ def _page(img: np.ndarray) -> tuple[np.ndarray, float]:
     looked for at that grain and the plane fitted again to the border the shadow leaves lit. That is
     kept only if the lit border then fits as closely as the grain along it says it should: where
     the shadow was not found whole, what was missed would be taken for ink at the smaller grain.
+    Failing that, the plane is fitted again from the border's darkest quarter, not its darker
+    half, and kept on the same condition: squared paper cropped along two of its lines has them
+    along half its border.
     """
     surface, noise = _page_surface(img)
     bound = GRAIN_CAP * _grain(img)
@@ -286,6 +290,9 @@ def _page(img: np.ndarray) -> tuple[np.ndarray, float]:
         if refit is not None and refit[1] <= bound:
             lit, shadow = _lighting(img, *refit)
             return lit + shadow, refit[1]
+        darker = _page_surface(img, start=0.25)
+        if darker[1] <= bound:
+            surface, noise = darker
     lit, shadow = _lighting(img, surface, noise)
     return lit + shadow, noise
 

@@ -100,16 +100,20 @@ def ruled_lines(inked: np.ndarray) -> np.ndarray:
     rest = across & down
     # A tilted line that runs off the top or bottom edge is too short to be found; what is left of it
     # is no letter either.
-    cut_rows = _cut_off_lines(rest) if rows else np.zeros_like(inked)
-    cut_cols = _cut_off_lines(rest.T).T if cols else np.zeros_like(inked)
-    ys, xs = np.nonzero(rest & ~cut_rows & ~cut_cols)
+    cut_rows = _cut_off_lines(rest, _gap(cols)) if rows else np.zeros_like(inked)
+    cut_cols = _cut_off_lines(rest.T, _gap(rows)).T if cols else np.zeros_like(inked)
+    rest &= ~cut_rows & ~cut_cols
+    # Where lines cross near a corner, a pixel or two of them is left on the border: it is no letter,
+    # and would stretch the letter's extent to the whole page.
+    ys, xs = np.nonzero(rest & ~_border_specks(rest, 0.02 * rest.sum()))
     tall = ys.max() - ys.min() + 1 if ys.size else 0
     wide = xs.max() - xs.min() + 1 if xs.size else 0
     lines = np.zeros_like(inked)
+    # A cut-off line crosses the found lines of the other way as a stroke would, but is none.
     if rows and inked.shape[1] >= 1.5 * tall:
-        lines |= _line_pixels(inked, rows, across) | cut_rows
+        lines |= _line_pixels(inked, rows, across & ~cut_cols) | cut_rows
     if cols and inked.shape[0] >= 1.5 * wide:
-        lines |= _line_pixels(inked.T, cols, down.T).T | cut_cols
+        lines |= _line_pixels(inked.T, cols, (down & ~cut_rows).T).T | cut_cols
     if lines.any():
         # The ends of lines that leave across a corner are specks on the border; on a page with lines
         # (not a tight crop, whose letter touches the border) no letter is cut there.
@@ -128,14 +132,21 @@ def _border_specks(mask: np.ndarray, most: float) -> np.ndarray:
     return np.isin(labels, index[small & on_border])
 
 
-def _cut_off_lines(mask: np.ndarray) -> np.ndarray:
+def _gap(lines: list[tuple[float, float, float]]) -> int:
+    """How wide a gap taking off ``lines`` leaves where they cross others (``_line_pixels``' reach)."""
+    return 2 * int(np.ceil(max((half for _, _, half in lines), default=0.0))) + 3
+
+
+def _cut_off_lines(mask: np.ndarray, gap: int) -> np.ndarray:
     """Pieces of ``mask`` touching its top or bottom edge that are as thin as a line and at least a
-    tenth of the image wide."""
-    labels, _ = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    tenth of the image wide, once gaps up to ``gap`` wide along them are bridged: the lines that
+    cross a cut-off line of squared paper were taken off, and cut it into short pieces."""
+    joined = mask | ndimage.binary_closing(mask, structure=np.ones((1, gap + 1), bool))
+    labels, _ = ndimage.label(joined, structure=np.ones((3, 3), bool))
     pieces = np.zeros_like(mask)
     h, w = mask.shape
     for i, (ys, xs) in enumerate(ndimage.find_objects(labels), 1):
         thin = ys.stop - ys.start <= max(6, 0.05 * h)
         if thin and (ys.start == 0 or ys.stop == h) and xs.stop - xs.start >= 0.1 * w:
-            pieces[ys, xs] |= labels[ys, xs] == i
+            pieces[ys, xs] |= (labels[ys, xs] == i) & mask[ys, xs]
     return pieces
