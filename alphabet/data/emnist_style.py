@@ -283,8 +283,10 @@ def _page(img: np.ndarray) -> tuple[np.ndarray, float]:
     along half its border.
     """
     surface, noise = _page_surface(img)
-    bound = GRAIN_CAP * _grain(img)
-    if 0 < bound < noise:
+    # A grain under one grey level reads as none (where lines drawn in one flat grey fill half the
+    # border, most differences along it are nought); it is at least the pixels' own rounding.
+    bound = GRAIN_CAP * max(_grain(img), 1.0)
+    if bound < noise:
         lit, shadow = _lighting(img, surface, bound)
         refit = _refitted(img, shadow)
         if refit is not None and refit[1] <= bound:
