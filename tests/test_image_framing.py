@@ -66,7 +66,8 @@ def test_a_photo_with_a_shadow_across_it_frames_like_the_clean_one(tmp_path, pag
     # the border still tilted the plane fitted to it and hid the ink under a grain measured 3-5 times
     # too large, and a leftover of the shadow's edge at the border of a large photo stretched the
     # frame: 21 of 26 letters framed alike on the crop under a 60% shadow, 17 and 14 of 26 on the
-    # larger photo. Now 25 of 26 do on the crop at either depth, 26 and 23 on the photo.
+    # larger photo. Then 25 of 26 did on the crop at either depth, 26 and 23 on the photo; since squared
+    # paper's refit from the border's darkest quarter (which catches shadows too), 26, 26, 26 and 24.
     scores = []
     for i, letter in enumerate(LETTERS):
         page = photographed(letter, 200, 3, 0, seed=i)
