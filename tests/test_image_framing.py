@@ -35,17 +35,33 @@ def test_a_photographed_letter_frames_like_the_clean_one(contrast, noise, gradie
     assert np.median(scores) > 0.9 and min(scores) > 0.6, np.round(scores, 2)
 
 
-def test_a_vignetted_photo_frames_like_the_clean_one():
+def vignetted(page: np.ndarray, light: str) -> np.ndarray:
+    """``page`` lit brightest in the middle: corners 40% darker along a quadratic or along a lens's cos^4
+    falloff, or a flash's bright spot, 25% over the rest."""
+    h, w = page.shape
+    ys, xs = np.ogrid[:h, :w]
+    dy, dx = (ys - (h - 1) / 2) / (h / 2), (xs - (w - 1) / 2) / (w / 2)  # 1 at the edges' middles
+    if light == "quadratic":
+        gain = 1 - 0.4 * (dy**2 + dx**2) / 2
+    elif light == "cos4":
+        gain = np.cos(np.arctan(0.38 * np.sqrt(dy**2 + dx**2))) ** 4
+    else:
+        gain = 0.75 + 0.25 * np.exp(-(dy**2 + dx**2) / 4 / 0.35**2)
+    return np.clip(page * gain, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("light", ["quadratic", "cos4", "flash"])
+def test_a_vignetted_photo_frames_like_the_evenly_lit_one(light):
     # A phone's lens leaves the corners darker; the plane fitted to the border missed that curve,
-    # took the corners for ink and framed the whole page (median similarity 0.33 before).
+    # took the corners for ink and framed the whole page (median similarity 0.33 before the curved
+    # surface). Then the surface was kept only above the plane, which lies above the bright middle,
+    # and the grain was read about the plane: the strokes lost their edges (median 0.968, 0.948 and
+    # 0.970 for these three lights, against 0.995 or more now).
     scores = []
     for i, letter in enumerate(LETTERS):
-        page = photographed(letter, 200, 3, 0, seed=i).astype(np.float32)
-        ys, xs = np.ogrid[: page.shape[0], : page.shape[1]]
-        r2 = ((ys - 89.5) / 90) ** 2 / 2 + ((xs - 79.5) / 80) ** 2 / 2  # 1 in the corners
-        vignetted = np.clip(page * (1 - 0.4 * r2), 0, 255).astype(np.uint8)
-        scores.append(similarity(to_emnist_style(vignetted), to_emnist_style(letter)))
-    assert np.median(scores) > 0.9 and min(scores) > 0.6, np.round(scores, 2)
+        page = photographed(letter, 200, 3, 0, seed=i)
+        scores.append(similarity(to_emnist_style(vignetted(page, light)), to_emnist_style(page)))
+    assert np.median(scores) > 0.985 and min(scores) > 0.95, np.round(scores, 3)
 
 
 def shadowed(page: np.ndarray, angle: float, offset: float, depth: float = 0.4) -> np.ndarray:

@@ -131,6 +131,12 @@ def _surface(coef: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return sum((c * t for c, t in zip(coef[1:], terms, strict=True)), coef[0]).astype(np.float32)
 
 
+def _grain_below(residual: np.ndarray) -> float:
+    """The grain's sigma from the pixels below the page fitted to them (ink lies only above it)."""
+    below = residual[residual < 0]
+    return 1.4826 * float(np.median(-below)) if below.size else 0.0
+
+
 def _page_surface(img: np.ndarray, left_out: np.ndarray | None = None, start: float = 0.5
                   ) -> tuple[np.ndarray, float]:
     """The page under the ink, and the noise on it, as the border pixels show them.
@@ -151,8 +157,7 @@ def _page_surface(img: np.ndarray, left_out: np.ndarray | None = None, start: fl
     for _ in range(4):
         coef = np.linalg.lstsq(terms[keep], values[keep], rcond=None)[0]
         residual = values - terms @ coef
-        below = residual[fitted & (residual < 0)]
-        noise = 1.4826 * float(np.median(-below)) if below.size else 0.0
+        noise = _grain_below(residual[fitted])
         keep = fitted & (residual < 2 * noise + 1.0)  # the page's own upper tail goes too: ink edges hide in it
     return _surface(coef, img.shape), noise
 
@@ -173,9 +178,11 @@ def _shade(img: np.ndarray, noise: float) -> np.ndarray:
 
     Fitted over the whole page, not its border alone, so that it cannot bulge where the letter
     is: the pixels within the grain of the current fit are page, the rest ink, and the fit is
-    repeated on the page pixels. Only light above the plane counts, so a plane that fits is kept.
-    Light that stays under the grain's floor (three noise sigmas) would not be taken for ink, and
-    is left alone, and so is an image that is mostly ink: on tight crops, where a third of the
+    repeated on the page pixels. It is taken where light stands above the plane, and then whole:
+    the plane fitted to a vignetted page's border lies above the page's bright middle, and a
+    shade kept only above the plane took the difference off the ink there, and the strokes' edges
+    with it. Light that stays under the grain's floor (three noise sigmas) would not be taken for
+    ink, and is left alone, and so is an image that is mostly ink: on tight crops, where a third of the
     pixels or fewer fitted as page, the surface made some letters worse and none better.
     Nor is light lost by half the ink's strength or more (the letter would barely show).
     """
@@ -197,7 +204,7 @@ def _shade(img: np.ndarray, noise: float) -> np.ndarray:
     # A surface as strong as the ink is the letter itself, as a quadratic follows a thin crop's stroke.
     if not (3 * noise < fit.max() < 0.5 * img.max() and page.mean() >= MIN_PAGE_SHARE):
         return np.zeros_like(img)
-    return np.clip(_surface(coef, img.shape), 0, None)
+    return _surface(coef, img.shape)
 
 
 def _continued(img: np.ndarray, reach: int, axis: int) -> np.ndarray:
@@ -296,6 +303,10 @@ def _page(img: np.ndarray) -> tuple[np.ndarray, float]:
         if darker[1] <= bound:
             surface, noise = darker
     lit, shadow = _lighting(img, surface, noise)
+    if (lit != surface).any():
+        # The grain about the plane holds the curve the plane missed (twice the grain, and more, on a
+        # vignetted page), and three times it took the strokes' edges off: read it about the shade.
+        noise = min(noise, _grain_below(_border(img - lit - shadow)[2]))
     return lit + shadow, noise
 
 
