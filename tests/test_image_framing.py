@@ -173,19 +173,22 @@ def larger_photo(page: np.ndarray, seed: int, size: tuple[int, int] = (700, 600)
 
 
 @pytest.mark.parametrize(("case", "suffix"), [("cropped along two lines", ".jpg"), ("cropped along two lines", ".png"),
-                                              ("a larger photo, askew", ".jpg")])
+                                              ("cropped along three lines", ".jpg"), ("a larger photo, askew", ".jpg")])
 def test_squared_paper_cropped_along_its_lines_or_photographed_whole(tmp_path, case, suffix):
     # Cropped along two of its lines, half the border is line, and the plane fitted to the border's
     # darker half followed them (6 of 26 letters framed the page before). In a PNG the lines are one
     # flat grey, and the grain read along the border came out as none (3 of 26 framed unlike it, the
     # page's grain taken as 16 grey levels, before). On a larger photo askew, the lines that run off a
     # side are cut into squares' lengths by the lines that cross them, too short to be taken for lines
-    # (13 of 26 before).
+    # (13 of 26 before). Cropped along three lines, three quarters of the border is line, and the fit
+    # from its darkest quarter settled on them (0 of 26 before).
     scores = []
     for i, letter in enumerate(LETTERS):
         plain = photographed(letter, 200, 3, 0, seed=i)
         if case == "cropped along two lines":
             page = lined(plain, 40, True, 0)  # lines along the top and left edges
+        elif case == "cropped along three lines":  # and along the bottom edge
+            page = lined(np.pad(plain, ((0, 3), (0, 0)), mode="reflect"), 40, True, 0)[:163]
         else:
             page = lined(larger_photo(plain, i), 48, True, 5 + i % 14, 1.0)
         Image.fromarray(page).save(tmp_path / f"l{suffix}", **({"quality": 85} if suffix == ".jpg" else {}))
