@@ -308,7 +308,7 @@ def _page(img: np.ndarray) -> tuple[np.ndarray, float]:
             surface, noise = fits[0]
     lit, shadow = _lighting(img, surface, noise)
     if (lit != surface).any():
-        # The grain about the plane holds the curve the plane missed (twice the grain, and more, on a
+        # The grain about the plane holds the curve the plane missed (up to 2.5 times the grain on a
         # vignetted page), and three times it took the strokes' edges off: read it about the shade.
         noise = min(noise, _grain_below(_border(img - lit - shadow)[2]))
     return lit + shadow, noise
