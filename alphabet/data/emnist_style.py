@@ -299,13 +299,13 @@ def _page(img: np.ndarray) -> tuple[np.ndarray, float]:
         if refit is not None and refit[1] <= bound:
             lit, shadow = _lighting(img, *refit)
             return lit + shadow, refit[1]
+        quarter, tenth = (_page_surface(img, start=q) for q in (0.25, 0.1))
         # Where lines hold three quarters of the border, the fit from its darkest quarter settles on
         # them; lines stand above the page, so a fit from its darkest tenth that lies clearly lower wins.
-        fits = [fit for fit in (_page_surface(img, start=q) for q in (0.25, 0.1)) if fit[1] <= bound]
-        if len(fits) == 2 and fits[1][0].mean() < fits[0][0].mean() - bound:
-            fits.pop(0)
-        if fits:
-            surface, noise = fits[0]
+        if tenth[1] <= bound and (quarter[1] > bound or tenth[0].mean() < quarter[0].mean() - bound):
+            surface, noise = tenth
+        elif quarter[1] <= bound:
+            surface, noise = quarter
     lit, shadow = _lighting(img, surface, noise)
     if (lit != surface).any():
         # The grain about the plane holds the curve the plane missed (up to 2.5 times the grain on a

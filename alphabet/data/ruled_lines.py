@@ -141,6 +141,7 @@ def _cut_off_lines(mask: np.ndarray, gap: int) -> np.ndarray:
     """Pieces of ``mask`` touching its top or bottom edge that are as thin as a line and at least a
     tenth of the image wide, once gaps up to ``gap`` wide along them are bridged: the lines that
     cross a cut-off line of squared paper were taken off, and cut it into short pieces."""
+    # The closing erodes what it bridges at the image's sides, where these lines end: keep the mask too.
     joined = mask | ndimage.binary_closing(mask, structure=np.ones((1, gap + 1), bool))
     labels, _ = ndimage.label(joined, structure=np.ones((3, 3), bool))
     pieces = np.zeros_like(mask)
