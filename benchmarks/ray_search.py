@@ -23,11 +23,13 @@ from alphabet.engine import Trainer
 from alphabet.errors import UserError
 from alphabet.train import evaluate_split
 from benchmarks.common import (
+    CUDA,
     DOC,
     FEMNIST,
     ROOT,
     Skipped,
 )
+from benchmarks.throughput import RETRAIN_SETS
 from search.experiment import AshaSettings, load_experiment
 from search.runner import load_saved_experiment
 from search.storage import RunLocation
@@ -276,3 +278,97 @@ def bench_search(full: bool, seeds: tuple[int, ...] = (0,), space: str = "tuned"
             f"![best so far against trial-epochs](figures/search_efficiency{suffix}.png)")
 
 
+
+
+# --- trials sharing one GPU through a real search: the share benchmark's question, asked of Ray ----
+
+RAY_SHARE_TRIALS_PER_GPU = (1, 2, 4, 8)
+RAY_SHARE_EPOCHS = 3
+RAY_SHARE_WAVES = 2  # each search runs this many trials per place on the GPU, one after another
+
+
+def _trial_spans(run_dir: Path) -> list[tuple[float, float]]:
+    """(start, end) of every trial of a search, in seconds since the epoch, from Tune's reports."""
+    spans = {}
+    for report in _trial_reports(run_dir):
+        start = report["timestamp"] - report["time_total_s"]
+        first, _ = spans.get(report["trial_id"], (start, 0.0))
+        spans[report["trial_id"]] = (min(first, start), report["timestamp"])
+    return list(spans.values())
+
+
+def _most_at_once(spans: list[tuple[float, float]]) -> int:
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running, most = 0, 0
+    for _, step in events:  # an end sorts before a start at the same second
+        running += step
+        most = max(most, running)
+    return most
+
+
+def ray_share_search(data: Path, per_gpu: int, out: Path, epochs: int = RAY_SHARE_EPOCHS) -> dict:
+    """A random search of ``RAY_SHARE_WAVES * per_gpu`` trials, each asking Ray for one CPU and
+    ``1 / per_gpu`` of a GPU, the trials' work being the share benchmark's. Returns its timings.
+
+    The search joins the cluster at RAY_ADDRESS when that is set (as ``alphabet search`` does), so it
+    can also be run against a cluster that declares GPUs it does not have: the placement is Ray's
+    either way."""
+    import yaml
+
+    experiment = {"config": parse_overrides(_ray_share_sets(data) + [f"log.figures_every={epochs}"]),
+                  "space": {"train.lr": {"type": "loguniform", "low": 0.002, "high": 0.004}},
+                  "search": {"num_samples": RAY_SHARE_WAVES * per_gpu, "max_concurrent": per_gpu,
+                             "searcher": "random", "scheduler": "fifo", "time_budget_s": None},
+                  "asha": {"max_t": epochs, "grace_period": epochs},
+                  "resources": {"cpus_per_trial": 1, "gpus_per_trial": 1 / per_gpu},
+                  "storage": {"path": str(out), "name": f"per-gpu-{per_gpu}", "keep_checkpoints": 1}}
+    path = out / f"per_gpu_{per_gpu}.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    t0 = time.time()
+    subprocess.run([sys.executable, "-m", "alphabet", "search", str(path)], check=True, cwd=ROOT,
+                   stdout=subprocess.DEVNULL)
+    wall = time.time() - t0
+    spans = _trial_spans(out / f"per-gpu-{per_gpu}")
+    if len(spans) != RAY_SHARE_WAVES * per_gpu:
+        raise RuntimeError(f"{per_gpu} per GPU: {len(spans)} trials reported of {RAY_SHARE_WAVES * per_gpu}")
+    busy = max(end for _, end in spans) - min(start for start, _ in spans)
+    return {"per_gpu": per_gpu, "trials": len(spans), "wall": wall, "busy": busy,
+            "trial": float(np.mean([end - start for start, end in spans])), "at_once": _most_at_once(spans),
+            "per_hour": len(spans) * 3600 / busy}
+
+
+def _ray_share_sets(data: Path) -> list[str]:
+    """The share benchmark's training settings, on the letters of ``data`` (an npz file)."""
+    return [s for s in RETRAIN_SETS if not s.startswith("data.")] + [
+        f"data.source=npz:{data}", "data.case=all", "data.val_fraction=0.04", "data.test_fraction=0.01"]
+
+
+def share_data(path: Path, full: bool) -> None:
+    """The share benchmark's letters (synthetic, repeated) as an npz file a search can load."""
+    generated = load_splits(load_config(None, RETRAIN_SETS).data).train
+    order = np.resize(np.arange(len(generated)), 66_000 if full else 22_000)
+    np.savez(path, x=generated.images[order], y=generated.labels[order], classes=np.array(generated.classes))
+
+
+def bench_ray_share(full: bool) -> str:
+    if not CUDA:
+        raise Skipped("no GPU here (torch.cuda.is_available() is False)")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp, "letters.npz")
+        share_data(data, full)
+        splits = load_splits(load_config(None, _ray_share_sets(data)).data)
+        for per_gpu in RAY_SHARE_TRIALS_PER_GPU:
+            r = ray_share_search(data, per_gpu, Path(tmp))
+            rows.append(f"| {per_gpu} | {r['trials']} | {r['at_once']} | {r['trial']:.1f} | {r['busy']:.1f} | "
+                        f"**{r['per_hour']:,.0f}** | {r['wall']:.1f} |")
+    return ("## Trials sharing one GPU, through Ray\n\n"
+            f"`alphabet search` on {torch.cuda.get_device_name()}: random search, FIFO, "
+            f"{RAY_SHARE_WAVES} trials per place on the GPU, each asking for one CPU and `gpus_per_trial: 1/n`. "
+            f"Each trial is the \"Trials sharing one GPU\" benchmark's: the default best CNN, {RAY_SHARE_EPOCHS} "
+            f"epochs of {len(splits.train):,} images (synthetic letters repeated), batch 128, bf16 autocast, "
+            f"validation on {len(splits.val):,} every epoch, with the search's reports, checkpoints and "
+            "TensorBoard files. Trials per hour count from the first trial's start to the last one's end; "
+            "the command's wall time adds loading the data, starting Ray and writing the results.\n\n"
+            "| trials per GPU (n) | trials | most running at once | one trial (s) | first start to last end (s) | "
+            "trials per hour | command (s) |\n|---|---|---|---|---|---|---|\n" + "\n".join(rows))

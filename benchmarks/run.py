@@ -30,12 +30,16 @@ profile   torch.profiler: which ops a training step spends its time in (what bou
 gpu       (CUDA only) bf16 autocast, channels_last, torch.compile and batch size, each measured
           at EMNIST-letters size and projected to a 500-epoch retrain
 share     (CUDA only) trials per hour with 1, 2, 4 and 8 trials sharing one GPU
+rayshare  (CUDA only) the same through `alphabet search`: Ray placing trials with gpus_per_trial 1/n
 
 Each benchmark writes its own section of docs/BENCHMARKS.md (between
 ``<!-- bench:NAME -->`` markers, ``NAME-cuda`` when run on a GPU, so CPU and GPU
 results stand side by side), with the command, machine and date. The femnist
 benchmarks need ../shared/data and the GPU ones a GPU; without them they are
 skipped with a message and leave the document as it was.
+
+In a session lent the device tool's GPU machine, `benchmarks/device_session.sh` prepares (here)
+and runs (there) the GPU checks in one call.
 
 This file is the command; the benchmarks live beside it, by what they measure:
 training.py (accuracy of training recipes on femnist), throughput.py (data path,
@@ -55,7 +59,13 @@ sys.path.insert(0, str(ROOT))
 
 from alphabet.errors import UserError  # noqa: E402
 from benchmarks.common import CUDA, Skipped, write_section  # noqa: E402
-from benchmarks.ray_search import SEARCH_SPACES, bench_overhead, bench_search, search_variant  # noqa: E402
+from benchmarks.ray_search import (  # noqa: E402
+    SEARCH_SPACES,
+    bench_overhead,
+    bench_ray_share,
+    bench_search,
+    search_variant,
+)
 from benchmarks.throughput import (  # noqa: E402
     bench_datapath,
     bench_gpu,
@@ -80,7 +90,8 @@ BENCHMARKS: dict[str, Callable[[bool], str]] = {"datapath": bench_datapath, "see
                                                "framing": bench_framing, "words": bench_words,
                                                "overhead": bench_overhead, "search": bench_search,
                                                "retrain": bench_retrain, "profile": bench_profile,
-                                               "gpu": bench_gpu, "share": bench_share}
+                                               "gpu": bench_gpu, "share": bench_share,
+                                               "rayshare": bench_ray_share}
 
 
 def main() -> None:

@@ -316,13 +316,15 @@ def test_two_node_cluster(tmp_path):
     token = tmp_path / "auth_token"
     token.write_text(secrets.token_hex(32))
     env = {**os.environ, "RAY_ADDRESS": "", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+    # Each node also declares a GPU, as a GPU cluster's do: `gpus_per_trial: auto` must then give each
+    # trial an eighth of one, and Ray must place those shares (torch still finds no GPU and trains on CPU).
     head = [ray_cli(), "start", "--head", "--node-ip-address=127.0.0.1", "--port=6399", "--num-cpus=1",
-            "--include-dashboard=false",
+            "--num-gpus=1", "--include-dashboard=false",
             "--node-manager-port=6400", "--object-manager-port=6401", "--min-worker-port=11000",
             "--max-worker-port=11099", "--dashboard-agent-listen-port=6402", "--metrics-export-port=6403",
             "--runtime-env-agent-port=6404", "--disable-usage-stats"]
     worker = [ray_cli(), "start", "--address=127.0.0.1:6399", "--node-ip-address=127.0.0.1", "--num-cpus=1",
-              "--node-manager-port=6410",
+              "--num-gpus=1", "--node-manager-port=6410",
               "--object-manager-port=6411", "--min-worker-port=11100", "--max-worker-port=11199",
               "--dashboard-agent-listen-port=6412", "--metrics-export-port=6413", "--runtime-env-agent-port=6414",
               "--disable-usage-stats"]
@@ -334,7 +336,7 @@ def test_two_node_cluster(tmp_path):
                                       asha={"max_t": 2, "grace_period": 2, "reduction_factor": 2})
         done = alphabet("search", experiment, "--address", "127.0.0.1:6399", timeout=600, env=env)
         assert done.returncode == 0, done.stderr[-3000:]
-        assert "cluster 2 CPU" in done.stdout
+        assert "1 CPU + 0.125 GPU per trial, cluster 2 CPU 2 GPU" in done.stdout
         nodes = {r.node for r in trials_of(tmp_path / "search" / "cluster")}
         assert len(nodes) == 2, nodes  # trials ran on both nodes
     finally:
