@@ -8,6 +8,8 @@ metrics with a checkpoint; a restarted trial continues from its last one.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +28,17 @@ from search.experiment import Experiment, trial_config
 CHECKPOINT_FILE = "trainer.pt"
 
 
+def warn_gpu_unused(share: float, device: torch.device, asked: str) -> None:
+    """Say why a trial given a GPU share trains elsewhere: on a GPU cluster whose torch cannot see the
+    GPUs, the search would otherwise just run slowly."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    why = (f"train.device is {asked!r}" if asked != "auto" else
+           f"torch {torch.__version__} in the trial's process finds no CUDA device "
+           f"(built with CUDA: {torch.version.cuda or 'no'}; CUDA_VISIBLE_DEVICES={visible!r})")
+    print(f"alphabet: warning: this trial was given {share:g} GPU but trains on {device.type}: {why}",
+          file=sys.stderr, flush=True)
+
+
 def train_trial(params: dict, *, experiment: Experiment, splits: Splits) -> None:
     import ray
 
@@ -33,9 +46,11 @@ def train_trial(params: dict, *, experiment: Experiment, splits: Splits) -> None
     logging.getLogger("ray.train").setLevel(logging.WARNING)
     config = trial_config(experiment, params)
     node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran it, for the trial table
-    cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
-    torch.set_num_threads(max(1, int(cpus)))  # stay inside the trial's CPU share
+    resources = tune.get_context().get_trial_resources().required_resources
+    torch.set_num_threads(max(1, int(resources.get("CPU", 1))))  # stay inside the trial's CPU share
     trainer = Trainer(config, splits.train, auxiliary=splits.auxiliary)
+    if resources.get("GPU", 0) and trainer.device.type != "cuda":
+        warn_gpu_unused(resources["GPU"], trainer.device, config.train.device)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
