@@ -20,7 +20,7 @@ from alphabet.reporting import RunReporter, write_json
 def evaluation_set(source: str, split: str, data_config, classes: list[str]) -> LetterSet:
     """The images to score: the source's test partition (or its seeded held-out
     writers, as training used) with ``split='test'``, or everything with ``'all'``."""
-    loaded = load_source(source, data_config)
+    loaded = load_source(source, data_config, "--data")
     pool = select_classes(loaded.pool, data_config, source)
     if split == "all":
         data = pool if loaded.test is None else concat(pool, select_classes(loaded.test, data_config, source)

@@ -116,7 +116,13 @@ CASES = {
     "training config given to search": (lambda t, ck: ((t / "c.yaml").write_text("train:\n  lr: 0.1\n") and
                                                        ["search", t / "c.yaml"], str(t / "c.yaml")),
                                         "a training config (sections train); expected an experiment"),
-    "missing data directory": (_data(lambda t: (f"folder:{t / 'none'}", str(t / "none"))), "directory not found"),
+    "missing data directory": (_data(lambda t: (f"folder:{t / 'none'}", str(t / "none"))),
+                               "data.source: {tmp}/none: directory not found"),
+    "missing test source": (lambda t, ck: (["data", "info", "--set", "data.synthetic_size=60",
+                                            f"data.test_source=npz:{t / 'real.npz'}"], str(t / "real.npz")),
+                            "data.test_source: {tmp}/real.npz: file not found"),
+    "evaluate: missing data": (lambda t, ck: (["evaluate", ck, "--data", f"folder:{t / 'scans'}"], str(t / "scans")),
+                               "--data: {tmp}/scans: directory not found"),
     "missing EMNIST files": (_emnist_args(), "EMNIST files missing"),
     "truncated EMNIST file": (_emnist_args(_truncate), "corrupt or truncated EMNIST file"),
     "corrupt EMNIST header": (_emnist_args(_corrupt_header), "corrupt or truncated EMNIST file"),
@@ -169,7 +175,7 @@ def test_bad_input_is_refused_in_one_line(cli, checkpoint, tmp_path, case):
     assert result.code == 2, result
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.err, result.err
-    assert fragment in lines[0], lines[0]
+    assert fragment.format(tmp=tmp_path) in lines[0], lines[0]
     assert Path(named).name in lines[0], lines[0]
     assert snapshot(tmp_path) == before  # nothing that existed was overwritten
 

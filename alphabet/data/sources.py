@@ -39,15 +39,18 @@ def register(kind: str) -> Callable[[SourceLoader], SourceLoader]:
     return add
 
 
-def load_source(spec: str, config: DataConfig) -> SourceData:
-    """Load ``spec`` (``kind`` or ``kind:argument``)."""
+def load_source(spec: str, config: DataConfig, key: str = "data.source") -> SourceData:
+    """Load ``spec`` (``kind`` or ``kind:argument``); ``key`` is where it was given, for its errors."""
     kind, _, arg = spec.partition(":")
     if kind not in SOURCES:
-        raise UserError(f"data.source: unknown source {spec!r}; expected one of "
+        raise UserError(f"{key}: unknown source {spec!r}; expected one of "
                         "synthetic, emnist-letters, emnist-lowercase, emnist-uppercase, npz:PATH, folder:PATH")
     if kind in ("npz", "folder") and not arg:
-        raise UserError(f"data.source: {kind} needs a path, as in {kind}:PATH")
-    return SOURCES[kind](arg, config)
+        raise UserError(f"{key}: {kind} needs a path, as in {kind}:PATH")
+    try:
+        return SOURCES[kind](arg, config)
+    except UserError as e:  # the loader names the file; which setting pointed at it is known here
+        raise UserError(f"{key}: {e.args[0]}") from e
 
 
 # --- torchvision EMNIST -------------------------------------------------------------

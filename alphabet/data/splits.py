@@ -113,7 +113,7 @@ def load_splits(config: DataConfig) -> Splits:
     pool = select_classes(source.pool, config, config.source)
     check_task(pool, config)
     if config.test_source:
-        other = load_source(config.test_source, config)
+        other = load_source(config.test_source, config, "data.test_source")
         test = select_classes(other.test if other.test is not None else other.pool, config, config.test_source)
         test = test.relabel(pool.classes)
         if len(test) == 0:
