@@ -25,7 +25,7 @@ GOOD = {
 
 
 def test_experiment_files_in_repo_are_valid():
-    for name in ("quick", "emnist_letters", "emnist_lowercase"):
+    for name in ("quick", "emnist_letters", "emnist_lowercase", "own_letters"):
         experiment = load_experiment(f"experiments/{name}.yaml")
         assert experiment.space and experiment.config.train.epochs == experiment.asha.max_t
 
@@ -43,6 +43,30 @@ def test_the_search_smoke_test_is_tiny_on_the_experiments_own_data(tmp_path):
     assert experiment.config.data.source == "emnist-letters"  # its own data, so the set-up is checked
     assert len(splits.train) + len(splits.val) == 26 * 40 and len(splits.test) == 26 * 10  # not 60 and 20
     assert experiment.search.num_samples == 4 and experiment.asha.max_t == 2
+
+
+def test_own_letters_reads_a_folder_of_letter_images(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from alphabet.data import load_splits
+    from search.cli import SMOKE_TEST
+
+    rng = np.random.default_rng(0)
+    for letter in "abc":
+        (tmp_path / letter).mkdir()
+        for i in range(50):  # dark strokes on a light page, as a scan holds them
+            page = np.full((60, 50), 235, np.uint8)
+            page[10 + rng.integers(5): 50, 15 + 5 * "abc".index(letter): 25 + 5 * "abc".index(letter)] = 30
+            Image.fromarray(page).save(tmp_path / letter / f"{i}.png")
+    experiment = load_experiment("experiments/own_letters.yaml", [f"config.data.source=folder:{tmp_path}"])
+    splits = load_splits(experiment.config.data)
+    assert splits.train.classes == ["a", "b", "c"]
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (102, 18, 30)  # 150: 20% test, 15% val
+    # --smoke-test on the same folder: at most 40 letters a class for training and validation
+    smoke = load_experiment("experiments/own_letters.yaml", [*SMOKE_TEST, f"config.data.source=folder:{tmp_path}"])
+    small = load_splits(smoke.config.data)
+    assert len(small.train) + len(small.val) == 3 * 40 and smoke.search.num_samples == 4
 
 
 def test_space_bounds_in_exponent_notation(tmp_path):
