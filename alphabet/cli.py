@@ -94,7 +94,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     from alphabet.data.inspect import info_table, preview_png
 
     overrides = list(args.set) + (["data.download=true"] if args.download else [])
-    splits = load_splits(load_config(args.config, overrides).data)
+    splits = load_splits(load_config(args.config, overrides, experiments=True).data)
     if args.action == "info":
         print(info_table(splits))
     else:
@@ -112,8 +112,9 @@ def add_download_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--download", action="store_true", help="download EMNIST through torchvision if missing")
 
 
-def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", nargs="?", help="YAML file with data/model/augment/train/log sections")
+def _add_config_args(p: argparse.ArgumentParser,
+                     what: str = "YAML file with data/model/augment/train/log sections") -> None:
+    p.add_argument("config", nargs="?", help=what)
     add_set_argument(p, "train.lr=0.01 train.epochs=5")
     add_download_argument(p)
 
@@ -165,9 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tta_argument(p)
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("data", help="counts per class (info) or a PNG grid (preview) of a data config")
+    p = sub.add_parser("data", help="counts per class (info) or a PNG grid (preview) of a config's data")
     p.add_argument("action", choices=("info", "preview"))
-    _add_config_args(p)
+    _add_config_args(p, "a training config, or an experiment file (its config section)")
     p.add_argument("--out", default="data_preview.png", help="PNG path for preview")
     p.set_defaults(func=cmd_data)
 

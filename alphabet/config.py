@@ -314,20 +314,27 @@ def merge(base: dict, override: dict) -> dict:
     return out
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """The training config from an optional YAML file plus ``--set`` overrides."""
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                experiments: bool = False) -> Config:
+    """The training config from an optional YAML file plus ``--set`` overrides. With ``experiments``,
+    an experiment file stands for its ``config`` section, and ``--set config.KEY=...`` for ``KEY``."""
     raw = {}
-    origin = "--set"
+    origin, shown = "--set", ""
     if path is not None:
         raw = read_yaml(path) or {}
         origin = str(path)
         if not isinstance(raw, dict):
             raise UserError(f"{path}: top level: expected a mapping of sections, got {type(raw).__name__}")
-        if raw.keys() & {"config", "space"}:  # an experiment file, given to train
+        if raw.keys() & {"config", "space"} and not experiments:  # an experiment file, given to train
             raise UserError(f"{path}: an experiment file (sections {', '.join(raw)}); expected a training "
                             f"config with sections {', '.join(f.name for f in dataclasses.fields(Config))}. "
                             f"To search it: alphabet search {path}")
-    config = from_dict(raw, origin)
+        if raw.keys() & {"config", "space"}:
+            raw, shown = raw.get("config") or {}, "config."
+            if not isinstance(raw, dict):
+                raise UserError(f"{path}: config: expected a mapping of sections, got {type(raw).__name__}")
+            overrides = [o.removeprefix("config.") for o in overrides or []]
+    config = from_dict(raw, origin, shown=shown)
     if overrides:
-        config = from_dict(merge(to_dict(config), parse_overrides(overrides)), "--set")
+        config = from_dict(merge(to_dict(config), parse_overrides(overrides)), "--set", shown=shown)
     return config

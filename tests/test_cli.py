@@ -277,6 +277,18 @@ def test_data_info_and_preview(cli, tmp_path):
     assert Image.open(png).size[0] > 200
 
 
+def test_data_info_reads_an_experiments_data(cli):
+    # The data a search would load, checked before the search: the same file and the same --set.
+    sets = with_sets([f"config.{o}" for o in TINY if o.startswith("data.")])
+    result = cli("data", "info", "experiments/quick.yaml", *sets)
+    assert result.code == 0, result.err
+    assert result.out.strip().splitlines()[-1].split()[1:] == ["510", "90", "120"]  # quick.yaml's val_fraction
+    assert_one_line_error(cli("data", "info", "experiments/quick.yaml", "--set", "config.data.case=loud"),
+                          "--set: config.data.case: expected one of")
+    # train still refuses an experiment file: its config alone would train without the search
+    assert_one_line_error(cli("train", "experiments/quick.yaml"), "an experiment file")
+
+
 def test_unknown_key_is_one_line(cli):
     assert_one_line_error(cli("train", "--set", "train.lerning_rate=1"), "unknown key 'train.lerning_rate'",
                           "train.lr")
