@@ -92,13 +92,28 @@ def cmd_data(args: argparse.Namespace) -> int:
     from alphabet.config import load_config
     from alphabet.data import load_splits
     from alphabet.data.inspect import info_table, preview_png
+    from alphabet.data.sources import load_source, save_npz
 
     overrides = list(args.set) + (["data.download=true"] if args.download else [])
-    splits = load_splits(load_config(args.config, overrides, experiments=True).data)
+    data = load_config(args.config, overrides, experiments=True).data
+    if args.action == "export":
+        out = Path(args.out or "letters.npz")
+        if out.suffix != ".npz" or out.exists():
+            raise UserError(f"--out: {out}: expected a new .npz file" + (" (it exists; nothing is overwritten)"
+                                                                         if out.exists() else ""))
+        if not data.source.startswith("folder:"):
+            raise UserError(f"data.source: {data.source!r}; expected folder:PATH (export frames a folder's "
+                            "images once, for npz:PATH to read fast)")
+        loaded = load_source(data.source, data)
+        save_npz(loaded.pool, out)
+        print(f"wrote {out}: {len(loaded.pool)} images of {len(loaded.pool.classes)} letters; "
+              f"read it with data.source=npz:{out}")
+        return 0
+    splits = load_splits(data)
     if args.action == "info":
         print(info_table(splits))
     else:
-        print(f"wrote {preview_png(splits, Path(args.out))}")
+        print(f"wrote {preview_png(splits, Path(args.out or 'data_preview.png'))}")
     return 0
 
 
@@ -166,10 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tta_argument(p)
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("data", help="counts per class (info) or a PNG grid (preview) of a config's data")
-    p.add_argument("action", choices=("info", "preview"))
+    p = sub.add_parser("data", help="counts per class (info), a PNG grid (preview) of a config's data, or "
+                                    "a folder's images framed once into an npz archive (export)")
+    p.add_argument("action", choices=("info", "preview", "export"))
     _add_config_args(p, "a training config, or an experiment file (its config section)")
-    p.add_argument("--out", default="data_preview.png", help="PNG path for preview")
+    p.add_argument("--out", help="preview: the PNG (default data_preview.png); export: a new .npz file "
+                                 "(default letters.npz)")
     p.set_defaults(func=cmd_data)
 
     for name in EXTENSIONS:

@@ -289,6 +289,30 @@ def test_data_info_reads_an_experiments_data(cli):
     assert_one_line_error(cli("train", "experiments/quick.yaml"), "an experiment file")
 
 
+def test_data_export_frames_a_folder_once_into_an_npz(cli, tmp_path):
+    letters = tmp_path / "letters"
+    for scan in save_letters(tmp_path, 12):  # named by their letter, as in "c_3.png"
+        (letters / scan.name[0]).mkdir(parents=True, exist_ok=True)
+        scan.rename(letters / scan.name[0] / scan.name)
+    out = tmp_path / "letters.npz"
+    result = cli("data", "export", "--set", f"data.source=folder:{letters}", "--out", out)
+    assert result.code == 0, result.err
+    kinds = len(list(letters.iterdir()))
+    assert kinds > 1 and f"wrote {out}: 12 images of {kinds} letters" in result.out
+    from alphabet.config import DataConfig
+    from alphabet.data.sources import load_source
+
+    from_folder = load_source(f"folder:{letters}", DataConfig()).pool
+    from_npz = load_source(f"npz:{out}", DataConfig()).pool
+    assert from_npz.classes == from_folder.classes == sorted(d.name for d in letters.iterdir())
+    assert np.array_equal(from_npz.images, from_folder.images) and np.array_equal(from_npz.labels, from_folder.labels)
+    before = out.read_bytes()
+    assert_one_line_error(cli("data", "export", "--set", f"data.source=folder:{letters}", "--out", out),
+                          "expected a new .npz file (it exists; nothing is overwritten)")
+    assert out.read_bytes() == before
+    assert_one_line_error(cli("data", "export", "--out", tmp_path / "s.npz"), "expected folder:PATH")
+
+
 def test_unknown_key_is_one_line(cli):
     assert_one_line_error(cli("train", "--set", "train.lerning_rate=1"), "unknown key 'train.lerning_rate'",
                           "train.lr")

@@ -152,6 +152,15 @@ def load_npz(path: str, config: DataConfig) -> SourceData:
     return SourceData(pool=LetterSet(x, y, classes, writers), test=None)
 
 
+def save_npz(data: LetterSet, path: Path) -> None:
+    """``data`` as an archive that ``npz:PATH`` reads back as it is; ``path`` must not exist yet."""
+    arrays = {"x": data.images, "y": data.labels, "classes": np.array(data.classes)}
+    if data.writers is not None:
+        arrays["writer"] = data.writers
+    with open(path, "xb") as f:  # "x": a file that appeared meanwhile is not overwritten either
+        np.savez(f, **arrays)
+
+
 # --- a folder of images ----------------------------------------------------------------
 
 @register("folder")
