@@ -325,11 +325,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         origin = str(path)
         if not isinstance(raw, dict):
             raise UserError(f"{path}: top level: expected a mapping of sections, got {type(raw).__name__}")
-        if raw.keys() & {"config", "space"} and not experiments:  # an experiment file, given to train
-            raise UserError(f"{path}: an experiment file (sections {', '.join(raw)}); expected a training "
-                            f"config with sections {', '.join(f.name for f in dataclasses.fields(Config))}. "
-                            f"To search it: alphabet search {path}")
-        if raw.keys() & {"config", "space"}:
+        if raw.keys() & {"config", "space"}:  # an experiment file
+            if not experiments:  # given to train, which would train its fixed settings without the search
+                raise UserError(f"{path}: an experiment file (sections {', '.join(raw)}); expected a training "
+                                f"config with sections {', '.join(f.name for f in dataclasses.fields(Config))}. "
+                                f"To search it: alphabet search {path}")
             raw, shown = raw.get("config") or {}, "config."
             if not isinstance(raw, dict):
                 raise UserError(f"{path}: config: expected a mapping of sections, got {type(raw).__name__}")
