@@ -163,6 +163,20 @@ def test_folder_source_normalises_any_image(tmp_path):
         assert abs(cols.mean() - 13.5) < 2  # centred
 
 
+def test_a_large_folder_says_it_is_framing_and_a_small_one_is_quiet(tmp_path, monkeypatch, capsys):
+    from alphabet.data import sources
+
+    for letter in "ab":
+        (tmp_path / letter).mkdir()
+        for i in range(2):
+            make_letter(True).save(tmp_path / letter / f"{i}.png")
+    load_source(f"folder:{tmp_path}", DataConfig())
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(sources, "FOLDER_NOTICE", 4)  # as if 4 images took minutes
+    load_source(f"folder:{tmp_path}", DataConfig())
+    assert capsys.readouterr().err.startswith(f"framing the 4 images under {tmp_path}")
+
+
 def test_emnist_style_inverts_dark_on_light():
     light = to_emnist_style(np.asarray(make_letter(True)))
     dark = to_emnist_style(np.asarray(make_letter(False)))
