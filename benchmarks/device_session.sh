@@ -5,6 +5,9 @@
 #   here:  benchmarks/device_session.sh wheels   # once: .whl/ (git-ignored) gets what that machine lacks
 #   there: benchmarks/device_session.sh run      # the command of one device `run`, with carry [".whl"]
 #
+# `run` leaves log.txt and the rewritten docs/BENCHMARKS.md in $OUT, which come back even when the
+# call runs out of time; copy the new sections (between their bench markers) into the document here.
+#
 # That machine has Python 3.12 with torch, torchvision, numpy, scikit-learn, tensorboard, matplotlib,
 # pandas and pyarrow, but neither Ray nor Optuna, and nothing can be fetched there. At most 64 MiB
 # travel with a call, and Ray's wheel alone is 79 MB: 32 MB of it is Java jars, which a Python search
