@@ -53,6 +53,18 @@ def test_each_search_space_is_a_valid_experiment_that_differs_from_the_others(be
                                                           if p.key != "model.batch_norm"]
 
 
+def test_trials_sharing_a_gpu_are_timed_from_tunes_reports(bench, tmp_path):
+    # Two trials at once, then a third after the first ends: reports as Tune writes them, an epoch each.
+    trials = {"a": [(10, 5), (15, 10)], "b": [(11, 5), (16, 10)], "c": [(20, 5), (25, 10)]}
+    for trial, reports in trials.items():
+        (tmp_path / f"trial_{trial}").mkdir()
+        (tmp_path / f"trial_{trial}" / "result.json").write_text("".join(
+            json.dumps({"trial_id": trial, "timestamp": t, "time_total_s": total}) + "\n" for t, total in reports))
+    spans = sorted(bench._trial_spans(tmp_path))
+    assert spans == [(5, 15), (6, 16), (15, 25)]  # start: first report minus the time it had run
+    assert bench._most_at_once(spans) == 2  # c starts as a ends: not three at once
+
+
 def test_a_section_is_replaced_in_place_and_the_others_kept(tmp_path, monkeypatch):
     from benchmarks import common
 
