@@ -28,6 +28,7 @@ from benchmarks.common import (
     FEMNIST,
     ROOT,
     Skipped,
+    tiled,
 )
 from benchmarks.throughput import RETRAIN_SETS
 from search.experiment import AshaSettings, load_experiment
@@ -345,9 +346,8 @@ def _ray_share_sets(data: Path) -> list[str]:
 
 def share_data(path: Path, full: bool) -> None:
     """The share benchmark's letters (synthetic, repeated) as an npz file a search can load."""
-    generated = load_splits(load_config(None, RETRAIN_SETS).data).train
-    order = np.resize(np.arange(len(generated)), 66_000 if full else 22_000)
-    np.savez(path, x=generated.images[order], y=generated.labels[order], classes=np.array(generated.classes))
+    letters = tiled(load_splits(load_config(None, RETRAIN_SETS).data).train, 66_000 if full else 22_000)
+    np.savez(path, x=letters.images, y=letters.labels, classes=np.array(letters.classes))
 
 
 def bench_ray_share(full: bool) -> str:
