@@ -24,7 +24,7 @@ def _locate(target: str) -> tuple[Path, Path | None]:
     """(best.yaml, the search's RUN_DIR if known) from a RUN_DIR or a best.yaml path.
 
     A remote RUN_DIR (s3://...) has its best.yaml, experiment and summary copied to
-    its local folder (runs/.remote/NAME); the retrain runs and writes there.
+    its local folder (runs/.remote/SCHEME/BUCKET/PATH); the retrain runs and writes there.
     """
     if "://" in target:
         location = RunLocation.parse(target)

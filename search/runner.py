@@ -166,7 +166,7 @@ def run_search(experiment: Experiment | None, address: str | None = None, resume
     log(f"search {location.uri}: {len(splits.train)} train / {len(splits.val)} val images, "
         f"{res['cpu']:g} CPU + {res['gpu']:g} GPU per trial, cluster {cluster.get('CPU', 0):g} CPU "
         f"{cluster.get('GPU', 0):g} GPU")
-    log(f"tensorboard --logdir {location.uri}")
+    log(location.tensorboard_command())
     if resume:
         if not tune.Tuner.can_restore(location.uri):
             raise UserError(f"{location.uri}: no Tune experiment state to resume from")
@@ -212,5 +212,5 @@ def run_search(experiment: Experiment | None, address: str | None = None, resume
         raise KeyboardInterrupt
     log(f"search finished in {elapsed:.0f}s: {len(grid)} trials, {grid.num_errors} with errors")
     write_results(location, experiment, log, rows)
-    log(f"tensorboard --logdir {location.uri}")
+    log(location.tensorboard_command())
     return location

@@ -1,12 +1,14 @@
 """Where a search lives: a local or NFS directory, or a pyarrow URI (s3://, gs://).
 
-RUN_DIR holds Tune's experiment and the project's own files. The Optuna
-study is SQLite; on a remote URI it is kept locally under runs/.optuna, since
-SQLite needs a real file system.
+RUN_DIR holds Tune's experiment and the project's own files. A remote RUN_DIR
+has a local folder too, runs/.remote/SCHEME/BUCKET/PATH: the Optuna study
+(SQLite needs a real file system), copies of the reports, and the retrain.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,12 +18,15 @@ from alphabet.rundir import check_name
 
 @dataclass
 class RunLocation:
-    uri: str  # absolute local path, or scheme://bucket/path
+    # An absolute local path, or scheme://bucket/path with any ?options pyarrow takes
+    # (s3://bucket/path?endpoint_override=host:9000&scheme=http for MinIO and other S3-compatible stores).
+    uri: str
 
     @staticmethod
     def parse(text: str) -> RunLocation:
         if "://" in text:
-            return RunLocation(text.rstrip("/"))
+            path, mark, options = text.partition("?")
+            return RunLocation(path.rstrip("/") + mark + options)
         path = Path(text).expanduser().resolve()
         return RunLocation(str(path))
 
@@ -29,19 +34,32 @@ class RunLocation:
     def remote(self) -> bool:
         return "://" in self.uri
 
+    def _split(self) -> tuple[str, str]:
+        """(the URI's path, its ?options or ""): names are joined to the path, never to the options."""
+        path, mark, options = self.uri.partition("?") if self.remote else (self.uri, "", "")
+        return path, mark + options
+
     @property
     def name(self) -> str:
-        return self.uri.rstrip("/").rsplit("/", 1)[-1]
+        return self._split()[0].rsplit("/", 1)[-1]
 
     @property
     def parent_uri(self) -> str:
-        return self.uri.rstrip("/").rsplit("/", 1)[0]
+        path, options = self._split()
+        return path.rsplit("/", 1)[0] + options
+
+    def child(self, name: str) -> RunLocation:
+        path, options = self._split()
+        return RunLocation(f"{path}/{name}{options}")
 
     @property
     def path(self) -> Path:
-        """The local directory (for remote runs: a local mirror for reports)."""
+        """The local directory (for remote runs: a local folder for the study, reports and retrain)."""
         if self.remote:
-            return Path("runs") / ".remote" / self.name
+            # The whole bucket path, not only the name: two searches named alike in different
+            # places must not share one Optuna study.
+            scheme, _, path = self._split()[0].partition("://")
+            return Path("runs", ".remote", scheme, *path.strip("/").split("/"))
         return Path(self.uri)
 
     def _fs(self):
@@ -85,19 +103,38 @@ class RunLocation:
     def optuna_storage(self):
         import optuna
 
-        folder = self.path if not self.remote else Path("runs") / ".optuna" / self.name
-        folder.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.RDBStorage(f"sqlite:///{(folder / 'optuna.db').resolve()}")
+        self.path.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.RDBStorage(f"sqlite:///{(self.path / 'optuna.db').resolve()}")
+
+    def tensorboard_command(self) -> str:
+        """The command that shows this run in TensorBoard, which reads local paths and, with boto3, s3://."""
+        if not self.remote:
+            return f"tensorboard --logdir {shlex.quote(self.uri)}"
+        path, options = self._split()
+        scheme = path.partition("://")[0]
+        if scheme == "file":
+            return f"tensorboard --logdir {shlex.quote(path.removeprefix('file://'))}"
+        command = f"tensorboard --logdir {shlex.quote(path)}"
+        if scheme != "s3":
+            return f"{command}   (TensorBoard reads {scheme}:// only where TensorFlow is installed)"
+        settings = dict(item.partition("=")[::2] for item in options.lstrip("?").split("&") if item)
+        if "endpoint_override" in settings:  # boto3, which TensorBoard reads S3 with, takes it from the environment
+            endpoint = f"{settings.get('scheme', 'https')}://{settings['endpoint_override']}"
+            command = f"AWS_ENDPOINT_URL={shlex.quote(endpoint)} {command}"
+        if importlib.util.find_spec("boto3") is None:
+            command += "   (TensorBoard reads s3:// with boto3: pip install boto3)"
+        return command
 
 
 def locate_new_run(storage_path: str, name: str, log=print) -> RunLocation:
     """A fresh RUN_DIR under ``storage_path``: an existing name gets a -2, -3 ... suffix."""
     check_name(name, "storage.name")
-    base = RunLocation.parse(f"{storage_path.rstrip('/')}/{name}")
+    parent = RunLocation.parse(storage_path)
+    base = parent.child(name)
     location, n = base, 1
     while location.exists():
         n += 1
-        location = RunLocation(f"{base.uri}-{n}")
+        location = parent.child(f"{name}-{n}")
     if n > 1:
         log(f"{base.uri} exists already; this search goes to {location.uri}")
     if not location.remote:

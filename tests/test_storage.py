@@ -1,0 +1,57 @@
+"""Where a search lives: local paths and storage URIs, with the options pyarrow takes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from search.storage import RunLocation, locate_new_run
+
+MINIO = "?endpoint_override=minio.lab:9000&scheme=http"
+
+
+def test_a_uri_s_options_stay_at_its_end():
+    parent = RunLocation.parse(f"s3://bucket/searches/{MINIO}")
+    run = parent.child("quick")
+    assert run.uri == f"s3://bucket/searches/quick{MINIO}"
+    assert (run.name, run.parent_uri) == ("quick", parent.uri)
+    assert RunLocation.parse(run.uri) == run
+
+
+def test_remote_runs_named_alike_have_their_own_local_folders():
+    # The local folder holds the Optuna study: a shared one would mix two searches' trials.
+    a = RunLocation.parse(f"s3://bucket/a/quick{MINIO}")
+    b = RunLocation.parse("s3://bucket/b/quick")
+    assert a.path == Path("runs/.remote/s3/bucket/a/quick")
+    assert b.path == Path("runs/.remote/s3/bucket/b/quick")
+    assert RunLocation.parse("gs://bucket/a/quick").path == Path("runs/.remote/gs/bucket/a/quick")
+
+
+def test_tensorboard_command_reads_each_kind_of_location(tmp_path):
+    local = RunLocation.parse(str(tmp_path / "my runs" / "quick"))
+    assert local.tensorboard_command() == f"tensorboard --logdir '{tmp_path}/my runs/quick'"
+    on_file = RunLocation.parse(f"file://{tmp_path}/bucket/quick")
+    assert on_file.tensorboard_command() == f"tensorboard --logdir {tmp_path}/bucket/quick"
+    minio = RunLocation.parse(f"s3://bucket/quick{MINIO}").tensorboard_command()
+    assert minio.startswith("AWS_ENDPOINT_URL=http://minio.lab:9000 tensorboard --logdir s3://bucket/quick")
+    assert RunLocation.parse("s3://bucket/quick").tensorboard_command().startswith(
+        "tensorboard --logdir s3://bucket/quick")
+    assert "only where TensorFlow is installed" in RunLocation.parse("gs://bucket/quick").tensorboard_command()
+
+
+def test_a_taken_name_on_a_uri_gets_a_suffix(tmp_path):
+    # file:// goes through pyarrow as s3:// does.
+    (tmp_path / "searches" / "quick").mkdir(parents=True)
+    said = []
+    location = locate_new_run(f"file://{tmp_path}/searches", "quick", log=said.append)
+    assert location.uri == f"file://{tmp_path}/searches/quick-2"
+    assert said == [f"file://{tmp_path}/searches/quick exists already; this search goes to {location.uri}"]
+
+
+@pytest.mark.parametrize("name", ["..", "a/b"])
+def test_a_run_name_cannot_leave_its_storage(tmp_path, name):
+    from alphabet.errors import UserError
+
+    with pytest.raises(UserError, match="storage.name"):
+        locate_new_run(str(tmp_path), name)
