@@ -150,6 +150,8 @@ def run_search(experiment: Experiment | None, address: str | None = None, resume
     from search.trainable import train_trial
 
     address, where = cluster_address(address)  # before anything is loaded or written
+    if not resume:
+        RunLocation.parse(experiment.storage.path).check_reachable(experiment.source)
     if resume:
         location = RunLocation.parse(resume)
         experiment = load_saved_experiment(location)

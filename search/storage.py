@@ -15,6 +15,12 @@ from pathlib import Path
 from alphabet.errors import UserError
 from alphabet.rundir import check_name
 
+OBJECT_STORES = ("s3", "gs", "gcs")  # pyarrow's schemes whose first path component is a bucket
+
+
+def _reason(error: OSError) -> str:
+    return str(error).splitlines()[0]
+
 
 @dataclass
 class RunLocation:
@@ -68,8 +74,26 @@ class RunLocation:
         try:
             return pyarrow.fs.FileSystem.from_uri(self.uri)
         except (ValueError, OSError) as e:  # pyarrow's ArrowInvalid is a ValueError
-            raise UserError(f"{self.uri}: cannot open this storage URI ({str(e).splitlines()[0]}); "
+            raise UserError(f"{self.uri}: cannot open this storage URI ({_reason(e)}); "
                             "expected a local path or a pyarrow URI such as s3://bucket/path") from None
+
+    def check_reachable(self, origin: str) -> None:
+        """Stop in one line, before any work, where the storage cannot be reached or its bucket is missing."""
+        if not self.remote:
+            return
+        import pyarrow.fs
+
+        fs, path = self._fs()
+        scheme = self.uri.partition("://")[0]
+        bucket = path.split("/")[0]
+        try:  # an object store's path has no folders to check, but its bucket must be there
+            info = fs.get_file_info(bucket if scheme in OBJECT_STORES else path)
+        except OSError as e:
+            raise UserError(f"{origin}: storage.path: cannot reach {self.uri} ({_reason(e)}); expected "
+                            "storage this machine can reach with the credentials it has") from None
+        if scheme in OBJECT_STORES and info.type == pyarrow.fs.FileType.NotFound:
+            raise UserError(f"{origin}: storage.path: no bucket {bucket!r} at {self.uri}; "
+                            "expected an existing bucket (create it first)")
 
     def exists(self) -> bool:
         if not self.remote:
@@ -77,7 +101,10 @@ class RunLocation:
         import pyarrow.fs
 
         fs, path = self._fs()
-        return fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound
+        try:
+            return fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound
+        except OSError as e:
+            raise UserError(f"{self.uri}: cannot reach it ({_reason(e)})") from None
 
     def write_text(self, name: str, text: str) -> None:
         local = self.path / name
@@ -85,9 +112,13 @@ class RunLocation:
         local.write_text(text)
         if self.remote:
             fs, path = self._fs()
-            fs.create_dir(path, recursive=True)  # file:// and hdfs:// need it; on object stores, a marker
-            with fs.open_output_stream(f"{path}/{name}") as out:
-                out.write(text.encode())
+            try:
+                fs.create_dir(path, recursive=True)  # file:// and hdfs:// need it; on object stores, a marker
+                with fs.open_output_stream(f"{path}/{name}") as out:
+                    out.write(text.encode())
+            except OSError as e:
+                raise UserError(f"{self.uri}: cannot write {name} there ({_reason(e)}); "
+                                f"the local copy is {local}") from None
 
     def read_text(self, name: str) -> str | None:
         if not self.remote:
@@ -97,8 +128,10 @@ class RunLocation:
         try:
             with fs.open_input_stream(f"{path}/{name}") as stream:
                 return stream.read().decode()
-        except (FileNotFoundError, OSError):
+        except FileNotFoundError:
             return None
+        except OSError as e:
+            raise UserError(f"{self.uri}: cannot read {name} there ({_reason(e)})") from None
 
     def optuna_storage(self):
         import optuna

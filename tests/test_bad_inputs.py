@@ -200,3 +200,18 @@ def test_a_cluster_address_that_does_not_answer_is_refused_at_once(cli, tmp_path
     result = cli("search", quick, *storage)
     assert result.code == 2 and "RAY_ADDRESS: expected HOST:PORT" in result.err, result.err
     assert not (tmp_path / "searches").exists()
+
+
+def test_storage_that_cannot_be_reached_is_refused_before_any_work(cli, tmp_path, s3_server):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # free once closed: nothing listens there
+    quick = Path(__file__).resolve().parents[1] / "experiments" / "quick.yaml"
+    cases = {f"s3://bucket/searches?endpoint_override=127.0.0.1:{port}&scheme=http": "cannot reach",
+             f"s3://nobucket/searches?endpoint_override={s3_server}&scheme=http": "no bucket 'nobucket'"}
+    for uri, fragment in cases.items():
+        started = time.monotonic()
+        result = cli("search", quick, "--set", f"storage.path={uri}")
+        assert time.monotonic() - started < 20  # before the data is made and Ray started
+        assert result.code == 2 and len(result.err.strip().splitlines()) == 1, result.err
+        assert result.err.startswith(f"alphabet: error: {quick}: storage.path: ") and fragment in result.err, result.err

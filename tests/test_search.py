@@ -217,21 +217,6 @@ def test_a_diverged_trial_is_a_result_not_an_error(tmp_path):
     assert "diverged" in alphabet("trials", run_dir).stdout
 
 
-@pytest.fixture
-def s3_server(monkeypatch):
-    """A real S3 protocol server (moto's) on a free local port; pyarrow, Ray and boto3 talk HTTP to it."""
-    moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed (requirements.txt "
-                                      "lists it): the s3:// storage test needs a local S3 server")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(key, value)
-    host, port = server.get_host_and_port()
-    yield f"{host}:{port}"
-    server.stop()
-
-
 def test_search_on_s3_with_auxiliary_letters(tmp_path, s3_server):
     # An S3-compatible store (MinIO, Ceph, moto here) is reached through the URI's own options; the
     # run's name goes into the path, before them. Auxiliary letters share the search (one search less
