@@ -58,6 +58,19 @@ def cluster_address(address: str | None) -> tuple[str | None, str]:
     return given, where
 
 
+# Tune reads these from its driver's environment.
+TUNE_SETTINGS = {
+    # Our own TensorBoard files per trial replace Ray's, so one HParams view is not doubled.
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    # Save the experiment state often: a killed driver then loses little on --resume.
+    "TUNE_GLOBAL_CHECKPOINT_S": "5",
+    # Tune also saves it whenever a trial has written keep_checkpoints checkpoints, and warns when that
+    # happens often. With a checkpoint per epoch of a few seconds it does, by design: no warning.
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    "RAY_AIR_NEW_OUTPUT": "0",
+}
+
+
 def start_ray(address: str | None, where: str = "--address") -> dict:
     """Join the cluster at ``address`` (see ``cluster_address``), else start one here. Returns its resources."""
     import ray
@@ -66,8 +79,10 @@ def start_ray(address: str | None, where: str = "--address") -> dict:
         return ray.cluster_resources()
     try:
         # The dashboard stays off: nothing should listen beyond loopback by default.
+        # Through Ray Client (ray://) Tune's driver runs on the cluster, which has not our environment.
+        tune_settings = {key: os.environ.get(key, value) for key, value in TUNE_SETTINGS.items()}
         ray.init(address=address, include_dashboard=False, configure_logging=True, logging_level="WARNING",
-                 log_to_driver=True)
+                 log_to_driver=True, runtime_env={"env_vars": tune_settings})
     except ConnectionError as e:
         raise UserError(f"{where}: could not connect to a Ray cluster at {address!r} ({e})") from None
     return ray.cluster_resources()
@@ -135,14 +150,8 @@ def build_scheduler(experiment: Experiment):
 def run_search(experiment: Experiment | None, address: str | None = None, resume: str | None = None,
                log=print) -> RunLocation:
     """Run (or resume) a search to its end; returns where it lives."""
-    # Our own TensorBoard files per trial replace Ray's, so one HParams view is not doubled.
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    # Save the experiment state often: a killed driver then loses little on --resume.
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")
-    # Tune also saves it whenever a trial has written keep_checkpoints checkpoints, and warns when that
-    # happens often. With a checkpoint per epoch of a few seconds it does, by design: no warning.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    for key, value in TUNE_SETTINGS.items():  # a user's own setting of one wins
+        os.environ.setdefault(key, value)
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 

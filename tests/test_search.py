@@ -336,7 +336,7 @@ def test_two_node_cluster(tmp_path):
             "--num-gpus=1", "--include-dashboard=false",
             "--node-manager-port=6400", "--object-manager-port=6401", "--min-worker-port=11000",
             "--max-worker-port=11099", "--dashboard-agent-listen-port=6402", "--metrics-export-port=6403",
-            "--runtime-env-agent-port=6404", "--disable-usage-stats"]
+            "--runtime-env-agent-port=6404", "--ray-client-server-port=6405", "--disable-usage-stats"]
     worker = [ray_cli(), "start", "--address=127.0.0.1:6399", "--node-ip-address=127.0.0.1", "--num-cpus=1",
               "--num-gpus=1", "--node-manager-port=6410",
               "--object-manager-port=6411", "--min-worker-port=11100", "--max-worker-port=11199",
@@ -355,5 +355,13 @@ def test_two_node_cluster(tmp_path):
             assert "this trial was given 0.125 GPU but trains on cpu: torch" in done.stdout + done.stderr
         nodes = {r.node for r in trials_of(tmp_path / "search" / "cluster")}
         assert len(nodes) == 2, nodes  # trials ran on both nodes
+        # Through Ray Client, Tune's driver runs on the cluster: it must still get the search's Tune
+        # settings, or Ray's own TensorBoard logger doubles every trial's HParams.
+        experiment = write_experiment(tmp_path, "client", search={"num_samples": 2, "max_concurrent": 2},
+                                      asha={"max_t": 1, "grace_period": 1, "reduction_factor": 2})
+        done = alphabet("search", experiment, "--address", "ray://127.0.0.1:6405", timeout=600, env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        trials = sorted((tmp_path / "search" / "client").glob("trial_*"))
+        assert len(trials) == 2 and all(len(list(t.glob("events.out.tfevents.*"))) == 1 for t in trials)
     finally:
         subprocess.run([ray_cli(), "stop", "--force"], env=env, capture_output=True, timeout=120)
