@@ -20,7 +20,7 @@ from alphabet.config import load_yaml
 from alphabet.data import load_splits
 from alphabet.errors import UserError
 from search.experiment import Experiment, experiment_from_dict
-from search.storage import RunLocation, locate_new_run
+from search.storage import STUDY_FILE, RunLocation, locate_new_run
 
 EXPERIMENT_FILE = "experiment.yaml"
 # A GPU share per trial when the experiment says "auto". Measured on an H100 (docs/BENCHMARKS.md,
@@ -164,6 +164,10 @@ def run_search(experiment: Experiment | None, address: str | None = None, resume
     if resume:
         location = RunLocation.parse(resume)
         experiment = load_saved_experiment(location)
+        if location.remote and not (location.path / STUDY_FILE).is_file():  # else TPE would start afresh
+            raise UserError(f"{location.uri}: its Optuna study is not on this machine (expected "
+                            f"{location.path / STUDY_FILE}); resume the search where it was started, from "
+                            "the same folder")
     started = time.time()
     splits = load_splits(experiment.config.data)  # once, in the driver; trials get it from the object store
     if splits.val is None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from alphabet.errors import UserError
 from alphabet.rundir import check_name
 
+STUDY_FILE = "optuna.db"
 OBJECT_STORES = ("s3", "gs", "gcs")  # pyarrow's schemes whose first path component is a bucket
 
 
@@ -137,7 +138,7 @@ class RunLocation:
         import optuna
 
         self.path.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.RDBStorage(f"sqlite:///{(self.path / 'optuna.db').resolve()}")
+        return optuna.storages.RDBStorage(f"sqlite:///{(self.path / STUDY_FILE).resolve()}")
 
     def tensorboard_command(self) -> str:
         """The command that shows this run in TensorBoard, which reads local paths and, with boto3, s3://."""

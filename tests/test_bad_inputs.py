@@ -7,6 +7,7 @@ option) and what was expected, no traceback, and no existing file changed.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -215,3 +216,19 @@ def test_storage_that_cannot_be_reached_is_refused_before_any_work(cli, tmp_path
         assert time.monotonic() - started < 20  # before the data is made and Ray started
         assert result.code == 2 and len(result.err.strip().splitlines()) == 1, result.err
         assert result.err.startswith(f"alphabet: error: {quick}: storage.path: ") and fragment in result.err, result.err
+
+
+def test_a_remote_search_is_not_resumed_without_its_study(cli, tmp_path, monkeypatch):
+    # A remote run's Optuna study stays on the machine that started it; resumed elsewhere, TPE would
+    # silently start afresh. file:// takes the remote path without a server.
+    from search.experiment import load_experiment
+    from search.runner import save_experiment
+    from search.storage import RunLocation
+
+    monkeypatch.chdir(tmp_path)
+    location = RunLocation.parse(f"file://{tmp_path}/bucket/quick")
+    save_experiment(load_experiment(Path(__file__).resolve().parents[1] / "experiments" / "quick.yaml"), location)
+    shutil.rmtree(tmp_path / "runs")  # as on another machine: the bucket's files, no local folder
+    result = cli("search", "--resume", location.uri)
+    assert result.code == 2 and len(result.err.strip().splitlines()) == 1, result.err
+    assert f"{location.uri}: its Optuna study is not on this machine" in result.err
