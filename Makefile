@@ -20,10 +20,10 @@ demo: install
 	$(ALPHABET) retrain runs/search/$$name && \
 	echo "Inspect it: .venv/bin/tensorboard --logdir runs/search/$$name"
 
-# The test suite; slow tests (real Ray searches) are included. Use `make test-fast` to skip them,
+# The test suite; slow tests (real Ray searches) are included, and the ten slowest are listed (CI has 15 minutes). Use `make test-fast` to skip them,
 # `make test-all` to add the three slowest fault tests (a minute or more each; CI's 15 minutes leave no room).
 test: install
-	$(PY) -m pytest -q -m "not slowest"
+	$(PY) -m pytest -q -m "not slowest" --durations=10
 
 test-all: install
 	$(PY) -m pytest -q

@@ -289,8 +289,8 @@ def nest(flat: dict[str, Any], origin: str = "--set") -> dict:
     return nested
 
 
-def parse_overrides(pairs: list[str], origin: str = "--set") -> dict:
-    """Turn ``["train.lr=0.01", "model.batch_norm=false"]`` into a nested dict."""
+def parse_pairs(pairs: list[str], origin: str = "--set") -> dict[str, Any]:
+    """Turn ``["train.lr=0.01", "model.batch_norm=false"]`` into ``{"train.lr": 0.01, ...}``, values as YAML."""
     flat = {}
     for pair in pairs:
         if "=" not in pair:
@@ -300,7 +300,12 @@ def parse_overrides(pairs: list[str], origin: str = "--set") -> dict:
             flat[key] = load_yaml(text) if text.strip() else None
         except yaml.YAMLError:
             flat[key] = text
-    return nest(flat, origin)
+    return flat
+
+
+def parse_overrides(pairs: list[str], origin: str = "--set") -> dict:
+    """Turn ``["train.lr=0.01", "model.batch_norm=false"]`` into a nested dict."""
+    return nest(parse_pairs(pairs, origin), origin)
 
 
 def merge(base: dict, override: dict) -> dict:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alphabet.config import Config, from_dict, merge, nest, parse_overrides, read_yaml, to_dict, valid_keys
+from alphabet.config import Config, from_dict, merge, nest, parse_overrides, parse_pairs, read_yaml, to_dict, valid_keys
 from alphabet.errors import UserError
 from alphabet.rundir import check_name
 
@@ -161,7 +161,7 @@ def _settings(cls: type, raw: Any, origin: str, section: str) -> Any:
 def _param(key: str, raw: Any, origin: str, params: set[str]) -> ParamSpec:
     where = f"{origin}: space.{key}"
     if key not in params:
-        raise UserError(f"{where}: unknown setting; expected one of {', '.join(params)}")
+        raise UserError(f"{where}: unknown setting; expected one of {', '.join(sorted(params))}")
     if not isinstance(raw, dict) or raw.get("type") not in DISTRIBUTIONS:
         raise UserError(f"{where}: expected a mapping with type one of {', '.join(DISTRIBUTIONS)}")
     kind = raw["type"]
@@ -198,11 +198,38 @@ def _param(key: str, raw: Any, origin: str, params: set[str]) -> ParamSpec:
     return spec
 
 
+def with_space_overrides(raw: dict, flat: dict[str, Any]) -> dict:
+    """Apply ``--set space.SECTION.NAME.FIELD=v`` (one field of a searched parameter) and
+    ``--set space.SECTION.NAME=v`` (the whole parameter; null: not searched). The parameters' own names
+    have a dot, so these cannot be nested as other --set keys are."""
+    if not flat:
+        return raw
+    space = dict(raw.get("space") or {}) if isinstance(raw.get("space"), dict) else {}
+    for key, value in flat.items():
+        parts = key.split(".")
+        if len(parts) not in (3, 4):
+            raise UserError(f"--set {key}: expected space.SECTION.NAME=... or space.SECTION.NAME.FIELD=..., "
+                            "e.g. space.train.lr.high=0.1")
+        param = ".".join(parts[1:3])
+        if len(parts) == 3 and value is None:
+            space.pop(param, None)
+        elif len(parts) == 3:
+            space[param] = value
+        else:
+            if param not in space:
+                raise UserError(f"--set {key}: space.{param} is not searched in this experiment; give the "
+                                f"whole parameter, e.g. space.{param}={{type: uniform, low: 0, high: 1}}")
+            space[param] = {**space[param], parts[3]: value}
+    return {**raw, "space": space}
+
+
 def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = None) -> Experiment:
     if not isinstance(raw, dict):
         raise UserError(f"{origin}: top level: expected a mapping with sections {', '.join(SECTIONS)}")
     if overrides:
-        raw = merge(raw, parse_overrides(overrides))
+        searched = [o for o in overrides if o.startswith("space.")]
+        raw = merge(raw, parse_overrides([o for o in overrides if not o.startswith("space.")]))
+        raw = with_space_overrides(raw, parse_pairs(searched))
     unknown = set(raw) - set(SECTIONS)
     if unknown and not raw.keys() & {"config", "space"} and unknown <= {f.name for f in dataclasses.fields(Config)}:
         raise UserError(f"{origin}: a training config (sections {', '.join(raw)}); expected an experiment "

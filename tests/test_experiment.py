@@ -1,5 +1,7 @@
 """Experiment files and the search space: checked without starting Ray."""
 
+import re
+
 import optuna
 import pytest
 import yaml
@@ -101,6 +103,28 @@ def test_a_larger_retrain_batch_scales_the_lr_by_the_square_root():
     assert batch_overrides(searched, 512, {"lr": 0.01}) == ["train.batch_size=512"]  # the user's lr wins
     with pytest.raises(UserError, match="--batch-size 512 and --set train.batch_size=256: expected one of them"):
         batch_overrides(searched, 512, {"batch_size": 256})
+
+
+def test_set_changes_the_search_space():
+    # The parameters' names have a dot (train.lr), so --set space.train.lr.high is read as parameter
+    # train.lr, field high, not as nested keys.
+    experiment = experiment_from_dict(GOOD, "exp.yaml", ["space.train.lr.high=0.1", "space.model.width=null",
+                                                         "space.train.label_smoothing={type: choice, values: [0, 0.1]}",
+                                                         "search.num_samples=7"])
+    params = {p.key: p for p in experiment.space}
+    assert (params["train.lr"].low, params["train.lr"].high) == (1e-4, 0.1)
+    assert "model.width" not in params and params["train.label_smoothing"].values == [0, 0.1]
+    assert experiment.search.num_samples == 7 and GOOD["space"]["train.lr"]["high"] == 1e-2
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("space.train.lr.high=-1", "exp.yaml: space.train.lr: expected low < high"),
+    ("space.train.nope.high=1", "--set space.train.nope.high: space.train.nope is not searched in this experiment"),
+    ("space.lr=1", "--set space.lr: expected space.SECTION.NAME=... or space.SECTION.NAME.FIELD=..."),
+])
+def test_set_of_a_bad_search_space(override, fragment):
+    with pytest.raises(UserError, match=re.escape(fragment)):
+        experiment_from_dict(GOOD, "exp.yaml", [override])
 
 
 def test_space_is_conditional_and_quantised():
