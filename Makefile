@@ -20,8 +20,9 @@ demo: install
 	$(ALPHABET) retrain runs/search/$$name && \
 	echo "Inspect it: .venv/bin/tensorboard --logdir runs/search/$$name"
 
-# The test suite; slow tests (real Ray searches) are included, and the ten slowest are listed (CI has 15 minutes). Use `make test-fast` to skip them,
-# `make test-all` to add the three slowest fault tests (a minute or more each; CI's 15 minutes leave no room).
+# The test suite, slow tests (real Ray searches) included; it ends by listing the ten slowest (CI has 15 minutes).
+# `make test-fast` skips the slow ones; `make test-all` adds the three slowest fault tests (a minute or more each;
+# CI's 15 minutes leave no room).
 test: install
 	$(PY) -m pytest -q -m "not slowest" --durations=10
 
