@@ -169,7 +169,12 @@ def run_search(experiment: Experiment | None, address: str | None = None, resume
                             f"{location.path / STUDY_FILE}); resume the search where it was started, from "
                             "the same folder")
     started = time.time()
-    splits = load_splits(experiment.config.data)  # once, in the driver; trials get it from the object store
+    try:
+        splits = load_splits(experiment.config.data)  # once, in the driver; trials get it from the object store
+    except UserError as e:  # the library names a training config's keys; an experiment has them under config
+        if not e.args[0].startswith("data."):
+            raise
+        raise UserError(f"{experiment.source}: config.{e.args[0]}") from None
     if splits.val is None:
         raise UserError(f"{experiment.source}: config.data.val_fraction: expected > 0; a search chooses by "
                         "validation, never by the test split")

@@ -232,3 +232,13 @@ def test_a_remote_search_is_not_resumed_without_its_study(cli, tmp_path, monkeyp
     result = cli("search", "--resume", location.uri)
     assert result.code == 2 and len(result.err.strip().splitlines()) == 1, result.err
     assert f"{location.uri}: its Optuna study is not on this machine" in result.err
+
+
+def test_a_search_s_missing_data_names_the_experiment_and_its_key(cli, tmp_path, monkeypatch):
+    # own_letters.yaml reads folder:letters unless told otherwise: the error must say which key to --set.
+    monkeypatch.chdir(tmp_path)
+    own = Path(__file__).resolve().parents[1] / "experiments" / "own_letters.yaml"
+    result = cli("search", own)
+    assert result.code == 2 and len(result.err.strip().splitlines()) == 1, result.err
+    assert f"{own}: config.data.source: letters: directory not found" in result.err, result.err
+    assert not (tmp_path / "runs").exists()
