@@ -17,6 +17,7 @@ from alphabet.rundir import check_name
 
 STUDY_FILE = "optuna.db"
 OBJECT_STORES = ("s3", "gs", "gcs")  # pyarrow's schemes whose first path component is a bucket
+GCS_PROBE_S = 10
 
 
 def _reason(error: OSError) -> str:
@@ -84,8 +85,12 @@ class RunLocation:
             return
         import pyarrow.fs
 
-        fs, path = self._fs()
         scheme = self.uri.partition("://")[0]
+        probe = self
+        if scheme in ("gs", "gcs") and "retry_limit_seconds=" not in self.uri:
+            # GCS retries for many minutes by default (no credentials, no network): a check answers in seconds.
+            probe = RunLocation(f"{self.uri}{'&' if '?' in self.uri else '?'}retry_limit_seconds={GCS_PROBE_S}")
+        fs, path = probe._fs()
         bucket = path.split("/")[0]
         try:  # an object store's path has no folders to check, but its bucket must be there
             info = fs.get_file_info(bucket if scheme in OBJECT_STORES else path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+import time
 from pathlib import Path
 
 import pytest
@@ -55,3 +57,14 @@ def test_a_run_name_cannot_leave_its_storage(tmp_path, name):
 
     with pytest.raises(UserError, match="storage.name"):
         locate_new_run(str(tmp_path), name)
+
+
+def test_gcs_that_cannot_be_reached_is_refused_in_seconds():
+    # Without credentials or network, pyarrow's GCS client retries for many minutes; the check does not.
+    # With both, this bucket is not there: refused too.
+    from alphabet.errors import UserError
+
+    started = time.monotonic()
+    with pytest.raises(UserError, match=r"^exp\.yaml: storage\.path: (cannot reach|no bucket)"):
+        RunLocation.parse(f"gs://alphabet-test-{secrets.token_hex(8)}/searches").check_reachable("exp.yaml")
+    assert time.monotonic() - started < 60
