@@ -96,11 +96,11 @@ def cmd_data(args: argparse.Namespace) -> int:
 
     overrides = list(args.set) + (["data.download=true"] if args.download else [])
     data = load_config(args.config, overrides, experiments=True).data
+    if args.action == "info":
+        print(info_table(load_splits(data)))
+        return 0
+    out = new_output_file(args.out, "letters.npz" if args.action == "export" else "data_preview.png")
     if args.action == "export":
-        out = Path(args.out or "letters.npz")
-        if out.suffix != ".npz" or out.exists():
-            raise UserError(f"--out: {out}: expected a new .npz file" + (" (it exists; nothing is overwritten)"
-                                                                         if out.exists() else ""))
         if not data.source.startswith("folder:"):
             raise UserError(f"data.source: {data.source!r}; expected folder:PATH (export frames a folder's "
                             "images once, for npz:PATH to read fast)")
@@ -109,12 +109,25 @@ def cmd_data(args: argparse.Namespace) -> int:
         print(f"wrote {out}: {len(loaded.pool)} images of {len(loaded.pool.classes)} letters; "
               f"read it with data.source=npz:{out}")
         return 0
-    splits = load_splits(data)
-    if args.action == "info":
-        print(info_table(splits))
-    else:
-        print(f"wrote {preview_png(splits, Path(args.out or 'data_preview.png'))}")
+    print(f"wrote {preview_png(load_splits(data), out)}")
     return 0
+
+
+def new_output_file(given: str | None, default: str) -> Path:
+    """Where --out writes, never over an existing file: a path given must be new, and the default
+    name gets a -2, -3 ... suffix."""
+    suffix = Path(default).suffix
+    if given is None:
+        out, n = Path(default), 1
+        while out.exists():
+            n += 1
+            out = Path(f"{Path(default).stem}-{n}{suffix}")
+        return out
+    out = Path(given)
+    if out.suffix != suffix or out.exists():
+        raise UserError(f"--out: {out}: expected a new {suffix} file"
+                        + (" (it exists; nothing is overwritten)" if out.exists() else ""))
+    return out
 
 
 def add_set_argument(p: argparse.ArgumentParser, example: str) -> None:
@@ -185,8 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "a folder's images framed once into an npz archive (export)")
     p.add_argument("action", choices=("info", "preview", "export"))
     _add_config_args(p, "a training config, or an experiment file (its config section)")
-    p.add_argument("--out", help="preview: the PNG (default data_preview.png); export: a new .npz file "
-                                 "(default letters.npz)")
+    p.add_argument("--out", help="a new file, never one that exists: preview's PNG (default data_preview.png, "
+                                 "then data_preview-2.png ...), export's .npz (default letters.npz ...)")
     p.set_defaults(func=cmd_data)
 
     for name in EXTENSIONS:

@@ -275,6 +275,17 @@ def test_data_info_and_preview(cli, tmp_path):
     png = tmp_path / "grid.png"
     assert cli("data", "preview", *with_sets(TINY), "--out", png).code == 0
     assert Image.open(png).size[0] > 200
+    before = png.read_bytes()  # a file the user has is never written over
+    assert_one_line_error(cli("data", "preview", *with_sets(TINY), "--out", png),
+                          "expected a new .png file (it exists; nothing is overwritten)")
+    assert png.read_bytes() == before
+
+
+def test_data_preview_s_default_file_is_never_written_over(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        assert cli("data", "preview", *with_sets(TINY)).code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data_preview-2.png", "data_preview.png"]
 
 
 def test_data_info_reads_an_experiments_data(cli):
