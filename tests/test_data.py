@@ -177,6 +177,16 @@ def test_a_large_folder_says_it_is_framing_and_a_small_one_is_quiet(tmp_path, mo
     assert capsys.readouterr().err.startswith(f"framing the 4 images under {tmp_path}")
 
 
+def test_images_a_folder_s_layout_leaves_out_are_named(tmp_path, capsys):
+    for folder in ("a", "b", "ab", "a/session2", "__MACOSX/a", ".thumbnails"):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+        make_letter(True).save(tmp_path / folder / "1.png")
+    make_letter(True).save(tmp_path / "ab" / "2.png")
+    assert len(load_source(f"folder:{tmp_path}", DataConfig()).pool) == 2
+    assert capsys.readouterr().err == (f"alphabet: warning: 3 images under {tmp_path} are not used: they are not "
+                                       "directly in a folder named by one letter (a/session2, ab)\n")
+
+
 def test_emnist_style_inverts_dark_on_light():
     light = to_emnist_style(np.asarray(make_letter(True)))
     dark = to_emnist_style(np.asarray(make_letter(False)))

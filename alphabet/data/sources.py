@@ -177,6 +177,11 @@ def load_folder(path: str, config: DataConfig) -> SourceData:
         raise UserError(f"{root}: no letter sub-folders; expected sub-folders named a, b, ... or A, B, ...")
     files = [(label, file) for label, folder in enumerate(folders) for file in sorted(folder.iterdir())
              if file.suffix.lower() in IMAGE_SUFFIXES]
+    left_out = _images_left_out(root, folders)
+    if left_out:  # letters a user meant to train on, silently missing, would be worse than a line
+        shown = ", ".join(str(d.relative_to(root)) for d in list(left_out)[:3]) + (", ..." if len(left_out) > 3 else "")
+        print(f"alphabet: warning: {sum(left_out.values()):,} images under {root} are not used: they are not "
+              f"directly in a folder named by one letter ({shown})", file=sys.stderr, flush=True)
     if len(files) >= FOLDER_NOTICE:  # a minute or more of silence otherwise
         print(f"framing the {len(files):,} images under {root} (5 ms to half a second each, by "
               "size; `alphabet data export` frames them once into an npz archive)", file=sys.stderr, flush=True)
@@ -194,6 +199,20 @@ def load_folder(path: str, config: DataConfig) -> SourceData:
         others = f" and {len(blank) - 1} more" if len(blank) > 1 else ""
         raise UserError(f"{blank[0]}{others}: blank image (no ink found); expected one letter per image")
     return SourceData(LetterSet(np.stack(images), np.array(labels), [d.name for d in folders]), None)
+
+
+def _images_left_out(root: Path, folders: list[Path]) -> dict[Path, int]:
+    """Folders with images that the layout leaves out: beside the letters' folders, or inside one."""
+    candidates = [d for d in root.iterdir() if d.is_dir() and d not in folders]
+    candidates += [d for folder in folders for d in folder.iterdir() if d.is_dir()]
+    counts = {}
+    for folder in sorted(candidates):
+        if folder.name.startswith(".") or folder.name == "__MACOSX":  # a file manager's or an archiver's own
+            continue
+        n = sum(1 for file in folder.rglob("*") if file.suffix.lower() in IMAGE_SUFFIXES)
+        if n:
+            counts[folder] = n
+    return counts
 
 
 # --- the synthetic generator ------------------------------------------------------------
