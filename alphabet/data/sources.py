@@ -180,8 +180,11 @@ def load_folder(path: str, config: DataConfig) -> SourceData:
     left_out = _images_left_out(root, folders)
     if left_out:  # letters a user meant to train on, silently missing, would be worse than a line
         shown = ", ".join(str(d.relative_to(root)) for d in list(left_out)[:3]) + (", ..." if len(left_out) > 3 else "")
-        print(f"alphabet: warning: {sum(left_out.values()):,} images under {root} are not used: they are not "
-              f"directly in a folder named by one letter ({shown})", file=sys.stderr, flush=True)
+        n = sum(left_out.values())
+        which = (f"{n:,} images under {root} are not used: they are" if n > 1
+                 else f"1 image under {root} is not used: it is")
+        print(f"alphabet: warning: {which} not directly in a folder named by one letter ({shown})",
+              file=sys.stderr, flush=True)
     if len(files) >= FOLDER_NOTICE:  # a minute or more of silence otherwise
         print(f"framing the {len(files):,} images under {root} (5 ms to half a second each, by "
               "size; `alphabet data export` frames them once into an npz archive)", file=sys.stderr, flush=True)
