@@ -31,8 +31,11 @@ def image_paths(paths: list[str | Path]) -> list[Path]:
             continue
         inside = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not inside:
+            labelled = any(d.is_dir() and len(d.name) == 1 and d.name.isalpha() for d in path.iterdir())
+            hint = (f" (its letters' folders are a labelled set: `alphabet evaluate CHECKPOINT --data "
+                    f"folder:{path} --split all` scores them)" if labelled else "")
             raise UserError(f"{path}: directory holds no image files; expected "
-                            f"{', '.join(sorted(IMAGE_SUFFIXES))} files")
+                            f"{', '.join(sorted(IMAGE_SUFFIXES))} files{hint}")
         found.extend(inside)
     return found
 

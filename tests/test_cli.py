@@ -230,6 +230,9 @@ def test_predict_a_directory_and_a_blank_page(cli, trained, tmp_path):
     (tmp_path / "empty").mkdir()
     assert_one_line_error(cli("predict", trained / "checkpoints/last.pt", tmp_path / "empty"),
                           str(tmp_path / "empty"), "holds no image files")
+    (tmp_path / "labelled" / "a").mkdir(parents=True)  # a folder of letters' folders is evaluate's to score
+    assert_one_line_error(cli("predict", trained / "checkpoints/last.pt", tmp_path / "labelled"),
+                          f"--data folder:{tmp_path / 'labelled'} --split all` scores them")
 
 
 def test_predict_missing_image(cli, trained, tmp_path):
