@@ -66,6 +66,15 @@ def run_training(config: Config, resume: str | Path | None = None, log=print) ->
         return _train(config, run_dir, None, start, log)
 
 
+def duration(seconds: float) -> str:
+    """A time span as a person reads it: 45 s, 12 min, 3.4 h."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def _train(config: Config, run_dir: Path, payload: dict | None, start: float, log) -> dict:
     """The run itself, new (``payload`` None) or resumed from ``payload``, a checkpoint."""
     splits = load_splits(config.data)
@@ -91,6 +100,7 @@ def _train(config: Config, run_dir: Path, payload: dict | None, start: float, lo
     train_metrics: dict[str, float] = {}
     val_metrics: dict[str, float] = {}
     ckpt_dir = (run_dir / RUN_CHECKPOINT).parent
+    first_epoch, started = trainer.epoch, time.time()
     while trainer.epoch < t.epochs:
         tick = time.time()
         train_metrics = trainer.train_epoch(progress)
@@ -116,8 +126,11 @@ def _train(config: Config, run_dir: Path, payload: dict | None, start: float, lo
         save_checkpoint(run_dir / RUN_CHECKPOINT, config, trainer.classes, state, extra)
         reporter.writer.flush()
         shown = f" val bal-acc {val_metrics['balanced_accuracy']:.4f}" if val_metrics else ""
+        # A 500-epoch retrain takes hours on a CPU: say how many, from the epochs so far.
+        left = (t.epochs - epoch) * (time.time() - started) / (epoch - first_epoch)
         log(f"epoch {epoch}/{t.epochs} loss {train_metrics['loss']:.4f} train acc "
-            f"{train_metrics['accuracy']:.4f}{shown} ({time.time() - tick:.1f}s)")
+            f"{train_metrics['accuracy']:.4f}{shown} ({time.time() - tick:.1f}s"
+            f"{', about ' + duration(left) + ' left' if left >= 60 else ''})")
 
     # The test split is evaluated once, on the final weights, and never chooses anything.
     test_metrics, test_probs = evaluate_split(trainer, splits.test)

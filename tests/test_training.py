@@ -163,3 +163,10 @@ def test_diverged_training_ends_in_one_line(cli, tiny):
     assert result.code == 2
     (line,) = result.err.strip().splitlines()
     assert "training diverged in epoch 1: the mean loss is nan" in line and "train.lr" in line, line
+
+
+def test_durations_read_as_a_person_reads_them():
+    from alphabet.train import duration
+
+    assert [duration(s) for s in (4, 89, 90, 720, 5399, 5400, 12240)] == [
+        "4 s", "89 s", "2 min", "12 min", "90 min", "1.5 h", "3.4 h"]
