@@ -202,9 +202,9 @@ def with_space_overrides(raw: dict, flat: dict[str, Any]) -> dict:
     """Apply ``--set space.SECTION.NAME.FIELD=v`` (one field of a searched parameter) and
     ``--set space.SECTION.NAME=v`` (the whole parameter; null: not searched). The parameters' own names
     have a dot, so these cannot be nested as other --set keys are."""
-    if not flat:
+    if not flat or not isinstance(raw.get("space") or {}, dict):  # a malformed space: reported as such below
         return raw
-    space = dict(raw.get("space") or {}) if isinstance(raw.get("space"), dict) else {}
+    space = dict(raw.get("space") or {})
     for key, value in flat.items():
         parts = key.split(".")
         if len(parts) not in (3, 4):

@@ -159,8 +159,6 @@ def run_search(experiment: Experiment | None, address: str | None = None, resume
     from search.trainable import train_trial
 
     address, where = cluster_address(address)  # before anything is loaded or written
-    if not resume:
-        RunLocation.parse(experiment.storage.path).check_reachable(experiment.source)
     if resume:
         location = RunLocation.parse(resume)
         experiment = load_saved_experiment(location)
@@ -168,6 +166,8 @@ def run_search(experiment: Experiment | None, address: str | None = None, resume
             raise UserError(f"{location.uri}: its Optuna study is not on this machine (expected "
                             f"{location.path / STUDY_FILE}); resume the search where it was started, from "
                             "the same folder")
+    else:
+        RunLocation.parse(experiment.storage.path).check_reachable(experiment.source)
     started = time.time()
     try:
         splits = load_splits(experiment.config.data)  # once, in the driver; trials get it from the object store

@@ -11,6 +11,7 @@ import importlib.util
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 from alphabet.errors import UserError
 from alphabet.rundir import check_name
@@ -156,7 +157,7 @@ class RunLocation:
         command = f"tensorboard --logdir {shlex.quote(path)}"
         if scheme != "s3":
             return f"{command}   (TensorBoard reads {scheme}:// only where TensorFlow is installed)"
-        settings = dict(item.partition("=")[::2] for item in options.lstrip("?").split("&") if item)
+        settings = dict(parse_qsl(options.lstrip("?")))
         if "endpoint_override" in settings:  # boto3, which TensorBoard reads S3 with, takes it from the environment
             endpoint = f"{settings.get('scheme', 'https')}://{settings['endpoint_override']}"
             command = f"AWS_ENDPOINT_URL={shlex.quote(endpoint)} {command}"
