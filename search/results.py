@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shlex
 import subprocess
 import warnings
 from dataclasses import dataclass, field
@@ -167,7 +168,7 @@ def write_results(location: RunLocation, experiment: Experiment, log=print,
     metric = experiment.search.metric
     header = (f"# Best trial {best.trial_id} of the search in {location.uri}:\n"
               f"# {metric} {best.best:.4f} at epoch {best.best_epoch} of {best.epochs}.\n"
-              f"# Retrain it with: alphabet retrain {location.uri}\n")
+              f"# Retrain it with: alphabet retrain {shlex.quote(location.uri)}\n")
     location.write_text(BEST_FILE, header + yaml.safe_dump(to_dict(config), sort_keys=False))
     imp, why = importances(location, experiment)
     counts = {s: sum(r.status == s for r in rows)

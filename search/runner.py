@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import socket
 import sys
 import time
@@ -100,7 +101,7 @@ def load_saved_experiment(location: RunLocation) -> Experiment:
     text = location.read_text(EXPERIMENT_FILE)
     if text is None:
         raise UserError(f"{location.uri}: not a search run directory; expected {EXPERIMENT_FILE} in it")
-    experiment = experiment_from_dict(load_yaml(text), f"{location.uri}/{EXPERIMENT_FILE}")
+    experiment = experiment_from_dict(load_yaml(text), location.child(EXPERIMENT_FILE).uri)
     return experiment
 
 
@@ -228,9 +229,11 @@ def run_search(experiment: Experiment | None, address: str | None = None, resume
         if any(r.metrics for r in grid):
             log("the trials so far:")
             write_results(location, experiment, log, rows)
-        log(f"continue it with: alphabet search --resume {location.uri}")
+        log(f"continue it with: alphabet search --resume {shlex.quote(location.uri)}")
         raise KeyboardInterrupt
     log(f"search finished in {elapsed:.0f}s: {len(grid)} trials, {grid.num_errors} with errors")
     write_results(location, experiment, log, rows)
     log(location.tensorboard_command())
+    log(f"retrain the best for retrain.epochs ({experiment.retrain_epochs}): alphabet retrain "
+        f"{shlex.quote(location.uri)} [--epochs N]")
     return location

@@ -254,7 +254,8 @@ def test_search_on_s3_with_auxiliary_letters(tmp_path, s3_server):
         assert load_checkpoint(tmp_path / "trainer.pt")["trainer"]["auxiliary_classes"][0] == "A"
     best = yaml.safe_load(read("best.yaml"))
     assert best["train"]["lr"] > 0 and best["data"]["auxiliary_case"] == "upper"
-    assert f"alphabet retrain {uri}" in read("best.yaml").decode()
+    assert f"alphabet retrain '{uri}'" in read("best.yaml").decode()  # quoted: the options hold a shell's &
+    assert f"retrain the best for retrain.epochs (2): alphabet retrain '{uri}'" in done.stdout
     local = tmp_path / "runs" / ".remote" / "s3" / "bucket" / "searches" / "uri"
     assert (local / "optuna.db").is_file()  # SQLite on the driver, in the run's own local folder
     table = run("trials", uri)
