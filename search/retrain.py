@@ -19,6 +19,8 @@ from search.results import BEST_FILE, SUMMARY_FILE, read_summary
 from search.runner import EXPERIMENT_FILE, load_saved_experiment
 from search.storage import RunLocation
 
+REMOTE_FILE = "remote_uri.txt"  # in a remote search's local folder: the search's URI
+
 
 def _locate(target: str) -> tuple[Path, Path | None]:
     """(best.yaml, the search's RUN_DIR if known) from a RUN_DIR or a best.yaml path.
@@ -32,6 +34,7 @@ def _locate(target: str) -> tuple[Path, Path | None]:
         if texts[BEST_FILE] is None:
             raise UserError(f"{target}: no {BEST_FILE}; expected a finished search's RUN_DIR")
         location.path.mkdir(parents=True, exist_ok=True)
+        texts[REMOTE_FILE] = location.uri  # where the finished retrain is copied to, also after --resume
         for name, text in texts.items():  # the bucket's copy is the one that counts
             if text is not None:
                 (location.path / name).write_text(text)
@@ -101,7 +104,11 @@ def retrain(target: str | None, epochs: int | None = None, overrides: list[str] 
         config = load_config(best, fixed + list(overrides or []))
         log(f"retrain: batch {config.train.batch_size}, lr {config.train.lr:.4g}, {epochs} epochs")
         result = train_seeds(config, seeds, log=log)
-    write_report(Path(result["run_dir"]), result, search_dir, searched.train if searched else None)
+    run_dir = Path(result["run_dir"])
+    write_report(run_dir, result, search_dir, searched.train if searched else None)
+    remote = run_dir.parent / REMOTE_FILE
+    if remote.is_file():  # a remote search's retrain joins it there
+        log(f"copied {run_dir} to {RunLocation(remote.read_text()).upload(run_dir).uri}")
     return result
 
 

@@ -140,6 +140,17 @@ class RunLocation:
         except OSError as e:
             raise UserError(f"{self.uri}: cannot read {name} there ({_reason(e)})") from None
 
+    def upload(self, folder: Path) -> RunLocation:
+        """Copy a local folder (a retrain) into this remote run, beside the search's files."""
+        import pyarrow.fs
+
+        fs, path = self._fs()
+        try:
+            pyarrow.fs.copy_files(str(folder.resolve()), f"{path}/{folder.name}", destination_filesystem=fs)
+        except OSError as e:
+            raise UserError(f"{self.uri}: cannot copy {folder} there ({_reason(e)}); it stays where it is") from None
+        return self.child(folder.name)
+
     def optuna_storage(self):
         import optuna
 

@@ -263,6 +263,9 @@ def test_search_on_s3_with_auxiliary_letters(tmp_path, s3_server):
     assert len(table.stdout.strip().splitlines()) == 3  # header and two trials
     retrained = run("retrain", uri, "--epochs", "1")  # the command best.yaml's header gives
     assert retrained.returncode == 0, retrained.stderr[-3000:]
+    assert f"copied runs/.remote/s3/bucket/searches/uri/retrain to s3://bucket/searches/uri/retrain{options}" \
+        in retrained.stdout
+    assert json.loads(read("retrain/metrics.json")) == json.loads((local / "retrain" / "metrics.json").read_text())
     metrics = json.loads((local / "retrain" / "metrics.json").read_text())
     assert metrics["sizes"]["auxiliary"] > 0 and metrics["classes"] == list("abcdef")
     assert "auxiliary training images" in (local / "retrain" / "report.md").read_text()
