@@ -141,15 +141,20 @@ class RunLocation:
             raise UserError(f"{self.uri}: cannot read {name} there ({_reason(e)})") from None
 
     def upload(self, folder: Path) -> RunLocation:
-        """Copy a local folder (a retrain) into this remote run, beside the search's files."""
+        """Copy a local folder (a retrain) into this remote run, beside the search's files, under a name
+        not taken there (another machine may have copied a retrain of its own)."""
         import pyarrow.fs
 
+        name, n = folder.name, 1
+        while self.child(name).exists():
+            n += 1
+            name = f"{folder.name}-{n}"
         fs, path = self._fs()
         try:
-            pyarrow.fs.copy_files(str(folder.resolve()), f"{path}/{folder.name}", destination_filesystem=fs)
+            pyarrow.fs.copy_files(str(folder.resolve()), f"{path}/{name}", destination_filesystem=fs)
         except OSError as e:
             raise UserError(f"{self.uri}: cannot copy {folder} there ({_reason(e)}); it stays where it is") from None
-        return self.child(folder.name)
+        return self.child(name)
 
     def optuna_storage(self):
         import optuna

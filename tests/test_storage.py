@@ -68,3 +68,16 @@ def test_gcs_that_cannot_be_reached_is_refused_in_seconds():
     with pytest.raises(UserError, match=r"^exp\.yaml: storage\.path: (cannot reach|no bucket)"):
         RunLocation.parse(f"gs://alphabet-test-{secrets.token_hex(8)}/searches").check_reachable("exp.yaml")
     assert time.monotonic() - started < 60
+
+
+def test_an_upload_never_writes_over_a_folder_there(tmp_path):
+    # file:// takes pyarrow's copy as s3:// does; a retrain copied from another machine stays as it was.
+    run = RunLocation.parse(f"file://{tmp_path}/bucket/quick")
+    (tmp_path / "bucket" / "quick" / "retrain").mkdir(parents=True)
+    (tmp_path / "bucket" / "quick" / "retrain" / "metrics.json").write_text("theirs")
+    mine = tmp_path / "local" / "retrain"
+    mine.mkdir(parents=True)
+    (mine / "metrics.json").write_text("mine")
+    assert run.upload(mine).uri == f"file://{tmp_path}/bucket/quick/retrain-2"
+    assert (tmp_path / "bucket" / "quick" / "retrain" / "metrics.json").read_text() == "theirs"
+    assert (tmp_path / "bucket" / "quick" / "retrain-2" / "metrics.json").read_text() == "mine"
