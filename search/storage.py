@@ -151,6 +151,7 @@ class RunLocation:
             name = f"{folder.name}-{n}"
         fs, path = self._fs()
         try:
+            fs.create_dir(f"{path}/{name}", recursive=True)  # file:// needs it; on object stores, a marker
             pyarrow.fs.copy_files(str(folder.resolve()), f"{path}/{name}", destination_filesystem=fs)
         except OSError as e:
             raise UserError(f"{self.uri}: cannot copy {folder} there ({_reason(e)}); it stays where it is") from None

@@ -76,8 +76,10 @@ def test_an_upload_never_writes_over_a_folder_there(tmp_path):
     (tmp_path / "bucket" / "quick" / "retrain").mkdir(parents=True)
     (tmp_path / "bucket" / "quick" / "retrain" / "metrics.json").write_text("theirs")
     mine = tmp_path / "local" / "retrain"
-    mine.mkdir(parents=True)
+    (mine / "figures").mkdir(parents=True)
     (mine / "metrics.json").write_text("mine")
+    (mine / "figures" / "roc.png").write_bytes(b"png")
     assert run.upload(mine).uri == f"file://{tmp_path}/bucket/quick/retrain-2"
     assert (tmp_path / "bucket" / "quick" / "retrain" / "metrics.json").read_text() == "theirs"
     assert (tmp_path / "bucket" / "quick" / "retrain-2" / "metrics.json").read_text() == "mine"
+    assert (tmp_path / "bucket" / "quick" / "retrain-2" / "figures" / "roc.png").read_bytes() == b"png"
