@@ -59,11 +59,13 @@ def test_a_run_name_cannot_leave_its_storage(tmp_path, name):
         locate_new_run(str(tmp_path), name)
 
 
-def test_gcs_that_cannot_be_reached_is_refused_in_seconds():
+def test_gcs_that_cannot_be_reached_is_refused_in_seconds(monkeypatch):
     # Without credentials or network, pyarrow's GCS client retries for many minutes; the check does not.
     # With both, this bucket is not there: refused too.
     from alphabet.errors import UserError
+    from search import storage
 
+    monkeypatch.setattr(storage, "GCS_PROBE_S", 1)  # its bound, shortened for the test
     started = time.monotonic()
     with pytest.raises(UserError, match=r"^exp\.yaml: storage\.path: (cannot reach|no bucket)"):
         RunLocation.parse(f"gs://alphabet-test-{secrets.token_hex(8)}/searches").check_reachable("exp.yaml")
