@@ -88,6 +88,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from alphabet.ensemble import load_classifier
+    from alphabet.export import export_classifier
+
+    out = new_output_file(args.out, "letters.pt2")
+    classifier = load_classifier(args.checkpoint, torch.device("cpu"))
+    export_classifier(classifier, out)
+    print(f"wrote {out}: {len(classifier.models)} model(s), letters {''.join(classifier.classes)}; it takes "
+          "uint8 (N, 28, 28) letters framed as alphabet.predict.frame makes them and gives their probabilities")
+    return 0
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     from alphabet.config import load_config
     from alphabet.data import load_splits
@@ -193,6 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     _add_tta_argument(p)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="a checkpoint or ensemble as one file that PyTorch alone loads "
+                                      "(torch.export .pt2)")
+    p.add_argument("checkpoint", help="a checkpoint .pt, a run directory (its checkpoints/last.pt), "
+                   "an ensemble.yaml or its directory")
+    p.add_argument("--out", help="a new .pt2 file (default letters.pt2, then letters-2.pt2 ...)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("data", help="counts per class (info), a PNG grid (preview) of a config's data, or "
                                     "a folder's images framed once into an npz archive (export)")

@@ -1,6 +1,8 @@
 """Every command, as a user runs it, and the bad inputs each one must refuse in one line."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -33,7 +35,7 @@ def assert_one_line_error(result, *fragments):
 
 
 def test_help_on_every_command(cli):
-    for command in ("train", "evaluate", "predict", "data", "search", "trials", "retrain"):
+    for command in ("train", "evaluate", "predict", "export", "data", "search", "trials", "retrain"):
         with pytest.raises(SystemExit) as e:
             cli(command, "--help")
         assert e.value.code == 0
@@ -478,3 +480,45 @@ def test_resuming_a_finished_run_changes_nothing(cli, trained):
     result = cli("train", "--resume", trained)
     assert result.code == 0 and "finished already (6 epochs)" in result.out
     assert {p: p.stat().st_mtime_ns for p in trained.rglob("*") if p.is_file()} == files
+
+
+def test_export_gives_a_file_pytorch_alone_loads(cli, trained, tmp_path, monkeypatch):
+    paths, _ = save_letters(tmp_path, 6, with_originals=True)
+    out = tmp_path / "letters.pt2"
+    result = cli("export", trained, "--out", out)
+    assert result.code == 0, result.err
+    assert f"wrote {out}: 1 model(s), letters abcdef" in result.out
+    # In a Python where this package cannot be imported: PyTorch and the file only.
+    script = ("import json, sys, torch\nsys.modules['alphabet'] = None\nextra = {'classes.json': ''}\n"
+              "program = torch.export.load(sys.argv[1], extra_files=extra)\n"
+              "images = torch.load(sys.argv[2], weights_only=True)\n"
+              "print(json.dumps({'classes': json.loads(extra['classes.json']), "
+              "'probs': program.module()(images).tolist()}))\n")
+    from alphabet.ensemble import load_classifier
+    from alphabet.predict import frame
+
+    framed = torch.from_numpy(np.stack([frame(Image.open(p)) for p in paths]))
+    torch.save(framed, tmp_path / "framed.pt")
+    done = subprocess.run([sys.executable, "-c", script, str(out), str(tmp_path / "framed.pt")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = json.loads(done.stdout)
+    expected = load_classifier(trained, torch.device("cpu")).predict_probs(framed)
+    assert loaded["classes"] == list("abcdef")
+    assert torch.allclose(torch.tensor(loaded["probs"]), expected, atol=1e-5)
+    before = out.read_bytes()  # as every --out: never over an existing file
+    assert_one_line_error(cli("export", trained, "--out", out), "expected a new .pt2 file")
+    assert out.read_bytes() == before
+    # An ensemble: the mean of its members' probabilities, as predict gives them.
+    payload = torch.load(trained / "checkpoints" / "last.pt", weights_only=True)
+    payload["trainer"]["model"] = {k: v * 0.9 if v.is_floating_point() else v
+                                   for k, v in payload["trainer"]["model"].items()}
+    torch.save(payload, tmp_path / "other.pt")
+    (tmp_path / "ensemble.yaml").write_text(f"members: [{trained / 'checkpoints' / 'last.pt'}, other.pt]\n")
+    assert cli("export", tmp_path / "ensemble.yaml", "--out", tmp_path / "two.pt2").code == 0
+    from alphabet.export import load_exported
+
+    module, classes = load_exported(tmp_path / "two.pt2")
+    ensemble = load_classifier(tmp_path / "ensemble.yaml", torch.device("cpu")).predict_probs(framed)
+    assert classes == list("abcdef") and not torch.allclose(ensemble, expected, atol=1e-3)
+    assert torch.allclose(module(framed), ensemble, atol=1e-5)
