@@ -97,8 +97,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = new_output_file(args.out, "letters.pt2")
     classifier = load_classifier(args.checkpoint, torch.device("cpu"))
     export_classifier(classifier, out)
-    print(f"wrote {out}: {len(classifier.models)} model(s), letters {''.join(classifier.classes)}; it takes "
-          "uint8 (N, 28, 28) letters framed as alphabet.predict.frame makes them and gives their probabilities")
+    n = len(classifier.models)
+    print(f"wrote {out}: {'1 model' if n == 1 else f'an ensemble of {n} models'}, letters "
+          f"{''.join(classifier.classes)}; it takes uint8 (N, 28, 28) letters framed as alphabet.predict.frame "
+          "makes them and gives their probabilities")
     return 0
 
 

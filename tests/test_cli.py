@@ -487,7 +487,7 @@ def test_export_gives_a_file_pytorch_alone_loads(cli, trained, tmp_path, monkeyp
     out = tmp_path / "letters.pt2"
     result = cli("export", trained, "--out", out)
     assert result.code == 0, result.err
-    assert f"wrote {out}: 1 model(s), letters abcdef" in result.out
+    assert f"wrote {out}: 1 model, letters abcdef" in result.out
     # In a Python where this package cannot be imported: PyTorch and the file only.
     script = ("import json, sys, torch\nsys.modules['alphabet'] = None\nextra = {'classes.json': ''}\n"
               "program = torch.export.load(sys.argv[1], extra_files=extra)\n"
@@ -515,7 +515,8 @@ def test_export_gives_a_file_pytorch_alone_loads(cli, trained, tmp_path, monkeyp
                                    for k, v in payload["trainer"]["model"].items()}
     torch.save(payload, tmp_path / "other.pt")
     (tmp_path / "ensemble.yaml").write_text(f"members: [{trained / 'checkpoints' / 'last.pt'}, other.pt]\n")
-    assert cli("export", tmp_path / "ensemble.yaml", "--out", tmp_path / "two.pt2").code == 0
+    result = cli("export", tmp_path / "ensemble.yaml", "--out", tmp_path / "two.pt2")
+    assert result.code == 0 and "an ensemble of 2 models, letters abcdef" in result.out
     from alphabet.export import load_exported
 
     module, classes = load_exported(tmp_path / "two.pt2")
