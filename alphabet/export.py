@@ -10,7 +10,8 @@ probabilities' order, travel in the file. PyTorch alone loads it, without this p
     probabilities = program.module()(images)
     letters = json.loads(extra["classes.json"])
 
-It is also what PyTorch's compilers for deployment take (AOTInductor for servers, ExecuTorch for phones).
+It is also the form PyTorch's deployment compilers take (AOTInductor for servers, ExecuTorch for phones;
+neither is tried here).
 """
 
 from __future__ import annotations
