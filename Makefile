@@ -21,8 +21,8 @@ demo: install
 	echo "Inspect it: .venv/bin/tensorboard --logdir runs/search/$$name"
 
 # The test suite, slow tests (real Ray searches) included; it ends by listing the ten slowest (CI has 15 minutes).
-# `make test-fast` skips the slow ones; `make test-all` adds the three slowest fault tests (a minute or more each;
-# CI's 15 minutes leave no room).
+# `make test-fast` skips the slow ones; `make test-all` adds the slowest (three fault tests and a search through
+# Ray Client, a minute or more each; CI's 15 minutes leave no room).
 test: install
 	$(PY) -m pytest -q -m "not slowest" --durations=10
 

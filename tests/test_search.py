@@ -340,7 +340,7 @@ def test_two_node_cluster(tmp_path):
             "--num-gpus=1", "--include-dashboard=false",
             "--node-manager-port=6400", "--object-manager-port=6401", "--min-worker-port=11000",
             "--max-worker-port=11099", "--dashboard-agent-listen-port=6402", "--metrics-export-port=6403",
-            "--runtime-env-agent-port=6404", "--ray-client-server-port=6405", "--disable-usage-stats"]
+            "--runtime-env-agent-port=6404", "--disable-usage-stats"]
     worker = [ray_cli(), "start", "--address=127.0.0.1:6399", "--node-ip-address=127.0.0.1", "--num-cpus=1",
               "--num-gpus=1", "--node-manager-port=6410",
               "--object-manager-port=6411", "--min-worker-port=11100", "--max-worker-port=11199",
@@ -359,14 +359,30 @@ def test_two_node_cluster(tmp_path):
             assert "this trial was given 0.125 GPU but trains on cpu: torch" in done.stdout + done.stderr
         nodes = {r.node for r in trials_of(tmp_path / "search" / "cluster")}
         assert len(nodes) == 2, nodes  # trials ran on both nodes
-        # Through Ray Client, Tune's driver runs on the cluster: it must still get the search's Tune
-        # settings, or Ray's own TensorBoard logger doubles every trial's HParams.
+    finally:
+        subprocess.run([ray_cli(), "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+@pytest.mark.slowest  # about a minute, and more when Ray Client needs a second try; CI's 15 minutes leave no room
+def test_a_search_through_ray_client_gets_its_tune_settings(tmp_path):
+    # Through Ray Client (ray://), Tune's driver runs on the cluster, without the search's environment:
+    # without its Tune settings there, Ray's own TensorBoard logger doubled every trial's HParams.
+    token = tmp_path / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    env = {**os.environ, "RAY_ADDRESS": "", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+    head = [ray_cli(), "start", "--head", "--node-ip-address=127.0.0.1", "--port=6420", "--num-cpus=2",
+            "--include-dashboard=false", "--node-manager-port=6421", "--object-manager-port=6422",
+            "--min-worker-port=11200", "--max-worker-port=11299", "--dashboard-agent-listen-port=6423",
+            "--metrics-export-port=6424", "--runtime-env-agent-port=6425", "--ray-client-server-port=6426",
+            "--disable-usage-stats"]
+    try:
+        assert subprocess.run(head, env=env, capture_output=True, timeout=120).returncode == 0
         experiment = write_experiment(tmp_path, "client", search={"num_samples": 2, "max_concurrent": 2},
                                       asha={"max_t": 1, "grace_period": 1, "reduction_factor": 2})
-        for _ in range(3):  # Ray Client's proxy fails to start its server for a client now and then here
-            done = alphabet("search", experiment, "--address", "ray://127.0.0.1:6405", timeout=600, env=env)
-            if "Starting Ray client server failed" not in done.stderr:  # (one try in four, with or without
-                break                                                   # the search's runtime environment)
+        for _ in range(3):  # Ray Client's proxy fails to start its server for a client now and then
+            done = alphabet("search", experiment, "--address", "ray://127.0.0.1:6426", timeout=600, env=env)
+            if "Starting Ray client server failed" not in done.stderr:  # (one try in four in the two-node
+                break                                                   # set-up, with or without our settings)
         assert done.returncode == 0, done.stderr[-3000:]
         trials = sorted((tmp_path / "search" / "client").glob("trial_*"))
         assert len(trials) == 2 and all(len(list(t.glob("events.out.tfevents.*"))) == 1 for t in trials)
