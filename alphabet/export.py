@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from alphabet.engine import to_input
 from alphabet.ensemble import Classifier
 
 CLASSES_FILE = "classes.json"
@@ -35,7 +36,7 @@ class Probabilities(nn.Module):
         self.models = nn.ModuleList(models)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.unsqueeze(1).float() / 255
+        x = to_input(images)
         return torch.stack([model(x).softmax(-1) for model in self.models]).mean(0)
 
 

@@ -17,6 +17,7 @@ from alphabet.data.emnist_style import (
     to_emnist_style,
 )
 from alphabet.data.segment import Letter, split_letters
+from alphabet.data.sources import is_letter_folder
 from alphabet.engine import pick_device
 from alphabet.ensemble import Classifier, load_classifier
 from alphabet.errors import UserError
@@ -31,7 +32,7 @@ def image_paths(paths: list[str | Path]) -> list[Path]:
             continue
         inside = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not inside:
-            labelled = any(d.is_dir() and len(d.name) == 1 and d.name.isalpha() for d in path.iterdir())
+            labelled = any(is_letter_folder(d) for d in path.iterdir())
             hint = (f" (its letters' folders are a labelled set: `alphabet evaluate CHECKPOINT --data "
                     f"folder:{path} --split all` scores them)" if labelled else "")
             raise UserError(f"{path}: directory holds no image files; expected "

@@ -279,8 +279,6 @@ def bench_search(full: bool, seeds: tuple[int, ...] = (0,), space: str = "tuned"
             f"![best so far against trial-epochs](figures/search_efficiency{suffix}.png)")
 
 
-
-
 # --- trials sharing one GPU through a real search: the share benchmark's question, asked of Ray ----
 
 RAY_SHARE_TRIALS_PER_GPU = (1, 2, 4, 8)

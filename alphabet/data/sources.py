@@ -166,13 +166,19 @@ def save_npz(data: LetterSet, path: Path) -> None:
 
 FOLDER_NOTICE = 2000  # images from which loading a folder says what it is doing
 
+
+def is_letter_folder(path: Path) -> bool:
+    """A folder source's sub-folder for one letter: named by that letter."""
+    return path.is_dir() and len(path.name) == 1 and path.name.isalpha()
+
+
 @register("folder")
 def load_folder(path: str, config: DataConfig) -> SourceData:
     """One sub-folder per letter (named by the letter), images of any size and format."""
     root = Path(path)
     if not root.is_dir():
         raise UserError(f"{root}: directory not found; expected one sub-folder per letter")
-    folders = sorted(d for d in root.iterdir() if d.is_dir() and len(d.name) == 1 and d.name.isalpha())
+    folders = sorted(d for d in root.iterdir() if is_letter_folder(d))
     if not folders:
         raise UserError(f"{root}: no letter sub-folders; expected sub-folders named a, b, ... or A, B, ...")
     files = [(label, file) for label, folder in enumerate(folders) for file in sorted(folder.iterdir())
