@@ -1,4 +1,4 @@
-"""The ``alphabet`` command line: train, evaluate, predict and inspect data.
+"""The ``alphabet`` command line: train, evaluate, compare, predict, export and inspect data.
 
 The search framework adds its commands (search, trials, retrain) through
 ``add_commands`` in ``search.cli``; this module never imports Ray itself.
@@ -52,6 +52,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     with guard_run_dir(new_run_dir(args.out_dir, args.name or None)) as out:
         evaluate_checkpoint(args.checkpoint, args.data, out, split=args.split, case=args.case, tta=args.tta,
                             root=args.data_root, download=args.download)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from alphabet.compare import compare_classifiers, describe
+
+    result = compare_classifiers(args.first, args.second, args.data, split=args.split, case=args.case, tta=args.tta,
+                                 root=args.data_root, download=args.download)
+    print(json.dumps(result, indent=2) if args.json else "\n".join(describe(result)))
     return 0
 
 
@@ -168,6 +177,20 @@ def _add_tta_argument(p: argparse.ArgumentParser) -> None:
                    help="test-time augmentation: average each image over 9 small shifts, scalings and rotations")
 
 
+def _add_data_args(p: argparse.ArgumentParser, read: str = "") -> None:
+    """The letters to score (evaluate, compare)."""
+    p.add_argument("--data", required=True, metavar="SOURCE",
+                   help="synthetic, emnist-letters, emnist-lowercase, emnist-uppercase, npz:PATH or folder:PATH"
+                   + (f" ({read})" if read else ""))
+    p.add_argument("--split", choices=("test", "all"), default="test",
+                   help="the source's test partition (default) or all of it")
+    p.add_argument("--case", choices=("all", "lower", "upper", "merged"),
+                   help="override the training run's data.case (e.g. merged for 52-class data)")
+    p.add_argument("--data-root", metavar="DIR", help="where EMNIST files are (default: the training run's data.root)")
+    add_download_argument(p)
+    _add_tta_argument(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alphabet", description="Handwritten letter recognition.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -185,18 +208,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score a checkpoint on a data source")
     p.add_argument("checkpoint", help="a checkpoint .pt, a run directory (its checkpoints/last.pt), "
                    "an ensemble.yaml or its directory")
-    p.add_argument("--data", required=True, metavar="SOURCE",
-                   help="synthetic, emnist-letters, emnist-lowercase, emnist-uppercase, npz:PATH or folder:PATH")
-    p.add_argument("--split", choices=("test", "all"), default="test",
-                   help="the source's test partition (default) or all of it")
-    p.add_argument("--case", choices=("all", "lower", "upper", "merged"),
-                   help="override the training run's data.case (e.g. merged for 52-class data)")
-    p.add_argument("--data-root", metavar="DIR", help="where EMNIST files are (default: the training run's data.root)")
-    add_download_argument(p)
-    _add_tta_argument(p)
+    _add_data_args(p)
     p.add_argument("--out-dir", default="runs", help="parent folder of the evaluation directory")
     p.add_argument("--name", help="name of the evaluation directory (default: a timestamp)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("compare", help="two checkpoints on the same letters: their balanced accuracies and "
+                                       "whether the gap is more than the test set's noise")
+    for name in ("first", "second"):
+        p.add_argument(name, help="a checkpoint .pt, a run directory, an ensemble.yaml or its directory")
+    _add_data_args(p, "read as the first checkpoint's training run read its data")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("predict", help="top-k letters for image files")
     p.add_argument("checkpoint", help="a checkpoint .pt, a run directory (its checkpoints/last.pt), "

@@ -11,9 +11,9 @@ from alphabet.data.letterset import LetterSet, concat
 from alphabet.data.sources import load_source
 from alphabet.data.splits import holdout, select_classes
 from alphabet.engine import evaluate_loss, pick_device
-from alphabet.ensemble import load_classifier
+from alphabet.ensemble import Classifier, load_classifier
 from alphabet.errors import UserError
-from alphabet.metrics import class_report
+from alphabet.metrics import class_report, headline
 from alphabet.reporting import RunReporter, write_json
 
 
@@ -35,19 +35,27 @@ def evaluation_set(source: str, split: str, data_config, classes: list[str]) -> 
     return data
 
 
+def classifier_data(classifier: Classifier, source: str, split: str = "test", case: str | None = None,
+                    root: str | None = None, download: bool = False) -> LetterSet:
+    """``evaluation_set`` read as the classifier's training run read its data; ``case`` and ``root``
+    override its data.case and data.root."""
+    config = classifier.config.data
+    data_config = dataclasses.replace(config, source=source, test_source=None, case=case or config.case,
+                                      root=root or config.root, download=download)
+    return evaluation_set(source, split, data_config, classifier.classes)
+
+
 def evaluate_checkpoint(checkpoint: str | Path, source: str, out_dir: Path, split: str = "test",
                         case: str | None = None, tta: bool = False, root: str | None = None,
                         download: bool = False, log=print) -> dict:
     """Score ``checkpoint`` (a file, or an ensemble) on ``source``; ``case`` and ``root`` override the
     training run's data.case and data.root; ``tta`` averages each image's test-time views."""
     classifier = load_classifier(checkpoint, pick_device("auto"), tta=tta)
-    classes, config = classifier.classes, classifier.config
-    data_config = dataclasses.replace(config.data, source=source, test_source=None, case=case or config.data.case,
-                                      root=root or config.data.root, download=download)
-    data = evaluation_set(source, split, data_config, classes)
+    classes = classifier.classes
+    data = classifier_data(classifier, source, split, case, root, download)
     probs = classifier.predict_probs(data)
     labels = torch.from_numpy(data.labels)
-    report = class_report(probs, labels, classes)
+    report = class_report(probs, labels, classes, data.writers)
     reporter = RunReporter(out_dir)
     reporter.evaluation("eval", report, probs, labels, data.images, 0)
     reporter.close()
@@ -56,8 +64,6 @@ def evaluate_checkpoint(checkpoint: str | Path, source: str, out_dir: Path, spli
     write_json(out_dir / "metrics.json", result)
     present = int((report.support > 0).sum())
     shown = f"{split}, test-time augmentation" if tta else split
-    log(f"{len(data)} images of {present} classes from {source} ({shown}): balanced accuracy "
-        f"{report.summary['balanced_accuracy']:.4f}, accuracy {report.summary['accuracy']:.4f}, "
-        f"macro F1 {report.summary['macro_f1']:.4f}, macro AUC {report.summary['macro_auc']:.4f}")
+    log(f"{len(data)} images of {present} classes from {source} ({shown}): {headline(result)}")
     log(f"wrote {out_dir / 'metrics.json'} and figures in {out_dir / 'figures'}")
     return result

@@ -5,11 +5,17 @@ per-class scores, one-vs-rest ROC AUC on the softmax probabilities and the most
 confused pairs. Definitions follow scikit-learn: balanced accuracy averages
 recall over the classes present in the labels; macro F1 averages over the
 classes present in labels or predictions.
+
+A test set of a few thousand letters leaves balanced accuracy uncertain by a
+point or so, so reports carry a bootstrap interval. It resamples writers where
+the data names them: one writer's letters err together, and resampling single
+letters would draw the interval too narrow.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,6 +54,90 @@ def summary_metrics(probs: torch.Tensor, labels: torch.Tensor) -> dict[str, floa
     return summary_from_confusion(cm)
 
 
+RESAMPLES = 1000
+LEVEL = 0.95
+
+
+def _groups(count: int, groups: Any | None) -> tuple[np.ndarray, str]:
+    """Each sample's group index (its writer's, else its own) and what a group is."""
+    if groups is None:
+        return np.arange(count), "images"
+    return np.unique(np.asarray(groups), return_inverse=True)[1].reshape(-1), "writers"
+
+
+def resampled_balanced_accuracy(labels: np.ndarray, predictions: list[np.ndarray], num_classes: int,
+                                groups: Any | None = None, resamples: int = RESAMPLES,
+                                seed: int = 0) -> np.ndarray:
+    """Balanced accuracy of each of ``predictions`` on the same bootstrap resamples of the groups:
+    shape (len(predictions), resamples). Shared resamples make differences between them paired."""
+    labels = np.asarray(labels)
+    right = [np.asarray(predicted) == labels for predicted in predictions]
+    if groups is None:
+        # Drawing images is drawing their kinds (class, and right or wrong by each prediction) in
+        # proportion: the same resampling, with a few dozen weights per draw instead of one per image.
+        kind = labels * 2 ** len(right) + sum(r.astype(np.int64) << j for j, r in enumerate(right))
+        _, first, counts = np.unique(kind, return_index=True, return_counts=True)
+        support = np.eye(num_classes)[labels[first]]
+        correct = [support * r[first, None] for r in right]
+        draws, chance = len(labels), counts / max(len(labels), 1)
+    else:
+        index, _ = _groups(len(labels), groups)
+        draws = int(index.max()) + 1 if len(index) else 0
+        support = np.zeros((draws, num_classes))
+        np.add.at(support, (index, labels), 1)
+        correct = []
+        for r in right:
+            counts = np.zeros((draws, num_classes))
+            np.add.at(counts, (index, labels), r.astype(float))
+            correct.append(counts)
+        chance = np.full(draws, 1 / max(draws, 1))
+    rng = np.random.default_rng(seed)
+    out = np.empty((len(predictions), resamples))
+    for start in range(0, resamples, 100):  # chunks bound the memory of the weights on large test sets
+        weights = rng.multinomial(draws, chance, size=min(100, resamples - start))
+        drawn = weights @ support
+        present = drawn > 0
+        for k, counts in enumerate(correct):
+            recall = np.divide(weights @ counts, drawn, out=np.zeros_like(drawn), where=present)
+            out[k, start:start + len(weights)] = recall.sum(1) / present.sum(1).clip(min=1)
+    return out
+
+
+@dataclass
+class Interval:
+    """A percentile bootstrap interval: of balanced accuracy, or of a difference in it."""
+
+    low: float
+    high: float
+    unit: str  # what was resampled: writers or images
+    groups: int
+    level: float = LEVEL
+    resamples: int = RESAMPLES
+
+    def describe(self) -> str:
+        return f"{self.level:.0%} CI {self.low:.4f} to {self.high:.4f}, over {self.groups} {self.unit}"
+
+    def to_json(self) -> dict:
+        return {"low": self.low, "high": self.high, "level": self.level, "resampled": self.unit,
+                "groups": self.groups, "resamples": self.resamples}
+
+
+def interval_of(samples: np.ndarray, labels: np.ndarray, groups: Any | None) -> Interval:
+    """The central ``LEVEL`` share of bootstrap ``samples`` drawn by ``resampled_balanced_accuracy``."""
+    index, unit = _groups(len(labels), groups)
+    tail = (1 - LEVEL) / 2 * 100
+    low, high = np.percentile(samples, [tail, 100 - tail])
+    return Interval(float(low), float(high), unit, int(index.max()) + 1 if len(index) else 0,
+                    resamples=len(samples))
+
+
+def balanced_accuracy_interval(labels: np.ndarray, predicted: np.ndarray, num_classes: int,
+                               writers: np.ndarray | None = None) -> Interval:
+    """The bootstrap interval of the balanced accuracy of ``predicted``, over ``writers`` where given."""
+    samples = resampled_balanced_accuracy(labels, [predicted], num_classes, writers)[0]
+    return interval_of(samples, labels, writers)
+
+
 @dataclass
 class ClassReport:
     """Everything the figures and ``metrics.json`` show about one evaluation."""
@@ -61,6 +151,7 @@ class ClassReport:
     auc: np.ndarray  # one-vs-rest ROC AUC per class; nan where a class has no positives
     roc: dict[int, tuple[np.ndarray, np.ndarray]] = field(repr=False)  # class -> (fpr, tpr)
     summary: dict[str, float] = field(default_factory=dict)
+    interval: Interval | None = None  # of balanced accuracy
 
     def most_confused(self, k: int = 10) -> list[tuple[str, str, int]]:
         """The k largest off-diagonal cells as (true, predicted, count)."""
@@ -77,11 +168,23 @@ class ClassReport:
             for i, c in enumerate(self.classes)
         }
         confused = [{"true": t, "predicted": p, "count": n} for t, p, n in self.most_confused()]
-        return {**self.summary, "per_class": per_class, "most_confused": confused,
+        interval = {"balanced_accuracy_interval": self.interval.to_json()} if self.interval else {}
+        return {**self.summary, **interval, "per_class": per_class, "most_confused": confused,
                 "confusion_matrix": self.confusion.tolist()}
 
 
-def class_report(probs: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> ClassReport:
+def headline(scores: dict) -> str:
+    """One line of a report's ``to_json()``: balanced accuracy with its interval, then the others."""
+    interval = scores.get("balanced_accuracy_interval")
+    shown = (f" ({interval['level']:.0%} CI {interval['low']:.4f} to {interval['high']:.4f}, over "
+             f"{interval['groups']} {interval['resampled']})" if interval else "")
+    return (f"balanced accuracy {scores['balanced_accuracy']:.4f}{shown}, accuracy {scores['accuracy']:.4f}, "
+            f"macro F1 {scores['macro_f1']:.4f}, macro AUC {scores['macro_auc']:.4f}")
+
+
+def class_report(probs: torch.Tensor, labels: torch.Tensor, classes: list[str],
+                 writers: np.ndarray | None = None) -> ClassReport:
+    """Per-class scores, AUC and a bootstrap interval of balanced accuracy, over ``writers`` where given."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
     probs_np = probs.float().cpu().numpy()
@@ -105,4 +208,5 @@ def class_report(probs: torch.Tensor, labels: torch.Tensor, classes: list[str]) 
             roc[c] = (fpr, tpr)
     summary = summary_from_confusion(cm_t)
     summary["macro_auc"] = float(np.nanmean(auc)) if roc else float("nan")
-    return ClassReport(list(classes), cm, recall, precision, f1, support, auc, roc, summary)
+    interval = balanced_accuracy_interval(labels_np, probs_np.argmax(1), n, writers)
+    return ClassReport(list(classes), cm, recall, precision, f1, support, auc, roc, summary, interval)

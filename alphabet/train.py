@@ -21,7 +21,7 @@ from alphabet.config import Config, from_dict, to_dict
 from alphabet.data import LetterSet, load_splits
 from alphabet.engine import Trainer, evaluate_loss, to_input
 from alphabet.errors import UserError
-from alphabet.metrics import class_report, summary_metrics
+from alphabet.metrics import class_report, headline, summary_metrics
 from alphabet.models import count_parameters
 from alphabet.reporting import RunReporter, flatten, write_json
 from alphabet.rundir import guard_run_dir, new_run_dir
@@ -34,7 +34,7 @@ def evaluate_split(trainer: Trainer, data: LetterSet) -> tuple[dict[str, float],
 
 
 def report_split(reporter: RunReporter, split: str, data: LetterSet, probs: torch.Tensor, step: int) -> dict:
-    report = class_report(probs, torch.from_numpy(data.labels), data.classes)
+    report = class_report(probs, torch.from_numpy(data.labels), data.classes, data.writers)
     reporter.evaluation(split, report, probs, torch.from_numpy(data.labels), data.images, step)
     return report.to_json()
 
@@ -153,7 +153,6 @@ def _train(config: Config, run_dir: Path, payload: dict | None, start: float, lo
     reporter.hparams(flatten(to_dict(config)), finals)
     reporter.close()
     write_json(run_dir / "metrics.json", result)
-    log(f"test: balanced accuracy {test_report['balanced_accuracy']:.4f}, accuracy {test_report['accuracy']:.4f}, "
-        f"macro F1 {test_report['macro_f1']:.4f}, macro AUC {test_report['macro_auc']:.4f}")
+    log(f"test: {headline(test_report)}")
     log(f"wrote {run_dir / 'metrics.json'} and figures in {run_dir / 'figures'}")
     return result

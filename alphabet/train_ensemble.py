@@ -24,7 +24,7 @@ from alphabet.data import load_splits
 from alphabet.engine import evaluate_loss, pick_device
 from alphabet.ensemble import ENSEMBLE_FILE, is_ensemble, load_classifier, member_paths, write_ensemble
 from alphabet.errors import UserError
-from alphabet.metrics import class_report
+from alphabet.metrics import class_report, headline
 from alphabet.reporting import RunReporter, write_json
 from alphabet.rundir import guard_run_dir, new_run_dir
 from alphabet.train import run_training
@@ -95,7 +95,7 @@ def _train_members(config: Config, seeds: int, ens_dir: Path, start: float, log)
     classifier = load_classifier(ens_dir / ENSEMBLE_FILE, pick_device(config.train.device))
     probs = classifier.predict_probs(splits.test)
     labels = torch.from_numpy(splits.test.labels)
-    report = class_report(probs, labels, splits.test.classes)
+    report = class_report(probs, labels, splits.test.classes, splits.test.writers)
     reporter = RunReporter(ens_dir)
     reporter.evaluation("test", report, probs, labels, splits.test.images, config.train.epochs)
     reporter.close()
@@ -111,8 +111,6 @@ def _train_members(config: Config, seeds: int, ens_dir: Path, start: float, log)
     }
     write_json(ens_dir / "metrics.json", result)
     single = ", ".join(f"{m['test']['balanced_accuracy']:.4f}" for m in members)
-    log(f"test: ensemble of {seeds}: balanced accuracy {report.summary['balanced_accuracy']:.4f}, accuracy "
-        f"{report.summary['accuracy']:.4f}, macro F1 {report.summary['macro_f1']:.4f}, macro AUC "
-        f"{report.summary['macro_auc']:.4f} (members alone: {single})")
+    log(f"test: ensemble of {seeds}: {headline(result['test'])} (members alone: {single})")
     log(f"wrote {ens_dir / 'metrics.json'}; predict with it: alphabet predict {ens_dir} IMAGE...")
     return result

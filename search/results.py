@@ -16,6 +16,7 @@ import yaml
 
 from alphabet.config import to_dict
 from alphabet.errors import UserError
+from alphabet.metrics import LEVEL
 from search.experiment import Experiment, trial_config
 from search.storage import RunLocation
 
@@ -34,6 +35,7 @@ class TrialRow:
     seconds: float
     reports: list[tuple[float, float]] = field(default_factory=list, repr=False)  # (timestamp, metric) per epoch
     node: str = ""
+    interval: tuple[float, float] | None = None  # bootstrap interval of ``best``, where the metric has one
 
 
 def load_trials(location: RunLocation, experiment: Experiment) -> list[TrialRow]:
@@ -65,9 +67,15 @@ def load_trials(location: RunLocation, experiment: Experiment) -> list[TrialRow]
             reports = [(float(trial.last_result.get("timestamp", 0)), float(trial.last_result[metric]))]
         history = [value for _, value in reports]
         epochs = int(trial.last_result.get("training_iteration", len(history)) or 0)
+        interval = None
         if history:
             pick = int(np.argmax(history) if mode == "max" else np.argmin(history))
             best, best_epoch = float(history[pick]), pick + 1
+            bounds = (f"{metric}_low", f"{metric}_high")  # what the trainable reports for balanced accuracy
+            if frame is not None and metric in frame and all(b in frame for b in bounds):
+                interval = (float(frame[bounds[0]].iloc[pick]), float(frame[bounds[1]].iloc[pick]))
+            elif all(trial.last_result.get(b) is not None for b in bounds):
+                interval = (float(trial.last_result[bounds[0]]), float(trial.last_result[bounds[1]]))
         else:
             best, best_epoch = math.nan, 0
         if trial.status == "ERROR":
@@ -83,7 +91,7 @@ def load_trials(location: RunLocation, experiment: Experiment) -> list[TrialRow]
             status = "unfinished"
         rows.append(TrialRow(trial.trial_id, status, dict(trial.config), best, best_epoch, epochs,
                              float(trial.last_result.get("time_total_s", 0.0) or 0.0), reports,
-                             str(trial.last_result.get("node_id", ""))))
+                             str(trial.last_result.get("node_id", "")), interval))
     sign = -1 if mode == "max" else 1
     return sorted(rows, key=lambda r: (math.isnan(r.best), sign * (0 if math.isnan(r.best) else r.best)))
 
@@ -111,7 +119,8 @@ def trials_json(rows: list[TrialRow], metric: str) -> str:
     """The trial table as JSON, for scripts: full precision, params under their dotted keys."""
     return json.dumps([{"trial": r.trial_id, "status": r.status, "metric": metric,
                         "best": None if math.isnan(r.best) else r.best, "best_epoch": r.best_epoch,
-                        "epochs": r.epochs, "seconds": round(r.seconds, 1), "params": r.params} for r in rows],
+                        "interval": list(r.interval) if r.interval else None, "epochs": r.epochs,
+                        "seconds": round(r.seconds, 1), "params": r.params} for r in rows],
                       indent=2)
 
 
@@ -177,7 +186,11 @@ def write_results(location: RunLocation, experiment: Experiment, log=print,
         "run_dir": location.uri,
         "metric": metric,
         "mode": experiment.mode,
-        "best": {"trial_id": best.trial_id, "value": best.best, "epoch": best.best_epoch, "params": best.params},
+        "best": {"trial_id": best.trial_id, "value": best.best, "epoch": best.best_epoch, "params": best.params,
+                 "interval": list(best.interval) if best.interval else None},
+        # Trials whose best lies inside the best's interval: the validation letters alone cannot rank them.
+        "within_interval": (sum(best.interval[0] <= r.best <= best.interval[1] for r in scored[1:])
+                            if best.interval else None),
         "trials": counts,
         "rung_stops": {str(k): v for k, v in rung_stops(rows).items()},
         "trial_epochs": sum(r.epochs for r in rows),
@@ -201,6 +214,13 @@ def summary_text(summary: dict) -> str:
     lines = [
         f"best {summary['metric']}: {b['value']:.4f} (trial {b['trial_id']}, epoch {b['epoch']})",
         "  " + ", ".join(f"{k}={_fmt(v)}" for k, v in b["params"].items()),
+    ]
+    if b.get("interval"):
+        others = summary["within_interval"]
+        lines.append(f"  {LEVEL:.0%} interval from the validation letters alone: {b['interval'][0]:.4f} to "
+                     f"{b['interval'][1]:.4f}; {others} other {'trial scores' if others == 1 else 'trials score'} "
+                     "within it, and these letters cannot rank them against this one")
+    lines += [
         f"trials: {t['completed']} completed, {t['pruned']} pruned by ASHA, "
         f"{t.get('stopped', 0)} stopped by the time budget, {t.get('diverged', 0)} diverged, {t['error']} errors, "
         f"{t['unfinished']} unfinished",

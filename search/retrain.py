@@ -134,6 +134,10 @@ def write_report(run_dir: Path, result: dict, search_dir: Path | None, searched:
     lines += ["", "| metric | test |", "|---|---|"]
     for key in ("balanced_accuracy", "accuracy", "macro_f1", "macro_precision", "macro_auc"):
         lines.append(f"| {key} | {test[key]:.4f} |")
+    interval = test.get("balanced_accuracy_interval")
+    if interval:  # how far the test letters alone leave the figure uncertain
+        lines += ["", f"Balanced accuracy, {interval['level']:.0%} bootstrap interval over the test's "
+                  f"{interval['groups']} {interval['resampled']}: {interval['low']:.4f} to {interval['high']:.4f}."]
     if "members" in result:  # an ensemble: each member alone, then the average of them all
         keys = ("balanced_accuracy", "accuracy", "macro_f1", "macro_auc")
         lines += ["", f"The metrics above are the ensemble of {len(result['members'])} seeds (mean of their "

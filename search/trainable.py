@@ -21,6 +21,7 @@ from alphabet.checkpoint import load_checkpoint, save_checkpoint
 from alphabet.data import Splits
 from alphabet.engine import Trainer
 from alphabet.errors import TrainingDiverged
+from alphabet.metrics import balanced_accuracy_interval
 from alphabet.reporting import RunReporter
 from alphabet.train import evaluate_split
 from search.experiment import Experiment, trial_config
@@ -73,12 +74,16 @@ def train_trial(params: dict, *, experiment: Experiment, splits: Splits) -> None
             tune.report({experiment.search.metric: worst, "diverged": 1, "epoch": trainer.epoch,
                          "epoch_seconds": time.time() - tick, "node_id": node_id})
             break
-        val_metrics, _ = evaluate_split(trainer, splits.val)
+        val_metrics, val_probs = evaluate_split(trainer, splits.val)
         epoch = trainer.epoch
         reporter.scalars("train", {**train_metrics, "lr": trainer.lr}, epoch)
         reporter.scalars("val", val_metrics, epoch)
         reporter.writer.flush()
         metrics = {f"val_{k}": v for k, v in val_metrics.items()}
+        # How far the validation letters alone leave the figure uncertain, for the search's summary.
+        interval = balanced_accuracy_interval(splits.val.labels, val_probs.argmax(1).cpu().numpy(),
+                                              len(splits.val.classes), splits.val.writers)
+        metrics.update(val_balanced_accuracy_low=interval.low, val_balanced_accuracy_high=interval.high)
         metrics.update({f"train_{k}": v for k, v in train_metrics.items()}, epoch=epoch,
                        epoch_seconds=time.time() - tick, node_id=node_id)
         with tempfile.TemporaryDirectory() as folder:

@@ -86,7 +86,9 @@ def test_evaluate_writes_metrics(cli, trained, tmp_path):
     # The same model on the same synthetic test split: exactly what training reported.
     trained_metrics = json.loads((trained / "metrics.json").read_text())["test"]
     assert metrics["balanced_accuracy"] == pytest.approx(trained_metrics["balanced_accuracy"])
+    assert metrics["balanced_accuracy_interval"] == trained_metrics["balanced_accuracy_interval"]
     assert metrics["balanced_accuracy"] > 0.35  # chance is 0.17
+    assert f"balanced accuracy {metrics['balanced_accuracy']:.4f} (95% CI " in result.out
     assert (tmp_path / "ev" / "figures" / "eval_confusion_matrix.png").is_file()
 
 
@@ -523,3 +525,35 @@ def test_export_gives_a_file_pytorch_alone_loads(cli, trained, tmp_path, monkeyp
     ensemble = load_classifier(tmp_path / "ensemble.yaml", torch.device("cpu")).predict_probs(framed)
     assert classes == list("abcdef") and not torch.allclose(ensemble, expected, atol=1e-3)
     assert torch.allclose(module(framed), ensemble, atol=1e-5)
+
+
+def test_compare_two_checkpoints_on_the_same_letters(cli, trained, tmp_path):
+    ckpt = trained / "checkpoints/last.pt"
+    one_epoch = ["train", *with_sets(TINY + [f"log.out_dir={tmp_path}", "log.name=early", "train.epochs=1"])]
+    assert cli(*one_epoch).code == 0
+    result = cli("compare", ckpt, tmp_path / "early", "--data", "synthetic", "--json")
+    assert result.code == 0, result.err
+    compared = json.loads(result.out)
+    # Each side is what evaluate reports for it alone, on the same 120 letters.
+    for side, run in (("first", trained), ("second", tmp_path / "early")):
+        alone = json.loads((run / "metrics.json").read_text())["test"]
+        assert compared[side]["balanced_accuracy"] == pytest.approx(alone["balanced_accuracy"])
+        assert compared[side]["balanced_accuracy_interval"] == alone["balanced_accuracy_interval"]
+    gap = compared["difference"]
+    assert gap["balanced_accuracy"] == pytest.approx(compared["second"]["balanced_accuracy"]
+                                                     - compared["first"]["balanced_accuracy"])
+    assert gap["interval"]["low"] <= gap["balanced_accuracy"] <= gap["interval"]["high"]
+    assert compared["images"] == 120 and compared["only_first_right"] > compared["only_second_right"]
+
+    itself = cli("compare", ckpt, ckpt, "--data", "synthetic")
+    assert itself.code == 0, itself.err
+    assert "second - first: +0.0000 (95% CI +0.0000 to +0.0000, paired, over 120 images): no difference" in itself.out
+    assert "only the first got right: 0; only the second: 0" in itself.out
+
+
+def test_compare_refuses_classifiers_of_other_letters(cli, trained, tmp_path):
+    other = ["train", *with_sets(TINY + [f"log.out_dir={tmp_path}", "log.name=vowels", "train.epochs=1",
+                                         "data.classes=aeiou"])]
+    assert cli(*other).code == 0
+    result = cli("compare", trained, tmp_path / "vowels", "--data", "synthetic")
+    assert_one_line_error(result, "vowels: classes aeiou differ from", "expected two classifiers of the same letters")

@@ -3,7 +3,7 @@ import pytest
 import torch
 from sklearn import metrics as skm
 
-from alphabet.metrics import class_report, summary_metrics
+from alphabet.metrics import class_report, headline, interval_of, resampled_balanced_accuracy, summary_metrics
 
 
 @pytest.fixture
@@ -61,3 +61,62 @@ def test_most_confused_pairs():
     report = class_report(probs, labels, ["i", "l", "j"])
     assert report.most_confused(2) == [("i", "l", 2), ("l", "j", 1)]
     assert report.to_json()["most_confused"][0] == {"true": "i", "predicted": "l", "count": 2}
+
+
+def skilled_writers(n=600, n_writers=40, seed=1):
+    """Labels of 5 classes and predictions whose accuracy depends on who wrote the letter."""
+    rng = np.random.default_rng(seed)
+    writers = rng.integers(0, n_writers, n)
+    labels = rng.integers(0, 5, n)
+    skill = rng.random(n_writers)
+    predicted = np.where(rng.random(n) < 0.6 + 0.4 * skill[writers], labels, (labels + 1) % 5)
+    return labels, predicted, np.array([f"w{w:02d}" for w in writers])
+
+
+def test_writer_bootstrap_resamples_whole_writers():
+    labels, predicted, writers = skilled_writers()
+    drawn = resampled_balanced_accuracy(labels, [predicted], 5, writers, resamples=200)[0]
+    # By hand: the same multinomial draws of the 40 writers, each drawn writer's letters repeated.
+    rng, index = np.random.default_rng(0), np.unique(writers, return_inverse=True)[1]
+    by_hand = []
+    for _ in range(2):
+        for counts in rng.multinomial(40, np.full(40, 1 / 40), size=100):
+            rows = np.concatenate([np.repeat(np.flatnonzero(index == w), counts[w]) for w in range(40)])
+            by_hand.append(skm.balanced_accuracy_score(labels[rows], predicted[rows]))
+    np.testing.assert_allclose(drawn, by_hand)
+
+
+def test_an_interval_over_writers_is_wider_when_writers_differ():
+    labels, predicted, writers = skilled_writers()
+    point = skm.balanced_accuracy_score(labels, predicted)
+    by_writer = interval_of(resampled_balanced_accuracy(labels, [predicted], 5, writers)[0], labels, writers)
+    by_image = interval_of(resampled_balanced_accuracy(labels, [predicted], 5)[0], labels, None)
+    assert (by_writer.unit, by_writer.groups, by_image.unit, by_image.groups) == ("writers", 40, "images", 600)
+    for interval in (by_writer, by_image):
+        assert interval.low < point < interval.high
+    assert by_writer.high - by_writer.low > 1.2 * (by_image.high - by_image.low)
+    # Images are drawn by kind (class, right or wrong): the same spread as drawing the images themselves.
+    rng = np.random.default_rng(5)
+    rows = rng.integers(0, len(labels), (1000, len(labels)))
+    by_hand = [skm.balanced_accuracy_score(labels[r], predicted[r]) for r in rows]
+    assert np.std(resampled_balanced_accuracy(labels, [predicted], 5)[0]) == pytest.approx(np.std(by_hand), rel=0.15)
+
+
+def test_reports_carry_the_interval(predictions):
+    probs, labels = predictions
+    report = class_report(probs, labels, list("abcdef"))
+    shown = report.to_json()
+    assert shown["balanced_accuracy_interval"]["resampled"] == "images"
+    assert shown["balanced_accuracy_interval"]["low"] < shown["balanced_accuracy"]
+    line = headline(shown)
+    assert line.startswith(f"balanced accuracy {shown['balanced_accuracy']:.4f} (95% CI ")
+    assert "over 500 images" in line
+
+
+def test_a_paired_difference_is_zero_against_itself_and_clear_against_chance():
+    labels, predicted, writers = skilled_writers()
+    chance = np.random.default_rng(2).integers(0, 5, len(labels))
+    same, other, guess = resampled_balanced_accuracy(labels, [predicted, predicted.copy(), chance], 5, writers)
+    assert not (same - other).any()  # paired: the same resamples for both
+    gap = interval_of(guess - same, labels, writers)
+    assert gap.high < -0.2  # about 0.8 against 0.2, on every resample

@@ -33,6 +33,10 @@ def test_short_femnist_run_beats_the_bar(femnist_run):
     assert femnist_run["test"]["balanced_accuracy"] > SHORT_RUN_BAR
     writers = femnist_run["sizes"]
     assert writers["test"] > 2000 and writers["val"] > 500
+    # Its interval resamples the 133 test writers, not the letters: one writer's letters err together.
+    interval = femnist_run["test"]["balanced_accuracy_interval"]
+    assert (interval["resampled"], interval["groups"]) == ("writers", 133)
+    assert interval["low"] < femnist_run["test"]["balanced_accuracy"] < interval["high"]
 
 
 def test_emnist_loader_reads_real_pixels_the_right_way_round(tmp_path):

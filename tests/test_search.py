@@ -91,6 +91,12 @@ def test_search_prunes_and_records_it_in_optuna(finished_search):
     assert sum(summary["rung_stops"].values()) == statuses.count("pruned")
     assert summary["trial_epochs"] == sum(r.epochs for r in rows)
     assert (finished_search / "summary.png").is_file()
+    # The best's interval from the validation letters, and the trials it cannot rank against the best.
+    low, high = summary["best"]["interval"]
+    assert low <= rows[0].best <= high and (low, high) == rows[0].interval
+    assert summary["within_interval"] == sum(low <= r.best <= high for r in rows[1:])
+    assert f"95% interval from the validation letters alone: {low:.4f} to {high:.4f}" in (
+        finished_search / "summary.txt").read_text()
 
 
 def test_every_trial_has_tensorboard_curves_and_hparams(finished_search):
@@ -146,6 +152,9 @@ def test_best_yaml_round_trips_into_retrain(finished_search):
     assert saved["train"]["lr"] == pytest.approx(best["train"]["lr"])
     report = (run / "report.md").read_text()
     assert "balanced_accuracy" in report and "search" in report
+    interval = metrics["test"]["balanced_accuracy_interval"]
+    assert interval["resampled"] == "images" and interval["groups"] == 120
+    assert f"over the test's 120 images: {interval['low']:.4f} to {interval['high']:.4f}" in report
     # Again from best.yaml, at 4x the searched batch: the lr is scaled by the square root, 2x.
     again = alphabet("retrain", finished_search / "best.yaml", "--epochs", "1", "--batch-size",
                      str(4 * best["train"]["batch_size"]))

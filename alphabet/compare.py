@@ -1,0 +1,87 @@
+"""Two classifiers on the same letters: is one really better, or is the gap within the test set's noise?
+
+Both score the same images; the difference in balanced accuracy gets a paired
+bootstrap interval (the same resamples for both, by writer where the data names
+writers). A gap whose interval holds 0 is one this test set cannot tell apart
+from chance, however many times the two are run against it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from alphabet.engine import pick_device
+from alphabet.ensemble import load_classifier
+from alphabet.errors import UserError
+from alphabet.evaluate import classifier_data
+from alphabet.metrics import (
+    balanced_accuracy_interval,
+    confusion_matrix,
+    interval_of,
+    resampled_balanced_accuracy,
+    summary_from_confusion,
+)
+
+
+def compare_classifiers(first: str | Path, second: str | Path, source: str, split: str = "test",
+                        case: str | None = None, tta: bool = False, root: str | None = None,
+                        download: bool = False) -> dict:
+    """Score ``first`` and ``second`` on ``source`` (read as ``first`` was trained) and compare them."""
+    device = pick_device("auto")
+    a = load_classifier(first, device, tta=tta)
+    b = load_classifier(second, device, tta=tta)
+    if a.classes != b.classes:
+        raise UserError(f"{second}: classes {''.join(b.classes)} differ from {first}'s; expected two "
+                        f"classifiers of the same letters ({''.join(a.classes)})")
+    data = classifier_data(a, source, split, case, root, download)
+    predicted = [m.predict_probs(data).argmax(1).cpu().numpy() for m in (a, b)]
+    scores = []
+    for path, pred in zip((first, second), predicted, strict=True):
+        cm = confusion_matrix(torch.from_numpy(data.labels), torch.from_numpy(pred), len(a.classes))
+        # Alone, as evaluate gives it; the difference below draws both on the same resamples.
+        scores.append({"checkpoint": str(path), **summary_from_confusion(cm),
+                       "balanced_accuracy_interval": balanced_accuracy_interval(
+                           data.labels, pred, len(a.classes), data.writers).to_json()})
+    samples = resampled_balanced_accuracy(data.labels, predicted, len(a.classes), data.writers)
+    difference = interval_of(samples[1] - samples[0], data.labels, data.writers)
+    right = [pred == data.labels for pred in predicted]
+    return {
+        "source": source, "split": split, "tta": tta, "images": len(data),
+        "first": scores[0], "second": scores[1],
+        "difference": {"balanced_accuracy": scores[1]["balanced_accuracy"] - scores[0]["balanced_accuracy"],
+                       "interval": difference.to_json()},
+        "only_first_right": int((right[0] & ~right[1]).sum()),
+        "only_second_right": int((right[1] & ~right[0]).sum()),
+    }
+
+
+def verdict(result: dict) -> str:
+    """What the interval of the difference says, in words."""
+    interval = result["difference"]["interval"]
+    level = f"{interval['level']:.0%}"
+    if interval["low"] > 0:
+        return f"the second is better: the whole {level} interval is above 0"
+    if interval["high"] < 0:
+        return f"the first is better: the whole {level} interval is below 0"
+    return f"no difference this test set can show: the {level} interval holds 0"
+
+
+def describe(result: dict) -> list[str]:
+    """The comparison as lines of text."""
+    lines = [f"{result['images']} images from {result['source']} ({result['split']}"
+             f"{', test-time augmentation' if result['tta'] else ''})"]
+    for name in ("first", "second"):
+        score, interval = result[name], result[name]["balanced_accuracy_interval"]
+        lines.append(f"{name:>6}: balanced accuracy {score['balanced_accuracy']:.4f} ({interval['level']:.0%} CI "
+                     f"{interval['low']:.4f} to {interval['high']:.4f}), accuracy {score['accuracy']:.4f}  "
+                     f"{score['checkpoint']}")
+    diff = result["difference"]
+    interval = diff["interval"]
+    lines.append(f"second - first: {diff['balanced_accuracy']:+.4f} ({interval['level']:.0%} CI "
+                 f"{interval['low']:+.4f} to {interval['high']:+.4f}, paired, over {interval['groups']} "
+                 f"{interval['resampled']}): {verdict(result)}")
+    lines.append(f"letters only the first got right: {result['only_first_right']}; "
+                 f"only the second: {result['only_second_right']}")
+    return lines
