@@ -149,6 +149,9 @@ def _train(config: Config, run_dir: Path, payload: dict | None, start: float, lo
         "wall_seconds_this_session": round(time.time() - start, 1),
     }
     finals = {f"final/test_{k}": v for k, v in test_report.items() if isinstance(v, float)}
+    interval = test_report["balanced_accuracy_interval"]  # so HParams can show which runs really differ
+    finals.update({"final/test_balanced_accuracy_low": interval["low"],
+                   "final/test_balanced_accuracy_high": interval["high"]})
     finals.update({f"final/val_{k}": v for k, v in val_metrics.items()})
     reporter.hparams(flatten(to_dict(config)), finals)
     reporter.close()

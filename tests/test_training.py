@@ -35,7 +35,8 @@ def test_short_training_learns_and_reports(tmp_path):
 EXPECTED_SCALARS = {
     "train/loss", "train/accuracy", "train/balanced_accuracy", "train/macro_f1", "train/lr",
     "val/loss", "val/accuracy", "val/balanced_accuracy", "val/macro_f1", "val/macro_auc",
-    "test/macro_auc", "final/test_balanced_accuracy", "val_auc/a", "test_auc/f",
+    "test/macro_auc", "final/test_balanced_accuracy", "final/test_balanced_accuracy_low",
+    "final/test_balanced_accuracy_high", "val_auc/a", "test_auc/f",
 }
 EXPECTED_IMAGES = {"val/confusion_matrix", "val/per_class_scores", "val/roc", "val/misclassified",
                    "train/augmented_batch", "test/confusion_matrix", "test/roc"}
