@@ -14,6 +14,7 @@ from pathlib import Path
 
 from alphabet.config import Config, TrainConfig, load_config, parse_overrides
 from alphabet.errors import UserError
+from alphabet.metrics import LEVEL
 from alphabet.train_ensemble import CONFIG_FILE, train_seeds
 from search.results import BEST_FILE, SUMMARY_FILE, read_summary
 from search.runner import EXPERIMENT_FILE, load_saved_experiment
@@ -129,8 +130,10 @@ def write_report(run_dir: Path, result: dict, search_dir: Path | None, searched:
         lines.append(f"- auxiliary training images (data.auxiliary_case, never scored): "
                      f"{result['sizes']['auxiliary']}")
     if summary:
+        interval = summary["best"].get("interval")
+        shown = f", {LEVEL:.0%} interval {interval[0]:.4f} to {interval[1]:.4f}" if interval else ""
         lines.append(f"- search ({search_dir}): best {summary['metric']} {summary['best']['value']:.4f} "
-                     f"(trial {summary['best']['trial_id']}, epoch {summary['best']['epoch']})")
+                     f"(trial {summary['best']['trial_id']}, epoch {summary['best']['epoch']}{shown})")
     lines += ["", "| metric | test |", "|---|---|"]
     for key in ("balanced_accuracy", "accuracy", "macro_f1", "macro_precision", "macro_auc"):
         lines.append(f"| {key} | {test[key]:.4f} |")

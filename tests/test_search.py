@@ -155,6 +155,8 @@ def test_best_yaml_round_trips_into_retrain(finished_search):
     interval = metrics["test"]["balanced_accuracy_interval"]
     assert interval["resampled"] == "images" and interval["groups"] == 120
     assert f"over the test's 120 images: {interval['low']:.4f} to {interval['high']:.4f}" in report
+    searched = json.loads((finished_search / "summary.json").read_text())["best"]["interval"]
+    assert f"95% interval {searched[0]:.4f} to {searched[1]:.4f})" in report  # the validation one, beside it
     # Again from best.yaml, at 4x the searched batch: the lr is scaled by the square root, 2x.
     again = alphabet("retrain", finished_search / "best.yaml", "--epochs", "1", "--batch-size",
                      str(4 * best["train"]["batch_size"]))
