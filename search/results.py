@@ -76,6 +76,8 @@ def load_trials(location: RunLocation, experiment: Experiment) -> list[TrialRow]
                 interval = (float(frame[bounds[0]].iloc[pick]), float(frame[bounds[1]].iloc[pick]))
             elif all(trial.last_result.get(b) is not None for b in bounds):
                 interval = (float(trial.last_result[bounds[0]]), float(trial.last_result[bounds[1]]))
+            if interval and any(math.isnan(v) for v in interval):  # a diverged epoch reports none
+                interval = None
         else:
             best, best_epoch = math.nan, 0
         if trial.status == "ERROR":

@@ -220,6 +220,7 @@ def test_a_diverged_trial_is_a_result_not_an_error(tmp_path):
     assert set(by_lr) == {0.003, 1e9}, by_lr
     assert all(r.status == "diverged" and r.epochs == 1 and r.best == 0.0 for r in rows if r.params["train.lr"] == 1e9)
     assert all(r.status == "completed" and r.best > 0.3 for r in rows if r.params["train.lr"] == 0.003), rows
+    assert by_lr[1e9].interval is None and by_lr[0.003].interval[0] < by_lr[0.003].best  # none for a NaN epoch
     study = optuna.load_study(study_name="diverge", storage=f"sqlite:///{run_dir / 'optuna.db'}")
     diverged = [t for t in study.trials if "diverged_in_epoch" in t.user_attrs]
     assert len(diverged) == sum(r.status == "diverged" for r in rows)
