@@ -106,11 +106,12 @@ def asha_milestones(experiment: Experiment) -> set[int]:
 def trials_table(rows: list[TrialRow], metric: str) -> str:
     keys = sorted({k for r in rows for k in r.params})
     short = [k.split(".")[-1] for k in keys]
-    header = ["trial", "status", f"best {metric}", "epoch", "epochs"] + short
+    header = ["trial", "status", f"best {metric}", f"{LEVEL:.0%}-interval", "epoch", "epochs"] + short
     lines = []
     for r in rows:
         values = [_fmt(r.params.get(k, "-")) for k in keys]
-        lines.append([r.trial_id, r.status, _fmt(r.best), str(r.best_epoch), str(r.epochs)] + values)
+        interval = f"{r.interval[0]:.4f}-{r.interval[1]:.4f}" if r.interval else "-"
+        lines.append([r.trial_id, r.status, _fmt(r.best), interval, str(r.best_epoch), str(r.epochs)] + values)
     widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)]
     out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False))]
     out += ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=False)) for line in lines]

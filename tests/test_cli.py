@@ -35,7 +35,7 @@ def assert_one_line_error(result, *fragments):
 
 
 def test_help_on_every_command(cli):
-    for command in ("train", "evaluate", "predict", "export", "data", "search", "trials", "retrain"):
+    for command in ("train", "evaluate", "compare", "predict", "export", "data", "search", "trials", "retrain"):
         with pytest.raises(SystemExit) as e:
             cli(command, "--help")
         assert e.value.code == 0

@@ -121,6 +121,10 @@ def test_trials_command_sorts_by_metric(finished_search):
     assert [round(t["best"], 4) for t in as_json] == [round(v, 4) for v in values]  # same rows, full precision
     assert [t["trial"] for t in as_json] == [line.split()[0] for line in lines[1:]]
     assert all("train.lr" in t["params"] and t["metric"] == "val_balanced_accuracy" for t in as_json)
+    # Each trial's best with the interval its validation letters leave it.
+    assert lines[0].split()[3:5] == ["val_balanced_accuracy", "95%-interval"]
+    assert [line.split()[3] for line in lines[1:]] == [f"{t['interval'][0]:.4f}-{t['interval'][1]:.4f}"
+                                                       for t in as_json]
 
 
 def test_trials_command_lists_a_trial_without_results_quietly(finished_search, tmp_path):
