@@ -58,7 +58,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from alphabet.compare import compare_classifiers, describe
 
-    result = compare_classifiers(args.first, args.second, args.data, split=args.split, case=args.case, tta=args.tta,
+    if args.tta and args.tta_for:
+        raise UserError(f"--tta-for {args.tta_for}: expected it without --tta, which is for both")
+    tta = args.tta_for or ("both" if args.tta else None)
+    result = compare_classifiers(args.first, args.second, args.data, split=args.split, case=args.case, tta=tta,
                                  root=args.data_root, download=args.download)
     print(json.dumps(result, indent=2) if args.json else "\n".join(describe(result)))
     return 0
@@ -218,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("first", "second"):
         p.add_argument(name, help="a checkpoint .pt, a run directory, an ensemble.yaml or its directory")
     _add_data_args(p, "read as the first checkpoint's training run read its data")
+    p.add_argument("--tta-for", choices=("first", "second"),
+                   help="test-time augmentation for that one only: `compare RUN RUN --tta-for second` "
+                        "measures what it is worth")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_compare)
 

@@ -26,12 +26,13 @@ from alphabet.metrics import (
 
 
 def compare_classifiers(first: str | Path, second: str | Path, source: str, split: str = "test",
-                        case: str | None = None, tta: bool = False, root: str | None = None,
+                        case: str | None = None, tta: str | None = None, root: str | None = None,
                         download: bool = False) -> dict:
-    """Score ``first`` and ``second`` on ``source`` (read as ``first`` was trained) and compare them."""
+    """Score ``first`` and ``second`` on ``source`` (read as ``first`` was trained) and compare them;
+    ``tta`` ("both", "first" or "second") scores those with test-time augmentation."""
     device = pick_device("auto")
-    a = load_classifier(first, device, tta=tta)
-    b = load_classifier(second, device, tta=tta)
+    a = load_classifier(first, device, tta=tta in ("both", "first"))
+    b = load_classifier(second, device, tta=tta in ("both", "second"))
     if a.classes != b.classes:
         raise UserError(f"{second}: classes {''.join(b.classes)} differ from {first}'s; expected two "
                         f"classifiers of the same letters ({''.join(a.classes)})")
@@ -70,8 +71,9 @@ def verdict(result: dict) -> str:
 
 def describe(result: dict) -> list[str]:
     """The comparison as lines of text."""
-    lines = [f"{result['images']} images from {result['source']} ({result['split']}"
-             f"{', test-time augmentation' if result['tta'] else ''})"]
+    tta = {"both": ", test-time augmentation", "first": ", test-time augmentation for the first only",
+           "second": ", test-time augmentation for the second only"}.get(result["tta"], "")
+    lines = [f"{result['images']} images from {result['source']} ({result['split']}{tta})"]
     for name in ("first", "second"):
         score, interval = result[name], result[name]["balanced_accuracy_interval"]
         lines.append(f"{name:>6}: balanced accuracy {score['balanced_accuracy']:.4f} ({interval['level']:.0%} CI "

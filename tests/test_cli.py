@@ -550,6 +550,16 @@ def test_compare_two_checkpoints_on_the_same_letters(cli, trained, tmp_path):
     assert "second - first: +0.0000 (95% CI +0.0000 to +0.0000, paired, over 120 images): no difference" in itself.out
     assert "only the first got right: 0; only the second: 0" in itself.out
 
+    # What test-time augmentation is worth: one model, the second time with it.
+    worth = json.loads(cli("compare", ckpt, ckpt, "--data", "synthetic", "--tta-for", "second", "--json").out)
+    viewed = cli("evaluate", ckpt, "--data", "synthetic", "--tta", "--out-dir", tmp_path, "--name", "tta")
+    assert viewed.code == 0, viewed.err
+    with_tta = json.loads((tmp_path / "tta" / "metrics.json").read_text())
+    assert worth["tta"] == "second" and worth["second"]["balanced_accuracy"] == with_tta["balanced_accuracy"]
+    assert worth["first"]["balanced_accuracy"] == compared["first"]["balanced_accuracy"]
+    assert_one_line_error(cli("compare", ckpt, ckpt, "--data", "synthetic", "--tta", "--tta-for", "first"),
+                          "--tta-for first: expected it without --tta")
+
 
 def test_compare_refuses_classifiers_of_other_letters(cli, trained, tmp_path):
     other = ["train", *with_sets(TINY + [f"log.out_dir={tmp_path}", "log.name=vowels", "train.epochs=1",
