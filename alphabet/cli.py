@@ -17,6 +17,7 @@ from pathlib import Path
 
 from alphabet import __version__
 from alphabet.errors import RunInterrupted, UserError
+from alphabet.rundir import free_name
 
 # Packages that add sub-commands; missing ones are skipped (alphabet works alone).
 EXTENSIONS = ("search.cli",)
@@ -146,11 +147,7 @@ def new_output_file(given: str | None, default: str) -> Path:
     name gets a -2, -3 ... suffix."""
     suffix = Path(default).suffix
     if given is None:
-        out, n = Path(default), 1
-        while out.exists():
-            n += 1
-            out = Path(f"{Path(default).stem}-{n}{suffix}")
-        return out
+        return Path(free_name(Path(default).stem, lambda name: Path(name).exists(), suffix))
     out = Path(given)
     if out.suffix != suffix or out.exists():
         raise UserError(f"--out: {out}: expected a new {suffix} file"

@@ -20,6 +20,7 @@ from alphabet.metrics import (
     balanced_accuracy_interval,
     confusion_matrix,
     interval_of,
+    interval_text,
     resampled_balanced_accuracy,
     summary_from_confusion,
 )
@@ -76,14 +77,12 @@ def describe(result: dict) -> list[str]:
     lines = [f"{result['images']} images from {result['source']} ({result['split']}{tta})"]
     for name in ("first", "second"):
         score, interval = result[name], result[name]["balanced_accuracy_interval"]
-        lines.append(f"{name:>6}: balanced accuracy {score['balanced_accuracy']:.4f} ({interval['level']:.0%} CI "
-                     f"{interval['low']:.4f} to {interval['high']:.4f}), accuracy {score['accuracy']:.4f}  "
-                     f"{score['checkpoint']}")
+        lines.append(f"{name:>6}: balanced accuracy {score['balanced_accuracy']:.4f} ({interval_text(interval)}), "
+                     f"accuracy {score['accuracy']:.4f}  {score['checkpoint']}")
     diff = result["difference"]
     interval = diff["interval"]
-    lines.append(f"second - first: {diff['balanced_accuracy']:+.4f} ({interval['level']:.0%} CI "
-                 f"{interval['low']:+.4f} to {interval['high']:+.4f}, paired, over {interval['groups']} "
-                 f"{interval['resampled']}): {verdict(result)}")
+    lines.append(f"second - first: {diff['balanced_accuracy']:+.4f} ({interval_text(interval, signed=True)}, "
+                 f"paired, over {interval['groups']} {interval['resampled']}): {verdict(result)}")
     lines.append(f"letters only the first got right: {result['only_first_right']}; "
                  f"only the second: {result['only_second_right']}")
     return lines

@@ -114,9 +114,6 @@ class Interval:
     level: float = LEVEL
     resamples: int = RESAMPLES
 
-    def describe(self) -> str:
-        return f"{self.level:.0%} CI {self.low:.4f} to {self.high:.4f}, over {self.groups} {self.unit}"
-
     def to_json(self) -> dict:
         return {"low": self.low, "high": self.high, "level": self.level, "resampled": self.unit,
                 "groups": self.groups, "resamples": self.resamples}
@@ -173,11 +170,17 @@ class ClassReport:
                 "confusion_matrix": self.confusion.tolist()}
 
 
+def interval_text(interval: dict, signed: bool = False) -> str:
+    """An ``Interval.to_json()`` as text: "95% CI 0.9241 to 0.9467" (with signs for a difference)."""
+    form = "+.4f" if signed else ".4f"
+    return f"{interval['level']:.0%} CI {interval['low']:{form}} to {interval['high']:{form}}"
+
+
 def headline(scores: dict) -> str:
     """One line of a report's ``to_json()``: balanced accuracy with its interval, then the others."""
     interval = scores.get("balanced_accuracy_interval")
-    shown = (f" ({interval['level']:.0%} CI {interval['low']:.4f} to {interval['high']:.4f}, over "
-             f"{interval['groups']} {interval['resampled']})" if interval else "")
+    shown = (f" ({interval_text(interval)}, over {interval['groups']} {interval['resampled']})"
+             if interval else "")
     return (f"balanced accuracy {scores['balanced_accuracy']:.4f}{shown}, accuracy {scores['accuracy']:.4f}, "
             f"macro F1 {scores['macro_f1']:.4f}, macro AUC {scores['macro_auc']:.4f}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,15 +21,21 @@ def check_name(name: str, key: str = "log.name") -> str:
     return name
 
 
+def free_name(stem: str, taken: Callable[[str], bool], suffix: str = "") -> str:
+    """``stem + suffix``, else the first of ``stem-2 + suffix``, ``stem-3 + suffix``, ... not ``taken``:
+    how every run, retrain and output file here gets a name without replacing one."""
+    name, n = stem + suffix, 1
+    while taken(name):
+        n += 1
+        name = f"{stem}-{n}{suffix}"
+    return name
+
+
 def new_run_dir(out_dir: str | Path, name: str | None) -> Path:
     """Create a fresh run directory; an explicit name that exists already is refused."""
     out = Path(out_dir)
     if name is None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        candidate, n = out / stamp, 1
-        while candidate.exists():
-            n += 1
-            candidate = out / f"{stamp}-{n}"
+        candidate = out / free_name(time.strftime("%Y%m%d-%H%M%S"), lambda n: (out / n).exists())
     else:
         candidate = out / check_name(name)
         if candidate.exists():

@@ -15,6 +15,7 @@ from pathlib import Path
 from alphabet.config import Config, TrainConfig, load_config, parse_overrides
 from alphabet.errors import UserError
 from alphabet.metrics import LEVEL
+from alphabet.rundir import free_name
 from alphabet.train_ensemble import CONFIG_FILE, train_seeds
 from search.results import BEST_FILE, SUMMARY_FILE, read_summary
 from search.runner import EXPERIMENT_FILE, load_saved_experiment
@@ -49,14 +50,6 @@ def _locate(target: str) -> tuple[Path, Path | None]:
     if not path.is_file():
         raise UserError(f"{path}: not found; expected a search RUN_DIR or a best.yaml file")
     return path, path.parent if (path.parent / EXPERIMENT_FILE).is_file() else None
-
-
-def unique_name(parent: Path, stem: str) -> str:
-    name, n = stem, 1
-    while (parent / name).exists():
-        n += 1
-        name = f"{stem}-{n}"
-    return name
 
 
 def batch_overrides(searched: Config, batch: int, given: dict) -> list[str]:
@@ -97,9 +90,9 @@ def retrain(target: str | None, epochs: int | None = None, overrides: list[str] 
             raise UserError(f"--batch-size: expected a positive integer, got {batch_size}")
         parent = search_dir or best.parent
         every = max(1, epochs // 20)  # about 20 figure sets and numbered checkpoints per run
-        fixed = [f"train.epochs={epochs}", "data.val_fraction=0", f"log.out_dir={parent}",
-                 f"log.name={unique_name(parent, 'retrain')}", f"log.figures_every={every}",
-                 f"log.checkpoint_every={every}"]
+        name = free_name("retrain", lambda taken: (parent / taken).exists())
+        fixed = [f"train.epochs={epochs}", "data.val_fraction=0", f"log.out_dir={parent}", f"log.name={name}",
+                 f"log.figures_every={every}", f"log.checkpoint_every={every}"]
         if batch_size is not None:
             fixed += batch_overrides(searched, batch_size, given)
         config = load_config(best, fixed + list(overrides or []))

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 from alphabet.errors import UserError
-from alphabet.rundir import check_name
+from alphabet.rundir import check_name, free_name
 
 STUDY_FILE = "optuna.db"
 OBJECT_STORES = ("s3", "gs", "gcs")  # pyarrow's schemes whose first path component is a bucket
@@ -145,10 +145,7 @@ class RunLocation:
         not taken there (another machine may have copied a retrain of its own)."""
         import pyarrow.fs
 
-        name, n = folder.name, 1
-        while self.child(name).exists():
-            n += 1
-            name = f"{folder.name}-{n}"
+        name = free_name(folder.name, lambda taken: self.child(taken).exists())
         fs, path = self._fs()
         try:
             fs.create_dir(f"{path}/{name}", recursive=True)  # file:// needs it; on object stores, a marker
@@ -187,13 +184,9 @@ def locate_new_run(storage_path: str, name: str, log=print) -> RunLocation:
     """A fresh RUN_DIR under ``storage_path``: an existing name gets a -2, -3 ... suffix."""
     check_name(name, "storage.name")
     parent = RunLocation.parse(storage_path)
-    base = parent.child(name)
-    location, n = base, 1
-    while location.exists():
-        n += 1
-        location = parent.child(f"{name}-{n}")
-    if n > 1:
-        log(f"{base.uri} exists already; this search goes to {location.uri}")
+    location = parent.child(free_name(name, lambda taken: parent.child(taken).exists()))
+    if location.name != name:
+        log(f"{parent.child(name).uri} exists already; this search goes to {location.uri}")
     if not location.remote:
         try:
             Path(location.uri).mkdir(parents=True)
