@@ -44,7 +44,7 @@ def cmd_trials(args: argparse.Namespace) -> int:
     location = RunLocation.parse(args.run_dir)
     experiment = load_saved_experiment(location)
     show = trials_json if args.json else trials_table
-    print(show(load_trials(location, experiment), experiment.search.metric))
+    print(show(load_trials(location, experiment), experiment.search.metric, experiment.rank_epochs))
     return 0
 
 

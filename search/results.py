@@ -29,13 +29,14 @@ class TrialRow:
     trial_id: str
     status: str  # completed | pruned | stopped | diverged | error | unfinished
     params: dict
-    best: float  # best value of the search metric over its epochs
-    best_epoch: int
+    score: float  # the metric's mean over the trial's last epochs (Experiment.rank_epochs): what ranks it
+    peak: float  # its best single epoch, which overstates what a retrain reproduces
+    peak_epoch: int
     epochs: int
     seconds: float
     reports: list[tuple[float, float]] = field(default_factory=list, repr=False)  # (timestamp, metric) per epoch
     node: str = ""
-    interval: tuple[float, float] | None = None  # bootstrap interval of ``best``, where the metric has one
+    interval: tuple[float, float] | None = None  # bootstrap interval of ``score``, where the metric has one
 
 
 def load_trials(location: RunLocation, experiment: Experiment) -> list[TrialRow]:
@@ -70,20 +71,26 @@ def load_trials(location: RunLocation, experiment: Experiment) -> list[TrialRow]
         interval = None
         if history:
             pick = int(np.argmax(history) if mode == "max" else np.argmin(history))
-            best, best_epoch = float(history[pick]), pick + 1
+            peak, peak_epoch = float(history[pick]), pick + 1
+            window = slice(-experiment.rank_epochs, None)
+            score = float(np.mean(history[window]))
             bounds = (f"{metric}_low", f"{metric}_high")  # what the trainable reports for balanced accuracy
+            # The mean of the window's intervals: their width is mostly which writers were drawn,
+            # which every epoch shares, so it stands for the interval of the mean.
             if frame is not None and metric in frame and all(b in frame for b in bounds):
-                interval = (float(frame[bounds[0]].iloc[pick]), float(frame[bounds[1]].iloc[pick]))
+                interval = (float(frame[bounds[0]].iloc[window].mean()), float(frame[bounds[1]].iloc[window].mean()))
             elif all(trial.last_result.get(b) is not None for b in bounds):
                 interval = (float(trial.last_result[bounds[0]]), float(trial.last_result[bounds[1]]))
             if interval and any(math.isnan(v) for v in interval):  # a diverged epoch reports none
                 interval = None
         else:
-            best, best_epoch = math.nan, 0
+            score = peak = math.nan
+            peak_epoch = 0
         if trial.status == "ERROR":
             status = "error"
         elif trial.last_result.get("diverged"):
             status = "diverged"
+            score, interval = (history[-1] if history else math.nan), None  # its last, worst report: NaN weights
         elif trial.status == "TERMINATED":
             # Short of max_t: ASHA stops a trial only at a rung; anywhere else the time
             # budget (or a user) stopped it.
@@ -91,11 +98,11 @@ def load_trials(location: RunLocation, experiment: Experiment) -> list[TrialRow]
                       else "pruned" if epochs in milestones else "stopped")
         else:
             status = "unfinished"
-        rows.append(TrialRow(trial.trial_id, status, dict(trial.config), best, best_epoch, epochs,
+        rows.append(TrialRow(trial.trial_id, status, dict(trial.config), score, peak, peak_epoch, epochs,
                              float(trial.last_result.get("time_total_s", 0.0) or 0.0), reports,
                              str(trial.last_result.get("node_id", "")), interval))
     sign = -1 if mode == "max" else 1
-    return sorted(rows, key=lambda r: (math.isnan(r.best), sign * (0 if math.isnan(r.best) else r.best)))
+    return sorted(rows, key=lambda r: (math.isnan(r.score), sign * (0 if math.isnan(r.score) else r.score)))
 
 
 def asha_milestones(experiment: Experiment) -> set[int]:
@@ -103,28 +110,42 @@ def asha_milestones(experiment: Experiment) -> set[int]:
     return set(experiment.asha.rungs()) if experiment.search.scheduler == "asha" else set()
 
 
-def trials_table(rows: list[TrialRow], metric: str) -> str:
+def trials_table(rows: list[TrialRow], metric: str, rank_epochs: int) -> str:
     keys = sorted({k for r in rows for k in r.params})
     short = [k.split(".")[-1] for k in keys]
-    header = ["trial", "status", f"best {metric}", f"{LEVEL:.0%}-interval", "epoch", "epochs"] + short
+    last = "last epoch" if rank_epochs == 1 else f"last {rank_epochs} epochs"
+    header = ["trial", "status", f"{metric} ({last})", f"{LEVEL:.0%}-interval", "peak", "at", "epochs"] + short
     lines = []
     for r in rows:
         values = [_fmt(r.params.get(k, "-")) for k in keys]
         interval = f"{r.interval[0]:.4f}-{r.interval[1]:.4f}" if r.interval else "-"
-        lines.append([r.trial_id, r.status, _fmt(r.best), interval, str(r.best_epoch), str(r.epochs)] + values)
+        lines.append([r.trial_id, r.status, _fmt(r.score), interval, _fmt(r.peak), str(r.peak_epoch), str(r.epochs)]
+                     + values)
     widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)]
     out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False))]
     out += ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=False)) for line in lines]
     return "\n".join(out)
 
 
-def trials_json(rows: list[TrialRow], metric: str) -> str:
+def trials_json(rows: list[TrialRow], metric: str, rank_epochs: int) -> str:
     """The trial table as JSON, for scripts: full precision, params under their dotted keys."""
-    return json.dumps([{"trial": r.trial_id, "status": r.status, "metric": metric,
-                        "best": None if math.isnan(r.best) else r.best, "best_epoch": r.best_epoch,
+    return json.dumps([{"trial": r.trial_id, "status": r.status, "metric": metric, "rank_epochs": rank_epochs,
+                        "score": None if math.isnan(r.score) else r.score,
+                        "peak": None if math.isnan(r.peak) else r.peak, "peak_epoch": r.peak_epoch,
                         "interval": list(r.interval) if r.interval else None, "epochs": r.epochs,
                         "seconds": round(r.seconds, 1), "params": r.params} for r in rows],
                       indent=2)
+
+
+def best_score_text(best: dict) -> str:
+    """The best trial's score and what it averages, from summary.json's "best"."""
+    if "rank_epochs" not in best:  # searches before rank_epochs ranked trials by their peak epoch
+        return f"{best['value']:.4f} at its peak, epoch {best['epoch']}"
+    return f"{best['value']:.4f} over its last {_epochs(best['rank_epochs'])}"
+
+
+def _epochs(n: int) -> str:
+    return "epoch" if n == 1 else f"{n} epochs"
 
 
 def _fmt(value) -> str:
@@ -172,14 +193,15 @@ def write_results(location: RunLocation, experiment: Experiment, log=print,
     """best.yaml, trials.csv, summary.json/.txt/.png in RUN_DIR; returns the summary. ``rows``: the
     trials if the caller has loaded them already."""
     rows = rows if rows is not None else load_trials(location, experiment)
-    scored = [r for r in rows if not math.isnan(r.best)]
+    scored = [r for r in rows if not math.isnan(r.score)]
     if not scored:
         raise UserError(f"{location.uri}: no trial reported {experiment.search.metric}; nothing to export")
     best = scored[0]
     config = trial_config(experiment, best.params)
     metric = experiment.search.metric
     header = (f"# Best trial {best.trial_id} of the search in {location.uri}:\n"
-              f"# {metric} {best.best:.4f} at epoch {best.best_epoch} of {best.epochs}.\n"
+              f"# {metric} {best.score:.4f} over its last {_epochs(experiment.rank_epochs)} of {best.epochs} "
+              f"(peak {best.peak:.4f} at epoch {best.peak_epoch}).\n"
               f"# Retrain it with: alphabet retrain {shlex.quote(location.uri)}\n")
     location.write_text(BEST_FILE, header + yaml.safe_dump(to_dict(config), sort_keys=False))
     imp, why = importances(location, experiment)
@@ -189,10 +211,11 @@ def write_results(location: RunLocation, experiment: Experiment, log=print,
         "run_dir": location.uri,
         "metric": metric,
         "mode": experiment.mode,
-        "best": {"trial_id": best.trial_id, "value": best.best, "epoch": best.best_epoch, "params": best.params,
+        "best": {"trial_id": best.trial_id, "value": best.score, "rank_epochs": experiment.rank_epochs,
+                 "epochs": best.epochs, "peak": best.peak, "peak_epoch": best.peak_epoch, "params": best.params,
                  "interval": list(best.interval) if best.interval else None},
-        # Trials whose best lies inside the best's interval: the validation letters alone cannot rank them.
-        "within_interval": (sum(best.interval[0] <= r.best <= best.interval[1] for r in scored[1:])
+        # Trials that score inside the best's interval: the validation letters alone cannot rank them.
+        "within_interval": (sum(best.interval[0] <= r.score <= best.interval[1] for r in scored[1:])
                             if best.interval else None),
         "trials": counts,
         "rung_stops": {str(k): v for k, v in rung_stops(rows).items()},
@@ -203,7 +226,7 @@ def write_results(location: RunLocation, experiment: Experiment, log=print,
         "disk_bytes": disk_usage(location.path) if not location.remote else None,
     }
     location.write_text(SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
-    location.write_text("trials.txt", trials_table(rows, metric) + "\n")
+    location.write_text("trials.txt", trials_table(rows, metric, experiment.rank_epochs) + "\n")
     text = summary_text(summary)
     location.write_text("summary.txt", text + "\n")
     summary_png(rows, summary, location.path / "summary.png")
@@ -215,7 +238,8 @@ def summary_text(summary: dict) -> str:
     b = summary["best"]
     t = summary["trials"]
     lines = [
-        f"best {summary['metric']}: {b['value']:.4f} (trial {b['trial_id']}, epoch {b['epoch']})",
+        f"best {summary['metric']}: {best_score_text(b)} (trial {b['trial_id']}; peak {b['peak']:.4f} at epoch "
+        f"{b['peak_epoch']} of {b['epochs']})",
         "  " + ", ".join(f"{k}={_fmt(v)}" for k, v in b["params"].items()),
     ]
     if b.get("interval"):

@@ -17,7 +17,7 @@ from alphabet.errors import UserError
 from alphabet.metrics import LEVEL
 from alphabet.rundir import free_name
 from alphabet.train_ensemble import CONFIG_FILE, train_seeds
-from search.results import BEST_FILE, SUMMARY_FILE, read_summary
+from search.results import BEST_FILE, SUMMARY_FILE, best_score_text, read_summary
 from search.runner import EXPERIMENT_FILE, load_saved_experiment
 from search.storage import RunLocation
 
@@ -125,8 +125,8 @@ def write_report(run_dir: Path, result: dict, search_dir: Path | None, searched:
     if summary:
         interval = summary["best"].get("interval")
         shown = f", {LEVEL:.0%} interval {interval[0]:.4f} to {interval[1]:.4f}" if interval else ""
-        lines.append(f"- search ({search_dir}): best {summary['metric']} {summary['best']['value']:.4f} "
-                     f"(trial {summary['best']['trial_id']}, epoch {summary['best']['epoch']}{shown})")
+        lines.append(f"- search ({search_dir}): best {summary['metric']} {best_score_text(summary['best'])} "
+                     f"(trial {summary['best']['trial_id']}{shown})")
     lines += ["", "| metric | test |", "|---|---|"]
     for key in ("balanced_accuracy", "accuracy", "macro_f1", "macro_precision", "macro_auc"):
         lines.append(f"| {key} | {test[key]:.4f} |")

@@ -89,6 +89,16 @@ def test_tpe_startup_trials_scale_with_the_search(search, startup):
     assert experiment_from_dict(experiment.to_dict(), "saved.yaml").startup_trials == startup  # --resume
 
 
+@pytest.mark.parametrize(("settings", "rank_epochs"), [
+    ({"asha": {"max_t": 60, "grace_period": 10}}, 6), ({"asha": {"max_t": 12}}, 1),
+    ({"asha": {"max_t": 60, "grace_period": 10}, "search": {"rank_epochs": 1}}, 1),
+])
+def test_trials_rank_by_the_last_tenth_of_their_epochs_unless_told(settings, rank_epochs):
+    experiment = experiment_from_dict({**GOOD, **settings}, "x.yaml")
+    assert experiment.rank_epochs == rank_epochs
+    assert experiment_from_dict(experiment.to_dict(), "saved.yaml").rank_epochs == rank_epochs  # --resume
+
+
 def test_retrain_batch_size_is_kept_for_the_retrain():
     assert experiment_from_dict(GOOD, "x.yaml").retrain_batch_size is None  # the searched batch
     experiment = experiment_from_dict({**GOOD, "retrain": {"batch_size": 512}}, "x.yaml")
@@ -188,6 +198,7 @@ DELETE = object()
     ({"search": {"num_samples": 0}}, "search.num_samples: expected a value > 0"),
     ({"search": {"num_samples": "many"}}, "search.num_samples: expected int"),
     ({"search": {"startup_trials": 0}}, "search.startup_trials: expected a value > 0"),
+    ({"search": {"rank_epochs": 0}}, "search.rank_epochs: expected a value > 0"),
     ({"asha": {"max_t": 4, "grace_period": 9}}, "asha: expected max_t >= 1, 1 <= grace_period <= max_t"),
     ({"asha": {"reduction_factor": 1}}, "reduction_factor > 1"),
     ({"resources": {"cpus_per_trial": 0}}, "resources.cpus_per_trial: expected a positive number"),

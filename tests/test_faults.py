@@ -149,13 +149,13 @@ def test_driver_killed_at_three_points_loses_no_finished_trial(tmp_path):
             subprocess.run(["pkill", "-9", "-g", str(driver.pid)], check=False)
         for row in trials_of(run_dir):
             if row.status in ("completed", "pruned"):
-                finished_before.setdefault(row.trial_id, (row.epochs, row.best))
+                finished_before.setdefault(row.trial_id, (row.epochs, row.score))
     final = alphabet("search", "--resume", run_dir, timeout=600)
     assert final.returncode == 0, final.stderr[-3000:]
     after = {r.trial_id: r for r in trials_of(run_dir)}
     assert len(after) == 6 and all(r.status in ("completed", "pruned") for r in after.values())
     for trial_id, (epochs, best) in finished_before.items():
-        assert (after[trial_id].epochs, after[trial_id].best) == (epochs, best), trial_id
+        assert (after[trial_id].epochs, after[trial_id].score) == (epochs, best), trial_id
     study = optuna.load_study(study_name="thrice", storage=f"sqlite:///{run_dir / 'optuna.db'}")
     assert all(t.state.is_finished() for t in study.trials)
     told = [t for t in study.trials if t.state != optuna.trial.TrialState.FAIL]

@@ -7,7 +7,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from alphabet.config import Config
 from search.experiment import Experiment, Storage
-from search.results import importances, summary_text
+from search.results import best_score_text, importances, summary_text
 from search.storage import RunLocation
 
 
@@ -30,7 +30,8 @@ def test_optunas_caveat_on_a_rarely_sampled_parameter_becomes_a_note(tmp_path):
 
     assert set(found) == {"train.optimizer", "train.lr", "train.momentum"}
     assert "train.momentum" in note and "inaccurate" in note
-    summary = {"best": {"value": 0.59, "trial_id": "t", "epoch": 4, "params": {}}, "metric": "val_balanced_accuracy",
+    summary = {"best": {"value": 0.59, "trial_id": "t", "rank_epochs": 1, "peak": 0.6, "peak_epoch": 3, "epochs": 4,
+                        "params": {}}, "metric": "val_balanced_accuracy",
                "trials": {"completed": 10, "pruned": 0, "stopped": 0, "error": 0, "unfinished": 0},
                "rung_stops": {}, "trial_epochs": 40, "trial_seconds": 1.0, "disk_bytes": None,
                "importances": found, "importances_note": note}
@@ -42,8 +43,15 @@ def test_the_summary_curve_follows_the_order_of_the_reports_not_of_the_trial_ids
     from search.results import TrialRow, best_so_far
 
     # Trial ids are random: "ffff" started first and reported at t=10 and t=30, "0000" at t=20.
-    first = TrialRow("ffff", "completed", {}, 0.9, 2, 2, 2.0, reports=[(10.0, 0.5), (30.0, 0.9)])
-    second = TrialRow("0000", "pruned", {}, 0.7, 1, 1, 1.0, reports=[(20.0, 0.7)])
+    first = TrialRow("ffff", "completed", {}, 0.9, 0.9, 2, 2, 2.0, reports=[(10.0, 0.5), (30.0, 0.9)])
+    second = TrialRow("0000", "pruned", {}, 0.7, 0.7, 1, 1, 1.0, reports=[(20.0, 0.7)])
 
     assert best_so_far([second, first], "max") == [(1, 0.5), (2, 0.7), (3, 0.9)]
     assert best_so_far([second, first], "min") == [(1, 0.5), (2, 0.5), (3, 0.5)]
+
+
+def test_the_best_score_says_what_it_averages_also_for_searches_that_ranked_by_the_peak():
+    assert best_score_text({"value": 0.93881, "rank_epochs": 6}) == "0.9388 over its last 6 epochs"
+    assert best_score_text({"value": 0.9, "rank_epochs": 1}) == "0.9000 over its last epoch"
+    # summary.json of a search before rank_epochs: its value was the trial's best epoch
+    assert best_score_text({"value": 0.94551, "epoch": 41}) == "0.9455 at its peak, epoch 41"

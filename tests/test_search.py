@@ -42,7 +42,7 @@ TINY_EXPERIMENT = {
     },
     # One trial at a time: ASHA compares each trial with those that reached a rung before it, so with two
     # trials racing the order (and whether anything is pruned) would depend on the machine's speed.
-    "search": {"num_samples": 6, "max_concurrent": 1, "seed": 1},
+    "search": {"num_samples": 6, "max_concurrent": 1, "seed": 1, "rank_epochs": 2},
     "asha": {"max_t": 4, "grace_period": 1, "reduction_factor": 2},
     "resources": {"cpus_per_trial": 1},
     "retrain": {"epochs": 2},
@@ -93,10 +93,22 @@ def test_search_prunes_and_records_it_in_optuna(finished_search):
     assert (finished_search / "summary.png").is_file()
     # The best's interval from the validation letters, and the trials it cannot rank against the best.
     low, high = summary["best"]["interval"]
-    assert low <= rows[0].best <= high and (low, high) == rows[0].interval
-    assert summary["within_interval"] == sum(low <= r.best <= high for r in rows[1:])
+    assert low <= rows[0].score <= high and (low, high) == rows[0].interval
+    assert summary["within_interval"] == sum(low <= r.score <= high for r in rows[1:])
     assert f"95% interval from the validation letters alone: {low:.4f} to {high:.4f}" in (
         finished_search / "summary.txt").read_text()
+
+
+def test_trials_rank_by_their_last_epochs_not_their_peak(finished_search):
+    # A retrain keeps its final weights, so a trial scores the mean of its last rank_epochs (2 here).
+    rows = trials_of(finished_search)
+    for row in rows:
+        values = [value for _, value in row.reports]
+        assert row.score == pytest.approx(sum(values[-2:]) / len(values[-2:]))
+        assert row.peak == max(values) and values[row.peak_epoch - 1] == row.peak
+    assert [r.score for r in rows] == sorted((r.score for r in rows), reverse=True)
+    best_yaml = (finished_search / "best.yaml").read_text()
+    assert f"Best trial {rows[0].trial_id} " in best_yaml and f"{rows[0].score:.4f} over its last 2 epochs" in best_yaml
 
 
 def test_every_trial_has_tensorboard_curves_and_hparams(finished_search):
@@ -114,15 +126,15 @@ def test_trials_command_sorts_by_metric(finished_search):
     done = alphabet("trials", finished_search)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
-    assert lines[0].split()[:3] == ["trial", "status", "best"]
+    assert lines[0].split()[:6] == ["trial", "status", "val_balanced_accuracy", "(last", "2", "epochs)"]
     values = [float(line.split()[2]) for line in lines[1:]]
     assert values == sorted(values, reverse=True)
     as_json = json.loads(alphabet("trials", finished_search, "--json").stdout)
-    assert [round(t["best"], 4) for t in as_json] == [round(v, 4) for v in values]  # same rows, full precision
+    assert [round(t["score"], 4) for t in as_json] == [round(v, 4) for v in values]  # same rows, full precision
     assert [t["trial"] for t in as_json] == [line.split()[0] for line in lines[1:]]
     assert all("train.lr" in t["params"] and t["metric"] == "val_balanced_accuracy" for t in as_json)
-    # Each trial's best with the interval its validation letters leave it.
-    assert lines[0].split()[3:5] == ["val_balanced_accuracy", "95%-interval"]
+    # Each trial's score with the interval its validation letters leave it, then its peak epoch.
+    assert lines[0].split()[6:10] == ["95%-interval", "peak", "at", "epochs"]
     assert [line.split()[3] for line in lines[1:]] == [f"{t['interval'][0]:.4f}-{t['interval'][1]:.4f}"
                                                        for t in as_json]
 
@@ -160,7 +172,8 @@ def test_best_yaml_round_trips_into_retrain(finished_search):
     assert interval["resampled"] == "images" and interval["groups"] == 120
     assert f"over the test's 120 images: {interval['low']:.4f} to {interval['high']:.4f}" in report
     searched = json.loads((finished_search / "summary.json").read_text())["best"]["interval"]
-    assert f"95% interval {searched[0]:.4f} to {searched[1]:.4f})" in report  # the validation one, beside it
+    assert f"over its last 2 epochs (trial {top.trial_id}, 95% interval {searched[0]:.4f} to {searched[1]:.4f})" \
+        in report  # the validation one, beside it
     # Again from best.yaml, at 4x the searched batch: the lr is scaled by the square root, 2x.
     again = alphabet("retrain", finished_search / "best.yaml", "--epochs", "1", "--batch-size",
                      str(4 * best["train"]["batch_size"]))
@@ -222,9 +235,9 @@ def test_a_diverged_trial_is_a_result_not_an_error(tmp_path):
     rows = trials_of(run_dir)
     by_lr = {r.params["train.lr"]: r for r in rows}
     assert set(by_lr) == {0.003, 1e9}, by_lr
-    assert all(r.status == "diverged" and r.epochs == 1 and r.best == 0.0 for r in rows if r.params["train.lr"] == 1e9)
-    assert all(r.status == "completed" and r.best > 0.3 for r in rows if r.params["train.lr"] == 0.003), rows
-    assert by_lr[1e9].interval is None and by_lr[0.003].interval[0] < by_lr[0.003].best  # none for a NaN epoch
+    assert all(r.status == "diverged" and r.epochs == 1 and r.score == 0.0 for r in rows if r.params["train.lr"] == 1e9)
+    assert all(r.status == "completed" and r.score > 0.3 for r in rows if r.params["train.lr"] == 0.003), rows
+    assert by_lr[1e9].interval is None and by_lr[0.003].interval[0] < by_lr[0.003].score  # none for a NaN epoch
     study = optuna.load_study(study_name="diverge", storage=f"sqlite:///{run_dir / 'optuna.db'}")
     diverged = [t for t in study.trials if "diverged_in_epoch" in t.user_attrs]
     assert len(diverged) == sum(r.status == "diverged" for r in rows)
@@ -314,7 +327,7 @@ def test_resume_after_kill_9_of_the_driver(tmp_path):
     assert len(after) == 6 and all(r.status in ("completed", "pruned") for r in after.values())
     for trial_id, row in before.items():  # nothing finished before the kill was lost
         if row.status in ("completed", "pruned"):
-            assert after[trial_id].epochs == row.epochs and after[trial_id].best == row.best
+            assert after[trial_id].epochs == row.epochs and after[trial_id].score == row.score
     study = optuna.load_study(study_name="killed", storage=f"sqlite:///{run_dir / 'optuna.db'}")
     assert all(t.state.is_finished() for t in study.trials)
     assert len([t for t in study.trials if t.state != optuna.trial.TrialState.FAIL]) == 6
