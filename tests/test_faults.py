@@ -154,8 +154,8 @@ def test_driver_killed_at_three_points_loses_no_finished_trial(tmp_path):
     assert final.returncode == 0, final.stderr[-3000:]
     after = {r.trial_id: r for r in trials_of(run_dir)}
     assert len(after) == 6 and all(r.status in ("completed", "pruned") for r in after.values())
-    for trial_id, (epochs, best) in finished_before.items():
-        assert (after[trial_id].epochs, after[trial_id].score) == (epochs, best), trial_id
+    for trial_id, (epochs, score) in finished_before.items():
+        assert (after[trial_id].epochs, after[trial_id].score) == (epochs, score), trial_id
     study = optuna.load_study(study_name="thrice", storage=f"sqlite:///{run_dir / 'optuna.db'}")
     assert all(t.state.is_finished() for t in study.trials)
     told = [t for t in study.trials if t.state != optuna.trial.TrialState.FAIL]
