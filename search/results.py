@@ -113,8 +113,8 @@ def asha_milestones(experiment: Experiment) -> set[int]:
 def trials_table(rows: list[TrialRow], metric: str, rank_epochs: int) -> str:
     keys = sorted({k for r in rows for k in r.params})
     short = [k.split(".")[-1] for k in keys]
-    last = "last epoch" if rank_epochs == 1 else f"last {rank_epochs} epochs"
-    header = ["trial", "status", f"{metric} ({last})", f"{LEVEL:.0%}-interval", "peak", "at", "epochs"] + short
+    header = ["trial", "status", f"{metric} (last {_epochs(rank_epochs)})", f"{LEVEL:.0%}-interval", "peak", "at",
+              "epochs"] + short
     lines = []
     for r in rows:
         values = [_fmt(r.params.get(k, "-")) for k in keys]
