@@ -119,8 +119,9 @@ def trials_table(rows: list[TrialRow], metric: str, rank_epochs: int) -> str:
     for r in rows:
         values = [_fmt(r.params.get(k, "-")) for k in keys]
         interval = f"{r.interval[0]:.4f}-{r.interval[1]:.4f}" if r.interval else "-"
-        lines.append([r.trial_id, r.status, _fmt(r.score), interval, _fmt(r.peak), str(r.peak_epoch), str(r.epochs)]
-                     + values)
+        # The metric to fixed places, as its interval: 0.943 beside 0.9434 would read as less precise.
+        lines.append([r.trial_id, r.status, _metric(r.score), interval, _metric(r.peak), str(r.peak_epoch),
+                      str(r.epochs)] + values)
     widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)]
     out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False))]
     out += ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=False)) for line in lines]
@@ -146,6 +147,10 @@ def best_score_text(best: dict) -> str:
 
 def _epochs(n: int) -> str:
     return "epoch" if n == 1 else f"{n} epochs"
+
+
+def _metric(value: float) -> str:
+    return "nan" if math.isnan(value) else f"{value:.4f}"
 
 
 def _fmt(value) -> str:

@@ -55,3 +55,15 @@ def test_the_best_score_says_what_it_averages_also_for_searches_that_ranked_by_t
     assert best_score_text({"value": 0.9, "rank_epochs": 1}) == "0.9000 over its last epoch"
     # summary.json of a search before rank_epochs: its value was the trial's best epoch
     assert best_score_text({"value": 0.94551, "epoch": 41}) == "0.9455 at its peak, epoch 41"
+
+
+def test_the_trials_table_gives_every_metric_to_the_same_places():
+    from search.results import TrialRow, trials_table
+
+    rows = [TrialRow("a", "completed", {"train.lr": 0.0073971}, 0.93881, 0.943, 43, 60, 1.0, interval=(0.92, 0.95)),
+            TrialRow("b", "pruned", {"train.lr": 0.002}, 0.9, 0.91234, 2, 3, 1.0)]
+    a, b = (line.split() for line in trials_table(rows, "val_balanced_accuracy", 6).splitlines()[1:])
+
+    assert a[:7] == ["a", "completed", "0.9388", "0.9200-0.9500", "0.9430", "43", "60"]
+    assert b[:7] == ["b", "pruned", "0.9000", "-", "0.9123", "2", "3"]
+    assert a[7] == "0.007397" and b[7] == "0.002"  # parameters keep their significant figures
