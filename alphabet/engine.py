@@ -107,7 +107,8 @@ def build_optimizer(model: nn.Module, config: Config) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=t.lr, fused=fused)
 
 
-def build_schedule(optimizer: torch.optim.Optimizer, config: Config, steps_per_epoch: int):
+def build_schedule(optimizer: torch.optim.Optimizer, config: Config,
+                   steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
     t = config.train
     total = t.epochs * steps_per_epoch
     if t.schedule == "onecycle":
@@ -154,7 +155,7 @@ class Trainer:
         self.forward = torch.compile(self.model, mode=t.compile_mode) if t.compile else self.model
         self.scored = FirstLogits(self.model, len(self.classes)) if auxiliary is not None else self.model
 
-    def autocast(self):
+    def autocast(self) -> contextlib.AbstractContextManager:
         if self.use_amp:
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()

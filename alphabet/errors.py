@@ -1,5 +1,9 @@
 """The one error type that the CLI turns into a one-line message and exit code 2."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
 
 class UserError(Exception):
     """A mistake in something the user supplied: a file, a key, a value.
@@ -19,6 +23,6 @@ class TrainingDiverged(UserError):
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C during a run that has a checkpoint to continue from, in ``run_dir``."""
 
-    def __init__(self, run_dir) -> None:
+    def __init__(self, run_dir: Path) -> None:
         super().__init__(str(run_dir))
         self.run_dir = run_dir

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from alphabet.config import DataConfig
 from alphabet.data.letterset import LetterSet, concat
 from alphabet.data.sources import load_source
 from alphabet.data.splits import holdout, select_classes
@@ -17,7 +19,7 @@ from alphabet.metrics import class_report, headline
 from alphabet.reporting import RunReporter, write_json
 
 
-def evaluation_set(source: str, split: str, data_config, classes: list[str]) -> LetterSet:
+def evaluation_set(source: str, split: str, data_config: DataConfig, classes: list[str]) -> LetterSet:
     """The images to score: the source's test partition (or its seeded held-out
     writers, as training used) with ``split='test'``, or everything with ``'all'``."""
     loaded = load_source(source, data_config, "--data")
@@ -47,7 +49,7 @@ def classifier_data(classifier: Classifier, source: str, split: str = "test", ca
 
 def evaluate_checkpoint(checkpoint: str | Path, source: str, out_dir: Path, split: str = "test",
                         case: str | None = None, tta: bool = False, root: str | None = None,
-                        download: bool = False, log=print) -> dict:
+                        download: bool = False, log: Callable[[str], None] = print) -> dict:
     """Score ``checkpoint`` (a file, or an ensemble) on ``source``; ``case`` and ``root`` override the
     training run's data.case and data.root; ``tta`` averages each image's test-time views."""
     classifier = load_classifier(checkpoint, pick_device("auto"), tta=tta)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -14,6 +15,9 @@ from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from alphabet.figures import confusion_figure, image_grid_figure, per_class_figure, render, roc_figure
 from alphabet.metrics import ClassReport
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:
@@ -47,7 +51,7 @@ class RunReporter:
         for name, value in metrics.items():
             self.writer.add_scalar(f"{prefix}/{name}", value, step)
 
-    def _figure(self, tag: str, fig, step: int, png: str) -> None:
+    def _figure(self, tag: str, fig: Figure, step: int, png: str) -> None:
         # Render once, then use the pixels for both the PNG file and TensorBoard.
         pixels = render(fig)
         Image.fromarray(pixels).save(self.figure_dir / f"{png}.png")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -47,7 +48,7 @@ def preview_batch(trainer: Trainer, epoch: int) -> tuple[torch.Tensor, torch.Ten
     return augment(to_input(trainer.data.images[idx]), trainer.config.augment, gen), trainer.data.labels[idx]
 
 
-def run_training(config: Config, resume: str | Path | None = None, log=print) -> dict:
+def run_training(config: Config, resume: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
     """Train per ``config`` (or continue the run in ``resume``); returns the final metrics."""
     start = time.time()
     if resume is not None:
@@ -75,7 +76,7 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _train(config: Config, run_dir: Path, payload: dict | None, start: float, log) -> dict:
+def _train(config: Config, run_dir: Path, payload: dict | None, start: float, log: Callable[[str], None]) -> dict:
     """The run itself, new (``payload`` None) or resumed from ``payload``, a checkpoint."""
     splits = load_splits(config.data)
     trainer = Trainer(config, splits.train, auxiliary=splits.auxiliary)

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -36,7 +37,8 @@ def member_name(seed: int) -> str:
     return f"seed-{seed}"
 
 
-def train_seeds(config: Config | None, seeds: int = 1, resume: str | Path | None = None, log=print) -> dict:
+def train_seeds(config: Config | None, seeds: int = 1, resume: str | Path | None = None,
+                log: Callable[[str], None] = print) -> dict:
     """One run, or an ensemble of ``seeds`` runs; ``resume`` continues either kind."""
     if resume is not None:
         if is_ensemble(resume):
@@ -48,7 +50,7 @@ def train_seeds(config: Config | None, seeds: int = 1, resume: str | Path | None
 
 
 def run_ensemble_training(config: Config | None, seeds: int | None = None, resume: str | Path | None = None,
-                          log=print) -> dict:
+                          log: Callable[[str], None] = print) -> dict:
     """Train ``seeds`` members of ``config`` (seeds train.seed, +1, ...) or continue ``resume``."""
     start = time.time()
     if resume is not None:
@@ -63,7 +65,7 @@ def run_ensemble_training(config: Config | None, seeds: int | None = None, resum
         return _train_members(config, seeds, ens_dir, start, log)
 
 
-def _train_members(config: Config, seeds: int, ens_dir: Path, start: float, log) -> dict:
+def _train_members(config: Config, seeds: int, ens_dir: Path, start: float, log: Callable[[str], None]) -> dict:
     """Each member in turn (finished ones kept, an interrupted one resumed), then the ensemble's report."""
     member_seeds = [config.train.seed + k for k in range(seeds)]
     write_ensemble(ens_dir / ENSEMBLE_FILE,

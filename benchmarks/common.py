@@ -12,6 +12,7 @@ import torch
 
 from alphabet.config import Config
 from alphabet.data import LetterSet
+from alphabet.data.splits import Splits
 from alphabet.engine import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +65,7 @@ def write_section(name: str, body: str, command: str) -> None:
 BEST_CONFIG = ROOT / "benchmarks" / "configs" / "femnist_best.yaml"  # the femnist searches' best
 
 
-def trained(config: Config, splits) -> Trainer:
+def trained(config: Config, splits: Splits) -> Trainer:
     """A trainer of ``config`` after all its epochs on the training split (and any auxiliary letters)."""
     trainer = Trainer(config, splits.train, auxiliary=splits.auxiliary)
     for _ in range(config.train.epochs):

@@ -36,7 +36,7 @@ SEED_RECIPE = ["train.amp=false", "model.arch=lenet", "train.optimizer=sgd", "tr
                "augment.translate=0", "augment.elastic=0", "augment.erase=0"]
 
 
-def _curve(config: Config, splits, budget_s: float) -> tuple[list[tuple[float, float]], Trainer]:
+def _curve(config: Config, splits: Splits, budget_s: float) -> tuple[list[tuple[float, float]], Trainer]:
     """(cumulative training seconds, validation balanced accuracy) after each epoch, and the trainer."""
     trainer = Trainer(config, splits.train)
     spent, points = 0.0, []

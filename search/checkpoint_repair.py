@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pyarrow.fs
 from ray import tune
+from ray.tune.experiment import Trial
 
 from alphabet.checkpoint import load_checkpoint
 from alphabet.errors import UserError
@@ -67,7 +68,7 @@ def _newest_readable(fs: pyarrow.fs.FileSystem, trial_path: str) -> tuple[str, i
     return None
 
 
-def repair_trial(trial) -> str | None:
+def repair_trial(trial: Trial) -> str | None:
     """Repoint ``trial`` if its latest checkpoint is gone; returns what was done, or None."""
     latest = trial.latest_checkpoint_result
     if latest is None or _exists(latest.checkpoint.filesystem, latest.checkpoint.path):

@@ -8,6 +8,7 @@ import math
 import shlex
 import subprocess
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,7 +154,7 @@ def _metric(value: float) -> str:
     return "nan" if math.isnan(value) else f"{value:.4f}"
 
 
-def _fmt(value) -> str:
+def _fmt(value: object) -> str:
     if isinstance(value, float):
         return "nan" if math.isnan(value) else f"{value:.4g}"
     return str(value)
@@ -193,7 +194,7 @@ def importances(location: RunLocation, experiment: Experiment) -> tuple[dict[str
     return found, " ".join(caveats)
 
 
-def write_results(location: RunLocation, experiment: Experiment, log=print,
+def write_results(location: RunLocation, experiment: Experiment, log: Callable[[str], None] = print,
                   rows: list[TrialRow] | None = None) -> dict:
     """best.yaml, trials.csv, summary.json/.txt/.png in RUN_DIR; returns the summary. ``rows``: the
     trials if the caller has loaded them already."""

@@ -10,6 +10,7 @@ chooses it yourself.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 from alphabet.config import Config, TrainConfig, load_config, parse_overrides
@@ -64,7 +65,8 @@ def batch_overrides(searched: Config, batch: int, given: dict) -> list[str]:
 
 
 def retrain(target: str | None, epochs: int | None = None, overrides: list[str] | None = None,
-            resume: str | None = None, seeds: int | None = None, log=print, batch_size: int | None = None) -> dict:
+            resume: str | None = None, seeds: int | None = None, log: Callable[[str], None] = print,
+            batch_size: int | None = None) -> dict:
     """Train the best configuration on train + validation; ``seeds`` > 1 trains an ensemble.
 
     ``epochs``, ``seeds`` and ``batch_size`` default to the search experiment's retrain section.

@@ -14,6 +14,8 @@ import shlex
 import socket
 import sys
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -22,6 +24,12 @@ from alphabet.data import load_splits
 from alphabet.errors import UserError
 from search.experiment import Experiment, experiment_from_dict
 from search.storage import STUDY_FILE, RunLocation, locate_new_run
+
+if TYPE_CHECKING:  # Ray is imported where used, so that `alphabet --help` starts fast
+    from ray.tune import CLIReporter
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers import TrialScheduler
+    from ray.tune.search import Searcher
 
 EXPERIMENT_FILE = "experiment.yaml"
 # A GPU share per trial when the experiment says "auto". Measured on an H100 (docs/BENCHMARKS.md,
@@ -105,7 +113,7 @@ def load_saved_experiment(location: RunLocation) -> Experiment:
     return experiment
 
 
-def build_searcher(experiment: Experiment, location: RunLocation):
+def build_searcher(experiment: Experiment, location: RunLocation) -> Searcher:
     import optuna
     from ray.tune.search import ConcurrencyLimiter
 
@@ -121,14 +129,14 @@ def build_searcher(experiment: Experiment, location: RunLocation):
     return ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent) if s.max_concurrent else searcher
 
 
-def trial_dirname(trial) -> str:
+def trial_dirname(trial: Trial) -> str:
     """``trial_003_a131267b``: short and in launch order, as TensorBoard lists runs
     (Ray's default folder name repeats every parameter and the date)."""
     number = trial.experiment_tag.split("_", 1)[0]
     return f"trial_{number.zfill(3)}_{trial.trial_id}"
 
 
-def build_reporter(experiment: Experiment):
+def build_reporter(experiment: Experiment) -> CLIReporter:
     from ray.tune import CLIReporter
 
     # In a log file (nohup, CI) the status table comes once a minute, not every 5 s. Not
@@ -138,7 +146,7 @@ def build_reporter(experiment: Experiment):
                        max_report_frequency=10 if sys.stdout.isatty() else 60)
 
 
-def build_scheduler(experiment: Experiment):
+def build_scheduler(experiment: Experiment) -> TrialScheduler:
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     if experiment.search.scheduler == "fifo":
@@ -149,7 +157,7 @@ def build_scheduler(experiment: Experiment):
 
 
 def run_search(experiment: Experiment | None, address: str | None = None, resume: str | None = None,
-               log=print) -> RunLocation:
+               log: Callable[[str], None] = print) -> RunLocation:
     """Run (or resume) a search to its end; returns where it lives."""
     for key, value in TUNE_SETTINGS.items():  # a user's own setting of one wins
         os.environ.setdefault(key, value)

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import importlib.util
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from alphabet.errors import UserError
 from alphabet.rundir import check_name, free_name
+
+if TYPE_CHECKING:  # imported where used: a CLI that never opens storage should not pay for them
+    import optuna
+    import pyarrow.fs
 
 STUDY_FILE = "optuna.db"
 OBJECT_STORES = ("s3", "gs", "gcs")  # pyarrow's schemes whose first path component is a bucket
@@ -71,7 +77,7 @@ class RunLocation:
             return Path("runs", ".remote", scheme, *path.strip("/").split("/"))
         return Path(self.uri)
 
-    def _fs(self):
+    def _fs(self) -> pyarrow.fs.FileSystem:
         import pyarrow.fs
 
         try:
@@ -154,7 +160,7 @@ class RunLocation:
             raise UserError(f"{self.uri}: cannot copy {folder} there ({_reason(e)}); it stays where it is") from None
         return self.child(name)
 
-    def optuna_storage(self):
+    def optuna_storage(self) -> optuna.storages.RDBStorage:
         import optuna
 
         self.path.mkdir(parents=True, exist_ok=True)
@@ -180,7 +186,7 @@ class RunLocation:
         return command
 
 
-def locate_new_run(storage_path: str, name: str, log=print) -> RunLocation:
+def locate_new_run(storage_path: str, name: str, log: Callable[[str], None] = print) -> RunLocation:
     """A fresh RUN_DIR under ``storage_path``: an existing name gets a -2, -3 ... suffix."""
     check_name(name, "storage.name")
     parent = RunLocation.parse(storage_path)

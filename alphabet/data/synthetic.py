@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import string
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,6 +21,9 @@ from alphabet.augment import affine_matrices, elastic_offsets, warp
 from alphabet.data.emnist_style import LETTER_SPAN
 from alphabet.data.letterset import LetterSet
 from alphabet.errors import UserError
+
+if TYPE_CHECKING:
+    from PIL import ImageFont
 
 CANVAS = 64  # glyphs are rendered and distorted at this size, then framed to 28
 GLYPH = 44  # longest side of a glyph on the canvas, leaving room for distortion
@@ -37,7 +41,7 @@ def font_files() -> list[Path]:
     return sorted(p for p in folder.glob("*.ttf") if not p.name.startswith(SKIP_PREFIXES))
 
 
-def _render(font, char: str) -> np.ndarray | None:
+def _render(font: ImageFont.FreeTypeFont, char: str) -> np.ndarray | None:
     """One glyph, cropped to its ink and fitted into the canvas centre; None if the font lacks it."""
     from PIL import Image, ImageDraw
 
