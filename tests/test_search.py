@@ -208,6 +208,18 @@ def test_second_search_with_the_same_name_gets_a_new_directory(finished_search, 
     assert sorted(p.name for p in finished_search.iterdir()) == before
 
 
+def test_a_search_of_one_trial_at_a_time_is_reproduced_exactly(finished_search, tmp_path):
+    # The same file, sampler seed and machine: the same trials, each epoch's metric and ASHA's stops.
+    done = alphabet("search", write_experiment(tmp_path, name="again"), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    first, again = (optuna.load_study(study_name=name, storage=f"sqlite:///{run / 'optuna.db'}").trials
+                    for name, run in (("tiny", finished_search), ("again", tmp_path / "search" / "again")))
+
+    assert [(t.params, t.state, t.intermediate_values) for t in first] == \
+        [(t.params, t.state, t.intermediate_values) for t in again]
+    assert len(first) == 6 and any(t.state == optuna.trial.TrialState.PRUNED for t in first)
+
+
 def test_time_budget_ends_the_search_with_its_results(tmp_path):
     # The budget stops trials mid-start, before their first report; the end of the search
     # must still write its table and best.yaml (Ray's metric-sorted status table crashed here).
