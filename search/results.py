@@ -250,9 +250,11 @@ def summary_text(summary: dict) -> str:
     ]
     if b.get("interval"):
         others = summary["within_interval"]
+        verdict = ("no other trial scores within it" if others == 0 else
+                   f"{others} other {'trial scores' if others == 1 else 'trials score'} within it, and these "
+                   f"letters cannot rank {'it' if others == 1 else 'them'} against this one")
         lines.append(f"  {LEVEL:.0%} interval from the validation letters alone: {b['interval'][0]:.4f} to "
-                     f"{b['interval'][1]:.4f}; {others} other {'trial scores' if others == 1 else 'trials score'} "
-                     f"within it, and these letters cannot rank {'it' if others == 1 else 'them'} against this one")
+                     f"{b['interval'][1]:.4f}; {verdict}")
     lines += [
         f"trials: {t['completed']} completed, {t['pruned']} pruned by ASHA, "
         f"{t.get('stopped', 0)} stopped by the time budget, {t.get('diverged', 0)} diverged, {t['error']} errors, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import optuna
+import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from alphabet.config import Config
@@ -67,3 +68,19 @@ def test_the_trials_table_gives_every_metric_to_the_same_places():
     assert a[:7] == ["a", "completed", "0.9388", "0.9200-0.9500", "0.9430", "43", "60"]
     assert b[:7] == ["b", "pruned", "0.9000", "-", "0.9123", "2", "3"]
     assert a[7] == "0.007397" and b[7] == "0.002"  # parameters keep their significant figures
+
+
+@pytest.mark.parametrize(("others", "said"), [
+    (0, "no other trial scores within it"),
+    (1, "1 other trial scores within it, and these letters cannot rank it against this one"),
+    (3, "3 other trials score within it, and these letters cannot rank them against this one"),
+])
+def test_the_summary_says_how_many_trials_the_validation_letters_cannot_rank(others, said):
+    summary = {"best": {"value": 0.95, "trial_id": "t", "rank_epochs": 1, "peak": 0.95, "peak_epoch": 6, "epochs": 6,
+                        "params": {}, "interval": [0.93, 0.96]}, "metric": "val_balanced_accuracy",
+               "within_interval": others,
+               "trials": {"completed": 4, "pruned": 0, "stopped": 0, "error": 0, "unfinished": 0},
+               "rung_stops": {}, "trial_epochs": 24, "trial_seconds": 1.0, "disk_bytes": None,
+               "importances": {}, "importances_note": ""}
+    line = summary_text(summary).splitlines()[2]
+    assert line == f"  95% interval from the validation letters alone: 0.9300 to 0.9600; {said}"
