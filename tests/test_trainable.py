@@ -1,0 +1,39 @@
+"""The trial's process, outside a search: what it prints when Ray ends it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# SystemExit and a real error, each raised where Python cannot propagate it (a weakref callback),
+# as Ray's SIGTERM handler does when it ends a trial's process at such a moment.
+UNRAISABLE = """
+import sys, weakref
+{install}
+class Owner: pass
+def ends(_): raise SystemExit(1)
+def fails(_): raise ValueError("a real error")
+first, second = Owner(), Owner()
+refs = weakref.ref(first, ends), weakref.ref(second, fails)
+del first, second
+print("still running")
+"""
+
+
+def run(install: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", UNRAISABLE.format(install=install)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_trial_process_drops_only_the_systemexit_python_cannot_raise():
+    plain = run("")
+    assert "SystemExit: 1" in plain.stderr  # what a search's output showed now and then
+
+    quiet = run("from search.trainable import quiet_exit_in_callbacks\n"
+                "sys.unraisablehook = quiet_exit_in_callbacks")
+    assert quiet.stdout.strip() == "still running", quiet.stderr
+    assert "SystemExit" not in quiet.stderr
+    assert "ValueError: a real error" in quiet.stderr  # any other lost exception is still shown
