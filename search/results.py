@@ -205,8 +205,11 @@ def write_results(location: RunLocation, experiment: Experiment, log: Callable[[
     best = scored[0]
     config = trial_config(experiment, best.params)
     metric = experiment.search.metric
+    best_entry = {"trial_id": best.trial_id, "value": best.score, "rank_epochs": experiment.rank_epochs,
+                  "epochs": best.epochs, "peak": best.peak, "peak_epoch": best.peak_epoch, "params": best.params,
+                  "interval": list(best.interval) if best.interval else None}
     header = (f"# Best trial {best.trial_id} of the search in {location.uri}:\n"
-              f"# {metric} {best.score:.4f} over its last {_epochs(experiment.rank_epochs)} of {best.epochs} "
+              f"# {metric} {best_score_text(best_entry)} of {best.epochs} "
               f"(peak {best.peak:.4f} at epoch {best.peak_epoch}).\n"
               f"# Retrain it with: alphabet retrain {shlex.quote(location.uri)}\n")
     location.write_text(BEST_FILE, header + yaml.safe_dump(to_dict(config), sort_keys=False))
@@ -217,9 +220,7 @@ def write_results(location: RunLocation, experiment: Experiment, log: Callable[[
         "run_dir": location.uri,
         "metric": metric,
         "mode": experiment.mode,
-        "best": {"trial_id": best.trial_id, "value": best.score, "rank_epochs": experiment.rank_epochs,
-                 "epochs": best.epochs, "peak": best.peak, "peak_epoch": best.peak_epoch, "params": best.params,
-                 "interval": list(best.interval) if best.interval else None},
+        "best": best_entry,
         # Trials that score inside the best's interval: the validation letters alone cannot rank them.
         "within_interval": (sum(best.interval[0] <= r.score <= best.interval[1] for r in scored[1:])
                             if best.interval else None),
