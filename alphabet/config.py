@@ -85,6 +85,10 @@ class TrainConfig:
     # logits in training only, so rare letters are not traded for frequent ones; 1 targets
     # balanced accuracy, 0 is plain cross-entropy. No effect on balanced data.
     logit_adjustment: float = 0.0
+    # Scores and saves an exponential moving average of the weights (and batch-norm statistics),
+    # updated every step; 0 trains without one. 0.998: a plain mean of the first 500 steps, then
+    # a moving average over about the last 500.
+    ema_decay: float = 0.0
     batch_size: int = 128
     epochs: int = 20
     seed: int = 0
@@ -135,7 +139,7 @@ NON_NEGATIVE = {
 }
 UNIT_INTERVAL = {  # [0, 1)
     "model.dropout", "augment.erase", "data.val_fraction", "data.test_fraction",
-    "train.label_smoothing",
+    "train.label_smoothing", "train.ema_decay",
 }
 
 

@@ -25,6 +25,7 @@ from alphabet.errors import TrainingDiverged, UserError
 from alphabet.metrics import confusion_matrix, summary_from_confusion
 from alphabet.models import FirstLogits, build_model
 from alphabet.tta import PLAIN, View
+from alphabet.weight_average import WeightAverage
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -153,7 +154,10 @@ class Trainer:
         self.epoch = 0  # epochs completed
         self.use_amp = t.amp and bf16_is_native(self.device)
         self.forward = torch.compile(self.model, mode=t.compile_mode) if t.compile else self.model
-        self.scored = FirstLogits(self.model, len(self.classes)) if auxiliary is not None else self.model
+        # The average, not the last step's weights, is what is scored, saved and predicted with.
+        self.ema = WeightAverage(self.model, t.ema_decay) if t.ema_decay > 0 else None
+        scored = self.ema.module if self.ema is not None else self.model
+        self.scored = FirstLogits(scored, len(self.classes)) if auxiliary is not None else scored
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.use_amp:
@@ -188,6 +192,8 @@ class Trainer:
             loss.backward()
             self.optimizer.step()
             self.schedule.step()
+            if self.ema is not None:
+                self.ema.update(self.model)
             loss_sum += loss.detach() * len(y)
             cm += confusion_matrix(y, logits.detach().argmax(1), n_classes)
             if bar.enabled:
@@ -214,9 +220,11 @@ class Trainer:
         return predict_probs(self.scored, data, self.device, batch_size)
 
     def state_dict(self) -> dict:
+        """Everything a resumed run needs. ``model`` holds the weights that are scored (the average,
+        with ``train.ema_decay``), so evaluation and export read every checkpoint the same way."""
         state = {
             "epoch": self.epoch,
-            "model": self.model.state_dict(),
+            "model": (self.ema.module if self.ema is not None else self.model).state_dict(),
             "auxiliary_classes": self.trained_classes[len(self.classes):],
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
@@ -226,10 +234,17 @@ class Trainer:
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        if self.ema is not None:
+            state["trained_model"] = self.model.state_dict()
+            state["ema_updates"] = self.ema.updates
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
+        if self.ema is not None:
+            self.ema.load(state["model"], state["ema_updates"])
+            self.model.load_state_dict(state["trained_model"])
+        else:
+            self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         self.order_gen.set_state(state["order_gen"])

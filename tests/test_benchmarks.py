@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,3 +142,24 @@ def test_the_command_lists_every_benchmark_and_rejects_an_unknown_one():
     assert all(f"\n{name} " in shown for name in BENCHMARKS)  # each one explained in --help
     refused = subprocess.run([*run, "--only", "nosuch"], capture_output=True, text=True)
     assert refused.returncode != 0 and "unknown benchmark 'nosuch'" in refused.stderr
+
+
+def test_the_validation_screen_scores_the_validation_writers_only(tmp_path, capsys):
+    from alphabet.config import load_config
+    from alphabet.data.splits import load_splits
+    from benchmarks import validation_screen as screen
+    assert screen.main(["--smoke-test", "--seeds", "0", "3", "--save", str(tmp_path), "--also-at", "1",
+                        "--set", "train.ema_decay=0.9"]) == 0
+    out = capsys.readouterr().out
+    smoke = load_config(None, ["train.epochs=60", *screen.SMOKE, "train.epochs=2"])
+    val = load_splits(smoke.data).val
+    for seed in (0, 3):
+        saved = np.load(tmp_path / f"seed{seed}.npz")
+        assert (saved["y"] == val.labels).all() and saved["probs"].shape == (len(val), len(val.classes))
+        assert f"| {seed} | {screen.balanced_accuracy(saved['probs'], saved['y']):.4f} |" in out
+    assert f"validation: {len(val)} letters" in out and "| the 2 averaged |" in out
+    # Midway, the average and the weights it averages are both scored.
+    assert re.search(r"^\| 3 \| 1 \| 0\.\d{4} \| 0\.\d{4} \|$", out, re.M)
+    with pytest.raises(SystemExit) as refused:
+        screen.main(["--smoke-test", "--set", "data.val_fraction=0"])
+    assert refused.value.code == 2

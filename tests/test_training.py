@@ -65,9 +65,10 @@ def stop_after(epoch: int):
     return log
 
 
-def test_resume_is_bit_identical_on_cpu(tmp_path):
+@pytest.mark.parametrize("ema", ["0", "0.9"])
+def test_resume_is_bit_identical_on_cpu(tmp_path, ema):
     settings = ["train.epochs=4", "augment.elastic=1.0", "augment.erase=0.3", "model.dropout=0.3",
-                "log.figures_every=2"]
+                "log.figures_every=2", f"train.ema_decay={ema}"]
     run_training(config_for(tmp_path, *settings, "log.name=straight"), log=lambda *_: None)
     with pytest.raises(Interrupt):
         run_training(config_for(tmp_path, *settings, "log.name=broken"), log=stop_after(3))
@@ -76,8 +77,9 @@ def test_resume_is_bit_identical_on_cpu(tmp_path):
     a = load_checkpoint(tmp_path / "straight/checkpoints/last.pt")["trainer"]
     b = load_checkpoint(tmp_path / "broken/checkpoints/last.pt")["trainer"]
     assert a["epoch"] == b["epoch"] == 4
-    for key, value in a["model"].items():
-        assert torch.equal(value, b["model"][key]), key
+    for weights in ("model", "trained_model") if ema != "0" else ("model",):
+        for key, value in a[weights].items():
+            assert torch.equal(value, b[weights][key]), (weights, key)
     # TensorBoard continues at the right step: exactly one loss point per epoch.
     events = EventAccumulator(str(tmp_path / "broken")).Reload()
     assert [s.step for s in events.Scalars("train/loss")] == [1, 2, 3, 4]
@@ -107,6 +109,27 @@ def test_an_interrupted_retrain_resumes_bit_identical_and_writes_its_report(tmp_
     assert (tmp_path / "broken" / "report.md").is_file()
     scores = [json.loads((tmp_path / run / "metrics.json").read_text())["test"] for run in ("straight", "broken")]
     assert scores[0]["confusion_matrix"] == scores[1]["confusion_matrix"]
+
+
+def test_weight_averaging_is_what_the_run_scores_saves_and_evaluates(tmp_path):
+    from alphabet.checkpoint import model_from_checkpoint
+    from alphabet.data.splits import load_splits
+    from alphabet.engine import predict_probs
+    from alphabet.metrics import summary_metrics
+
+    config = config_for(tmp_path, "train.epochs=6", "train.ema_decay=0.9", "log.name=ema")
+    result = run_training(config, log=lambda *_: None)
+    state = load_checkpoint(tmp_path / "ema/checkpoints/last.pt")["trainer"]
+    assert state["ema_updates"] == 6 * (600 * 9 // 10 // 32)  # one per step
+    averaged, trained = state["model"], state["trained_model"]
+    assert not torch.equal(averaged["features.1.weight"], trained["features.1.weight"])
+    # The file's weights are the average, and they give exactly the run's own test figure.
+    model, _, _ = model_from_checkpoint(tmp_path / "ema/checkpoints/last.pt")
+    test = load_splits(config.data).test
+    probs = predict_probs(model, test, torch.device("cpu"))
+    score = summary_metrics(probs, torch.as_tensor(test.labels))["balanced_accuracy"]
+    assert score == pytest.approx(result["test"]["balanced_accuracy"])
+    assert score > 0.35  # chance is 0.17
 
 
 def test_the_experiments_retrain_batch_applies_unless_the_command_line_sets_one(tmp_path):
