@@ -3,7 +3,7 @@
 Kept on the training device and updated after every optimizer step. Two things set it
 apart from ``torch.optim.swa_utils.AveragedModel`` with an EMA function: the update
 count lives on the host, so a step never waits on the GPU to read it, and the first
-steps are averaged plainly (decay n/(n+1) at the n-th update) until the moving average
+steps are averaged plainly (decay (n-1)/n at the n-th update) until the moving average
 takes over, so the random initial weights never outweigh what training has learned.
 """
 
