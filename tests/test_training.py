@@ -123,6 +123,10 @@ def test_weight_averaging_is_what_the_run_scores_saves_and_evaluates(tmp_path):
     assert state["ema_updates"] == 6 * (600 * 9 // 10 // 32)  # one per step
     averaged, trained = state["model"], state["trained_model"]
     assert not torch.equal(averaged["features.1.weight"], trained["features.1.weight"])
+    # Averaging leaves the training itself alone: the same weights as a run without it.
+    run_training(config_for(tmp_path, "train.epochs=6", "log.name=plain"), log=lambda *_: None)
+    plain = load_checkpoint(tmp_path / "plain/checkpoints/last.pt")["trainer"]["model"]
+    assert all(torch.equal(value, trained[key]) for key, value in plain.items())
     # The file's weights are the average, and they give exactly the run's own test figure.
     model, _, _ = model_from_checkpoint(tmp_path / "ema/checkpoints/last.pt")
     test = load_splits(config.data).test
