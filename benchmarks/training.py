@@ -217,7 +217,7 @@ def bench_tta(full: bool) -> str:
     for seed in seeds:
         trainer = trained(load_config(BEST_CONFIG, [*base, f"train.seed={seed}"]), splits)
         for name, views in VIEW_SETS.items():
-            probs[name].append(predict_probs(trainer.model, splits.val, trainer.device, views=views))
+            probs[name].append(predict_probs(trainer.scored, splits.val, trainer.device, views=views))
     rows = []
     for name, per_seed in probs.items():
         single = [summary_metrics(p, labels)["balanced_accuracy"] for p in per_seed]
@@ -346,7 +346,7 @@ def bench_framing(full: bool) -> str:
     config, splits, trainer = reader_model(full)
     epochs = config.train.epochs
     labels = torch.from_numpy(splits.val.labels)
-    stored = predict_probs(trainer.model, splits.val, trainer.device)
+    stored = predict_probs(trainer.scored, splits.val, trainer.device)
     as_framed = stored.argmax(1)
     rows = [f"| the letters as stored (28 px, the model's input) | "
             f"{summary_metrics(stored, labels)['balanced_accuracy']:.4f} | 1.000 | |"]
@@ -360,7 +360,7 @@ def bench_framing(full: bool) -> str:
                 Image.fromarray(make(letter, rng)).save(path, **({"quality": quality} if quality else {}))
                 images.append(load_letter_image(path))
             ms = (time.perf_counter() - tick) / len(images) * 1000
-            probs = predict_probs(trainer.model, torch.from_numpy(np.stack(images)), trainer.device)
+            probs = predict_probs(trainer.scored, torch.from_numpy(np.stack(images)), trainer.device)
             agree = (probs.argmax(1) == as_framed).float().mean().item()
             rows.append(f"| {name} | {summary_metrics(probs, labels)['balanced_accuracy']:.4f} | {agree:.3f} | "
                         f"{ms:.1f} |")
@@ -420,11 +420,11 @@ def bench_words(full: bool) -> str:
 
     config, splits, trainer = reader_model(full)
     epochs = config.train.epochs
-    classifier = Classifier([trainer.model], list(splits.val.classes), config, trainer.device)
+    classifier = Classifier([trainer.scored], list(splits.val.classes), config, trainer.device)
     order = np.random.default_rng(0).permutation(len(splits.val))
     cuts = np.cumsum(np.random.default_rng(1).integers(3, 7, size=len(order)))
     words = np.split(order, cuts[cuts < len(order)])
-    stored = predict_probs(trainer.model, splits.val, trainer.device).argmax(1).numpy()
+    stored = predict_probs(trainer.scored, splits.val, trainer.device).argmax(1).numpy()
     truth = splits.val.labels
     rows = [f"| the letters as stored, one by one (28 px, the model's input) | | "
             f"{(stored == truth).mean():.4f} | {np.mean([(stored[w] == truth[w]).all() for w in words]):.3f} | |"]
