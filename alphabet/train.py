@@ -96,6 +96,8 @@ def _train(config: Config, run_dir: Path, payload: dict | None, start: float, lo
         sizes += f" (+ {len(splits.auxiliary)} auxiliary {config.data.auxiliary_case}case for training)"
     log(f"run {run_dir}: {len(trainer.classes)} classes, {sizes}, {count_parameters(trainer.model):,} "
         f"parameters, device {trainer.device}")
+    if t.ema_decay > 0:  # its val, test and checkpoints are the average's, not the last step's
+        log(f"scoring and saving a moving average of the weights (train.ema_decay {t.ema_decay:g})")
     log(f"tensorboard --logdir {run_dir}")
 
     train_metrics: dict[str, float] = {}

@@ -118,7 +118,9 @@ def test_weight_averaging_is_what_the_run_scores_saves_and_evaluates(tmp_path):
     from alphabet.metrics import summary_metrics
 
     config = config_for(tmp_path, "train.epochs=6", "train.ema_decay=0.9", "log.name=ema")
-    result = run_training(config, log=lambda *_: None)
+    said = []
+    result = run_training(config, log=said.append)
+    assert "scoring and saving a moving average of the weights (train.ema_decay 0.9)" in said
     state = load_checkpoint(tmp_path / "ema/checkpoints/last.pt")["trainer"]
     assert state["ema_updates"] == 6 * (600 * 9 // 10 // 32)  # one per step
     averaged, trained = state["model"], state["trained_model"]
