@@ -74,10 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save", type=Path, help="a folder for each seed's validation probabilities (.npz)")
     parser.add_argument("--smoke-test", action="store_true", help="synthetic letters, 2 epochs")
     args = parser.parse_args(argv)
-    overrides = [f"train.epochs={args.epochs}", "log.progress=never", *args.overrides]
-    if args.smoke_test:
-        overrides += [*SMOKE, "train.epochs=2"]
-    elif args.config is None:
+    epochs, smoke = (2, SMOKE) if args.smoke_test else (args.epochs, [])
+    overrides = [f"train.epochs={epochs}", "log.progress=never", *smoke, *args.overrides]
+    if not args.smoke_test and args.config is None:
         parser.error("a config is needed, except with --smoke-test")
     try:
         config = load_config(args.config, overrides)
