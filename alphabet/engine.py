@@ -156,8 +156,8 @@ class Trainer:
         self.forward = torch.compile(self.model, mode=t.compile_mode) if t.compile else self.model
         # The average, not the last step's weights, is what is scored, saved and predicted with.
         self.ema = WeightAverage(self.model, t.ema_decay) if t.ema_decay > 0 else None
-        scored = self.ema.module if self.ema is not None else self.model
-        self.scored = FirstLogits(scored, len(self.classes)) if auxiliary is not None else scored
+        self.kept = self.ema.module if self.ema is not None else self.model  # what checkpoints call "model"
+        self.scored = FirstLogits(self.kept, len(self.classes)) if auxiliary is not None else self.kept
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.use_amp:
@@ -193,7 +193,7 @@ class Trainer:
             self.optimizer.step()
             self.schedule.step()
             if self.ema is not None:
-                self.ema.update(self.model)
+                self.ema.update()
             loss_sum += loss.detach() * len(y)
             cm += confusion_matrix(y, logits.detach().argmax(1), n_classes)
             if bar.enabled:
@@ -224,7 +224,7 @@ class Trainer:
         with ``train.ema_decay``), so evaluation and export read every checkpoint the same way."""
         state = {
             "epoch": self.epoch,
-            "model": (self.ema.module if self.ema is not None else self.model).state_dict(),
+            "model": self.kept.state_dict(),
             "auxiliary_classes": self.trained_classes[len(self.classes):],
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),

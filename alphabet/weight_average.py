@@ -16,34 +16,31 @@ from torch import nn
 
 
 class WeightAverage:
+    """The average of ``model``: ``update()`` after each of its optimizer steps."""
+
     def __init__(self, model: nn.Module, decay: float) -> None:
         if not 0 < decay < 1:
             raise ValueError(f"decay must be in (0, 1), got {decay}")
         self.decay = decay
         self.updates = 0
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
-
-    def _pairs(self, model: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor],
-                                               list[tuple[torch.Tensor, torch.Tensor]]]:
-        """Float tensors to average, as (averaged, current) lists, and the integer buffers to copy."""
-        averaged, current, counters = [], [], []
+        # Paired once: loading a state dict copies into these tensors, so they stay the model's.
+        self._averaged, self._current, self._counters = [], [], []
         mine = [*self.module.parameters(), *self.module.buffers()]
         theirs = [*model.parameters(), *model.buffers()]
         for a, b in zip(mine, theirs, strict=True):
             if a.is_floating_point():
-                averaged.append(a)
-                current.append(b.detach())
-            else:
-                counters.append((a, b))
-        return averaged, current, counters
+                self._averaged.append(a)
+                self._current.append(b.detach())
+            else:  # e.g. batch norm's num_batches_tracked: copied, not averaged
+                self._counters.append((a, b))
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self) -> None:
         self.updates += 1
         decay = min(self.decay, (self.updates - 1) / self.updates)  # 0 on the first: a copy
-        averaged, current, counters = self._pairs(model)
-        torch._foreach_lerp_(averaged, current, 1 - decay)
-        for a, b in counters:  # e.g. batch norm's num_batches_tracked
+        torch._foreach_lerp_(self._averaged, self._current, 1 - decay)
+        for a, b in self._counters:
             a.copy_(b)
 
     def load(self, weights: dict, updates: int) -> None:

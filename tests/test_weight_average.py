@@ -21,11 +21,11 @@ def test_the_first_steps_are_a_plain_mean_then_the_average_moves():
     average = WeightAverage(model, decay=0.75)  # a plain mean for the first 4 updates
     for value in (4.0, 8.0, 0.0, 4.0):
         set_weights(model, value)
-        average.update(model)
+        average.update()
     weight = average.module[0].weight
     assert torch.allclose(weight, torch.full_like(weight, 4.0))  # (4 + 8 + 0 + 4) / 4: the start is not favoured
     set_weights(model, 8.0)
-    average.update(model)  # from now on 0.75 * old + 0.25 * new
+    average.update()  # from now on 0.75 * old + 0.25 * new
     assert torch.allclose(weight, torch.full_like(weight, 5.0))
     assert torch.allclose(average.module[1].running_mean, torch.full((2,), 5.0))  # statistics too
     assert int(average.module[1].num_batches_tracked) == 8  # a counter is copied, not averaged
@@ -37,11 +37,11 @@ def test_it_continues_where_it_was_saved():
     one, two = WeightAverage(model, 0.9), WeightAverage(model, 0.9)
     for value in range(12):
         set_weights(model, float(value))
-        one.update(model)
+        one.update()
         if value == 6:
             two.load(one.module.state_dict(), one.updates)
         elif value > 6:
-            two.update(model)
+            two.update()
     for a, b in zip(one.module.state_dict().values(), two.module.state_dict().values(), strict=True):
         assert torch.equal(a, b)
 
