@@ -58,6 +58,7 @@ class ModelConfig:
     batch_norm: bool = True
     dropout: float = 0.2
     classifier_width: int = 256
+    head: str = "avg"  # avg: the last feature map pooled | flatten: kept whole, so where each feature is counts
 
 
 @dataclass
@@ -121,6 +122,7 @@ class Config:
 CHOICES = {
     "data.case": ("all", "lower", "upper", "merged"),
     "data.auxiliary_case": ("none", "upper", "lower"),
+    "model.head": ("avg", "flatten"),
     "train.optimizer": ("adamw", "sgd"),
     "train.schedule": ("onecycle", "cosine", "constant"),
     "train.compile_mode": ("default", "reduce-overhead", "max-autotune"),

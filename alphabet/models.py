@@ -51,11 +51,14 @@ class LetterCNN(nn.Module):
                 channels = width
             layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
+        side = 28 // 2**config.stages  # the last feature map's side
+        pool, features = ((nn.AdaptiveAvgPool2d(1), channels) if config.head == "avg"
+                          else (nn.Identity(), channels * side * side))
         self.classifier = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
+            pool,
             nn.Flatten(),
             nn.Dropout(config.dropout),
-            nn.Linear(channels, config.classifier_width),
+            nn.Linear(features, config.classifier_width),
             nn.ReLU(inplace=True),
             nn.Dropout(config.dropout),
             nn.Linear(config.classifier_width, num_classes),

@@ -40,6 +40,7 @@ def test_exponent_notation_is_a_float(tmp_path):
     ("train.optimizer=adam", "train.optimizer: expected one of adamw, sgd"),
     ("train.compile_mode=fast", "train.compile_mode: expected one of default, reduce-overhead, max-autotune"),
     ("model.dropout=1.5", "model.dropout: expected a value in [0, 1)"),
+    ("model.head=max", "model.head: expected one of avg, flatten, got 'max'"),
     ("train.ema_decay=1", "train.ema_decay: expected a value in [0, 1)"),
     ("data.classes=''", "data.classes: expected letters a-z or A-Z"),
     ("train.batch_size=true", "train.batch_size: expected int, got True"),

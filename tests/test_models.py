@@ -12,6 +12,9 @@ from alphabet.models import MODELS, build_model, count_parameters
     ModelConfig(stages=4, convs_per_stage=3, width=8, width_growth=1.5, kernel_size=5),
     ModelConfig(stages=2, kernel_size=7, dropout=0.5),
     ModelConfig(arch="lenet"),
+    ModelConfig(head="flatten"),
+    ModelConfig(stages=1, width=4, head="flatten"),
+    ModelConfig(stages=4, width=8, head="flatten"),
 ])
 @pytest.mark.parametrize("classes", [5, 26, 52])
 def test_output_shape(config, classes):
@@ -32,6 +35,14 @@ def test_batch_norm_switch():
     without = build_model(ModelConfig(batch_norm=False), 26)
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in with_bn.modules())
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in without.modules())
+
+
+@pytest.mark.parametrize(("stages", "side"), [(1, 14), (2, 7), (3, 3), (4, 1)])
+def test_flatten_head_reads_the_whole_last_map(stages, side):
+    model = build_model(ModelConfig(stages=stages, width=8, head="flatten"), 26)
+    linear = next(m for m in model.classifier if isinstance(m, torch.nn.Linear))
+    assert linear.in_features == 8 * 2 ** (stages - 1) * side * side
+    assert not any(isinstance(m, torch.nn.AdaptiveAvgPool2d) for m in model.modules())
 
 
 @pytest.mark.parametrize(("config", "fragment"), [
