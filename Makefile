@@ -13,7 +13,7 @@ ALPHABET := .venv/bin/alphabet
 install: .venv/installed
 
 # The main job: a real Optuna+ASHA search on synthetic letters, then a short retrain
-# of its best configuration, evaluated on the test split (3 to 7 minutes on 2 cores by machine, set-up included; 4 min 2 s on 2026-12-03).
+# of its best configuration, evaluated on the test split (3 to 7 minutes on 2 cores by machine, set-up included; on 2026-12-03, set-up 1 min 55 s and the demo 2 min 7 s).
 demo: install
 	name=quick-$$(date +%Y%m%d-%H%M%S) && \
 	$(ALPHABET) search experiments/quick.yaml --set storage.name=$$name && \
