@@ -14,6 +14,7 @@ from torch import nn
 from alphabet.config import ModelConfig
 from alphabet.errors import UserError
 
+SIDE = 28  # every model's input is SIDE x SIDE
 # EMNIST pixel statistics; close enough for any white-on-black letter data.
 MEAN, STD = 0.17, 0.33
 
@@ -51,7 +52,7 @@ class LetterCNN(nn.Module):
                 channels = width
             layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
-        side = 28 // 2**config.stages  # the last feature map's side
+        side = SIDE // 2**config.stages  # the last feature map's side
         pool, features = ((nn.AdaptiveAvgPool2d(1), channels) if config.head == "avg"
                           else (nn.Identity(), channels * side * side))
         self.classifier = nn.Sequential(
@@ -101,8 +102,8 @@ class FirstLogits(nn.Module):
 
 @register("cnn")
 def build_cnn(config: ModelConfig, num_classes: int) -> nn.Module:
-    if 28 // 2**config.stages < 1:
-        raise UserError(f"model.stages: expected at most 4 for 28x28 images, got {config.stages}")
+    if SIDE // 2**config.stages < 1:
+        raise UserError(f"model.stages: expected at most 4 for {SIDE}x{SIDE} images, got {config.stages}")
     if config.kernel_size % 2 == 0:
         raise UserError(f"model.kernel_size: expected an odd size, got {config.kernel_size}")
     return LetterCNN(config, num_classes)

@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         parser.exit(2, f"validation_screen: error: {e}\n")
     if config.data.val_fraction <= 0:
-        parser.exit(2, f"validation_screen: error: {args.config}: key data.val_fraction: expected a value > 0, "
+        parser.exit(2, f"validation_screen: error: {args.config or '--smoke-test'}: data.val_fraction: "
+                       f"expected a value > 0 (the screen scores the validation writers), "
                        f"got {config.data.val_fraction}\n")
     with ProcessPoolExecutor(len(args.seeds)) as pool:
         n = len(args.seeds)
@@ -92,12 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"validation: {len(labels)} letters"
           + (f", {runs[0]['writers']} writers" if runs[0]["writers"] else "") + f"; settings: {' '.join(overrides)}")
     print("| seed | balanced accuracy | seconds |\n|---|---|---|")
+    if args.save:
+        args.save.mkdir(parents=True, exist_ok=True)
     scores = []
     for run in runs:
         scores.append(balanced_accuracy(run["probs"], labels))
         print(f"| {run['seed']} | {scores[-1]:.4f} | {run['seconds']:.0f} |")
         if args.save:
-            args.save.mkdir(parents=True, exist_ok=True)
             np.savez(args.save / f"seed{run['seed']}.npz", probs=run["probs"], y=labels)
     print(f"| mean | {np.mean(scores):.4f} | |")
     if len(runs) > 1:

@@ -163,3 +163,4 @@ def test_the_validation_screen_scores_the_validation_writers_only(tmp_path, caps
     with pytest.raises(SystemExit) as refused:
         screen.main(["--smoke-test", "--set", "data.val_fraction=0"])
     assert refused.value.code == 2
+    assert "--smoke-test: data.val_fraction: expected a value > 0" in capsys.readouterr().err
