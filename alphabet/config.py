@@ -49,9 +49,9 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    arch: str = "cnn"  # see alphabet.models.MODELS
+    arch: str = "cnn"  # cnn | resnet | lenet (alphabet.models.MODELS); lenet ignores the keys below
     stages: int = 3
-    convs_per_stage: int = 2
+    convs_per_stage: int = 2  # for resnet: residual blocks (of two convolutions) per stage
     width: int = 32
     width_growth: float = 2.0
     kernel_size: int = 3

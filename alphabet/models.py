@@ -34,6 +34,22 @@ class Normalize(nn.Module):
         return (x - MEAN) / STD
 
 
+def classifier_head(config: ModelConfig, channels: int, side: int, num_classes: int) -> nn.Sequential:
+    """The last feature map (channels x side x side) to logits: pooled (``head: avg``) or kept
+    whole (``head: flatten``), then a hidden layer with dropout on either side."""
+    pool, features = ((nn.AdaptiveAvgPool2d(1), channels) if config.head == "avg"
+                      else (nn.Identity(), channels * side * side))
+    return nn.Sequential(
+        pool,
+        nn.Flatten(),
+        nn.Dropout(config.dropout),
+        nn.Linear(features, config.classifier_width),
+        nn.ReLU(inplace=True),
+        nn.Dropout(config.dropout),
+        nn.Linear(config.classifier_width, num_classes),
+    )
+
+
 class LetterCNN(nn.Module):
     """Stages of same-width convolutions, each stage ending in a 2x2 max-pool."""
 
@@ -52,18 +68,57 @@ class LetterCNN(nn.Module):
                 channels = width
             layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
-        side = SIDE // 2**config.stages  # the last feature map's side
-        pool, features = ((nn.AdaptiveAvgPool2d(1), channels) if config.head == "avg"
-                          else (nn.Identity(), channels * side * side))
-        self.classifier = nn.Sequential(
-            pool,
-            nn.Flatten(),
-            nn.Dropout(config.dropout),
-            nn.Linear(features, config.classifier_width),
-            nn.ReLU(inplace=True),
-            nn.Dropout(config.dropout),
-            nn.Linear(config.classifier_width, num_classes),
+        self.classifier = classifier_head(config, channels, SIDE // 2**config.stages, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class ResidualBlock(nn.Module):
+    """Two convolutions and a shortcut (He et al., 2016); a 1x1 convolution matches the shortcut
+    where the block changes width or side."""
+
+    def __init__(self, channels: int, width: int, stride: int, kernel_size: int, batch_norm: bool) -> None:
+        super().__init__()
+        pad = kernel_size // 2
+
+        def norm() -> nn.Module:
+            return nn.BatchNorm2d(width) if batch_norm else nn.Identity()
+
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, width, kernel_size, stride, pad, bias=not batch_norm), norm(), nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, kernel_size, 1, pad, bias=not batch_norm), norm(),
         )
+        self.shortcut = (nn.Identity() if stride == 1 and channels == width else
+                         nn.Sequential(nn.Conv2d(channels, width, 1, stride, bias=not batch_norm), norm()))
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.body(x) + self.shortcut(x))
+
+
+class LetterResNet(nn.Module):
+    """A stem convolution, then stages of ``convs_per_stage`` residual blocks; every stage after
+    the first halves the side with a strided first block (28, 14, 7, 4 for four stages)."""
+
+    def __init__(self, config: ModelConfig, num_classes: int) -> None:
+        super().__init__()
+        k = config.kernel_size
+        layers: list[nn.Module] = [
+            Normalize(),
+            nn.Conv2d(1, config.width, k, padding=k // 2, bias=not config.batch_norm),
+            nn.BatchNorm2d(config.width) if config.batch_norm else nn.Identity(),
+            nn.ReLU(inplace=True),
+        ]
+        channels, side = config.width, SIDE
+        for stage in range(config.stages):
+            width = max(1, round(config.width * config.width_growth**stage))
+            for block in range(config.convs_per_stage):
+                stride = 2 if stage > 0 and block == 0 else 1
+                layers.append(ResidualBlock(channels, width, stride, k, config.batch_norm))
+                channels, side = width, (side + 1) // 2 if stride == 2 else side
+        self.features = nn.Sequential(*layers)
+        self.classifier = classifier_head(config, channels, side, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
@@ -109,6 +164,15 @@ def build_cnn(config: ModelConfig, num_classes: int) -> nn.Module:
     return LetterCNN(config, num_classes)
 
 
+@register("resnet")
+def build_resnet(config: ModelConfig, num_classes: int) -> nn.Module:
+    if config.stages > 4:
+        raise UserError(f"model.stages: expected at most 4 for arch resnet, got {config.stages}")
+    if config.kernel_size % 2 == 0:
+        raise UserError(f"model.kernel_size: expected an odd size, got {config.kernel_size}")
+    return LetterResNet(config, num_classes)
+
+
 @register("lenet")
 def build_lenet(config: ModelConfig, num_classes: int) -> nn.Module:
     return SeedLeNet(num_classes)
@@ -118,6 +182,13 @@ def build_model(config: ModelConfig, num_classes: int) -> nn.Module:
     if config.arch not in MODELS:
         raise UserError(f"model.arch: expected one of {', '.join(MODELS)}, got {config.arch!r}")
     return MODELS[config.arch](config, num_classes)
+
+
+def check_model(config: ModelConfig) -> None:
+    """Raises the UserError that building ``config`` would, without allocating its weights
+    (on the meta device): a search checks its space this way before any trial starts."""
+    with torch.device("meta"):
+        build_model(config, 2)
 
 
 def count_parameters(model: nn.Module) -> int:

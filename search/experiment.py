@@ -23,6 +23,7 @@ from typing import Any
 
 from alphabet.config import Config, from_dict, merge, nest, parse_overrides, parse_pairs, read_yaml, to_dict, valid_keys
 from alphabet.errors import UserError
+from alphabet.models import check_model
 from alphabet.rundir import check_name
 
 METRICS = {  # name reported to Tune -> optimisation mode
@@ -207,6 +208,24 @@ def _param(key: str, raw: Any, origin: str, params: set[str]) -> ParamSpec:
     return spec
 
 
+def _check_buildable(config: Config, origin: str, section: str) -> None:
+    try:
+        check_model(config.model)
+    except UserError as error:  # the model's message starts with its key; say in which section it was set
+        raise UserError(f"{origin}: {section}.{error}") from None
+
+
+def _check_values(config: Config, spec: ParamSpec, origin: str) -> None:
+    """Every value a parameter can take (each choice, both ends of a range), with the values its
+    ``when`` asks for, makes a trial config that trains: a typo in the space is refused here,
+    before the search starts, not found by every trial that draws it."""
+    ends = spec.values if spec.type == "choice" else [spec.low, spec.high]
+    fixed = {key: values[0] for key, values in spec.when.items()}
+    for value in ends:
+        trial = from_dict(merge(to_dict(config), nest({**fixed, spec.key: value})), origin, Config, shown="space.")
+        _check_buildable(trial, origin, "space")
+
+
 def with_space_overrides(raw: dict, flat: dict[str, Any]) -> dict:
     """Apply ``--set space.SECTION.NAME.FIELD=v`` (one field of a searched parameter) and
     ``--set space.SECTION.NAME=v`` (the whole parameter; null: not searched). The parameters' own names
@@ -260,6 +279,9 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
         for k in p.when:
             if k not in searched:
                 raise UserError(f"{origin}: space.{p.key}.when: {k!r} is not a searched setting")
+    _check_buildable(config, origin, "config")
+    for p in space:
+        _check_values(config, p, origin)
     search = _settings(SearchSettings, raw.get("search"), origin, "search")
     if search.metric not in METRICS:
         raise UserError(f"{origin}: search.metric: expected one of {', '.join(METRICS)} (validation only), "
