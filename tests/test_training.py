@@ -33,7 +33,6 @@ def test_short_training_learns_and_reports(tmp_path):
         assert (run / "checkpoints" / name).is_file()
 
 
-
 def test_the_residual_net_learns_and_its_checkpoint_scores_as_the_run_did(tmp_path):
     result = run_training(config_for(tmp_path, "model.arch=resnet", "model.stages=3", "model.convs_per_stage=1",
                                      "train.epochs=6", "log.name=res"), log=lambda *_: None)
