@@ -74,6 +74,11 @@ class LetterCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
+def norm(width: int, batch_norm: bool) -> nn.Module:
+    """Batch norm after a convolution, or nothing (``model.batch_norm: false``)."""
+    return nn.BatchNorm2d(width) if batch_norm else nn.Identity()
+
+
 class ResidualBlock(nn.Module):
     """Two convolutions and a shortcut (He et al., 2016); a 1x1 convolution matches the shortcut
     where the block changes width or side."""
@@ -81,16 +86,14 @@ class ResidualBlock(nn.Module):
     def __init__(self, channels: int, width: int, stride: int, kernel_size: int, batch_norm: bool) -> None:
         super().__init__()
         pad = kernel_size // 2
-
-        def norm() -> nn.Module:
-            return nn.BatchNorm2d(width) if batch_norm else nn.Identity()
-
         self.body = nn.Sequential(
-            nn.Conv2d(channels, width, kernel_size, stride, pad, bias=not batch_norm), norm(), nn.ReLU(inplace=True),
-            nn.Conv2d(width, width, kernel_size, 1, pad, bias=not batch_norm), norm(),
+            nn.Conv2d(channels, width, kernel_size, stride, pad, bias=not batch_norm), norm(width, batch_norm),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, kernel_size, 1, pad, bias=not batch_norm), norm(width, batch_norm),
         )
         self.shortcut = (nn.Identity() if stride == 1 and channels == width else
-                         nn.Sequential(nn.Conv2d(channels, width, 1, stride, bias=not batch_norm), norm()))
+                         nn.Sequential(nn.Conv2d(channels, width, 1, stride, bias=not batch_norm),
+                                       norm(width, batch_norm)))
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -107,7 +110,7 @@ class LetterResNet(nn.Module):
         layers: list[nn.Module] = [
             Normalize(),
             nn.Conv2d(1, config.width, k, padding=k // 2, bias=not config.batch_norm),
-            nn.BatchNorm2d(config.width) if config.batch_norm else nn.Identity(),
+            norm(config.width, config.batch_norm),
             nn.ReLU(inplace=True),
         ]
         channels, side = config.width, SIDE

@@ -215,14 +215,15 @@ def _check_buildable(config: Config, origin: str, section: str) -> None:
         raise UserError(f"{origin}: {section}.{error}") from None
 
 
-def _check_values(config: Config, spec: ParamSpec, origin: str) -> None:
-    """Every value a parameter can take (each choice, both ends of a range), with the values its
-    ``when`` asks for, makes a trial config that trains: a typo in the space is refused here,
-    before the search starts, not found by every trial that draws it."""
+def _check_values(fixed_settings: dict, spec: ParamSpec, origin: str) -> None:
+    """Every value a parameter can take (each choice, both ends of a range), over ``fixed_settings``
+    (the config section as a dict) and with the values its ``when`` asks for, makes a trial config
+    that trains: a typo in the space is refused here, before the search starts, not found by every
+    trial that draws it."""
     ends = spec.values if spec.type == "choice" else [spec.low, spec.high]
-    fixed = {key: values[0] for key, values in spec.when.items()}
+    conditions = {key: values[0] for key, values in spec.when.items()}
     for value in ends:
-        trial = from_dict(merge(to_dict(config), nest({**fixed, spec.key: value})), origin, Config, shown="space.")
+        trial = from_dict(merge(fixed_settings, nest({**conditions, spec.key: value})), origin, Config, shown="space.")
         _check_buildable(trial, origin, "space")
 
 
@@ -280,8 +281,9 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
             if k not in searched:
                 raise UserError(f"{origin}: space.{p.key}.when: {k!r} is not a searched setting")
     _check_buildable(config, origin, "config")
+    fixed_settings = to_dict(config)
     for p in space:
-        _check_values(config, p, origin)
+        _check_values(fixed_settings, p, origin)
     search = _settings(SearchSettings, raw.get("search"), origin, "search")
     if search.metric not in METRICS:
         raise UserError(f"{origin}: search.metric: expected one of {', '.join(METRICS)} (validation only), "
