@@ -24,7 +24,8 @@ EXTENSIONS = ("search.cli",)
 
 SMOKE_TEST = ["data.synthetic_size=1300", "data.synthetic_test_size=260", "data.case=lower", "train.epochs=1",
               "data.train_per_class=50", "data.test_per_class=10",  # tiny on any source, not only synthetic
-              "model.width=8", "model.classifier_width=32", "log.figures_every=1"]
+              "log.figures_every=1"]
+SMOKE_MODEL = ["model.width=8", "model.classifier_width=32"]  # kept as it is for train.init_from, whose weights fix it
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -39,9 +40,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = list(args.set)
     if args.download:
         overrides.append("data.download=true")
-    if args.smoke_test:
-        overrides = SMOKE_TEST + overrides
-    train_seeds(load_config(args.config, overrides), args.seeds)
+    config = load_config(args.config, (SMOKE_TEST if args.smoke_test else []) + overrides)
+    if args.smoke_test and config.train.init_from is None:
+        config = load_config(args.config, SMOKE_TEST + SMOKE_MODEL + overrides)
+    train_seeds(config, args.seeds)
     return 0
 
 

@@ -90,6 +90,9 @@ class TrainConfig:
     # updated every step; 0 trains without one. 0.998: a plain mean of the first 500 steps, then
     # a moving average over about the last 500.
     ema_decay: float = 0.0
+    # A checkpoint or run directory whose weights start this run (fine-tuning, alphabet.finetune);
+    # null: random weights.
+    init_from: str | None = None
     batch_size: int = 128
     epochs: int = 20
     seed: int = 0

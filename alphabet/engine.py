@@ -22,6 +22,7 @@ from alphabet.augment import augment
 from alphabet.config import Config
 from alphabet.data.letterset import LetterSet, concat
 from alphabet.errors import TrainingDiverged, UserError
+from alphabet.finetune import InitialWeights, apply_initial_weights
 from alphabet.metrics import confusion_matrix, summary_from_confusion
 from alphabet.models import FirstLogits, build_model
 from alphabet.tta import PLAIN, View
@@ -128,8 +129,11 @@ def build_schedule(optimizer: torch.optim.Optimizer, config: Config,
 
 
 class Trainer:
+    """``initial`` (``alphabet.finetune.initial_weights(config)``) starts the model from another
+    run's weights instead of random ones; ``started_from`` then says what it copied."""
+
     def __init__(self, config: Config, train: LetterSet, device: torch.device | None = None,
-                 auxiliary: LetterSet | None = None) -> None:
+                 auxiliary: LetterSet | None = None, initial: InitialWeights | None = None) -> None:
         self.config = config
         self.classes = list(train.classes)  # what it is scored on and predicts
         if auxiliary is not None:  # trained on as well, after the task's classes, never predicted
@@ -138,7 +142,10 @@ class Trainer:
         self.trained_classes = list(train.classes)
         self.device = device or pick_device(config.train.device)
         torch.manual_seed(config.train.seed)
-        self.model = build_model(config.model, len(self.trained_classes)).to(self.device)
+        self.model = build_model(config.model, len(self.trained_classes))
+        self.started_from = (apply_initial_weights(self.model, initial, self.trained_classes, config.model)
+                             if initial is not None else None)
+        self.model = self.model.to(self.device)
         if config.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.data = DeviceData(train, self.device)

@@ -22,6 +22,7 @@ from alphabet.config import Config, from_dict, to_dict
 from alphabet.data import LetterSet, load_splits
 from alphabet.engine import Trainer, evaluate_loss, to_input
 from alphabet.errors import UserError
+from alphabet.finetune import initial_weights
 from alphabet.metrics import class_report, headline, summary_metrics
 from alphabet.models import count_parameters
 from alphabet.reporting import RunReporter, flatten, write_json
@@ -78,8 +79,10 @@ def duration(seconds: float) -> str:
 
 def _train(config: Config, run_dir: Path, payload: dict | None, start: float, log: Callable[[str], None]) -> dict:
     """The run itself, new (``payload`` None) or resumed from ``payload``, a checkpoint."""
+    # A resumed run's weights come from its own checkpoint, so the one it started from may be gone by now.
+    initial = initial_weights(config) if payload is None else None
     splits = load_splits(config.data)
-    trainer = Trainer(config, splits.train, auxiliary=splits.auxiliary)
+    trainer = Trainer(config, splits.train, auxiliary=splits.auxiliary, initial=initial)
     best = {"epoch": 0, "val_balanced_accuracy": -1.0}
     if payload is not None:
         if payload["classes"] != trainer.classes:
@@ -96,6 +99,8 @@ def _train(config: Config, run_dir: Path, payload: dict | None, start: float, lo
         sizes += f" (+ {len(splits.auxiliary)} auxiliary {config.data.auxiliary_case}case for training)"
     log(f"run {run_dir}: {len(trainer.classes)} classes, {sizes}, {count_parameters(trainer.model):,} "
         f"parameters, device {trainer.device}")
+    if trainer.started_from:
+        log(trainer.started_from)
     if t.ema_decay > 0:  # its val, test and checkpoints are the average's, not the last step's
         log(f"scoring and saving a moving average of the weights (train.ema_decay {t.ema_decay:g})")
     log(f"tensorboard --logdir {run_dir}")

@@ -14,6 +14,7 @@ from alphabet.config import Config
 from alphabet.data import LetterSet
 from alphabet.data.splits import Splits
 from alphabet.engine import Trainer
+from alphabet.finetune import initial_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 FEMNIST = ROOT.parent / "shared" / "data" / "femnist_letters.npz"
@@ -67,7 +68,7 @@ BEST_CONFIG = ROOT / "benchmarks" / "configs" / "femnist_best.yaml"  # the femni
 
 def trained(config: Config, splits: Splits) -> Trainer:
     """A trainer of ``config`` after all its epochs on the training split (and any auxiliary letters)."""
-    trainer = Trainer(config, splits.train, auxiliary=splits.auxiliary)
+    trainer = Trainer(config, splits.train, auxiliary=splits.auxiliary, initial=initial_weights(config))
     for _ in range(config.train.epochs):
         trainer.train_epoch()
     sync()

@@ -32,6 +32,7 @@ from alphabet.config import load_config  # noqa: E402
 from alphabet.data.splits import load_splits  # noqa: E402
 from alphabet.engine import Trainer, predict_probs  # noqa: E402
 from alphabet.errors import UserError  # noqa: E402
+from alphabet.finetune import initial_weights  # noqa: E402
 from alphabet.metrics import summary_metrics  # noqa: E402
 
 SMOKE = ["data.source=synthetic", "data.case=lower", "data.synthetic_size=600", "data.synthetic_test_size=60",
@@ -43,7 +44,7 @@ def screen_one(path: str | None, overrides: list[str], seed: int, also_at: tuple
     torch.set_num_threads(1)
     config = load_config(path, [*overrides, f"train.seed={seed}"])
     splits = load_splits(config.data)
-    trainer = Trainer(config, splits.train, auxiliary=splits.auxiliary)
+    trainer = Trainer(config, splits.train, auxiliary=splits.auxiliary, initial=initial_weights(config))
     labels = np.asarray(splits.val.labels)
     midway = {}  # epoch -> (what the run scores, the trained weights themselves where that is an average)
     start = time.time()

@@ -14,8 +14,9 @@ from alphabet.errors import UserError
 # Tiny on any source: the experiment's own data (so its set-up is checked too), 40 letters a class.
 SMOKE_TEST = ["search.num_samples=4", "search.max_concurrent=2", "asha.max_t=2", "asha.grace_period=1",
               "config.data.synthetic_size=1040", "config.data.synthetic_test_size=260",
-              "config.data.train_per_class=40", "config.data.test_per_class=10",
-              "config.model.width=8", "config.model.classifier_width=32", "config.model.stages=2"]
+              "config.data.train_per_class=40", "config.data.test_per_class=10"]
+# Left out when the trials start from a model's weights (config.train.init_from), which fix the model.
+SMOKE_MODEL = ["config.model.width=8", "config.model.classifier_width=32", "config.model.stages=2"]
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -29,10 +30,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 0
     if not args.experiment:
         raise UserError("search: expected EXPERIMENT.yaml (or --resume RUN_DIR)")
-    overrides = (SMOKE_TEST if args.smoke_test else []) + list(args.set)
-    if args.download:
-        overrides.append("config.data.download=true")
-    run_search(load_experiment(args.experiment, overrides), address=args.address)
+    overrides = list(args.set) + (["config.data.download=true"] if args.download else [])
+    experiment = load_experiment(args.experiment, (SMOKE_TEST if args.smoke_test else []) + overrides)
+    if args.smoke_test and experiment.config.train.init_from is None:
+        experiment = load_experiment(args.experiment, SMOKE_TEST + SMOKE_MODEL + overrides)
+    run_search(experiment, address=args.address)
     return 0
 
 

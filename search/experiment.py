@@ -17,12 +17,14 @@ Every key is checked; a mistake is one UserError line naming file and key.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from alphabet.config import Config, from_dict, merge, nest, parse_overrides, parse_pairs, read_yaml, to_dict, valid_keys
 from alphabet.errors import UserError
+from alphabet.finetune import InitialWeights, check_fits_config
 from alphabet.models import check_model
 from alphabet.rundir import check_name
 
@@ -215,16 +217,35 @@ def _check_buildable(config: Config, origin: str, section: str) -> None:
         raise UserError(f"{origin}: {section}.{error}") from None
 
 
-def _check_values(fixed_settings: dict, spec: ParamSpec, origin: str) -> None:
-    """Every value a parameter can take (each choice, both ends of a range), over ``fixed_settings``
-    (the config section as a dict) and with the values its ``when`` asks for, makes a trial config
-    that trains: a typo in the space is refused here, before the search starts, not found by every
-    trial that draws it."""
+def _value_configs(fixed_settings: dict, spec: ParamSpec, origin: str) -> Iterator[tuple[Any, Config]]:
+    """Each value a parameter can take (each choice, both ends of a range) and the trial config it
+    makes over ``fixed_settings`` (the config section as a dict), with the values its ``when`` asks for."""
     ends = spec.values if spec.type == "choice" else [spec.low, spec.high]
     conditions = {key: values[0] for key, values in spec.when.items()}
     for value in ends:
-        trial = from_dict(merge(fixed_settings, nest({**conditions, spec.key: value})), origin, Config, shown="space.")
+        yield value, from_dict(merge(fixed_settings, nest({**conditions, spec.key: value})), origin, Config,
+                               shown="space.")
+
+
+def _check_values(fixed_settings: dict, spec: ParamSpec, origin: str) -> None:
+    """Every value a parameter can take makes a trial config that trains: a typo in the space is
+    refused here, before the search starts, not found by every trial that draws it."""
+    for _, trial in _value_configs(fixed_settings, spec, origin):
         _check_buildable(trial, origin, "space")
+
+
+def check_initial_weights(experiment: Experiment, initial: InitialWeights) -> None:
+    """Every model the space can build takes the weights that ``train.init_from`` names, checked before
+    the search starts rather than by each trial that draws a width they do not fit."""
+    fixed = to_dict(experiment.config)
+    models = [("config.", experiment.config.model)] + [
+        (f"space.{p.key}={value!r}: ", trial.model)
+        for p in experiment.space for value, trial in _value_configs(fixed, p, experiment.source)]
+    for where, model in models:
+        try:
+            check_fits_config(model, initial)
+        except UserError as e:
+            raise UserError(f"{experiment.source}: {where}{e}") from None
 
 
 def with_space_overrides(raw: dict, flat: dict[str, Any]) -> dict:
@@ -274,6 +295,9 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
     if not isinstance(space_raw, dict) or not space_raw:
         raise UserError(f"{origin}: space: expected a mapping of at least one setting to its distribution")
     params = set(valid_keys(Config)) - {k for k in valid_keys(Config) if k.startswith(("log.", "data."))}
+    if "train.init_from" in space_raw:  # the driver reads those weights once and hands them to every trial
+        raise UserError(f"{origin}: space.train.init_from: expected it fixed, as config.train.init_from; "
+                        "to compare starting points, run one search from each")
     space = [_param(str(k), v, origin, params) for k, v in space_raw.items()]
     searched = {p.key for p in space}
     for p in space:

@@ -22,7 +22,8 @@ import yaml
 from alphabet.config import load_yaml
 from alphabet.data import load_splits
 from alphabet.errors import UserError
-from search.experiment import Experiment, experiment_from_dict
+from alphabet.finetune import initial_weights
+from search.experiment import Experiment, check_initial_weights, experiment_from_dict
 from search.storage import STUDY_FILE, RunLocation, locate_new_run
 
 if TYPE_CHECKING:  # Ray is imported where used, so that `alphabet --help` starts fast
@@ -178,6 +179,12 @@ def run_search(experiment: Experiment | None, address: str | None = None, resume
     else:
         RunLocation.parse(experiment.storage.path).check_reachable(experiment.source)
     started = time.time()
+    try:  # read here, once, so that the nodes of a cluster need no copy of the file
+        initial = initial_weights(experiment.config)
+    except UserError as e:
+        raise UserError(f"{experiment.source}: config.{e}") from None
+    if initial is not None:
+        check_initial_weights(experiment, initial)
     try:
         splits = load_splits(experiment.config.data)  # once, in the driver; trials get it from the object store
     except UserError as e:  # the library names a training config's keys; an experiment has them under config
@@ -191,10 +198,13 @@ def run_search(experiment: Experiment | None, address: str | None = None, resume
     res = per_trial_resources(experiment, cluster)
     if not resume:  # only now, so that a search refused above leaves no run directory behind
         location = locate_new_run(experiment.storage.path, experiment.storage.name, log)
-    trainable = tune.with_resources(tune.with_parameters(train_trial, experiment=experiment, splits=splits), res)
+    trainable = tune.with_resources(tune.with_parameters(train_trial, experiment=experiment, splits=splits,
+                                                           initial=initial), res)
     log(f"search {location.uri}: {len(splits.train)} train / {len(splits.val)} val images, "
         f"{res['cpu']:g} CPU + {res['gpu']:g} GPU per trial, cluster {cluster.get('CPU', 0):g} CPU "
         f"{cluster.get('GPU', 0):g} GPU")
+    if initial is not None:
+        log(f"every trial starts from {initial.source}")
     log(location.tensorboard_command())
     if resume:
         if not tune.Tuner.can_restore(location.uri):

@@ -21,6 +21,7 @@ from alphabet.checkpoint import load_checkpoint, save_checkpoint
 from alphabet.data import Splits
 from alphabet.engine import Trainer
 from alphabet.errors import TrainingDiverged
+from alphabet.finetune import InitialWeights
 from alphabet.metrics import balanced_accuracy_interval
 from alphabet.reporting import RunReporter
 from alphabet.train import evaluate_split
@@ -50,7 +51,7 @@ def quiet_exit_in_callbacks(unraisable: sys.UnraisableHookArgs) -> None:
     sys.__unraisablehook__(unraisable)
 
 
-def train_trial(params: dict, *, experiment: Experiment, splits: Splits) -> None:
+def train_trial(params: dict, *, experiment: Experiment, splits: Splits, initial: InitialWeights | None) -> None:
     import ray
 
     sys.unraisablehook = quiet_exit_in_callbacks  # this process runs trials only
@@ -60,7 +61,7 @@ def train_trial(params: dict, *, experiment: Experiment, splits: Splits) -> None
     node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran it, for the trial table
     resources = tune.get_context().get_trial_resources().required_resources
     torch.set_num_threads(max(1, int(resources.get("CPU", 1))))  # stay inside the trial's CPU share
-    trainer = Trainer(config, splits.train, auxiliary=splits.auxiliary)
+    trainer = Trainer(config, splits.train, auxiliary=splits.auxiliary, initial=initial)
     if resources.get("GPU", 0) and trainer.device.type != "cuda":
         warn_gpu_unused(resources["GPU"], trainer.device, config.train.device)
     checkpoint = tune.get_checkpoint()

@@ -15,8 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY, with_sets
 from PIL import Image
 from test_data import write_emnist, write_npz
+
+QUICK = Path(__file__).resolve().parents[1] / "experiments" / "quick.yaml"
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -26,8 +29,6 @@ def snapshot(root: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    from conftest import TINY, with_sets
-
     from alphabet.cli import main
 
     out = tmp_path_factory.mktemp("ck")
@@ -162,6 +163,14 @@ CASES = {
     "zero seeds": (lambda t, ck: (["train", "--seeds", "0"], "--seeds"), "--seeds: expected a positive integer"),
     "retrain --resume with new settings": (lambda t, ck: (["retrain", "--resume", t, "--set", "train.lr=0.1"],
                                                           "--resume"), "expected no --set or --download"),
+    "train: init_from another architecture": (lambda t, ck: (["train", *with_sets(TINY + [
+        f"log.out_dir={t / 'runs'}", f"train.init_from={ck}", "model.width=16"])], str(ck)),
+        "train.init_from: {ck}: its model does not fit this run's (model.width 8 there, 16 here)"),
+    "train: init_from missing": (lambda t, ck: (["train", "--set", f"train.init_from={t / 'gone'}"], str(t / "gone")),
+                                 "train.init_from: {tmp}/gone: not found; expected a checkpoint .pt or a run"),
+    "search: init_from another architecture": (lambda t, ck: (["search", QUICK, "--set", f"config.train.init_from={ck}",
+                                                               "--set", f"storage.path={t / 's'}"], str(QUICK)),
+                                               "config.train.init_from: {ck}: its model does not fit this run's"),
     "checkpoint: not ours": (_checkpoint(lambda t, ck: torch.save({"w": torch.zeros(3)}, t / "n.pt") or t / "n.pt"),
                              "not an alphabet checkpoint"),
 }
@@ -176,7 +185,7 @@ def test_bad_input_is_refused_in_one_line(cli, checkpoint, tmp_path, case):
     assert result.code == 2, result
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.err, result.err
-    assert fragment.format(tmp=tmp_path) in lines[0], lines[0]
+    assert fragment.format(tmp=tmp_path, ck=checkpoint) in lines[0], lines[0]
     assert Path(named).name in lines[0], lines[0]
     assert snapshot(tmp_path) == before  # nothing that existed was overwritten
 

@@ -10,6 +10,7 @@ import torch
 from conftest import TINY, with_sets
 from PIL import Image
 
+from alphabet.checkpoint import load_checkpoint
 from alphabet.data.synthetic import generate
 from alphabet.errors import UserError
 
@@ -55,6 +56,22 @@ def test_train_smoke_test(cli, tmp_path):
     assert result.code == 0
     assert (tmp_path / "s" / "metrics.json").is_file()
     assert "tensorboard --logdir" in result.out
+
+
+def test_a_smoke_test_keeps_the_model_that_init_from_weights_fix(cli, tmp_path):
+    # The smoke test shrinks the model, except for a run that starts from weights: they fix its shape,
+    # and the set-up to check is whether they fit the config's model.
+    config = tmp_path / "c.yaml"
+    config.write_text("model: {width: 12, stages: 2, classifier_width: 32}\n")
+    assert cli("train", config, *with_sets(TINY + [f"log.out_dir={tmp_path}", "log.name=src", "model.width=12",
+                                                   "train.epochs=1"])).code == 0
+    result = cli("train", config, "--smoke-test", "--set", f"log.out_dir={tmp_path}", "log.name=tuned",
+                 f"train.init_from={tmp_path / 'src'}")
+    assert result.code == 0, result.err
+    assert f"starting from {tmp_path / 'src' / 'checkpoints' / 'last.pt'}" in result.out
+    assert load_checkpoint(tmp_path / "tuned" / "checkpoints" / "last.pt")["config"]["model"]["width"] == 12
+    assert cli("train", "--smoke-test", "--set", f"log.out_dir={tmp_path}", "log.name=plain").code == 0
+    assert load_checkpoint(tmp_path / "plain" / "checkpoints" / "last.pt")["config"]["model"]["width"] == 8
 
 
 def test_train_from_yaml_file(cli, tmp_path):
