@@ -44,6 +44,19 @@ def test_the_body_is_copied_and_the_last_layer_follows_the_class_names():
     assert said.endswith("give 2 of this run's 3; Q start fresh")
 
 
+@pytest.mark.parametrize("arch", ["cnn", "resnet", "lenet"])
+def test_a_lowercase_model_started_from_a_52_letter_one_answers_as_it_does(arch):
+    config = ModelConfig(arch=arch, width=8, stages=2, classifier_width=32)
+    lower, upper = [chr(97 + i) for i in range(26)], [chr(65 + i) for i in range(26)]
+    torch.manual_seed(3)
+    big = build_model(config, 52).eval()
+    small = build_model(config, 26)
+    apply_initial_weights(small, InitialWeights("src.pt", upper + lower, False, config, big.state_dict()),
+                          lower, config)
+    x = torch.rand(4, 1, 28, 28)
+    assert torch.allclose(small.eval()(x), big(x)[:, 26:], atol=1e-6)
+
+
 def test_a_case_merged_source_gives_its_letters_to_both_cases():
     initial = source("ab", merged=True)
     model = build_model(SMALL, 3)
