@@ -20,7 +20,7 @@ from torch import nn
 from alphabet.checkpoint import RUN_CHECKPOINT, load_checkpoint
 from alphabet.config import Config, DataConfig, ModelConfig, from_dict
 from alphabet.errors import UserError
-from alphabet.models import build_model
+from alphabet.models import check_model
 
 KEY = "train.init_from"
 SHAPELESS = {"dropout"}  # model settings that change no tensor's shape
@@ -85,9 +85,7 @@ def check_fits(model: nn.Module, initial: InitialWeights, config: ModelConfig) -
 
 def check_fits_config(config: ModelConfig, initial: InitialWeights) -> None:
     """``check_fits`` for the model ``config`` builds, built on the meta device (nothing allocated)."""
-    with torch.device("meta"):
-        model = build_model(config, 2)
-    check_fits(model, initial, config)
+    check_fits(check_model(config), initial, config)
 
 
 def apply_initial_weights(model: nn.Module, initial: InitialWeights, classes: list[str],

@@ -187,11 +187,12 @@ def build_model(config: ModelConfig, num_classes: int) -> nn.Module:
     return MODELS[config.arch](config, num_classes)
 
 
-def check_model(config: ModelConfig) -> None:
-    """Raises the UserError that building ``config`` would, without allocating its weights
-    (on the meta device): a search checks its space this way before any trial starts."""
+def check_model(config: ModelConfig) -> nn.Module:
+    """Raises the UserError that building ``config`` would, without allocating its weights: the
+    model is built on the meta device, shapes only. A search checks its space this way before any
+    trial starts, and the weights a run starts from (``alphabet.finetune``) are checked against it."""
     with torch.device("meta"):
-        build_model(config, 2)
+        return build_model(config, 2)
 
 
 def count_parameters(model: nn.Module) -> int:
