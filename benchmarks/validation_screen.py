@@ -4,7 +4,8 @@ Trains a training config on the training writers only, once per seed, and scores
 each model and their average on the validation writers only (``data.val_fraction``
 of the training writers, writer-disjoint). The test writers are never loaded into
 a model here. Prints one Markdown row per seed and one for the average, and with
-``--save`` the validation probabilities, so that later mixes need no retraining.
+``--save`` the validation probabilities, so that later mixes need no retraining; with
+``--keep`` each seed's checkpoint and an ensemble of them (to start or teach other runs).
 
     python benchmarks/validation_screen.py benchmarks/configs/femnist_best.yaml --seeds 0 1 \\
         --set train.schedule=cosine train.logit_adjustment=1 train.ema_decay=0.998
@@ -28,9 +29,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from alphabet.checkpoint import RUN_CHECKPOINT, save_checkpoint  # noqa: E402
 from alphabet.config import load_config  # noqa: E402
 from alphabet.data.splits import load_splits  # noqa: E402
 from alphabet.engine import Trainer, predict_probs  # noqa: E402
+from alphabet.ensemble import ENSEMBLE_FILE, write_ensemble  # noqa: E402
 from alphabet.errors import UserError  # noqa: E402
 from alphabet.finetune import initial_weights  # noqa: E402
 from alphabet.metrics import summary_metrics  # noqa: E402
@@ -39,8 +42,10 @@ SMOKE = ["data.source=synthetic", "data.case=lower", "data.synthetic_size=600", 
          "model.width=8", "model.stages=2", "model.classifier_width=32", "train.batch_size=32"]
 
 
-def screen_one(path: str | None, overrides: list[str], seed: int, also_at: tuple[int, ...] = ()) -> dict:
-    """One seed: trained on the training writers, its softmax outputs on the validation writers."""
+def screen_one(path: str | None, overrides: list[str], seed: int, also_at: tuple[int, ...] = (),
+               keep: Path | None = None) -> dict:
+    """One seed: trained on the training writers, its softmax outputs on the validation writers;
+    its checkpoint written to ``keep/seed-N`` when ``keep`` is given."""
     torch.set_num_threads(1)
     config = load_config(path, [*overrides, f"train.seed={seed}"])
     splits = load_splits(config.data)
@@ -55,9 +60,12 @@ def screen_one(path: str | None, overrides: list[str], seed: int, also_at: tuple
             weights = (balanced_accuracy(predict_probs(trainer.model, splits.val, trainer.device).numpy(), labels)
                        if trainer.ema is not None else None)
             midway[trainer.epoch] = (scored, weights)
+    seconds = time.time() - start
+    if keep is not None:
+        save_checkpoint(keep / f"seed-{seed}" / RUN_CHECKPOINT, config, trainer.classes, trainer.state_dict())
     return {"seed": seed, "probs": trainer.predict(splits.val).numpy(), "labels": labels, "midway": midway,
             "writers": None if splits.val.writers is None else len(set(splits.val.writers)),
-            "seconds": time.time() - start}
+            "seconds": seconds}
 
 
 def balanced_accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
@@ -73,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--also-at", type=int, nargs="+", default=[], metavar="EPOCH",
                         help="score at these epochs too (the weights themselves as well, with train.ema_decay)")
     parser.add_argument("--save", type=Path, help="a folder for each seed's validation probabilities (.npz)")
+    parser.add_argument("--keep", type=Path, help="a folder for each seed's checkpoint (seed-N/checkpoints/last.pt) "
+                        "and their ensemble.yaml")
     parser.add_argument("--smoke-test", action="store_true", help="synthetic letters, 2 epochs")
     args = parser.parse_args(argv)
     epochs, smoke = (2, SMOKE) if args.smoke_test else (args.epochs, [])
@@ -89,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
                        f"got {config.data.val_fraction}\n")
     with ProcessPoolExecutor(len(args.seeds)) as pool:
         n = len(args.seeds)
-        runs = list(pool.map(screen_one, [args.config] * n, [overrides] * n, args.seeds, [tuple(args.also_at)] * n))
+        runs = list(pool.map(screen_one, [args.config] * n, [overrides] * n, args.seeds, [tuple(args.also_at)] * n,
+                             [args.keep] * n))
+    if args.keep:
+        write_ensemble(args.keep / ENSEMBLE_FILE, [args.keep / f"seed-{s}" / RUN_CHECKPOINT for s in args.seeds])
     labels = runs[0]["labels"]
     print(f"validation: {len(labels)} letters"
           + (f", {runs[0]['writers']} writers" if runs[0]["writers"] else "") + f"; settings: {' '.join(overrides)}")

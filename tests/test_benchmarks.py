@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -147,9 +148,10 @@ def test_the_command_lists_every_benchmark_and_rejects_an_unknown_one():
 def test_the_validation_screen_scores_the_validation_writers_only(tmp_path, capsys):
     from alphabet.config import load_config
     from alphabet.data.splits import load_splits
+    from alphabet.ensemble import load_classifier
     from benchmarks import validation_screen as screen
     assert screen.main(["--smoke-test", "--seeds", "0", "3", "--save", str(tmp_path), "--also-at", "1",
-                        "--set", "train.ema_decay=0.9"]) == 0
+                        "--keep", str(tmp_path / "kept"), "--set", "train.ema_decay=0.9"]) == 0
     out = capsys.readouterr().out
     smoke = load_config(None, screen.SMOKE)
     val = load_splits(smoke.data).val
@@ -158,6 +160,10 @@ def test_the_validation_screen_scores_the_validation_writers_only(tmp_path, caps
         assert (saved["y"] == val.labels).all() and saved["probs"].shape == (len(val), len(val.classes))
         assert f"| {seed} | {screen.balanced_accuracy(saved['probs'], saved['y']):.4f} |" in out
     assert f"validation: {len(val)} letters" in out and "| the 2 averaged |" in out
+    # The kept checkpoints are the scored models (the average, here): their ensemble gives the saved outputs.
+    kept = load_classifier(tmp_path / "kept", torch.device("cpu"))
+    saved = np.mean([np.load(tmp_path / f"seed{seed}.npz")["probs"] for seed in (0, 3)], axis=0)
+    assert np.allclose(kept.predict_probs(val).numpy(), saved, atol=1e-5)
     # Midway, the average and the weights it averages are both scored.
     assert re.search(r"^\| 3 \| 1 \| 0\.\d{4} \| 0\.\d{4} \|$", out, re.M)
     with pytest.raises(SystemExit) as refused:
