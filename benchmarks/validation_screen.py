@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"validation_screen: error: {args.config or '--smoke-test'}: data.val_fraction: "
                        f"expected a value > 0 (the screen scores the validation writers), "
                        f"got {config.data.val_fraction}\n")
+    if args.keep and args.keep.exists() and any(args.keep.iterdir()):  # checked first: no hour of training lost
+        parser.exit(2, f"validation_screen: error: --keep: {args.keep}: not empty; expected a new folder "
+                       "(kept models are never overwritten)\n")
     with ProcessPoolExecutor(len(args.seeds)) as pool:
         n = len(args.seeds)
         runs = list(pool.map(screen_one, [args.config] * n, [overrides] * n, args.seeds, [tuple(args.also_at)] * n,

@@ -164,6 +164,11 @@ def test_the_validation_screen_scores_the_validation_writers_only(tmp_path, caps
     kept = load_classifier(tmp_path / "kept", torch.device("cpu"))
     saved = np.mean([np.load(tmp_path / f"seed{seed}.npz")["probs"] for seed in (0, 3)], axis=0)
     assert np.allclose(kept.predict_probs(val).numpy(), saved, atol=1e-5)
+    with pytest.raises(SystemExit) as refused:  # kept models are never overwritten
+        screen.main(["--smoke-test", "--keep", str(tmp_path / "kept")])
+    assert refused.value.code == 2 and f"--keep: {tmp_path / 'kept'}: not empty" in capsys.readouterr().err
+    assert np.allclose(load_classifier(tmp_path / "kept", torch.device("cpu")).predict_probs(val).numpy(), saved,
+                       atol=1e-5)
     # Midway, the average and the weights it averages are both scored.
     assert re.search(r"^\| 3 \| 1 \| 0\.\d{4} \| 0\.\d{4} \|$", out, re.M)
     with pytest.raises(SystemExit) as refused:
