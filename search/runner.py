@@ -9,6 +9,7 @@ end, ``best.yaml``, ``trials.csv`` and the search summary.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shlex
 import socket
@@ -31,6 +32,8 @@ if TYPE_CHECKING:  # Ray is imported where used, so that `alphabet --help` start
     from ray.tune.experiment import Trial
     from ray.tune.schedulers import TrialScheduler
     from ray.tune.search import Searcher
+
+    from search.results import TrialRow
 
 EXPERIMENT_FILE = "experiment.yaml"
 # A GPU share per trial when the experiment says "auto". Measured on an H100 (docs/BENCHMARKS.md,
@@ -157,6 +160,21 @@ def build_scheduler(experiment: Experiment) -> TrialScheduler:
                          reduction_factor=a.reduction_factor)
 
 
+def say_interrupted(location: RunLocation, experiment: Experiment, rows: list[TrialRow], elapsed: float,
+                    log: Callable[[str], None]) -> None:
+    """What a search stopped by Ctrl-C has done so far, and the command that continues it."""
+    from search.results import write_results
+
+    unfinished = sum(row.status == "unfinished" for row in rows)
+    log(f"search interrupted after {elapsed:.0f}s: {len(rows)} trials, {unfinished} unfinished")
+    # Judged by the saved results that the table is made of: a trial's checkpoint can reach storage
+    # before the driver has written the result it came with, and Ctrl-C may fall in between.
+    if any(not math.isnan(r.score) for r in rows):
+        log("the trials so far:")
+        write_results(location, experiment, log, rows)
+    log(f"continue it with: alphabet search --resume {shlex.quote(location.uri)}")
+
+
 def run_search(experiment: Experiment | None, address: str | None = None, resume: str | None = None,
                log: Callable[[str], None] = print) -> RunLocation:
     """Run (or resume) a search to its end; returns where it lives."""
@@ -243,11 +261,7 @@ def run_search(experiment: Experiment | None, address: str | None = None, resume
     unfinished = sum(row.status == "unfinished" for row in rows)
     budget = experiment.search.time_budget_s
     if unfinished and not (budget and elapsed >= budget):
-        log(f"search interrupted after {elapsed:.0f}s: {len(grid)} trials, {unfinished} unfinished")
-        if any(r.metrics for r in grid):
-            log("the trials so far:")
-            write_results(location, experiment, log, rows)
-        log(f"continue it with: alphabet search --resume {shlex.quote(location.uri)}")
+        say_interrupted(location, experiment, rows, elapsed, log)
         raise KeyboardInterrupt
     log(f"search finished in {elapsed:.0f}s: {len(grid)} trials, {grid.num_errors} with errors")
     write_results(location, experiment, log, rows)

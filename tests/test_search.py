@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import shutil
@@ -19,8 +20,9 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from alphabet.checkpoint import load_checkpoint
-from search.results import load_trials
-from search.runner import load_saved_experiment
+from search.experiment import experiment_from_dict
+from search.results import TrialRow, load_trials
+from search.runner import load_saved_experiment, say_interrupted
 from search.storage import RunLocation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -364,6 +366,18 @@ def test_ctrl_c_says_the_search_was_interrupted_and_how_to_continue(tmp_path):
     assert "search interrupted after" in out and "search finished" not in out
     assert f"continue it with: alphabet search --resume {run_dir}" in out and "Tuner.restore(" not in out
     assert any(r.status == "unfinished" for r in trials_of(run_dir))
+
+
+def test_ctrl_c_before_any_result_is_saved_still_says_how_to_continue(tmp_path):
+    # A trial's checkpoint reaches storage before the driver writes the result it came with: Ctrl-C
+    # in between once ended in "no trial reported ...; nothing to export", exit 2 (CI, 2026-12-03).
+    location = RunLocation.parse(str(tmp_path / "search" / "stopped"))
+    rows = [TrialRow("a", "unfinished", {"train.lr": 0.01}, math.nan, math.nan, 0, 0, 0.0),
+            TrialRow("b", "unfinished", {"train.lr": 0.02}, math.nan, math.nan, 0, 0, 0.0)]
+    said = []
+    say_interrupted(location, experiment_from_dict(TINY_EXPERIMENT, "exp.yaml"), rows, 12.4, said.append)
+    assert said == ["search interrupted after 12s: 2 trials, 2 unfinished",
+                    f"continue it with: alphabet search --resume {location.uri}"]
 
 
 def ray_cli() -> str:
