@@ -37,6 +37,7 @@ from alphabet.ensemble import ENSEMBLE_FILE, write_ensemble  # noqa: E402
 from alphabet.errors import UserError  # noqa: E402
 from alphabet.finetune import initial_weights  # noqa: E402
 from alphabet.metrics import summary_metrics  # noqa: E402
+from alphabet.train_ensemble import member_name  # noqa: E402
 
 SMOKE = ["data.source=synthetic", "data.case=lower", "data.synthetic_size=600", "data.synthetic_test_size=60",
          "model.width=8", "model.stages=2", "model.classifier_width=32", "train.batch_size=32"]
@@ -45,7 +46,7 @@ SMOKE = ["data.source=synthetic", "data.case=lower", "data.synthetic_size=600", 
 def screen_one(path: str | None, overrides: list[str], seed: int, also_at: tuple[int, ...] = (),
                keep: Path | None = None) -> dict:
     """One seed: trained on the training writers, its softmax outputs on the validation writers;
-    its checkpoint written to ``keep/seed-N`` when ``keep`` is given."""
+    its checkpoint written to ``kept_checkpoint(keep, seed)`` when ``keep`` is given."""
     torch.set_num_threads(1)
     config = load_config(path, [*overrides, f"train.seed={seed}"])
     splits = load_splits(config.data)
@@ -62,10 +63,15 @@ def screen_one(path: str | None, overrides: list[str], seed: int, also_at: tuple
             midway[trainer.epoch] = (scored, weights)
     seconds = time.time() - start
     if keep is not None:
-        save_checkpoint(keep / f"seed-{seed}" / RUN_CHECKPOINT, config, trainer.classes, trainer.state_dict())
+        save_checkpoint(kept_checkpoint(keep, seed), config, trainer.classes, trainer.state_dict())
     return {"seed": seed, "probs": trainer.predict(splits.val).numpy(), "labels": labels, "midway": midway,
             "writers": None if splits.val.writers is None else len(set(splits.val.writers)),
             "seconds": seconds}
+
+
+def kept_checkpoint(keep: Path, seed: int) -> Path:
+    """Where ``--keep`` puts a seed's model: laid out as ``alphabet train --seeds`` lays out its members."""
+    return keep / member_name(seed) / RUN_CHECKPOINT
 
 
 def balanced_accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
@@ -105,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = list(pool.map(screen_one, [args.config] * n, [overrides] * n, args.seeds, [tuple(args.also_at)] * n,
                              [args.keep] * n))
     if args.keep:
-        write_ensemble(args.keep / ENSEMBLE_FILE, [args.keep / f"seed-{s}" / RUN_CHECKPOINT for s in args.seeds])
+        write_ensemble(args.keep / ENSEMBLE_FILE, [kept_checkpoint(args.keep, s) for s in args.seeds])
     labels = runs[0]["labels"]
     print(f"validation: {len(labels)} letters"
           + (f", {runs[0]['writers']} writers" if runs[0]["writers"] else "") + f"; settings: {' '.join(overrides)}")
