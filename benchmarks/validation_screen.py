@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"validation_screen: error: {args.config or '--smoke-test'}: data.val_fraction: "
                        f"expected a value > 0 (the screen scores the validation writers), "
                        f"got {config.data.val_fraction}\n")
-    if args.keep and args.keep.exists() and any(args.keep.iterdir()):  # checked first: no hour of training lost
+    # Checked first, so that no hour of training is lost; a file there is refused as a full folder is.
+    if args.keep and args.keep.exists() and (not args.keep.is_dir() or any(args.keep.iterdir())):
         parser.exit(2, f"validation_screen: error: --keep: {args.keep}: not empty; expected a new folder "
                        "(kept models are never overwritten)\n")
     with ProcessPoolExecutor(len(args.seeds)) as pool:

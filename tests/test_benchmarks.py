@@ -169,6 +169,11 @@ def test_the_validation_screen_scores_the_validation_writers_only(tmp_path, caps
     assert refused.value.code == 2 and f"--keep: {tmp_path / 'kept'}: not empty" in capsys.readouterr().err
     assert np.allclose(load_classifier(tmp_path / "kept", torch.device("cpu")).predict_probs(val).numpy(), saved,
                        atol=1e-5)
+    (tmp_path / "a-file").write_text("mine")
+    with pytest.raises(SystemExit) as refused:  # a file where the folder would go: one line, the file kept
+        screen.main(["--smoke-test", "--keep", str(tmp_path / "a-file")])
+    assert refused.value.code == 2 and "--keep" in capsys.readouterr().err
+    assert (tmp_path / "a-file").read_text() == "mine"
     # Midway, the average and the weights it averages are both scored.
     assert re.search(r"^\| 3 \| 1 \| 0\.\d{4} \| 0\.\d{4} \|$", out, re.M)
     with pytest.raises(SystemExit) as refused:
