@@ -69,6 +69,8 @@ class AugmentConfig:
     translate: float = 0.08  # fraction of the image side
     elastic: float = 0.0  # displacement in pixels
     erase: float = 0.0  # probability of erasing one rectangle per image
+    # Strokes up to this share of a pixel thicker or thinner, as from another pen; in [0, 1).
+    stroke: float = 0.0
 
 
 @dataclass
@@ -143,7 +145,7 @@ NON_NEGATIVE = {
     "train.logit_adjustment",
 }
 UNIT_INTERVAL = {  # [0, 1)
-    "model.dropout", "augment.erase", "data.val_fraction", "data.test_fraction",
+    "model.dropout", "augment.erase", "augment.stroke", "data.val_fraction", "data.test_fraction",
     "train.label_smoothing", "train.ema_decay",
 }
 

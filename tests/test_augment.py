@@ -66,3 +66,15 @@ def test_erasing_blanks_one_rectangle_in_the_given_share():
     area = (out == 0).flatten(1).sum(1).float()
     erased = area[area > 0] / (28 * 28)
     assert erased.min() >= 0.005 and erased.max() <= 0.25
+
+
+def test_restroke_thickens_some_letters_and_thins_others_within_a_pixel():
+    x = batch()
+    out = augment(x, AugmentConfig(rotate=0, shear=0, scale=0, translate=0, stroke=0.9),
+                  torch.Generator().manual_seed(0))
+    ink = out.sum((1, 2, 3)) / x.sum((1, 2, 3))
+    # The 12x4 bar grows to at most 14x6 and shrinks to no less than 10x2 (a full pixel a side).
+    assert (ink > 1.05).any() and (ink < 0.95).any()
+    assert ((ink < 14 * 6 / 48) & (ink > 10 * 2 / 48)).all()
+    assert out.min() >= 0 and out.max() <= 1
+    assert (out[:, :, :6] == 0).all()  # nothing drawn more than a pixel from the strokes

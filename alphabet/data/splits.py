@@ -78,6 +78,23 @@ def holdout(data: LetterSet, fraction: float, seed: int) -> tuple[LetterSet, Let
     return data.subset(np.flatnonzero(~held)), data.subset(np.flatnonzero(held))
 
 
+def fold_split(data: LetterSet, folds: int, fold: int, seed: int) -> tuple[LetterSet, LetterSet]:
+    """Cross-validation: ``data`` cut into ``folds`` parts (by writer where writers exist, else per
+    class), part ``fold`` held out; over the folds every sample is held out exactly once."""
+    rng = np.random.default_rng(seed)
+    if data.writers is not None:
+        writers = np.unique(data.writers)
+        rng.shuffle(writers)
+        held = np.isin(data.writers, np.array_split(writers, folds)[fold])
+    else:
+        held = np.zeros(len(data), bool)
+        for c in range(len(data.classes)):
+            idx = np.flatnonzero(data.labels == c)
+            rng.shuffle(idx)
+            held[np.array_split(idx, folds)[fold]] = True
+    return data.subset(np.flatnonzero(~held)), data.subset(np.flatnonzero(held))
+
+
 def limit_per_class(data: LetterSet, limit: int | None, seed: int) -> LetterSet:
     """Keep at most ``limit`` random samples of each class."""
     if limit is None:
