@@ -32,7 +32,7 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -206,9 +206,14 @@ def main(argv: list[str] | None = None) -> int:
     work = [(seed, None if args.folds is None else (k, args.folds))
             for seed in args.seeds for k in range(args.folds or 1)]
     with ProcessPoolExecutor(min(args.jobs, len(work))) as pool:
-        n = len(work)
-        runs = list(pool.map(screen_one, [args.config] * n, [overrides] * n, [seed for seed, _ in work],
-                             [tuple(args.also_at)] * n, [args.keep] * n, [fold for _, fold in work]))
+        futures = [pool.submit(screen_one, args.config, overrides, seed, tuple(args.also_at), args.keep, fold)
+                   for seed, fold in work]
+        for done in as_completed(futures):  # a line as each run ends: a 5-fold screen takes an hour or so
+            run = done.result()
+            where = "" if run["fold"] is None else f", fold {run['fold'] + 1} of {args.folds}"
+            print(f"seed {run['seed']}{where}: {balanced_accuracy(run['probs'], run['labels']):.4f} "
+                  f"in {run['seconds']:.0f} s", file=sys.stderr, flush=True)
+        runs = [f.result() for f in futures]
     if args.keep:
         write_ensemble(args.keep / ENSEMBLE_FILE, [kept_checkpoint(args.keep, s) for s in args.seeds])
     if args.save:

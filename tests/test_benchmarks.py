@@ -180,3 +180,48 @@ def test_the_validation_screen_scores_the_validation_writers_only(tmp_path, caps
         screen.main(["--smoke-test", "--set", "data.val_fraction=0"])
     assert refused.value.code == 2
     assert "--smoke-test: data.val_fraction: expected a value > 0" in capsys.readouterr().err
+
+
+def test_the_validation_screen_cross_validates_over_folds_and_compares(tmp_path, capsys):
+    from alphabet.config import load_config
+    from alphabet.data.splits import load_splits
+    from benchmarks import validation_screen as screen
+    assert screen.main(["--smoke-test", "--folds", "3", "--seeds", "0", "--save", str(tmp_path / "a")]) == 0
+    out, err = capsys.readouterr()
+    assert all(re.search(rf"^seed 0, fold {k} of 3: 0\.\d{{4}} in \d+ s$", err, re.M) for k in (1, 2, 3))
+    pool = load_splits(load_config(None, [*screen.SMOKE, "data.val_fraction=0"]).data).train
+    saved = np.load(tmp_path / "a" / "seed0.npz")
+    # Every training letter scored once: the validation split's letters train too, the test letters never.
+    assert sorted(saved["y"]) == sorted(pool.labels) and set(saved["fold"]) == {0, 1, 2}
+    first = screen.balanced_accuracy(saved["probs"], saved["y"])
+    assert re.search(rf"^\| 0 \| 0\.\d{{4}} \| 0\.\d{{4}} \| 0\.\d{{4}} \| {first:.4f} \| \d+ \|$", out, re.M)
+    assert f"cross-validation: {len(pool)} letters, in 3 folds" in out
+    assert screen.main(["--smoke-test", "--folds", "3", "--seeds", "1", "--against", str(tmp_path / "a"),
+                        "--save", str(tmp_path / "b")]) == 0
+    second = np.load(tmp_path / "b" / "seed1.npz")
+    assert np.array_equal(second["y"], saved["y"])  # the same folds for another seed and config
+    gap = screen.balanced_accuracy(second["probs"], second["y"]) - first
+    assert f"difference from --against (1 seed(s)): {gap:+.4f} (95% CI " in capsys.readouterr().out
+    for argv, fragment in ((["--folds", "2", "--against", str(tmp_path / "a")], "not the same letters"),
+                           (["--folds", "3", "--against", str(tmp_path)], "no seed*.npz"),
+                           (["--folds", "1"], "--folds: expected an integer >= 2"),
+                           (["--folds", "3", "--keep", str(tmp_path / "k")], "--keep: only without --folds"),
+                           (["--against", str(tmp_path / "a")], "--against: only with --folds")):
+        with pytest.raises(SystemExit) as refused:  # before any training
+            screen.main(["--smoke-test", *argv])
+        assert refused.value.code == 2 and fragment in capsys.readouterr().err
+    assert not (tmp_path / "k").exists()
+
+
+def test_a_fold_trains_on_the_capitals_of_its_own_training_writers_only(tmp_path):
+    from test_auxiliary import two_case_npz
+
+    from alphabet.config import DataConfig
+    from alphabet.data.splits import load_splits
+    from benchmarks import validation_screen as screen
+    splits = load_splits(DataConfig(source=two_case_npz(tmp_path / "d.npz"), case="lower", auxiliary_case="upper",
+                                    test_fraction=0.2, val_fraction=0))
+    for fold in range(4):
+        part = screen.held_out_fold(splits, 4, fold, seed=1)
+        assert set(part.auxiliary.writers) == set(part.train.writers)  # none of the held-out writers' capitals
+        assert not set(part.val.writers) & set(part.train.writers) and part.val.classes == ["a", "b"]

@@ -8,6 +8,7 @@ from alphabet.config import DataConfig, load_config
 from alphabet.data import load_splits
 from alphabet.data.emnist_style import to_emnist_style
 from alphabet.data.sources import load_source
+from alphabet.data.splits import fold_split
 from alphabet.data.synthetic import generate
 from alphabet.errors import UserError
 
@@ -111,6 +112,31 @@ def test_npz_writer_disjoint_splits(tmp_path):
     assert len(test) == 2 and len(val) == 2 and len(train) == 6
     again = load_splits(DataConfig(source=f"npz:{path}", test_fraction=0.2, val_fraction=0.25))
     assert set(again.test.writers) == test  # a fixed, seeded choice
+
+
+def test_fold_split_holds_each_writer_out_exactly_once(tmp_path):
+    path = write_npz(tmp_path / "d.npz", n=300)
+    pool = load_splits(DataConfig(source=f"npz:{path}", test_fraction=0.2, val_fraction=0)).train
+    held = []
+    for fold in range(3):
+        train, out = fold_split(pool, 3, fold, seed=1)
+        assert len(train) + len(out) == len(pool) and len(out) > 0
+        assert not set(train.writers) & set(out.writers)
+        held.extend(set(out.writers))
+    assert sorted(held) == sorted(set(pool.writers))  # each of the 8 writers in one fold only
+    assert np.array_equal(fold_split(pool, 3, 2, seed=1)[1].writers, out.writers)  # seeded
+
+
+def test_fold_split_without_writers_holds_each_sample_out_once_and_every_class_in_each_fold(tmp_path):
+    path = write_npz(tmp_path / "d.npz", n=300, writers=False)
+    pool = load_splits(DataConfig(source=f"npz:{path}", test_fraction=0.2, val_fraction=0)).train
+    index = {image.tobytes(): i for i, image in enumerate(pool.images)}  # random images: each its own key
+    held = []
+    for fold in range(3):
+        train, out = fold_split(pool, 3, fold, seed=1)
+        assert set(out.labels) == set(pool.labels) and len(train) + len(out) == len(pool)
+        held.extend(index[image.tobytes()] for image in out.images)
+    assert sorted(held) == list(range(len(pool)))
 
 
 @pytest.mark.parametrize(("overrides", "fragment"), [
