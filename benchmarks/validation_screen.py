@@ -17,7 +17,7 @@ scored once by a model that never saw its writer. ``--against DIR`` then compare
 with another screen's ``--save`` folder on the same folds: the difference in balanced
 accuracy with a bootstrap interval over writers.
 
-    python benchmarks/validation_screen.py benchmarks/configs/femnist_best.yaml --folds 5 --seeds 0 \
+    python benchmarks/validation_screen.py benchmarks/configs/femnist_best.yaml --folds 5 --seeds 0 \\
         --save runs/cv-recipe --set train.schedule=cosine train.logit_adjustment=1
 
 Each run (a seed, or a seed and a fold) has its own process on one thread, as many
@@ -203,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.keep and args.keep.exists() and (not args.keep.is_dir() or any(args.keep.iterdir())):
         parser.exit(2, f"validation_screen: error: --keep: {args.keep}: not empty; expected a new folder "
                        "(kept models are never overwritten)\n")
+    taken = [args.save / f"seed{s}.npz" for s in args.seeds if args.save and (args.save / f"seed{s}.npz").exists()]
+    if taken:  # saved outputs (perhaps the very ones --against reads) are never overwritten
+        parser.exit(2, f"validation_screen: error: --save: {taken[0]} exists; expected a folder without "
+                       "this screen's seeds\n")
     work = [(seed, None if args.folds is None else (k, args.folds))
             for seed in args.seeds for k in range(args.folds or 1)]
     with ProcessPoolExecutor(min(args.jobs, len(work))) as pool:

@@ -206,11 +206,14 @@ def test_the_validation_screen_cross_validates_over_folds_and_compares(tmp_path,
                            (["--folds", "3", "--against", str(tmp_path)], "no seed*.npz"),
                            (["--folds", "1"], "--folds: expected an integer >= 2"),
                            (["--folds", "3", "--keep", str(tmp_path / "k")], "--keep: only without --folds"),
-                           (["--against", str(tmp_path / "a")], "--against: only with --folds")):
+                           (["--against", str(tmp_path / "a")], "--against: only with --folds"),
+                           (["--folds", "3", "--seeds", "0", "--save", str(tmp_path / "a")],
+                            f"--save: {tmp_path / 'a' / 'seed0.npz'} exists")):
         with pytest.raises(SystemExit) as refused:  # before any training
             screen.main(["--smoke-test", *argv])
         assert refused.value.code == 2 and fragment in capsys.readouterr().err
     assert not (tmp_path / "k").exists()
+    assert np.array_equal(np.load(tmp_path / "a" / "seed0.npz")["probs"], saved["probs"])  # kept as it was
 
 
 def test_a_fold_trains_on_the_capitals_of_its_own_training_writers_only(tmp_path):
