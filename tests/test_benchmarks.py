@@ -199,7 +199,7 @@ def test_the_validation_screen_cross_validates_over_folds_and_compares(tmp_path,
     assert screen.main(["--smoke-test", "--folds", "3", "--seeds", "1", "--against", str(tmp_path / "a"),
                         "--save", str(tmp_path / "b")]) == 0
     second = np.load(tmp_path / "b" / "seed1.npz")
-    assert np.array_equal(second["y"], saved["y"])  # the same folds for another seed and config
+    assert np.array_equal(second["y"], saved["y"])  # the same folds for another seed
     gap = screen.balanced_accuracy(second["probs"], second["y"]) - first
     assert f"difference from --against (1 seed(s)): {gap:+.4f} (95% CI " in capsys.readouterr().out
     for argv, fragment in ((["--folds", "2", "--against", str(tmp_path / "a")], "not the same letters"),
