@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alphabet.checkpoint import RUN_CHECKPOINT, save_checkpoint  # noqa: E402
 from alphabet.config import load_config  # noqa: E402
-from alphabet.data.splits import Splits, fold_split, load_splits  # noqa: E402
+from alphabet.data.splits import Splits, fold_split, load_splits, of_the_writers_of  # noqa: E402
 from alphabet.engine import Trainer, predict_probs  # noqa: E402
 from alphabet.ensemble import ENSEMBLE_FILE, write_ensemble  # noqa: E402
 from alphabet.errors import UserError  # noqa: E402
@@ -65,9 +65,7 @@ def held_out_fold(splits: Splits, folds: int, fold: int, seed: int) -> Splits:
     """Fold ``fold`` of the training letters as the validation set; the other case's letters (with
     ``data.auxiliary_case``) kept only from the writers left to train on."""
     train, held = fold_split(splits.train, folds, fold, seed)
-    auxiliary = splits.auxiliary
-    if auxiliary is not None and auxiliary.writers is not None and train.writers is not None:
-        auxiliary = auxiliary.subset(np.flatnonzero(np.isin(auxiliary.writers, np.unique(train.writers))))
+    auxiliary = None if splits.auxiliary is None else of_the_writers_of(splits.auxiliary, train)
     return Splits(train=train, val=held, test=splits.test, auxiliary=auxiliary)
 
 
@@ -179,20 +177,22 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("a config is needed, except with --smoke-test")
     if args.folds is not None and args.folds < 2:
         parser.error(f"--folds: expected an integer >= 2, got {args.folds}")
-    for given, name in ((args.against, "--against"), (args.keep, "--keep"), (args.also_at, "--also-at")):
-        if given and (args.folds is None) == (name == "--against"):
-            parser.error(f"{name}: only {'with' if name == '--against' else 'without'} --folds")
+    if args.against and args.folds is None:
+        parser.error("--against: only with --folds")
+    for given, name in ((args.keep, "--keep"), (args.also_at, "--also-at")):
+        if given and args.folds is not None:
+            parser.error(f"{name}: only without --folds")
     if args.jobs < 1:
         parser.error(f"--jobs: expected an integer >= 1, got {args.jobs}")
     against = None
     try:
         config = load_config(args.config, overrides)
-        if args.folds:
+        if args.against:  # checked against the folds' letters now, not after an hour of training
             splits = load_splits(config.data)
             held = [held_out_fold(splits, args.folds, k, config.data.split_seed + 1).val for k in range(args.folds)]
             y = np.concatenate([h.labels for h in held])
             writers = None if splits.train.writers is None else np.concatenate([h.writers for h in held])
-            against = load_against(args.against, y, writers) if args.against else None
+            against = load_against(args.against, y, writers)
     except UserError as e:
         parser.exit(2, f"validation_screen: error: {e}\n")
     if config.data.val_fraction <= 0 and not args.folds:
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.keep and args.keep.exists() and (not args.keep.is_dir() or any(args.keep.iterdir())):
         parser.exit(2, f"validation_screen: error: --keep: {args.keep}: not empty; expected a new folder "
                        "(kept models are never overwritten)\n")
-    taken = [args.save / f"seed{s}.npz" for s in args.seeds if args.save and (args.save / f"seed{s}.npz").exists()]
+    taken = [path for path in (args.save / f"seed{s}.npz" for s in args.seeds) if path.exists()] if args.save else []
     if taken:  # saved outputs (perhaps the very ones --against reads) are never overwritten
         parser.exit(2, f"validation_screen: error: --save: {taken[0]} exists; expected a folder without "
                        "this screen's seeds\n")

@@ -107,6 +107,13 @@ def limit_per_class(data: LetterSet, limit: int | None, seed: int) -> LetterSet:
     return data.subset(np.sort(np.concatenate(keep)))
 
 
+def of_the_writers_of(data: LetterSet, other: LetterSet) -> LetterSet:
+    """The samples of ``data`` whose writers wrote in ``other`` (all of them where either names none)."""
+    if data.writers is None or other.writers is None:
+        return data
+    return data.subset(np.flatnonzero(np.isin(data.writers, np.unique(other.writers))))
+
+
 def auxiliary_letters(source: SourceData, config: DataConfig, train: LetterSet) -> LetterSet:
     """The other case's letters of the training writers (of the whole pool when it has no writers:
     then they share no image with validation or test, which hold only the task's classes)."""
@@ -116,8 +123,7 @@ def auxiliary_letters(source: SourceData, config: DataConfig, train: LetterSet) 
         raise UserError(f"data.auxiliary_case: expected {expected} with data.case={config.case!r}, "
                         f"got {config.auxiliary_case!r}")
     aux = source.pool.relabel([c for c in source.pool.classes if c in CASE_LETTERS[config.auxiliary_case]])
-    if aux.writers is not None and train.writers is not None:
-        aux = aux.subset(np.flatnonzero(np.isin(aux.writers, np.unique(train.writers))))
+    aux = of_the_writers_of(aux, train)
     if len(aux) == 0:
         raise UserError(f"data.auxiliary_case: {config.source!r} has no {config.auxiliary_case}case letters "
                         "from the training writers; expected a source with both cases")
