@@ -185,6 +185,17 @@ def headline(scores: dict) -> str:
             f"macro F1 {scores['macro_f1']:.4f}, macro AUC {scores['macro_auc']:.4f}")
 
 
+def confident_mistakes(probs: torch.Tensor, labels: torch.Tensor, limit: int) -> np.ndarray:
+    """Indices of up to ``limit`` misread letters, those whose label the model believes least first.
+
+    The top of this list is where wrong labels in the data show up, so it is what a label
+    audit reads first; the rest are the letters the model finds hardest."""
+    probs_np, labels_np = probs.float().cpu().numpy(), labels.cpu().numpy()
+    wrong = np.flatnonzero(probs_np.argmax(1) != labels_np)
+    belief = probs_np[wrong, labels_np[wrong]]
+    return wrong[np.argsort(belief, kind="stable")][:limit]
+
+
 def class_report(probs: torch.Tensor, labels: torch.Tensor, classes: list[str],
                  writers: np.ndarray | None = None) -> ClassReport:
     """Per-class scores, AUC and a bootstrap interval of balanced accuracy, over ``writers`` where given."""

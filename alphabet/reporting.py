@@ -14,7 +14,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from alphabet.figures import confusion_figure, image_grid_figure, per_class_figure, render, roc_figure
-from alphabet.metrics import ClassReport
+from alphabet.metrics import ClassReport, confident_mistakes
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -70,9 +70,11 @@ class RunReporter:
         for c, name in enumerate(report.classes):
             self.writer.add_scalar(f"{split}_auc/{name}", float(np.nan_to_num(report.auc[c])), step)
         predicted = probs.argmax(1).numpy()
-        wrong = np.flatnonzero(predicted != labels.numpy())[:48]
-        captions = [f"{report.classes[labels[i]]}→{report.classes[predicted[i]]}" for i in wrong]
-        grid = image_grid_figure(images[wrong], captions, f"{title}misclassified (true→predicted)")
+        wrong = confident_mistakes(probs, labels, 48)
+        captions = [f"{report.classes[labels[i]]}→{report.classes[predicted[i]]} {probs[i, labels[i]]:.2f}"
+                    for i in wrong]
+        grid = image_grid_figure(images[wrong], captions, f"{title}misclassified, the label believed least "
+                                 "first (true→predicted, its probability)")
         self._figure(f"{split}/misclassified", grid, step, f"{split}_misclassified")
         pairs = report.most_confused(10)
         text = "\n".join(f"| {t} → {p} | {n} |" for t, p, n in pairs) or "| none | 0 |"

@@ -3,7 +3,14 @@ import pytest
 import torch
 from sklearn import metrics as skm
 
-from alphabet.metrics import class_report, headline, interval_of, resampled_balanced_accuracy, summary_metrics
+from alphabet.metrics import (
+    class_report,
+    confident_mistakes,
+    headline,
+    interval_of,
+    resampled_balanced_accuracy,
+    summary_metrics,
+)
 
 
 @pytest.fixture
@@ -61,6 +68,18 @@ def test_most_confused_pairs():
     report = class_report(probs, labels, ["i", "l", "j"])
     assert report.most_confused(2) == [("i", "l", 2), ("l", "j", 1)]
     assert report.to_json()["most_confused"][0] == {"true": "i", "predicted": "l", "count": 2}
+
+
+def test_confident_mistakes_put_the_least_believed_label_first():
+    labels = torch.tensor([0, 1, 2, 0, 1])
+    probs = torch.tensor([[0.9, 0.05, 0.05],   # right
+                          [0.6, 0.3, 0.1],     # wrong, its label at 0.3
+                          [0.1, 0.89, 0.01],   # wrong, its label at 0.01: a wrong label, perhaps
+                          [0.4, 0.5, 0.1],     # wrong, its label at 0.4
+                          [0.2, 0.7, 0.1]])    # right
+    assert confident_mistakes(probs, labels, 10).tolist() == [2, 1, 3]
+    assert confident_mistakes(probs, labels, 2).tolist() == [2, 1]
+    assert confident_mistakes(probs[[0, 4]], labels[[0, 4]], 10).tolist() == []
 
 
 def skilled_writers(n=600, n_writers=40, seed=1):
