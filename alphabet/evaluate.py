@@ -16,7 +16,7 @@ from alphabet.engine import evaluate_loss, pick_device
 from alphabet.ensemble import Classifier, load_classifier
 from alphabet.errors import UserError
 from alphabet.metrics import class_report, headline
-from alphabet.reporting import RunReporter, write_json
+from alphabet.reporting import RunReporter, write_json, write_mistakes
 
 
 def evaluation_set(source: str, split: str, data_config: DataConfig, classes: list[str]) -> LetterSet:
@@ -64,8 +64,10 @@ def evaluate_checkpoint(checkpoint: str | Path, source: str, out_dir: Path, spli
     result = {"checkpoint": str(checkpoint), "source": source, "split": split, "tta": tta, "images": len(data),
               "loss": evaluate_loss(probs, labels), **report.to_json()}
     write_json(out_dir / "metrics.json", result)
+    misread = write_mistakes(out_dir / "mistakes.csv", data, probs, source)
     present = int((report.support > 0).sum())
     shown = f"{split}, test-time augmentation" if tta else split
     log(f"{len(data)} images of {present} classes from {source} ({shown}): {headline(result)}")
-    log(f"wrote {out_dir / 'metrics.json'} and figures in {out_dir / 'figures'}")
+    log(f"wrote {out_dir / 'metrics.json'}, figures in {out_dir / 'figures'} and the {misread} misread letters "
+        f"in {out_dir / 'mistakes.csv'} (the label believed least first)")
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from pathlib import Path
@@ -19,6 +20,8 @@ from alphabet.metrics import ClassReport, confident_mistakes
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from alphabet.data.letterset import LetterSet
+
 
 def flatten(tree: dict, prefix: str = "") -> dict:
     """``{"train": {"lr": 1}}`` -> ``{"train.lr": 1}``."""
@@ -35,6 +38,27 @@ def write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=float, allow_nan=True) + "\n")
     tmp.replace(path)
+
+
+def write_mistakes(path: Path, data: LetterSet, probs: torch.Tensor, source: str) -> int:
+    """Every misread letter of ``data`` as a CSV row, the label believed least first (where wrong labels
+    in the data show up): where it came from, its writer, the true and the read letter and both
+    probabilities. Returns how many rows."""
+    order = confident_mistakes(probs, torch.from_numpy(data.labels), len(data))
+    predicted = probs.argmax(1).numpy()
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["letter", "writer", "true", "predicted", "p_true", "p_predicted"])
+        for i in order:
+            # A folder's file as it is; an archive's row; else the letter's place among those scored.
+            where = (f"{source} row {data.origins[i]}" if data.origins is not None and data.origins.dtype.kind in "iu"
+                     else str(data.origins[i]) if data.origins is not None else f"{source} #{i}")
+            true, read = int(data.labels[i]), int(predicted[i])
+            out.writerow([where, "" if data.writers is None else data.writers[i], data.classes[true],
+                          data.classes[read], f"{probs[i, true]:.4f}", f"{probs[i, read]:.4f}"])
+    tmp.replace(path)
+    return len(order)
 
 
 class RunReporter:

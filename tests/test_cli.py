@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -324,6 +325,44 @@ def test_data_info_reads_an_experiments_data(cli):
     assert_one_line_error(cli("train", "experiments/quick.yaml"), "an experiment file")
 
 
+def test_evaluate_lists_the_misread_letters_by_file(cli, trained, tmp_path):
+    import csv
+
+    letters = tmp_path / "letters"
+    for scan in save_letters(tmp_path, 36):
+        (letters / scan.name[0]).mkdir(parents=True, exist_ok=True)
+        scan.rename(letters / scan.name[0] / scan.name)
+    # One letter the model reads surely, filed under the letter it believes least: a wrong label.
+    files = sorted(letters.glob("*/*.png"))
+    shown = json.loads(cli("predict", trained, *files, "--json", "--top-k", "6").out)
+    surest = max((r for r in shown if r["top"][0]["letter"] == r["image"].split("/")[-2]),
+                 key=lambda r: r["top"][0]["probability"])
+    least = surest["top"][-1]
+    (letters / least["letter"]).mkdir(exist_ok=True)
+    misfiled = letters / least["letter"] / Path(surest["image"]).name
+    Path(surest["image"]).rename(misfiled)
+
+    result = cli("evaluate", trained, "--data", f"folder:{letters}", "--split", "all", "--out-dir", tmp_path,
+                 "--name", "ev")
+    assert result.code == 0, result.err
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    rows = list(csv.DictReader((tmp_path / "ev" / "mistakes.csv").open()))
+    assert len(rows) == round(metrics["images"] * (1 - metrics["accuracy"])) > 0
+    assert f"the {len(rows)} misread letters in {tmp_path / 'ev' / 'mistakes.csv'}" in result.out
+    p_true = [float(r["p_true"]) for r in rows]
+    assert p_true == sorted(p_true)  # the label believed least first
+    for row in rows:  # each names its file, under the folder of its label, read as another letter
+        assert Path(row["letter"]).is_file() and Path(row["letter"]).parent.name == row["true"] != row["predicted"]
+    row = next(r for r in rows if r["letter"] == str(misfiled))
+    assert (row["true"], row["predicted"]) == (least["letter"], surest["top"][0]["letter"])
+    assert float(row["p_true"]) == pytest.approx(least["probability"], abs=1e-3)
+
+    on_synthetic = cli("evaluate", trained, "--data", "synthetic", "--out-dir", tmp_path, "--name", "syn")
+    assert on_synthetic.code == 0, on_synthetic.err
+    first = next(csv.DictReader((tmp_path / "syn" / "mistakes.csv").open()))
+    assert first["letter"].startswith("synthetic #")  # no file: its place among the letters scored
+
+
 def test_data_export_frames_a_folder_once_into_an_npz(cli, tmp_path):
     letters = tmp_path / "letters"
     for scan in save_letters(tmp_path, 12):  # named by their letter, as in "c_3.png"
@@ -341,6 +380,8 @@ def test_data_export_frames_a_folder_once_into_an_npz(cli, tmp_path):
     from_npz = load_source(f"npz:{out}", DataConfig()).pool
     assert from_npz.classes == from_folder.classes == sorted(d.name for d in letters.iterdir())
     assert np.array_equal(from_npz.images, from_folder.images) and np.array_equal(from_npz.labels, from_folder.labels)
+    assert from_npz.origins.tolist() == from_folder.origins.tolist() == [  # the files, for reports to name
+        str(letters / c / f) for c in from_folder.classes for f in sorted(p.name for p in (letters / c).iterdir())]
     before = out.read_bytes()
     assert_one_line_error(cli("data", "export", "--set", f"data.source=folder:{letters}", "--out", out),
                           "expected a new .npz file (it exists; nothing is overwritten)")

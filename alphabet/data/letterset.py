@@ -13,6 +13,7 @@ class LetterSet:
     labels: np.ndarray  # (N,) int64 in 0..len(classes)-1
     classes: list[str]  # class names, one character each
     writers: np.ndarray | None = None  # (N,) writer ids where the source has them
+    origins: np.ndarray | None = None  # (N,) where each letter came from, for reports: its file or archive row
 
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels, dtype=np.int64)
@@ -22,7 +23,8 @@ class LetterSet:
 
     def subset(self, index: np.ndarray) -> LetterSet:
         writers = None if self.writers is None else self.writers[index]
-        return LetterSet(self.images[index], self.labels[index], list(self.classes), writers)
+        origins = None if self.origins is None else self.origins[index]
+        return LetterSet(self.images[index], self.labels[index], list(self.classes), writers, origins)
 
     def counts(self) -> np.ndarray:
         return np.bincount(self.labels, minlength=len(self.classes))
@@ -50,5 +52,8 @@ def concat(a: LetterSet, b: LetterSet) -> LetterSet:
     writers = None
     if a.writers is not None and b.writers is not None:
         writers = np.concatenate([a.writers, b.writers])
+    origins = None
+    if a.origins is not None and b.origins is not None:
+        origins = np.concatenate([a.origins, b.origins])
     return LetterSet(np.concatenate([a.images, b.images]), np.concatenate([a.labels, b.labels]),
-                     list(a.classes), writers)
+                     list(a.classes), writers, origins)

@@ -108,7 +108,8 @@ register("emnist-uppercase")(_emnist_source("byclass", str.isupper))
 
 @register("npz")
 def load_npz(path: str, config: DataConfig) -> SourceData:
-    """Keys ``x`` and ``y`` (or ``y52``), optional ``writer`` and ``classes`` (or ``classes52``)."""
+    """Keys ``x`` and ``y`` (or ``y52``), optional ``writer``, ``origin`` (the file each letter came from) and
+    ``classes`` (or ``classes52``)."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{p}: file not found; expected a .npz archive with keys x and y")
@@ -127,6 +128,7 @@ def load_npz(path: str, config: DataConfig) -> SourceData:
         class_key = next((k for k in ("classes", "classes52") if k in keys), None)
         classes = [str(c) for c in archive[class_key]] if class_key else None
         writers = archive["writer"] if "writer" in keys else None
+        origins = archive["origin"] if "origin" in keys else None
     except ValueError as e:  # object arrays need pickle, which we refuse
         raise UserError(f"{p}: unreadable array ({e}); expected plain numeric or string arrays") from None
     if x.ndim != 3 or x.shape[1:] != (28, 28):
@@ -137,6 +139,10 @@ def load_npz(path: str, config: DataConfig) -> SourceData:
         raise UserError(f"{p}: key {label_key}: expected integer labels, got {y.dtype}")
     if writers is not None and len(writers) != len(x):
         raise UserError(f"{p}: key writer: expected shape ({len(x)},), got {writers.shape}")
+    if origins is not None and origins.shape != (len(x),):
+        raise UserError(f"{p}: key origin: expected shape ({len(x)},), got {origins.shape}")
+    if origins is None:  # so that a letter a report names can be found again: its row in the archive
+        origins = np.arange(len(x))
     n_classes = int(y.max()) + 1 if len(y) else 0
     odd = [c for c in classes or [] if len(c) != 1 or not c.isalpha()]
     if odd:
@@ -150,7 +156,7 @@ def load_npz(path: str, config: DataConfig) -> SourceData:
                         f"got {y.min()}..{y.max()}")
     if x.dtype != np.uint8:
         x = np.clip(x, 0, 255).astype(np.uint8)
-    return SourceData(pool=LetterSet(x, y, classes, writers), test=None)
+    return SourceData(pool=LetterSet(x, y, classes, writers, origins), test=None)
 
 
 def save_npz(data: LetterSet, path: Path) -> None:
@@ -158,6 +164,8 @@ def save_npz(data: LetterSet, path: Path) -> None:
     arrays = {"x": data.images, "y": data.labels, "classes": np.array(data.classes)}
     if data.writers is not None:
         arrays["writer"] = data.writers
+    if data.origins is not None and data.origins.dtype.kind == "U":  # files a folder's letters came from
+        arrays["origin"] = data.origins
     with open(path, "xb") as f:  # "x": a file that appeared meanwhile is not overwritten either
         np.savez(f, **arrays)
 
@@ -207,7 +215,9 @@ def load_folder(path: str, config: DataConfig) -> SourceData:
         # A blank image under a letter's name would teach, or score, a letter that is not there.
         others = f" and {len(blank) - 1} more" if len(blank) > 1 else ""
         raise UserError(f"{blank[0]}{others}: blank image (no ink found); expected one letter per image")
-    return SourceData(LetterSet(np.stack(images), np.array(labels), [d.name for d in folders]), None)
+    origins = np.array([str(file) for _, file in files])
+    return SourceData(LetterSet(np.stack(images), np.array(labels), [d.name for d in folders], origins=origins),
+                      None)
 
 
 def _images_left_out(root: Path, folders: list[Path]) -> dict[Path, int]:
