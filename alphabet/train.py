@@ -25,7 +25,7 @@ from alphabet.errors import UserError
 from alphabet.finetune import initial_weights
 from alphabet.metrics import class_report, headline, summary_metrics
 from alphabet.models import count_parameters
-from alphabet.reporting import RunReporter, flatten, write_json
+from alphabet.reporting import RunReporter, flatten, write_json, write_mistakes
 from alphabet.rundir import guard_run_dir, new_run_dir
 
 
@@ -164,6 +164,9 @@ def _train(config: Config, run_dir: Path, payload: dict | None, start: float, lo
     reporter.hparams(flatten(to_dict(config)), finals)
     reporter.close()
     write_json(run_dir / "metrics.json", result)
+    test_source = config.data.test_source or config.data.source
+    write_mistakes(run_dir / "test_mistakes.csv", splits.test, test_probs, test_source)
     log(f"test: {headline(test_report)}")
-    log(f"wrote {run_dir / 'metrics.json'} and figures in {run_dir / 'figures'}")
+    log(f"wrote {run_dir / 'metrics.json'}, figures in {run_dir / 'figures'} and the misread test letters in "
+        f"{run_dir / 'test_mistakes.csv'}")
     return result

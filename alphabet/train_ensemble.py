@@ -26,7 +26,7 @@ from alphabet.engine import evaluate_loss, pick_device
 from alphabet.ensemble import ENSEMBLE_FILE, is_ensemble, load_classifier, member_paths, write_ensemble
 from alphabet.errors import UserError
 from alphabet.metrics import class_report, headline
-from alphabet.reporting import RunReporter, write_json
+from alphabet.reporting import RunReporter, write_json, write_mistakes
 from alphabet.rundir import guard_run_dir, new_run_dir
 from alphabet.train import run_training
 
@@ -112,6 +112,7 @@ def _train_members(config: Config, seeds: int, ens_dir: Path, start: float, log:
         "wall_seconds_this_session": round(time.time() - start, 1),
     }
     write_json(ens_dir / "metrics.json", result)
+    write_mistakes(ens_dir / "test_mistakes.csv", splits.test, probs, config.data.test_source or config.data.source)
     single = ", ".join(f"{m['test']['balanced_accuracy']:.4f}" for m in members)
     log(f"test: ensemble of {seeds}: {headline(result['test'])} (members alone: {single})")
     log(f"wrote {ens_dir / 'metrics.json'}; predict with it: alphabet predict {ens_dir} IMAGE...")

@@ -42,6 +42,8 @@ def test_the_ensemble_is_the_mean_of_its_seeded_members(ensemble):
     mean = torch.stack(probs).mean(0)
     assert summary_metrics(mean, labels)["balanced_accuracy"] == pytest.approx(metrics["test"]["balanced_accuracy"])
     assert metrics["test"]["balanced_accuracy"] > 0.35  # chance is 0.17
+    misread = int((mean.argmax(1) != labels).sum())  # the ensemble's own mistakes, not a member's
+    assert len((ensemble / "test_mistakes.csv").read_text().splitlines()) == 1 + misread
     for member in metrics["members"]:  # each member is a complete run of its own
         alone = json.loads((ensemble / f"seed-{member['seed']}" / "metrics.json").read_text())
         assert member["test"]["balanced_accuracy"] == alone["test"]["balanced_accuracy"]

@@ -31,6 +31,10 @@ def test_short_training_learns_and_reports(tmp_path):
         assert (run / "figures" / f"{name}.png").stat().st_size > 1000
     for name in ("best.pt", "last.pt", "epoch_0003.pt", "epoch_0006.pt"):
         assert (run / "checkpoints" / name).is_file()
+    mistakes = (run / "test_mistakes.csv").read_text().splitlines()
+    misread = saved["sizes"]["test"] - round(saved["test"]["accuracy"] * saved["sizes"]["test"])
+    assert mistakes[0].startswith("letter,writer,true,predicted,p_true") and len(mistakes) == 1 + misread > 1
+    assert mistakes[1].startswith("synthetic #")
 
 
 def test_the_residual_net_learns_and_its_checkpoint_scores_as_the_run_did(tmp_path):
