@@ -207,7 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke-test", action="store_true", help="a tiny one-epoch run, to check the set-up")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="score a checkpoint on a data source")
+    p = sub.add_parser("evaluate", help="score a checkpoint on a data source",
+                       description="Score a checkpoint on a data source: metrics.json, figures, TensorBoard "
+                                   "events and mistakes.csv (every misread letter by its file or archive row, "
+                                   "the label the model believes least first: where wrong labels show up).")
     p.add_argument("checkpoint", help="a checkpoint .pt, a run directory (its checkpoints/last.pt), "
                    "an ensemble.yaml or its directory")
     _add_data_args(p)
