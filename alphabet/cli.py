@@ -130,6 +130,8 @@ def cmd_data(args: argparse.Namespace) -> int:
     if args.action == "info":
         print(info_table(load_splits(data)))
         return 0
+    if args.action == "audit":
+        return audit_data(args, overrides)
     out = new_output_file(args.out, "letters.npz" if args.action == "export" else "data_preview.png")
     if args.action == "export":
         if not data.source.startswith("folder:"):
@@ -141,6 +143,26 @@ def cmd_data(args: argparse.Namespace) -> int:
               f"read it with data.source=npz:{out}")
         return 0
     print(f"wrote {preview_png(load_splits(data), out)}")
+    return 0
+
+
+def audit_data(args: argparse.Namespace, overrides: list[str]) -> int:
+    from alphabet.audit import audit_letters, summary_line, write_audit
+    from alphabet.config import load_config
+
+    if args.folds < 2:
+        raise UserError(f"--folds: expected an integer >= 2, got {args.folds}")
+    config = load_config(args.config, [*overrides, "log.progress=never"], experiments=True)
+    out = new_output_file(args.out, "label_audit.csv")
+    if out.with_suffix(".png").exists():  # the picture beside it would be overwritten
+        raise UserError(f"--out: {out}: {out.with_suffix('.png')} exists; expected a name whose .png is new too")
+    print(f"training {args.folds} models of {config.train.epochs} epochs, each reading the letters it did not "
+          "train on", flush=True)
+    audit = audit_letters(config, args.folds, log=lambda line: print(line, flush=True))
+    png = write_audit(audit, out, config.data.source)
+    print(summary_line(audit))
+    print(f"wrote {out} (the label believed least first: the first rows are the likeliest wrong labels) "
+          f"and {png}")
     return 0
 
 
@@ -248,12 +270,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="a new .pt2 file (default letters.pt2, then letters-2.pt2 ...)")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("data", help="counts per class (info), a PNG grid (preview) of a config's data, or "
-                                    "a folder's images framed once into an npz archive (export)")
-    p.add_argument("action", choices=("info", "preview", "export"))
+    p = sub.add_parser("data", help="counts per class (info), a PNG grid (preview) of a config's data, "
+                                    "a folder's images framed once into an npz archive (export), or the "
+                                    "training letters whose labels cross-validated models doubt (audit)")
+    p.add_argument("action", choices=("info", "preview", "export", "audit"))
     _add_config_args(p, "a training config, or an experiment file (its config section)")
     p.add_argument("--out", help="a new file, never one that exists: preview's PNG (default data_preview.png, "
-                                 "then data_preview-2.png ...), export's .npz (default letters.npz ...)")
+                                 "then data_preview-2.png ...), export's .npz (default letters.npz ...), "
+                                 "audit's .csv (default label_audit.csv ..., its PNG beside it)")
+    p.add_argument("--folds", type=int, default=5, metavar="K",
+                   help="audit: train K models, each on all but a K-th of the letters, and read that K-th "
+                        "(default 5)")
     p.set_defaults(func=cmd_data)
 
     for name in EXTENSIONS:
