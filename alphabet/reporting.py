@@ -49,16 +49,23 @@ def write_mistakes(path: Path, data: LetterSet, probs: torch.Tensor, source: str
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="") as f:
         out = csv.writer(f)
-        out.writerow(["letter", "writer", "true", "predicted", "p_true", "p_predicted"])
+        out.writerow(["origin", "writer", "true", "predicted", "p_true", "p_predicted"])
         for i in order:
-            # A folder's file as it is; an archive's row; else the letter's place among those scored.
-            where = (f"{source} row {data.origins[i]}" if data.origins is not None and data.origins.dtype.kind in "iu"
-                     else str(data.origins[i]) if data.origins is not None else f"{source} #{i}")
             true, read = int(data.labels[i]), int(predicted[i])
-            out.writerow([where, "" if data.writers is None else data.writers[i], data.classes[true],
-                          data.classes[read], f"{probs[i, true]:.4f}", f"{probs[i, read]:.4f}"])
+            out.writerow([origin_of(data, i, source), "" if data.writers is None else data.writers[i],
+                          data.classes[true], data.classes[read], f"{probs[i, true]:.4f}", f"{probs[i, read]:.4f}"])
     tmp.replace(path)
     return len(order)
+
+
+def origin_of(data: LetterSet, i: int, source: str) -> str:
+    """Where letter ``i`` of ``data`` can be found again: its file, its row in an archive, or else
+    its place among the letters of ``data``."""
+    if data.origins is None:
+        return f"{source} #{i}"
+    if data.origins.dtype.kind in "iu":
+        return f"{source} row {data.origins[i]}"
+    return str(data.origins[i])
 
 
 class RunReporter:

@@ -36,10 +36,10 @@ def test_the_audit_puts_wrong_labels_first_and_never_reads_the_test_letters(cli,
     assert len(rows) == misread > 0  # the 960 training letters, each read once; only the misread listed
     p_true = [float(r["p_true"]) for r in rows]
     assert p_true == sorted(p_true)
-    audited = {int(r["letter"].split(" row ")[1]) for r in rows}
+    audited = {int(r["origin"].split(" row ")[1]) for r in rows}
     test_rows = set(load_splits(DataConfig(source=f"npz:{tmp_path / 'noisy.npz'}", case="lower")).test.origins.tolist())
     assert not audited & test_rows  # test letters are never audited, so never "fixed" towards the model
-    top = [int(r["letter"].split(" row ")[1]) for r in rows[:24]]
+    top = [int(r["origin"].split(" row ")[1]) for r in rows[:24]]
     # Measured: 6 of the 10 flipped training letters in the first 24 of 402 misread; by chance 0.6.
     assert len(flipped & set(top)) >= 4, (sorted(flipped), top)
     assert out.with_suffix(".png").stat().st_size > 1000

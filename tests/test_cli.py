@@ -352,15 +352,15 @@ def test_evaluate_lists_the_misread_letters_by_file(cli, trained, tmp_path):
     p_true = [float(r["p_true"]) for r in rows]
     assert p_true == sorted(p_true)  # the label believed least first
     for row in rows:  # each names its file, under the folder of its label, read as another letter
-        assert Path(row["letter"]).is_file() and Path(row["letter"]).parent.name == row["true"] != row["predicted"]
-    row = next(r for r in rows if r["letter"] == str(misfiled))
+        assert Path(row["origin"]).is_file() and Path(row["origin"]).parent.name == row["true"] != row["predicted"]
+    row = next(r for r in rows if r["origin"] == str(misfiled))
     assert (row["true"], row["predicted"]) == (least["letter"], surest["top"][0]["letter"])
     assert float(row["p_true"]) == pytest.approx(least["probability"], abs=1e-3)
 
     on_synthetic = cli("evaluate", trained, "--data", "synthetic", "--out-dir", tmp_path, "--name", "syn")
     assert on_synthetic.code == 0, on_synthetic.err
     first = next(csv.DictReader((tmp_path / "syn" / "mistakes.csv").open()))
-    assert first["letter"].startswith("synthetic #")  # no file: its place among the letters scored
+    assert first["origin"].startswith("synthetic #")  # no file: its place among the letters scored
 
 
 def test_data_export_frames_a_folder_once_into_an_npz(cli, tmp_path):

@@ -33,7 +33,7 @@ def test_short_training_learns_and_reports(tmp_path):
         assert (run / "checkpoints" / name).is_file()
     mistakes = (run / "test_mistakes.csv").read_text().splitlines()
     misread = saved["sizes"]["test"] - round(saved["test"]["accuracy"] * saved["sizes"]["test"])
-    assert mistakes[0].startswith("letter,writer,true,predicted,p_true") and len(mistakes) == 1 + misread > 1
+    assert mistakes[0].startswith("origin,writer,true,predicted,p_true") and len(mistakes) == 1 + misread > 1
     assert mistakes[1].startswith("synthetic #")
 
 
