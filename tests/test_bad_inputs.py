@@ -131,6 +131,16 @@ CASES = {
     "npz missing key": (_data(lambda t: (f"npz:{write_npz(t / 'a.npz', y=None)}", "a.npz")), "missing key y"),
     "npz wrong shape": (_data(lambda t: (f"npz:{write_npz(t / 'b.npz', x=np.zeros((60, 28, 27), np.uint8))}",
                                          "b.npz")), "key x: expected shape (N, 28, 28)"),
+    "npz origins of another length": (_data(lambda t: (f"npz:{write_npz(t / 'o.npz', origin=np.array(['a.png']))}",
+                                                       "o.npz")), "key origin: expected shape (60,), got (1,)"),
+    "audit: one fold": (lambda t, ck: (["data", "audit", "--folds", "1"], "--folds"),
+                        "--folds: expected an integer >= 2, got 1"),
+    "audit: its CSV exists": (lambda t, ck: ((t / "a.csv").write_text("mine\n") and
+                                             ["data", "audit", "--set", "data.synthetic_size=60", "--out", t / "a.csv"],
+                                             str(t / "a.csv")), "expected a new .csv file (it exists; nothing is"),
+    "audit: the PNG beside its CSV exists": (lambda t, ck: ((t / "a.png").write_bytes(b"mine") and
+                                                            ["data", "audit", "--out", t / "a.csv"], str(t / "a.png")),
+                                             "exists; expected a name whose .png is new too"),
     "npz not an archive": (_data(lambda t: ((t / "c.npz").write_text("x") and f"npz:{t / 'c.npz'}", "c.npz")),
                            "not a readable .npz archive"),
     "folder without letter sub-folders": (_data(lambda t: ((t / "words").mkdir() or f"folder:{t}", str(t))),
