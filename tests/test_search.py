@@ -225,14 +225,22 @@ def test_a_search_of_one_trial_at_a_time_is_reproduced_exactly(finished_search, 
 def test_time_budget_ends_the_search_with_its_results(tmp_path):
     # The budget stops trials mid-start, before their first report; the end of the search
     # must still write its table and best.yaml (Ray's metric-sorted status table crashed here).
+    # 40 s: at 15 s, on 2 cores that another job kept busy, no trial had reported yet (2026-12-04).
     experiment = write_experiment(tmp_path, "budget", search={"num_samples": 100, "max_concurrent": 2,
-                                                               "time_budget_s": 15})
+                                                               "time_budget_s": 40})
     done = alphabet("search", experiment, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     run_dir = tmp_path / "search" / "budget"
     rows = trials_of(run_dir)
     assert 2 <= len(rows) < 100
     assert (run_dir / "best.yaml").is_file() and (run_dir / "summary.json").is_file()
+
+    # A budget that ends before any trial's first epoch is said to be the reason, in one line.
+    too_short = write_experiment(tmp_path, "short", search={"num_samples": 4, "time_budget_s": 1})
+    done = alphabet("search", too_short, timeout=600)
+    error = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 2 and "no trial reported val_balanced_accuracy" in error, done.stderr[-3000:]
+    assert "search.time_budget_s: 1 s ended the search before any trial's first epoch" in error
 
 
 def test_a_diverged_trial_is_a_result_not_an_error(tmp_path):
