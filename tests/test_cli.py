@@ -1,5 +1,6 @@
 """Every command, as a user runs it, and the bad inputs each one must refuse in one line."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -326,8 +327,6 @@ def test_data_info_reads_an_experiments_data(cli):
 
 
 def test_evaluate_lists_the_misread_letters_by_file(cli, trained, tmp_path):
-    import csv
-
     letters = tmp_path / "letters"
     for scan in save_letters(tmp_path, 36):
         (letters / scan.name[0]).mkdir(parents=True, exist_ok=True)
@@ -360,7 +359,7 @@ def test_evaluate_lists_the_misread_letters_by_file(cli, trained, tmp_path):
     on_synthetic = cli("evaluate", trained, "--data", "synthetic", "--out-dir", tmp_path, "--name", "syn")
     assert on_synthetic.code == 0, on_synthetic.err
     first = next(csv.DictReader((tmp_path / "syn" / "mistakes.csv").open()))
-    assert first["origin"].startswith("synthetic #")  # no file: its place among the letters scored
+    assert first["origin"].startswith("synthetic row ")  # no file: its row in the generated set
 
 
 def test_data_export_frames_a_folder_once_into_an_npz(cli, tmp_path):
@@ -505,6 +504,11 @@ def test_evaluate_on_emnist_files_found_by_data_root(cli, trained, tmp_path):
                  "--data-root", tmp_path / "emnist", "--out-dir", tmp_path, "--name", "ev")
     assert result.code == 0, result.err
     assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["images"] == 18  # a-f, 3 each
+    rows = list(csv.DictReader((tmp_path / "ev" / "mistakes.csv").open()))
+    assert len(rows) >= 15  # every image is the same bar, read as one letter: 15 of the 18 at least are misread
+    for row in rows:  # each names its row in EMNIST's test file, whose label there is row // 3 of byclass
+        file_row = int(row["origin"].removeprefix("emnist-lowercase row "))
+        assert row["true"] == "abcdef"[file_row // 3 - 36]
 
 
 def test_predict_images_in_memory_as_files_are(cli, trained, tmp_path):

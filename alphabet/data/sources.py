@@ -91,7 +91,7 @@ def _emnist_source(split: str, keep: Callable[[str], bool]) -> SourceLoader:
         parts = []
         for train in (True, False):
             images, labels, names = _emnist(split, train, config)
-            full = LetterSet(images, labels, names)
+            full = LetterSet(images, labels, names, origins=np.arange(len(labels)))  # its row in its file
             # The training part keeps the data.auxiliary_case letters too; the test part never does.
             classes = [c for c in names if keep(c) or (train and c in auxiliary)]
             parts.append(full.relabel(classes))
@@ -245,6 +245,8 @@ def load_synthetic(_: str, config: DataConfig) -> SourceData:
     # A different seed gives different fonts' distortions: a fair held-out set.
     test = generate(config.synthetic_test_size, seed=config.synthetic_seed + 1_000_003,
                     classes=_wanted_classes(config, auxiliary=False))
+    for part in (train, test):  # a letter a report names can be generated again: its row
+        part.origins = np.arange(len(part))
     return SourceData(pool=train, test=test)
 
 
