@@ -202,8 +202,9 @@ def write_results(location: RunLocation, experiment: Experiment, log: Callable[[
     scored = [r for r in rows if not math.isnan(r.score)]
     if not scored:
         budget = experiment.search.time_budget_s
-        hint = (f" (search.time_budget_s: {budget:g} s ended the search before any trial's first epoch; expected "
-                "a budget longer than a trial's start and first epoch)" if budget else "")
+        # Said as a possibility: trials that all failed end a search with a budget the same way.
+        hint = (f" (search.time_budget_s: {budget:g} s; if it ran out before any trial's first epoch, expected a "
+                "budget longer than a trial's start and first epoch)" if budget else "")
         raise UserError(f"{location.uri}: no trial reported {experiment.search.metric}; nothing to export{hint}")
     best = scored[0]
     config = trial_config(experiment, best.params)
