@@ -235,7 +235,7 @@ def test_time_budget_ends_the_search_with_its_results(tmp_path):
     assert 2 <= len(rows) < 100
     assert (run_dir / "best.yaml").is_file() and (run_dir / "summary.json").is_file()
 
-    # A budget that ends before any trial's first epoch is said to be the reason, in one line.
+    # A budget that ends before any trial's first epoch is named, in one line, as the likely reason.
     too_short = write_experiment(tmp_path, "short", search={"num_samples": 4, "time_budget_s": 1})
     done = alphabet("search", too_short, timeout=600)
     error = done.stderr.strip().splitlines()[-1]
