@@ -126,12 +126,14 @@ def cmd_data(args: argparse.Namespace) -> int:
     from alphabet.data.sources import load_source, save_npz
 
     overrides = list(args.set) + (["data.download=true"] if args.download else [])
+    if args.smoke_test and args.action != "audit":
+        raise UserError(f"--smoke-test: only with audit (data {args.action} trains nothing)")
+    if args.action == "audit":
+        return audit_data(args, overrides)
     data = load_config(args.config, overrides, experiments=True).data
     if args.action == "info":
         print(info_table(load_splits(data)))
         return 0
-    if args.action == "audit":
-        return audit_data(args, overrides)
     out = new_output_file(args.out, "letters.npz" if args.action == "export" else "data_preview.png")
     if args.action == "export":
         if not data.source.startswith("folder:"):
@@ -152,12 +154,15 @@ def audit_data(args: argparse.Namespace, overrides: list[str]) -> int:
 
     if args.folds < 2:
         raise UserError(f"--folds: expected an integer >= 2, got {args.folds}")
-    config = load_config(args.config, [*overrides, "log.progress=never"], experiments=True)
+    overrides = [*overrides, "log.progress=never"]
+    config = load_config(args.config, (SMOKE_TEST if args.smoke_test else []) + overrides, experiments=True)
+    if args.smoke_test and config.train.init_from is None:
+        config = load_config(args.config, SMOKE_TEST + SMOKE_MODEL + overrides, experiments=True)
     out = new_output_file(args.out, "label_audit.csv")
     if out.with_suffix(".png").exists():  # the picture beside it would be overwritten
         raise UserError(f"--out: {out}: {out.with_suffix('.png')} exists; expected a name whose .png is new too")
-    print(f"training {args.folds} models of {config.train.epochs} epochs, each reading the letters it did not "
-          "train on", flush=True)
+    epochs = f"{config.train.epochs} epoch{'s' if config.train.epochs != 1 else ''}"
+    print(f"training {args.folds} models of {epochs}, each reading the letters it did not train on", flush=True)
     audit = audit_letters(config, args.folds, log=lambda line: print(line, flush=True))
     png = write_audit(audit, out, config.data.source)
     print(summary_line(audit))
@@ -281,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=5, metavar="K",
                    help="audit: train K models, each on all but a K-th of the letters, and read that K-th "
                         "(default 5)")
+    p.add_argument("--smoke-test", action="store_true",
+                   help="audit: one epoch on 50 letters a class, with a smaller model, to check the set-up")
     p.set_defaults(func=cmd_data)
 
     for name in EXTENSIONS:

@@ -49,3 +49,11 @@ def test_the_audit_puts_wrong_labels_first_and_never_reads_the_test_letters(cli,
                               "--out", out), str(out), "nothing is overwritten")
     assert out.read_bytes() == before
     assert_one_line_error(cli("data", "audit", "--folds", "1"), "--folds: expected an integer >= 2, got 1")
+
+
+def test_the_audit_smoke_test_runs_an_experiment_file_in_seconds(cli, tmp_path):
+    out = tmp_path / "smoke.csv"
+    result = cli("data", "audit", "experiments/quick.yaml", "--smoke-test", "--folds", "2", "--out", out)
+    assert result.code == 0, result.err
+    assert "training 2 models of 1 epoch," in result.out and out.is_file() and out.with_suffix(".png").is_file()
+    assert_one_line_error(cli("data", "info", "--smoke-test"), "--smoke-test: only with audit")
