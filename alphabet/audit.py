@@ -22,10 +22,10 @@ from alphabet.config import Config
 from alphabet.data.letterset import LetterSet, concat
 from alphabet.data.splits import fold_split, load_splits, of_the_writers_of
 from alphabet.engine import Trainer
-from alphabet.figures import image_grid_figure, render
+from alphabet.figures import render
 from alphabet.finetune import initial_weights
-from alphabet.metrics import confident_mistakes, summary_metrics
-from alphabet.reporting import write_mistakes
+from alphabet.metrics import summary_metrics
+from alphabet.reporting import mistakes_figure, write_mistakes
 from alphabet.train import duration
 
 GRID = 48  # letters the picture shows: the top of the list, which is what a person checks by eye
@@ -78,14 +78,11 @@ def write_audit(audit: Audit, csv_path: Path, source: str) -> Path:
     from PIL import Image
 
     write_mistakes(csv_path, audit.letters, audit.probs, source)
-    first = confident_mistakes(audit.probs, torch.from_numpy(audit.letters.labels), GRID)
-    classes = audit.letters.classes
-    predicted = audit.probs.argmax(1).numpy()
-    captions = [f"{classes[audit.letters.labels[i]]}→{classes[predicted[i]]} "
-                f"{audit.probs[i, audit.letters.labels[i]]:.2f}" for i in first]
     title = f"labels doubted by {audit.folds}-fold cross-validation (label→read, the label's probability)"
+    grid = mistakes_figure(audit.letters.images, torch.from_numpy(audit.letters.labels), audit.probs,
+                           audit.letters.classes, title, GRID)
     png = csv_path.with_suffix(".png")
-    Image.fromarray(render(image_grid_figure(audit.letters.images[first], captions, title))).save(png)
+    Image.fromarray(render(grid)).save(png)
     return png
 
 

@@ -14,10 +14,14 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alphabet import __version__
 from alphabet.errors import RunInterrupted, UserError
 from alphabet.rundir import free_name
+
+if TYPE_CHECKING:
+    from alphabet.config import Config
 
 # Packages that add sub-commands; missing ones are skipped (alphabet works alone).
 EXTENSIONS = ("search.cli",)
@@ -28,8 +32,20 @@ SMOKE_TEST = ["data.synthetic_size=1300", "data.synthetic_test_size=260", "data.
 SMOKE_MODEL = ["model.width=8", "model.classifier_width=32"]  # kept as it is for train.init_from, whose weights fix it
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def config_with_smoke_test(path: str | None, overrides: list[str], smoke_test: bool,
+                           experiments: bool = False) -> Config:
+    """The config, made tiny with ``smoke_test``: its model too, unless train.init_from's weights fix it."""
     from alphabet.config import load_config
+
+    if not smoke_test:
+        return load_config(path, overrides, experiments=experiments)
+    config = load_config(path, SMOKE_TEST + overrides, experiments=experiments)
+    if config.train.init_from is None:
+        config = load_config(path, SMOKE_TEST + SMOKE_MODEL + overrides, experiments=experiments)
+    return config
+
+
+def cmd_train(args: argparse.Namespace) -> int:
     from alphabet.train_ensemble import train_seeds
 
     if args.resume:
@@ -40,10 +56,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = list(args.set)
     if args.download:
         overrides.append("data.download=true")
-    config = load_config(args.config, (SMOKE_TEST if args.smoke_test else []) + overrides)
-    if args.smoke_test and config.train.init_from is None:
-        config = load_config(args.config, SMOKE_TEST + SMOKE_MODEL + overrides)
-    train_seeds(config, args.seeds)
+    train_seeds(config_with_smoke_test(args.config, overrides, args.smoke_test), args.seeds)
     return 0
 
 
@@ -150,14 +163,11 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def audit_data(args: argparse.Namespace, overrides: list[str]) -> int:
     from alphabet.audit import audit_letters, summary_line, write_audit
-    from alphabet.config import load_config
 
     if args.folds < 2:
         raise UserError(f"--folds: expected an integer >= 2, got {args.folds}")
-    overrides = [*overrides, "log.progress=never"]
-    config = load_config(args.config, (SMOKE_TEST if args.smoke_test else []) + overrides, experiments=True)
-    if args.smoke_test and config.train.init_from is None:
-        config = load_config(args.config, SMOKE_TEST + SMOKE_MODEL + overrides, experiments=True)
+    config = config_with_smoke_test(args.config, [*overrides, "log.progress=never"], args.smoke_test,
+                                    experiments=True)
     out = new_output_file(args.out, "label_audit.csv")
     if out.with_suffix(".png").exists():  # the picture beside it would be overwritten
         raise UserError(f"--out: {out}: {out.with_suffix('.png')} exists; expected a name whose .png is new too")

@@ -68,6 +68,16 @@ def origin_of(data: LetterSet, i: int, source: str) -> str:
     return str(data.origins[i])
 
 
+def mistakes_figure(images: np.ndarray, labels: torch.Tensor, probs: torch.Tensor, classes: list[str], title: str,
+                    limit: int = 48) -> Figure:
+    """A grid of the first ``limit`` misread letters, the label believed least first, each captioned
+    label→read and the label's probability."""
+    wrong = confident_mistakes(probs, labels, limit)
+    predicted = probs.argmax(1)
+    captions = [f"{classes[labels[i]]}→{classes[predicted[i]]} {probs[i, labels[i]]:.2f}" for i in wrong]
+    return image_grid_figure(images[wrong], captions, title)
+
+
 class RunReporter:
     """Writes one run's TensorBoard events and figure files."""
 
@@ -100,12 +110,8 @@ class RunReporter:
                 self.writer.add_pr_curve(f"{split}_pr/{name}", labels == c, probs[:, c], step)
         for c, name in enumerate(report.classes):
             self.writer.add_scalar(f"{split}_auc/{name}", float(np.nan_to_num(report.auc[c])), step)
-        predicted = probs.argmax(1).numpy()
-        wrong = confident_mistakes(probs, labels, 48)
-        captions = [f"{report.classes[labels[i]]}→{report.classes[predicted[i]]} {probs[i, labels[i]]:.2f}"
-                    for i in wrong]
-        grid = image_grid_figure(images[wrong], captions, f"{title}misclassified, the label believed least "
-                                 "first (true→predicted, its probability)")
+        grid = mistakes_figure(images, labels, probs, report.classes, f"{title}misclassified, the label believed "
+                               "least first (true→predicted, its probability)")
         self._figure(f"{split}/misclassified", grid, step, f"{split}_misclassified")
         pairs = report.most_confused(10)
         text = "\n".join(f"| {t} → {p} | {n} |" for t, p, n in pairs) or "| none | 0 |"
