@@ -235,7 +235,7 @@ def run_search(experiment: Experiment | None, address: str | None = None, resume
             trainable,
             tune_config=tune.TuneConfig(metric=s.metric, mode=experiment.mode, search_alg=build_searcher(
                 experiment, location), scheduler=build_scheduler(experiment), num_samples=s.num_samples,
-                time_budget_s=s.time_budget_s, trial_dirname_creator=trial_dirname),
+                time_budget_s=s.time_budget_s, trial_dirname_creator=trial_dirname, reuse_actors=True),
             run_config=tune.RunConfig(
                 name=location.name, storage_path=location.parent_uri,
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=experiment.storage.keep_checkpoints),

@@ -75,30 +75,34 @@ def train_trial(params: dict, *, experiment: Experiment, splits: Splits, initial
         # Declared now, so trials that ASHA stops still appear with their latest values.
         reporter.hparams({**params, "trial_id": tune.get_context().get_trial_id()},
                          dict.fromkeys(("val/balanced_accuracy", "val/accuracy", "val/macro_f1", "val/loss")))
-    while trainer.epoch < config.train.epochs:
-        tick = time.time()
-        try:
-            train_metrics = trainer.train_epoch()
-        except TrainingDiverged:
-            # A result of these settings, not a failure of the search: reported as the worst
-            # value, so that TPE learns to avoid them, and the trial ends (`alphabet trials`: diverged).
-            worst = 0.0 if experiment.mode == "max" else float("inf")
-            tune.report({experiment.search.metric: worst, "diverged": 1, "epoch": trainer.epoch,
-                         "epoch_seconds": time.time() - tick, "node_id": node_id})
-            break
-        val_metrics, val_probs = evaluate_split(trainer, splits.val)
-        epoch = trainer.epoch
-        reporter.scalars("train", {**train_metrics, "lr": trainer.lr}, epoch)
-        reporter.scalars("val", val_metrics, epoch)
-        reporter.writer.flush()
-        metrics = {f"val_{k}": v for k, v in val_metrics.items()}
-        # How far the validation letters alone leave the figure uncertain, for the search's summary.
-        interval = balanced_accuracy_interval(splits.val.labels, val_probs.argmax(1).cpu().numpy(),
-                                              len(splits.val.classes), splits.val.writers)
-        metrics.update(val_balanced_accuracy_low=interval.low, val_balanced_accuracy_high=interval.high)
-        metrics.update({f"train_{k}": v for k, v in train_metrics.items()}, epoch=epoch,
-                       epoch_seconds=time.time() - tick, node_id=node_id)
-        with tempfile.TemporaryDirectory() as folder:
-            save_checkpoint(Path(folder) / CHECKPOINT_FILE, config, trainer.classes, trainer.state_dict())
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-    reporter.close()
+    # ASHA's stop arrives as SystemExit from tune.report; the finally closes the writer even then,
+    # since the process is reused for the next trial (TuneConfig.reuse_actors).
+    try:
+        while trainer.epoch < config.train.epochs:
+            tick = time.time()
+            try:
+                train_metrics = trainer.train_epoch()
+            except TrainingDiverged:
+                # A result of these settings, not a failure of the search: reported as the worst
+                # value, so that TPE learns to avoid them, and the trial ends (`alphabet trials`: diverged).
+                worst = 0.0 if experiment.mode == "max" else float("inf")
+                tune.report({experiment.search.metric: worst, "diverged": 1, "epoch": trainer.epoch,
+                             "epoch_seconds": time.time() - tick, "node_id": node_id})
+                break
+            val_metrics, val_probs = evaluate_split(trainer, splits.val)
+            epoch = trainer.epoch
+            reporter.scalars("train", {**train_metrics, "lr": trainer.lr}, epoch)
+            reporter.scalars("val", val_metrics, epoch)
+            reporter.writer.flush()
+            metrics = {f"val_{k}": v for k, v in val_metrics.items()}
+            # How far the validation letters alone leave the figure uncertain, for the search's summary.
+            interval = balanced_accuracy_interval(splits.val.labels, val_probs.argmax(1).cpu().numpy(),
+                                                  len(splits.val.classes), splits.val.writers)
+            metrics.update(val_balanced_accuracy_low=interval.low, val_balanced_accuracy_high=interval.high)
+            metrics.update({f"train_{k}": v for k, v in train_metrics.items()}, epoch=epoch,
+                           epoch_seconds=time.time() - tick, node_id=node_id)
+            with tempfile.TemporaryDirectory() as folder:
+                save_checkpoint(Path(folder) / CHECKPOINT_FILE, config, trainer.classes, trainer.state_dict())
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+    finally:
+        reporter.close()

@@ -116,9 +116,15 @@ def test_trials_rank_by_their_last_epochs_not_their_peak(finished_search):
 def test_every_trial_has_tensorboard_curves_and_hparams(finished_search):
     trial_dirs = [d for d in finished_search.iterdir() if d.name.startswith("trial_")]
     assert len(trial_dirs) == 6
+    epochs = {row.trial_id: row.epochs for row in trials_of(finished_search)}
+    # One process runs the trials one after another (reuse_actors), and each still writes only its own
+    # curves: one events file whose epochs are the trial's, ASHA's stopped ones included.
+    assert len({json.loads((d / "result.json").read_text().splitlines()[-1])["pid"] for d in trial_dirs}) == 1
     for d in trial_dirs:
+        assert len(list(d.glob("events.out.tfevents.*"))) == 1
         events = EventAccumulator(str(d)).Reload()
-        assert "val/balanced_accuracy" in events.Tags()["scalars"]
+        steps = [e.step for e in events.Scalars("val/balanced_accuracy")]
+        assert steps == list(range(1, epochs[d.name.rsplit("_", 1)[1]] + 1)), (d.name, steps)
         assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
         # Checkpoints kept per trial are bounded by storage.keep_checkpoints (2).
         assert len(list(d.glob("checkpoint_*"))) <= 2
