@@ -231,6 +231,8 @@ def run_search(experiment: Experiment | None, address: str | None = None, resume
     else:
         save_experiment(experiment, location)
         s = experiment.search
+        # reuse_actors: a fresh worker per trial re-imports torch (~5 s on 2 cores), often longer than
+        # the one epoch ASHA gives a poor trial; trials set their own seeds, threads and writers.
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(metric=s.metric, mode=experiment.mode, search_alg=build_searcher(
