@@ -201,7 +201,9 @@ def test_the_validation_screen_cross_validates_over_folds_and_compares(tmp_path,
     second = np.load(tmp_path / "b" / "seed1.npz")
     assert np.array_equal(second["y"], saved["y"])  # the same folds for another seed
     gap = screen.balanced_accuracy(second["probs"], second["y"]) - first
-    assert f"difference from --against (1 seed(s)): {gap:+.4f} (95% CI " in capsys.readouterr().out
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("difference from --against"))
+    assert line.startswith(f"difference from --against (1 seed(s)): {gap:+.4f} (95% CI ")
+    assert line.endswith("; one seed a side: the seed's own luck is not in it)")
     for argv, fragment in ((["--folds", "2", "--against", str(tmp_path / "a")], "not the same letters"),
                            (["--folds", "3", "--against", str(tmp_path)], "no seed*.npz"),
                            (["--folds", "1"], "--folds: expected an integer >= 2"),
