@@ -72,7 +72,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="hyperparameter search with Ray Tune, Optuna and ASHA")
     p.add_argument("experiment", nargs="?", help="experiment YAML (see experiments/)")
     add_set_argument(p, "search.num_samples=50 asha.max_t=20")
-    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--address", help="Ray cluster address, or auto for the cluster `ray start` runs on this "
+                   "machine (default: RAY_ADDRESS, else a Ray of the search's own)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted search")
     add_download_argument(p)
     p.add_argument("--smoke-test", action="store_true", help="a tiny search, to check the set-up")

@@ -1,7 +1,7 @@
 """Launch or resume a search: Ray Tune + OptunaSearch + ASHA over the alphabet CNN.
 
-Ray runs embedded by default, or joins a cluster given ``--address`` (or
-``RAY_ADDRESS``). The Tune experiment lives in ``RUN_DIR`` =
+Ray runs embedded by default, even where a ``ray start`` cluster runs on the
+same machine, or joins a cluster given ``--address`` (or ``RAY_ADDRESS``). The Tune experiment lives in ``RUN_DIR`` =
 ``storage.path/storage.name``, next to the Optuna study (SQLite) and, at the
 end, ``best.yaml``, ``trials.csv`` and the search summary.
 """
@@ -58,7 +58,9 @@ def cluster_address(address: str | None) -> tuple[str | None, str]:
     """``--address`` or RAY_ADDRESS, and which of the two it came from, checked in seconds: Ray itself
     waits minutes on a wrong one."""
     given, where = (address, "--address") if address else (os.environ.get("RAY_ADDRESS") or None, "RAY_ADDRESS")
-    if given is None or given in ("auto", "local"):  # Ray finds (or starts) a cluster on this machine
+    if given is None:  # Ray's own default would join a `ray start` cluster on this machine, if one runs
+        return "local", where
+    if given in ("auto", "local"):  # auto: the cluster `ray start` runs on this machine; local: a new one
         return given, where
     host, _, port = given.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():

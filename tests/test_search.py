@@ -428,6 +428,15 @@ def test_two_node_cluster(tmp_path):
             assert "this trial was given 0.125 GPU but trains on cpu: torch" in done.stdout + done.stderr
         nodes = {r.node for r in trials_of(tmp_path / "search" / "cluster")}
         assert len(nodes) == 2, nodes  # trials ran on both nodes
+        # Given no address, a search starts a Ray of its own, not the `ray start` cluster (Ray's default):
+        # one node, with this machine's GPUs rather than the two the nodes declared.
+        own = subprocess.run([sys.executable, "-c", "import json, ray; from search.runner import cluster_address, "
+                              "start_ray; print(json.dumps({**start_ray(*cluster_address(None)), "
+                              "'nodes': len(ray.nodes())}))"], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=120)
+        assert own.returncode == 0, own.stderr[-2000:]
+        resources = json.loads(own.stdout.strip().splitlines()[-1])
+        assert resources["nodes"] == 1 and resources.get("GPU", 0) == torch.cuda.device_count(), resources
     finally:
         subprocess.run([ray_cli(), "stop", "--force"], env=env, capture_output=True, timeout=120)
 
