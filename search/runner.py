@@ -1,9 +1,10 @@
 """Launch or resume a search: Ray Tune + OptunaSearch + ASHA over the alphabet CNN.
 
 Ray runs embedded by default, even where a ``ray start`` cluster runs on the
-same machine, or joins a cluster given ``--address`` (or ``RAY_ADDRESS``). The Tune experiment lives in ``RUN_DIR`` =
-``storage.path/storage.name``, next to the Optuna study (SQLite) and, at the
-end, ``best.yaml``, ``trials.csv`` and the search summary.
+same machine, or joins a cluster given ``--address`` (or ``RAY_ADDRESS``).
+The Tune experiment lives in ``RUN_DIR`` = ``storage.path/storage.name``, next
+to the Optuna study (SQLite) and, at the end, ``best.yaml``, ``trials.csv`` and
+the search summary.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def per_trial_resources(experiment: Experiment, cluster: dict) -> dict[str, floa
     return {"cpu": cpu, "gpu": gpu}
 
 
-def cluster_address(address: str | None) -> tuple[str | None, str]:
+def cluster_address(address: str | None) -> tuple[str, str]:
     """``--address`` or RAY_ADDRESS, and which of the two it came from, checked in seconds: Ray itself
     waits minutes on a wrong one."""
     given, where = (address, "--address") if address else (os.environ.get("RAY_ADDRESS") or None, "RAY_ADDRESS")
