@@ -170,6 +170,18 @@ def _settings(cls: type, raw: Any, origin: str, section: str) -> Any:
     return from_dict(cleaned, origin, cls, shown=section + ".")
 
 
+def _refuse_distribution_in_config(config_raw: Any, origin: str) -> None:
+    """A distribution among the fixed settings is a search meant, not a bad value: say where it goes."""
+    if not isinstance(config_raw, dict):
+        return  # from_dict says what config should be
+    for section, settings in config_raw.items():
+        for name, value in (settings.items() if isinstance(settings, dict) else ()):
+            if isinstance(value, dict) and (value.get("type") in DISTRIBUTIONS or value.keys() & DISTRIBUTIONS):
+                raise UserError(f"{origin}: config.{section}.{name}: expected a fixed value; to search it, "
+                                f"give it under space, as {section}.{name}: "
+                                "{type: loguniform, low: 0.0001, high: 0.01}")
+
+
 def _param(key: str, raw: Any, origin: str, params: set[str]) -> ParamSpec:
     where = f"{origin}: space.{key}"
     if key not in params:
@@ -287,6 +299,7 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
                         f"alphabet train {origin}")
     if unknown:
         raise UserError(f"{origin}: unknown key '{sorted(unknown)[0]}'; valid sections: {', '.join(SECTIONS)}")
+    _refuse_distribution_in_config(raw.get("config"), origin)
     config = from_dict(raw.get("config") or {}, origin, Config, shown="config.")
     if "epochs" in ((raw.get("config") or {}).get("train") or {}):
         raise UserError(f"{origin}: config.train.epochs: expected no value; in an experiment asha.max_t sets "

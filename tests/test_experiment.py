@@ -218,6 +218,10 @@ DELETE = object()
     ({"retrain": {"batch_size": 0}}, "retrain.batch_size: expected a positive integer, got 0"),
     ({"retrain": {"batch_size": "512"}}, "retrain.batch_size: expected a positive integer, got '512'"),
     ({"config/train": {"batch_size": -2}}, "config.train.batch_size: expected a value > 0"),
+    # a distribution among the fixed settings: the error says it belongs under space
+    ({"config/train": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}}},
+     "config.train.lr: expected a fixed value; to search it, give it under space, as train.lr: {type:"),
+    ({"config/model": {"width": {"choice": [16, 32]}}}, "config.model.width: expected a fixed value; to search it"),
     ({"config/train": {"epochs": 10}}, "config.train.epochs: expected no value; in an experiment asha.max_t"),
     ({"config/model": {"dropout": 2}}, "config.model.dropout: expected a value in [0, 1)"),
     ({"config/data": {"classes": ""}}, "config.data.classes: expected letters a-z or A-Z"),
