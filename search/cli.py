@@ -31,9 +31,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not args.experiment:
         raise UserError("search: expected EXPERIMENT.yaml (or --resume RUN_DIR)")
     overrides = list(args.set) + (["config.data.download=true"] if args.download else [])
-    experiment = load_experiment(args.experiment, (SMOKE_TEST if args.smoke_test else []) + overrides)
-    if args.smoke_test and experiment.config.train.init_from is None:
-        experiment = load_experiment(args.experiment, SMOKE_TEST + SMOKE_MODEL + overrides)
+    experiment = load_experiment(args.experiment, overrides)
+    if args.smoke_test:  # every one of search.first_trials still runs, so that each is checked
+        smoke = [*SMOKE_TEST, f"search.num_samples={max(4, len(experiment.first_trials))}"]
+        if experiment.config.train.init_from is None:
+            smoke += SMOKE_MODEL
+        experiment = load_experiment(args.experiment, smoke + overrides)
     run_search(experiment, address=args.address)
     return 0
 

@@ -4,7 +4,8 @@ An experiment YAML has these sections (all but ``space`` optional)::
 
     config:     the fixed alphabet settings, as in an ``alphabet train`` YAML
     space:      {dotted.key: {type: loguniform|uniform|int|choice, ...}}
-    search:     metric, num_samples, time_budget_s, max_concurrent, seed, startup_trials, rank_epochs
+    search:     metric, num_samples, time_budget_s, max_concurrent, seed, startup_trials, rank_epochs,
+                first_trials (settings the first trials take; see search/first_trials.py)
     asha:       max_t (epochs), grace_period, reduction_factor
     resources:  cpus_per_trial, gpus_per_trial ("auto" = from the hardware found)
     storage:    path (local dir, NFS path or s3:// / gs:// URI), name
@@ -27,6 +28,7 @@ from alphabet.errors import UserError
 from alphabet.finetune import InitialWeights, check_fits_config
 from alphabet.models import check_model
 from alphabet.rundir import check_name
+from search.first_trials import first_trials_from
 
 METRICS = {  # name reported to Tune -> optimisation mode
     "val_balanced_accuracy": "max",
@@ -116,6 +118,7 @@ class Experiment:
     retrain_seeds: int = 1  # more than 1: an ensemble of that many seeds
     retrain_batch_size: int | None = None  # None: the searched config's batch size
     source: str = "experiment"  # the file it came from, for messages
+    first_trials: list[dict[str, Any]] = field(default_factory=list)  # {searched key: value}, run first
 
     @property
     def startup_trials(self) -> int:
@@ -149,7 +152,9 @@ class Experiment:
         return {
             "config": config,
             "space": space,
-            "search": dataclasses.asdict(self.search),
+            # first_trials as mappings: a best.yaml it was read from may be gone when a search resumes
+            "search": {**dataclasses.asdict(self.search),
+                       **({"first_trials": self.first_trials} if self.first_trials else {})},
             "asha": dataclasses.asdict(self.asha),
             "resources": dataclasses.asdict(self.resources),
             "storage": dataclasses.asdict(self.storage),
@@ -321,7 +326,12 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
     fixed_settings = to_dict(config)
     for p in space:
         _check_values(fixed_settings, p, origin)
-    search = _settings(SearchSettings, raw.get("search"), origin, "search")
+    search_raw = raw.get("search")
+    first_raw = None
+    if isinstance(search_raw, dict) and "first_trials" in search_raw:
+        search_raw = dict(search_raw)
+        first_raw = search_raw.pop("first_trials")
+    search = _settings(SearchSettings, search_raw, origin, "search")
     if search.metric not in METRICS:
         raise UserError(f"{origin}: search.metric: expected one of {', '.join(METRICS)} (validation only), "
                         f"got {search.metric!r}")
@@ -330,6 +340,10 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
                         ("rank_epochs", search.rank_epochs)):
         if value is not None and value <= 0:
             raise UserError(f"{origin}: search.{name}: expected a value > 0, got {value}")
+    first_trials = first_trials_from(first_raw, space, origin)
+    if len(first_trials) > search.num_samples:
+        raise UserError(f"{origin}: search.first_trials: expected at most search.num_samples "
+                        f"({search.num_samples}) entries, got {len(first_trials)}")
     if search.searcher not in ("optuna", "random") or search.scheduler not in ("asha", "fifo"):
         raise UserError(f"{origin}: search: expected searcher optuna|random and scheduler asha|fifo")
     asha = _settings(AshaSettings, raw.get("asha"), origin, "asha")
@@ -359,7 +373,7 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
             raise UserError(f"{origin}: retrain.{key}: expected a positive integer, got {value!r}")
     # Every trial runs the full ASHA horizon; the schedule is laid out over it.
     config.train.epochs = asha.max_t
-    return Experiment(config, space, search, asha, resources, storage, epochs, seeds, batch, origin)
+    return Experiment(config, space, search, asha, resources, storage, epochs, seeds, batch, origin, first_trials)
 
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Experiment:

@@ -19,9 +19,8 @@ from alphabet.config import to_dict
 from alphabet.errors import UserError
 from alphabet.metrics import LEVEL
 from search.experiment import Experiment, trial_config
-from search.storage import RunLocation
+from search.storage import BEST_FILE, RunLocation
 
-BEST_FILE = "best.yaml"
 SUMMARY_FILE = "summary.json"
 
 

@@ -18,9 +18,9 @@ from alphabet.errors import UserError
 from alphabet.metrics import LEVEL
 from alphabet.rundir import free_name
 from alphabet.train_ensemble import CONFIG_FILE, train_seeds
-from search.results import BEST_FILE, SUMMARY_FILE, best_score_text, read_summary
+from search.results import SUMMARY_FILE, best_score_text, read_summary
 from search.runner import EXPERIMENT_FILE, load_saved_experiment
-from search.storage import RunLocation
+from search.storage import BEST_FILE, RunLocation
 
 REMOTE_FILE = "remote_uri.txt"  # in a remote search's local folder: the search's URI
 

@@ -132,7 +132,8 @@ def build_searcher(experiment: Experiment, location: RunLocation) -> Searcher:
                else optuna.samplers.RandomSampler(seed=s.seed))
     searcher = PruningOptunaSearch(
         space=DefineSpace(experiment.space), metric=s.metric, mode=experiment.mode, sampler=sampler,
-        study_name=experiment.storage.name, storage=location.optuna_storage(), max_t=experiment.asha.max_t)
+        study_name=experiment.storage.name, storage=location.optuna_storage(), max_t=experiment.asha.max_t,
+        points_to_evaluate=experiment.first_trials or None)  # enqueued in the study once, when it is created
     return ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent) if s.max_concurrent else searcher
 
 
@@ -226,6 +227,9 @@ def run_search(experiment: Experiment | None, address: str | None = None, resume
         f"{cluster.get('GPU', 0):g} GPU")
     if initial is not None:
         log(f"every trial starts from {initial.source}")
+    if experiment.first_trials and not resume:
+        count = len(experiment.first_trials)
+        log(f"the first {'trial takes' if count == 1 else f'{count} trials take'} the settings of search.first_trials")
     log(location.tensorboard_command())
     if resume:
         if not tune.Tuner.can_restore(location.uri):

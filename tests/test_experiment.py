@@ -162,6 +162,34 @@ def test_trial_config_applies_params_and_keeps_the_rest():
     assert config.data.case == "lower"
 
 
+def test_first_trials_from_mappings_and_a_runs_best_yaml(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    best = {"train": {"optimizer": "adamw", "lr": 0.003, "momentum": 0.9}, "model": {"width": 32, "dropout": 0.2}}
+    (run / "best.yaml").write_text(yaml.safe_dump(best))
+    raw = {**GOOD, "search": {"num_samples": 4, "first_trials": [{"train.lr": 0.001}, str(run)]}}
+    experiment = experiment_from_dict(raw, "x.yaml")
+    # momentum is searched only with sgd, so the adamw best.yaml gives none: it would not be used
+    taken = {"train.optimizer": "adamw", "train.lr": 0.003, "model.width": 32, "model.dropout": 0.2}
+    assert experiment.first_trials == [{"train.lr": 0.001}, taken]
+    (run / "best.yaml").unlink()  # RUN_DIR/experiment.yaml keeps the values, for --resume
+    assert experiment_from_dict(experiment.to_dict(), "saved.yaml").first_trials == experiment.first_trials
+    # Enqueued, they are what Optuna's first trials take; what an entry leaves out is sampled.
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for point in experiment.first_trials:
+        study.enqueue_trial(point)
+    space = DefineSpace(experiment.space)
+    drawn = []
+    for _ in range(3):
+        trial = study.ask()
+        space(trial)
+        drawn.append(trial.params)
+    assert drawn[0]["train.lr"] == 0.001 and {"train.optimizer", "model.width"} <= drawn[0].keys()
+    assert drawn[1] == taken and drawn[2]["train.lr"] not in (0.001, 0.003)
+    assert experiment_from_dict(GOOD, "x.yaml").first_trials == [] and "first_trials" not in \
+        experiment_from_dict(GOOD, "x.yaml").to_dict()["search"]
+
+
 def bad(path, **changes):
     raw = yaml.safe_load(yaml.safe_dump(GOOD))
     for dotted, value in changes.items():
@@ -226,6 +254,19 @@ DELETE = object()
     ({"config/model": {"dropout": 2}}, "config.model.dropout: expected a value in [0, 1)"),
     ({"config/data": {"classes": ""}}, "config.data.classes: expected letters a-z or A-Z"),
     ({"storage": {"name": "../escape"}}, "storage.name: expected letters"),
+    ({"search": {"first_trials": {"train.lr": 0.001}}}, "search.first_trials: expected a list of mappings or YAML"),
+    ({"search": {"first_trials": [{"train.lr": 0.5}]}},
+     "search.first_trials[0].train.lr: expected a value from 0.0001 to 0.01, got 0.5"),
+    ({"search": {"first_trials": [{"model.width": 12}]}},
+     "search.first_trials[0].model.width: expected 8 plus a multiple of 8, got 12"),
+    ({"search": {"first_trials": [{"train.optimizer": "adam"}]}},
+     "search.first_trials[0].train.optimizer: expected one of adamw, sgd, got 'adam'"),
+    ({"search": {"first_trials": [{"train.optimizer": "adamw", "train.momentum": 0.9}]}},
+     "first_trials[0].train.momentum: searched only when train.optimizer is sgd; expected train.optimizer: sgd"),
+    ({"search": {"first_trials": [{"model.depth": 2}]}}, "first_trials[0].model.depth: not a searched setting"),
+    ({"search": {"first_trials": ["no/such/run"]}}, "search.first_trials[0]: no/such/run: not found; expected"),
+    ({"search": {"num_samples": 1, "first_trials": [{"train.lr": 0.001}, {"train.lr": 0.002}]}},
+     "search.first_trials: expected at most search.num_samples (1) entries, got 2"),
 ])
 def test_bad_experiment_files(cli, tmp_path, changes, fragment):
     path = bad(tmp_path / "exp.yaml", **changes)

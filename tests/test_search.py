@@ -228,6 +228,21 @@ def test_a_search_of_one_trial_at_a_time_is_reproduced_exactly(finished_search, 
     assert len(first) == 6 and any(t.state == optuna.trial.TrialState.PRUNED for t in first)
 
 
+def test_a_search_starts_from_the_best_of_another(finished_search, tmp_path):
+    # search.first_trials: a finished search's RUN_DIR stands for its best.yaml, whose searched values
+    # the first trial takes; the next is sampled.
+    top = trials_of(finished_search)[0]
+    path = write_experiment(tmp_path, name="next", asha={"max_t": 1, "grace_period": 1},
+                            search={"num_samples": 2, "max_concurrent": 1, "first_trials": [str(finished_search)]})
+    done = alphabet("search", path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "the first trial takes the settings of search.first_trials" in done.stdout
+    trials = optuna.load_study(study_name="next", storage=f"sqlite:///{tmp_path / 'search' / 'next' / 'optuna.db'}"
+                               ).trials
+    assert len(trials) == 2 and trials[0].params == top.params and trials[1].params != top.params
+    assert top.params in [row.params for row in trials_of(tmp_path / "search" / "next")]  # as Tune ran it
+
+
 def test_time_budget_ends_the_search_with_its_results(tmp_path):
     # The budget stops trials mid-start, before their first report; the end of the search
     # must still write its table and best.yaml (Ray's metric-sorted status table crashed here).
