@@ -228,21 +228,6 @@ def test_a_search_of_one_trial_at_a_time_is_reproduced_exactly(finished_search, 
     assert len(first) == 6 and any(t.state == optuna.trial.TrialState.PRUNED for t in first)
 
 
-def test_a_search_starts_from_the_best_of_another(finished_search, tmp_path):
-    # search.first_trials: a finished search's RUN_DIR stands for its best.yaml, whose searched values
-    # the first trial takes; the next is sampled.
-    top = trials_of(finished_search)[0]
-    path = write_experiment(tmp_path, name="next", asha={"max_t": 1, "grace_period": 1},
-                            search={"num_samples": 2, "max_concurrent": 1, "first_trials": [str(finished_search)]})
-    done = alphabet("search", path, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "the first trial takes the settings of search.first_trials" in done.stdout
-    trials = optuna.load_study(study_name="next", storage=f"sqlite:///{tmp_path / 'search' / 'next' / 'optuna.db'}"
-                               ).trials
-    assert len(trials) == 2 and trials[0].params == top.params and trials[1].params != top.params
-    assert top.params in [row.params for row in trials_of(tmp_path / "search" / "next")]  # as Tune ran it
-
-
 def test_time_budget_ends_the_search_with_its_results(tmp_path):
     # The budget stops trials mid-start, before their first report; the end of the search
     # must still write its table and best.yaml (Ray's metric-sorted status table crashed here).
@@ -267,22 +252,25 @@ def test_time_budget_ends_the_search_with_its_results(tmp_path):
 
 def test_a_diverged_trial_is_a_result_not_an_error(tmp_path):
     # lr 1e9 turns the loss to NaN in the first epoch; the search goes on, and TPE is told the worst value.
-    experiment = write_experiment(tmp_path, "diverge", search={"num_samples": 2, "max_concurrent": 2},
-                                  asha={"max_t": 2, "grace_period": 2, "reduction_factor": 2},
-                                  space={"train.lr": {"type": "choice", "values": [0.003, 1e9]}})
-    raw = yaml.safe_load(experiment.read_text())
-    raw["search"].update(searcher="random", seed=0)  # whose first two draws are the two values
-    experiment.write_text(yaml.safe_dump(raw))
+    # search.first_trials gives the two trials their lr, in that order, before Optuna samples.
+    experiment = write_experiment(tmp_path, "diverge", asha={"max_t": 2, "grace_period": 2, "reduction_factor": 2},
+                                  space={"train.lr": {"type": "choice", "values": [0.003, 1e9]},
+                                         "model.width": {"type": "int", "low": 4, "high": 12, "step": 4}},
+                                  search={"num_samples": 2, "max_concurrent": 2,
+                                          "first_trials": [{"train.lr": 1e9}, {"train.lr": 0.003}]})
     done = alphabet("search", experiment, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "the first 2 trials take the settings of search.first_trials" in done.stdout
     run_dir = tmp_path / "search" / "diverge"
+    study = optuna.load_study(study_name="diverge", storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    assert [t.params["train.lr"] for t in study.trials] == [1e9, 0.003]
+    assert all(t.params["model.width"] in (4, 8, 12) for t in study.trials)  # sampled: no entry gives it
     rows = trials_of(run_dir)
     by_lr = {r.params["train.lr"]: r for r in rows}
     assert set(by_lr) == {0.003, 1e9}, by_lr
     assert all(r.status == "diverged" and r.epochs == 1 and r.score == 0.0 for r in rows if r.params["train.lr"] == 1e9)
     assert all(r.status == "completed" and r.score > 0.3 for r in rows if r.params["train.lr"] == 0.003), rows
     assert by_lr[1e9].interval is None and by_lr[0.003].interval[0] < by_lr[0.003].score  # none for a NaN epoch
-    study = optuna.load_study(study_name="diverge", storage=f"sqlite:///{run_dir / 'optuna.db'}")
     diverged = [t for t in study.trials if "diverged_in_epoch" in t.user_attrs]
     assert len(diverged) == sum(r.status == "diverged" for r in rows)
     assert all(t.state == optuna.trial.TrialState.COMPLETE and t.value == 0.0 for t in diverged)
