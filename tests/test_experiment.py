@@ -137,16 +137,24 @@ def test_set_of_a_bad_search_space(override, fragment):
         experiment_from_dict(GOOD, "exp.yaml", [override])
 
 
-def test_space_is_conditional_and_quantised():
-    experiment = experiment_from_dict(GOOD, "x.yaml")
+def drawn(experiment, trials: int, first_trials: list[dict] = ()) -> list[dict]:
+    """The params of the first ``trials`` trials a random-sampling study draws from the space, each told 0.5,
+    after ``first_trials`` are enqueued as the searcher enqueues them."""
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for point in first_trials:
+        study.enqueue_trial(point)
     space = DefineSpace(experiment.space)
-    seen = []
-    for _ in range(40):
+    params = []
+    for _ in range(trials):
         trial = study.ask()
         space(trial)
-        seen.append(trial.params)
+        params.append(trial.params)
         study.tell(trial, 0.5)
+    return params
+
+
+def test_space_is_conditional_and_quantised():
+    seen = drawn(experiment_from_dict(GOOD, "x.yaml"), 40)
     for params in seen:
         assert ("train.momentum" in params) == (params["train.optimizer"] == "sgd")
         assert params["model.width"] % 8 == 0
@@ -175,17 +183,9 @@ def test_first_trials_from_mappings_and_a_runs_best_yaml(tmp_path):
     (run / "best.yaml").unlink()  # RUN_DIR/experiment.yaml keeps the values, for --resume
     assert experiment_from_dict(experiment.to_dict(), "saved.yaml").first_trials == experiment.first_trials
     # Enqueued, they are what Optuna's first trials take; what an entry leaves out is sampled.
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    for point in experiment.first_trials:
-        study.enqueue_trial(point)
-    space = DefineSpace(experiment.space)
-    drawn = []
-    for _ in range(3):
-        trial = study.ask()
-        space(trial)
-        drawn.append(trial.params)
-    assert drawn[0]["train.lr"] == 0.001 and {"train.optimizer", "model.width"} <= drawn[0].keys()
-    assert drawn[1] == taken and drawn[2]["train.lr"] not in (0.001, 0.003)
+    first, second, third = drawn(experiment, 3, experiment.first_trials)
+    assert first["train.lr"] == 0.001 and {"train.optimizer", "model.width"} <= first.keys()
+    assert second == taken and third["train.lr"] not in (0.001, 0.003)
     assert experiment_from_dict(GOOD, "x.yaml").first_trials == [] and "first_trials" not in \
         experiment_from_dict(GOOD, "x.yaml").to_dict()["search"]
 
