@@ -2,10 +2,10 @@
 
 Each entry gives searched settings their values: a mapping such as ``{train.lr: 0.003}``, or the
 path of a YAML training config, whose values of the searched settings are taken (a finished
-search's RUN_DIR stands for its best.yaml). A searched setting an entry leaves out is sampled.
-Optuna runs the entries first (OptunaSearch's ``points_to_evaluate``), so a known recipe or a
-previous search's best is measured on the same terms as the trials that search around it, and
-TPE learns from it.
+search's RUN_DIR, local or an s3:// or gs:// URI, stands for its best.yaml). A searched setting
+an entry leaves out is sampled. Optuna runs the entries first (OptunaSearch's
+``points_to_evaluate``), so a known recipe or a previous search's best is measured on the same
+terms as the trials that search around it, and TPE learns from it.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from alphabet.config import read_yaml
+import yaml
+
+from alphabet.config import load_yaml, read_yaml
 from alphabet.errors import UserError
-from search.storage import BEST_FILE
+from search.storage import BEST_FILE, RunLocation
 
 if TYPE_CHECKING:  # experiment.py imports this module
     from search.experiment import ParamSpec
@@ -32,7 +34,7 @@ def first_trials_from(raw: Any, space: list[ParamSpec], origin: str) -> list[dic
     for i, entry in enumerate(raw):
         where = f"{origin}: search.first_trials[{i}]"
         if isinstance(entry, str):
-            point = _from_file(Path(entry), space, where)
+            point = _from_training_config(entry, space, where)
             where = f"{where} ({entry})"
         elif isinstance(entry, dict):
             point = {str(key): value for key, value in entry.items()}
@@ -43,8 +45,17 @@ def first_trials_from(raw: Any, space: list[ParamSpec], origin: str) -> list[dic
     return points
 
 
-def _from_file(path: Path, space: list[ParamSpec], where: str) -> dict[str, Any]:
-    """The searched settings' values in a training config, for those whose ``when`` holds there."""
+def _read_settings(entry: str, where: str) -> Any:
+    """A training config from a path, a search's RUN_DIR (its best.yaml) or a remote RUN_DIR's URI."""
+    if "://" in entry:
+        text = RunLocation.parse(entry).read_text(BEST_FILE)
+        if text is None:
+            raise UserError(f"{where}: {entry}: no {BEST_FILE}; expected a finished search's RUN_DIR")
+        try:
+            return load_yaml(text)
+        except yaml.YAMLError:
+            raise UserError(f"{where}: {entry}: {BEST_FILE} is malformed YAML") from None
+    path = Path(entry)
     if path.is_dir():
         if not (path / BEST_FILE).is_file():
             raise UserError(f"{where}: {path}: no {BEST_FILE}; expected a finished search's RUN_DIR or a YAML file")
@@ -52,9 +63,14 @@ def _from_file(path: Path, space: list[ParamSpec], where: str) -> dict[str, Any]
     if not path.is_file():
         raise UserError(f"{where}: {path}: not found; expected a finished search's RUN_DIR or a YAML training "
                         "config (relative paths are from the current folder)")
-    settings = read_yaml(path)
+    return read_yaml(path)
+
+
+def _from_training_config(entry: str, space: list[ParamSpec], where: str) -> dict[str, Any]:
+    """The searched settings' values in a training config, for those whose ``when`` holds there."""
+    settings = _read_settings(entry, where)
     if not isinstance(settings, dict):
-        raise UserError(f"{where}: {path}: expected a training config (a mapping of sections), got {settings!r}")
+        raise UserError(f"{where}: {entry}: expected a training config (a mapping of sections), got {settings!r}")
     point: dict[str, Any] = {}
     for spec in space:  # in the space's order, as DefineSpace decides what a trial searches
         section, _, name = spec.key.partition(".")
@@ -64,7 +80,7 @@ def _from_file(path: Path, space: list[ParamSpec], where: str) -> dict[str, Any]
         if all(point.get(key) in allowed for key, allowed in spec.when.items()):
             point[spec.key] = values[name]
     if not point:
-        raise UserError(f"{where}: {path}: has none of the searched settings ({', '.join(s.key for s in space)}); "
+        raise UserError(f"{where}: {entry}: has none of the searched settings ({', '.join(s.key for s in space)}); "
                         f"expected a training config such as a search's {BEST_FILE}")
     return point
 

@@ -315,6 +315,10 @@ def test_search_on_s3_with_auxiliary_letters(tmp_path, s3_server):
         assert load_checkpoint(tmp_path / "trainer.pt")["trainer"]["auxiliary_classes"][0] == "A"
     best = yaml.safe_load(read("best.yaml"))
     assert best["train"]["lr"] > 0 and best["data"]["auxiliary_case"] == "upper"
+    # The URI stands for its best.yaml as a next search's first trial, as a local RUN_DIR does.
+    nxt = experiment_from_dict({**raw, "search": {"num_samples": 2, "first_trials": [uri]}}, "next.yaml")
+    assert nxt.first_trials[0]["train.lr"] == best["train"]["lr"]
+    assert nxt.first_trials[0]["model.width"] == best["model"]["width"]
     assert f"alphabet retrain '{uri}'" in read("best.yaml").decode()  # quoted: the options hold a shell's &
     assert f"retrain the best for retrain.epochs (2): alphabet retrain '{uri}'" in done.stdout
     local = tmp_path / "runs" / ".remote" / "s3" / "bucket" / "searches" / "uri"
