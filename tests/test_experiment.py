@@ -137,11 +137,11 @@ def test_set_of_a_bad_search_space(override, fragment):
         experiment_from_dict(GOOD, "exp.yaml", [override])
 
 
-def drawn(experiment, trials: int, first_trials: list[dict] = ()) -> list[dict]:
+def drawn(experiment, trials: int, first_trials: list[dict] | None = None) -> list[dict]:
     """The params of the first ``trials`` trials a random-sampling study draws from the space, each told 0.5,
     after ``first_trials`` are enqueued as the searcher enqueues them."""
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    for point in first_trials:
+    for point in first_trials or []:
         study.enqueue_trial(point)
     space = DefineSpace(experiment.space)
     params = []
@@ -186,8 +186,8 @@ def test_first_trials_from_mappings_and_a_runs_best_yaml(tmp_path):
     first, second, third = drawn(experiment, 3, experiment.first_trials)
     assert first["train.lr"] == 0.001 and {"train.optimizer", "model.width"} <= first.keys()
     assert second == taken and third["train.lr"] not in (0.001, 0.003)
-    assert experiment_from_dict(GOOD, "x.yaml").first_trials == [] and "first_trials" not in \
-        experiment_from_dict(GOOD, "x.yaml").to_dict()["search"]
+    without = experiment_from_dict(GOOD, "x.yaml")
+    assert without.first_trials == [] and "first_trials" not in without.to_dict()["search"]
 
 
 def bad(path, **changes):
