@@ -57,6 +57,10 @@ class ParamSpec:
     values: list | None = None
     when: dict[str, list] = field(default_factory=dict)  # {"train.optimizer": ["sgd"]}
 
+    def applies(self, chosen: dict[str, Any]) -> bool:
+        """Whether a trial whose other settings are ``chosen`` searches this one (its ``when`` holds)."""
+        return all(chosen.get(key) in allowed for key, allowed in self.when.items())
+
 
 @dataclass
 class SearchSettings:

@@ -77,7 +77,7 @@ def _from_training_config(entry: str, space: list[ParamSpec], where: str) -> dic
         values = settings.get(section)
         if not isinstance(values, dict) or name not in values:
             continue  # left to the sampler
-        if all(point.get(key) in allowed for key, allowed in spec.when.items()):
+        if spec.applies(point):
             point[spec.key] = values[name]
     if not point:
         raise UserError(f"{where}: {entry}: has none of the searched settings ({', '.join(s.key for s in space)}); "

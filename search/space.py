@@ -25,7 +25,7 @@ class DefineSpace:
     def __call__(self, trial: optuna.Trial) -> None:
         chosen: dict[str, Any] = {}
         for p in self.params:
-            if any(chosen.get(k) not in allowed for k, allowed in p.when.items()):
+            if not p.applies(chosen):
                 continue  # a conditional setting whose condition does not hold
             if p.type == "choice":
                 chosen[p.key] = trial.suggest_categorical(p.key, p.values)
