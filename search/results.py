@@ -37,6 +37,7 @@ class TrialRow:
     reports: list[tuple[float, float]] = field(default_factory=list, repr=False)  # (timestamp, metric) per epoch
     node: str = ""
     interval: tuple[float, float] | None = None  # bootstrap interval of ``score``, where the metric has one
+    given: bool = False  # its settings came from search.first_trials, not from the sampler
 
 
 def load_trials(location: RunLocation, experiment: Experiment) -> list[TrialRow]:
@@ -57,6 +58,7 @@ def load_trials(location: RunLocation, experiment: Experiment) -> list[TrialRow]
         ray_log.setLevel(level)
     frames = analysis.trial_dataframes
     milestones = asha_milestones(experiment)
+    given = given_trial_ids(location, experiment)
     rows = []
     for trial in analysis.trials:
         frame = frames.get(trial.trial_id)
@@ -100,9 +102,26 @@ def load_trials(location: RunLocation, experiment: Experiment) -> list[TrialRow]
             status = "unfinished"
         rows.append(TrialRow(trial.trial_id, status, dict(trial.config), score, peak, peak_epoch, epochs,
                              float(trial.last_result.get("time_total_s", 0.0) or 0.0), reports,
-                             str(trial.last_result.get("node_id", "")), interval))
+                             str(trial.last_result.get("node_id", "")), interval, trial.trial_id in given))
     sign = -1 if mode == "max" else 1
     return sorted(rows, key=lambda r: (math.isnan(r.score), sign * (0 if math.isnan(r.score) else r.score)))
+
+
+def given_trial_ids(location: RunLocation, experiment: Experiment) -> set[str]:
+    """The Tune trials whose settings search.first_trials gave: Optuna's enqueued trials, which
+    carry their Tune trial's id. Empty for a search before the ids were kept, or without a study."""
+    if not experiment.first_trials:
+        return set()
+    import optuna
+
+    from search.space import TUNE_TRIAL_ID
+
+    try:
+        study = optuna.load_study(study_name=experiment.storage.name, storage=location.optuna_storage())
+    except Exception:  # noqa: BLE001 - the table is shown without the marks rather than not at all
+        return set()
+    return {t.user_attrs[TUNE_TRIAL_ID] for t in study.get_trials(deepcopy=False)
+            if "fixed_params" in t.system_attrs and TUNE_TRIAL_ID in t.user_attrs}
 
 
 def asha_milestones(experiment: Experiment) -> set[int]:
@@ -120,11 +139,13 @@ def trials_table(rows: list[TrialRow], metric: str, rank_epochs: int) -> str:
         values = [_fmt(r.params.get(k, "-")) for k in keys]
         interval = f"{r.interval[0]:.4f}-{r.interval[1]:.4f}" if r.interval else "-"
         # The metric to fixed places, as its interval: 0.943 beside 0.9434 would read as less precise.
-        lines.append([r.trial_id, r.status, _metric(r.score), interval, _metric(r.peak), str(r.peak_epoch),
-                      str(r.epochs)] + values)
+        lines.append([r.trial_id + ("*" if r.given else ""), r.status, _metric(r.score), interval, _metric(r.peak),
+                      str(r.peak_epoch), str(r.epochs)] + values)
     widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)]
     out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False))]
     out += ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=False)) for line in lines]
+    if any(r.given for r in rows):
+        out.append("* its settings were given by search.first_trials")
     return "\n".join(out)
 
 
@@ -134,7 +155,7 @@ def trials_json(rows: list[TrialRow], metric: str, rank_epochs: int) -> str:
                         "score": None if math.isnan(r.score) else r.score,
                         "peak": None if math.isnan(r.peak) else r.peak, "peak_epoch": r.peak_epoch,
                         "interval": list(r.interval) if r.interval else None, "epochs": r.epochs,
-                        "seconds": round(r.seconds, 1), "params": r.params} for r in rows],
+                        "seconds": round(r.seconds, 1), "given": r.given, "params": r.params} for r in rows],
                       indent=2)
 
 
@@ -228,6 +249,10 @@ def write_results(location: RunLocation, experiment: Experiment, log: Callable[[
         "within_interval": (sum(best.interval[0] <= r.score <= best.interval[1] for r in scored[1:])
                             if best.interval else None),
         "trials": counts,
+        # How the settings search.first_trials gave fared against the sampler's.
+        "given": [{"trial_id": r.trial_id, "value": None if math.isnan(r.score) else r.score,
+                   "rank": next((i for i, s in enumerate(scored, 1) if s is r), None), "of": len(scored)}
+                  for r in rows if r.given],
         "rung_stops": {str(k): v for k, v in rung_stops(rows).items()},
         "trial_epochs": sum(r.epochs for r in rows),
         "trial_seconds": round(sum(r.seconds for r in rows), 1),
@@ -259,6 +284,12 @@ def summary_text(summary: dict) -> str:
                    f"letters cannot rank {'it' if others == 1 else 'them'} against this one")
         lines.append(f"  {LEVEL:.0%} interval from the validation letters alone: {b['interval'][0]:.4f} to "
                      f"{b['interval'][1]:.4f}; {verdict}")
+    given = summary.get("given") or []
+    if given:
+        lines.append("given by search.first_trials: " + ", ".join(
+            f"trial {g['trial_id']} " + ("no score" if g["value"] is None else
+                                         f"{g['value']:.4f} (rank {g['rank']} of {g['of']})")
+            for g in given))
     lines += [
         f"trials: {t['completed']} completed, {t['pruned']} pruned by ASHA, "
         f"{t.get('stopped', 0)} stopped by the time budget, {t.get('diverged', 0)} diverged, {t['error']} errors, "

@@ -3,7 +3,9 @@
 Define-by-run lets a setting depend on another (momentum only for SGD). The
 searcher also tells Optuna every epoch's value, and marks trials that ASHA
 stopped early as PRUNED rather than COMPLETE; a trial whose training diverged is
-COMPLETE with the worst value, so TPE learns to avoid its settings.
+COMPLETE with the worst value, so TPE learns to avoid its settings. Each Optuna trial
+carries its Tune trial's id (user attribute ``tune_trial_id``), so the study, in
+optuna-dashboard or ``alphabet trials``, names the trial directories it speaks of.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from search.experiment import ParamSpec
+
+TUNE_TRIAL_ID = "tune_trial_id"  # the Optuna trial's user attribute naming its Tune trial
 
 
 class DefineSpace:
@@ -43,6 +47,13 @@ class PruningOptunaSearch(OptunaSearch):
     def __init__(self, *args: Any, max_t: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_t = max_t
+
+    def suggest(self, trial_id: str) -> dict | None:
+        config = super().suggest(trial_id)
+        trial = self._ot_trials.get(trial_id)
+        if config is not None and trial is not None:
+            trial.set_user_attr(TUNE_TRIAL_ID, trial_id)
+        return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         trial = self._ot_trials.get(trial_id)

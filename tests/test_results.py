@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
@@ -84,3 +86,25 @@ def test_the_summary_says_how_many_trials_the_validation_letters_cannot_rank(oth
                "importances": {}, "importances_note": ""}
     line = summary_text(summary).splitlines()[2]
     assert line == f"  95% interval from the validation letters alone: 0.9300 to 0.9600; {said}"
+
+
+def test_the_trials_search_first_trials_gave_are_marked_in_the_table_and_the_summary():
+    from search.results import TrialRow, trials_table
+
+    rows = [TrialRow("a", "completed", {"train.lr": 0.004}, 0.95, 0.95, 6, 6, 1.0),
+            TrialRow("b", "completed", {"train.lr": 0.003}, 0.93, 0.93, 6, 6, 1.0, given=True),
+            TrialRow("c", "error", {"train.lr": 0.1}, math.nan, math.nan, 0, 0, 1.0, given=True)]
+    table = trials_table(rows, "val_balanced_accuracy", 1).splitlines()
+
+    assert [line.split()[0] for line in table[1:4]] == ["a", "b*", "c*"]
+    assert table[-1] == "* its settings were given by search.first_trials"
+    assert "*" not in trials_table(rows[:1], "val_balanced_accuracy", 1)  # no footnote without a given trial
+    summary = {"best": {"value": 0.95, "trial_id": "a", "rank_epochs": 1, "peak": 0.95, "peak_epoch": 6, "epochs": 6,
+                        "params": {}}, "metric": "val_balanced_accuracy",
+               "given": [{"trial_id": "b", "value": 0.93, "rank": 2, "of": 2},
+                         {"trial_id": "c", "value": None, "rank": None, "of": 2}],
+               "trials": {"completed": 2, "pruned": 0, "stopped": 0, "error": 1, "unfinished": 0},
+               "rung_stops": {}, "trial_epochs": 12, "trial_seconds": 1.0, "disk_bytes": None,
+               "importances": {}, "importances_note": ""}
+    assert summary_text(summary).splitlines()[2] == ("given by search.first_trials: trial b 0.9300 (rank 2 of 2), "
+                                                     "trial c no score")

@@ -21,7 +21,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from alphabet.checkpoint import load_checkpoint
 from search.experiment import experiment_from_dict
-from search.results import TrialRow, load_trials
+from search.results import TrialRow, load_trials, trials_json
 from search.runner import load_saved_experiment, say_interrupted
 from search.storage import RunLocation
 
@@ -256,16 +256,21 @@ def test_a_diverged_trial_is_a_result_not_an_error(tmp_path):
     experiment = write_experiment(tmp_path, "diverge", asha={"max_t": 2, "grace_period": 2, "reduction_factor": 2},
                                   space={"train.lr": {"type": "choice", "values": [0.003, 1e9]},
                                          "model.width": {"type": "int", "low": 4, "high": 12, "step": 4}},
-                                  search={"num_samples": 2, "max_concurrent": 2,
+                                  search={"num_samples": 3, "max_concurrent": 2,
                                           "first_trials": [{"train.lr": 1e9}, {"train.lr": 0.003}]})
     done = alphabet("search", experiment, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "the first 2 trials take the settings of search.first_trials" in done.stdout
     run_dir = tmp_path / "search" / "diverge"
     study = optuna.load_study(study_name="diverge", storage=f"sqlite:///{run_dir / 'optuna.db'}")
-    assert [t.params["train.lr"] for t in study.trials] == [1e9, 0.003]
+    assert [t.params["train.lr"] for t in study.trials[:2]] == [1e9, 0.003]
     assert all(t.params["model.width"] in (4, 8, 12) for t in study.trials)  # sampled: no entry gives it
     rows = trials_of(run_dir)
+    # Each Optuna trial names its Tune trial; the two given ones, and only they, are marked as given.
+    assert sorted(t.user_attrs["tune_trial_id"] for t in study.trials) == sorted(r.trial_id for r in rows)
+    assert {r.trial_id for r in rows if r.given} == {t.user_attrs["tune_trial_id"] for t in study.trials[:2]}
+    assert "given by search.first_trials: trial " in (run_dir / "summary.txt").read_text()
+    assert sum(trial["given"] for trial in json.loads(trials_json(rows, "val_balanced_accuracy", 1))) == 2
     by_lr = {r.params["train.lr"]: r for r in rows}
     assert set(by_lr) == {0.003, 1e9}, by_lr
     assert all(r.status == "diverged" and r.epochs == 1 and r.score == 0.0 for r in rows if r.params["train.lr"] == 1e9)
@@ -275,7 +280,8 @@ def test_a_diverged_trial_is_a_result_not_an_error(tmp_path):
     assert len(diverged) == sum(r.status == "diverged" for r in rows)
     assert all(t.state == optuna.trial.TrialState.COMPLETE and t.value == 0.0 for t in diverged)
     assert yaml.safe_load((run_dir / "best.yaml").read_text())["train"]["lr"] == 0.003
-    assert "diverged" in alphabet("trials", run_dir).stdout
+    table = alphabet("trials", run_dir).stdout
+    assert "diverged" in table and "* its settings were given by search.first_trials" in table
 
 
 def test_search_on_s3_with_auxiliary_letters(tmp_path, s3_server):
