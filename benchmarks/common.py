@@ -53,6 +53,9 @@ def machine() -> str:
 
 def write_section(name: str, body: str, command: str) -> None:
     stamp = time.strftime("%Y-%m-%d")
+    title, _, rest = body.strip().partition("\n")
+    if name.endswith("-cuda") and "GPU" not in title:  # the CPU section of the same name has the same title
+        body = f"{title}, on a GPU\n{rest}"
     block = (f"<!-- bench:{name} -->\n{body.strip()}\n\n"
              f"Command: `{command}`. Machine: {machine()}. Date: {stamp}.\n<!-- /bench:{name} -->")
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"

@@ -80,6 +80,11 @@ def test_a_section_is_replaced_in_place_and_the_others_kept(tmp_path, monkeypatc
     assert "new figures" in text and "old figures" not in text
     assert text.index("first pair") < text.index("second pair")  # replaced where it stood
     assert text.count("<!-- bench:search-seeds0-1 -->") == 1 and "## second pair" in text
+    # The same benchmark on a GPU stands beside it under a title of its own.
+    common.write_section("search-seeds0-1-cuda", "## first pair\n\ngpu figures", "cmd a")
+    common.write_section("share-cuda", "## Trials sharing one GPU", "cmd c")
+    text = doc.read_text()
+    assert "## first pair, on a GPU\n\ngpu figures" in text and "## Trials sharing one GPU\n" in text
 
 
 def test_rung_signal_finds_a_slow_starter_that_halving_would_prune(tmp_path):
