@@ -13,7 +13,8 @@ ALPHABET := .venv/bin/alphabet
 install: .venv/installed
 
 # The main job: a real Optuna+ASHA search on synthetic letters, then a short retrain
-# of its best configuration, evaluated on the test split (3 to 7 minutes on 2 cores by machine, set-up included; on 2026-12-03, set-up 1 min 55 s and the demo 2 min 7 s).
+# of its best configuration, evaluated on the test split (2.5 to 7 minutes on 2 cores by machine, set-up included; on 2026-12-03, set-up 1 min 55 s and the demo 2 min 7 s;
+# on 2026-12-04 on 2 Xeon cores with AMX, set-up 1 min 25 s and the demo 1 min 19 s).
 demo: install
 	name=quick-$$(date +%Y%m%d-%H%M%S) && \
 	$(ALPHABET) search experiments/quick.yaml --set storage.name=$$name && \
