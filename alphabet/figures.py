@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from alphabet.metrics import ClassReport  # noqa: E402
+from alphabet.metrics import Calibration, ClassReport  # noqa: E402
 
 
 def render(fig: Figure, dpi: int = 110) -> np.ndarray:
@@ -69,6 +69,41 @@ def roc_figure(report: ClassReport, title: str = "") -> Figure:
     ax.set_ylabel("true positive rate")
     ax.set_title(f"{title}one-vs-rest ROC, macro AUC {report.summary['macro_auc']:.4f}")
     ax.legend(fontsize=6, ncols=2, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def calibration_figure(calibration: Calibration, title: str = "") -> Figure:
+    """Left: accuracy against top probability per bin (a calibrated model's bars meet the diagonal).
+    Right: the accuracy of the letters kept when only the surest are accepted, against their share."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    edges, filled = calibration.edges, calibration.count > 0
+    width = np.diff(edges)
+    left.bar(edges[:-1][filled], calibration.accuracy[filled], width=width[filled], align="edge",
+             edgecolor="black", lw=0.5, label="share read right")
+    left.plot(calibration.confidence[filled], calibration.confidence[filled], "o", color="tab:red", ms=3,
+              label="mean top probability")
+    left.plot([0, 1], [0, 1], "k--", lw=0.8)
+    for low, w, n, a in zip(edges[:-1][filled], width[filled], calibration.count[filled],
+                            calibration.accuracy[filled], strict=True):
+        left.text(low + w / 2, min(a, 0.93) + 0.02, str(n), ha="center", fontsize=6)
+    left.set_xlim(0, 1)
+    left.set_ylim(0, 1.05)
+    left.set_xlabel("top probability (bins; the number of letters above each)")
+    left.set_ylabel("share read right")
+    left.legend(loc="upper left", fontsize=8)
+    left.set_title(f"{title}calibration, ECE {calibration.ece:.4f}")
+    share, accuracy = calibration.curve
+    right.plot(share, accuracy, lw=1.2)
+    for at in calibration.accepted:
+        if at["accuracy"] is not None and at["share"] > 0:
+            right.plot(at["share"], at["accuracy"], "o", color="tab:red", ms=4)
+            right.annotate(f"p >= {at['threshold']:g}", (at["share"], at["accuracy"]), fontsize=7,
+                           xytext=(4, -10), textcoords="offset points")
+    right.set_xlim(0, 1.02)
+    right.set_xlabel("share of letters accepted, surest first")
+    right.set_ylabel("accuracy of the accepted letters")
+    right.set_title("accepting only the surest letters")
     fig.tight_layout()
     return fig
 

@@ -1,10 +1,11 @@
 """Classification metrics from predicted probabilities.
 
 ``summary_metrics`` is cheap enough for every epoch; ``ClassReport`` adds
-per-class scores, one-vs-rest ROC AUC on the softmax probabilities and the most
-confused pairs. Definitions follow scikit-learn: balanced accuracy averages
-recall over the classes present in the labels; macro F1 averages over the
-classes present in labels or predictions.
+per-class scores, one-vs-rest ROC AUC on the softmax probabilities, the most
+confused pairs and how far the top probability can be trusted (``Calibration``).
+Definitions follow scikit-learn: balanced accuracy averages recall over the
+classes present in the labels; macro F1 averages over the classes present in
+labels or predictions.
 
 A test set of a few thousand letters leaves balanced accuracy uncertain by a
 point or so, so reports carry a bootstrap interval. It resamples writers where
@@ -135,6 +136,73 @@ def balanced_accuracy_interval(labels: np.ndarray, predicted: np.ndarray, num_cl
     return interval_of(samples, labels, writers)
 
 
+CALIBRATION_BINS = 15  # equal-width bins of the top probability, as ECE is usually reported
+ACCEPT_AT = (0.5, 0.8, 0.9, 0.95, 0.99)  # top-probability thresholds a pipeline might accept letters at
+
+
+@dataclass
+class Calibration:
+    """How far a letter's top probability can be trusted. An OCR pipeline that sends unsure letters
+    to a person picks its threshold from ``accepted``: the share of letters whose top probability
+    reaches it, and how many of those are read right."""
+
+    edges: np.ndarray  # (bins + 1,) over [0, 1]
+    count: np.ndarray  # letters per bin
+    confidence: np.ndarray  # mean top probability per bin; nan where a bin is empty
+    accuracy: np.ndarray  # share read right per bin; nan where a bin is empty
+    ece: float  # expected calibration error: the letter-weighted mean |accuracy - confidence| over bins
+    mean_confidence: float
+    mean_accuracy: float
+    accepted: list[dict]  # {"threshold", "share", "accuracy"} at each of ACCEPT_AT
+    curve: tuple[np.ndarray, np.ndarray] = field(repr=False)  # (share accepted, its accuracy), surest first
+
+    def to_json(self) -> dict:
+        bins = [{"low": float(lo), "high": float(hi), "count": int(n),
+                 "confidence": None if n == 0 else float(c), "accuracy": None if n == 0 else float(a)}
+                for lo, hi, n, c, a in zip(self.edges[:-1], self.edges[1:], self.count, self.confidence,
+                                           self.accuracy, strict=True)]
+        return {"ece": self.ece, "mean_confidence": self.mean_confidence, "accuracy": self.mean_accuracy,
+                "bins": bins, "accepted": self.accepted}
+
+
+def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = CALIBRATION_BINS) -> Calibration:
+    """Top-label calibration of ``probs`` (N, C) against ``labels`` (N,)."""
+    top = probs.max(1).astype(np.float64)
+    right = (probs.argmax(1) == labels).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    # Bins are (low, high], the first [0, high]: a top probability of exactly 1 falls in the last.
+    which = np.clip(np.searchsorted(edges, top, side="left") - 1, 0, bins - 1)
+    count = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        confidence = np.bincount(which, top, bins) / count
+        accuracy = np.bincount(which, right, bins) / count
+    filled = count > 0
+    ece = float(np.sum(count[filled] * np.abs(accuracy[filled] - confidence[filled])) / max(len(top), 1))
+    order = np.argsort(-top, kind="stable")
+    share = np.arange(1, len(top) + 1) / max(len(top), 1)
+    curve = (share, np.cumsum(right[order]) / np.arange(1, len(top) + 1))
+    accepted = []
+    for threshold in ACCEPT_AT:
+        kept = top >= threshold
+        accepted.append({"threshold": threshold, "share": float(kept.mean()) if len(top) else 0.0,
+                         "accuracy": float(right[kept].mean()) if kept.any() else None})
+    return Calibration(edges, count, confidence, accuracy, ece, float(top.mean()) if len(top) else float("nan"),
+                       float(right.mean()) if len(top) else float("nan"), accepted, curve)
+
+
+def calibration_text(shown: dict, threshold: float = 0.9) -> str:
+    """One line of a ``Calibration.to_json()``: ECE, which way it errs, and what accepting at ``threshold`` gives."""
+    gap = shown["mean_confidence"] - shown["accuracy"]
+    leaning = "over-confident" if gap > 0.01 else "under-confident" if gap < -0.01 else "about right"
+    line = (f"calibration: ECE {shown['ece']:.4f}; mean top probability {shown['mean_confidence']:.4f} against "
+            f"accuracy {shown['accuracy']:.4f} ({leaning})")
+    at = next((a for a in shown["accepted"] if a["threshold"] == threshold), None)
+    if at and at["accuracy"] is not None:
+        line += (f"; top probability >= {threshold:g}: {at['share']:.1%} of the letters, "
+                 f"{at['accuracy']:.2%} of them right")
+    return line
+
+
 @dataclass
 class ClassReport:
     """Everything the figures and ``metrics.json`` show about one evaluation."""
@@ -149,6 +217,7 @@ class ClassReport:
     roc: dict[int, tuple[np.ndarray, np.ndarray]] = field(repr=False)  # class -> (fpr, tpr)
     summary: dict[str, float] = field(default_factory=dict)
     interval: Interval | None = None  # of balanced accuracy
+    calibration: Calibration | None = None
 
     def most_confused(self, k: int = 10) -> list[tuple[str, str, int]]:
         """The k largest off-diagonal cells as (true, predicted, count)."""
@@ -166,7 +235,8 @@ class ClassReport:
         }
         confused = [{"true": t, "predicted": p, "count": n} for t, p, n in self.most_confused()]
         interval = {"balanced_accuracy_interval": self.interval.to_json()} if self.interval else {}
-        return {**self.summary, **interval, "per_class": per_class, "most_confused": confused,
+        calibrated = {"calibration": self.calibration.to_json()} if self.calibration else {}
+        return {**self.summary, **interval, **calibrated, "per_class": per_class, "most_confused": confused,
                 "confusion_matrix": self.confusion.tolist()}
 
 
@@ -223,4 +293,6 @@ def class_report(probs: torch.Tensor, labels: torch.Tensor, classes: list[str],
     summary = summary_from_confusion(cm_t)
     summary["macro_auc"] = float(np.nanmean(auc)) if roc else float("nan")
     interval = balanced_accuracy_interval(labels_np, probs_np.argmax(1), n, writers)
-    return ClassReport(list(classes), cm, recall, precision, f1, support, auc, roc, summary, interval)
+    calibrated = calibration(probs_np, labels_np)
+    summary["ece"] = calibrated.ece
+    return ClassReport(list(classes), cm, recall, precision, f1, support, auc, roc, summary, interval, calibrated)

@@ -14,7 +14,14 @@ from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
-from alphabet.figures import confusion_figure, image_grid_figure, per_class_figure, render, roc_figure
+from alphabet.figures import (
+    calibration_figure,
+    confusion_figure,
+    image_grid_figure,
+    per_class_figure,
+    render,
+    roc_figure,
+)
 from alphabet.metrics import ClassReport, confident_mistakes
 
 if TYPE_CHECKING:
@@ -100,11 +107,14 @@ class RunReporter:
 
     def evaluation(self, split: str, report: ClassReport, probs: torch.Tensor, labels: torch.Tensor,
                    images: np.ndarray, step: int) -> None:
-        """Confusion matrix, per-class bars, ROC, PR curves, misclassified grid, confused pairs."""
+        """Confusion matrix, per-class bars, ROC, calibration, PR curves, misclassified grid, confused pairs."""
         title = f"{split}, epoch {step}: "
         self._figure(f"{split}/confusion_matrix", confusion_figure(report, title), step, f"{split}_confusion_matrix")
         self._figure(f"{split}/per_class_scores", per_class_figure(report, title), step, f"{split}_per_class")
         self._figure(f"{split}/roc", roc_figure(report, title), step, f"{split}_roc")
+        if report.calibration is not None:
+            self._figure(f"{split}/calibration", calibration_figure(report.calibration, title), step,
+                         f"{split}_calibration")
         for c, name in enumerate(report.classes):
             if report.support[c]:
                 self.writer.add_pr_curve(f"{split}_pr/{name}", labels == c, probs[:, c], step)
@@ -117,6 +127,8 @@ class RunReporter:
         text = "\n".join(f"| {t} → {p} | {n} |" for t, p, n in pairs) or "| none | 0 |"
         self.writer.add_text(f"{split}/most_confused", "| true → predicted | count |\n|---|---|\n" + text, step)
         self.scalars(split, {"macro_auc": report.summary["macro_auc"]}, step)
+        if report.calibration is not None:
+            self.scalars(split, {"ece": report.calibration.ece}, step)
 
     def augmented_batch(self, images: torch.Tensor, labels: torch.Tensor, classes: list[str], step: int) -> None:
         """Training images as the model sees them, after augmentation."""

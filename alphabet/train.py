@@ -23,7 +23,7 @@ from alphabet.data import LetterSet, load_splits
 from alphabet.engine import Trainer, evaluate_loss, to_input
 from alphabet.errors import UserError
 from alphabet.finetune import initial_weights
-from alphabet.metrics import class_report, headline, summary_metrics
+from alphabet.metrics import calibration_text, class_report, headline, summary_metrics
 from alphabet.models import count_parameters
 from alphabet.reporting import RunReporter, flatten, write_json, write_mistakes
 from alphabet.rundir import guard_run_dir, new_run_dir
@@ -167,6 +167,7 @@ def _train(config: Config, run_dir: Path, payload: dict | None, start: float, lo
     test_source = config.data.test_source or config.data.source
     write_mistakes(run_dir / "test_mistakes.csv", splits.test, test_probs, test_source)
     log(f"test: {headline(test_report)}")
+    log(f"test {calibration_text(test_report['calibration'])}")
     log(f"wrote {run_dir / 'metrics.json'}, figures in {run_dir / 'figures'} and the misread test letters in "
         f"{run_dir / 'test_mistakes.csv'}")
     return result

@@ -25,7 +25,7 @@ from alphabet.data import load_splits
 from alphabet.engine import evaluate_loss, pick_device
 from alphabet.ensemble import ENSEMBLE_FILE, is_ensemble, load_classifier, member_paths, write_ensemble
 from alphabet.errors import UserError
-from alphabet.metrics import class_report, headline
+from alphabet.metrics import calibration_text, class_report, headline
 from alphabet.reporting import RunReporter, write_json, write_mistakes
 from alphabet.rundir import guard_run_dir, new_run_dir
 from alphabet.train import run_training
@@ -115,5 +115,6 @@ def _train_members(config: Config, seeds: int, ens_dir: Path, start: float, log:
     write_mistakes(ens_dir / "test_mistakes.csv", splits.test, probs, config.data.test_source or config.data.source)
     single = ", ".join(f"{m['test']['balanced_accuracy']:.4f}" for m in members)
     log(f"test: ensemble of {seeds}: {headline(result['test'])} (members alone: {single})")
+    log(f"test {calibration_text(result['test']['calibration'])}")
     log(f"wrote {ens_dir / 'metrics.json'}; predict with it: alphabet predict {ens_dir} IMAGE...")
     return result

@@ -143,11 +143,18 @@ def write_report(run_dir: Path, result: dict, search_dir: Path | None, searched:
                   "| member | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
         for member in result["members"]:
             lines.append(f"| seed {member['seed']} | " + " | ".join(f"{member['test'][k]:.4f}" for k in keys) + " |")
+    if "calibration" in test:  # how far its probabilities can be trusted, for a threshold of acceptance
+        accepted = [a for a in test["calibration"]["accepted"] if a["accuracy"] is not None]
+        lines += ["", f"Calibration: ECE {test['ece']:.4f}, mean top probability "
+                  f"{test['calibration']['mean_confidence']:.4f} against accuracy {test['accuracy']:.4f}.", "",
+                  "| accept letters whose top probability is at least | share of letters | their accuracy |",
+                  "|---|---|---|"]
+        lines += [f"| {a['threshold']:g} | {a['share']:.1%} | {a['accuracy']:.2%} |" for a in accepted]
     worst = sorted(test["per_class"].items(), key=lambda kv: kv[1]["f1"])[:5]
     lines += ["", "Weakest classes (F1): " + ", ".join(f"{c} {v['f1']:.3f}" for c, v in worst)]
     pairs = ", ".join(f"{p['true']}→{p['predicted']} ({p['count']})" for p in test["most_confused"][:5])
     lines += [f"Most confused: {pairs or 'none'}", ""]
-    for name in ("confusion_matrix", "per_class", "roc", "misclassified"):
+    for name in ("confusion_matrix", "per_class", "roc", "calibration", "misclassified"):
         lines.append(f"![{name}](figures/test_{name}.png)")
     if search_dir and (search_dir / "summary.png").is_file():
         lines.append(f"![search]({Path('..') / 'summary.png'})")

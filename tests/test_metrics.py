@@ -1,9 +1,13 @@
+import json
+
 import numpy as np
 import pytest
 import torch
 from sklearn import metrics as skm
 
 from alphabet.metrics import (
+    calibration,
+    calibration_text,
     class_report,
     confident_mistakes,
     headline,
@@ -139,3 +143,50 @@ def test_a_paired_difference_is_zero_against_itself_and_clear_against_chance():
     assert not (same - other).any()  # paired: the same resamples for both
     gap = interval_of(guess - same, labels, writers)
     assert gap.high < -0.2  # about 0.8 against 0.2, on every resample
+
+
+def test_calibration_is_zero_where_the_top_probability_is_the_share_read_right():
+    # 1,000 letters said at 0.75, 750 of them right; 500 said at 1.0 (the last bin's edge), all right.
+    probs = np.zeros((1500, 2))
+    probs[:1000] = [0.75, 0.25]
+    probs[1000:] = [1.0, 0.0]
+    labels = np.zeros(1500, dtype=int)
+    labels[750:1000] = 1
+    found = calibration(probs, labels)
+    assert found.ece == pytest.approx(0.0, abs=1e-12)
+    assert found.count.sum() == 1500 and found.count[-1] == 500 and found.count[11] == 1000  # (0.733, 0.8]
+    assert found.accuracy[11] == pytest.approx(0.75) and found.confidence[-1] == pytest.approx(1.0)
+    assert np.isnan(found.accuracy[0])  # an empty bin has no accuracy
+    at = {a["threshold"]: a for a in found.accepted}
+    assert at[0.5]["share"] == pytest.approx(1.0) and at[0.5]["accuracy"] == pytest.approx(1250 / 1500)
+    assert at[0.8]["share"] == pytest.approx(1 / 3) and at[0.8]["accuracy"] == pytest.approx(1.0)
+    share, accuracy = found.curve
+    assert share[-1] == pytest.approx(1.0) and accuracy[499] == pytest.approx(1.0)  # the surest first
+    assert accuracy[-1] == pytest.approx(1250 / 1500)
+
+
+def test_an_over_confident_model_has_the_gap_as_its_calibration_error():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 2000)
+    predicted = np.where(rng.random(2000) < 0.5, labels, (labels + 1) % 4)  # half of them right
+    probs = np.full((2000, 4), 0.01 / 3)
+    probs[np.arange(2000), predicted] = 0.99  # yet sure of every one
+    found = calibration(probs, labels)
+    right = float((predicted == labels).mean())
+    assert found.ece == pytest.approx(0.99 - right)
+    line = calibration_text(found.to_json())
+    assert line.startswith(f"calibration: ECE {0.99 - right:.4f}; mean top probability 0.9900 against accuracy "
+                           f"{right:.4f} (over-confident); top probability >= 0.9: 100.0% of the letters")
+    # 1,000 more said at 0.5, half of them right: no gap there, and the error is weighted by letters.
+    unsure = np.full((1000, 4), 0.5 / 3)
+    unsure[:, 0] = 0.5
+    more = calibration(np.concatenate([probs, unsure]), np.concatenate([labels, np.repeat([0, 1], 500)]))
+    assert more.ece == pytest.approx((0.99 - right) * 2000 / 3000)
+
+
+def test_reports_carry_their_calibration(predictions):
+    probs, labels = predictions
+    shown = class_report(probs, labels, list("abcdef")).to_json()
+    assert shown["ece"] == shown["calibration"]["ece"] > 0
+    assert sum(b["count"] for b in shown["calibration"]["bins"]) == len(labels)
+    json.dumps(shown)  # metrics.json takes it as it is: no NaN, no numpy types

@@ -176,6 +176,7 @@ def test_best_yaml_round_trips_into_retrain(finished_search):
     assert saved["train"]["lr"] == pytest.approx(best["train"]["lr"])
     report = (run / "report.md").read_text()
     assert "balanced_accuracy" in report and "search" in report
+    assert f"Calibration: ECE {metrics['test']['ece']:.4f}" in report and "![calibration]" in report
     interval = metrics["test"]["balanced_accuracy_interval"]
     assert interval["resampled"] == "images" and interval["groups"] == 120
     assert f"over the test's 120 images: {interval['low']:.4f} to {interval['high']:.4f}" in report

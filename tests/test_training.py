@@ -26,7 +26,8 @@ def test_short_training_learns_and_reports(tmp_path):
     saved = json.loads((run / "metrics.json").read_text())
     assert saved["test"]["per_class"]["a"]["support"] > 0
     assert set(saved["test"]) >= {"balanced_accuracy", "macro_f1", "macro_auc", "confusion_matrix", "most_confused"}
-    for name in ("test_confusion_matrix", "test_per_class", "test_roc", "test_misclassified",
+    assert 0 <= saved["test"]["ece"] < 1 and len(saved["test"]["calibration"]["accepted"]) == 5
+    for name in ("test_confusion_matrix", "test_per_class", "test_roc", "test_calibration", "test_misclassified",
                  "val_confusion_matrix", "train_augmented_batch"):
         assert (run / "figures" / f"{name}.png").stat().st_size > 1000
     for name in ("best.pt", "last.pt", "epoch_0003.pt", "epoch_0006.pt"):
