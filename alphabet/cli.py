@@ -71,6 +71,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from alphabet.calibrate import calibrate
+
+    calibrate(args.checkpoint, args.data, args.out, case=args.case, root=args.data_root, download=args.download)
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from alphabet.compare import compare_classifiers, describe
 
@@ -254,6 +261,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default="runs", help="parent folder of the evaluation directory")
     p.add_argument("--name", help="name of the evaluation directory (default: a timestamp)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("calibrate", help="fit a temperature so that a model's probabilities mean what they say",
+                       description="Fit one temperature on letters the model never trained on, so that of the "
+                                   "letters it gives 0.9, about 0.9 are right; the readings do not change. Writes "
+                                   "a classifier file (calibrated.yaml beside the model) that predict, evaluate, "
+                                   "compare and export take wherever they take a checkpoint.")
+    p.add_argument("checkpoint", help="a checkpoint .pt, a run directory (its checkpoints/last.pt), "
+                   "an ensemble.yaml or its directory")
+    p.add_argument("--data", metavar="SOURCE",
+                   help="letters to fit on, all of them (npz:PATH, folder:PATH, ...); default: the validation "
+                        "letters the model's training run held out (none after a retrain)")
+    p.add_argument("--case", choices=("all", "lower", "upper", "merged"),
+                   help="override the training run's data.case for --data")
+    p.add_argument("--data-root", metavar="DIR", help="where EMNIST files are (default: the training run's data.root)")
+    add_download_argument(p)
+    p.add_argument("--out", help="a new .yaml file (default: calibrated.yaml beside the model, then "
+                                 "calibrated-2.yaml ...)")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("compare", help="two checkpoints on the same letters: their balanced accuracies and "
                                        "whether the gap is more than the test set's noise")

@@ -10,6 +10,8 @@ more accurate than any one of them. An ensemble is a small YAML file whose
 
 Wherever a command takes a checkpoint it also takes an ensemble file, or the
 directory that holds one (``alphabet train --seeds`` and ``retrain --seeds`` write them).
+A ``temperature`` in the file (``alphabet calibrate`` writes one) divides the log of the
+mean probabilities before they are normalised again: the readings stay, their confidence changes.
 """
 
 from __future__ import annotations
@@ -41,10 +43,20 @@ class Classifier:
     config: Config
     device: torch.device
     tta: bool = False
+    temperature: float = 1.0
 
     def predict_probs(self, data: LetterSet | torch.Tensor) -> torch.Tensor:
         views = TTA_VIEWS if self.tta else PLAIN
-        return torch.stack([predict_probs(m, data, self.device, views=views) for m in self.models]).mean(0)
+        probs = torch.stack([predict_probs(m, data, self.device, views=views) for m in self.models]).mean(0)
+        return with_temperature(probs, self.temperature)
+
+
+def with_temperature(probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``probs`` (N, C) made sharper (temperature < 1) or softer (> 1): softmax(log p / T).
+    For one model without test-time views this is the softmax of its logits divided by T."""
+    if temperature == 1.0:
+        return probs
+    return (probs.clamp_min(1e-12).log() / temperature).softmax(-1)
 
 
 def is_ensemble(path: str | Path) -> bool:
@@ -73,6 +85,11 @@ def write_ensemble(path: Path, members: list[Path]) -> Path:
 
 def member_paths(path: str | Path) -> list[Path]:
     """The member checkpoints an ensemble file (or its directory) lists."""
+    return read_ensemble(path)[0]
+
+
+def read_ensemble(path: str | Path) -> tuple[list[Path], float]:
+    """An ensemble file's (or its directory's) member checkpoints and temperature (1 when it has none)."""
     path = Path(path)
     if path.is_dir():
         path = path / ENSEMBLE_FILE
@@ -80,7 +97,10 @@ def member_paths(path: str | Path) -> list[Path]:
     members = raw.get("members") if isinstance(raw, dict) else None
     if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
         raise UserError(f"{path}: key members: expected a non-empty list of checkpoint paths")
-    return [path.parent / m for m in members]
+    temperature = raw.get("temperature", 1.0)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+        raise UserError(f"{path}: key temperature: expected a positive number, got {temperature!r}")
+    return [path.parent / m for m in members], float(temperature)
 
 
 def load_classifier(path: str | Path, device: torch.device, tta: bool = False) -> Classifier:
@@ -91,7 +111,8 @@ def load_classifier(path: str | Path, device: torch.device, tta: bool = False) -
         return Classifier([model], classes, config, device, tta)
     source = Path(path) / ENSEMBLE_FILE if Path(path).is_dir() else Path(path)
     models, classes, config = [], None, None
-    for i, member in enumerate(member_paths(source)):
+    members, temperature = read_ensemble(source)
+    for i, member in enumerate(members):
         try:
             model, member_classes, member_config = model_from_checkpoint(member, device)
         except UserError as e:  # name the ensemble too: it is the file the user gave
@@ -102,4 +123,4 @@ def load_classifier(path: str | Path, device: torch.device, tta: bool = False) -
             raise UserError(f"{source}: key members[{i}]: expected the classes {''.join(classes)} of the "
                             f"first member, got {''.join(member_classes)} from {member}")
         models.append(model)
-    return Classifier(models, classes, config, device, tta)
+    return Classifier(models, classes, config, device, tta, temperature)

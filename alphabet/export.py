@@ -2,8 +2,9 @@
 
 The program takes letters framed as EMNIST's are (uint8, (N, 28, 28), white ink on black, as
 ``alphabet.predict.frame`` makes them from any image) and gives each its letters' probabilities,
-(N, C); an ensemble's are the mean of its members', as ``predict`` gives them. The letters, in the
-probabilities' order, travel in the file. PyTorch alone loads it, without this package:
+(N, C); an ensemble's are the mean of its members', as ``predict`` gives them (with a calibrated
+classifier's temperature). The letters, in the probabilities' order, travel in the file. PyTorch
+alone loads it, without this package:
 
     extra = {"classes.json": ""}
     program = torch.export.load("letters.pt2", extra_files=extra)
@@ -23,26 +24,30 @@ import torch
 from torch import nn
 
 from alphabet.engine import to_input
-from alphabet.ensemble import Classifier
+from alphabet.ensemble import Classifier, with_temperature
 
 CLASSES_FILE = "classes.json"
 
 
 class Probabilities(nn.Module):
-    """uint8 letters (N, 28, 28) -> the mean of the models' softmax probabilities (N, C)."""
+    """uint8 letters (N, 28, 28) -> the mean of the models' softmax probabilities (N, C), with the
+    classifier's temperature applied as ``predict`` applies it."""
 
-    def __init__(self, models: list[nn.Module]) -> None:
+    def __init__(self, models: list[nn.Module], temperature: float = 1.0) -> None:
         super().__init__()
         self.models = nn.ModuleList(models)
+        self.temperature = temperature
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = to_input(images)
-        return torch.stack([model(x).softmax(-1) for model in self.models]).mean(0)
+        return with_temperature(torch.stack([model(x).softmax(-1) for model in self.models]).mean(0),
+                                self.temperature)
 
 
 def export_classifier(classifier: Classifier, out: Path) -> Path:
     """Write ``classifier`` (its models on the CPU, in fp32) to ``out`` as a program of any batch size."""
-    module = Probabilities([model.float().cpu().eval() for model in classifier.models]).eval()
+    module = Probabilities([model.float().cpu().eval() for model in classifier.models],
+                           classifier.temperature).eval()
     example = torch.zeros(2, 28, 28, dtype=torch.uint8)
     program = torch.export.export(module, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
     torch.export.save(program, out, extra_files={CLASSES_FILE: json.dumps(classifier.classes)})

@@ -13,6 +13,8 @@ batch     validation accuracy of the searched best's retrain recipe at batch 128
           with the lr scaled by the square root and linearly (femnist)
 tta       test-time augmentation: validation accuracy of the searched best with several view sets,
           single models and their ensemble (femnist)
+calibration  the searched best's calibration on the validation writers (ECE, letters kept at p >= 0.9),
+          before and after a temperature fitted on other validation writers (femnist)
 framing   the validation writers' letters as scans, photos and transparent PNGs, read back as
           `alphabet predict` reads image files: accuracy against the letters as stored (femnist)
 words     the validation writers' letters written side by side as words, split and read back
@@ -76,6 +78,7 @@ from benchmarks.throughput import (  # noqa: E402
 )
 from benchmarks.training import (  # noqa: E402
     bench_batch,
+    bench_calibration,
     bench_framing,
     bench_schedules,
     bench_seed,
@@ -87,6 +90,7 @@ from benchmarks.training import (  # noqa: E402
 BENCHMARKS: dict[str, Callable[[bool], str]] = {"datapath": bench_datapath, "seed": bench_seed,
                                                "variants": bench_variants, "schedules": bench_schedules,
                                                "batch": bench_batch, "tta": bench_tta,
+                                               "calibration": bench_calibration,
                                                "framing": bench_framing, "words": bench_words,
                                                "overhead": bench_overhead, "search": bench_search,
                                                "retrain": bench_retrain, "profile": bench_profile,

@@ -1,6 +1,6 @@
 """Accuracy of training recipes on femnist's real handwriting: the seed's recipe against the
-default, schedules, variants of the searched best, batch size, test-time augmentation, and
-letters read back from image files."""
+default, schedules, variants of the searched best, batch size, test-time augmentation, calibration,
+and letters read back from image files."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from alphabet.calibrate import fit_temperature
 from alphabet.config import Config, load_config
 from alphabet.data import load_splits
 from alphabet.data.splits import Splits
 from alphabet.engine import Trainer, bf16_is_native, predict_probs
-from alphabet.metrics import summary_metrics
+from alphabet.ensemble import with_temperature
+from alphabet.metrics import calibration, summary_metrics
 from alphabet.train import evaluate_split
 from alphabet.tta import PLAIN, TTA_VIEWS, View
 from benchmarks.common import (
@@ -232,6 +234,52 @@ def bench_tta(full: bool) -> str:
             "over the row's views. Balanced accuracy; the last column is the ensemble of the seeds.\n\n"
             f"| views | {head} | mean | ensemble |\n|---|" + "---|" * (len(seeds) + 2) + "\n"
             + "\n".join(rows))
+
+
+# --- calibration: how far the recipe's probabilities can be trusted, and a temperature's repair --
+
+def bench_calibration(full: bool) -> str:
+    if not FEMNIST.exists():
+        raise Skipped(f"{FEMNIST} is absent")
+    seeds, epochs = ((0, 1), 60) if full else ((0,), 12)
+    base = [f"data.source=npz:{FEMNIST}", "train.schedule=cosine", "train.logit_adjustment=1",
+            f"train.epochs={epochs}"]
+    splits = load_splits(load_config(BEST_CONFIG, base).data)
+    labels = torch.from_numpy(splits.val.labels)
+    writers = np.asarray(splits.val.writers)
+    # Two halves of the validation writers: a temperature fitted on one is scored on the other,
+    # as a user's would be on letters of writers it was not fitted on.
+    names = np.unique(writers)
+    np.random.default_rng(0).shuffle(names)
+    first = torch.from_numpy(np.isin(writers, names[: len(names) // 2]))
+    outputs = {f"seed {seed}": trained(load_config(BEST_CONFIG, [*base, f"train.seed={seed}"]), splits)
+               .predict(splits.val).float().cpu() for seed in seeds}
+    if len(seeds) > 1:
+        outputs[f"the {len(seeds)} averaged"] = torch.stack(list(outputs.values())).mean(0)
+    rows = []
+    for name, probs in outputs.items():
+        scaled, temperatures = probs.clone(), []
+        for fit in (first, ~first):
+            temperatures.append(fit_temperature(probs[fit], labels[fit]))
+            scaled[~fit] = with_temperature(probs[~fit], temperatures[-1])
+        before, after = (calibration(p.numpy(), labels.numpy()) for p in (probs, scaled))
+        at = [next(a for a in c.accepted if a["threshold"] == 0.9) for c in (before, after)]
+        rows.append(f"| {name} | {before.mean_accuracy:.4f} | {before.mean_confidence:.4f} | {before.ece:.4f} | "
+                    f"{at[0]['share']:.1%} at {at[0]['accuracy']:.2%} | "
+                    + ", ".join(f"{t:.3f}" for t in temperatures)
+                    + f" | {after.mean_confidence:.4f} | **{after.ece:.4f}** | {at[1]['share']:.1%} at "
+                    f"{at[1]['accuracy']:.2%} |")
+    return ("## Calibration: the recipe's probabilities, and a temperature fitted on other writers "
+            "(femnist lowercase)\n\n"
+            f"`{BEST_CONFIG.relative_to(ROOT)}` with the cosine schedule and logit adjustment 1, trained {epochs} "
+            f"epochs on the training writers ({len(splits.train):,} letters) once per seed, scored on the "
+            f"{len(splits.val):,} letters of the {len(names)} validation writers. ECE over 15 bins of the top "
+            "probability. The temperature (what `alphabet calibrate` fits) is fitted on one half of the "
+            "validation writers and applied to the other, both ways round, so every letter is scored by a "
+            "temperature fitted on writers other than its own.\n\n"
+            "| model | accuracy | mean top probability | ECE | top probability >= 0.9: share, accuracy | "
+            "temperatures | calibrated: mean top probability | ECE | >= 0.9: share, accuracy |\n"
+            "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows))
 
 
 # --- framing: real letters as image files, the way users' scans and photos hold them ------------

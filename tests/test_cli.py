@@ -38,7 +38,8 @@ def assert_one_line_error(result, *fragments):
 
 
 def test_help_on_every_command(cli):
-    for command in ("train", "evaluate", "compare", "predict", "export", "data", "search", "trials", "retrain"):
+    for command in ("train", "evaluate", "calibrate", "compare", "predict", "export", "data", "search", "trials",
+                    "retrain"):
         with pytest.raises(SystemExit) as e:
             cli(command, "--help")
         assert e.value.code == 0
@@ -587,6 +588,13 @@ def test_export_gives_a_file_pytorch_alone_loads(cli, trained, tmp_path, monkeyp
     ensemble = load_classifier(tmp_path / "ensemble.yaml", torch.device("cpu")).predict_probs(framed)
     assert classes == list("abcdef") and not torch.allclose(ensemble, expected, atol=1e-3)
     assert torch.allclose(module(framed), ensemble, atol=1e-5)
+    # A calibrated classifier (alphabet calibrate's file) travels with its temperature.
+    (tmp_path / "sharp.yaml").write_text((tmp_path / "ensemble.yaml").read_text() + "temperature: 0.5\n")
+    assert cli("export", tmp_path / "sharp.yaml", "--out", tmp_path / "sharp.pt2").code == 0
+    sharp = load_classifier(tmp_path / "sharp.yaml", torch.device("cpu")).predict_probs(framed)
+    assert torch.equal(sharp.argmax(1), ensemble.argmax(1))
+    assert sharp.max(1).values.mean() > ensemble.max(1).values.mean()  # sharper at 0.5
+    assert torch.allclose(load_exported(tmp_path / "sharp.pt2")[0](framed), sharp, atol=1e-5)
 
 
 def test_compare_two_checkpoints_on_the_same_letters(cli, trained, tmp_path):
