@@ -127,8 +127,6 @@ class RunReporter:
         text = "\n".join(f"| {t} → {p} | {n} |" for t, p, n in pairs) or "| none | 0 |"
         self.writer.add_text(f"{split}/most_confused", "| true → predicted | count |\n|---|---|\n" + text, step)
         self.scalars(split, {"macro_auc": report.summary["macro_auc"]}, step)
-        if report.calibration is not None:
-            self.scalars(split, {"ece": report.calibration.ece}, step)
 
     def augmented_batch(self, images: torch.Tensor, labels: torch.Tensor, classes: list[str], step: int) -> None:
         """Training images as the model sees them, after augmentation."""

@@ -74,7 +74,8 @@ def train_trial(params: dict, *, experiment: Experiment, splits: Splits, initial
     if checkpoint is None:
         # Declared now, so trials that ASHA stops still appear with their latest values.
         reporter.hparams({**params, "trial_id": tune.get_context().get_trial_id()},
-                         dict.fromkeys(("val/balanced_accuracy", "val/accuracy", "val/macro_f1", "val/loss")))
+                         dict.fromkeys(("val/balanced_accuracy", "val/accuracy", "val/macro_f1", "val/loss",
+                                        "val/ece")))
     # ASHA's stop arrives as SystemExit from tune.report; the finally closes the writer even then,
     # since the process is reused for the next trial (TuneConfig.reuse_actors).
     try:

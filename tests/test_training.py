@@ -54,12 +54,12 @@ def test_the_residual_net_learns_and_its_checkpoint_scores_as_the_run_did(tmp_pa
 
 EXPECTED_SCALARS = {
     "train/loss", "train/accuracy", "train/balanced_accuracy", "train/macro_f1", "train/lr",
-    "val/loss", "val/accuracy", "val/balanced_accuracy", "val/macro_f1", "val/macro_auc",
+    "val/loss", "val/accuracy", "val/balanced_accuracy", "val/macro_f1", "val/macro_auc", "val/ece", "final/test_ece",
     "test/macro_auc", "final/test_balanced_accuracy", "final/test_balanced_accuracy_low",
     "final/test_balanced_accuracy_high", "val_auc/a", "test_auc/f",
 }
 EXPECTED_IMAGES = {"val/confusion_matrix", "val/per_class_scores", "val/roc", "val/misclassified",
-                   "train/augmented_batch", "test/confusion_matrix", "test/roc"}
+                   "train/augmented_batch", "test/confusion_matrix", "test/roc", "test/calibration"}
 
 
 def test_tensorboard_tags(tmp_path):
