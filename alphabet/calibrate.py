@@ -70,6 +70,10 @@ def calibration_letters(classifier: Classifier, classifier_path: str, source: st
     """The letters to fit on and what they are: ``source``'s letters of the model's classes, or by
     default the validation letters the model's training run held out."""
     if source is not None:
+        if _same_source(source, classifier.config.data.source):
+            raise UserError(f"--data {source}: the source {classifier_path} trained on, so most of its letters "
+                            "are ones the model has seen; expected other letters (for held-out writers of it, "
+                            "train with data.val_fraction > 0 and calibrate without --data)")
         return classifier_data(classifier, source, "all", case, root, download), f"all of {source}"
     held_out = load_splits(classifier.config.data).val
     if held_out is None or len(held_out) == 0:
@@ -78,6 +82,15 @@ def calibration_letters(classifier: Classifier, classifier_path: str, source: st
                         "trained on: --data SOURCE")
     writers = "" if held_out.writers is None else f", {len(set(held_out.writers))} writers"
     return held_out, f"the validation letters its training run held out ({classifier.config.data.source}{writers})"
+
+
+def _same_source(a: str, b: str) -> bool:
+    """Whether two data sources name the same letters: the same name, or files at the same path."""
+    kind_a, _, path_a = a.partition(":")
+    kind_b, _, path_b = b.partition(":")
+    if kind_a != kind_b or bool(path_a) != bool(path_b):
+        return False
+    return not path_a or Path(path_a).expanduser().resolve() == Path(path_b).expanduser().resolve()
 
 
 def calibrate(model: str, source: str | None = None, out: str | None = None, case: str | None = None,

@@ -12,6 +12,8 @@ from conftest import TINY, with_sets
 from test_cli import assert_one_line_error
 
 from alphabet.calibrate import fit_temperature
+from alphabet.data.sources import save_npz
+from alphabet.data.synthetic import generate
 from alphabet.ensemble import load_classifier, with_temperature
 
 
@@ -77,10 +79,15 @@ def test_calibrate_fits_on_the_held_out_letters_and_writes_a_classifier_file(cli
 
 
 def test_calibrate_on_other_letters_and_its_refusals(cli, underconfident, tmp_path):
-    result = cli("calibrate", underconfident, "--data", "synthetic", "--out", tmp_path / "on_synthetic.yaml")
+    held_out = tmp_path / "held_out.npz"
+    save_npz(generate(300, seed=7, classes=list("abcdef")), held_out)  # letters it never saw
+    result = cli("calibrate", underconfident, "--data", f"npz:{held_out}", "--out", tmp_path / "on_mine.yaml")
     assert result.code == 0, result.err
-    assert "fitted on 720 letters: all of synthetic" in result.out  # its 600 + 120 letters of a-f
-    assert yaml.safe_load((tmp_path / "on_synthetic.yaml").read_text())["members"][0].endswith("checkpoints/last.pt")
+    assert f"fitted on 300 letters: all of npz:{held_out}" in result.out
+    assert yaml.safe_load((tmp_path / "on_mine.yaml").read_text())["members"][0].endswith("checkpoints/last.pt")
+    # The letters it trained on are refused: a temperature fitted on them would make it over-confident.
+    assert_one_line_error(cli("calibrate", underconfident, "--data", "synthetic"), "--data synthetic: the source",
+                          "expected other letters")
     # A retrain holds no letters out: it says what to give instead.
     out = tmp_path / "runs"
     assert cli("train", *with_sets(TINY + [f"log.out_dir={out}", "log.name=all", "train.epochs=1",
