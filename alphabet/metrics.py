@@ -165,8 +165,8 @@ class Calibration:
                 "bins": bins, "accepted": self.accepted}
 
 
-def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = CALIBRATION_BINS) -> Calibration:
-    """Top-label calibration of ``probs`` (N, C) against ``labels`` (N,)."""
+def _binned(probs: np.ndarray, labels: np.ndarray, bins: int) -> tuple:
+    """Top probability and rightness per letter; bin edges, counts, mean confidence and accuracy per bin; ECE."""
     top = probs.max(1).astype(np.float64)
     right = (probs.argmax(1) == labels).astype(np.float64)
     edges = np.linspace(0.0, 1.0, bins + 1)
@@ -178,6 +178,17 @@ def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = CALIBRATION_B
         accuracy = np.bincount(which, right, bins) / count
     filled = count > 0
     ece = float(np.sum(count[filled] * np.abs(accuracy[filled] - confidence[filled])) / max(len(top), 1))
+    return top, right, edges, count, confidence, accuracy, ece
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
+    """``calibration(...).ece`` alone, cheap enough for every epoch."""
+    return _binned(probs, labels, bins)[-1]
+
+
+def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = CALIBRATION_BINS) -> Calibration:
+    """Top-label calibration of ``probs`` (N, C) against ``labels`` (N,)."""
+    top, right, edges, count, confidence, accuracy, ece = _binned(probs, labels, bins)
     order = np.argsort(-top, kind="stable")
     share = np.arange(1, len(top) + 1) / max(len(top), 1)
     curve = (share, np.cumsum(right[order]) / np.arange(1, len(top) + 1))

@@ -23,7 +23,13 @@ from alphabet.data import LetterSet, load_splits
 from alphabet.engine import Trainer, evaluate_loss, to_input
 from alphabet.errors import UserError
 from alphabet.finetune import initial_weights
-from alphabet.metrics import calibration, calibration_text, class_report, headline, summary_metrics
+from alphabet.metrics import (
+    calibration_text,
+    class_report,
+    expected_calibration_error,
+    headline,
+    summary_metrics,
+)
 from alphabet.models import count_parameters
 from alphabet.reporting import RunReporter, flatten, write_json, write_mistakes
 from alphabet.rundir import guard_run_dir, new_run_dir
@@ -33,7 +39,7 @@ def evaluate_split(trainer: Trainer, data: LetterSet) -> tuple[dict[str, float],
     """Loss, the summary metrics and the calibration error of the trainer's model on ``data``."""
     probs = trainer.predict(data)
     labels = torch.from_numpy(data.labels)
-    ece = calibration(probs.float().cpu().numpy(), data.labels).ece
+    ece = expected_calibration_error(probs.float().cpu().numpy(), data.labels)
     return {"loss": evaluate_loss(probs, labels), **summary_metrics(probs, labels), "ece": ece}, probs
 
 
