@@ -64,10 +64,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from alphabet.evaluate import evaluate_checkpoint
     from alphabet.rundir import guard_run_dir, new_run_dir
 
+    accept = _accept_threshold(args.accept)
     # An evaluation writes no checkpoint, so a failed one leaves nothing behind.
     with guard_run_dir(new_run_dir(args.out_dir, args.name or None)) as out:
         evaluate_checkpoint(args.checkpoint, args.data, out, split=args.split, case=args.case, tta=args.tta,
-                            root=args.data_root, download=args.download)
+                            root=args.data_root, download=args.download, accept=accept)
     return 0
 
 
@@ -90,36 +91,81 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_words(results: list, as_json: bool) -> None:
+def _accept_threshold(value: float | None) -> float | None:
+    if value is not None and not 0 < value <= 1:
+        raise UserError(f"--accept: expected a probability above 0 and at most 1, got {value:g}")
+    return value
+
+
+def _is_sure(top: list[tuple[str, float]], accept: float | None) -> bool | None:
+    """Whether a reading's top probability reaches ``accept``; None without a threshold or for a blank image."""
+    return None if accept is None or not top else top[0][1] >= accept
+
+
+def _unsure_mark(top: list[tuple[str, float]], accept: float | None) -> str:
+    return "  (unsure)" if _is_sure(top, accept) is False else ""
+
+
+def _say_accepted(tops: list[list[tuple[str, float]]], accept: float | None) -> None:
+    """How many readings the threshold accepted, on stderr, so that stdout keeps one line per image."""
+    read = [top for top in tops if top]
+    if accept is not None and read:
+        sure = sum(bool(_is_sure(top, accept)) for top in read)
+        print(f"accepted {sure} of {len(read)} letters (top probability >= {accept:g}); "
+              f"{len(read) - sure} marked (unsure)", file=sys.stderr)
+
+
+def _print_words(results: list, as_json: bool, accept: float | None) -> None:
     """A word per image: the letters read, then each letter's box and top-k."""
     words = ["".join(top[0][0] for _, top in letters) for _, letters in results]
     if as_json:
-        shown = [{"image": p, "word": word,
-                  "letters": [{"box": list(box), "top": [{"letter": c, "probability": q} for c, q in top]}
-                              for box, top in letters]} for (p, letters), word in zip(results, words, strict=True)]
+        shown = []
+        for (path, letters), word in zip(results, words, strict=True):
+            item = {"image": path, "word": word,
+                    "letters": [{"box": list(box), "top": [{"letter": c, "probability": q} for c, q in top]}
+                                | ({} if accept is None else {"sure": _is_sure(top, accept)})
+                                for box, top in letters]}
+            if accept is not None:
+                item["sure"] = bool(letters) and all(_is_sure(top, accept) for _, top in letters)
+            shown.append(item)
         print(json.dumps(shown, indent=2))
         return
     for (path, letters), word in zip(results, words, strict=True):
-        print(f"{path}: {word or 'blank (no ink found)'}")
+        unsure = sum(_is_sure(top, accept) is False for _, top in letters)
+        print(f"{path}: {word or 'blank (no ink found)'}"
+              + (f"  ({unsure} of {len(letters)} letters unsure)" if unsure else ""))
         for (left, top_edge, right, bottom), top in letters:
-            print(f"  x {left}-{right}, y {top_edge}-{bottom}: " + "  ".join(f"{c} {q:.3f}" for c, q in top))
+            print(f"  x {left}-{right}, y {top_edge}-{bottom}: " + "  ".join(f"{c} {q:.3f}" for c, q in top)
+                  + _unsure_mark(top, accept))
+    _say_accepted([top for _, letters in results for _, top in letters], accept)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from alphabet.ensemble import is_ensemble, read_ensemble
     from alphabet.predict import predict_files, predict_word_files
 
     if args.top_k < 1:
         raise UserError(f"--top-k: expected a positive integer, got {args.top_k}")
+    accept = _accept_threshold(args.accept)
+    if accept is not None and not (is_ensemble(args.checkpoint) and read_ensemble(args.checkpoint)[1] != 1.0):
+        # Uncalibrated probabilities can be far from how often the model is right (the femnist
+        # recipe's 0.9 accepts a sixth of its letters), so the threshold wants measuring first.
+        print(f"alphabet: note: {args.checkpoint} has no fitted temperature; measure what --accept {accept:g} "
+              f"keeps with `alphabet evaluate {args.checkpoint} --data SOURCE --accept {accept:g}`, "
+              "or fit one with `alphabet calibrate`", file=sys.stderr)
     if args.word:
-        _print_words(predict_word_files(args.checkpoint, args.images, args.top_k, tta=args.tta), args.json)
+        _print_words(predict_word_files(args.checkpoint, args.images, args.top_k, tta=args.tta), args.json, accept)
         return 0
     results = predict_files(args.checkpoint, args.images, args.top_k, tta=args.tta)
     if args.json:
         print(json.dumps([{"image": p, "blank": not top, "top": [{"letter": c, "probability": q} for c, q in top]}
+                          | ({} if accept is None else {"sure": _is_sure(top, accept)})
                           for p, top in results], indent=2))
     else:
         for path, top in results:
-            print(f"{path}: " + ("  ".join(f"{c} {q:.3f}" for c, q in top) or "blank (no ink found)"))
+            print(f"{path}: " + ("  ".join(f"{c} {q:.3f}" for c, q in top) or "blank (no ink found)")
+                  + _unsure_mark(top, accept))
+    _say_accepted([top for _, top in results], accept)
     return 0
 
 
@@ -223,6 +269,10 @@ def _add_tta_argument(p: argparse.ArgumentParser) -> None:
                    help="test-time augmentation: average each image over 9 small shifts, scalings and rotations")
 
 
+def _add_accept_argument(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--accept", type=float, metavar="P", help=what)
+
+
 def _add_data_args(p: argparse.ArgumentParser, read: str = "") -> None:
     """The letters to score (evaluate, compare)."""
     p.add_argument("--data", required=True, metavar="SOURCE",
@@ -258,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="a checkpoint .pt, a run directory (its checkpoints/last.pt), "
                    "an ensemble.yaml or its directory")
     _add_data_args(p)
+    _add_accept_argument(p, "also measure accepting only the letters read with a top probability of at least P: "
+                            "their share and accuracy (as predict --accept P would)")
     p.add_argument("--out-dir", default="runs", help="parent folder of the evaluation directory")
     p.add_argument("--name", help="name of the evaluation directory (default: a timestamp)")
     p.set_defaults(func=cmd_evaluate)
@@ -300,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--word", action="store_true",
                    help="read each image as a row of separate letters (a word printed by hand), left to right")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _add_accept_argument(p, "mark a letter read with a top probability under P as unsure (JSON: \"sure\"), for "
+                            "a person to check; best with a calibrated model (alphabet calibrate)")
     _add_tta_argument(p)
     p.set_defaults(func=cmd_predict)
 

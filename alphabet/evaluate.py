@@ -15,7 +15,7 @@ from alphabet.data.splits import holdout, select_classes
 from alphabet.engine import evaluate_loss, pick_device
 from alphabet.ensemble import Classifier, load_classifier
 from alphabet.errors import UserError
-from alphabet.metrics import calibration_text, class_report, headline
+from alphabet.metrics import ACCEPT_AT, calibration_text, class_report, headline
 from alphabet.reporting import RunReporter, write_json, write_mistakes
 
 
@@ -49,15 +49,18 @@ def classifier_data(classifier: Classifier, source: str, split: str = "test", ca
 
 def evaluate_checkpoint(checkpoint: str | Path, source: str, out_dir: Path, split: str = "test",
                         case: str | None = None, tta: bool = False, root: str | None = None,
-                        download: bool = False, log: Callable[[str], None] = print) -> dict:
+                        download: bool = False, accept: float | None = None,
+                        log: Callable[[str], None] = print) -> dict:
     """Score ``checkpoint`` (a file, or an ensemble) on ``source``; ``case`` and ``root`` override the
-    training run's data.case and data.root; ``tta`` averages each image's test-time views."""
+    training run's data.case and data.root; ``tta`` averages each image's test-time views; ``accept``
+    is a top probability to measure accepting letters at, beside the usual ones (``ACCEPT_AT``)."""
     classifier = load_classifier(checkpoint, pick_device("auto"), tta=tta)
     classes = classifier.classes
     data = classifier_data(classifier, source, split, case, root, download)
     probs = classifier.predict_probs(data)
     labels = torch.from_numpy(data.labels)
-    report = class_report(probs, labels, classes, data.writers)
+    accept_at = tuple(sorted({*ACCEPT_AT, accept})) if accept is not None else ACCEPT_AT
+    report = class_report(probs, labels, classes, data.writers, accept_at=accept_at)
     reporter = RunReporter(out_dir)
     reporter.evaluation("eval", report, probs, labels, data.images, 0)
     reporter.close()
@@ -68,7 +71,7 @@ def evaluate_checkpoint(checkpoint: str | Path, source: str, out_dir: Path, spli
     present = int((report.support > 0).sum())
     shown = f"{split}, test-time augmentation" if tta else split
     log(f"{len(data)} images of {present} classes from {source} ({shown}): {headline(result)}")
-    log(calibration_text(result["calibration"]))
+    log(calibration_text(result["calibration"], threshold=0.9 if accept is None else accept))
     log(f"wrote {out_dir / 'metrics.json'}, figures in {out_dir / 'figures'} and the {misread} misread letters "
         f"in {out_dir / 'mistakes.csv'} (the label believed least first)")
     return result

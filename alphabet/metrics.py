@@ -186,14 +186,16 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     return _binned(probs, labels, bins)[-1]
 
 
-def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = CALIBRATION_BINS) -> Calibration:
-    """Top-label calibration of ``probs`` (N, C) against ``labels`` (N,)."""
+def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = CALIBRATION_BINS,
+                thresholds: tuple[float, ...] = ACCEPT_AT) -> Calibration:
+    """Top-label calibration of ``probs`` (N, C) against ``labels`` (N,), with what accepting the
+    letters whose top probability reaches each of ``thresholds`` gives."""
     top, right, edges, count, confidence, accuracy, ece = _binned(probs, labels, bins)
     order = np.argsort(-top, kind="stable")
     share = np.arange(1, len(top) + 1) / max(len(top), 1)
     curve = (share, np.cumsum(right[order]) / np.arange(1, len(top) + 1))
     accepted = []
-    for threshold in ACCEPT_AT:
+    for threshold in thresholds:
         kept = top >= threshold
         accepted.append({"threshold": threshold, "share": float(kept.mean()) if len(top) else 0.0,
                          "accuracy": float(right[kept].mean()) if kept.any() else None})
@@ -278,8 +280,9 @@ def confident_mistakes(probs: torch.Tensor, labels: torch.Tensor, limit: int) ->
 
 
 def class_report(probs: torch.Tensor, labels: torch.Tensor, classes: list[str],
-                 writers: np.ndarray | None = None) -> ClassReport:
-    """Per-class scores, AUC and a bootstrap interval of balanced accuracy, over ``writers`` where given."""
+                 writers: np.ndarray | None = None, accept_at: tuple[float, ...] = ACCEPT_AT) -> ClassReport:
+    """Per-class scores, AUC, a bootstrap interval of balanced accuracy over ``writers`` where given,
+    and calibration, with what accepting at each of ``accept_at`` gives."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
     probs_np = probs.float().cpu().numpy()
@@ -304,6 +307,6 @@ def class_report(probs: torch.Tensor, labels: torch.Tensor, classes: list[str],
     summary = summary_from_confusion(cm_t)
     summary["macro_auc"] = float(np.nanmean(auc)) if roc else float("nan")
     interval = balanced_accuracy_interval(labels_np, probs_np.argmax(1), n, writers)
-    calibrated = calibration(probs_np, labels_np)
+    calibrated = calibration(probs_np, labels_np, thresholds=accept_at)
     summary["ece"] = calibrated.ece
     return ClassReport(list(classes), cm, recall, precision, f1, support, auc, roc, summary, interval, calibrated)

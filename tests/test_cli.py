@@ -210,6 +210,14 @@ def test_predict_a_word(cli, trained, tmp_path):
                                                            "letters": []}
     lefts = [letter["box"][0] for letter in shown[0]["letters"]]
     assert lefts == sorted(lefts) and all(len(letter["top"]) == 3 for letter in shown[0]["letters"])
+    # --accept 1 marks every letter unsure, and the word with them.
+    unsure = cli("predict", ckpt, tmp_path / "word.png", "--word", "--accept", "1")
+    lines = unsure.out.strip().splitlines()
+    assert lines[0] == f"{tmp_path / 'word.png'}: {one_by_one}  (5 of 5 letters unsure)"
+    assert all(line.endswith("  (unsure)") for line in lines[1:]) and len(lines) == 6
+    assert unsure.err.strip().splitlines()[-1] == "accepted 0 of 5 letters (top probability >= 1); 5 marked (unsure)"
+    shown = json.loads(cli("predict", ckpt, tmp_path / "word.png", "--word", "--json", "--accept", "0.01").out)
+    assert shown[0]["sure"] is True and all(letter["sure"] for letter in shown[0]["letters"])
 
     # Two rows in one image are refused, naming the file, rather than read as one garbled word.
     two_rows = np.full((2 * height + 20, word.shape[1]), 255, np.uint8)
@@ -224,6 +232,53 @@ def test_predict_a_word(cli, trained, tmp_path):
 
     in_memory = predict_words(load_classifier(ckpt, torch.device("cpu")), [word], top_k=1)
     assert "".join(top[0][0] for _, top in in_memory[0]) == one_by_one
+
+
+def test_predict_accept_marks_unsure_letters_and_evaluate_measures_the_threshold(cli, trained, tmp_path):
+    ckpt = trained / "checkpoints/last.pt"
+    paths = save_letters(tmp_path, 12)
+    Image.new("L", (60, 60), 255).save(tmp_path / "zz_blank.png")
+    images = [*paths, tmp_path / "zz_blank.png"]
+    tops = [r["top"][0]["probability"] for r in json.loads(cli("predict", ckpt, *paths, "--json").out)]
+    accept = float(np.median(tops))  # some letters on each side of it
+    sure = [p >= accept for p in tops]
+    assert 0 < sum(sure) < len(sure)
+
+    result = cli("predict", ckpt, *images, "--accept", f"{accept!r}")
+    assert result.code == 0, result.err
+    lines = result.out.strip().splitlines()
+    assert len(lines) == 13 and lines[-1].endswith(": blank (no ink found)")  # one line an image, as without it
+    assert [line.endswith("  (unsure)") for line in lines[:12]] == [not s for s in sure]
+    err = result.err.strip().splitlines()
+    assert err[-1] == (f"accepted {sum(sure)} of 12 letters (top probability >= {accept:g}); "
+                       f"{12 - sum(sure)} marked (unsure)")
+    assert "has no fitted temperature" in err[0] and "alphabet calibrate" in err[0]
+    shown = json.loads(cli("predict", ckpt, *images, "--accept", f"{accept!r}", "--json").out)
+    assert [r["sure"] for r in shown] == [*sure, None]  # a blank page is neither
+    assert "sure" not in json.loads(cli("predict", ckpt, *paths, "--json").out)[0]
+
+    # A calibrated model's threshold needs no note.
+    (trained / "tempered.yaml").write_text("members: [checkpoints/last.pt]\ntemperature: 1.0\n")
+    assert "no fitted temperature" in cli("predict", trained / "tempered.yaml", *paths, "--accept", "0.5").err
+    (trained / "tempered.yaml").write_text("members: [checkpoints/last.pt]\ntemperature: 0.7\n")
+    assert "no fitted temperature" not in cli("predict", trained / "tempered.yaml", *paths, "--accept", "0.5").err
+
+    for bad in ("0", "1.5", "-0.2"):
+        assert_one_line_error(cli("predict", ckpt, *paths, "--accept", bad), "--accept",
+                              "expected a probability above 0 and at most 1")
+
+    # evaluate measures the same threshold on labelled letters: the share it keeps and their accuracy.
+    result = cli("evaluate", ckpt, "--data", "synthetic", "--accept", "0.37", "--out-dir", tmp_path, "--name", "ev")
+    assert result.code == 0, result.err
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    at = {a["threshold"]: a for a in metrics["calibration"]["accepted"]}
+    assert list(at) == [0.37, 0.5, 0.8, 0.9, 0.95, 0.99]
+    plain = json.loads((trained / "metrics.json").read_text())["test"]["calibration"]["accepted"]
+    assert [a for t, a in at.items() if t != 0.37] == plain  # the usual thresholds, as training reported them
+    assert at[0.37]["share"] >= at[0.5]["share"] and f"top probability >= 0.37: {at[0.37]['share']:.1%}" in result.out
+    assert_one_line_error(cli("evaluate", ckpt, "--data", "synthetic", "--accept", "2", "--out-dir", tmp_path / "no"),
+                          "--accept")
+    assert not (tmp_path / "no").exists()
 
 
 @pytest.mark.parametrize(("make", "fragment"), [
