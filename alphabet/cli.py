@@ -115,16 +115,18 @@ def _say_accepted(tops: list[list[tuple[str, float]]], accept: float | None) -> 
               f"{len(read) - sure} marked (unsure)", file=sys.stderr)
 
 
+def _letter_json(box: tuple[int, int, int, int], top: list[tuple[str, float]], accept: float | None) -> dict:
+    shown = {"box": list(box), "top": [{"letter": c, "probability": q} for c, q in top]}
+    return shown if accept is None else {**shown, "sure": _is_sure(top, accept)}
+
+
 def _print_words(results: list, as_json: bool, accept: float | None) -> None:
     """A word per image: the letters read, then each letter's box and top-k."""
     words = ["".join(top[0][0] for _, top in letters) for _, letters in results]
     if as_json:
         shown = []
         for (path, letters), word in zip(results, words, strict=True):
-            item = {"image": path, "word": word,
-                    "letters": [{"box": list(box), "top": [{"letter": c, "probability": q} for c, q in top]}
-                                | ({} if accept is None else {"sure": _is_sure(top, accept)})
-                                for box, top in letters]}
+            item = {"image": path, "word": word, "letters": [_letter_json(box, top, accept) for box, top in letters]}
             if accept is not None:
                 item["sure"] = bool(letters) and all(_is_sure(top, accept) for _, top in letters)
             shown.append(item)
@@ -140,9 +142,32 @@ def _print_words(results: list, as_json: bool, accept: float | None) -> None:
     _say_accepted([top for _, letters in results for _, top in letters], accept)
 
 
+def _print_text(results: list, as_json: bool, accept: float | None) -> None:
+    """Each image's lines of words; with ``accept``, a letter read less surely stands in [brackets]."""
+    from alphabet.predict import text_of
+
+    if as_json:
+        print(json.dumps([{"image": path, "text": text_of(lines),
+                           "lines": [{"text": text_of([line]),
+                                      "words": [{"word": text_of([[word]]),
+                                                 "letters": [_letter_json(box, top, accept) for box, top in word]}
+                                                for word in line]}
+                                     for line in lines]}
+                          for path, lines in results], indent=2))
+        return
+
+    def shown(word: list) -> str:
+        return "".join(f"[{top[0][0]}]" if _is_sure(top, accept) is False else top[0][0] for _, top in word)
+
+    for path, lines in results:
+        print(f"{path}: blank (no ink found)" if not lines else
+              f"{path}:" + "".join("\n  " + " ".join(map(shown, line)) for line in lines))
+    _say_accepted([top for _, lines in results for line in lines for word in line for _, top in word], accept)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from alphabet.ensemble import is_ensemble, read_ensemble
-    from alphabet.predict import predict_files, predict_word_files
+    from alphabet.predict import predict_files, predict_text_files, predict_word_files
 
     if args.top_k < 1:
         raise UserError(f"--top-k: expected a positive integer, got {args.top_k}")
@@ -155,6 +180,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
               "or fit one with `alphabet calibrate`", file=sys.stderr)
     if args.word:
         _print_words(predict_word_files(args.checkpoint, args.images, args.top_k, tta=args.tta), args.json, accept)
+        return 0
+    if args.text:
+        _print_text(predict_text_files(args.checkpoint, args.images, args.top_k, tta=args.tta), args.json, accept)
         return 0
     results = predict_files(args.checkpoint, args.images, args.top_k, tta=args.tta)
     if args.json:
@@ -349,8 +377,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE",
                    help="an image of one letter (any size, dark on light or light on dark), or a directory of them")
     p.add_argument("--top-k", type=int, default=3, metavar="K", help="how many letters to list per image (default 3)")
-    p.add_argument("--word", action="store_true",
-                   help="read each image as a row of separate letters (a word printed by hand), left to right")
+    layout = p.add_mutually_exclusive_group()
+    layout.add_argument("--word", action="store_true",
+                        help="read each image as a row of separate letters (a word printed by hand), left to right")
+    layout.add_argument("--text", action="store_true",
+                        help="read each image as rows of separate letters (a note printed by hand): lines top to "
+                             "bottom, words parted where letters stand far apart")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     _add_accept_argument(p, "mark a letter read with a top probability under P as unsure (JSON: \"sure\"), for "
                             "a person to check; best with a calibrated model (alphabet calibrate)")

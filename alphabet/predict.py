@@ -16,7 +16,7 @@ from alphabet.data.emnist_style import (
     read_image,
     to_emnist_style,
 )
-from alphabet.data.segment import Letter, split_letters
+from alphabet.data.segment import Letter, split_letters, split_rows, word_starts
 from alphabet.data.sources import is_letter_folder
 from alphabet.engine import pick_device
 from alphabet.ensemble import Classifier, load_classifier
@@ -135,3 +135,42 @@ def predict_word_files(checkpoint: str | Path, images: list[str | Path], top_k: 
     words = [_split_named(str(p), np.asarray(read_image(p))) for p in paths]
     classifier = load_classifier(checkpoint, pick_device("auto"), tta=tta)
     return list(zip(map(str, paths), _read_words(classifier, words, top_k), strict=True))
+
+
+# A line of text: its words left to right, each its letters as ``WordLetter``s.
+TextLine = list[list[WordLetter]]
+
+
+def _read_lines(classifier: Classifier, images_rows: list[list[list[Letter]]], top_k: int) -> list[list[TextLine]]:
+    """Each image's rows read as ``_read_words`` reads a word (all rows in one batch), then parted into
+    words where the letters stand far apart (``segment.word_starts``)."""
+    read = iter(_read_words(classifier, [row for rows in images_rows for row in rows], top_k))
+    texts = []
+    for rows in images_rows:
+        lines = []
+        for letters in (next(read) for _ in rows):
+            starts = word_starts([box for box, _ in letters])
+            lines.append([letters[a:b] for a, b in zip(starts, [*starts[1:], len(letters)], strict=True)])
+        texts.append(lines)
+    return texts
+
+
+def text_of(lines: list[TextLine]) -> str:
+    """The top letters as text: words parted by a space, lines by a newline."""
+    return "\n".join(" ".join("".join(top[0][0] for _, top in word) for word in line) for line in lines)
+
+
+def predict_text(classifier: Classifier, images: list[np.ndarray | Image.Image], top_k: int = 3
+                 ) -> list[list[TextLine]]:
+    """For each image of rows of separate letters (a note printed by hand), its lines top to bottom, each
+    its words left to right, each word its letters' boxes and ``top_k`` letters. A blank image gives []."""
+    return _read_lines(classifier, [split_rows(_grey(image)) for image in images], top_k)
+
+
+def predict_text_files(checkpoint: str | Path, images: list[str | Path], top_k: int = 3, tta: bool = False
+                       ) -> list[tuple[str, list[TextLine]]]:
+    """``predict_text`` for image files (a directory stands for its images)."""
+    paths = image_paths(images)
+    rows = [split_rows(np.asarray(read_image(p))) for p in paths]
+    classifier = load_classifier(checkpoint, pick_device("auto"), tta=tta)
+    return list(zip(map(str, paths), _read_lines(classifier, rows, top_k), strict=True))

@@ -19,6 +19,8 @@ framing   the validation writers' letters as scans, photos and transparent PNGs,
           `alphabet predict` reads image files: accuracy against the letters as stored (femnist)
 words     the validation writers' letters written side by side as words, split and read back
           as `alphabet predict --word` reads them (femnist)
+text      the same words laid out as notes of several lines, parted into lines and words and read
+          as `alphabet predict --text` reads them (femnist)
 overhead  Ray's share of a trial, and the time from `alphabet search` to the first trial
 search    Optuna + ASHA against random + FIFO: best accuracy per trial-epoch (femnist);
           --search-seeds 0,1,2 runs one pair of searches per sampler seed; --search-space
@@ -82,6 +84,7 @@ from benchmarks.training import (  # noqa: E402
     bench_framing,
     bench_schedules,
     bench_seed,
+    bench_text,
     bench_tta,
     bench_variants,
     bench_words,
@@ -92,6 +95,7 @@ BENCHMARKS: dict[str, Callable[[bool], str]] = {"datapath": bench_datapath, "see
                                                "batch": bench_batch, "tta": bench_tta,
                                                "calibration": bench_calibration,
                                                "framing": bench_framing, "words": bench_words,
+                                               "text": bench_text,
                                                "overhead": bench_overhead, "search": bench_search,
                                                "retrain": bench_retrain, "profile": bench_profile,
                                                "gpu": bench_gpu, "share": bench_share,

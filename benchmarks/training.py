@@ -509,3 +509,84 @@ def bench_words(full: bool) -> str:
             "milliseconds to read, split and classify one word.\n\n"
             "| letters | split right | letters read right | words read right | ms per word |\n"
             "|---|---|---|---|---|\n" + "\n".join(rows))
+
+
+# --- text: rows of words on one page, parted into lines and words, and read -------------------------
+
+TEXT_CASES = {  # name: gaps between letters of a word, then between words, in pixels of the 4x drawing
+    "letters 12-32 px apart, words 64-112 px": ((12, 32), (64, 112)),
+    "letters 4-12 px apart, words 64-112 px": ((4, 12), (64, 112)),
+    "words closer: letters 12-32 px apart, words 40-64 px": ((12, 32), (40, 64)),
+}
+
+
+def written_note(lines: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """``written_word`` images stacked as the lines of one page, the narrower ones padded with page."""
+    width = max(line.shape[1] for line in lines)
+    padded = [np.hstack([line, np.clip(rng.normal(235, 3, (line.shape[0], width - line.shape[1])), 0, 255)
+                         .astype(np.uint8)]) for line in lines]
+    return np.vstack(padded)
+
+
+def bench_text(full: bool) -> str:
+    from PIL import Image
+
+    from alphabet.data.emnist_style import read_image
+    from alphabet.ensemble import Classifier
+    from alphabet.predict import predict_text
+
+    config, splits, trainer = reader_model(full)
+    classifier = Classifier([trainer.scored], list(splits.val.classes), config, trainer.device)
+    classes, truth = splits.val.classes, splits.val.labels
+    # The same 309 words as "words", laid out as notes of 2 to 4 lines of 1 to 3 words.
+    order = np.random.default_rng(0).permutation(len(splits.val))
+    cuts = np.cumsum(np.random.default_rng(1).integers(3, 7, size=len(order)))
+    words = np.split(order, cuts[cuts < len(order)])
+    layout = np.random.default_rng(3)
+    notes, k = [], 0
+    while k < len(words):
+        note = []
+        for _ in range(layout.integers(2, 5)):
+            note.append(words[k: k + layout.integers(1, 4)])
+            k += len(note[-1])
+        notes.append([line for line in note if line])
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, ((low, high), (word_low, word_high)) in TEXT_CASES.items():
+            rng = np.random.default_rng(2)
+            parted, letters_right, words_right, spent = 0, 0, 0, 0.0
+            for n, note in enumerate(notes):
+                lines = []
+                for line in note:
+                    gaps = np.concatenate([np.append(rng.integers(low, high + 1, len(word) - 1),
+                                                     rng.integers(word_low, word_high + 1)) for word in line])[:-1]
+                    lines.append(written_word(splits.val.images[np.concatenate(line)], gaps, rng))
+                path = Path(tmp) / f"{n}.jpg"
+                Image.fromarray(written_note(lines, rng)).save(path, quality=90)
+                tick = time.perf_counter()
+                (found,) = predict_text(classifier, [np.asarray(read_image(path))], top_k=1)
+                spent += time.perf_counter() - tick
+                if [[len(w) for w in line] for line in found] != [[len(w) for w in line] for line in note]:
+                    continue
+                parted += 1
+                for found_line, line in zip(found, note, strict=True):
+                    for found_word, word in zip(found_line, line, strict=True):
+                        right = [top[0][0] == classes[label] for (_, top), label in zip(found_word, truth[word],
+                                                                                         strict=True)]
+                        letters_right += sum(right)
+                        words_right += all(right)
+            rows.append(f"| {name} | {parted / len(notes):.3f} | {letters_right / len(order):.4f} | "
+                        f"{words_right / len(words):.3f} | {spent / len(notes) * 1000:.1f} |")
+    lines_total = sum(len(note) for note in notes)
+    return ("## Text: lines of words on one page (femnist lowercase)\n\n"
+            f"`{BEST_CONFIG.relative_to(ROOT)}` with the cosine schedule, trained {config.train.epochs} epochs on "
+            f"the training writers, reads the {len(splits.val):,} validation writers' letters as the \"words\" "
+            f"benchmark writes them (4x, dark ink on a page with grain, each letter shifted up or down by up to "
+            f"8 px, JPEG), its {len(words)} words laid out as {len(notes)} notes of 2 to 4 lines "
+            f"({lines_total} lines) of 1 to 3 words, as `alphabet predict --text` reads them "
+            "(`alphabet.predict.predict_text`), with at least 48 px of page between lines. "
+            "Columns: notes parted into the right lines, words and letters; letters read right, of all "
+            "letters (a note parted wrongly counts all its letters as wrong); words read right, of all words; "
+            "milliseconds to read, part and classify one note.\n\n"
+            "| gaps | notes parted right | letters read right | words read right | ms per note |\n"
+            "|---|---|---|---|---|\n" + "\n".join(rows))

@@ -281,6 +281,60 @@ def test_predict_accept_marks_unsure_letters_and_evaluate_measures_the_threshold
     assert not (tmp_path / "no").exists()
 
 
+def test_predict_text_reads_lines_and_words(cli, trained, tmp_path):
+    paths, originals = save_letters(tmp_path, 6, with_originals=True)
+    ckpt = trained / "checkpoints/last.pt"
+    alone = [r["top"][0]["letter"] for r in json.loads(cli("predict", ckpt, *paths, "--json").out)]
+    crops = []
+    for letter in originals:
+        ys, xs = np.nonzero(letter > 25)
+        crop = Image.fromarray(255 - letter[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1])
+        crops.append(np.asarray(crop.resize((3 * crop.width, 3 * crop.height))))
+    tall = max(c.shape[0] for c in crops)
+    note = np.full((2 * tall + 120, 700), 255, np.uint8)
+    # Two lines: two words (of two letters and one), then one word of three; letters 20 px apart, words 100.
+    for y, words in ((30, [[0, 1], [2]]), (tall + 90, [[3, 4, 5]])):
+        x = 30
+        for word in words:
+            for k in word:
+                note[y: y + crops[k].shape[0], x: x + crops[k].shape[1]] = crops[k]
+                x += crops[k].shape[1] + 20
+            x += 80
+    Image.fromarray(note).save(tmp_path / "note.png")
+    Image.new("L", (200, 60), 255).save(tmp_path / "blank.png")
+    text = f"{alone[0]}{alone[1]} {alone[2]}\n{alone[3]}{alone[4]}{alone[5]}"
+
+    result = cli("predict", ckpt, tmp_path / "note.png", tmp_path / "blank.png", "--text")
+    assert result.code == 0, result.err
+    assert result.out.strip().splitlines() == [f"{tmp_path / 'note.png'}:", *(f"  {line}" for line in text.split("\n")),
+                                               f"{tmp_path / 'blank.png'}: blank (no ink found)"]
+    shown = json.loads(cli("predict", ckpt, tmp_path / "note.png", "--text", "--json", "--top-k", "2").out)[0]
+    assert shown["text"] == text and [line["text"] for line in shown["lines"]] == text.split("\n")
+    words = [[word["word"] for word in line["words"]] for line in shown["lines"]]
+    assert words == [line.split() for line in text.split("\n")]
+    letters = [letter for line in shown["lines"] for word in line["words"] for letter in word["letters"]]
+    assert all(len(letter["top"]) == 2 for letter in letters)
+    assert [letter["box"][1] < tall + 60 for letter in letters] == [True] * 3 + [False] * 3  # by line, top to bottom
+
+    # With --accept, the letters read less surely stand in brackets; at 1, every one.
+    unsure = cli("predict", ckpt, tmp_path / "note.png", "--text", "--accept", "1").out.strip().splitlines()
+    assert unsure[1:] == ["  " + " ".join("".join(f"[{c}]" for c in word) for word in line.split(" "))
+                          for line in text.split("\n")]
+    # --word on a note says what reads it.
+    assert_one_line_error(cli("predict", ckpt, tmp_path / "note.png", "--word"), "found 2 rows", "predict --text")
+
+    # From Python, an image in memory reads the same.
+    from alphabet.ensemble import load_classifier
+    from alphabet.predict import predict_text, text_of
+
+    (lines,) = predict_text(load_classifier(ckpt, torch.device("cpu")), [note], top_k=1)
+    assert text_of(lines) == text
+    # --word and --text are two readings of an image: one at a time.
+    with pytest.raises(SystemExit) as refused:
+        cli("predict", ckpt, tmp_path / "note.png", "--text", "--word")
+    assert refused.value.code == 2
+
+
 @pytest.mark.parametrize(("make", "fragment"), [
     (lambda p: p.write_text("not an image"), "not a readable image"),
     (lambda p: p.write_bytes(b""), "empty file (0 bytes)"),

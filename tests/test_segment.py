@@ -7,7 +7,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from scipy import ndimage
 
 from alphabet.data.emnist_style import ink_layer, to_emnist_style
-from alphabet.data.segment import split_letters
+from alphabet.data.segment import split_letters, split_rows, word_starts
 
 
 def page(width: int = 400, height: int = 160) -> tuple[Image.Image, ImageDraw.ImageDraw]:
@@ -168,3 +168,24 @@ def test_two_rows_of_letters_are_refused_not_misread():
     draw_o(d, 100)
     draw_l(d, 200)
     assert len(split_letters(np.asarray(img))) == 3
+
+
+def test_rows_split_into_lines_and_lines_into_words():
+    first, d = page(400, 160)
+    for draw, x in ((draw_l, 40), (draw_o, 70), (draw_i, 220), (draw_t, 270)):  # "lo it": 90 px before the i
+        draw(d, x)
+    second, d = page(400, 160)
+    for draw, x in ((draw_o, 40), (draw_l, 130)):  # "ol"
+        draw(d, x)
+    note = np.vstack([np.asarray(first), np.asarray(second)])
+    rows = split_rows(note)
+    assert [len(row) for row in rows] == [4, 2]  # the i's dot, a band of its own, stays with its row
+    assert all(letter.box[3] <= 160 for letter in rows[0]) and all(letter.box[1] >= 160 for letter in rows[1])
+    assert [word_starts([letter.box for letter in row]) for row in rows] == [[0, 2], [0]]
+    # Each letter is framed as it is in a row of its own.
+    for row, alone_row in zip(rows, (split_letters(np.asarray(first)), split_letters(np.asarray(second))),
+                              strict=True):
+        for letter, same in zip(row, alone_row, strict=True):
+            assert similarity(letter.pixels, same.pixels) > 0.99
+    assert split_rows(np.full((200, 300), 235, np.uint8)) == []
+    assert word_starts([]) == []

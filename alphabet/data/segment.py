@@ -1,9 +1,10 @@
-"""Split an image of a word written in separate letters into one EMNIST-style image per letter.
+"""Split an image of a word written in separate letters into one EMNIST-style image per letter,
+or an image of several rows of them into rows of letters, and rows into words at wide gaps.
 
-The ink is found as for one letter (``emnist_style.ink_layer``), then cut into its
-connected strokes. Strokes that share most of their columns belong to one letter:
-the dot of an i or a j, a t's crossbar drawn apart, a pencil line that broke. The
-letters are read left to right.
+The ink is found as for one letter (``emnist_style.ink_layer``), over the whole image, then
+cut into rows where blank pixel rows part the ink, and each row into its connected strokes.
+Strokes that share most of their columns belong to one letter: the dot of an i or a j, a t's
+crossbar drawn apart, a pencil line that broke. The letters are read left to right.
 
 Two letters whose strokes touch are one piece of ink. A piece much wider than the
 word's letters are tall also comes cut in two at a few columns of its middle
@@ -30,6 +31,12 @@ SPECK_SHARE = 0.25
 CORE = 0.35
 # A letter this much wider than the word's letters are tall may be two letters touching.
 WIDE = 1.4
+# A band of inked pixel rows at least this share of the tallest band's height is a row of letters;
+# a lower one (an i's dot, a speck, a stray mark) belongs to the nearest row.
+ROW_SHARE = 0.3
+# A gap between letters wider than this share of the row's median letter height is a space between
+# words. Printed by hand, letters stand a fifth to a third of their height apart, words most of one.
+SPACE = 0.6
 
 
 @dataclass(frozen=True)
@@ -77,11 +84,50 @@ def _group_strokes(spans: list[tuple[int, int]], areas: list[float]) -> list[lis
 
 def split_letters(grey: np.ndarray) -> list[Letter]:
     """The letters of a greyscale image of one row of separate letters, left to right; [] if blank."""
+    rows = split_rows(grey)
+    if len(rows) > 1:
+        # Letters of two rows would be merged where their columns overlap: refuse, rather than misread.
+        raise UserError(f"found {len(rows)} rows of letters; expected one row (crop each row to its own image, "
+                        "or read them as lines of text: predict --text)")
+    return rows[0] if rows else []
+
+
+def split_rows(grey: np.ndarray) -> list[list[Letter]]:
+    """The rows of letters of a greyscale image, top to bottom, each its letters left to right; [] if blank.
+    Rows are parted by pixel rows without ink, so a descender touching the ascender below joins two rows."""
     small, factor = working_copy(grey)
-    letters = _split(small)
+    layer = ink_layer(small)
+    if layer is None:
+        return []
+    img, strokes = layer
+    rows = []
+    for top, bottom in row_spans(strokes):
+        band = np.zeros_like(strokes)
+        band[top:bottom] = True
+        rows.append(_split_row(np.where(band, img, 0.0), strokes & band))
     if factor == 1:
-        return letters
-    return [_scaled(letter, factor, grey.shape) for letter in letters]
+        return rows
+    return [[_scaled(letter, factor, grey.shape) for letter in row] for row in rows]
+
+
+def row_spans(strokes: np.ndarray) -> list[tuple[int, int]]:
+    """(top, bottom) pixel rows of each row of letters, top to bottom, meeting halfway across the blank
+    rows between them, so that a dot or speck in that gap goes with its nearer row."""
+    inked = np.flatnonzero(strokes.any(1))
+    bands = [(int(band[0]), int(band[-1]) + 1) for band in np.split(inked, np.flatnonzero(np.diff(inked) > 1) + 1)]
+    tallest = max(bottom - top for top, bottom in bands)
+    rows = [band for band in bands if band[1] - band[0] >= ROW_SHARE * tallest]
+    middles = [(rows[k][1] + rows[k + 1][0]) // 2 for k in range(len(rows) - 1)]
+    return list(zip([0, *middles], [*middles, strokes.shape[0]], strict=True))
+
+
+def word_starts(boxes: list[tuple[int, int, int, int]]) -> list[int]:
+    """Where each word of a row of letters' boxes (left to right) begins: index 0, then every letter whose
+    gap from the one before is wider than ``SPACE`` times the row's median letter height."""
+    if not boxes:
+        return []
+    height = float(np.median([bottom - top for _, top, _, bottom in boxes]))
+    return [0, *(k for k in range(1, len(boxes)) if boxes[k][0] - boxes[k - 1][2] > SPACE * height)]
 
 
 def _scaled(letter: Letter, factor: int, shape: tuple[int, ...]) -> Letter:
@@ -92,24 +138,8 @@ def _scaled(letter: Letter, factor: int, shape: tuple[int, ...]) -> Letter:
     return Letter(box, letter.pixels, cuts)
 
 
-def rows_of_ink(strokes: np.ndarray) -> int:
-    """How many rows of letters the ink stands in: bands of inked rows, with blank rows between, at
-    least half as tall as the tallest (an i's dot or a speck above the letters is no row)."""
-    inked = np.flatnonzero(strokes.any(1))
-    bands = np.split(inked, np.flatnonzero(np.diff(inked) > 1) + 1)
-    tallest = max(band.size for band in bands)
-    return sum(band.size >= 0.5 * tallest for band in bands)
-
-
-def _split(grey: np.ndarray) -> list[Letter]:
-    layer = ink_layer(grey)
-    if layer is None:
-        return []
-    img, strokes = layer
-    rows = rows_of_ink(strokes)
-    if rows > 1:
-        # Letters of two rows would be merged where their columns overlap: refuse, rather than misread.
-        raise UserError(f"found {rows} rows of letters; expected one row (crop each row to its own image)")
+def _split_row(img: np.ndarray, strokes: np.ndarray) -> list[Letter]:
+    """The letters of one row: ``img`` and ``strokes`` hold that row's ink only."""
     # Strokes are cut apart where they are strong: the soft edges of letters written close together
     # touch, their cores do not. The soft edges join the letter again below.
     core = strokes & (img > CORE * img.max())
