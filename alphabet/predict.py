@@ -147,11 +147,10 @@ def _read_lines(classifier: Classifier, images_rows: list[list[list[Letter]]], t
     read = iter(_read_words(classifier, [row for rows in images_rows for row in rows], top_k))
     texts = []
     for rows in images_rows:
-        lines = []
-        for letters in (next(read) for _ in rows):
-            starts = word_starts([box for box, _ in letters])
-            lines.append([letters[a:b] for a, b in zip(starts, [*starts[1:], len(letters)], strict=True)])
-        texts.append(lines)
+        lines = [next(read) for _ in rows]
+        starts = word_starts([[box for box, _ in letters] for letters in lines])
+        texts.append([[letters[a:b] for a, b in zip(first, [*first[1:], len(letters)], strict=True)]
+                      for letters, first in zip(lines, starts, strict=True)])
     return texts
 
 

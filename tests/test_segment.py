@@ -181,11 +181,17 @@ def test_rows_split_into_lines_and_lines_into_words():
     rows = split_rows(note)
     assert [len(row) for row in rows] == [4, 2]  # the i's dot, a band of its own, stays with its row
     assert all(letter.box[3] <= 160 for letter in rows[0]) and all(letter.box[1] >= 160 for letter in rows[1])
-    assert [word_starts([letter.box for letter in row]) for row in rows] == [[0, 2], [0]]
+    assert word_starts([[letter.box for letter in row] for row in rows]) == [[0, 2], [0]]
     # Each letter is framed as it is in a row of its own.
     for row, alone_row in zip(rows, (split_letters(np.asarray(first)), split_letters(np.asarray(second))),
                               strict=True):
         for letter, same in zip(row, alone_row, strict=True):
             assert similarity(letter.pixels, same.pixels) > 0.99
     assert split_rows(np.full((200, 300), 235, np.uint8)) == []
-    assert word_starts([]) == []
+    assert word_starts([]) == [] and word_starts([[]]) == [[]]
+    # The page's median letter height sets the space: a short row of small letters is not parted at
+    # gaps its own letters' height would call spaces.
+    tall = [(0, 0, 80, 90), (100, 0, 180, 90), (200, 0, 280, 90)]
+    small = [(0, 0, 40, 40), (70, 0, 110, 40), (140, 0, 180, 40)]  # 30 px apart: under 0.6 of 90
+    assert word_starts([tall, small]) == [[0], [0]]
+    assert word_starts([small]) == [[0, 1, 2]]

@@ -34,7 +34,7 @@ WIDE = 1.4
 # A band of inked pixel rows at least this share of the tallest band's height is a row of letters;
 # a lower one (an i's dot, a speck, a stray mark) belongs to the nearest row.
 ROW_SHARE = 0.3
-# A gap between letters wider than this share of the row's median letter height is a space between
+# A gap between letters wider than this share of the page's median letter height is a space between
 # words. Printed by hand, letters stand a fifth to a third of their height apart, words most of one.
 SPACE = 0.6
 
@@ -121,13 +121,16 @@ def row_spans(strokes: np.ndarray) -> list[tuple[int, int]]:
     return list(zip([0, *middles], [*middles, strokes.shape[0]], strict=True))
 
 
-def word_starts(boxes: list[tuple[int, int, int, int]]) -> list[int]:
-    """Where each word of a row of letters' boxes (left to right) begins: index 0, then every letter whose
-    gap from the one before is wider than ``SPACE`` times the row's median letter height."""
-    if not boxes:
-        return []
-    height = float(np.median([bottom - top for _, top, _, bottom in boxes]))
-    return [0, *(k for k in range(1, len(boxes)) if boxes[k][0] - boxes[k - 1][2] > SPACE * height)]
+def word_starts(rows: list[list[tuple[int, int, int, int]]]) -> list[list[int]]:
+    """Where each word of each row of letters' boxes (left to right) begins: index 0, then every letter
+    whose gap from the one before is wider than ``SPACE`` times the median letter height of all the rows
+    (a writer's letters keep their size down a page; one short row's median is noise)."""
+    heights = [bottom - top for row in rows for _, top, _, bottom in row]
+    if not heights:
+        return [[] for _ in rows]
+    least = SPACE * float(np.median(heights))
+    return [[0, *(k for k in range(1, len(row)) if row[k][0] - row[k - 1][2] > least)] if row else []
+            for row in rows]
 
 
 def _scaled(letter: Letter, factor: int, shape: tuple[int, ...]) -> Letter:
