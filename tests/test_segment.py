@@ -7,7 +7,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from scipy import ndimage
 
 from alphabet.data.emnist_style import ink_layer, to_emnist_style
-from alphabet.data.segment import split_letters, split_rows, word_starts
+from alphabet.data.segment import row_spans, split_letters, split_rows, word_starts
 
 
 def page(width: int = 400, height: int = 160) -> tuple[Image.Image, ImageDraw.ImageDraw]:
@@ -188,6 +188,7 @@ def test_rows_split_into_lines_and_lines_into_words():
         for letter, same in zip(row, alone_row, strict=True):
             assert similarity(letter.pixels, same.pixels) > 0.99
     assert split_rows(np.full((200, 300), 235, np.uint8)) == []
+    assert row_spans(np.zeros((20, 30), bool)) == []  # ink too faint to leave a stroke
     assert word_starts([]) == [] and word_starts([[]]) == [[]]
     # The page's median letter height sets the space: a short row of small letters is not parted at
     # gaps its own letters' height would call spaces.

@@ -114,6 +114,8 @@ def row_spans(strokes: np.ndarray) -> list[tuple[int, int]]:
     """(top, bottom) pixel rows of each row of letters, top to bottom, meeting halfway across the blank
     rows between them, so that a dot or speck in that gap goes with its nearer row."""
     inked = np.flatnonzero(strokes.any(1))
+    if inked.size == 0:  # faint ink with no clear stroke: nothing to read
+        return []
     bands = [(int(band[0]), int(band[-1]) + 1) for band in np.split(inked, np.flatnonzero(np.diff(inked) > 1) + 1)]
     tallest = max(bottom - top for top, bottom in bands)
     rows = [band for band in bands if band[1] - band[0] >= ROW_SHARE * tallest]
