@@ -35,7 +35,7 @@ WIDE = 1.4
 # a lower one (an i's dot, a speck, a stray mark) belongs to the nearest row.
 ROW_SHARE = 0.3
 # A gap between letters wider than this share of the page's median letter height is a space between
-# words. Printed by hand, letters stand a fifth to a third of their height apart, words most of one.
+# words (chosen on the training writers' letters laid out as notes: docs/BENCHMARKS.md, "Text").
 SPACE = 0.6
 
 
