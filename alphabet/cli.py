@@ -97,77 +97,10 @@ def _accept_threshold(value: float | None) -> float | None:
     return value
 
 
-def _is_sure(top: list[tuple[str, float]], accept: float | None) -> bool | None:
-    """Whether a reading's top probability reaches ``accept``; None without a threshold or for a blank image."""
-    return None if accept is None or not top else top[0][1] >= accept
-
-
-def _unsure_mark(top: list[tuple[str, float]], accept: float | None) -> str:
-    return "  (unsure)" if _is_sure(top, accept) is False else ""
-
-
-def _say_accepted(tops: list[list[tuple[str, float]]], accept: float | None) -> None:
-    """How many readings the threshold accepted, on stderr, so that stdout keeps one line per image."""
-    read = [top for top in tops if top]
-    if accept is not None and read:
-        sure = sum(bool(_is_sure(top, accept)) for top in read)
-        print(f"accepted {sure} of {len(read)} letters (top probability >= {accept:g}); "
-              f"{len(read) - sure} marked (unsure)", file=sys.stderr)
-
-
-def _letter_json(box: tuple[int, int, int, int], top: list[tuple[str, float]], accept: float | None) -> dict:
-    shown = {"box": list(box), "top": [{"letter": c, "probability": q} for c, q in top]}
-    return shown if accept is None else {**shown, "sure": _is_sure(top, accept)}
-
-
-def _print_words(results: list, as_json: bool, accept: float | None) -> None:
-    """A word per image: the letters read, then each letter's box and top-k."""
-    words = ["".join(top[0][0] for _, top in letters) for _, letters in results]
-    if as_json:
-        shown = []
-        for (path, letters), word in zip(results, words, strict=True):
-            item = {"image": path, "word": word, "letters": [_letter_json(box, top, accept) for box, top in letters]}
-            if accept is not None:
-                item["sure"] = bool(letters) and all(_is_sure(top, accept) for _, top in letters)
-            shown.append(item)
-        print(json.dumps(shown, indent=2))
-        return
-    for (path, letters), word in zip(results, words, strict=True):
-        unsure = sum(_is_sure(top, accept) is False for _, top in letters)
-        print(f"{path}: {word or 'blank (no ink found)'}"
-              + (f"  ({unsure} of {len(letters)} letters unsure)" if unsure else ""))
-        for (left, top_edge, right, bottom), top in letters:
-            print(f"  x {left}-{right}, y {top_edge}-{bottom}: " + "  ".join(f"{c} {q:.3f}" for c, q in top)
-                  + _unsure_mark(top, accept))
-    _say_accepted([top for _, letters in results for _, top in letters], accept)
-
-
-def _print_text(results: list, as_json: bool, accept: float | None) -> None:
-    """Each image's lines of words; with ``accept``, a letter read less surely stands in [brackets]."""
-    from alphabet.predict import text_of
-
-    if as_json:
-        print(json.dumps([{"image": path, "text": text_of(lines),
-                           "lines": [{"text": text_of([line]),
-                                      "words": [{"word": text_of([[word]]),
-                                                 "letters": [_letter_json(box, top, accept) for box, top in word]}
-                                                for word in line]}
-                                     for line in lines]}
-                          for path, lines in results], indent=2))
-        return
-
-    def shown(word: list) -> str:
-        return "".join(f"[{top[0][0]}]" if _is_sure(top, accept) is False else top[0][0] for _, top in word)
-
-    for path, lines in results:
-        print(f"{path}: blank (no ink found)" if not lines else
-              f"{path}:" + "".join("\n  " + " ".join(map(shown, line)) for line in lines))
-    _say_accepted([top for _, lines in results for line in lines for word in line for _, top in word], accept)
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
     from alphabet.ensemble import is_ensemble, read_ensemble
     from alphabet.predict import predict_files, predict_text_files, predict_word_files
+    from alphabet.predict_output import print_letters, print_text, print_words
 
     if args.top_k < 1:
         raise UserError(f"--top-k: expected a positive integer, got {args.top_k}")
@@ -179,21 +112,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
               f"keeps with `alphabet evaluate {args.checkpoint} --data SOURCE --accept {accept:g}`, "
               "or fit one with `alphabet calibrate`", file=sys.stderr)
     if args.word:
-        _print_words(predict_word_files(args.checkpoint, args.images, args.top_k, tta=args.tta), args.json, accept)
+        print_words(predict_word_files(args.checkpoint, args.images, args.top_k, tta=args.tta), args.json, accept)
         return 0
     if args.text:
-        _print_text(predict_text_files(args.checkpoint, args.images, args.top_k, tta=args.tta), args.json, accept)
+        print_text(predict_text_files(args.checkpoint, args.images, args.top_k, tta=args.tta), args.json, accept)
         return 0
-    results = predict_files(args.checkpoint, args.images, args.top_k, tta=args.tta)
-    if args.json:
-        print(json.dumps([{"image": p, "blank": not top, "top": [{"letter": c, "probability": q} for c, q in top]}
-                          | ({} if accept is None else {"sure": _is_sure(top, accept)})
-                          for p, top in results], indent=2))
-    else:
-        for path, top in results:
-            print(f"{path}: " + ("  ".join(f"{c} {q:.3f}" for c, q in top) or "blank (no ink found)")
-                  + _unsure_mark(top, accept))
-    _say_accepted([top for _, top in results], accept)
+    print_letters(predict_files(args.checkpoint, args.images, args.top_k, tta=args.tta), args.json, accept)
     return 0
 
 
