@@ -513,10 +513,12 @@ def bench_words(full: bool) -> str:
 
 # --- text: rows of words on one page, parted into lines and words, and read -------------------------
 
-TEXT_CASES = {  # name: gaps between letters of a word, then between words, in pixels of the 4x drawing
-    "letters 12-32 px apart, words 64-112 px": ((12, 32), (64, 112)),
-    "letters 4-12 px apart, words 64-112 px": ((4, 12), (64, 112)),
-    "words closer: letters 12-32 px apart, words 40-64 px": ((12, 32), (40, 64)),
+TEXT_CASES = {  # name: gaps between letters of a word, then between words, in pixels of the 4x drawing; ruled
+    "letters 12-32 px apart, words 64-112 px": ((12, 32), (64, 112), False),
+    "letters 4-12 px apart, words 64-112 px": ((4, 12), (64, 112), False),
+    "words closer: letters 12-32 px apart, words 40-64 px": ((12, 32), (40, 64), False),
+    "letters 12-32 px apart, words 64-112 px, on ruled paper: grey lines 3 px thick every 48 px":
+        ((12, 32), (64, 112), True),
 }
 
 
@@ -552,7 +554,7 @@ def bench_text(full: bool) -> str:
         notes.append([line for line in note if line])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, ((low, high), (word_low, word_high)) in TEXT_CASES.items():
+        for name, ((low, high), (word_low, word_high), ruled) in TEXT_CASES.items():
             rng = np.random.default_rng(2)
             parted, letters_right, words_right, spent = 0, 0, 0, 0.0
             for n, note in enumerate(notes):
@@ -562,7 +564,8 @@ def bench_text(full: bool) -> str:
                                                      rng.integers(word_low, word_high + 1)) for word in line])[:-1]
                     lines.append(written_word(splits.val.images[np.concatenate(line)], gaps, rng))
                 path = Path(tmp) / f"{n}.jpg"
-                Image.fromarray(written_note(lines, rng)).save(path, quality=90)
+                page = written_note(lines, rng)
+                Image.fromarray(lined(page, 48, False, rng) if ruled else page).save(path, quality=90)
                 tick = time.perf_counter()
                 (found,) = predict_text(classifier, [np.asarray(read_image(path))], top_k=1)
                 spent += time.perf_counter() - tick

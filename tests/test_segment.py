@@ -196,3 +196,20 @@ def test_rows_split_into_lines_and_lines_into_words():
     small = [(0, 0, 40, 40), (70, 0, 110, 40), (140, 0, 180, 40)]  # 30 px apart: under 0.6 of 90
     assert word_starts([tall, small]) == [[0], [0]]
     assert word_starts([small]) == [[0, 1, 2]]
+
+
+def test_a_note_taller_than_wide_on_ruled_paper_loses_its_lines():
+    # Each row is far shorter than the lines are long, though the rows together are taller: the lines
+    # go as they do under one letter.
+    rows = []
+    for _ in range(3):
+        img, d = page(260, 160)
+        for draw, x in ((draw_o, 30), (draw_l, 120), (draw_o, 160)):
+            draw(d, x)
+        rows.append(np.asarray(img))
+    note = np.vstack(rows).copy()
+    for y in range(10, note.shape[0], 40):
+        note[y: y + 3] = 150  # grey rules, 3 px thick, the letters crossing them
+    found = split_rows(note)
+    assert [len(row) for row in found] == [3, 3, 3]
+    assert all(letter.box[2] - letter.box[0] < 100 for row in found for letter in row)

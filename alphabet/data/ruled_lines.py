@@ -2,8 +2,8 @@
 
 A line is a thin band of ink that runs from edge to edge, level or tilted by up to
 ``MAX_LINE_TILT`` degrees (a page photographed a little askew), and reaches well past
-the rest of the ink: at least 1.5 times the letter's height (its width, for the
-lines of squared paper that run down the page). A tightly cropped t or z has an
+the rest of the ink: at least 1.5 times the letter's height, or the tallest row's on
+a page of several (its width, for the lines of squared paper that run down the page). A tightly cropped t or z has an
 edge-to-edge crossbar too, but no longer than the letter, so it stays. Where a
 stroke crosses a line, the stroke is kept whole.
 """
@@ -105,9 +105,11 @@ def ruled_lines(inked: np.ndarray) -> np.ndarray:
     rest &= ~cut_rows & ~cut_cols
     # Where lines cross near a corner, a pixel or two of them is left on the border: it is no letter,
     # and would stretch the letter's extent to the whole page.
-    ys, xs = np.nonzero(rest & ~_border_specks(rest, 0.02 * rest.sum()))
-    tall = ys.max() - ys.min() + 1 if ys.size else 0
-    wide = xs.max() - xs.min() + 1 if xs.size else 0
+    left = rest & ~_border_specks(rest, 0.02 * rest.sum())
+    # The letter's extent, or on a page of several rows of letters the tallest row's (the widest
+    # letter's, down the page): a note is taller than its lines are long, but each row is not.
+    tall = _longest_run(left.any(1), _gap(rows))
+    wide = _longest_run(left.any(0), _gap(cols))
     lines = np.zeros_like(inked)
     # A cut-off line crosses the found lines of the other way as a stroke would, but is none.
     if rows and inked.shape[1] >= 1.5 * tall:
@@ -130,6 +132,16 @@ def _border_specks(mask: np.ndarray, most: float) -> np.ndarray:
     small = ndimage.sum_labels(np.ones_like(mask), labels, index) < most
     on_border = ndimage.maximum(border, labels, index).astype(bool)
     return np.isin(labels, index[small & on_border])
+
+
+def _longest_run(inked: np.ndarray, gap: int) -> int:
+    """The length of the longest run of ``inked`` (one flag per row or column), bridging blanks up to
+    ``gap`` long: where lines are taken off, a stroke that crossed one is cut by about that much."""
+    at = np.flatnonzero(inked)
+    if at.size == 0:
+        return 0
+    runs = np.split(at, np.flatnonzero(np.diff(at) > gap + 1) + 1)
+    return max(int(run[-1] - run[0] + 1) for run in runs)
 
 
 def _gap(lines: list[tuple[float, float, float]]) -> int:
