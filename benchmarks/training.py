@@ -513,12 +513,13 @@ def bench_words(full: bool) -> str:
 
 # --- text: rows of words on one page, parted into lines and words, and read -------------------------
 
-TEXT_CASES = {  # name: gaps between letters of a word, then between words, in pixels of the 4x drawing; ruled
+TEXT_CASES = {  # name: gaps between letters of a word, then between words, in pixels of the 4x drawing; paper
     "letters 12-32 px apart, words 64-112 px": ((12, 32), (64, 112), False),
     "letters 4-12 px apart, words 64-112 px": ((4, 12), (64, 112), False),
     "words closer: letters 12-32 px apart, words 40-64 px": ((12, 32), (40, 64), False),
     "letters 12-32 px apart, words 64-112 px, on ruled paper: grey lines 3 px thick every 48 px":
-        ((12, 32), (64, 112), True),
+        ((12, 32), (64, 112), "ruled"),
+    "the same on squared paper: the lines both ways": ((12, 32), (64, 112), "squared"),
 }
 
 
@@ -554,7 +555,7 @@ def bench_text(full: bool) -> str:
         notes.append([line for line in note if line])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, ((low, high), (word_low, word_high), ruled) in TEXT_CASES.items():
+        for name, ((low, high), (word_low, word_high), paper) in TEXT_CASES.items():
             rng = np.random.default_rng(2)
             parted, letters_right, words_right, spent = 0, 0, 0, 0.0
             for n, note in enumerate(notes):
@@ -565,7 +566,9 @@ def bench_text(full: bool) -> str:
                     lines.append(written_word(splits.val.images[np.concatenate(line)], gaps, rng))
                 path = Path(tmp) / f"{n}.jpg"
                 page = written_note(lines, rng)
-                Image.fromarray(lined(page, 48, False, rng) if ruled else page).save(path, quality=90)
+                if paper:
+                    page = lined(page, 48, paper == "squared", rng)
+                Image.fromarray(page).save(path, quality=90)
                 tick = time.perf_counter()
                 (found,) = predict_text(classifier, [np.asarray(read_image(path))], top_k=1)
                 spent += time.perf_counter() - tick

@@ -213,3 +213,20 @@ def test_a_note_taller_than_wide_on_ruled_paper_loses_its_lines():
     found = split_rows(note)
     assert [len(row) for row in found] == [3, 3, 3]
     assert all(letter.box[2] - letter.box[0] < 100 for row in found for letter in row)
+
+
+def test_a_note_wider_than_tall_on_squared_paper_loses_its_lines():
+    # The second row's letters stand under the first row's gaps, so the note's ink spans every column,
+    # but no letter of a row is wide: the lines down the page go too.
+    rows = []
+    for shift in (0, 35):
+        img, d = page(560, 160)
+        for k in range(7):
+            draw_o(d, 30 + 70 * k + shift)
+        rows.append(np.asarray(img))
+    note = np.vstack(rows).copy()
+    note[10::40] = note[11::40] = note[12::40] = 150  # grey rules both ways, 3 px thick
+    note[:, 15::40] = note[:, 16::40] = note[:, 17::40] = 150
+    found = split_rows(note)
+    assert [len(row) for row in found] == [7, 7]
+    assert all(letter.box[2] - letter.box[0] < 60 for row in found for letter in row)

@@ -105,11 +105,7 @@ def ruled_lines(inked: np.ndarray) -> np.ndarray:
     rest &= ~cut_rows & ~cut_cols
     # Where lines cross near a corner, a pixel or two of them is left on the border: it is no letter,
     # and would stretch the letter's extent to the whole page.
-    left = rest & ~_border_specks(rest, 0.02 * rest.sum())
-    # The letter's extent, or on a page of several rows of letters the tallest row's (the widest
-    # letter's, down the page): a note is taller than its lines are long, but each row is not.
-    tall = _longest_run(left.any(1), _gap(rows))
-    wide = _longest_run(left.any(0), _gap(cols))
+    tall, wide = _extent(rest & ~_border_specks(rest, 0.02 * rest.sum()), _gap(rows), _gap(cols))
     lines = np.zeros_like(inked)
     # A cut-off line crosses the found lines of the other way as a stroke would, but is none.
     if rows and inked.shape[1] >= 1.5 * tall:
@@ -134,14 +130,22 @@ def _border_specks(mask: np.ndarray, most: float) -> np.ndarray:
     return np.isin(labels, index[small & on_border])
 
 
-def _longest_run(inked: np.ndarray, gap: int) -> int:
-    """The length of the longest run of ``inked`` (one flag per row or column), bridging blanks up to
-    ``gap`` long: where lines are taken off, a stroke that crossed one is cut by about that much."""
+def _runs(inked: np.ndarray, gap: int) -> list[tuple[int, int]]:
+    """(start, stop) of each run of ``inked`` (one flag per row or column), bridging blanks up to ``gap``
+    long: where lines are taken off, a stroke that crossed one is cut by about that much."""
     at = np.flatnonzero(inked)
-    if at.size == 0:
-        return 0
-    runs = np.split(at, np.flatnonzero(np.diff(at) > gap + 1) + 1)
-    return max(int(run[-1] - run[0] + 1) for run in runs)
+    return [(int(run[0]), int(run[-1]) + 1) for run in np.split(at, np.flatnonzero(np.diff(at) > gap + 1) + 1)
+            if run.size]
+
+
+def _extent(ink: np.ndarray, row_gap: int, col_gap: int) -> tuple[int, int]:
+    """How tall and how wide the letter is, or on a page of several rows of letters the tallest row and
+    the widest letter of any row: a note is taller than its lines are long, but none of its rows is."""
+    tall = max((stop - start for a, b in _runs(ink.any(0), col_gap)
+                for start, stop in _runs(ink[:, a:b].any(1), row_gap)), default=0)
+    wide = max((stop - start for a, b in _runs(ink.any(1), row_gap)
+                for start, stop in _runs(ink[a:b].any(0), col_gap)), default=0)
+    return tall, wide
 
 
 def _gap(lines: list[tuple[float, float, float]]) -> int:
