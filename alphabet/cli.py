@@ -295,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("predict", help="top-k letters for image files")
+    p = sub.add_parser("predict", help="top-k letters for image files: a letter each, a word (--word) or lines "
+                                       "of text (--text)")
     p.add_argument("checkpoint", help="a checkpoint .pt, a run directory (its checkpoints/last.pt), "
                    "an ensemble.yaml or its directory")
     p.add_argument("images", nargs="+", metavar="IMAGE",
