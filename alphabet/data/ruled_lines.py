@@ -2,10 +2,11 @@
 
 A line is a thin band of ink that runs from edge to edge, level or tilted by up to
 ``MAX_LINE_TILT`` degrees (a page photographed a little askew), and reaches well past
-the rest of the ink: at least 1.5 times the letter's height, or the tallest row's on
-a page of several (its width, for the lines of squared paper that run down the page). A tightly cropped t or z has an
-edge-to-edge crossbar too, but no longer than the letter, so it stays. Where a
-stroke crosses a line, the stroke is kept whole.
+the rest of the ink: at least 1.5 times the letter's height, or the tallest row's on a
+page of several rows (for the lines of squared paper that run down the page, the width
+of the widest letter). A tightly cropped t or z has an edge-to-edge crossbar too, but
+no longer than the letter, so it stays. Where a stroke crosses a line, the stroke is
+kept whole.
 """
 
 from __future__ import annotations
