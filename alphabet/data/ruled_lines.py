@@ -131,10 +131,10 @@ def _border_specks(mask: np.ndarray, most: float) -> np.ndarray:
     return np.isin(labels, index[small & on_border])
 
 
-def _runs(inked: np.ndarray, gap: int) -> list[tuple[int, int]]:
-    """(start, stop) of each run of ``inked`` (one flag per row or column), bridging blanks up to ``gap``
-    long: where lines are taken off, a stroke that crossed one is cut by about that much."""
-    at = np.flatnonzero(inked)
+def runs_of(flags: np.ndarray, gap: int = 0) -> list[tuple[int, int]]:
+    """(start, stop) of each run of ``flags`` (one per row or column of an image), bridging blanks up to
+    ``gap`` long: where lines are taken off, a stroke that crossed one is cut by about that much."""
+    at = np.flatnonzero(flags)
     return [(int(run[0]), int(run[-1]) + 1) for run in np.split(at, np.flatnonzero(np.diff(at) > gap + 1) + 1)
             if run.size]
 
@@ -142,10 +142,10 @@ def _runs(inked: np.ndarray, gap: int) -> list[tuple[int, int]]:
 def _extent(ink: np.ndarray, row_gap: int, col_gap: int) -> tuple[int, int]:
     """How tall and how wide the letter is, or on a page of several rows of letters the tallest row and
     the widest letter of any row: a note is taller than its lines are long, but none of its rows is."""
-    tall = max((stop - start for a, b in _runs(ink.any(0), col_gap)
-                for start, stop in _runs(ink[:, a:b].any(1), row_gap)), default=0)
-    wide = max((stop - start for a, b in _runs(ink.any(1), row_gap)
-                for start, stop in _runs(ink[a:b].any(0), col_gap)), default=0)
+    tall = max((stop - start for a, b in runs_of(ink.any(0), col_gap)
+                for start, stop in runs_of(ink[:, a:b].any(1), row_gap)), default=0)
+    wide = max((stop - start for a, b in runs_of(ink.any(1), row_gap)
+                for start, stop in runs_of(ink[a:b].any(0), col_gap)), default=0)
     return tall, wide
 
 

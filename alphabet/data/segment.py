@@ -21,6 +21,7 @@ import numpy as np
 from scipy import ndimage  # scikit-learn's own dependency
 
 from alphabet.data.emnist_style import frame_ink, ink_layer, working_copy
+from alphabet.data.ruled_lines import runs_of
 from alphabet.errors import UserError
 
 # Strokes overlapping by this share of the narrower one's width are one letter.
@@ -100,23 +101,17 @@ def split_rows(grey: np.ndarray) -> list[list[Letter]]:
     if layer is None:
         return []
     img, strokes = layer
-    rows = []
-    for top, bottom in row_spans(strokes):
-        band = np.zeros_like(strokes)
-        band[top:bottom] = True
-        rows.append(_split_row(np.where(band, img, 0.0), strokes & band))
-    if factor == 1:
-        return rows
-    return [[_scaled(letter, factor, grey.shape) for letter in row] for row in rows]
+    # Each row is split on its own band of the image; its boxes are then placed in the image's pixels.
+    return [[_placed(letter, top, factor, grey.shape) for letter in _split_row(img[top:bottom], strokes[top:bottom])]
+            for top, bottom in row_spans(strokes)]
 
 
 def row_spans(strokes: np.ndarray) -> list[tuple[int, int]]:
     """(top, bottom) pixel rows of each row of letters, top to bottom, meeting halfway across the blank
     rows between them, so that a dot or speck in that gap goes with its nearer row."""
-    inked = np.flatnonzero(strokes.any(1))
-    if inked.size == 0:  # faint ink with no clear stroke: nothing to read
+    bands = runs_of(strokes.any(1))
+    if not bands:  # faint ink with no clear stroke: nothing to read
         return []
-    bands = [(int(band[0]), int(band[-1]) + 1) for band in np.split(inked, np.flatnonzero(np.diff(inked) > 1) + 1)]
     tallest = max(bottom - top for top, bottom in bands)
     rows = [band for band in bands if band[1] - band[0] >= ROW_SHARE * tallest]
     middles = [(rows[k][1] + rows[k + 1][0]) // 2 for k in range(len(rows) - 1)]
@@ -135,16 +130,18 @@ def word_starts(rows: list[list[tuple[int, int, int, int]]]) -> list[list[int]]:
             for row in rows]
 
 
-def _scaled(letter: Letter, factor: int, shape: tuple[int, ...]) -> Letter:
-    """``letter`` found in an image shrunk by ``factor``, with its boxes in the full image's pixels."""
+def _placed(letter: Letter, down: int, factor: int, shape: tuple[int, ...]) -> Letter:
+    """``letter`` found in a band starting ``down`` rows into an image shrunk by ``factor``, with its
+    boxes in the full image's pixels."""
     left, top, right, bottom = letter.box
-    box = (left * factor, top * factor, min(right * factor, shape[1]), min(bottom * factor, shape[0]))
-    cuts = tuple((_scaled(a, factor, shape), _scaled(b, factor, shape)) for a, b in letter.cuts)
+    box = (left * factor, (top + down) * factor, min(right * factor, shape[1]),
+           min((bottom + down) * factor, shape[0]))
+    cuts = tuple((_placed(a, down, factor, shape), _placed(b, down, factor, shape)) for a, b in letter.cuts)
     return Letter(box, letter.pixels, cuts)
 
 
 def _split_row(img: np.ndarray, strokes: np.ndarray) -> list[Letter]:
-    """The letters of one row: ``img`` and ``strokes`` hold that row's ink only."""
+    """The letters of one row: ``img`` and ``strokes`` are that row's band of the image."""
     # Strokes are cut apart where they are strong: the soft edges of letters written close together
     # touch, their cores do not. The soft edges join the letter again below.
     core = strokes & (img > CORE * img.max())
