@@ -25,7 +25,7 @@ from alphabet.ensemble import (
     Classifier,
     is_ensemble,
     load_classifier,
-    read_ensemble,
+    member_paths,
     run_checkpoint,
     with_temperature,
 )
@@ -105,10 +105,7 @@ def calibrate(model: str, source: str | None = None, out: str | None = None, cas
     temperature = fit_temperature(probs, labels)
     before = calibration(probs.numpy(), letters.labels).to_json()
     after = calibration(with_temperature(probs, temperature).numpy(), letters.labels).to_json()
-    if is_ensemble(model):
-        members = read_ensemble(model)[0]
-    else:
-        members = [run_checkpoint(model)]
+    members = member_paths(model) if is_ensemble(model) else [run_checkpoint(model)]
     header = (f"# {model} with a temperature, fitted by `alphabet calibrate` on {time.strftime('%Y-%m-%d')}\n"
               f"# on {len(letters)} letters: {described}.\n"
               f"# On them, before: {calibration_text(before)}\n"

@@ -33,17 +33,21 @@ def _say_accepted(tops: list[Top], accept: float | None) -> None:
               f"{len(read) - sure} marked (unsure)", file=sys.stderr)
 
 
-def _letter_json(box: tuple[int, int, int, int], top: Top, accept: float | None) -> dict:
-    shown = {"box": list(box), "top": [{"letter": c, "probability": q} for c, q in top]}
+def _reading_json(top: Top, accept: float | None) -> dict:
+    """A reading's top-k, and with ``accept`` whether it is sure."""
+    shown = {"top": [{"letter": c, "probability": q} for c, q in top]}
     return shown if accept is None else {**shown, "sure": is_sure(top, accept)}
+
+
+def _letter_json(box: tuple[int, int, int, int], top: Top, accept: float | None) -> dict:
+    return {"box": list(box), **_reading_json(top, accept)}
 
 
 def print_letters(results: list[tuple[str, Top]], as_json: bool, accept: float | None) -> None:
     """One image of one letter a line: its top-k, or blank."""
     if as_json:
-        print(json.dumps([{"image": p, "blank": not top, "top": [{"letter": c, "probability": q} for c, q in top]}
-                          | ({} if accept is None else {"sure": is_sure(top, accept)})
-                          for p, top in results], indent=2))
+        print(json.dumps([{"image": p, "blank": not top, **_reading_json(top, accept)} for p, top in results],
+                         indent=2))
     else:
         for path, top in results:
             print(f"{path}: " + ("  ".join(f"{c} {q:.3f}" for c, q in top) or "blank (no ink found)")
