@@ -360,6 +360,7 @@ def bench_ray_share(full: bool) -> str:
             r = ray_share_search(data, per_gpu, Path(tmp))
             rows.append(f"| {per_gpu} | {r['trials']} | {r['at_once']} | {r['trial']:.1f} | {r['busy']:.1f} | "
                         f"**{r['per_hour']:,.0f}** | {r['wall']:.1f} |")
+            print(rows[-1], flush=True)  # a call cut short by the device's time limit still shows these
     return ("## Trials sharing one GPU, through Ray\n\n"
             f"`alphabet search` on {torch.cuda.get_device_name()}: random search, FIFO, "
             f"{RAY_SHARE_WAVES} trials per place on the GPU, each asking for one CPU and `gpus_per_trial: 1/n`. "
