@@ -297,9 +297,11 @@ def _trial_spans(run_dir: Path) -> list[tuple[float, float]]:
 
 
 def _most_at_once(spans: list[tuple[float, float]]) -> int:
-    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    # Tune's timestamps are whole seconds, so a span's ends are each off by up to a second, and a trial
+    # that started as another ended can seem to overlap it: overlaps of under a second are not counted.
+    events = sorted([(start, 1) for start, _ in spans] + [(end - 1.0, -1) for _, end in spans])
     running, most = 0, 0
-    for _, step in events:  # an end sorts before a start at the same second
+    for _, step in events:  # an end sorts before a start at the same time
         running += step
         most = max(most, running)
     return most
@@ -368,6 +370,8 @@ def bench_ray_share(full: bool) -> str:
             f"epochs of {len(splits.train):,} images (synthetic letters repeated), batch 128, bf16 autocast, "
             f"validation on {len(splits.val):,} every epoch, with the search's reports, checkpoints and "
             "TensorBoard files. Trials per hour count from the first trial's start to the last one's end; "
-            "the command's wall time adds loading the data, starting Ray and writing the results.\n\n"
+            "the command's wall time adds loading the data, starting Ray and writing the results. Both ends of a "
+            "trial come from Tune's reports, whose timestamps are whole seconds: \"most running at once\" counts "
+            "only overlaps of over a second.\n\n"
             "| trials per GPU (n) | trials | most running at once | one trial (s) | first start to last end (s) | "
             "trials per hour | command (s) |\n|---|---|---|---|---|---|---|\n" + "\n".join(rows))

@@ -25,11 +25,12 @@ def test_confusion_matrix_on_gpu_counts_as_on_cpu():
 
 
 def test_gpu_training_learns_and_its_checkpoint_predicts_on_cpu(tmp_path):
-    config = load_config(None, TINY + [f"log.out_dir={tmp_path}", "log.name=gpu", "train.epochs=6",
+    config = load_config(None, TINY + [f"log.out_dir={tmp_path}", "log.name=gpu", "train.epochs=15",
                                        "train.device=cuda", "train.amp=true", "train.channels_last=true"])
     result = run_training(config, log=lambda *_: None)
-    # The CPU run of this config reaches about 0.47; chance is 0.17.
-    assert result["test"]["balanced_accuracy"] > 0.35
+    # Over seeds 0-3 this config reaches 0.60 to 0.70 on a CPU, 0.57 to 0.67 on an H200 (at 6 epochs, 0.28
+    # to 0.55 on a CPU: too close to chance, 0.17, to test).
+    assert result["test"]["balanced_accuracy"] > 0.45
     checkpoint = tmp_path / "gpu" / "checkpoints" / "best.pt"
     test = load_splits(config.data).test
     on_cpu = load_classifier(checkpoint, torch.device("cpu")).predict_probs(test)
