@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The GPU checks of a session that is lent the device tool's machine (docs/BENCHMARKS.md, "Not done
-# yet"), prepared so that they fit its 15 minutes in one call.
+# The GPU checks for a session lent the device tool's machine: the Ray search sharing one GPU
+# (docs/BENCHMARKS.md, "Trials sharing one GPU, through Ray") and tests/test_gpu.py, in one call
+# that fits its 15 minutes (it took about 5 on an H200, 2026-12-04).
 #
 #   here:  benchmarks/device_session.sh wheels   # once: .whl/ (git-ignored) gets what that machine lacks
 #   there: benchmarks/device_session.sh run      # the command of one device `run`, with carry [".whl"]
