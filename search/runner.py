@@ -93,6 +93,10 @@ def start_ray(address: str | None, where: str = "--address") -> dict:
 
     if ray.is_initialized():
         return ray.cluster_resources()
+    # A Ray of our own keeps Ray's default, token authentication, without the warning that announces
+    # it at the top of every search; a warning about joining a cluster without it still shows.
+    auth_log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    auth_log.addFilter(_without_token_default_notice)
     try:
         # The dashboard stays off: nothing should listen beyond loopback by default.
         # Through Ray Client (ray://) Tune's driver runs on the cluster, which has not our environment.
@@ -101,7 +105,13 @@ def start_ray(address: str | None, where: str = "--address") -> dict:
                  log_to_driver=True, runtime_env={"env_vars": tune_settings})
     except ConnectionError as e:
         raise UserError(f"{where}: could not connect to a Ray cluster at {address!r} ({e})") from None
+    finally:
+        auth_log.removeFilter(_without_token_default_notice)
     return ray.cluster_resources()
+
+
+def _without_token_default_notice(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
 
 
 def _without_python_resume_hint(record: logging.LogRecord) -> bool:

@@ -394,6 +394,7 @@ def test_ctrl_c_says_the_search_was_interrupted_and_how_to_continue(tmp_path):
     assert driver.returncode == 130, out[-3000:]
     assert "search interrupted after" in out and "search finished" not in out
     assert f"continue it with: alphabet search --resume {run_dir}" in out and "Tuner.restore(" not in out
+    assert "Token authentication is enabled" not in out  # Ray's notice of its own default, at every start
     assert any(r.status == "unfinished" for r in trials_of(run_dir))
 
 
