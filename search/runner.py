@@ -71,7 +71,32 @@ def cluster_address(address: str | None) -> tuple[str, str]:
     except OSError as e:
         raise UserError(f"{where}: no Ray head answers at {given!r} ({e.strerror or e}); expected the address "
                         "`ray start --head` printed") from None
+    if not given.startswith("ray://"):
+        check_cluster_token(given, where)
     return given, where
+
+
+def check_cluster_token(address: str, where: str) -> None:
+    """Refuse a cluster that asks for a token this machine lacks: ray.init would retry for 20 s, then
+    name no reason."""
+    from ray.exceptions import AuthenticationError
+
+    try:
+        from ray._raylet import GcsClient  # Ray's own client of the head: no public API asks this alone
+    except ImportError:
+        return
+    try:
+        GcsClient(address=address)
+    except AuthenticationError:
+        where_tokens = "~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN"
+        said = f"{where}: the Ray cluster at {address!r} asks for its token (token authentication)"
+        if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":  # Ray reads no token for an address without it
+            raise UserError(f"{said}; expected RAY_AUTH_MODE=token here too, with the cluster's token in "
+                            f"{where_tokens} (`ray get-auth-token` on its head prints it)") from None
+        raise UserError(f"{said}, and this machine's ({where_tokens}) is missing or another; expected the one "
+                        "`ray get-auth-token` prints on its head") from None
+    except Exception:  # anything else is ray.init's to report, as it always has
+        return
 
 
 # Tune reads these from its driver's environment.

@@ -437,6 +437,16 @@ def test_two_node_cluster(tmp_path):
         assert started.returncode == 0, started.stderr[-2000:]
         experiment = write_experiment(tmp_path, "cluster", search={"num_samples": 4, "max_concurrent": 2},
                                       asha={"max_t": 2, "grace_period": 2, "reduction_factor": 2})
+        # Without the cluster's token, Ray retried for 20 s and then named no reason.
+        other = tmp_path / "other_token"
+        other.write_text(secrets.token_hex(32))
+        for without, says in (({"RAY_AUTH_MODE": ""}, "expected RAY_AUTH_MODE=token here too"),
+                              ({"RAY_AUTH_TOKEN_PATH": str(other)}, "is missing or another")):
+            t0 = time.time()
+            refused = alphabet("search", experiment, "--address", "127.0.0.1:6399", timeout=120,
+                               env={**env, **without})
+            assert refused.returncode == 2 and says in refused.stderr, refused.stderr[-2000:]
+            assert time.time() - t0 < 15 and not (tmp_path / "search").exists()
         done = alphabet("search", experiment, "--address", "127.0.0.1:6399", timeout=600, env=env)
         assert done.returncode == 0, done.stderr[-3000:]
         assert "1 CPU + 0.125 GPU per trial, cluster 2 CPU 2 GPU" in done.stdout
