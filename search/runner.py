@@ -37,9 +37,10 @@ if TYPE_CHECKING:  # Ray is imported where used, so that `alphabet --help` start
     from search.results import TrialRow
 
 EXPERIMENT_FILE = "experiment.yaml"
-# A GPU share per trial when the experiment says "auto". Measured on an H100 (docs/BENCHMARKS.md,
-# "Trials sharing one GPU"): trials per hour went 173, 326, 581, 880 for 1, 2, 4, 8 trials per GPU,
-# because one small CNN's step keeps the GPU busy only 15% of the time (the profile there).
+# A GPU share per trial when the experiment says "auto". Measured (docs/BENCHMARKS.md, "Trials sharing
+# one GPU"): trials per hour went 173, 326, 581, 880 for 1, 2, 4, 8 trials per GPU as processes on an
+# H100, and 269, 552, 1008, 1289 through this search on an H200, because one small CNN's step keeps
+# the GPU busy only 15% of the time (the profile there).
 AUTO_TRIALS_PER_GPU = 8
 
 
