@@ -64,17 +64,35 @@ def cluster_address(address: str | None) -> tuple[str, str]:
         return "local", where
     if given in ("auto", "local"):  # auto: the cluster `ray start` runs on this machine; local: a new one
         return given, where
+    client = given.startswith("ray://")
     host, _, port = given.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
         raise UserError(f"{where}: expected HOST:PORT, as `ray start --head` prints it, got {given!r}")
     try:
-        socket.create_connection((host, int(port)), timeout=5).close()
+        grpc = speaks_grpc(host, int(port))
     except OSError as e:
         raise UserError(f"{where}: no Ray head answers at {given!r} ({e.strerror or e}); expected the address "
                         "`ray start --head` printed") from None
-    if not given.startswith("ray://"):
+    if not grpc and os.environ.get("RAY_USE_TLS", "0").lower() in ("0", "false", ""):  # TLS hides the preface
+        expected = "Ray Client's port (10001 unless --ray-client-server-port said otherwise)" if client else (
+            "the head's port, as `ray start --head` printed it (6379 unless --port said otherwise), not the "
+            "dashboard's")
+        raise UserError(f"{where}: something answers at {given!r}, but not as Ray does (gRPC); expected {expected}")
+    if not client:
         check_cluster_token(given, where)
     return given, where
+
+
+def speaks_grpc(host: str, port: int, timeout: float = 5.0) -> bool:
+    """Whether the server at host:port answers an HTTP/2 connection preface with a SETTINGS frame, as
+    every gRPC server does (Ray's head and Ray Client's). Ray waits minutes on a server that does not."""
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # and empty SETTINGS
+    with socket.create_connection((host, port), timeout=timeout) as conn:
+        conn.sendall(preface)
+        frame = b""
+        while len(frame) < 9 and (chunk := conn.recv(9 - len(frame))):
+            frame += chunk
+    return len(frame) == 9 and frame[3] == 4  # a frame header of type SETTINGS
 
 
 def check_cluster_token(address: str, where: str) -> None:

@@ -7,8 +7,10 @@ option) and what was expected, no traceback, and no existing file changed.
 from __future__ import annotations
 
 import hashlib
+import http.server
 import shutil
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -219,6 +221,29 @@ def test_a_cluster_address_that_does_not_answer_is_refused_at_once(cli, tmp_path
     monkeypatch.setenv("RAY_ADDRESS", "headnode")
     result = cli("search", quick, *storage)
     assert result.code == 2 and "RAY_ADDRESS: expected HOST:PORT" in result.err, result.err
+    assert not (tmp_path / "searches").exists()
+
+
+def test_a_cluster_address_where_something_else_answers_is_refused_at_once(cli, tmp_path):
+    # A web server (a dashboard's port, say) answers a connection; Ray then waited over two minutes.
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:  # its log would go to the stderr under test
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        quick = Path(__file__).resolve().parents[1] / "experiments" / "quick.yaml"
+        address = f"127.0.0.1:{server.server_port}"
+        for given, expected in ((address, "not the dashboard's"), (f"ray://{address}", "Ray Client's port")):
+            started = time.monotonic()
+            result = cli("search", quick, "--address", given, "--set", f"storage.path={tmp_path / 'searches'}")
+            assert time.monotonic() - started < 30
+            assert result.code == 2 and result.err.startswith(f"alphabet: error: --address: something answers at "
+                                                              f"{given!r}, but not as Ray does"), result.err
+            assert expected in result.err
+    finally:
+        server.shutdown()
     assert not (tmp_path / "searches").exists()
 
 
