@@ -66,8 +66,9 @@ def cluster_address(address: str | None) -> tuple[str, str]:
         return given, where
     client = given.startswith("ray://")
     host, _, port = given.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        raise UserError(f"{where}: expected HOST:PORT, as `ray start --head` prints it, got {given!r}")
+    if not host or not port.isdigit() or "://" in host:  # http://HEAD:8265 is the dashboard's, for Ray Jobs
+        raise UserError(f"{where}: expected HOST:PORT, as `ray start --head` prints it, or ray://HOST:PORT for "
+                        f"Ray Client, got {given!r}")
     try:
         grpc = speaks_grpc(host, int(port))
     except OSError as e:

@@ -218,9 +218,10 @@ def test_a_cluster_address_that_does_not_answer_is_refused_at_once(cli, tmp_path
     assert time.monotonic() - started < 30
     assert result.code == 2 and result.err.startswith(f"alphabet: error: --address: no Ray head answers at "
                                                       f"'127.0.0.1:{port}'"), result.err
-    monkeypatch.setenv("RAY_ADDRESS", "headnode")
-    result = cli("search", quick, *storage)
-    assert result.code == 2 and "RAY_ADDRESS: expected HOST:PORT" in result.err, result.err
+    for address in ("headnode", "http://127.0.0.1:8265"):  # the second, as Ray prints it for Ray Jobs
+        monkeypatch.setenv("RAY_ADDRESS", address)
+        result = cli("search", quick, *storage)
+        assert result.code == 2 and "RAY_ADDRESS: expected HOST:PORT" in result.err, result.err
     assert not (tmp_path / "searches").exists()
 
 
