@@ -1,6 +1,7 @@
 """Every command, as a user runs it, and the bad inputs each one must refuse in one line."""
 
 import csv
+import importlib.util
 import json
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import TINY, with_sets
-from PIL import Image
+from PIL import Image, features
 
 from alphabet.checkpoint import load_checkpoint
 from alphabet.data.synthetic import generate
@@ -366,6 +367,24 @@ def test_predict_a_directory_and_a_blank_page(cli, trained, tmp_path):
     (tmp_path / "labelled" / "a").mkdir(parents=True)  # a folder of letters' folders is evaluate's to score
     assert_one_line_error(cli("predict", trained / "checkpoints/last.pt", tmp_path / "labelled"),
                           f"--data folder:{tmp_path / 'labelled'} --split all` scores them")
+
+
+def test_phone_formats_are_read_or_named(cli, trained, tmp_path):
+    # Phones save AVIF and HEIC; a folder of them was skipped as holding no image files.
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (png,) = save_letters(folder, 1)
+    if features.check("avif"):  # Pillow reads AVIF where it was built with libavif
+        Image.open(png).convert("RGB").save(folder / "b.avif", quality=100)
+        result = cli("predict", trained / "checkpoints/last.pt", folder, "--top-k", "1")
+        assert result.code == 0, result.err
+        read = dict(line.split(": ") for line in result.out.strip().splitlines())
+        assert sorted(read) == [str(folder / "b.avif"), str(png)]
+        assert read[str(png)].split()[0] == read[str(folder / "b.avif")].split()[0]  # the same letter
+    if importlib.util.find_spec("pillow_heif") is None:  # without it a HEIC photo says what it needs
+        Image.open(png).save(folder / "c.heic", format="PNG")
+        assert_one_line_error(cli("predict", trained / "checkpoints/last.pt", folder), str(folder / "c.heic"),
+                              "a HEIC photo, which needs the pillow-heif package (pip install pillow-heif)")
 
 
 def test_predict_missing_image(cli, trained, tmp_path):

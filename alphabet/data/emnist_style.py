@@ -25,7 +25,10 @@ from alphabet.errors import UserError
 # Refuse absurd images before decoding them fully (a decompression bomb, say).
 MAX_PIXELS = 40_000_000
 LETTER_SPAN = 20  # pixels of the longer side of the letter, as in real EMNIST images
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".avif", ".pgm", ".ppm",
+                  ".heic", ".heif"}
+# An iPhone camera's own format, which Pillow reads only through the pillow-heif package.
+HEIF_SUFFIXES = {".heic", ".heif"}
 # Above the grey-level noise of JPEG and of a scanned blank page, below a faint pencil stroke.
 MIN_INK_CONTRAST = 12
 # Images are framed at most this many pixels a side: a letter ends up 20 px tall, and a phone
@@ -60,6 +63,8 @@ def read_image(path: str | Path) -> Image.Image:
         raise UserError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise UserError(f"{path}: empty file (0 bytes); expected an image")
+    if path.suffix.lower() in HEIF_SUFFIXES:
+        _open_heif_with_pillow(path)
     try:
         with Image.open(path) as img:
             if img.width * img.height > MAX_PIXELS:
@@ -69,7 +74,16 @@ def read_image(path: str | Path) -> Image.Image:
             return greyscale(img)
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError) as e:
         raise UserError(f"{path}: not a readable image ({type(e).__name__}); expected PNG, JPEG, "
-                        "BMP, GIF, TIFF or WebP") from None
+                        "BMP, GIF, TIFF, WebP, AVIF or HEIC") from None
+
+
+def _open_heif_with_pillow(path: Path) -> None:
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        raise UserError(f"{path}: a HEIC photo, which needs the pillow-heif package (pip install pillow-heif); "
+                        "expected it installed, or the photo saved as JPEG") from None
+    register_heif_opener()  # Pillow's registry of formats; registering again is harmless
 
 
 def greyscale(img: Image.Image) -> Image.Image:
