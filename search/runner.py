@@ -1,7 +1,8 @@
 """Launch or resume a search: Ray Tune + OptunaSearch + ASHA over the alphabet CNN.
 
 Ray runs embedded by default, even where a ``ray start`` cluster runs on the
-same machine, or joins a cluster given ``--address`` (or ``RAY_ADDRESS``).
+same machine, or joins a cluster given ``--address`` (or ``RAY_ADDRESS``) once
+``search.cluster`` has found that it can run this search.
 The Tune experiment lives in ``RUN_DIR`` = ``storage.path/storage.name``, next
 to the Optuna study (SQLite) and, at the end, ``best.yaml``, ``trials.csv`` and
 the search summary.
@@ -13,7 +14,6 @@ import logging
 import math
 import os
 import shlex
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -25,6 +25,7 @@ from alphabet.config import load_yaml
 from alphabet.data import load_splits
 from alphabet.errors import UserError
 from alphabet.finetune import initial_weights
+from search.cluster import check_node_installs, cluster_address
 from search.experiment import Experiment, check_initial_weights, experiment_from_dict
 from search.storage import STUDY_FILE, RunLocation, locate_new_run
 
@@ -54,69 +55,6 @@ def per_trial_resources(experiment: Experiment, cluster: dict) -> dict[str, floa
         raise UserError(f"{experiment.source}: resources: a trial asks for {cpu:g} CPU and {gpu:g} GPU, but the "
                         f"cluster has {cluster.get('CPU', 0):g} CPU and {gpus_total:g} GPU")
     return {"cpu": cpu, "gpu": gpu}
-
-
-def cluster_address(address: str | None) -> tuple[str, str]:
-    """``--address`` or RAY_ADDRESS, and which of the two it came from, checked in seconds: Ray itself
-    waits minutes on a wrong one."""
-    given, where = (address, "--address") if address else (os.environ.get("RAY_ADDRESS") or None, "RAY_ADDRESS")
-    if given is None:  # Ray's own default would join a `ray start` cluster on this machine, if one runs
-        return "local", where
-    if given in ("auto", "local"):  # auto: the cluster `ray start` runs on this machine; local: a new one
-        return given, where
-    client = given.startswith("ray://")
-    host, _, port = given.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit() or "://" in host:  # http://HEAD:8265 is the dashboard's, for Ray Jobs
-        raise UserError(f"{where}: expected HOST:PORT, as `ray start --head` prints it, or ray://HOST:PORT for "
-                        f"Ray Client, got {given!r}")
-    try:
-        grpc = speaks_grpc(host, int(port))
-    except OSError as e:
-        raise UserError(f"{where}: no Ray head answers at {given!r} ({e.strerror or e}); expected the address "
-                        "`ray start --head` printed") from None
-    if not grpc and os.environ.get("RAY_USE_TLS", "0").lower() in ("0", "false", ""):  # TLS hides the preface
-        expected = "Ray Client's port (10001 unless --ray-client-server-port said otherwise)" if client else (
-            "the head's port, as `ray start --head` printed it (6379 unless --port said otherwise), not the "
-            "dashboard's")
-        raise UserError(f"{where}: something answers at {given!r}, but not as Ray does (gRPC); expected {expected}")
-    if not client:
-        check_cluster_token(given, where)
-    return given, where
-
-
-def speaks_grpc(host: str, port: int, timeout: float = 5.0) -> bool:
-    """Whether the server at host:port answers an HTTP/2 connection preface with a SETTINGS frame, as
-    every gRPC server does (Ray's head and Ray Client's). Ray waits minutes on a server that does not."""
-    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # and empty SETTINGS
-    with socket.create_connection((host, port), timeout=timeout) as conn:
-        conn.sendall(preface)
-        frame = b""
-        while len(frame) < 9 and (chunk := conn.recv(9 - len(frame))):
-            frame += chunk
-    return len(frame) == 9 and frame[3] == 4  # a frame header of type SETTINGS
-
-
-def check_cluster_token(address: str, where: str) -> None:
-    """Refuse a cluster that asks for a token this machine lacks: ray.init would retry for 20 s, then
-    name no reason."""
-    from ray.exceptions import AuthenticationError
-
-    try:
-        from ray._raylet import GcsClient  # Ray's own client of the head: no public API asks this alone
-    except ImportError:
-        return
-    try:
-        GcsClient(address=address)
-    except AuthenticationError:
-        where_tokens = "~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN"
-        said = f"{where}: the Ray cluster at {address!r} asks for its token (token authentication)"
-        if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":  # Ray reads no token for an address without it
-            raise UserError(f"{said}; expected RAY_AUTH_MODE=token here too, with the cluster's token in "
-                            f"{where_tokens} (`ray get-auth-token` on its head prints it)") from None
-        raise UserError(f"{said}, and this machine's ({where_tokens}) is missing or another; expected the one "
-                        "`ray get-auth-token` prints on its head") from None
-    except Exception:  # anything else is ray.init's to report, as it always has
-        return
 
 
 # Tune reads these from its driver's environment.
@@ -152,6 +90,8 @@ def start_ray(address: str | None, where: str = "--address") -> dict:
         raise UserError(f"{where}: could not connect to a Ray cluster at {address!r} ({e})") from None
     finally:
         auth_log.removeFilter(_without_token_default_notice)
+    if address != "local":  # a Ray of our own runs this machine's code alone
+        check_node_installs(where)
     return ray.cluster_resources()
 
 

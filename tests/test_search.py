@@ -456,13 +456,35 @@ def test_two_node_cluster(tmp_path):
         assert len(nodes) == 2, nodes  # trials ran on both nodes
         # Given no address, a search starts a Ray of its own, not the `ray start` cluster (Ray's default):
         # one node, with this machine's GPUs rather than the two the nodes declared.
-        own = subprocess.run([sys.executable, "-c", "import json, ray; from search.runner import cluster_address, "
-                              "start_ray; print(json.dumps({**start_ray(*cluster_address(None)), "
-                              "'nodes': len(ray.nodes())}))"], cwd=ROOT, env=env, capture_output=True, text=True,
-                             timeout=120)
+        own = subprocess.run([sys.executable, "-c", "import json, ray; from search.cluster import cluster_address; "
+                              "from search.runner import start_ray; "
+                              "print(json.dumps({**start_ray(*cluster_address(None)), 'nodes': len(ray.nodes())}))"],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
         assert own.returncode == 0, own.stderr[-2000:]
         resources = json.loads(own.stdout.strip().splitlines()[-1])
         assert resources["nodes"] == 1 and resources.get("GPU", 0) == torch.cuda.device_count(), resources
+        # A third node whose Python imports another copy of alphabet, one line apart: refused before any
+        # trial, where it would have run that code.
+        shutil.copytree(ROOT / "alphabet", tmp_path / "other" / "alphabet",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        with (tmp_path / "other" / "alphabet" / "models.py").open("a") as f:
+            f.write("# another commit\n")
+        third = [ray_cli(), "start", "--address=127.0.0.1:6399", "--node-ip-address=127.0.0.1", "--num-cpus=1",
+                 "--node-manager-port=6430", "--object-manager-port=6431", "--min-worker-port=11300",
+                 "--max-worker-port=11399", "--dashboard-agent-listen-port=6432", "--metrics-export-port=6433",
+                 "--runtime-env-agent-port=6434", "--disable-usage-stats"]
+        started = subprocess.run(third, env={**env, "PYTHONPATH": str(tmp_path / "other")}, capture_output=True,
+                                 text=True, timeout=120)
+        assert started.returncode == 0, started.stderr[-2000:]
+        # Run from another folder, as from another machine: Ray puts the driver's folder first on every
+        # worker's path, and from the project's root each node would import the same alphabet.
+        (tmp_path / "elsewhere").mkdir()
+        refused = subprocess.run([sys.executable, "-m", "alphabet", "search", str(experiment), "--address",
+                                  "127.0.0.1:6399"], cwd=tmp_path / "elsewhere", env=env, capture_output=True,
+                                 text=True, timeout=300)
+        assert refused.returncode == 2, refused.stderr[-2000:]
+        assert "runs other alphabet code than this machine (its source differs)" in refused.stderr, refused.stderr
+        assert not (tmp_path / "search" / "cluster-2").exists()
     finally:
         subprocess.run([ray_cli(), "stop", "--force"], env=env, capture_output=True, timeout=120)
 
