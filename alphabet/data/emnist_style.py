@@ -64,7 +64,7 @@ def read_image(path: str | Path) -> Image.Image:
     if path.stat().st_size == 0:
         raise UserError(f"{path}: empty file (0 bytes); expected an image")
     if path.suffix.lower() in HEIF_SUFFIXES:
-        _open_heif_with_pillow(path)
+        _let_pillow_read_heif(path)
     try:
         with Image.open(path) as img:
             if img.width * img.height > MAX_PIXELS:
@@ -77,7 +77,7 @@ def read_image(path: str | Path) -> Image.Image:
                         "BMP, GIF, TIFF, WebP, AVIF or HEIC") from None
 
 
-def _open_heif_with_pillow(path: Path) -> None:
+def _let_pillow_read_heif(path: Path) -> None:
     try:
         from pillow_heif import register_heif_opener
     except ImportError:
