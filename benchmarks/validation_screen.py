@@ -20,6 +20,9 @@ accuracy with a bootstrap interval over writers.
     python benchmarks/validation_screen.py benchmarks/configs/femnist_best.yaml --folds 5 --seeds 0 \\
         --save runs/cv-recipe --set train.schedule=cosine train.logit_adjustment=1
 
+With ``--save`` each fold's outputs are written as soon as it ends (``SAVE/runs/``): a screen
+stopped part-way, by a session's end say, goes on from them when the same command runs again.
+
 Each run (a seed, or a seed and a fold) has its own process on one thread, as many
 at once as ``--jobs`` (the cores, by default): on 2 cores that is the fastest way to
 train small CNNs. ``--smoke-test`` runs the same path on synthetic letters in seconds.
@@ -95,6 +98,27 @@ def screen_one(path: str | None, overrides: list[str], seed: int, also_at: tuple
         save_checkpoint(kept_checkpoint(keep, seed), config, trainer.classes, trainer.state_dict())
     return {"seed": seed, "fold": None if fold is None else fold[0], "probs": trainer.predict(splits.val).numpy(),
             "labels": labels, "midway": midway, "writers": splits.val.writers, "seconds": seconds}
+
+
+def run_file(save: Path, seed: int, fold: int) -> Path:
+    """Where ``--save`` keeps one fold's outputs as soon as it ends."""
+    return save / "runs" / f"seed{seed}-fold{fold}.npz"
+
+
+def save_run(path: Path, run: dict, settings: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    extra = {} if run["writers"] is None else {"writers": run["writers"]}
+    np.savez(path, probs=run["probs"], labels=run["labels"], seconds=run["seconds"], settings=settings, **extra)
+
+
+def load_run(path: Path, seed: int, fold: int, settings: str) -> dict:
+    """A fold an earlier, stopped run of the same screen finished; refused if its settings differ."""
+    saved = np.load(path)
+    if str(saved["settings"]) != settings:
+        raise UserError(f"--save: {path} holds a fold screened with other settings ({saved['settings']}); expected "
+                        f"{settings}, or another --save folder")
+    return {"seed": seed, "fold": fold, "probs": saved["probs"], "labels": saved["labels"], "midway": {},
+            "writers": saved["writers"] if "writers" in saved else None, "seconds": float(saved["seconds"])}
 
 
 def kept_checkpoint(keep: Path, seed: int) -> Path:
@@ -212,15 +236,32 @@ def main(argv: list[str] | None = None) -> int:
                        "this screen's seeds\n")
     work = [(seed, None if args.folds is None else (k, args.folds))
             for seed in args.seeds for k in range(args.folds or 1)]
-    with ProcessPoolExecutor(min(args.jobs, len(work))) as pool:
+    # Folds an earlier run of this screen finished, if it was stopped: only those left are trained.
+    settings = json.dumps({"config": args.config, "folds": args.folds, "settings": overrides})
+    resumable = args.save is not None and args.folds is not None
+    runs = []
+    try:
+        for seed, fold in work:
+            if resumable and run_file(args.save, seed, fold[0]).exists():
+                runs.append(load_run(run_file(args.save, seed, fold[0]), seed, fold[0], settings))
+                print(f"seed {seed}, fold {fold[0] + 1} of {args.folds}: "
+                      f"{balanced_accuracy(runs[-1]['probs'], runs[-1]['labels']):.4f}, "
+                      f"from {run_file(args.save, seed, fold[0])}", file=sys.stderr, flush=True)
+    except UserError as e:
+        parser.exit(2, f"validation_screen: error: {e}\n")
+    finished = {(r["seed"], r["fold"]) for r in runs}
+    work = [(seed, fold) for seed, fold in work if fold is None or (seed, fold[0]) not in finished]
+    with ProcessPoolExecutor(max(1, min(args.jobs, len(work)))) as pool:
         futures = [pool.submit(screen_one, args.config, overrides, seed, tuple(args.also_at), args.keep, fold)
                    for seed, fold in work]
         for done in as_completed(futures):  # a line as each run ends: a 5-fold screen takes an hour or so
             run = done.result()
+            if resumable:
+                save_run(run_file(args.save, run["seed"], run["fold"]), run, settings)
             where = "" if run["fold"] is None else f", fold {run['fold'] + 1} of {args.folds}"
             print(f"seed {run['seed']}{where}: {balanced_accuracy(run['probs'], run['labels']):.4f} "
                   f"in {run['seconds']:.0f} s", file=sys.stderr, flush=True)
-        runs = [f.result() for f in futures]
+        runs += [f.result() for f in futures]
     if args.keep:
         write_ensemble(args.keep / ENSEMBLE_FILE, [kept_checkpoint(args.keep, s) for s in args.seeds])
     if args.save:

@@ -223,6 +223,31 @@ def test_the_validation_screen_cross_validates_over_folds_and_compares(tmp_path,
     assert np.array_equal(np.load(tmp_path / "a" / "seed0.npz")["probs"], saved["probs"])  # kept as it was
 
 
+def test_a_fold_screen_stopped_part_way_goes_on_from_its_finished_folds(tmp_path, capsys):
+    from benchmarks import validation_screen as screen
+    argv = ["--smoke-test", "--folds", "3", "--seeds", "0", "--save", str(tmp_path / "a")]
+    assert screen.main(argv) == 0
+    whole = np.load(tmp_path / "a" / "seed0.npz")
+    # As if stopped before its end: the third fold and the pooled file never written.
+    (tmp_path / "a" / "seed0.npz").unlink()
+    (tmp_path / "a" / "runs" / "seed0-fold2.npz").unlink()
+    first = (tmp_path / "a" / "runs" / "seed0-fold0.npz").stat().st_mtime_ns
+    capsys.readouterr()
+    assert screen.main(argv) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"^seed 0, fold 1 of 3: 0\.\d{4}, from .*seed0-fold0\.npz$", err, re.M)
+    assert re.search(r"^seed 0, fold 3 of 3: 0\.\d{4} in \d+ s$", err, re.M)  # the one left, trained
+    assert (tmp_path / "a" / "runs" / "seed0-fold0.npz").stat().st_mtime_ns == first
+    again = np.load(tmp_path / "a" / "seed0.npz")
+    assert np.array_equal(again["y"], whole["y"]) and np.array_equal(again["fold"], whole["fold"])
+    assert np.allclose(again["probs"], whole["probs"], atol=1e-5)  # the retrained fold, seeded, matches too
+    # Another screen's settings never mix into these folds.
+    (tmp_path / "a" / "seed0.npz").unlink()
+    with pytest.raises(SystemExit) as refused:
+        screen.main([*argv, "--set", "train.lr=0.01"])
+    assert refused.value.code == 2 and "holds a fold screened with other settings" in capsys.readouterr().err
+
+
 def test_a_fold_trains_on_the_capitals_of_its_own_training_writers_only(tmp_path):
     from test_auxiliary import two_case_npz
 
