@@ -138,6 +138,7 @@ def balanced_accuracy_interval(labels: np.ndarray, predicted: np.ndarray, num_cl
 
 CALIBRATION_BINS = 15  # equal-width bins of the top probability, as ECE is usually reported
 ACCEPT_AT = (0.5, 0.8, 0.9, 0.95, 0.99)  # top-probability thresholds a pipeline might accept letters at
+SHOWN_ACCEPT = 0.9  # the one of them a one-line summary shows
 
 
 @dataclass
@@ -203,7 +204,7 @@ def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = CALIBRATION_B
                        float(right.mean()) if len(top) else float("nan"), accepted, curve)
 
 
-def calibration_text(shown: dict, threshold: float = 0.9) -> str:
+def calibration_text(shown: dict, threshold: float = SHOWN_ACCEPT) -> str:
     """One line of a ``Calibration.to_json()``: ECE, which way it errs, and what accepting at ``threshold`` gives."""
     gap = shown["mean_confidence"] - shown["accuracy"]
     leaning = "over-confident" if gap > 0.01 else "under-confident" if gap < -0.01 else "about right"

@@ -459,6 +459,14 @@ WORD_CASES = {  # name: the range of gaps between letters' inked boxes, in pixel
 }
 
 
+def validation_words(letters: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The validation letters in a fixed shuffled order, and that order cut into words of 3 to 6 letters:
+    the same words for the "words" and "text" benchmarks."""
+    order = np.random.default_rng(0).permutation(letters)
+    cuts = np.cumsum(np.random.default_rng(1).integers(3, 7, size=letters))
+    return order, np.split(order, cuts[cuts < letters])
+
+
 def bench_words(full: bool) -> str:
     from PIL import Image
 
@@ -469,9 +477,7 @@ def bench_words(full: bool) -> str:
     config, splits, trainer = reader_model(full)
     epochs = config.train.epochs
     classifier = Classifier([trainer.scored], list(splits.val.classes), config, trainer.device)
-    order = np.random.default_rng(0).permutation(len(splits.val))
-    cuts = np.cumsum(np.random.default_rng(1).integers(3, 7, size=len(order)))
-    words = np.split(order, cuts[cuts < len(order)])
+    order, words = validation_words(len(splits.val))
     stored = predict_probs(trainer.scored, splits.val, trainer.device).argmax(1).numpy()
     truth = splits.val.labels
     rows = [f"| the letters as stored, one by one (28 px, the model's input) | | "
@@ -542,9 +548,7 @@ def bench_text(full: bool) -> str:
     classifier = Classifier([trainer.scored], list(splits.val.classes), config, trainer.device)
     classes, truth = splits.val.classes, splits.val.labels
     # The same 309 words as "words", laid out as notes of 2 to 4 lines of 1 to 3 words.
-    order = np.random.default_rng(0).permutation(len(splits.val))
-    cuts = np.cumsum(np.random.default_rng(1).integers(3, 7, size=len(order)))
-    words = np.split(order, cuts[cuts < len(order)])
+    order, words = validation_words(len(splits.val))
     layout = np.random.default_rng(3)
     notes, k = [], 0
     while k < len(words):

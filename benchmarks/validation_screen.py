@@ -240,15 +240,17 @@ def main(argv: list[str] | None = None) -> int:
     settings = json.dumps({"config": args.config, "folds": args.folds, "settings": overrides})
     resumable = args.save is not None and args.folds is not None
     runs = []
-    try:
-        for seed, fold in work:
-            if resumable and run_file(args.save, seed, fold[0]).exists():
-                runs.append(load_run(run_file(args.save, seed, fold[0]), seed, fold[0], settings))
-                print(f"seed {seed}, fold {fold[0] + 1} of {args.folds}: "
-                      f"{balanced_accuracy(runs[-1]['probs'], runs[-1]['labels']):.4f}, "
-                      f"from {run_file(args.save, seed, fold[0])}", file=sys.stderr, flush=True)
-    except UserError as e:
-        parser.exit(2, f"validation_screen: error: {e}\n")
+    for seed, fold in work if resumable else []:
+        path = run_file(args.save, seed, fold[0])
+        if not path.exists():
+            continue
+        try:
+            runs.append(load_run(path, seed, fold[0], settings))
+        except UserError as e:
+            parser.exit(2, f"validation_screen: error: {e}\n")
+        print(f"seed {seed}, fold {fold[0] + 1} of {args.folds}: "
+              f"{balanced_accuracy(runs[-1]['probs'], runs[-1]['labels']):.4f}, from {path}",
+              file=sys.stderr, flush=True)
     finished = {(r["seed"], r["fold"]) for r in runs}
     work = [(seed, fold) for seed, fold in work if fold is None or (seed, fold[0]) not in finished]
     with ProcessPoolExecutor(max(1, min(args.jobs, len(work)))) as pool:
