@@ -6,6 +6,16 @@
 #   here:  benchmarks/device_session.sh wheels   # once: .whl/ (git-ignored) gets what that machine lacks
 #   there: benchmarks/device_session.sh run      # the command of one device `run`, with carry [".whl"]
 #
+# and the fourteenth femnist screen (docs/BENCHMARKS.md, "Fourteenth"), the recipe against a wider
+# residual net and against 200 epochs on five folds of writers, every run sharing the one GPU:
+#
+#   here:  mkdir -p .devcheck && cp ../shared/data/femnist_letters.npz .devcheck/   # git-ignored; deleted after
+#   there: benchmarks/device_session.sh folds    # with carry [".devcheck"]
+#
+# `folds` needs no wheels (the screen uses the library alone). Each fold's outputs land in runs/cv/NAME/runs
+# as it ends, and $OUT/cv-NAME.tgz holds a screen's, taken again every 20 s, so a call cut short returns
+# what it finished; here, `tar xzf cv-NAME.tgz` and the same screen command with --against report the rest.
+#
 # `run` leaves log.txt and the rewritten docs/BENCHMARKS.md in $OUT, which come back even when the
 # call runs out of time; copy the new sections (between their bench markers) into the document here.
 #
@@ -62,8 +72,48 @@ run() {
     return $failed
 }
 
+folds() {
+    OUT=${OUT:-/tmp/device-out}
+    mkdir -p "$OUT" ../shared/data runs/cv
+    # The configs name ../shared/data, which does not travel; .devcheck/ brings the one file it needs.
+    [ -f ../shared/data/femnist_letters.npz ] || cp .devcheck/femnist_letters.npz ../shared/data/
+    export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+    local epochs=${EPOCHS:-}  # EPOCHS=1 here, without a GPU, checks the whole path in minutes
+    # The folds alone: the pooled seedN.npz would stop the report here (it never overwrites them).
+    local folds="--exclude=seed[0-9].npz"
+    snapshot() {  # one file a screen: each comes back whole or not at all, at most 16 MiB
+        for name in R W L; do
+            [ -d "runs/cv/$name" ] || continue
+            tar czf "$OUT/cv-$name.part" "$folds" "runs/cv/$name" && mv "$OUT/cv-$name.part" "$OUT/cv-$name.tgz"
+        done
+    }
+    (set +e; while sleep 20; do  # a failed snapshot (a file written as tar read it) waits for the next
+        nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader >>"$OUT/log.txt" 2>&1
+        snapshot
+    done) &
+    local snapshot=$!
+    { date +%T; nvidia-smi -L; python3 -c "import torch; print(torch.__version__)"; } >>"$OUT/log.txt" 2>&1 || true
+    screen_of() {  # NAME EPOCHS JOBS KEY=VALUE...
+        local name=$1 e=${epochs:-$2} jobs=$3 rc=0; shift 3
+        timeout "${LIMIT:-520}" python3 benchmarks/validation_screen.py benchmarks/configs/femnist_best.yaml \
+            --folds 5 --seeds 0 1 --epochs "$e" --jobs "$jobs" --save "runs/cv/$name" \
+            --set train.schedule=cosine train.logit_adjustment=1 "$@" >"$OUT/$name.txt" 2>&1 || rc=$?
+        echo "$name ended $(date +%T) rc=$rc" >>"$OUT/log.txt"
+    }
+    # 16 cores: the longest screen gets the most places; the GPU, not the cores, is expected to bind.
+    local screens=()
+    screen_of R 60 5 & screens+=($!)
+    screen_of W 60 5 model.arch=resnet model.width=64 & screens+=($!)
+    screen_of L 200 6 & screens+=($!)
+    wait "${screens[@]}"
+    kill "$snapshot"
+    snapshot
+    date +%T >>"$OUT/log.txt"
+}
+
 case "${1:-}" in
     wheels) wheels ;;
     run) run ;;
-    *) echo "usage: $0 wheels|run" >&2; exit 2 ;;
+    folds) folds ;;
+    *) echo "usage: $0 wheels|run|folds" >&2; exit 2 ;;
 esac
