@@ -111,9 +111,35 @@ folds() {
     date +%T >>"$OUT/log.txt"
 }
 
+demo() {  # the README's main job (make demo) as a user with a GPU runs it, then a prediction; carry [".whl"]
+    OUT=${OUT:-/tmp/device-out}
+    mkdir -p "$OUT"
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        .whl/*.whl
+    export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+    local log=$OUT/log.txt run=runs/search/quick-gpu
+    step() { echo "== $* ($(date +%T))" | tee -a "$log"; "$@" 2>&1 | tee -a "$log"; }
+    step nvidia-smi -L
+    step timeout 330 python3 -m alphabet search experiments/quick.yaml --set storage.name=quick-gpu
+    step python3 -m alphabet trials "$run"
+    step timeout 120 python3 -m alphabet retrain "$run"
+    cp "$run/retrain/report.md" "$OUT/" || true
+    python3 - <<'PY'  # five synthetic test letters as image files, as a user's scans would come
+from PIL import Image
+from alphabet.config import load_config
+from alphabet.data import load_splits
+test = load_splits(load_config(None, ["data.source=synthetic", "data.case=lower"]).data).test
+for k in range(5):
+    Image.fromarray(test.images[k]).save(f"/tmp/letter{k}-{test.classes[int(test.labels[k])]}.png")
+PY
+    step python3 -m alphabet predict "$run/retrain" /tmp/letter*.png --top-k 2
+    echo "== end ($(date +%T))" | tee -a "$log"
+}
+
 case "${1:-}" in
     wheels) wheels ;;
     run) run ;;
     folds) folds ;;
-    *) echo "usage: $0 wheels|run|folds" >&2; exit 2 ;;
+    demo) demo ;;
+    *) echo "usage: $0 wheels|run|folds|demo" >&2; exit 2 ;;
 esac
