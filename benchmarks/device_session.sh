@@ -54,12 +54,16 @@ EOF
     du -ch .whl/*.whl | tail -1
 }
 
-run() {
-    OUT=${OUT:-/tmp/device-out}
-    mkdir -p "$OUT"
+use_wheels() {  # there: what .whl/ carried, importable beside the working tree
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
         .whl/*.whl
     export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+}
+
+run() {
+    OUT=${OUT:-/tmp/device-out}
+    mkdir -p "$OUT"
+    use_wheels
     # Every step runs even if one before it failed; the log says which did.
     local failed=0 log=$OUT/log.txt
     step() { echo "== $* ($(date +%T))" | tee -a "$log"; "$@" 2>&1 | tee -a "$log" || { failed=1; echo "== FAILED: $*" | tee -a "$log"; }; }
@@ -114,9 +118,7 @@ folds() {
 demo() {  # the README's main job (make demo) as a user with a GPU runs it, then a prediction; carry [".whl"]
     OUT=${OUT:-/tmp/device-out}
     mkdir -p "$OUT"
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-        .whl/*.whl
-    export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+    use_wheels
     local log=$OUT/log.txt run=runs/search/quick-gpu
     step() { echo "== $* ($(date +%T))" | tee -a "$log"; "$@" 2>&1 | tee -a "$log"; }
     step nvidia-smi -L
