@@ -10,7 +10,7 @@
 # residual net and against 200 epochs on five folds of writers, every run sharing the one GPU:
 #
 #   here:  mkdir -p .devcheck && cp ../shared/data/femnist_letters.npz .devcheck/   # git-ignored; deleted after
-#   there: benchmarks/device_session.sh folds    # with carry [".devcheck"]
+#   there: benchmarks/device_session.sh folds    # with carry [".devcheck"]; `folds seeds`: the recipe's seeds 2-4
 #
 # `folds` needs no wheels (the screen uses the library alone). Each fold's outputs land in runs/cv/NAME/runs
 # as it ends, and $OUT/cv-NAME.tgz holds a screen's, taken again every 20 s, so a call cut short returns
@@ -76,7 +76,8 @@ run() {
     return $failed
 }
 
-folds() {
+folds() {  # [fourteenth | seeds]
+    local plan=${1:-fourteenth}
     OUT=${OUT:-/tmp/device-out}
     mkdir -p "$OUT" ../shared/data runs/cv
     # The configs name ../shared/data, which does not travel; .devcheck/ brings the one file it needs.
@@ -97,18 +98,25 @@ folds() {
     done) &
     local snapshot=$!
     { date +%T; nvidia-smi -L; python3 -c "import torch; print(torch.__version__)"; } >>"$OUT/log.txt" 2>&1 || true
-    screen_of() {  # NAME EPOCHS JOBS KEY=VALUE...
-        local name=$1 e=${epochs:-$2} jobs=$3 rc=0; shift 3
+    screen_of() {  # NAME EPOCHS JOBS SEEDS KEY=VALUE...
+        local name=$1 e=${epochs:-$2} jobs=$3 seeds=$4 rc=0; shift 4
+        # shellcheck disable=SC2086  # seeds: one word a seed
         timeout "${LIMIT:-520}" python3 benchmarks/validation_screen.py benchmarks/configs/femnist_best.yaml \
-            --folds 5 --seeds 0 1 --epochs "$e" --jobs "$jobs" --save "runs/cv/$name" \
+            --folds 5 --seeds $seeds --epochs "$e" --jobs "$jobs" --save "runs/cv/$name" \
             --set train.schedule=cosine train.logit_adjustment=1 "$@" >"$OUT/$name.txt" 2>&1 || rc=$?
         echo "$name ended $(date +%T) rc=$rc" >>"$OUT/log.txt"
     }
     # 16 cores: the longest screen gets the most places; the GPU, not the cores, is expected to bind.
     local screens=()
-    screen_of R 60 5 & screens+=($!)
-    screen_of W 60 5 model.arch=resnet model.width=64 & screens+=($!)
-    screen_of L 200 6 & screens+=($!)
+    case $plan in
+        fourteenth)  # the recipe against a wider residual net and against 200 epochs
+            screen_of R 60 5 "0 1" & screens+=($!)
+            screen_of W 60 5 "0 1" model.arch=resnet model.width=64 & screens+=($!)
+            screen_of L 200 6 "0 1" & screens+=($!) ;;
+        seeds)  # three more seeds of the recipe, for the folds' view of a 5-seed ensemble
+            screen_of R 60 15 "2 3 4" & screens+=($!) ;;
+        *) echo "folds: expected fourteenth or seeds, got $plan" >&2; return 2 ;;
+    esac
     wait "${screens[@]}"
     kill "$snapshot"
     snapshot
@@ -141,7 +149,7 @@ PY
 case "${1:-}" in
     wheels) wheels ;;
     run) run ;;
-    folds) folds ;;
+    folds) folds "${2:-}" ;;
     demo) demo ;;
-    *) echo "usage: $0 wheels|run|folds|demo" >&2; exit 2 ;;
+    *) echo "usage: $0 wheels|run|folds [fourteenth|seeds]|demo" >&2; exit 2 ;;
 esac
