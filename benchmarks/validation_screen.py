@@ -25,7 +25,9 @@ stopped part-way, by a session's end say, goes on from them when the same comman
 
 Each run (a seed, or a seed and a fold) has its own process on one thread, as many
 at once as ``--jobs`` (the cores, by default): on 2 cores that is the fastest way to
-train small CNNs. ``--smoke-test`` runs the same path on synthetic letters in seconds.
+train small CNNs, and on a GPU the runs share it (15 folds of the recipe at once took
+85 s each on an H200: docs/BENCHMARKS.md, "Fourteenth"). ``--smoke-test`` runs the same
+path on synthetic letters in seconds.
 """
 
 from __future__ import annotations
