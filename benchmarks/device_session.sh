@@ -1,23 +1,24 @@
 #!/usr/bin/env bash
-# The GPU checks for a session lent the device tool's machine: the Ray search sharing one GPU
-# (docs/BENCHMARKS.md, "Trials sharing one GPU, through Ray") and tests/test_gpu.py, in one call
-# that fits its 15 minutes (it took about 5 on an H200, 2026-12-04).
+# The GPU work of a session lent the device tool's machine, each mode one device `run` (docs/BENCHMARKS.md
+# names the sections):
 #
 #   here:  benchmarks/device_session.sh wheels   # once: .whl/ (git-ignored) gets what that machine lacks
-#   there: benchmarks/device_session.sh run      # the command of one device `run`, with carry [".whl"]
-#
-# and the fourteenth femnist screen (docs/BENCHMARKS.md, "Fourteenth"), the recipe against a wider
-# residual net and against 200 epochs on five folds of writers, every run sharing the one GPU:
-#
+#   there: benchmarks/device_session.sh run      # carry [".whl"]: the Ray search sharing one GPU ("Trials
+#                                                # sharing one GPU, through Ray") and tests/test_gpu.py; about
+#                                                # 5 of the 15 minutes on an H200 (2026-12-04)
+#   there: benchmarks/device_session.sh demo     # carry [".whl"]: make demo's search and retrain, then predict
+#                                                # ("The README's main job on a GPU"; under 2 minutes)
 #   here:  mkdir -p .devcheck && cp ../shared/data/femnist_letters.npz .devcheck/   # git-ignored; deleted after
-#   there: benchmarks/device_session.sh folds    # with carry [".devcheck"]; `folds seeds`: the recipe's seeds 2-4
-#
-# `folds` needs no wheels (the screen uses the library alone). Each fold's outputs land in runs/cv/NAME/runs
-# as it ends, and $OUT/cv-NAME.tgz holds a screen's, taken again every 20 s, so a call cut short returns
-# what it finished; here, `tar xzf cv-NAME.tgz` and the same screen command with --against report the rest.
+#   there: benchmarks/device_session.sh folds    # carry [".devcheck"]: the fourteenth femnist screen, the recipe
+#                                                # against a wider residual net and 200 epochs on five folds of
+#                                                # writers, every run sharing the GPU (6 min 19 s);
+#                                                # `folds seeds`: the recipe's seeds 2-4 (2 min)
 #
 # `run` leaves log.txt and the rewritten docs/BENCHMARKS.md in $OUT, which come back even when the
 # call runs out of time; copy the new sections (between their bench markers) into the document here.
+# `folds` needs no wheels (the screen uses the library alone). Each fold's outputs land in runs/cv/NAME/runs
+# as it ends, and $OUT/cv-NAME.tgz holds a screen's, taken again every 20 s, so a call cut short returns
+# what it finished; here, `tar xzf cv-NAME.tgz` and the same screen command with --against report the rest.
 #
 # That machine has Python 3.12 with torch, torchvision, numpy, scikit-learn, tensorboard, matplotlib,
 # pandas and pyarrow, but neither Ray nor Optuna, and nothing can be fetched there. At most 64 MiB
