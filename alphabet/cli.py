@@ -167,7 +167,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def audit_data(args: argparse.Namespace, overrides: list[str]) -> int:
-    from alphabet.audit import audit_letters, summary_line, write_audit
+    from alphabet.audit import audit_letters, score_line, summary_line, write_audit
 
     if args.folds < 2:
         raise UserError(f"--folds: expected an integer >= 2, got {args.folds}")
@@ -181,6 +181,7 @@ def audit_data(args: argparse.Namespace, overrides: list[str]) -> int:
     audit = audit_letters(config, args.folds, log=lambda line: print(line, flush=True))
     png = write_audit(audit, out, config.data.source)
     print(summary_line(audit))
+    print(score_line(audit))
     print(f"wrote {out} (the label believed least first: the first rows are the likeliest wrong labels) "
           f"and {png}")
     return 0
@@ -323,7 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("data", help="counts per class (info), a PNG grid (preview) of a config's data, "
                                     "a folder's images framed once into an npz archive (export), or the "
-                                    "training letters whose labels cross-validated models doubt (audit)")
+                                    "training letters whose labels cross-validated models doubt, and the "
+                                    "config's cross-validated balanced accuracy (audit)")
     p.add_argument("action", choices=("info", "preview", "export", "audit"))
     _add_config_args(p, "a training config, or an experiment file (its config section)")
     p.add_argument("--out", help="a new file, never one that exists: preview's PNG (default data_preview.png, "

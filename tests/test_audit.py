@@ -43,6 +43,16 @@ def test_the_audit_puts_wrong_labels_first_and_never_reads_the_test_letters(cli,
     # Measured: 6 of the 10 flipped training letters in the first 24 of 402 misread; by chance 0.6.
     assert len(flipped & set(top)) >= 4, (sorted(flipped), top)
     assert out.with_suffix(".png").stat().st_size > 1000
+    # The cross-validated score is the balanced accuracy of those same readings: each class's share
+    # of its letters not in the CSV, averaged over the classes.
+    line = next(x for x in result.out.splitlines() if x.startswith("cross-validated balanced accuracy"))
+    score, low, high = (float(line.split()[k].strip("(,")) for k in (3, 6, 8))
+    audited_labels = load_splits(DataConfig(source=f"npz:{tmp_path / 'noisy.npz'}", case="lower",
+                                            val_fraction=0.0)).train.labels
+    classes, counts = np.unique(audited_labels, return_counts=True)
+    missed = [sum(r["true"] == "abcdef"[c] for r in rows) for c in classes]
+    assert abs(score - np.mean([1 - m / n for m, n in zip(missed, counts, strict=True)])) < 1e-4
+    assert low <= score <= high and "over 960 images" in line
 
     before = out.read_bytes()
     assert_one_line_error(cli("data", "audit", "--set", f"data.source=npz:{tmp_path / 'noisy.npz'}", *MODEL,
