@@ -13,6 +13,9 @@
 #                                                # against a wider residual net and 200 epochs on five folds of
 #                                                # writers, every run sharing the GPU (6 min 19 s);
 #                                                # `folds seeds`: the recipe's seeds 2-4 (2 min)
+#   there: benchmarks/device_session.sh search   # carry [".whl", ".devcheck"]: the fifteenth, a femnist search
+#                                                # at GPU scale (femnist_search_gpu.yaml), then its best on the
+#                                                # same folds as `folds`; under 10 minutes
 #
 # `run` leaves log.txt and the rewritten docs/BENCHMARKS.md in $OUT, which come back even when the
 # call runs out of time; copy the new sections (between their bench markers) into the document here.
@@ -77,26 +80,36 @@ run() {
     return $failed
 }
 
+femnist_here() {  # the configs name ../shared/data, which does not travel; .devcheck/ brings the one file
+    mkdir -p ../shared/data runs/cv
+    [ -f ../shared/data/femnist_letters.npz ] || cp .devcheck/femnist_letters.npz ../shared/data/
+}
+
+snapshot() {  # one file a fold screen: each comes back whole or not at all, at most 16 MiB
+    local dir name
+    for dir in runs/cv/*/; do
+        name=$(basename "$dir")
+        # The folds alone: the pooled seedN.npz would stop the report here (it never overwrites them).
+        tar czf "$OUT/cv-$name.part" --exclude='seed[0-9].npz' "$dir" && mv "$OUT/cv-$name.part" "$OUT/cv-$name.tgz"
+    done
+}
+
+snapshots() {  # in the background, every 20 s; a failed one (a file written as tar read it) waits for the next
+    set +e
+    while sleep 20; do
+        nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader >>"$OUT/log.txt" 2>&1
+        snapshot
+    done
+}
+
 folds() {  # [fourteenth | seeds]
     local plan=${1:-fourteenth}
     OUT=${OUT:-/tmp/device-out}
-    mkdir -p "$OUT" ../shared/data runs/cv
-    # The configs name ../shared/data, which does not travel; .devcheck/ brings the one file it needs.
-    [ -f ../shared/data/femnist_letters.npz ] || cp .devcheck/femnist_letters.npz ../shared/data/
+    mkdir -p "$OUT"
+    femnist_here
     export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
     local epochs=${EPOCHS:-}  # EPOCHS=1 here, without a GPU, checks the whole path in minutes
-    # The folds alone: the pooled seedN.npz would stop the report here (it never overwrites them).
-    local folds="--exclude=seed[0-9].npz"
-    snapshot() {  # one file a screen: each comes back whole or not at all, at most 16 MiB
-        for name in R W L; do
-            [ -d "runs/cv/$name" ] || continue
-            tar czf "$OUT/cv-$name.part" "$folds" "runs/cv/$name" && mv "$OUT/cv-$name.part" "$OUT/cv-$name.tgz"
-        done
-    }
-    (set +e; while sleep 20; do  # a failed snapshot (a file written as tar read it) waits for the next
-        nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader >>"$OUT/log.txt" 2>&1
-        snapshot
-    done) &
+    snapshots &
     local snapshot=$!
     { date +%T; nvidia-smi -L; python3 -c "import torch; print(torch.__version__)"; } >>"$OUT/log.txt" 2>&1 || true
     screen_of() {  # NAME EPOCHS JOBS SEEDS KEY=VALUE...
@@ -122,6 +135,29 @@ folds() {  # [fourteenth | seeds]
     kill "$snapshot"
     snapshot
     date +%T >>"$OUT/log.txt"
+}
+
+search() {  # the fifteenth: a femnist search at GPU scale, then its best on the writer folds; carry [".whl", ".devcheck"]
+    OUT=${OUT:-/tmp/device-out}
+    mkdir -p "$OUT"
+    femnist_here
+    use_wheels
+    local run=runs/bench-search/femnist-gpu log=$OUT/log.txt
+    { date +%T; nvidia-smi -L; python3 -c "import torch; print(torch.__version__)"; } >>"$log" 2>&1 || true
+    # The search's own budget (270 s) ends it; the timeout only guards against a hang in Ray.
+    timeout "${SEARCH_LIMIT:-330}" python3 -m alphabet search benchmarks/configs/femnist_search_gpu.yaml \
+        "$@" >"$OUT/search.txt" 2>&1 || echo "search rc=$?" >>"$log"
+    echo "search ended $(date +%T)" >>"$log"
+    python3 -m alphabet trials "$run" >"$OUT/trials.txt" 2>&1 || true
+    cp "$run"/best.yaml "$run"/summary.* "$OUT/" || true
+    snapshots &
+    local snapshot=$!
+    # The best on the twelfth's folds, as R was screened (runs/cv/R here): every run at once on the GPU.
+    timeout "${LIMIT:-220}" python3 benchmarks/validation_screen.py "$run/best.yaml" --folds 5 --seeds 0 1 \
+        --epochs 60 --jobs 10 --save runs/cv/G >"$OUT/G.txt" 2>&1 || echo "screen rc=$?" >>"$log"
+    kill "$snapshot"
+    snapshot
+    date +%T >>"$log"
 }
 
 demo() {  # the README's main job (make demo) as a user with a GPU runs it, then a prediction; carry [".whl"]
@@ -152,5 +188,6 @@ case "${1:-}" in
     run) run ;;
     folds) folds "${2:-}" ;;
     demo) demo ;;
-    *) echo "usage: $0 wheels|run|folds [fourteenth|seeds]|demo" >&2; exit 2 ;;
+    search) shift; search "$@" ;;
+    *) echo "usage: $0 wheels|run|folds [fourteenth|seeds]|search [--set ...]|demo" >&2; exit 2 ;;
 esac
