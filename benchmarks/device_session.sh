@@ -15,7 +15,9 @@
 #                                                # `folds seeds`: the recipe's seeds 2-4 (2 min)
 #   there: benchmarks/device_session.sh search   # carry [".whl", ".devcheck"]: the fifteenth, a femnist search
 #                                                # at GPU scale (femnist_search_gpu.yaml), then its best on the
-#                                                # same folds as `folds`; under 10 minutes
+#                                                # same folds as `folds` (6 min 56 s). With the wheels only a
+#                                                # slimmer femnist fits the 64 MiB: the images, labels and writers
+#                                                # (docs/BENCHMARKS.md, "Fifteenth", has the command)
 #
 # `run` leaves log.txt and the rewritten docs/BENCHMARKS.md in $OUT, which come back even when the
 # call runs out of time; copy the new sections (between their bench markers) into the document here.
@@ -87,6 +89,7 @@ femnist_here() {  # the configs name ../shared/data, which does not travel; .dev
 
 snapshot() {  # one file a fold screen: each comes back whole or not at all, at most 16 MiB
     local dir name
+    shopt -s nullglob  # none yet: nothing to take
     for dir in runs/cv/*/; do
         name=$(basename "$dir")
         # The folds alone: the pooled seedN.npz would stop the report here (it never overwrites them).
@@ -148,7 +151,8 @@ search() {  # the fifteenth: a femnist search at GPU scale, then its best on the
     timeout "${SEARCH_LIMIT:-330}" python3 -m alphabet search benchmarks/configs/femnist_search_gpu.yaml \
         "$@" >"$OUT/search.txt" 2>&1 || echo "search rc=$?" >>"$log"
     echo "search ended $(date +%T)" >>"$log"
-    python3 -m alphabet trials "$run" >"$OUT/trials.txt" 2>&1 || true
+    # At most 8 files come back from a call: the trial table goes at the end of the search's log.
+    python3 -m alphabet trials "$run" >>"$OUT/search.txt" 2>&1 || true
     cp "$run"/best.yaml "$run"/summary.* "$OUT/" || true
     snapshots &
     local snapshot=$!
