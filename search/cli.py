@@ -25,7 +25,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     if args.resume:
         if args.experiment or args.set:
-            raise UserError("--resume: expected no EXPERIMENT or --set; a resumed search keeps its experiment")
+            # More trials is the usual reason: Tune cannot add samples to a restored search, so name the way.
+            raise UserError("--resume: expected no EXPERIMENT or --set; a resumed search keeps its experiment (for "
+                            "more trials, start another from its best: alphabet search EXPERIMENT.yaml --set "
+                            f"'search.first_trials=[{args.resume}]')")
         run_search(None, address=args.address, resume=args.resume)
         return 0
     if not args.experiment:

@@ -173,6 +173,10 @@ CASES = {
         f"members: [{ck}, {edited_checkpoint(ck, t / 'u.pt', lambda p: p.update(classes=list('uvwxyz')))}]\n")
         and t / "m.yaml"), "key members[1]: expected the classes abcdef"),
     "zero seeds": (lambda t, ck: (["train", "--seeds", "0"], "--seeds"), "--seeds: expected a positive integer"),
+    "search --resume with new settings": (lambda t, ck: (["search", "--resume", t, "--set", "search.num_samples=9"],
+                                                         "--resume"),
+                                          "for more trials, start another from its best: alphabet search "
+                                          "EXPERIMENT.yaml --set 'search.first_trials=[{tmp}]'"),
     "retrain --resume with new settings": (lambda t, ck: (["retrain", "--resume", t, "--set", "train.lr=0.1"],
                                                           "--resume"), "expected no --set or --download"),
     "train: init_from another architecture": (lambda t, ck: (["train", *with_sets(TINY + [
