@@ -147,6 +147,8 @@ search() {  # the fifteenth: a femnist search at GPU scale, then its best on the
     use_wheels
     local run=runs/bench-search/femnist-gpu log=$OUT/log.txt
     { date +%T; nvidia-smi -L; python3 -c "import torch; print(torch.__version__)"; } >>"$log" 2>&1 || true
+    snapshots &  # the GPU's use through the search and the screen, and the screen's folds as they end
+    local snapshot=$!
     # The search's own budget (270 s) ends it; the timeout only guards against a hang in Ray.
     timeout "${SEARCH_LIMIT:-330}" python3 -m alphabet search benchmarks/configs/femnist_search_gpu.yaml \
         "$@" >"$OUT/search.txt" 2>&1 || echo "search rc=$?" >>"$log"
@@ -154,8 +156,6 @@ search() {  # the fifteenth: a femnist search at GPU scale, then its best on the
     # At most 8 files come back from a call: the trial table goes at the end of the search's log.
     python3 -m alphabet trials "$run" >>"$OUT/search.txt" 2>&1 || true
     cp "$run"/best.yaml "$run"/summary.* "$OUT/" || true
-    snapshots &
-    local snapshot=$!
     # The best on the twelfth's folds, as R was screened (runs/cv/R here): every run at once on the GPU.
     timeout "${LIMIT:-220}" python3 benchmarks/validation_screen.py "$run/best.yaml" --folds 5 --seeds 0 1 \
         --epochs 60 --jobs 10 --save runs/cv/G >"$OUT/G.txt" 2>&1 || echo "screen rc=$?" >>"$log"
