@@ -103,6 +103,10 @@ def _without_python_resume_hint(record: logging.LogRecord) -> bool:
     return "Tuner.restore(" not in record.getMessage()
 
 
+def _without_missing_metrics_notice(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Failed to fetch metrics for")
+
+
 def save_experiment(experiment: Experiment, location: RunLocation) -> None:
     location.write_text(EXPERIMENT_FILE, yaml.safe_dump(experiment.to_dict(), sort_keys=False))
 
@@ -211,6 +215,9 @@ def run_search(experiment: Experiment | None, address: str | None = None, resume
     if splits.val is None:
         raise UserError(f"{experiment.source}: config.data.val_fraction: expected > 0; a search chooses by "
                         "validation, never by the test split")
+    import ray
+
+    ours = not ray.is_initialized()  # a Ray the caller started stays up for the caller
     cluster = start_ray(address, where)
     res = per_trial_resources(experiment, cluster)
     if not resume:  # only now, so that a search refused above leaves no run directory behind
@@ -250,12 +257,21 @@ def run_search(experiment: Experiment | None, address: str | None = None, resume
                 verbose=1),
         )
     # On Ctrl-C Tune logs how to resume from Python; ours below says how to from the command line.
-    tune_log = logging.getLogger("ray.tune.tune")
-    tune_log.addFilter(_without_python_resume_hint)
+    # Trials stopped before their first result (by the budget, or Ctrl-C) are in our own table, so
+    # Tune's warning that it found no metrics for them is not news.
+    quieted = [(logging.getLogger("ray.tune.tune"), _without_python_resume_hint),
+               (logging.getLogger("ray.tune.analysis.experiment_analysis"), _without_missing_metrics_notice)]
+    for logger, quiet in quieted:
+        logger.addFilter(quiet)
     try:
         grid = tuner.fit()
     finally:
-        tune_log.removeFilter(_without_python_resume_hint)
+        for logger, quiet in quieted:
+            logger.removeFilter(quiet)
+        if ours:
+            # Ended now, not at exit: what trial workers print as Tune stops them then comes before the
+            # search's last lines, not after them (a one-line error would otherwise end in a traceback).
+            ray.shutdown()
     from search.results import load_trials, write_results
 
     elapsed = time.time() - started

@@ -243,11 +243,14 @@ def test_time_budget_ends_the_search_with_its_results(tmp_path):
     assert 2 <= len(rows) < 100
     assert (run_dir / "best.yaml").is_file() and (run_dir / "summary.json").is_file()
 
-    # A budget that ends before any trial's first epoch is named, in one line, as the likely reason.
+    # A budget that ends before any trial's first epoch is named, in one line, as the likely reason: the
+    # last line, though Tune stops trial workers mid-start (Ray ends before it is said, so what they print
+    # as they die cannot follow it), and without Tune's warning that those trials have no metrics.
     too_short = write_experiment(tmp_path, "short", search={"num_samples": 4, "time_budget_s": 1})
     done = alphabet("search", too_short, timeout=600)
     error = done.stderr.strip().splitlines()[-1]
     assert done.returncode == 2 and "no trial reported val_balanced_accuracy" in error, done.stderr[-3000:]
+    assert "Failed to fetch metrics" not in done.stderr, done.stderr[-3000:]
     assert "search.time_budget_s: 1 s; if it ran out before any trial's first epoch, expected a budget" in error
 
 
