@@ -7,6 +7,7 @@ and friends start fast and work without a cluster.
 from __future__ import annotations
 
 import argparse
+import shlex
 
 from alphabet.cli import add_download_argument, add_set_argument
 from alphabet.errors import UserError
@@ -26,9 +27,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.resume:
         if args.experiment or args.set:
             # More trials is the usual reason: Tune cannot add samples to a restored search, so name the way.
+            given = shlex.quote(f"search.first_trials=[{args.resume}]")
             raise UserError("--resume: expected no EXPERIMENT or --set; a resumed search keeps its experiment (for "
-                            "more trials, start another from its best: alphabet search EXPERIMENT.yaml --set "
-                            f"'search.first_trials=[{args.resume}]')")
+                            f"more trials, start another from its best: alphabet search EXPERIMENT.yaml --set {given})")
         run_search(None, address=args.address, resume=args.resume)
         return 0
     if not args.experiment:
