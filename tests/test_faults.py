@@ -39,6 +39,7 @@ def results(path: Path) -> list[dict]:
         return []
 
 
+@pytest.mark.slowest  # 30 s; test_search.py's kill -9 resume test shows trials going on from checkpoints
 def test_trial_worker_killed_mid_epoch_is_retried_from_its_checkpoint(tmp_path):
     # 20 short epochs: enough left after the second that the kill lands mid-trial (with 5, the
     # trial sometimes finished between the poll and the kill).

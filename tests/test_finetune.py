@@ -125,7 +125,7 @@ def test_a_search_refuses_a_space_whose_models_the_weights_do_not_fit(tmp_path):
         experiment_from_dict(raw, "exp.yaml")
 
 
-@pytest.mark.slow
+@pytest.mark.slowest  # 24 s; the fine-tuning tests above show a run starting from weights in 14 s
 def test_every_trial_of_a_search_starts_from_the_weights(tmp_path):
     # A source that reads these letters well; the trials' lr is too small to move it in one epoch, so a
     # first epoch near the source's accuracy shows the trial started there (random weights: about 0.17).

@@ -217,6 +217,7 @@ def test_second_search_with_the_same_name_gets_a_new_directory(finished_search, 
     assert sorted(p.name for p in finished_search.iterdir()) == before
 
 
+@pytest.mark.slowest  # 26 s; test_training.py shows a run reproduced bit for bit from its seed in 10 s
 def test_a_search_of_one_trial_at_a_time_is_reproduced_exactly(finished_search, tmp_path):
     # The same file, sampler seed and machine: the same trials, each epoch's metric and ASHA's stops.
     done = alphabet("search", write_experiment(tmp_path, name="again"), timeout=600)
