@@ -31,6 +31,7 @@
 # never loads, so the wheel travels without them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/device-out}  # the device tool's run sets it: what is written there comes back
 
 wheels() {
     local py=${PYVER:-3.12} pip=(.venv/bin/python -m pip)
@@ -67,7 +68,6 @@ use_wheels() {  # there: what .whl/ carried, importable beside the working tree
 }
 
 run() {
-    OUT=${OUT:-/tmp/device-out}
     mkdir -p "$OUT"
     use_wheels
     # Every step runs even if one before it failed; the log says which did.
@@ -80,6 +80,10 @@ run() {
     cp docs/BENCHMARKS.md "$OUT/"
     step timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py
     return $failed
+}
+
+machine() {  # the time, the GPU and torch, at the top of the log
+    { date +%T; nvidia-smi -L; python3 -c "import torch; print(torch.__version__)"; } >>"$OUT/log.txt" 2>&1 || true
 }
 
 femnist_here() {  # the configs name ../shared/data, which does not travel; .devcheck/ brings the one file
@@ -107,14 +111,13 @@ snapshots() {  # in the background, every 20 s; a failed one (a file written as 
 
 folds() {  # [fourteenth | seeds]
     local plan=${1:-fourteenth}
-    OUT=${OUT:-/tmp/device-out}
     mkdir -p "$OUT"
     femnist_here
     export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
     local epochs=${EPOCHS:-}  # EPOCHS=1 here, without a GPU, checks the whole path in minutes
     snapshots &
     local snapshot=$!
-    { date +%T; nvidia-smi -L; python3 -c "import torch; print(torch.__version__)"; } >>"$OUT/log.txt" 2>&1 || true
+    machine
     screen_of() {  # NAME EPOCHS JOBS SEEDS KEY=VALUE...
         local name=$1 e=${epochs:-$2} jobs=$3 seeds=$4 rc=0; shift 4
         # shellcheck disable=SC2086  # seeds: one word a seed
@@ -141,12 +144,11 @@ folds() {  # [fourteenth | seeds]
 }
 
 search() {  # the fifteenth: a femnist search at GPU scale, then its best on the writer folds; carry [".whl", ".devcheck"]
-    OUT=${OUT:-/tmp/device-out}
     mkdir -p "$OUT"
     femnist_here
     use_wheels
     local run=runs/bench-search/femnist-gpu log=$OUT/log.txt
-    { date +%T; nvidia-smi -L; python3 -c "import torch; print(torch.__version__)"; } >>"$log" 2>&1 || true
+    machine
     snapshots &  # the GPU's use through the search and the screen, and the screen's folds as they end
     local snapshot=$!
     # The search's own budget (270 s) ends it; the timeout only guards against a hang in Ray.
@@ -165,7 +167,6 @@ search() {  # the fifteenth: a femnist search at GPU scale, then its best on the
 }
 
 demo() {  # the README's main job (make demo) as a user with a GPU runs it, then a prediction; carry [".whl"]
-    OUT=${OUT:-/tmp/device-out}
     mkdir -p "$OUT"
     use_wheels
     local log=$OUT/log.txt run=runs/search/quick-gpu
