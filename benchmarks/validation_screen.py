@@ -97,7 +97,8 @@ def screen_one(path: str | None, overrides: list[str], seed: int, also_at: tuple
             midway[trainer.epoch] = (scored, weights)
     seconds = time.time() - start
     if keep is not None:
-        save_checkpoint(kept_checkpoint(keep, seed), config, trainer.classes, trainer.state_dict())
+        path = kept_checkpoint(keep, seed, None if fold is None else fold[0])
+        save_checkpoint(path, config, trainer.classes, trainer.state_dict())
     return {"seed": seed, "fold": None if fold is None else fold[0], "probs": trainer.predict(splits.val).numpy(),
             "labels": labels, "midway": midway, "writers": splits.val.writers, "seconds": seconds}
 
@@ -123,9 +124,11 @@ def load_run(path: Path, seed: int, fold: int, settings: str) -> dict:
             "writers": saved["writers"] if "writers" in saved else None, "seconds": float(saved["seconds"])}
 
 
-def kept_checkpoint(keep: Path, seed: int) -> Path:
-    """Where ``--keep`` puts a seed's model: laid out as ``alphabet train --seeds`` lays out its members."""
-    return keep / member_name(seed) / RUN_CHECKPOINT
+def kept_checkpoint(keep: Path, seed: int, fold: int | None = None) -> Path:
+    """Where ``--keep`` puts a seed's model: laid out as ``alphabet train --seeds`` lays out its members;
+    with folds, one run directory per fold inside the seed's (``seed-0/fold-1``, numbered from 0)."""
+    seed_dir = keep / member_name(seed)
+    return (seed_dir if fold is None else seed_dir / f"fold-{fold}") / RUN_CHECKPOINT
 
 
 def balanced_accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
@@ -195,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="score at these epochs too (the weights themselves as well, with train.ema_decay)")
     parser.add_argument("--save", type=Path, help="a folder for each seed's validation probabilities (.npz)")
     parser.add_argument("--keep", type=Path, help="a folder for each seed's checkpoint (seed-N/checkpoints/last.pt) "
-                        "and their ensemble.yaml")
+                        "and their ensemble.yaml; with --folds, each fold's (seed-N/fold-K/checkpoints/last.pt)")
     parser.add_argument("--smoke-test", action="store_true", help="synthetic letters, 2 epochs")
     args = parser.parse_args(argv)
     epochs, smoke = (2, SMOKE) if args.smoke_test else (args.epochs, [])
@@ -208,9 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--folds: expected an integer >= 2, got {args.folds}")
     if args.against and args.folds is None:
         parser.error("--against: only with --folds")
-    for given, name in ((args.keep, "--keep"), (args.also_at, "--also-at")):
-        if given and args.folds is not None:
-            parser.error(f"{name}: only without --folds")
+    if args.also_at and args.folds is not None:
+        parser.error("--also-at: only without --folds")
     if args.jobs < 1:
         parser.error(f"--jobs: expected an integer >= 1, got {args.jobs}")
     against = None
@@ -229,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
                        f"expected a value > 0 (the screen scores the validation writers), "
                        f"got {config.data.val_fraction}\n")
     # Checked first, so that no hour of training is lost; a file there is refused as a full folder is.
-    if args.keep and args.keep.exists() and (not args.keep.is_dir() or any(args.keep.iterdir())):
+    # A fold screen's folder may hold the folds a stopped run of it finished (see below).
+    if args.keep and args.keep.exists() and (not args.keep.is_dir() or (any(args.keep.iterdir()) and not args.folds)):
         parser.exit(2, f"validation_screen: error: --keep: {args.keep}: not empty; expected a new folder "
                        "(kept models are never overwritten)\n")
     taken = [path for path in (args.save / f"seed{s}.npz" for s in args.seeds) if path.exists()] if args.save else []
@@ -255,6 +258,10 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr, flush=True)
     finished = {(r["seed"], r["fold"]) for r in runs}
     work = [(seed, fold) for seed, fold in work if fold is None or (seed, fold[0]) not in finished]
+    kept = [kept_checkpoint(args.keep, seed, fold[0]) for seed, fold in work if fold] if args.keep else []
+    if any(path.exists() for path in kept):  # kept models are never overwritten
+        parser.exit(2, f"validation_screen: error: --keep: {next(p for p in kept if p.exists())} exists and its "
+                       "fold is to be trained; expected a new folder, or the --save of the run that kept it\n")
     with ProcessPoolExecutor(max(1, min(args.jobs, len(work)))) as pool:
         futures = [pool.submit(screen_one, args.config, overrides, seed, tuple(args.also_at), args.keep, fold)
                    for seed, fold in work]
@@ -266,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"seed {run['seed']}{where}: {balanced_accuracy(run['probs'], run['labels']):.4f} "
                   f"in {run['seconds']:.0f} s", file=sys.stderr, flush=True)
         runs += [f.result() for f in futures]
-    if args.keep:
+    if args.keep and args.folds is None:  # fold models score different letters: no ensemble of them
         write_ensemble(args.keep / ENSEMBLE_FILE, [kept_checkpoint(args.keep, s) for s in args.seeds])
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)

@@ -229,14 +229,13 @@ def test_the_validation_screen_cross_validates_over_folds_and_compares(tmp_path,
     for argv, fragment in ((["--folds", "2", "--against", str(tmp_path / "a")], "not the same letters"),
                            (["--folds", "3", "--against", str(tmp_path)], "no seed*.npz"),
                            (["--folds", "1"], "--folds: expected an integer >= 2"),
-                           (["--folds", "3", "--keep", str(tmp_path / "k")], "--keep: only without --folds"),
+                           (["--folds", "3", "--also-at", "1"], "--also-at: only without --folds"),
                            (["--against", str(tmp_path / "a")], "--against: only with --folds"),
                            (["--folds", "3", "--seeds", "0", "--save", str(tmp_path / "a")],
                             f"--save: {tmp_path / 'a' / 'seed0.npz'} exists")):
         with pytest.raises(SystemExit) as refused:  # before any training
             screen.main(["--smoke-test", *argv])
         assert refused.value.code == 2 and fragment in capsys.readouterr().err
-    assert not (tmp_path / "k").exists()
     assert np.array_equal(np.load(tmp_path / "a" / "seed0.npz")["probs"], saved["probs"])  # kept as it was
 
 
