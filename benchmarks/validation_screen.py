@@ -22,6 +22,8 @@ accuracy with a bootstrap interval over writers.
 
 With ``--save`` each fold's outputs are written as soon as it ends (``SAVE/runs/``): a screen
 stopped part-way, by a session's end say, goes on from them when the same command runs again.
+``--keep`` with ``--folds`` keeps each fold's model (``KEEP/seed-S/fold-K``), for ways of reading
+letters that need no retraining (``benchmarks/writer_adaptation.py``).
 
 Each run (a seed, or a seed and a fold) has its own process on one thread, as many
 at once as ``--jobs`` (the cores, by default): on 2 cores that is the fastest way to
@@ -260,8 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     work = [(seed, fold) for seed, fold in work if fold is None or (seed, fold[0]) not in finished]
     kept = [kept_checkpoint(args.keep, seed, fold[0]) for seed, fold in work if fold] if args.keep else []
     if any(path.exists() for path in kept):  # kept models are never overwritten
-        parser.exit(2, f"validation_screen: error: --keep: {next(p for p in kept if p.exists())} exists and its "
-                       "fold is to be trained; expected a new folder, or the --save of the run that kept it\n")
+        parser.exit(2, f"validation_screen: error: --keep: {next(p for p in kept if p.exists())} exists, but "
+                       "--save holds no outputs of its fold; expected a new --keep folder, or that model moved away\n")
     with ProcessPoolExecutor(max(1, min(args.jobs, len(work)))) as pool:
         futures = [pool.submit(screen_one, args.config, overrides, seed, tuple(args.also_at), args.keep, fold)
                    for seed, fold in work]

@@ -276,3 +276,40 @@ def test_a_fold_trains_on_the_capitals_of_its_own_training_writers_only(tmp_path
         part = screen.held_out_fold(splits, 4, fold, seed=1)
         assert set(part.auxiliary.writers) == set(part.train.writers)  # none of the held-out writers' capitals
         assert not set(part.val.writers) & set(part.train.writers) and part.val.classes == ["a", "b"]
+
+
+def test_a_fold_screen_keeps_each_folds_model_and_they_are_scored_with_each_writers_statistics(tmp_path, capsys):
+    from benchmarks import validation_screen as screen
+    from benchmarks import writer_adaptation as adaptation
+    save, keep = tmp_path / "save", tmp_path / "keep"
+    argv = ["--smoke-test", "--folds", "2", "--seeds", "0", "--save", str(save), "--keep", str(keep)]
+    assert screen.main(argv) == 0
+    kept = sorted(p.relative_to(keep).as_posix() for p in keep.rglob("*.pt"))
+    assert kept == ["seed-0/fold-0/checkpoints/last.pt", "seed-0/fold-1/checkpoints/last.pt"]
+    # The kept models are the screened ones: rebuilt on their folds, they give the saved outputs.
+    run = adaptation.score_seed(adaptation.kept_folds(keep)[0], 1.0)
+    saved = np.load(save / "seed0.npz")
+    assert np.array_equal(run["y"], saved["y"]) and np.allclose(run["plain"], saved["probs"], atol=1e-5)
+    assert not np.allclose(run["adapted"], run["plain"], atol=1e-3)
+    capsys.readouterr()
+    assert adaptation.main([str(keep), "--strength", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^\| 0 \| 0\.\d{4} \| 0\.\d{4} \| [+-]0\.\d{4} \|$", out, re.M), out
+    assert "; strength 0.5" in out and "difference, the mean over 1 seed(s): " in out
+    # Stopped after fold 1 (its outputs and model gone): the rerun trains fold 2 of 2 only, fold 1's model kept.
+    first = (keep / kept[0]).stat().st_mtime_ns
+    for path in (save / "seed0.npz", save / "runs" / "seed0-fold1.npz", keep / kept[1]):
+        path.unlink()
+    assert screen.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "fold 1 of 2: " in err and "from " in err and re.search(r"^seed 0, fold 2 of 2: .* in \d+ s$", err, re.M)
+    assert (keep / kept[0]).stat().st_mtime_ns == first and (keep / kept[1]).exists()
+    # A model kept for a fold whose outputs are gone is never trained over.
+    (save / "seed0.npz").unlink()
+    (save / "runs" / "seed0-fold1.npz").unlink()
+    with pytest.raises(SystemExit) as refused:
+        screen.main(argv)
+    assert refused.value.code == 2 and f"--keep: {keep / kept[1]} exists" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        adaptation.main([str(tmp_path)])
+    assert refused.value.code == 2 and "no seed-N/fold-K/checkpoints/last.pt" in capsys.readouterr().err
