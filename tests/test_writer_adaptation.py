@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import TINY
 from torch import nn
 
 from alphabet.config import load_config
@@ -10,7 +11,6 @@ from alphabet.data import LetterSet
 from alphabet.data.splits import load_splits
 from alphabet.engine import Trainer, predict_probs, to_input
 from benchmarks.writer_adaptation import batch_norms, predict_probs_per_writer
-from tests.conftest import TINY
 
 CPU = torch.device("cpu")
 
