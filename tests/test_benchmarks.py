@@ -313,3 +313,5 @@ def test_a_fold_screen_keeps_each_folds_model_and_they_are_scored_with_each_writ
     with pytest.raises(SystemExit) as refused:
         adaptation.main([str(tmp_path)])
     assert refused.value.code == 2 and "no seed-N/fold-K/checkpoints/last.pt" in capsys.readouterr().err
+    assert adaptation.main(["--smoke-test"]) == 0  # its own 2-fold screen, kept in a folder it removes
+    assert "difference, the mean over 1 seed(s): " in capsys.readouterr().out
