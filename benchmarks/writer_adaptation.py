@@ -52,31 +52,6 @@ def batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
-@torch.no_grad()
-def writer_statistics(model: nn.Module, images: torch.Tensor, device: torch.device
-                      ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Each batch-norm layer's (mean, variance) over ``images`` (uint8, one writer's), in one batch;
-    the model is left as it was."""
-    norms = batch_norms(model)
-    kept = [(m.running_mean.clone(), m.running_var.clone(), m.momentum, m.num_batches_tracked.clone())
-            for m in norms]
-    model.eval()  # dropout stays off; only the norms measure the batch
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # a cumulative average: after one batch, that batch's statistics
-        m.train()
-    try:
-        model(to_input(images.to(device)))
-        return [(m.running_mean.clone(), m.running_var.clone()) for m in norms]
-    finally:
-        for m, (mean, var, momentum, batches) in zip(norms, kept, strict=True):
-            m.running_mean.copy_(mean)
-            m.running_var.copy_(var)
-            m.momentum = momentum
-            m.num_batches_tracked.copy_(batches)
-        model.eval()
-
-
 @contextlib.contextmanager
 def adapted_to(model: nn.Module, images: torch.Tensor, device: torch.device, strength: float = 1.0
                ) -> Iterator[nn.Module]:
@@ -85,42 +60,48 @@ def adapted_to(model: nn.Module, images: torch.Tensor, device: torch.device, str
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength: expected a value in [0, 1], got {strength}")
     norms = batch_norms(model)
-    trained = [(m.running_mean.clone(), m.running_var.clone()) for m in norms]
-    if norms and strength > 0.0 and len(images):
-        own = writer_statistics(model, images, device)
-        for m, (mean, var), (w_mean, w_var) in zip(norms, trained, own, strict=True):
-            m.running_mean.copy_(torch.lerp(mean, w_mean, strength))
-            m.running_var.copy_(torch.lerp(var, w_var, strength))
+    trained = [(m.running_mean.clone(), m.running_var.clone(), m.momentum, m.num_batches_tracked.clone())
+               for m in norms]
     try:
+        if norms and strength > 0.0:
+            model.eval()  # dropout stays off; only the norms measure the batch
+            for m in norms:
+                m.reset_running_stats()
+                m.momentum = None  # a cumulative average: after one batch, that batch's statistics
+                m.train()
+            with torch.no_grad():
+                model(to_input(images.to(device)))
+            model.eval()
+            for m, (mean, var, _, _) in zip(norms, trained, strict=True):
+                m.running_mean.copy_(torch.lerp(mean, m.running_mean, strength))
+                m.running_var.copy_(torch.lerp(var, m.running_var, strength))
         yield model
     finally:
-        for m, (mean, var) in zip(norms, trained, strict=True):
+        for m, (mean, var, momentum, batches) in zip(norms, trained, strict=True):
             m.running_mean.copy_(mean)
             m.running_var.copy_(var)
+            m.momentum = momentum
+            m.num_batches_tracked.copy_(batches)
+        model.eval()
 
 
-@torch.no_grad()
-def predict_probs_per_writer(model: nn.Module, data: LetterSet | torch.Tensor, device: torch.device,
-                             writers: np.ndarray | None = None, strength: float = 1.0) -> torch.Tensor:
+def predict_probs_per_writer(model: nn.Module, data: LetterSet, device: torch.device, strength: float = 1.0
+                             ) -> torch.Tensor:
     """Softmax probabilities (N, C) as ``alphabet.engine.predict_probs`` gives them, but each writer's
-    letters classified ``adapted_to`` that writer's own. ``writers`` defaults to the set's writer ids;
-    without any, every letter is taken as one writer's."""
-    images = torch.from_numpy(data.images) if isinstance(data, LetterSet) else data
-    if writers is None and isinstance(data, LetterSet):
-        writers = data.writers
-    if writers is None:
-        with adapted_to(model, images, device, strength):
-            return predict_probs(model, images, device)
-    groups = np.unique(writers, return_inverse=True)[1].reshape(-1)
-    out: torch.Tensor | None = None
-    for group in range(groups.max() + 1 if len(groups) else 0):
-        index = torch.from_numpy(np.flatnonzero(groups == group))
+    letters classified ``adapted_to`` that writer's own; without writer ids, all as one writer's."""
+    images = torch.from_numpy(data.images)
+    groups = (np.zeros(len(data), dtype=np.int64) if data.writers is None
+              else np.unique(data.writers, return_inverse=True)[1].reshape(-1))
+    order, parts = [], []
+    for group in np.unique(groups):
+        index = np.flatnonzero(groups == group)
         with adapted_to(model, images[index], device, strength):
-            probs = predict_probs(model, images[index], device)
-        if out is None:
-            out = torch.empty(len(images), probs.shape[1])
-        out[index] = probs
-    return out if out is not None else predict_probs(model, images, device)
+            parts.append(predict_probs(model, images[index], device))
+        order.append(index)
+    probs = torch.cat(parts)
+    out = torch.empty_like(probs)
+    out[torch.from_numpy(np.concatenate(order))] = probs
+    return out
 
 
 def kept_folds(keep: Path) -> dict[int, list[Path]]:
@@ -142,9 +123,12 @@ def score_seed(checkpoints: list[Path], strength: float) -> dict:
     """One seed's folds: the held-out letters' outputs plain and adapted, pooled in fold order."""
     device = torch.device("cpu")
     plain, adapted, labels, writers = [], [], [], []
+    splits = None
     for fold, path in enumerate(checkpoints):
         model, _, config = model_from_checkpoint(path, device)
-        held = held_out_fold(load_splits(config.data), len(checkpoints), fold, config.data.split_seed + 1).val
+        if splits is None:  # read once: every fold of a screen trained on the same data
+            splits = load_splits(config.data)
+        held = held_out_fold(splits, len(checkpoints), fold, config.data.split_seed + 1).val
         plain.append(predict_probs(model, held, device).numpy())
         adapted.append(predict_probs_per_writer(model, held, device, strength=strength).numpy())
         labels.append(held.labels)
