@@ -44,7 +44,7 @@ from alphabet.data.splits import load_splits  # noqa: E402
 from alphabet.engine import predict_probs, to_input  # noqa: E402
 from alphabet.errors import UserError  # noqa: E402
 from alphabet.metrics import interval_of, interval_text, resampled_balanced_accuracy  # noqa: E402
-from benchmarks.validation_screen import balanced_accuracy_of, held_out_fold  # noqa: E402
+from benchmarks.validation_screen import balanced_accuracy_of, held_out_fold, kept_checkpoint  # noqa: E402
 from benchmarks.validation_screen import main as screen_main  # noqa: E402
 
 
@@ -108,9 +108,13 @@ def kept_folds(keep: Path) -> dict[int, list[Path]]:
     """seed -> its fold checkpoints in fold order, as ``validation_screen.py --folds --keep`` lays them out."""
     seeds = {}
     for seed_dir in sorted(keep.glob("seed-*")):
-        folds = sorted(seed_dir.glob("fold-*/checkpoints/last.pt"), key=lambda p: int(p.parts[-3].split("-")[1]))
+        seed = int(seed_dir.name.split("-")[1])
+        folds = sorted(int(p.parts[-3].split("-")[1]) for p in seed_dir.glob("fold-*/checkpoints/last.pt"))
+        # A fold's number says which writers it held out: a gap would score a model on another fold's letters.
+        if folds != list(range(len(folds))):
+            raise UserError(f"{seed_dir}: kept folds {folds}; expected every fold from 0, with none missing")
         if folds:
-            seeds[int(seed_dir.name.split("-")[1])] = folds
+            seeds[seed] = [kept_checkpoint(keep, seed, fold) for fold in folds]
     if not seeds:
         raise UserError(f"{keep}: no seed-N/fold-K/checkpoints/last.pt; expected the --keep folder of "
                         "validation_screen.py --folds")
@@ -172,16 +176,16 @@ def main(argv: list[str] | None = None) -> int:
     scored = f"{mask.sum()} letters" + ("" if writers is None else f", {len(set(writers))} writers")
     print(f"{scored}, {len(next(iter(kept.values())))} folds; strength {args.strength:g}")
     print("| seed | plain | each writer's statistics | difference |\n|---|---|---|---|")
-    plain, adapted = [], []
+    plain, adapted, differences = [], [], []
     for seed, run in seeds.items():
         plain.append(run["plain"][mask].argmax(1))
         adapted.append(run["adapted"][mask].argmax(1))
         a, b = balanced_accuracy_of(plain[-1], y, classes), balanced_accuracy_of(adapted[-1], y, classes)
+        differences.append(b - a)
         print(f"| {seed} | {a:.4f} | {b:.4f} | {b - a:+.4f} |")
     samples = resampled_balanced_accuracy(y, [*plain, *adapted], classes, writers)
     gap = samples[len(plain):].mean(0) - samples[:len(plain)].mean(0)
-    mean = np.mean([balanced_accuracy_of(p, y, classes) for p in adapted]) - np.mean(
-        [balanced_accuracy_of(p, y, classes) for p in plain])
+    mean = np.mean(differences)
     interval = interval_of(gap, y, writers).to_json()
     print(f"difference, the mean over {len(seeds)} seed(s): {mean:+.4f} "
           f"({interval_text(interval, signed=True)}, over {interval['groups']} {interval['resampled']})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -313,5 +314,10 @@ def test_a_fold_screen_keeps_each_folds_model_and_they_are_scored_with_each_writ
     with pytest.raises(SystemExit) as refused:
         adaptation.main([str(tmp_path)])
     assert refused.value.code == 2 and "no seed-N/fold-K/checkpoints/last.pt" in capsys.readouterr().err
+    # A missing fold would leave the next one's model to be scored on its letters: refused.
+    shutil.rmtree(keep / "seed-0" / "fold-0")
+    with pytest.raises(SystemExit) as refused:
+        adaptation.main([str(keep)])
+    assert refused.value.code == 2 and "kept folds [1]; expected every fold from 0" in capsys.readouterr().err
     assert adaptation.main(["--smoke-test"]) == 0  # its own 2-fold screen, kept in a folder it removes
     assert "difference, the mean over 1 seed(s): " in capsys.readouterr().out
