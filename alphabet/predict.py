@@ -78,10 +78,11 @@ def predict_files(checkpoint: str | Path, images: list[str | Path], top_k: int =
                   ) -> list[tuple[str, list[tuple[str, float]]]]:
     """For each image file (a directory stands for its images), the ``top_k`` letters with their
     probabilities (``tta``: averaged over the test-time views). A blank image gets an empty list."""
-    paths = image_paths(images)
-    # Read every image first, so a bad file fails before any model work.
-    pixels = np.stack([load_letter_image(p) for p in paths])
+    # The model first: it loads in a second, while reading a folder of photos can take minutes, and a
+    # mistyped checkpoint should not wait for that.
     classifier = load_classifier(checkpoint, pick_device("auto"), tta=tta)
+    paths = image_paths(images)
+    pixels = np.stack([load_letter_image(p) for p in paths])
     return list(zip(map(str, paths), top_letters(classifier, pixels, top_k), strict=True))
 
 
@@ -131,9 +132,9 @@ def predict_words(classifier: Classifier, images: list[np.ndarray | Image.Image]
 def predict_word_files(checkpoint: str | Path, images: list[str | Path], top_k: int = 3, tta: bool = False
                        ) -> list[tuple[str, list[WordLetter]]]:
     """``predict_words`` for image files (a directory stands for its images)."""
+    classifier = load_classifier(checkpoint, pick_device("auto"), tta=tta)  # first, as in predict_files
     paths = image_paths(images)
     words = [_split_named(str(p), np.asarray(read_image(p))) for p in paths]
-    classifier = load_classifier(checkpoint, pick_device("auto"), tta=tta)
     return list(zip(map(str, paths), _read_words(classifier, words, top_k), strict=True))
 
 
@@ -169,7 +170,7 @@ def predict_text(classifier: Classifier, images: list[np.ndarray | Image.Image],
 def predict_text_files(checkpoint: str | Path, images: list[str | Path], top_k: int = 3, tta: bool = False
                        ) -> list[tuple[str, list[TextLine]]]:
     """``predict_text`` for image files (a directory stands for its images)."""
+    classifier = load_classifier(checkpoint, pick_device("auto"), tta=tta)  # first, as in predict_files
     paths = image_paths(images)
     rows = [split_rows(np.asarray(read_image(p))) for p in paths]
-    classifier = load_classifier(checkpoint, pick_device("auto"), tta=tta)
     return list(zip(map(str, paths), _read_lines(classifier, rows, top_k), strict=True))

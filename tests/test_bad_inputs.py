@@ -187,6 +187,10 @@ CASES = {
     "search: init_from another architecture": (lambda t, ck: (["search", QUICK, "--set", f"config.train.init_from={ck}",
                                                                "--set", f"storage.path={t / 's'}"], str(QUICK)),
                                                "config.train.init_from: {ck}: its model does not fit this run's"),
+    # The model is read before the images, so a mistyped checkpoint is named at once, not after a folder.
+    **{f"predict{mode}: a missing checkpoint with a bad image": (lambda t, ck, mode=mode: (
+        ["predict", t / "gone.pt", (t / "x.png").write_text("text") and t / "x.png", *mode.split()], "gone.pt"),
+        "gone.pt: checkpoint not found") for mode in ("", " --word", " --text")},
     "checkpoint: not ours": (_checkpoint(lambda t, ck: torch.save({"w": torch.zeros(3)}, t / "n.pt") or t / "n.pt"),
                              "not an alphabet checkpoint"),
 }
