@@ -48,6 +48,9 @@ def export_classifier(classifier: Classifier, out: Path) -> Path:
     """Write ``classifier`` (its models on the CPU, in fp32) to ``out`` as a program of any batch size."""
     module = Probabilities([model.float().cpu().eval() for model in classifier.models],
                            classifier.temperature).eval()
+    # Frozen, so that the loaded program's outputs carry no autograd graph: otherwise a user's batch
+    # of letters keeps every activation alive until its probabilities are freed.
+    module.requires_grad_(False)
     example = torch.zeros(2, 28, 28, dtype=torch.uint8)
     program = torch.export.export(module, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
     torch.export.save(program, out, extra_files={CLASSES_FILE: json.dumps(classifier.classes)})

@@ -686,7 +686,8 @@ def test_export_gives_a_file_pytorch_alone_loads(cli, trained, tmp_path, monkeyp
               "program = torch.export.load(sys.argv[1], extra_files=extra)\n"
               "images = torch.load(sys.argv[2], weights_only=True)\n"
               "print(json.dumps({'classes': json.loads(extra['classes.json']), "
-              "'probs': program.module()(images).tolist()}))\n")
+              "'probs': program.module()(images).tolist(), "
+              "'graph': program.module()(images).requires_grad}))\n")
     from alphabet.ensemble import load_classifier
     from alphabet.predict import frame
 
@@ -697,7 +698,7 @@ def test_export_gives_a_file_pytorch_alone_loads(cli, trained, tmp_path, monkeyp
     assert done.returncode == 0, done.stderr[-2000:]
     loaded = json.loads(done.stdout)
     expected = load_classifier(trained, torch.device("cpu")).predict_probs(framed)
-    assert loaded["classes"] == list("abcdef")
+    assert loaded["classes"] == list("abcdef") and loaded["graph"] is False  # inference only: no autograd graph
     assert torch.allclose(torch.tensor(loaded["probs"]), expected, atol=1e-5)
     before = out.read_bytes()  # as every --out: never over an existing file
     assert_one_line_error(cli("export", trained, "--out", out), "expected a new .pt2 file")
