@@ -111,11 +111,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"alphabet: note: {args.checkpoint} has no fitted temperature; measure what --accept {accept:g} "
               f"keeps with `alphabet evaluate {args.checkpoint} --data SOURCE --accept {accept:g}`, "
               "or fit one with `alphabet calibrate`", file=sys.stderr)
+    if args.lexicon is not None and not (args.word or args.text):
+        raise UserError(f"--lexicon {args.lexicon}: a word list reads words; expected --word or --text with it")
     if args.word:
-        print_words(predict_word_files(args.checkpoint, args.images, args.top_k, tta=args.tta), args.json, accept)
+        print_words(predict_word_files(args.checkpoint, args.images, args.top_k, tta=args.tta, lexicon=args.lexicon),
+                    args.json, accept)
         return 0
     if args.text:
-        print_text(predict_text_files(args.checkpoint, args.images, args.top_k, tta=args.tta), args.json, accept)
+        print_text(predict_text_files(args.checkpoint, args.images, args.top_k, tta=args.tta, lexicon=args.lexicon),
+                   args.json, accept)
         return 0
     print_letters(predict_files(args.checkpoint, args.images, args.top_k, tta=args.tta), args.json, accept)
     return 0
@@ -309,6 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
     layout.add_argument("--text", action="store_true",
                         help="read each image as rows of separate letters (a note printed by hand): lines top to "
                              "bottom, words parted where letters stand far apart")
+    p.add_argument("--lexicon", metavar="FILE",
+                   help="with --word or --text: read each word as the likeliest word of this list (one word a "
+                        "line, optionally with a count), with its probability among the list's words of its "
+                        "length; --accept then marks words")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     _add_accept_argument(p, "mark a letter read with a top probability under P as unsure (JSON: \"sure\"), for "
                             "a person to check; best with a calibrated model (alphabet calibrate)")

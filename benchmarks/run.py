@@ -21,6 +21,9 @@ words     the validation writers' letters written side by side as words, split a
           as `alphabet predict --word` reads them (femnist)
 text      the same words laid out as notes of several lines, parted into lines and words and read
           as `alphabet predict --text` reads them (femnist)
+lexicon   English words written with the validation writers' letters, read letter by letter and as
+          `alphabet predict --word --lexicon` reads them, in English word lists (femnist; needs
+          `pip install wordfreq==3.1.1`, for this benchmark only)
 overhead  Ray's share of a trial, and the time from `alphabet search` to the first trial
 search    Optuna + ASHA against random + FIFO: best accuracy per trial-epoch (femnist);
           --search-seeds 0,1,2 runs one pair of searches per sampler seed; --search-space
@@ -82,6 +85,7 @@ from benchmarks.training import (  # noqa: E402
     bench_batch,
     bench_calibration,
     bench_framing,
+    bench_lexicon,
     bench_schedules,
     bench_seed,
     bench_text,
@@ -95,7 +99,7 @@ BENCHMARKS: dict[str, Callable[[bool], str]] = {"datapath": bench_datapath, "see
                                                "batch": bench_batch, "tta": bench_tta,
                                                "calibration": bench_calibration,
                                                "framing": bench_framing, "words": bench_words,
-                                               "text": bench_text,
+                                               "text": bench_text, "lexicon": bench_lexicon,
                                                "overhead": bench_overhead, "search": bench_search,
                                                "retrain": bench_retrain, "profile": bench_profile,
                                                "gpu": bench_gpu, "share": bench_share,

@@ -600,3 +600,87 @@ def bench_text(full: bool) -> str:
             "milliseconds to read, part and classify one note.\n\n"
             "| gaps | notes parted right | letters read right | words read right | ms per note |\n"
             "|---|---|---|---|---|\n" + "\n".join(rows))
+
+
+# --- lexicon: English words read letter by letter, then as the likeliest word of a word list ----------
+
+def english_words(count: int) -> dict[str, float]:
+    """The ``count`` commonest English words (wordfreq's list) of letters a-z only, with their frequencies."""
+    try:
+        from wordfreq import top_n_list, word_frequency
+    except ImportError:
+        raise Skipped("needs English word frequencies: pip install wordfreq==3.1.1 (for this benchmark only)") from None
+    return {w: word_frequency(w, "en") for w in top_n_list("en", count) if w.isascii() and w.isalpha()
+            and w.islower()}
+
+
+LEXICON_WORDS = 300
+
+
+def bench_lexicon(full: bool) -> str:
+    from PIL import Image
+
+    from alphabet.data.emnist_style import read_image
+    from alphabet.ensemble import Classifier
+    from alphabet.lexicon import read_lexicon
+    from alphabet.predict import predict_words, word_of
+
+    frequency = english_words(50_000)
+    config, splits, trainer = reader_model(full)
+    classes = list(splits.val.classes)
+    classifier = Classifier([trainer.scored], classes, config, trainer.device)
+    # English words of 3 to 7 letters, drawn as often as English uses them (no word twice); each letter
+    # one of the validation writers' letters of that class, at random, so a word mixes writers.
+    rng = np.random.default_rng(4)
+    pool = [w for w in frequency if 3 <= len(w) <= 7]
+    weights = np.array([frequency[w] for w in pool])
+    targets = [pool[i] for i in rng.choice(len(pool), LEXICON_WORDS, replace=False, p=weights / weights.sum())]
+    by_class = {c: np.flatnonzero(splits.val.labels == k) for k, c in enumerate(classes)}
+    read = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, target in enumerate(targets):
+            letters = np.array([rng.choice(by_class[c]) for c in target])
+            path = Path(tmp) / f"{k}.jpg"
+            image = written_word(splits.val.images[letters], rng.integers(12, 33, len(target) - 1), rng)
+            Image.fromarray(image).save(path, quality=90)
+            (word,) = predict_words(classifier, [np.asarray(read_image(path))], top_k=len(classes))
+            read.append(word)
+        commonest = sorted(frequency, key=frequency.get, reverse=True)
+        readings = {}  # a list's name: the words read in it (as --lexicon reads them), seconds to rank one
+        for name, words, counts in (
+                (f"{len(frequency):,} words, without counts", commonest, False),
+                (f"{len(frequency):,} words, with their frequencies as counts", commonest, True),
+                ("the 5,000 commonest of them, with their frequencies", commonest[:5000], True)):
+            path = Path(tmp) / "words.txt"
+            path.write_text("".join(f"{w} {frequency[w]:.4g}\n" if counts else f"{w}\n" for w in words))
+            lexicon = read_lexicon(path, classes)
+            tick = time.perf_counter()
+            ranked = [lexicon.rank_letters(word, 1) for word in read]
+            readings[name] = ([word_of(word, r) for word, r in zip(read, ranked, strict=True)],
+                              (time.perf_counter() - tick) / len(read))
+
+    def scored(name: str, words: list[str], ms: float | None) -> str:
+        letters_right = sum(sum(a == b for a, b in zip(w, t, strict=True)) for w, t in zip(words, targets, strict=True)
+                            if len(w) == len(t))
+        right = sum(w == t for w, t in zip(words, targets, strict=True))
+        return (f"| {name} | {right / len(targets):.3f} | {letters_right / sum(map(len, targets)):.4f} | "
+                + (f"{ms * 1000:.2f} |" if ms is not None else "|"))
+
+    split_right = sum(len(word) == len(t) for word, t in zip(read, targets, strict=True))
+    rows = [scored("letters alone (the top letter of each)", [word_of(word) for word in read], None)]
+    rows += [scored(f"the likeliest word of {name}", words, ms) for name, (words, ms) in readings.items()]
+    in_5000 = sum(t in set(commonest[:5000]) for t in targets)
+    return ("## Lexicon: English words read in a word list (femnist lowercase)\n\n"
+            f"`{BEST_CONFIG.relative_to(ROOT)}` with the cosine schedule, trained {config.train.epochs} epochs on "
+            f"the training writers, reads {LEXICON_WORDS} English words of 3 to 7 letters, drawn from wordfreq's "
+            f"{len(frequency):,} commonest English words of a-z as often as English uses them, each letter one of "
+            f"the {len(splits.val):,} validation writers' letters of that class at random (so a word mixes "
+            "writers), written as the \"words\" benchmark writes them (4x, 12-32 px apart, JPEG) and read "
+            "as `alphabet predict --word --lexicon FILE` reads them (`alphabet.lexicon`). The word lists are "
+            f"files of wordfreq's words, with or without their frequencies as counts; {in_5000} of the "
+            f"{LEXICON_WORDS} words are among the 5,000 commonest, and the others cannot be read right with "
+            f"that list. {split_right} of the {LEXICON_WORDS} words were split into the right number of letters. "
+            "Columns: words read right; letters read right, of all letters (a word of the wrong length counts "
+            "all its letters as wrong); milliseconds to rank one word's letters in the list.\n\n"
+            "| reading | words read right | letters read right | ms to rank a word |\n"
+            "|---|---|---|---|\n" + "\n".join(rows))

@@ -191,6 +191,20 @@ CASES = {
     **{f"predict{mode}: a missing checkpoint with a bad image": (lambda t, ck, mode=mode: (
         ["predict", t / "gone.pt", (t / "x.png").write_text("text") and t / "x.png", *mode.split()], "gone.pt"),
         "gone.pt: checkpoint not found") for mode in ("", " --word", " --text")},
+    # A word list is read before the images too, and only reads words.
+    **{f"predict{mode}: a missing lexicon with a bad image": (lambda t, ck, mode=mode: (
+        ["predict", ck, (t / "x.png").write_text("text") and t / "x.png", mode, "--lexicon", t / "words.txt"],
+        "words.txt"), "words.txt: no such file; expected a word list, one word a line")
+       for mode in ("--word", "--text")},
+    "predict: a lexicon of bad lines": (lambda t, ck: (
+        ["predict", ck, t / "x.png", "--word", "--lexicon", (t / "w.txt").write_text("cab\nbad 1 2\n") and t / "w.txt"],
+        "w.txt"), "line 2: expected a word, or a word and a count above 0, got 'bad 1 2'"),
+    "predict: a lexicon of other letters": (lambda t, ck: (
+        ["predict", ck, t / "x.png", "--text", "--lexicon", (t / "w.txt").write_text("xyz\n") and t / "w.txt"],
+        "w.txt"), "no word of the model's letters (abcdef)"),
+    "predict: a lexicon for single letters": (lambda t, ck: (["predict", ck, t / "x.png", "--lexicon", t / "w.txt"],
+                                                             "--lexicon"),
+                                              "a word list reads words; expected --word or --text with it"),
     "checkpoint: not ours": (_checkpoint(lambda t, ck: torch.save({"w": torch.zeros(3)}, t / "n.pt") or t / "n.pt"),
                              "not an alphabet checkpoint"),
 }

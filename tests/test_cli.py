@@ -181,11 +181,8 @@ def test_a_run_directory_stands_for_its_last_checkpoint(cli, trained, tmp_path):
     assert by_dir.code == 0 and json.loads(by_dir.out) == json.loads(by_file.out)
 
 
-def test_predict_a_word(cli, trained, tmp_path):
-    # The same letters, one per file and side by side in one image, are read alike.
-    paths, originals = save_letters(tmp_path, 5, with_originals=True)
-    ckpt = trained / "checkpoints/last.pt"
-    one_by_one = "".join(r["top"][0]["letter"] for r in json.loads(cli("predict", ckpt, *paths, "--json").out))
+def written_word(originals: np.ndarray) -> np.ndarray:
+    """28 px letters as dark ink 3x larger, side by side 30 px apart on a white page."""
     crops = []
     for letter in originals:
         ys, xs = np.nonzero(letter > 25)
@@ -197,6 +194,16 @@ def test_predict_a_word(cli, trained, tmp_path):
     for crop in crops:
         word[20: 20 + crop.shape[0], x: x + crop.shape[1]] = crop
         x += crop.shape[1] + 30
+    return word
+
+
+def test_predict_a_word(cli, trained, tmp_path):
+    # The same letters, one per file and side by side in one image, are read alike.
+    paths, originals = save_letters(tmp_path, 5, with_originals=True)
+    ckpt = trained / "checkpoints/last.pt"
+    one_by_one = "".join(r["top"][0]["letter"] for r in json.loads(cli("predict", ckpt, *paths, "--json").out))
+    word = written_word(originals)
+    height = word.shape[0]
     Image.fromarray(word).save(tmp_path / "word.png")
     Image.new("L", (200, 60), 255).save(tmp_path / "blank.png")
 
@@ -233,6 +240,66 @@ def test_predict_a_word(cli, trained, tmp_path):
 
     in_memory = predict_words(load_classifier(ckpt, torch.device("cpu")), [word], top_k=1)
     assert "".join(top[0][0] for _, top in in_memory[0]) == one_by_one
+
+
+def test_predict_reads_words_in_a_lexicon(cli, trained, tmp_path):
+    _, originals = save_letters(tmp_path, 5, with_originals=True)
+    ckpt, image = trained / "checkpoints/last.pt", tmp_path / "word.png"
+    Image.fromarray(written_word(originals)).save(image)
+    (read,) = json.loads(cli("predict", ckpt, image, "--word", "--json", "--top-k", "6").out)
+    probs = [{t["letter"]: t["probability"] for t in letter["top"]} for letter in read["letters"]]
+    letters = read["word"]
+    # The letters' own reading is not listed; the word that differs in the first letter, where it takes
+    # the letter read second, is, beside one of the least likely letters everywhere.
+    second = sorted(probs[0], key=probs[0].get)[-2] + letters[1:]
+    worst = "".join(min(p, key=p.get) for p in probs)
+    (tmp_path / "words.txt").write_text(f"{second}\n{worst}\nab\n")
+    likelihood = {w: np.prod([p[c] for p, c in zip(probs, w, strict=True)]) for w in (second, worst)}
+    share = likelihood[second] / sum(likelihood.values())
+
+    result = cli("predict", ckpt, image, "--word", "--lexicon", tmp_path / "words.txt")
+    assert result.code == 0, result.err
+    lines = result.out.strip().splitlines()
+    assert lines[0] == f"{image}: {second}  (lexicon {share:.3f}; letters read {letters})"
+    assert lines[1] == f"  words: {second} {share:.3f}  {worst} {1 - share:.3f}" and len(lines) == 2 + 5
+    shown = json.loads(cli("predict", ckpt, image, "--word", "--json", "--lexicon", tmp_path / "words.txt").out)[0]
+    assert shown["word"] == second and shown["letters_word"] == letters
+    assert [c["word"] for c in shown["lexicon"]] == [second, worst]
+    assert shown["lexicon"][0]["probability"] == pytest.approx(share, abs=1e-5)
+    assert all(len(letter["top"]) == 3 for letter in shown["letters"])  # ranked on all, shown as --top-k asks
+
+    # Listed, the letters' own reading wins; a threshold marks words, not letters.
+    (tmp_path / "more.txt").write_text(f"{second}\n{letters}\n")
+    sure = cli("predict", ckpt, image, "--word", "--lexicon", tmp_path / "more.txt", "--accept", "1")
+    assert sure.out.startswith(f"{image}: {letters}  (lexicon ") and ", unsure)" in sure.out.splitlines()[0]
+    assert "(unsure)" not in sure.out  # no letter marked
+    assert sure.err.strip().splitlines()[-1] == "accepted 0 of 1 words (lexicon probability >= 1); 1 marked (unsure)"
+    # No listed word of its length: the letters stand.
+    (tmp_path / "short.txt").write_text("ab\nabc\n")
+    none = cli("predict", ckpt, image, "--word", "--lexicon", tmp_path / "short.txt", "--json", "--accept", "0.5")
+    assert json.loads(none.out)[0] | {"letters": []} == {"image": str(image), "word": letters, "letters_word": letters,
+                                                         "lexicon": [], "letters": [], "sure": False}
+    assert f"{image}: {letters}  (no 5-letter word in the lexicon)" in cli(
+        "predict", ckpt, image, "--word", "--lexicon", tmp_path / "short.txt").out
+
+    # --text reads each word of a line in the list; unsure words stand in brackets.
+    text = cli("predict", ckpt, image, "--text", "--lexicon", tmp_path / "words.txt")
+    assert text.out.strip().splitlines() == [f"{image}:", f"  {second}"]
+    text = cli("predict", ckpt, image, "--text", "--lexicon", tmp_path / "words.txt", "--accept", "1", "--json")
+    (word,) = json.loads(text.out)[0]["lines"][0]["words"]
+    assert json.loads(text.out)[0]["text"] == second and word["word"] == second and word["letters_word"] == letters
+    assert cli("predict", ckpt, image, "--text", "--lexicon", tmp_path / "words.txt", "--accept", "1"
+               ).out.strip().splitlines()[1] == f"  [{second}]"
+
+    # From Python: the letters read with all their probabilities, ranked in the list.
+    from alphabet.ensemble import load_classifier
+    from alphabet.lexicon import read_lexicon
+    from alphabet.predict import predict_words
+
+    classifier = load_classifier(ckpt, torch.device("cpu"))
+    (word_letters,) = predict_words(classifier, [np.asarray(Image.open(image))], top_k=len(classifier.classes))
+    ranked = read_lexicon(tmp_path / "words.txt", classifier.classes).rank_letters(word_letters)
+    assert [w for w, _ in ranked] == [second, worst] and ranked[0][1] == pytest.approx(share, abs=1e-5)
 
 
 def test_predict_accept_marks_unsure_letters_and_evaluate_measures_the_threshold(cli, trained, tmp_path):

@@ -1,0 +1,134 @@
+"""A word list that reads a word's letters as the likeliest word in it (``alphabet predict --lexicon``).
+
+A handwritten g and q, or an undotted i and an l, can be drawn alike; letter by letter they are a
+guess, but in a word only one of them usually spells something. Each word of the list with as many
+letters as were read is scored by the product of its letters' probabilities (times its share of
+the counts, where the list gives counts), and the scores are normalised over those words. That
+probability assumes the word is in the list: a word outside it still gets the closest listed one.
+
+The file holds one word a line, optionally followed by a count (a frequency list's ``the 23135851``);
+blank lines and lines starting with ``#`` are skipped. Words are matched case-insensitively: a
+model of lowercase letters reads ``Paris``, and a model of both cases counts an h and an H alike.
+Words with a character the model does not read (``don't``, ``x2``) are left out, and counted.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from alphabet.errors import UserError
+
+# A letter's probability is never taken as exactly 0, so one badly read letter lowers a word's score
+# without ruling it out.
+FLOOR = 1e-12
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """The words of a list, grouped by length, as indices into the model's case-folded letters."""
+
+    path: str
+    classes: list[str]  # the model's classes, in its probabilities' order
+    folded: np.ndarray  # (C, K) 0/1: which case-folded letter (``letters``) each class is
+    letters: str  # the case-folded letters, in ``folded``'s column order
+    words: dict[int, list[str]]  # length -> words as spelled in the file
+    spelled: dict[int, np.ndarray]  # length -> (n, length) indices into ``letters``
+    log_prior: dict[int, np.ndarray]  # length -> (n,) log of each word's share of the counts
+    left_out: int  # words with a character the model does not read
+
+    def rank(self, probs: np.ndarray, top_k: int = 3) -> list[tuple[str, float]]:
+        """For a word's letters' probabilities over the model's classes, (length, C), the ``top_k``
+        words of that length with their probabilities among them, surest first; [] if it has none."""
+        length = len(probs)
+        if length not in self.words:
+            return []
+        log_letters = np.log(np.maximum(np.asarray(probs, np.float64) @ self.folded, FLOOR))  # (length, K)
+        scores = log_letters[np.arange(length), self.spelled[length]].sum(1) + self.log_prior[length]
+        share = np.exp(scores - scores.max())
+        share /= share.sum()
+        best = np.argsort(-share, kind="stable")[:top_k]
+        return [(self.words[length][i], float(share[i])) for i in best]
+
+    def rank_letters(self, letters: Sequence[tuple[object, Sequence[tuple[str, float]]]], top_k: int = 3
+                     ) -> list[tuple[str, float]]:
+        """``rank`` for a word as ``alphabet.predict.predict_words`` reads it: (box, top letters) pairs,
+        read with ``top_k=len(classifier.classes)`` so that every letter has all its probabilities."""
+        index = {c: i for i, c in enumerate(self.classes)}
+        probs = np.zeros((len(letters), len(self.classes)))
+        for row, (_, top) in zip(probs, letters, strict=True):
+            if len(top) != len(self.classes):
+                raise ValueError(f"a letter has {len(top)} of the model's {len(self.classes)} probabilities; "
+                                 "read the word with top_k=len(classifier.classes)")
+            for letter, p in top:
+                row[index[letter]] = p
+        return self.rank(probs, top_k)
+
+
+def _parse_line(path: Path, number: int, line: str) -> tuple[str, float] | None:
+    """A line's word and count (1 without one), or None for a blank line or a comment."""
+    fields = line.split()
+    if not fields or fields[0].startswith("#"):
+        return None
+    count = 1.0
+    if len(fields) == 2:
+        try:
+            count = float(fields[1])
+        except ValueError:
+            count = -1.0
+    if len(fields) > 2 or not count > 0 or not np.isfinite(count):
+        raise UserError(f"{path}: line {number}: expected a word, or a word and a count above 0, "
+                        f"got {line.strip()!r}")
+    return fields[0], count
+
+
+def read_lexicon(path: str | Path, classes: list[str]) -> Lexicon:
+    """The words of a word list that a model of ``classes`` can read (module docstring for the format)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file; expected a word list, one word a line") from None
+    except (IsADirectoryError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: expected a UTF-8 text file of words, one a line ({e.__class__.__name__})") from None
+    letters = "".join(sorted({c.lower() for c in classes}))
+    index = {c: i for i, c in enumerate(letters)}
+    folded = np.zeros((len(classes), len(letters)), np.float64)
+    folded[np.arange(len(classes)), [index[c.lower()] for c in classes]] = 1
+
+    counts: dict[str, float] = {}  # case-folded word -> summed count
+    spelling: dict[str, str] = {}  # case-folded word -> its first spelling in the file
+    left_out: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        entry = _parse_line(path, number, line)
+        if entry is None:
+            continue
+        word, count = entry
+        key = word.lower()
+        if any(c not in index for c in key):
+            left_out.append(word)
+            continue
+        spelling.setdefault(key, word)
+        counts[key] = counts.get(key, 0.0) + count
+    if not counts:
+        raise UserError(f"{path}: no word of the model's letters ({letters}); expected one word a line"
+                        + (f"; its {len(left_out):,} hold other characters" if left_out else ""))
+    if left_out:  # a word a user expects to be read, silently missing, would be worse than a line
+        print(f"alphabet: note: {path}: {len(left_out):,} words left out, with characters the model does not "
+              f"read (such as {left_out[0]!r}); it reads {letters}", file=sys.stderr, flush=True)
+
+    total = sum(counts.values())
+    words: dict[int, list[str]] = {}
+    keys_by_length: dict[int, list[str]] = {}
+    for key in counts:
+        keys_by_length.setdefault(len(key), []).append(key)
+    spelled, log_prior = {}, {}
+    for length, keys in sorted(keys_by_length.items()):
+        words[length] = [spelling[k] for k in keys]
+        spelled[length] = np.array([[index[c] for c in k] for k in keys], np.intp).reshape(len(keys), length)
+        log_prior[length] = np.log(np.array([counts[k] for k in keys]) / total)
+    return Lexicon(str(path), list(classes), folded, letters, words, spelled, log_prior, len(left_out))

@@ -1,0 +1,93 @@
+"""Word lists (``alphabet.lexicon``): a word's letters read as the likeliest listed word."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from alphabet.errors import UserError
+from alphabet.lexicon import read_lexicon
+
+LOWER = list("abcdefghijklmnopqrstuvwxyz")
+
+
+def letter_probs(classes: list[str], *letters: dict[str, float]) -> np.ndarray:
+    """One row per letter: the given probabilities, the rest spread evenly over the other classes."""
+    rows = np.zeros((len(letters), len(classes)))
+    for row, given in zip(rows, letters, strict=True):
+        rest = (1 - sum(given.values())) / (len(classes) - len(given))
+        row[:] = rest
+        for letter, p in given.items():
+            row[classes.index(letter)] = p
+    return rows
+
+
+def test_a_word_is_read_as_the_likeliest_listed_word(tmp_path):
+    (tmp_path / "words.txt").write_text("queen\ngreen\nquick\nsun\n")
+    lexicon = read_lexicon(tmp_path / "words.txt", LOWER)
+    # Letter by letter this reads "gueen", which is not a word; g and q were close.
+    probs = letter_probs(LOWER, {"g": 0.5, "q": 0.4}, {"u": 0.9}, {"e": 0.9}, {"e": 0.9}, {"n": 0.9})
+    ranked = lexicon.rank(probs, top_k=3)
+    assert [word for word, _ in ranked] == ["queen", "green", "quick"]
+    # Each word's probability is the product of its letters', normalised over the listed words of its length.
+    rest = 0.1 / 25
+    queen, green = 0.4 * 0.9 * 0.9 * 0.9 * 0.9, 0.5 * rest * 0.9 * 0.9 * 0.9
+    quick = 0.4 * 0.9 * rest * rest * rest
+    total = queen + green + quick
+    assert [p for _, p in ranked] == pytest.approx([queen / total, green / total, quick / total])
+    assert lexicon.rank(probs, top_k=1) == ranked[:1]
+    # No listed word has four letters.
+    assert lexicon.rank(probs[:4]) == []
+
+
+def test_counts_weigh_words_that_the_letters_cannot_tell_apart(tmp_path):
+    (tmp_path / "freq.txt").write_text("# word count\ngap 30\n\nqap 10\n")
+    lexicon = read_lexicon(tmp_path / "freq.txt", LOWER)
+    probs = letter_probs(LOWER, {"g": 0.45, "q": 0.45}, {"a": 0.9}, {"p": 0.9})
+    assert lexicon.rank(probs) == [("gap", pytest.approx(0.75)), ("qap", pytest.approx(0.25))]
+
+
+def test_case_is_folded_and_unreadable_words_are_left_out_with_a_note(tmp_path, capsys):
+    (tmp_path / "words.txt").write_text("Paris\nparis 2\ndon't\nx2\nlondon\n")
+    both_cases = [*LOWER, *(c.upper() for c in LOWER)]
+    lexicon = read_lexicon(tmp_path / "words.txt", both_cases)
+    note = capsys.readouterr().err.strip()
+    assert note.startswith("alphabet: note: ") and "2 words left out" in note and "don't" in note
+    assert lexicon.left_out == 2 and lexicon.words == {5: ["Paris"], 6: ["london"]}  # Paris and paris are one word
+    # A model of both cases counts a letter's two cases together: P drawn capital or small.
+    probs = letter_probs(both_cases, {"P": 0.3, "p": 0.3}, {"a": 0.9}, {"r": 0.9}, {"i": 0.9}, {"s": 0.9})
+    assert lexicon.rank(probs) == [("Paris", 1.0)]
+    # Letters read as predict_words gives them, each with all its probabilities, rank the same.
+    letters = [((0, 0, 1, 1), sorted(zip(both_cases, row.tolist(), strict=True), key=lambda t: -t[1]))
+               for row in probs]
+    assert lexicon.rank_letters(letters) == lexicon.rank(probs)
+    with pytest.raises(ValueError, match="top_k=len"):
+        lexicon.rank_letters([(box, top[:3]) for box, top in letters])
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("cat\ndog 3 4\n", "line 2: expected a word, or a word and a count above 0, got 'dog 3 4'"),
+    ("cat\ndog many\n", "line 2: expected a word, or a word and a count above 0"),
+    ("cat 0\n", "line 1: expected a word, or a word and a count above 0"),
+    ("cat -2\n", "line 1: expected a word, or a word and a count above 0"),
+    ("cat nan\n", "line 1: expected a word, or a word and a count above 0"),
+    ("# nothing\n\n", "no word of the model's letters (abcdefghijklmnopqrstuvwxyz); expected one word a line"),
+    ("l'eau\n42\n", "no word of the model's letters (abcdefghijklmnopqrstuvwxyz); expected one word a line; "
+                    "its 2 hold other characters"),
+])
+def test_a_bad_word_list_is_refused_naming_the_file_and_line(tmp_path, text, fragment):
+    (tmp_path / "words.txt").write_text(text)
+    with pytest.raises(UserError) as refused:
+        read_lexicon(tmp_path / "words.txt", LOWER)
+    message = str(refused.value)
+    assert message.startswith(f"{tmp_path / 'words.txt'}: ") and fragment in message and "\n" not in message
+
+
+def test_a_missing_or_unreadable_word_list_is_named(tmp_path):
+    with pytest.raises(UserError, match="gone.txt: no such file; expected a word list, one word a line"):
+        read_lexicon(tmp_path / "gone.txt", LOWER)
+    with pytest.raises(UserError, match="expected a UTF-8 text file of words"):
+        read_lexicon(tmp_path, LOWER)
+    (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00cat")
+    with pytest.raises(UserError, match="binary.txt: expected a UTF-8 text file of words"):
+        read_lexicon(tmp_path / "binary.txt", LOWER)
