@@ -93,7 +93,7 @@ def read_lexicon(path: str | Path, classes: list[str]) -> Lexicon:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError(f"{path}: no such file; expected a word list, one word a line") from None
-    except (IsADirectoryError, UnicodeDecodeError) as e:
+    except (OSError, UnicodeDecodeError) as e:  # a directory, no permission, not text
         raise UserError(f"{path}: expected a UTF-8 text file of words, one a line ({e.__class__.__name__})") from None
     letters = "".join(sorted({c.lower() for c in classes}))
     index = {c: i for i, c in enumerate(letters)}

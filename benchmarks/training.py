@@ -646,7 +646,8 @@ def bench_lexicon(full: bool) -> str:
             (word,) = predict_words(classifier, [np.asarray(read_image(path))], top_k=len(classes))
             read.append(word)
         commonest = sorted(frequency, key=frequency.get, reverse=True)
-        readings = {}  # a list's name: the words read in it (as --lexicon reads them), seconds to rank one
+        readings = {}  # a list's name: the words read in it (as --lexicon reads them), their probabilities,
+        # seconds to rank one
         for name, words, counts in (
                 (f"{len(frequency):,} words, without counts", commonest, False),
                 (f"{len(frequency):,} words, with their frequencies as counts", commonest, True),
@@ -656,19 +657,22 @@ def bench_lexicon(full: bool) -> str:
             lexicon = read_lexicon(path, classes)
             tick = time.perf_counter()
             ranked = [lexicon.rank_letters(word, 1) for word in read]
+            seconds = (time.perf_counter() - tick) / len(read)
             readings[name] = ([word_of(word, r) for word, r in zip(read, ranked, strict=True)],
-                              (time.perf_counter() - tick) / len(read))
+                              np.array([r[0][1] if r else 0.0 for r in ranked]), seconds)
 
-    def scored(name: str, words: list[str], ms: float | None) -> str:
+    def scored(name: str, words: list[str], sureness: np.ndarray | None, ms: float | None) -> str:
         letters_right = sum(sum(a == b for a, b in zip(w, t, strict=True)) for w, t in zip(words, targets, strict=True)
                             if len(w) == len(t))
-        right = sum(w == t for w, t in zip(words, targets, strict=True))
-        return (f"| {name} | {right / len(targets):.3f} | {letters_right / sum(map(len, targets)):.4f} | "
+        right = np.array([w == t for w, t in zip(words, targets, strict=True)])
+        sure = "|" if sureness is None else (f"{(sureness >= 0.9).mean():.3f}, "
+                                             f"{right[sureness >= 0.9].mean():.3f} of them right |")
+        return (f"| {name} | {right.mean():.3f} | {letters_right / sum(map(len, targets)):.4f} | {sure} "
                 + (f"{ms * 1000:.2f} |" if ms is not None else "|"))
 
     split_right = sum(len(word) == len(t) for word, t in zip(read, targets, strict=True))
-    rows = [scored("letters alone (the top letter of each)", [word_of(word) for word in read], None)]
-    rows += [scored(f"the likeliest word of {name}", words, ms) for name, (words, ms) in readings.items()]
+    rows = [scored("letters alone (the top letter of each)", [word_of(word) for word in read], None, None)]
+    rows += [scored(f"the likeliest word of {name}", *reading) for name, reading in readings.items()]
     in_5000 = sum(t in set(commonest[:5000]) for t in targets)
     return ("## Lexicon: English words read in a word list (femnist lowercase)\n\n"
             f"`{BEST_CONFIG.relative_to(ROOT)}` with the cosine schedule, trained {config.train.epochs} epochs on "
@@ -681,6 +685,8 @@ def bench_lexicon(full: bool) -> str:
             f"{LEXICON_WORDS} words are among the 5,000 commonest, and the others cannot be read right with "
             f"that list. {split_right} of the {LEXICON_WORDS} words were split into the right number of letters. "
             "Columns: words read right; letters read right, of all letters (a word of the wrong length counts "
-            "all its letters as wrong); milliseconds to rank one word's letters in the list.\n\n"
-            "| reading | words read right | letters read right | ms to rank a word |\n"
-            "|---|---|---|---|\n" + "\n".join(rows))
+            "all its letters as wrong); the share of words whose probability in the list is at least 0.9 "
+            "(as `--accept 0.9` would accept them), and how many of those are right; milliseconds to rank one "
+            "word's letters in the list.\n\n"
+            "| reading | words read right | letters read right | words at p >= 0.9 | ms to rank a word |\n"
+            "|---|---|---|---|---|\n" + "\n".join(rows))
