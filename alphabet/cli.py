@@ -306,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "an ensemble.yaml or its directory")
     p.add_argument("images", nargs="+", metavar="IMAGE",
                    help="an image of one letter (any size, dark on light or light on dark), or a directory of them")
-    p.add_argument("--top-k", type=int, default=3, metavar="K", help="how many letters to list per image (default 3)")
+    p.add_argument("--top-k", type=int, default=3, metavar="K",
+                   help="how many letters to list per image or letter, and with --lexicon words per word (default 3)")
     layout = p.add_mutually_exclusive_group()
     layout.add_argument("--word", action="store_true",
                         help="read each image as a row of separate letters (a word printed by hand), left to right")
