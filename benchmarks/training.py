@@ -615,6 +615,23 @@ def english_words(count: int) -> dict[str, float]:
 
 
 LEXICON_WORDS = 300
+LEXICON_CASES = {  # name: the range of gaps between letters' inked boxes, in pixels of the 4x drawing
+    "spaced": (12, 32),
+    "touching": (-8, 0),  # as the "words" benchmark's overlapping columns
+}
+LEXICON_TOUCHING = "47,973 words, with their frequencies as counts"  # the one list the touching words are read in
+
+
+def scored(targets: list[str], name: str, words: list[str], sureness: np.ndarray | None, seconds: float | None
+           ) -> str:
+    """A row of the lexicon table: words and letters read right, words at p >= 0.9, time to rank."""
+    letters_right = sum(sum(a == b for a, b in zip(w, t, strict=True)) for w, t in zip(words, targets, strict=True)
+                        if len(w) == len(t))
+    right = np.array([w == t for w, t in zip(words, targets, strict=True)])
+    sure = "|" if sureness is None else (f"{(sureness >= 0.9).mean():.3f}, "
+                                         f"{right[sureness >= 0.9].mean():.3f} of them right |")
+    return (f"| {name} | {right.mean():.3f} | {letters_right / sum(map(len, targets)):.4f} | {sure} "
+            + (f"{seconds * 1000:.2f} |" if seconds is not None else "|"))
 
 
 def bench_lexicon(full: bool) -> str:
@@ -636,54 +653,55 @@ def bench_lexicon(full: bool) -> str:
     weights = np.array([frequency[w] for w in pool])
     targets = [pool[i] for i in rng.choice(len(pool), LEXICON_WORDS, replace=False, p=weights / weights.sum())]
     by_class = {c: np.flatnonzero(splits.val.labels == k) for k, c in enumerate(classes)}
-    read = []
+    commonest = sorted(frequency, key=frequency.get, reverse=True)
+    lists = {f"{len(frequency):,} words, without counts": (commonest, False),
+             f"{len(frequency):,} words, with their frequencies as counts": (commonest, True),
+             "the 5,000 commonest of them, with their frequencies": (commonest[:5000], True)}
+    rows, split_right, chosen = [], {}, []
     with tempfile.TemporaryDirectory() as tmp:
-        for k, target in enumerate(targets):
-            letters = np.array([rng.choice(by_class[c]) for c in target])
-            path = Path(tmp) / f"{k}.jpg"
-            image = written_word(splits.val.images[letters], rng.integers(12, 33, len(target) - 1), rng)
-            Image.fromarray(image).save(path, quality=90)
-            (word,) = predict_words(classifier, [np.asarray(read_image(path))], top_k=len(classes))
-            read.append(word)
-        commonest = sorted(frequency, key=frequency.get, reverse=True)
-        readings = {}  # a list's name: the words read in it (as --lexicon reads them), their probabilities,
-        # seconds to rank one
-        for name, words, counts in (
-                (f"{len(frequency):,} words, without counts", commonest, False),
-                (f"{len(frequency):,} words, with their frequencies as counts", commonest, True),
-                ("the 5,000 commonest of them, with their frequencies", commonest[:5000], True)):
-            path = Path(tmp) / "words.txt"
+        lexicons = {}
+        for name, (words, counts) in lists.items():
+            path = Path(tmp) / f"{len(lexicons)}.txt"
             path.write_text("".join(f"{w} {frequency[w]:.4g}\n" if counts else f"{w}\n" for w in words))
-            lexicon = read_lexicon(path, classes)
-            tick = time.perf_counter()
-            ranked = [lexicon.rank_letters(word, 1) for word in read]
-            seconds = (time.perf_counter() - tick) / len(read)
-            readings[name] = ([word_of(word, r) for word, r in zip(read, ranked, strict=True)],
-                              np.array([r[0][1] if r else 0.0 for r in ranked]), seconds)
-
-    def scored(name: str, words: list[str], sureness: np.ndarray | None, ms: float | None) -> str:
-        letters_right = sum(sum(a == b for a, b in zip(w, t, strict=True)) for w, t in zip(words, targets, strict=True)
-                            if len(w) == len(t))
-        right = np.array([w == t for w, t in zip(words, targets, strict=True)])
-        sure = "|" if sureness is None else (f"{(sureness >= 0.9).mean():.3f}, "
-                                             f"{right[sureness >= 0.9].mean():.3f} of them right |")
-        return (f"| {name} | {right.mean():.3f} | {letters_right / sum(map(len, targets)):.4f} | {sure} "
-                + (f"{ms * 1000:.2f} |" if ms is not None else "|"))
-
-    split_right = sum(len(word) == len(t) for word, t in zip(read, targets, strict=True))
-    rows = [scored("letters alone (the top letter of each)", [word_of(word) for word in read], None, None)]
-    rows += [scored(f"the likeliest word of {name}", *reading) for name, reading in readings.items()]
+            lexicons[name] = read_lexicon(path, classes)
+        for case, (low, high) in LEXICON_CASES.items():
+            # The spaced words draw their letters; the touching ones are the same letters, drawn closer.
+            gaps_rng = rng if case == "spaced" else np.random.default_rng(5)
+            read = []
+            for k, target in enumerate(targets):
+                if case == "spaced":
+                    chosen.append(np.array([rng.choice(by_class[c]) for c in target]))
+                path = Path(tmp) / f"{k}.jpg"
+                image = written_word(splits.val.images[chosen[k]], gaps_rng.integers(low, high + 1, len(target) - 1),
+                                     gaps_rng)
+                Image.fromarray(image).save(path, quality=90)
+                (word,) = predict_words(classifier, [np.asarray(read_image(path))], top_k=len(classes))
+                read.append(word)
+            split_right[case] = sum(len(word) == len(t) for word, t in zip(read, targets, strict=True))
+            rows.append(scored(targets, f"{case}: letters alone (the top letter of each)",
+                               [word_of(word) for word in read], None, None))
+            for name, lexicon in lexicons.items():
+                if case != "spaced" and name != LEXICON_TOUCHING:
+                    continue
+                tick = time.perf_counter()
+                ranked = [lexicon.rank_letters(word, 1) for word in read]
+                seconds = (time.perf_counter() - tick) / len(read)
+                rows.append(scored(targets, f"{case}: the likeliest word of {name}",
+                                   [word_of(word, r) for word, r in zip(read, ranked, strict=True)],
+                                   np.array([r[0][1] if r else 0.0 for r in ranked]), seconds))
     in_5000 = sum(t in set(commonest[:5000]) for t in targets)
     return ("## Lexicon: English words read in a word list (femnist lowercase)\n\n"
             f"`{BEST_CONFIG.relative_to(ROOT)}` with the cosine schedule, trained {config.train.epochs} epochs on "
             f"the training writers, reads {LEXICON_WORDS} English words of 3 to 7 letters, drawn from wordfreq's "
             f"{len(frequency):,} commonest English words of a-z as often as English uses them, each letter one of "
             f"the {len(splits.val):,} validation writers' letters of that class at random (so a word mixes "
-            "writers), written as the \"words\" benchmark writes them (4x, 12-32 px apart, JPEG) and read "
-            "as `alphabet predict --word --lexicon FILE` reads them (`alphabet.lexicon`). The word lists are "
-            f"files of wordfreq's words, with or without their frequencies as counts; {in_5000} of the "
-            f"{LEXICON_WORDS} words are among the 5,000 commonest, and the others cannot be read right with "
-            f"that list. {split_right} of the {LEXICON_WORDS} words were split into the right number of letters. "
+            "writers), written as the \"words\" benchmark writes them (4x, JPEG), spaced (12-32 px apart) and "
+            "touching (each letter starting 0-8 px before the last one ends, as that benchmark's overlapping "
+            "columns), and read as `alphabet predict --word --lexicon FILE` reads them (`alphabet.lexicon`). "
+            f"The word lists are files of wordfreq's words, with or without their frequencies as counts; "
+            f"{in_5000} of the {LEXICON_WORDS} words are among the 5,000 commonest, and the others cannot be read "
+            f"right with that list. Of the {LEXICON_WORDS} words, {split_right['spaced']} spaced and "
+            f"{split_right['touching']} touching were split into the right number of letters. "
             "Columns: words read right; letters read right, of all letters (a word of the wrong length counts "
             "all its letters as wrong); the share of words whose probability in the list is at least 0.9 "
             "(as `--accept 0.9` would accept them), and how many of those are right; milliseconds to rank one "
