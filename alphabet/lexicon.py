@@ -41,32 +41,45 @@ class Lexicon:
     log_prior: dict[int, np.ndarray]  # length -> (n,) log of each word's share of the counts
     left_out: int  # words with a character the model does not read
 
+    def scores(self, probs: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """The words of as many letters as ``probs`` (length, C) has rows, and the log of each one's
+        probability with those letters' (the product of its letters' probabilities, times its share of
+        the counts), not yet normalised."""
+        length = len(probs)
+        if length not in self.words:
+            return [], np.empty(0)
+        log_letters = np.log(np.maximum(np.asarray(probs, np.float64) @ self.folded, FLOOR))  # (length, K)
+        return self.words[length], (log_letters[np.arange(length), self.spelled[length]].sum(1)
+                                    + self.log_prior[length])
+
     def rank(self, probs: np.ndarray, top_k: int = 3) -> list[tuple[str, float]]:
         """For a word's letters' probabilities over the model's classes, (length, C), the ``top_k``
         words of that length with their probabilities among them, surest first; [] if it has none."""
-        length = len(probs)
-        if length not in self.words:
-            return []
-        log_letters = np.log(np.maximum(np.asarray(probs, np.float64) @ self.folded, FLOOR))  # (length, K)
-        scores = log_letters[np.arange(length), self.spelled[length]].sum(1) + self.log_prior[length]
-        share = np.exp(scores - scores.max())
-        share /= share.sum()
-        best = np.argsort(-share, kind="stable")[:top_k]
-        return [(self.words[length][i], float(share[i])) for i in best]
+        return self.rank_readings([probs], top_k)[1]
 
-    def rank_letters(self, letters: Sequence[tuple[object, Sequence[tuple[str, float]]]], top_k: int = 3
-                     ) -> list[tuple[str, float]]:
-        """``rank`` for a word as ``alphabet.predict.predict_words`` reads it: (box, top letters) pairs,
-        read with ``top_k=len(classifier.classes)`` so that every letter has all its probabilities."""
-        index = {c: i for i, c in enumerate(self.classes)}
-        probs = np.zeros((len(letters), len(self.classes)))
-        for row, (_, top) in zip(probs, letters, strict=True):
-            if len(top) != len(self.classes):
-                raise ValueError(f"a letter has {len(top)} of the model's {len(self.classes)} probabilities; "
-                                 "read the word with top_k=len(classifier.classes)")
-            for letter, p in top:
-                row[index[letter]] = p
-        return self.rank(probs, top_k)
+    def rank_readings(self, readings: Sequence[np.ndarray], top_k: int = 3) -> tuple[int, list[tuple[str, float]]]:
+        """For several readings of one word's ink, each its letters' probabilities (length, C) (the ways
+        of cutting letters that touch, which may differ in length): the reading that spells the likeliest
+        word, and the ``top_k`` words with their probabilities over all readings, surest first. Reading 0
+        and [] when no reading has a listed word of its length."""
+        words: list[str] = []
+        scores, reading_of = [], []
+        for r, probs in enumerate(readings):
+            listed, score = self.scores(probs)
+            words += listed
+            scores.append(score)
+            reading_of += [r] * len(listed)
+        if not words:
+            return 0, []
+        score = np.concatenate(scores)
+        share = np.exp(score - score.max())
+        share /= share.sum()
+        best_reading = reading_of[int(np.argmax(score))]
+        if len(readings) > 1:  # two readings of one length list the same words: each word once, summed
+            words, index = np.unique(np.array(words), return_inverse=True)
+            share = np.bincount(index, weights=share)
+        best = np.argsort(-share, kind="stable")[:top_k]
+        return best_reading, [(str(words[i]), float(share[i])) for i in best]
 
 
 def _parse_line(path: Path, number: int, line: str) -> tuple[str, float] | None:

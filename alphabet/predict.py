@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 from pathlib import Path
 
 import numpy as np
@@ -99,47 +101,69 @@ def predict_files(checkpoint: str | Path, images: list[str | Path], top_k: int =
 
 # One letter of a word: its box in the image (left, top, right, bottom) and its top-k letters.
 WordLetter = tuple[tuple[int, int, int, int], list[tuple[str, float]]]
+# A word's readings in a word list (``--lexicon``): its likeliest words there with their probabilities,
+# surest first; [] when the list has no word of as many letters as any reading of it.
+WordChoices = list[tuple[str, float]]
+# A letter before it is shown: its box, and its probabilities over the classes (None: blank).
+_Read = tuple[tuple[int, int, int, int], np.ndarray | None]
+# The ways one piece of ink can be read: whole, as one letter, then cut in two at each of its cuts.
+_PieceReadings = list[list[_Read]]
+
+# A word whose touching letters could be cut in more ways than this is read in a word list only as the
+# classifier cuts it (three wide pieces of five readings each are 125).
+MAX_READINGS = 128
 
 
-def _read_words(classifier: Classifier, words: list[list[Letter]], top_k: int) -> list[list[WordLetter]]:
-    """Each word's letters with their top-k. A wide piece of ink is read as two touching letters where,
-    at its best cut, the classifier is surer of both halves (the product of their top probabilities)
-    than of the whole."""
+def _piece_readings(classifier: Classifier, words: list[list[Letter]]) -> list[list[_PieceReadings]]:
+    """Each word's pieces of ink, each with its readings: whole, then cut in two at each of its cuts."""
     pieces = [piece for word in words for letter in word
               for piece in (letter, *(half for cut in letter.cuts for half in cut))]
+    probs = iter(_letter_probs(classifier, np.stack([piece.pixels for piece in pieces])) if pieces else [])
+    return [[[[(letter.box, next(probs))],
+              *([(left.box, next(probs)), (right.box, next(probs))] for left, right in letter.cuts)]
+             for letter in word] for word in words]
+
+
+def _sureness(reading: list[_Read]) -> float:
+    return float(np.prod([0.0 if probs is None else probs.max() for _, probs in reading]))
+
+
+def _classifier_reading(pieces: list[_PieceReadings]) -> list[_Read]:
+    """A word's letters as the classifier cuts them: a wide piece of ink is read as two touching letters
+    where, at its best cut, the classifier is surer of both halves (the product of their top
+    probabilities) than of the whole."""
+    return [read for readings in pieces for read in max(readings, key=_sureness)]
+
+
+def _listed_reading(lexicon: Lexicon, pieces: list[_PieceReadings], top_k: int) -> tuple[list[_Read], WordChoices]:
+    """A word's letters as cut where they spell its likeliest word of the list (every way of cutting its
+    touching letters is tried, up to ``MAX_READINGS``), and its choices there; without a listed word of
+    any reading's length, the classifier's cut and []."""
+    own = _classifier_reading(pieces)
     if not pieces:
-        return [[] for _ in words]
-    tops = iter(top_letters(classifier, np.stack([piece.pixels for piece in pieces]), top_k))
-    read = []
-    for word in words:
-        letters: list[WordLetter] = []
-        for letter in word:
-            whole = next(tops)
-            best, sureness = [(letter.box, whole)], whole[0][1]
-            for (left, right) in letter.cuts:
-                left_top, right_top = next(tops), next(tops)
-                if left_top[0][1] * right_top[0][1] > sureness:
-                    best = [(left.box, left_top), (right.box, right_top)]
-                    sureness = left_top[0][1] * right_top[0][1]
-            letters.extend(best)
-        read.append(letters)
-    return read
+        return own, []
+    readings = ([own] if math.prod(len(r) for r in pieces) > MAX_READINGS else
+                [[read for option in cut for read in option] for cut in itertools.product(*pieces)])
+    best, choices = lexicon.rank_readings([_matrix(reading, len(lexicon.classes)) for reading in readings], top_k)
+    return (readings[best] if choices else own), choices
 
 
-# A word's readings in a word list (``--lexicon``): its likeliest words there with their probabilities
-# among the list's words of its length, surest first; [] when the list has no word of that length.
-WordChoices = list[tuple[str, float]]
+def _matrix(reading: list[_Read], classes: int) -> np.ndarray:
+    return np.stack([np.zeros(classes) if probs is None else probs for _, probs in reading])
 
 
-def _read_words_in(classifier: Classifier, lexicon: Lexicon | None, words: list[list[Letter]], top_k: int
-                   ) -> tuple[list[list[WordLetter]], list[WordChoices] | None]:
-    """``_read_words``, and with a lexicon each word's choices in it (ranked on all of every letter's
-    probabilities, then shown with the top-k letters)."""
+def _shown(classes: list[str], reading: list[_Read], top_k: int) -> list[WordLetter]:
+    return [(box, _top(classes, probs, top_k)) for box, probs in reading]
+
+
+def _read_word(classifier: Classifier, lexicon: Lexicon | None, pieces: list[_PieceReadings], top_k: int
+               ) -> tuple[list[WordLetter], WordChoices | None]:
+    """A word's letters with their top-k, as the classifier cuts them, or with a lexicon as cut where
+    they spell the likeliest listed word, with its choices there (None without a lexicon)."""
     if lexicon is None:
-        return _read_words(classifier, words, top_k), None
-    read = _read_words(classifier, words, len(classifier.classes))
-    choices = [lexicon.rank_letters(letters, top_k) if letters else [] for letters in read]
-    return [[(box, top[:top_k]) for box, top in letters] for letters in read], choices
+        return _shown(classifier.classes, _classifier_reading(pieces), top_k), None
+    reading, choices = _listed_reading(lexicon, pieces, top_k)
+    return _shown(classifier.classes, reading, top_k), choices
 
 
 def _split_named(name: str, grey: np.ndarray) -> list[Letter]:
@@ -149,52 +173,73 @@ def _split_named(name: str, grey: np.ndarray) -> list[Letter]:
         raise UserError(f"{name}: {e}") from None
 
 
+def _split_images(images: list[np.ndarray | Image.Image]) -> list[list[Letter]]:
+    return [_split_named(f"image {i}", _grey(image)) for i, image in enumerate(images)]
+
+
 def predict_words(classifier: Classifier, images: list[np.ndarray | Image.Image], top_k: int = 3
                   ) -> list[list[WordLetter]]:
     """For each image of a word written in separate letters, its letters left to right: each one's box
     and ``top_k`` letters. A blank image gives an empty list."""
-    return _read_words(classifier, [_split_named(f"image {i}", _grey(image)) for i, image in enumerate(images)], top_k)
+    return [_read_word(classifier, None, pieces, top_k)[0]
+            for pieces in _piece_readings(classifier, _split_images(images))]
+
+
+def predict_listed_words(classifier: Classifier, images: list[np.ndarray | Image.Image], lexicon: Lexicon,
+                         top_k: int = 3) -> list[tuple[list[WordLetter], WordChoices]]:
+    """``predict_words`` in a word list (``alphabet.lexicon.read_lexicon``): for each image, its letters
+    as cut where they spell its likeliest listed word, and its ``top_k`` listed words with their
+    probabilities ([] when the list has no word of its length)."""
+    read = [_read_word(classifier, lexicon, pieces, top_k)
+            for pieces in _piece_readings(classifier, _split_images(images))]
+    return [(letters, choices or []) for letters, choices in read]
 
 
 def predict_word_files(checkpoint: str | Path, images: list[str | Path], top_k: int = 3, tta: bool = False,
                        lexicon: str | Path | None = None
                        ) -> list[tuple[str, list[WordLetter], WordChoices | None]]:
     """``predict_words`` for image files (a directory stands for its images), each with its choices in
-    the word list ``lexicon`` (None without one)."""
+    the word list ``lexicon`` (None without one), as ``predict_listed_words`` reads them."""
     classifier = load_classifier(checkpoint, pick_device("auto"), tta=tta)  # first, as in predict_files
     words_list = None if lexicon is None else read_lexicon(lexicon, classifier.classes)
     paths = image_paths(images)
     words = [_split_named(str(p), np.asarray(read_image(p))) for p in paths]
-    read, choices = _read_words_in(classifier, words_list, words, top_k)
-    return list(zip(map(str, paths), read, choices or [None] * len(read), strict=True))
+    return [(str(path), *_read_word(classifier, words_list, pieces, top_k))
+            for path, pieces in zip(paths, _piece_readings(classifier, words), strict=True)]
 
 
 # A line of text: its words left to right, each its letters as ``WordLetter``s.
 TextLine = list[list[WordLetter]]
-
-
 # A text's choices in a word list: each line's, each word's ``WordChoices``.
 TextChoices = list[list[WordChoices]]
 
 
+def _words_of_row(pieces: list[_PieceReadings], starts: list[int]) -> list[list[_PieceReadings]]:
+    """A row's pieces of ink parted into words: a piece goes with the word of its first letter as the
+    classifier cuts it (``starts``: the index of each word's first letter in that reading)."""
+    words: list[list[_PieceReadings]] = [[] for _ in starts]
+    letter = 0
+    for readings in pieces:
+        words[int(np.searchsorted(starts, letter, side="right")) - 1].append(readings)
+        letter += len(max(readings, key=_sureness))
+    return words
+
+
 def _read_lines(classifier: Classifier, lexicon: Lexicon | None, images_rows: list[list[list[Letter]]], top_k: int
                 ) -> tuple[list[list[TextLine]], list[TextChoices] | None]:
-    """Each image's rows read as ``_read_words`` reads a word (all rows in one batch), then parted into
-    words where the letters stand far apart (``segment.word_starts``); with a lexicon, each word's
-    choices in it, as ``_read_words_in`` gives them."""
-    read = iter(_read_words(classifier, [row for rows in images_rows for row in rows],
-                            top_k if lexicon is None else len(classifier.classes)))
-    texts = []
+    """Each image's rows parted into words where the letters, as the classifier cuts them, stand far
+    apart (``segment.word_starts``; all rows read in one batch), each word read as ``_read_word`` reads
+    it; with a lexicon, each word's choices in it."""
+    rows_pieces = iter(_piece_readings(classifier, [row for rows in images_rows for row in rows]))
+    texts, texts_choices = [], []
     for rows in images_rows:
-        lines = [next(read) for _ in rows]
-        starts = word_starts([[box for box, _ in letters] for letters in lines])
-        texts.append([[letters[a:b] for a, b in zip(first, [*first[1:], len(letters)], strict=True)]
-                      for letters, first in zip(lines, starts, strict=True)])
-    if lexicon is None:
-        return texts, None
-    choices = [[[lexicon.rank_letters(word, top_k) for word in line] for line in lines] for lines in texts]
-    shown = [[[[(box, top[:top_k]) for box, top in word] for word in line] for line in lines] for lines in texts]
-    return shown, choices
+        pieces = [next(rows_pieces) for _ in rows]
+        starts = word_starts([[box for box, _ in _classifier_reading(row)] for row in pieces])
+        read = [[_read_word(classifier, lexicon, word, top_k) for word in _words_of_row(row, first)]
+                for row, first in zip(pieces, starts, strict=True)]
+        texts.append([[letters for letters, _ in line] for line in read])
+        texts_choices.append([[choices or [] for _, choices in line] for line in read])
+    return texts, (None if lexicon is None else texts_choices)
 
 
 def word_of(word: list[WordLetter], choices: WordChoices | None = None) -> str:
@@ -213,6 +258,14 @@ def predict_text(classifier: Classifier, images: list[np.ndarray | Image.Image],
     """For each image of rows of separate letters (a note printed by hand), its lines top to bottom, each
     its words left to right, each word its letters' boxes and ``top_k`` letters. A blank image gives []."""
     return _read_lines(classifier, None, [split_rows(_grey(image)) for image in images], top_k)[0]
+
+
+def predict_listed_text(classifier: Classifier, images: list[np.ndarray | Image.Image], lexicon: Lexicon,
+                        top_k: int = 3) -> list[tuple[list[TextLine], TextChoices]]:
+    """``predict_text`` in a word list, each word read as ``predict_listed_words`` reads one: for each
+    image, its lines, and each line's words' choices in the list."""
+    texts, choices = _read_lines(classifier, lexicon, [split_rows(_grey(image)) for image in images], top_k)
+    return list(zip(texts, choices or [], strict=True))
 
 
 def predict_text_files(checkpoint: str | Path, images: list[str | Path], top_k: int = 3, tta: bool = False,

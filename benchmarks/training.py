@@ -624,7 +624,7 @@ LEXICON_TOUCHING = "47,973 words, with their frequencies as counts"  # the one l
 
 def scored(targets: list[str], name: str, words: list[str], sureness: np.ndarray | None, seconds: float | None
            ) -> str:
-    """A row of the lexicon table: words and letters read right, words at p >= 0.9, time to rank."""
+    """A row of the lexicon table: words and letters read right, words at p >= 0.9, time to read."""
     letters_right = sum(sum(a == b for a, b in zip(w, t, strict=True)) for w, t in zip(words, targets, strict=True)
                         if len(w) == len(t))
     right = np.array([w == t for w, t in zip(words, targets, strict=True)])
@@ -640,7 +640,7 @@ def bench_lexicon(full: bool) -> str:
     from alphabet.data.emnist_style import read_image
     from alphabet.ensemble import Classifier
     from alphabet.lexicon import read_lexicon
-    from alphabet.predict import predict_words, word_of
+    from alphabet.predict import predict_listed_words, predict_words, word_of
 
     frequency = english_words(50_000)
     config, splits, trainer = reader_model(full)
@@ -667,7 +667,7 @@ def bench_lexicon(full: bool) -> str:
         for case, (low, high) in LEXICON_CASES.items():
             # The spaced words draw their letters; the touching ones are the same letters, drawn closer.
             gaps_rng = rng if case == "spaced" else np.random.default_rng(5)
-            read = []
+            images = []
             for k, target in enumerate(targets):
                 if case == "spaced":
                     chosen.append(np.array([rng.choice(by_class[c]) for c in target]))
@@ -675,20 +675,22 @@ def bench_lexicon(full: bool) -> str:
                 image = written_word(splits.val.images[chosen[k]], gaps_rng.integers(low, high + 1, len(target) - 1),
                                      gaps_rng)
                 Image.fromarray(image).save(path, quality=90)
-                (word,) = predict_words(classifier, [np.asarray(read_image(path))], top_k=len(classes))
-                read.append(word)
+                images.append(np.asarray(read_image(path)))
+            tick = time.perf_counter()
+            read = [predict_words(classifier, [image], top_k=1)[0] for image in images]
+            seconds = (time.perf_counter() - tick) / len(images)
             split_right[case] = sum(len(word) == len(t) for word, t in zip(read, targets, strict=True))
             rows.append(scored(targets, f"{case}: letters alone (the top letter of each)",
-                               [word_of(word) for word in read], None, None))
+                               [word_of(word) for word in read], None, seconds))
             for name, lexicon in lexicons.items():
                 if case != "spaced" and name != LEXICON_TOUCHING:
                     continue
                 tick = time.perf_counter()
-                ranked = [lexicon.rank_letters(word, 1) for word in read]
-                seconds = (time.perf_counter() - tick) / len(read)
+                listed = [predict_listed_words(classifier, [image], lexicon, top_k=1)[0] for image in images]
+                seconds = (time.perf_counter() - tick) / len(images)
                 rows.append(scored(targets, f"{case}: the likeliest word of {name}",
-                                   [word_of(word, r) for word, r in zip(read, ranked, strict=True)],
-                                   np.array([r[0][1] if r else 0.0 for r in ranked]), seconds))
+                                   [word_of(word, ranked) for word, ranked in listed],
+                                   np.array([ranked[0][1] if ranked else 0.0 for _, ranked in listed]), seconds))
     in_5000 = sum(t in set(commonest[:5000]) for t in targets)
     return ("## Lexicon: English words read in a word list (femnist lowercase)\n\n"
             f"`{BEST_CONFIG.relative_to(ROOT)}` with the cosine schedule, trained {config.train.epochs} epochs on "
@@ -697,14 +699,15 @@ def bench_lexicon(full: bool) -> str:
             f"the {len(splits.val):,} validation writers' letters of that class at random (so a word mixes "
             "writers), written as the \"words\" benchmark writes them (4x, JPEG), spaced (12-32 px apart) and "
             "touching (each letter starting 0-8 px before the last one ends, as that benchmark's overlapping "
-            "columns), and read as `alphabet predict --word --lexicon FILE` reads them (`alphabet.lexicon`). "
+            "columns), and read as `alphabet predict --word [--lexicon FILE]` reads them "
+            "(`alphabet.predict.predict_words`, `predict_listed_words`). "
             f"The word lists are files of wordfreq's words, with or without their frequencies as counts; "
             f"{in_5000} of the {LEXICON_WORDS} words are among the 5,000 commonest, and the others cannot be read "
             f"right with that list. Of the {LEXICON_WORDS} words, {split_right['spaced']} spaced and "
             f"{split_right['touching']} touching were split into the right number of letters. "
             "Columns: words read right; letters read right, of all letters (a word of the wrong length counts "
             "all its letters as wrong); the share of words whose probability in the list is at least 0.9 "
-            "(as `--accept 0.9` would accept them), and how many of those are right; milliseconds to rank one "
-            "word's letters in the list.\n\n"
-            "| reading | words read right | letters read right | words at p >= 0.9 | ms to rank a word |\n"
+            "(as `--accept 0.9` would accept them), and how many of those are right; milliseconds to read one "
+            "word (split, classify and, in a list, rank).\n\n"
+            "| reading | words read right | letters read right | words at p >= 0.9 | ms to read a word |\n"
             "|---|---|---|---|---|\n" + "\n".join(rows))

@@ -181,13 +181,19 @@ def test_a_run_directory_stands_for_its_last_checkpoint(cli, trained, tmp_path):
     assert by_dir.code == 0 and json.loads(by_dir.out) == json.loads(by_file.out)
 
 
-def written_word(originals: np.ndarray) -> np.ndarray:
-    """28 px letters as dark ink 3x larger, side by side 30 px apart on a white page."""
+def ink_crops(originals: np.ndarray, wider: int = 3) -> list[np.ndarray]:
+    """28 px white-on-black letters cropped to their ink, as dark ink on white 3x higher and ``wider``x wider."""
     crops = []
     for letter in originals:
         ys, xs = np.nonzero(letter > 25)
         crop = Image.fromarray(255 - letter[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1])
-        crops.append(np.asarray(crop.resize((3 * crop.width, 3 * crop.height))))
+        crops.append(np.asarray(crop.resize((wider * crop.width, 3 * crop.height))))
+    return crops
+
+
+def written_word(originals: np.ndarray) -> np.ndarray:
+    """28 px letters as dark ink 3x larger, side by side 30 px apart on a white page."""
+    crops = ink_crops(originals)
     height = max(c.shape[0] for c in crops) + 40
     word = np.full((height, sum(c.shape[1] for c in crops) + 30 * len(crops) + 30), 255, np.uint8)
     x = 30
@@ -291,15 +297,50 @@ def test_predict_reads_words_in_a_lexicon(cli, trained, tmp_path):
     assert cli("predict", ckpt, image, "--text", "--lexicon", tmp_path / "words.txt", "--accept", "1"
                ).out.strip().splitlines()[1] == f"  [{second}]"
 
-    # From Python: the letters read with all their probabilities, ranked in the list.
+    # From Python, an image in memory reads the same.
     from alphabet.ensemble import load_classifier
     from alphabet.lexicon import read_lexicon
-    from alphabet.predict import predict_words
+    from alphabet.predict import predict_listed_text, predict_listed_words, text_of
 
     classifier = load_classifier(ckpt, torch.device("cpu"))
-    (word_letters,) = predict_words(classifier, [np.asarray(Image.open(image))], top_k=len(classifier.classes))
-    ranked = read_lexicon(tmp_path / "words.txt", classifier.classes).rank_letters(word_letters)
+    lexicon = read_lexicon(tmp_path / "words.txt", classifier.classes)
+    ((word_letters, ranked),) = predict_listed_words(classifier, [np.asarray(Image.open(image))], lexicon)
     assert [w for w, _ in ranked] == [second, worst] and ranked[0][1] == pytest.approx(share, abs=1e-5)
+    assert len(word_letters) == 5 and all(len(top) == 3 for _, top in word_letters)
+    ((lines, choices),) = predict_listed_text(classifier, [Image.open(image)], lexicon)
+    assert text_of(lines, choices) == second
+
+
+def test_a_lexicon_decides_where_touching_letters_are_cut(cli, trained, tmp_path):
+    # Two letters whose strokes touch: one piece of ink, wide enough to be tried cut in two (the letters
+    # drawn wide, as dark ink 3x higher and 5x wider).
+    from alphabet.data.segment import split_letters
+
+    crops = ink_crops(save_letters(tmp_path, 2, with_originals=True)[1], wider=5)
+
+    height = max(c.shape[0] for c in crops) + 40
+    for overlap in range(4, 40, 4):  # the second letter starts this far into the first, until they touch
+        touching = np.full((height, crops[0].shape[1] + crops[1].shape[1] + 60), 255, np.uint8)
+        touching[20: 20 + crops[0].shape[0], 30: 30 + crops[0].shape[1]] = crops[0]
+        start = 30 + crops[0].shape[1] - overlap
+        region = touching[20: 20 + crops[1].shape[0], start: start + crops[1].shape[1]]
+        np.minimum(region, crops[1], out=region)
+        if len(pieces := split_letters(touching)) == 1:
+            break
+    assert len(pieces) == 1 and pieces[0].cuts  # one piece of ink, with ways to cut it
+    Image.fromarray(touching).save(tmp_path / "pair.png")
+    (read,) = json.loads(cli("predict", trained, tmp_path / "pair.png", "--word", "--json").out)
+    classes = "abcdef"
+    # A list of one-letter words reads the piece whole; of two-letter words, cut in two: whichever the
+    # classifier alone would have chosen.
+    (tmp_path / "one.txt").write_text("\n".join(classes))
+    (tmp_path / "two.txt").write_text("\n".join(a + b for a in classes for b in classes))
+    for words, length in (("one.txt", 1), ("two.txt", 2)):
+        (shown,) = json.loads(cli("predict", trained, tmp_path / "pair.png", "--word", "--json",
+                                  "--lexicon", tmp_path / words).out)
+        assert len(shown["letters"]) == length and len(shown["word"]) == length and shown["lexicon"]
+        assert sum(c["probability"] for c in shown["lexicon"]) <= 1 + 1e-9
+    assert len(read["letters"]) in (1, 2)
 
 
 def test_predict_accept_marks_unsure_letters_and_evaluate_measures_the_threshold(cli, trained, tmp_path):
@@ -353,11 +394,7 @@ def test_predict_text_reads_lines_and_words(cli, trained, tmp_path):
     paths, originals = save_letters(tmp_path, 6, with_originals=True)
     ckpt = trained / "checkpoints/last.pt"
     alone = [r["top"][0]["letter"] for r in json.loads(cli("predict", ckpt, *paths, "--json").out)]
-    crops = []
-    for letter in originals:
-        ys, xs = np.nonzero(letter > 25)
-        crop = Image.fromarray(255 - letter[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1])
-        crops.append(np.asarray(crop.resize((3 * crop.width, 3 * crop.height))))
+    crops = ink_crops(originals)
     tall = max(c.shape[0] for c in crops)
     note = np.full((2 * tall + 120, 700), 255, np.uint8)
     # Two lines: two words (of two letters and one), then one word of three; letters 20 px apart, words 100.

@@ -57,12 +57,32 @@ def test_case_is_folded_and_unreadable_words_are_left_out_with_a_note(tmp_path, 
     # A model of both cases counts a letter's two cases together: P drawn capital or small.
     probs = letter_probs(both_cases, {"P": 0.3, "p": 0.3}, {"a": 0.9}, {"r": 0.9}, {"i": 0.9}, {"s": 0.9})
     assert lexicon.rank(probs) == [("Paris", 1.0)]
-    # Letters read as predict_words gives them, each with all its probabilities, rank the same.
-    letters = [((0, 0, 1, 1), sorted(zip(both_cases, row.tolist(), strict=True), key=lambda t: -t[1]))
-               for row in probs]
-    assert lexicon.rank_letters(letters) == lexicon.rank(probs)
-    with pytest.raises(ValueError, match="top_k=len"):
-        lexicon.rank_letters([(box, top[:3]) for box, top in letters])
+
+
+def test_readings_of_other_lengths_compete_and_a_word_spelled_twice_counts_once(tmp_path):
+    # One piece of ink read whole ("m") or cut in two ("rn" or, cut elsewhere, "ri").
+    (tmp_path / "words.txt").write_text("am\narn\nari\n")
+    lexicon = read_lexicon(tmp_path / "words.txt", LOWER)
+    a = {"a": 0.9}
+    whole = letter_probs(LOWER, a, {"m": 0.1})
+    cut_rn = letter_probs(LOWER, a, {"r": 0.6}, {"n": 0.6})
+    cut_rn_again = letter_probs(LOWER, a, {"r": 0.5}, {"n": 0.5})
+    cut_ri = letter_probs(LOWER, a, {"r": 0.6}, {"i": 0.3})
+    best, ranked = lexicon.rank_readings([whole, cut_rn, cut_rn_again, cut_ri])
+    assert best == 1  # the reading that spells the likeliest pair: a, r, n at 0.9 x 0.6 x 0.6
+    score = {"am": 0.9 * 0.1, "arn": 0.9 * 0.6 * 0.6 + 0.9 * 0.5 * 0.5, "ari": 0.9 * 0.6 * 0.3}
+    # Each word's probability sums over the readings that spell it; every reading here spells each
+    # listed word of its length, so the others' words count too.
+    rest = (1 - 0.6) / 25
+    score["ari"] += 0.9 * 0.6 * rest + 0.9 * 0.5 * (0.5 / 25)
+    score["arn"] += 0.9 * 0.6 * ((1 - 0.3) / 25)
+    total = sum(score.values())
+    assert [w for w, _ in ranked] == ["arn", "ari", "am"]
+    assert [q for _, q in ranked] == pytest.approx([score[w] / total for w in ("arn", "ari", "am")])
+    # With one reading, the words of its length alone: as ``rank``.
+    assert lexicon.rank_readings([cut_ri])[1] == lexicon.rank(cut_ri)
+    # No reading of a listed length: none.
+    assert lexicon.rank_readings([whole[:1]]) == (0, [])
 
 
 @pytest.mark.parametrize(("text", "fragment"), [

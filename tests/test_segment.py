@@ -133,11 +133,11 @@ class InkHeightJudge:
 
 @pytest.mark.parametrize(("sure", "unsure", "letters"), [(0.95, 0.5, 2), (0.7, 0.6, 1)])
 def test_a_wide_piece_is_read_as_two_letters_only_where_the_halves_are_surer(sure, unsure, letters):
-    from alphabet.predict import _read_words
+    from alphabet.predict import _classifier_reading, _piece_readings
 
     # Split when both halves together (0.95 x 0.95) beat the whole (0.5); kept whole when not (0.49 < 0.6).
-    (word,) = _read_words(InkHeightJudge(sure, unsure), [split_letters(touching_pair())], top_k=1)
-    assert len(word) == letters
+    (pieces,) = _piece_readings(InkHeightJudge(sure, unsure), [split_letters(touching_pair())])
+    assert len(_classifier_reading(pieces)) == letters
 
 
 def test_a_large_image_gives_boxes_in_its_own_pixels():

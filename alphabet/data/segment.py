@@ -10,7 +10,8 @@ Two letters whose strokes touch are one piece of ink. A piece much wider than th
 word's letters are tall also comes cut in two at a few columns of its middle
 third, as ``Letter.cuts``; the reader (``alphabet.predict``) keeps the best cut where
 the classifier is surer of both halves than of the whole, so an m stays an m and
-touching ll come apart. Cursive handwriting needs a different reader.
+touching ll come apart (in a word list, the cut that spells the likeliest listed word).
+Cursive handwriting needs a different reader.
 """
 
 from __future__ import annotations
