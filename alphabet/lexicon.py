@@ -3,8 +3,10 @@
 A handwritten g and q, or an undotted i and an l, can be drawn alike; letter by letter they are a
 guess, but in a word only one of them usually spells something. Each word of the list with as many
 letters as were read is scored by the product of its letters' probabilities (times its share of
-the counts, where the list gives counts), and the scores are normalised over those words. That
-probability assumes the word is in the list: a word outside it still gets the closest listed one.
+the counts, where the list gives counts), and the scores are normalised over those words. Where
+letters touch and the ink can be cut more than one way (``rank_readings``), the words of every
+reading compete. That probability assumes the word is in the list: a word outside it still gets
+the closest listed one.
 
 The file holds one word a line, optionally followed by a count (a frequency list's ``the 23135851``);
 blank lines and lines starting with ``#`` are skipped. Words are matched case-insensitively: a
