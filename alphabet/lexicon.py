@@ -62,8 +62,8 @@ class Lexicon:
     def rank_readings(self, readings: Sequence[np.ndarray], top_k: int = 3) -> tuple[int, list[tuple[str, float]]]:
         """For several readings of one word's ink, each its letters' probabilities (length, C) (the ways
         of cutting letters that touch, which may differ in length): the reading that spells the likeliest
-        word, and the ``top_k`` words with their probabilities over all readings, surest first. Reading 0
-        and [] when no reading has a listed word of its length."""
+        word most probably, and the ``top_k`` words with their probabilities over all readings, surest
+        first. Reading 0 and [] when no reading has a listed word of its length."""
         words: list[str] = []
         scores, reading_of = [], []
         for r, probs in enumerate(readings):
@@ -76,12 +76,15 @@ class Lexicon:
         score = np.concatenate(scores)
         share = np.exp(score - score.max())
         share /= share.sum()
-        best_reading = reading_of[int(np.argmax(score))]
-        if len(readings) > 1:  # two readings of one length list the same words: each word once, summed
-            words, index = np.unique(np.array(words), return_inverse=True)
-            share = np.bincount(index, weights=share)
-        best = np.argsort(-share, kind="stable")[:top_k]
-        return best_reading, [(str(words[i]), float(share[i])) for i in best]
+        if len(readings) == 1:  # most words: no letters touch
+            best = np.argsort(-share, kind="stable")[:top_k]
+            return 0, [(words[i], float(share[i])) for i in best]
+        # Two readings of one length list the same words: each word counts once, its shares summed.
+        spelled, index = np.unique(np.array(words), return_inverse=True)
+        total = np.bincount(index, weights=share)
+        best = np.argsort(-total, kind="stable")[:top_k]
+        best_reading = reading_of[int(np.argmax(np.where(index == best[0], score, -np.inf)))]
+        return best_reading, [(str(spelled[i]), float(total[i])) for i in best]
 
 
 def _parse_line(path: Path, number: int, line: str) -> tuple[str, float] | None:

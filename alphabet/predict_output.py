@@ -2,7 +2,8 @@
 
 With a threshold (``--accept P``), a letter whose top probability is under P is marked unsure, for
 a person to check, and a count of the letters accepted goes to stderr, so that stdout keeps its
-one line per image (or per letter of a word).
+one line per image (or per letter of a word). With a word list (``--lexicon``), words are marked
+and counted instead: a word whose likeliest listed word is less probable than P, or that has none.
 """
 
 from __future__ import annotations

@@ -79,6 +79,12 @@ def test_readings_of_other_lengths_compete_and_a_word_spelled_twice_counts_once(
     total = sum(score.values())
     assert [w for w, _ in ranked] == ["arn", "ari", "am"]
     assert [q for _, q in ranked] == pytest.approx([score[w] / total for w in ("arn", "ari", "am")])
+    # The reading kept is one that spells the top word: here "arn", though "am" is the likeliest single
+    # pair, because two cuts spell arn.
+    sure_m = letter_probs(LOWER, a, {"m": 0.5})
+    half_rn = letter_probs(LOWER, a, {"r": 0.6}, {"n": 0.62})
+    best, ranked = lexicon.rank_readings([sure_m, half_rn, half_rn[[0, 1, 2]] * [[1], [1], [0.99]]])
+    assert ranked[0][0] == "arn" and best == 1
     # With one reading, the words of its length alone: as ``rank``.
     assert lexicon.rank_readings([cut_ri])[1] == lexicon.rank(cut_ri)
     # No reading of a listed length: none.
