@@ -8,14 +8,16 @@ letters touch and the ink can be cut more than one way (``rank_readings``), the 
 reading compete. That probability assumes the word is in the list: a word outside it still gets
 the closest listed one.
 
-The file holds one word a line, optionally followed by a count (a frequency list's ``the 23135851``);
-blank lines and lines starting with ``#`` are skipped. Words are matched case-insensitively: a
-model of lowercase letters reads ``Paris``, and a model of both cases counts an h and an H alike.
-Words with a character the model does not read (``don't``, ``x2``) are left out, and counted.
+The file holds one word a line, optionally followed by a count (a frequency list's ``the 23135851``),
+in UTF-8, gzipped where its name ends in ``.gz``; blank lines and lines starting with ``#`` are
+skipped. Words are matched case-insensitively: a model of lowercase letters reads ``Paris``, and a
+model of both cases counts an h and an H alike. Words with a character the model does not read
+(``don't``, ``x2``) are left out, and counted.
 """
 
 from __future__ import annotations
 
+import gzip
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -108,10 +110,14 @@ def read_lexicon(path: str | Path, classes: list[str]) -> Lexicon:
     """The words of a word list that a model of ``classes`` can read (module docstring for the format)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".gz":  # frequency lists are often shipped compressed
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                text = f.read()
+        else:
+            text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError(f"{path}: no such file; expected a word list, one word a line") from None
-    except (OSError, UnicodeDecodeError) as e:  # a directory, no permission, not text
+    except (OSError, EOFError, UnicodeDecodeError) as e:  # a directory, no permission, not text, not gzip
         raise UserError(f"{path}: expected a UTF-8 text file of words, one a line ({e.__class__.__name__})") from None
     letters = "".join(sorted({c.lower() for c in classes}))
     index = {c: i for i, c in enumerate(letters)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+
 import numpy as np
 import pytest
 
@@ -41,10 +43,13 @@ def test_a_word_is_read_as_the_likeliest_listed_word(tmp_path):
 
 
 def test_counts_weigh_words_that_the_letters_cannot_tell_apart(tmp_path):
-    (tmp_path / "freq.txt").write_text("# word count\ngap 30\n\nqap 10\n")
-    lexicon = read_lexicon(tmp_path / "freq.txt", LOWER)
+    text = "# word count\ngap 30\n\nqap 10\n"
+    (tmp_path / "freq.txt").write_text(text)
+    (tmp_path / "freq.txt.gz").write_bytes(gzip.compress(text.encode()))
     probs = letter_probs(LOWER, {"g": 0.45, "q": 0.45}, {"a": 0.9}, {"p": 0.9})
-    assert lexicon.rank(probs) == [("gap", pytest.approx(0.75)), ("qap", pytest.approx(0.25))]
+    for name in ("freq.txt", "freq.txt.gz"):  # a gzipped list reads as the plain one
+        lexicon = read_lexicon(tmp_path / name, LOWER)
+        assert lexicon.rank(probs) == [("gap", pytest.approx(0.75)), ("qap", pytest.approx(0.25))]
 
 
 def test_case_is_folded_and_unreadable_words_are_left_out_with_a_note(tmp_path, capsys):
@@ -117,3 +122,9 @@ def test_a_missing_or_unreadable_word_list_is_named(tmp_path):
     (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00cat")
     with pytest.raises(UserError, match="binary.txt: expected a UTF-8 text file of words"):
         read_lexicon(tmp_path / "binary.txt", LOWER)
+    (tmp_path / "plain.gz").write_text("cat\n")  # named .gz, not gzipped
+    with pytest.raises(UserError, match="plain.gz: expected a UTF-8 text file of words"):
+        read_lexicon(tmp_path / "plain.gz", LOWER)
+    (tmp_path / "cut.gz").write_bytes(gzip.compress(b"cat\ndog\n" * 100)[:30])  # truncated
+    with pytest.raises(UserError, match="cut.gz: expected a UTF-8 text file of words"):
+        read_lexicon(tmp_path / "cut.gz", LOWER)
