@@ -66,26 +66,21 @@ class Lexicon:
         of cutting letters that touch, which may differ in length): the reading that spells the likeliest
         word most probably, and the ``top_k`` words with their probabilities over all readings, surest
         first. Reading 0 and [] when no reading has a listed word of its length."""
-        words: list[str] = []
-        scores, reading_of = [], []
-        for r, probs in enumerate(readings):
-            listed, score = self.scores(probs)
-            words += listed
-            scores.append(score)
-            reading_of += [r] * len(listed)
-        if not words:
+        scored = [self.scores(probs) for probs in readings]
+        if not any(len(words) for words, _ in scored):
             return 0, []
-        score = np.concatenate(scores)
+        score = np.concatenate([score for _, score in scored])
         share = np.exp(score - score.max())
         share /= share.sum()
         if len(readings) == 1:  # most words: no letters touch
             best = np.argsort(-share, kind="stable")[:top_k]
-            return 0, [(words[i], float(share[i])) for i in best]
+            return 0, [(scored[0][0][i], float(share[i])) for i in best]
         # Two readings of one length list the same words: each word counts once, its shares summed.
-        spelled, index = np.unique(np.array(words), return_inverse=True)
+        reading_of = np.repeat(np.arange(len(readings)), [len(words) for words, _ in scored])
+        spelled, index = np.unique(np.array([w for words, _ in scored for w in words]), return_inverse=True)
         total = np.bincount(index, weights=share)
         best = np.argsort(-total, kind="stable")[:top_k]
-        best_reading = reading_of[int(np.argmax(np.where(index == best[0], score, -np.inf)))]
+        best_reading = int(reading_of[np.argmax(np.where(index == best[0], score, -np.inf))])
         return best_reading, [(str(spelled[i]), float(total[i])) for i in best]
 
 

@@ -622,7 +622,7 @@ LEXICON_CASES = {  # name: the range of gaps between letters' inked boxes, in pi
 LEXICON_TOUCHING = "47,973 words, with their frequencies as counts"  # the one list the touching words are read in
 
 
-def scored(targets: list[str], name: str, words: list[str], sureness: np.ndarray | None, seconds: float | None
+def lexicon_row(targets: list[str], name: str, words: list[str], sureness: np.ndarray | None, seconds: float | None
            ) -> str:
     """A row of the lexicon table: words and letters read right, words at p >= 0.9, time to read."""
     letters_right = sum(sum(a == b for a, b in zip(w, t, strict=True)) for w, t in zip(words, targets, strict=True)
@@ -680,7 +680,7 @@ def bench_lexicon(full: bool) -> str:
             read = [predict_words(classifier, [image], top_k=1)[0] for image in images]
             seconds = (time.perf_counter() - tick) / len(images)
             split_right[case] = sum(len(word) == len(t) for word, t in zip(read, targets, strict=True))
-            rows.append(scored(targets, f"{case}: letters alone (the top letter of each)",
+            rows.append(lexicon_row(targets, f"{case}: letters alone (the top letter of each)",
                                [word_of(word) for word in read], None, seconds))
             for name, lexicon in lexicons.items():
                 if case != "spaced" and name != LEXICON_TOUCHING:
@@ -688,7 +688,7 @@ def bench_lexicon(full: bool) -> str:
                 tick = time.perf_counter()
                 listed = [predict_listed_words(classifier, [image], lexicon, top_k=1)[0] for image in images]
                 seconds = (time.perf_counter() - tick) / len(images)
-                rows.append(scored(targets, f"{case}: the likeliest word of {name}",
+                rows.append(lexicon_row(targets, f"{case}: the likeliest word of {name}",
                                    [word_of(word, ranked) for word, ranked in listed],
                                    np.array([ranked[0][1] if ranked else 0.0 for _, ranked in listed]), seconds))
     in_5000 = sum(t in set(commonest[:5000]) for t in targets)
