@@ -18,6 +18,7 @@ Every key is checked; a mistake is one UserError line naming file and key.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,27 @@ class ParamSpec:
     def applies(self, chosen: dict[str, Any]) -> bool:
         """Whether a trial whose other settings are ``chosen`` searches this one (its ``when`` holds)."""
         return all(chosen.get(key) in allowed for key, allowed in self.when.items())
+
+    def check_value(self, value: Any, where: str) -> None:
+        """Refuse a value this setting could not draw: Optuna would run one outside the space, then
+        model it as if inside, and a ``when`` on it would never hold."""
+        if self.type == "choice":
+            if value not in self.values:
+                raise UserError(f"{where}: expected one of {', '.join(map(str, self.values))}, got {value!r}")
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"{where}: expected a number, got {value!r}")
+        if self.type == "int" and value != int(value):
+            raise UserError(f"{where}: expected an integer, got {value!r}")
+        if not self.low <= value <= self.high:
+            raise UserError(f"{where}: expected a value from {self.low} to {self.high}, got {value!r}")
+        if self.step and not _on_grid(value - self.low, self.step):
+            raise UserError(f"{where}: expected {self.low} plus a multiple of {self.step}, got {value!r}")
+
+
+def _on_grid(span: float, step: float) -> bool:
+    steps = span / step
+    return math.isclose(steps, round(steps), abs_tol=1e-6)
 
 
 @dataclass
@@ -202,7 +224,9 @@ def _param(key: str, raw: Any, origin: str, params: set[str]) -> ParamSpec:
     if extra:
         raise UserError(f"{where}: unknown key {sorted(extra)[0]!r} for type {kind}; expected "
                         f"{', '.join(sorted(DISTRIBUTIONS[kind] | {'when'}))}")
-    spec = ParamSpec(key=key, type=kind, step=raw.get("step"), log=bool(raw.get("log", False)))
+    if not isinstance(raw.get("log", False), bool):
+        raise UserError(f"{where}: log: expected true or false, got {raw['log']!r}")
+    spec = ParamSpec(key=key, type=kind, step=raw.get("step"), log=raw.get("log", False))
     if kind == "choice":
         values = raw.get("values")
         if not isinstance(values, list) or not values:
@@ -223,6 +247,12 @@ def _param(key: str, raw: Any, origin: str, params: set[str]) -> ParamSpec:
             raise UserError(f"{where}: expected integer low and high for type int")
         if spec.step is not None and spec.step <= 0:
             raise UserError(f"{where}: step: expected a value > 0, got {spec.step}")
+        if spec.log and spec.step not in (None, 1):
+            raise UserError(f"{where}: expected no step with log: true (Optuna samples an int on a log "
+                            f"scale only in steps of 1), got step={spec.step}")
+        if spec.step and not _on_grid(high - low, spec.step):  # Optuna would quietly lower high to fit
+            raise UserError(f"{where}: expected high - low to be a multiple of step {spec.step}, got "
+                            f"low={low} high={high}")
         spec.low, spec.high = low, high
     when = raw.get("when") or {}
     if not isinstance(when, dict):
@@ -328,8 +358,18 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
                 raise UserError(f"{origin}: space.{p.key}.when: {k!r} is not a searched setting")
     _check_buildable(config, origin, "config")
     fixed_settings = to_dict(config)
+    # The settings a `when` names are checked first, so that a typo in a choice is named where it is
+    # made; then each `when`, so that a condition no trial could meet is named, not left unsearched.
     for p in space:
-        _check_values(fixed_settings, p, origin)
+        if not p.when:
+            _check_values(fixed_settings, p, origin)
+    for p in space:
+        for k, allowed in p.when.items():
+            condition = next(q for q in space if q.key == k)
+            for value in allowed:
+                condition.check_value(value, f"{origin}: space.{p.key}.when.{k}")
+        if p.when:
+            _check_values(fixed_settings, p, origin)
     search_raw = raw.get("search")
     first_raw = None
     if isinstance(search_raw, dict) and "first_trials" in search_raw:

@@ -10,7 +10,6 @@ terms as the trials that search around it, and TPE learns from it.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -99,22 +98,4 @@ def _check_point(point: dict[str, Any], space: list[ParamSpec], where: str) -> N
                 raise UserError(f"{where}.{key}: searched only when {condition} is "
                                 f"{' or '.join(map(str, allowed))}; expected {condition}: {allowed[0]} in the "
                                 f"same entry, {given}")
-        _check_in_space(spec, value, f"{where}.{key}")
-
-
-def _check_in_space(spec: ParamSpec, value: Any, where: str) -> None:
-    """A value the space could have drawn: Optuna would run one outside it, then model it as if inside."""
-    if spec.type == "choice":
-        if value not in spec.values:
-            raise UserError(f"{where}: expected one of {', '.join(map(str, spec.values))}, got {value!r}")
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UserError(f"{where}: expected a number, got {value!r}")
-    if spec.type == "int" and value != int(value):
-        raise UserError(f"{where}: expected an integer, got {value!r}")
-    if not spec.low <= value <= spec.high:
-        raise UserError(f"{where}: expected a value from {spec.low} to {spec.high}, got {value!r}")
-    if spec.step:
-        steps = (value - spec.low) / spec.step
-        if not math.isclose(steps, round(steps), abs_tol=1e-6):
-            raise UserError(f"{where}: expected {spec.low} plus a multiple of {spec.step}, got {value!r}")
+        spec.check_value(value, f"{where}.{key}")
