@@ -56,6 +56,19 @@ class Lexicon:
         return self.words[length], (log_letters[np.arange(length), self.spelled[length]].sum(1)
                                     + self.log_prior[length])
 
+    def log_evidence(self, readings: Sequence[np.ndarray]) -> float:
+        """How likely one piece of ink is some listed word: the log of the summed scores (``scores``) of
+        the words of each reading's length, for the reading where that is largest; -inf where no reading
+        has a listed word of its length. Ways of parting a row into words compare by the sum of their
+        words' evidence, as each word's share of the counts enters once a word."""
+        best = -np.inf
+        for probs in readings:
+            score = self.scores(probs)[1]
+            if len(score):
+                top = score.max()
+                best = max(best, float(top + np.log(np.exp(score - top).sum())))
+        return best
+
     def rank(self, probs: np.ndarray, top_k: int = 3) -> list[tuple[str, float]]:
         """For a word's letters' probabilities over the model's classes, (length, C), the ``top_k``
         words of that length with their probabilities among them, surest first; [] if it has none."""

@@ -18,7 +18,15 @@ from alphabet.data.emnist_style import (
     read_image,
     to_emnist_style,
 )
-from alphabet.data.segment import Letter, split_letters, split_rows, word_starts
+from alphabet.data.segment import (
+    MAYBE_SPACE,
+    Letter,
+    letter_gaps,
+    spaced_starts,
+    split_letters,
+    split_rows,
+    word_starts,
+)
 from alphabet.data.sources import is_letter_folder
 from alphabet.engine import pick_device
 from alphabet.ensemble import Classifier, load_classifier
@@ -135,15 +143,20 @@ def _classifier_reading(pieces: list[_PieceReadings]) -> list[_Read]:
     return [read for readings in pieces for read in max(readings, key=_sureness)]
 
 
+def _readings(pieces: list[_PieceReadings]) -> list[list[_Read]]:
+    """Every way of cutting a word's touching letters (up to ``MAX_READINGS``, else the classifier's cut)."""
+    if math.prod(len(r) for r in pieces) > MAX_READINGS:
+        return [_classifier_reading(pieces)]
+    return [[read for option in cut for read in option] for cut in itertools.product(*pieces)]
+
+
 def _listed_reading(lexicon: Lexicon, pieces: list[_PieceReadings], top_k: int) -> tuple[list[_Read], WordChoices]:
-    """A word's letters as cut where they spell its likeliest word of the list (every way of cutting its
-    touching letters is tried, up to ``MAX_READINGS``), and its choices there; without a listed word of
-    any reading's length, the classifier's cut and []."""
+    """A word's letters as cut where they spell its likeliest word of the list (``_readings``), and its
+    choices there; without a listed word of any reading's length, the classifier's cut and []."""
     own = _classifier_reading(pieces)
     if not pieces:
         return own, []
-    readings = ([own] if math.prod(len(r) for r in pieces) > MAX_READINGS else
-                [[read for option in cut for read in option] for cut in itertools.product(*pieces)])
+    readings = _readings(pieces)
     best, choices = lexicon.rank_readings([_matrix(reading, len(lexicon.classes)) for reading in readings], top_k)
     return (readings[best] if choices else own), choices
 
@@ -225,6 +238,41 @@ def _words_of_row(pieces: list[_PieceReadings], starts: list[int]) -> list[list[
     return words
 
 
+def _listed_words_of_row(lexicon: Lexicon, pieces: list[_PieceReadings], gaps: list[float]
+                         ) -> list[list[_PieceReadings]]:
+    """A row's pieces of ink parted into words with a word list: always at a gap (``letter_gaps``, between
+    the letters as the classifier cuts them) wider than ``MAYBE_SPACE``, never at one narrower, and at
+    those between where the words so parted are likeliest in the list together (the sum of their
+    ``Lexicon.log_evidence``, found by dynamic programming over where words end). Where no parting
+    spells listed words throughout, the row is parted as without a list (``spaced_starts``)."""
+    firsts = np.cumsum([0] + [len(max(readings, key=_sureness)) for readings in pieces])
+    before = [gaps[first - 1] for first in firsts[1:-1]]  # before[k - 1]: the gap before piece k
+    low, high = MAYBE_SPACE
+    longest = max(lexicon.words)
+    best = [0.0] + [-math.inf] * len(pieces)  # best[j]: the likeliest parting of pieces[:j] into words
+    start = [0] * (len(pieces) + 1)
+    for end in range(1, len(pieces) + 1):
+        if end < len(pieces) and before[end - 1] < low:
+            continue  # too close to the next piece for a word to end here
+        for first in range(end - 1, -1, -1):
+            if end - first > longest:
+                break  # more letters than any listed word, even with every wide piece read whole
+            if best[first] > -math.inf and (first == 0 or before[first - 1] >= low):
+                words = [_matrix(r, len(lexicon.classes)) for r in _readings(pieces[first:end])]
+                score = best[first] + lexicon.log_evidence(words)
+                if score > best[end]:
+                    best[end], start[end] = score, first
+            if first > 0 and before[first - 1] > high:
+                break  # a sure space: no word reaches across it
+    if best[-1] == -math.inf:
+        return _words_of_row(pieces, spaced_starts(gaps))
+    ends = [len(pieces)]
+    while ends[-1] > 0:
+        ends.append(start[ends[-1]])
+    ends.reverse()
+    return [pieces[a:b] for a, b in itertools.pairwise(ends)]
+
+
 def _read_lines(classifier: Classifier, lexicon: Lexicon | None, images_rows: list[list[list[Letter]]], top_k: int
                 ) -> tuple[list[list[TextLine]], list[TextChoices] | None]:
     """Each image's rows parted into words where the letters, as the classifier cuts them, stand far
@@ -234,9 +282,12 @@ def _read_lines(classifier: Classifier, lexicon: Lexicon | None, images_rows: li
     texts, texts_choices = [], []
     for rows in images_rows:
         pieces = [next(rows_pieces) for _ in rows]
-        starts = word_starts([[box for box, _ in _classifier_reading(row)] for row in pieces])
-        read = [[_read_word(classifier, lexicon, word, top_k) for word in _words_of_row(row, first)]
-                for row, first in zip(pieces, starts, strict=True)]
+        boxes = [[box for box, _ in _classifier_reading(row)] for row in pieces]
+        words = ([_words_of_row(row, first) for row, first in zip(pieces, word_starts(boxes), strict=True)]
+                 if lexicon is None else
+                 [_listed_words_of_row(lexicon, row, gaps) for row, gaps in zip(pieces, letter_gaps(boxes),
+                                                                                strict=True)])
+        read = [[_read_word(classifier, lexicon, word, top_k) for word in row_words] for row_words in words]
         texts.append([[letters for letters, _ in line] for line in read])
         texts_choices.append([[choices or [] for _, choices in line] for line in read])
     return texts, (None if lexicon is None else texts_choices)

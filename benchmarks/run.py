@@ -24,6 +24,9 @@ text      the same words laid out as notes of several lines, parted into lines a
 lexicon   English words written with the validation writers' letters, read letter by letter and as
           `alphabet predict --word --lexicon` reads them, in English word lists (femnist; needs
           `pip install wordfreq==3.1.1`, for this benchmark only)
+lexicon-text  lines of English words, their spaces decided by the gaps alone and, where the gaps
+          cannot tell, by an English word list, as `alphabet predict --text --lexicon` decides them
+          (femnist; needs wordfreq, as lexicon)
 overhead  Ray's share of a trial, and the time from `alphabet search` to the first trial
 search    Optuna + ASHA against random + FIFO: best accuracy per trial-epoch (femnist);
           --search-seeds 0,1,2 runs one pair of searches per sampler seed; --search-space
@@ -86,6 +89,7 @@ from benchmarks.training import (  # noqa: E402
     bench_calibration,
     bench_framing,
     bench_lexicon,
+    bench_lexicon_text,
     bench_schedules,
     bench_seed,
     bench_text,
@@ -100,6 +104,7 @@ BENCHMARKS: dict[str, Callable[[bool], str]] = {"datapath": bench_datapath, "see
                                                "calibration": bench_calibration,
                                                "framing": bench_framing, "words": bench_words,
                                                "text": bench_text, "lexicon": bench_lexicon,
+                                               "lexicon-text": bench_lexicon_text,
                                                "overhead": bench_overhead, "search": bench_search,
                                                "retrain": bench_retrain, "profile": bench_profile,
                                                "gpu": bench_gpu, "share": bench_share,

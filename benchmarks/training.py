@@ -711,3 +711,87 @@ def bench_lexicon(full: bool) -> str:
             "word (split, classify and, in a list, rank).\n\n"
             "| reading | words read right | letters read right | words at p >= 0.9 | ms to read a word |\n"
             "|---|---|---|---|---|\n" + "\n".join(rows))
+
+
+# --- lexicon-text: lines of English words whose spaces the gaps alone cannot tell --------------------
+
+LINES = 150
+LINE_CASES = {  # name: gaps between letters' inked boxes, then between words, in pixels of the 4x drawing
+    "words 64-112 px apart": ((12, 32), (64, 112)),
+    "words closer: 40-64 px apart": ((12, 32), (40, 64)),
+}
+
+
+def bench_lexicon_text(full: bool) -> str:
+    from PIL import Image
+
+    from alphabet.data.emnist_style import read_image
+    from alphabet.ensemble import Classifier
+    from alphabet.lexicon import read_lexicon
+    from alphabet.predict import predict_listed_text, predict_text, text_of
+
+    frequency = english_words(50_000)
+    config, splits, trainer = reader_model(full)
+    classes = list(splits.val.classes)
+    classifier = Classifier([trainer.scored], classes, config, trainer.device)
+    # Lines of 2 to 4 English words of any length, each drawn as often as English uses it (a word may
+    # recur), each letter one of the validation writers' letters of that class at random.
+    rng = np.random.default_rng(6)
+    pool = list(frequency)
+    weights = np.array([frequency[w] for w in pool])
+    lines = [[pool[i] for i in rng.choice(len(pool), rng.integers(2, 5), p=weights / weights.sum())]
+             for _ in range(LINES)]
+    by_class = {c: np.flatnonzero(splits.val.labels == k) for k, c in enumerate(classes)}
+    chosen = [[np.array([rng.choice(by_class[c]) for c in word]) for word in line] for line in lines]
+    targets = [" ".join(line) for line in lines]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "words.txt"
+        path.write_text("".join(f"{w} {frequency[w]:.4g}\n" for w in sorted(frequency, key=frequency.get,
+                                                                               reverse=True)))
+        lexicon = read_lexicon(path, classes)
+        for case, ((low, high), (word_low, word_high)) in LINE_CASES.items():
+            gaps_rng = np.random.default_rng(7)
+            images = []
+            for k, line in enumerate(chosen):
+                gaps = np.concatenate([np.append(gaps_rng.integers(low, high + 1, len(word) - 1),
+                                                 gaps_rng.integers(word_low, word_high + 1)) for word in line])[:-1]
+                image = written_word(splits.val.images[np.concatenate(line)], gaps, gaps_rng)
+                Image.fromarray(image).save(Path(tmp) / f"{k}.jpg", quality=90)
+                images.append(np.asarray(read_image(Path(tmp) / f"{k}.jpg")))
+            readings = {}
+            tick = time.perf_counter()
+            alone = [predict_text(classifier, [image], top_k=len(classes))[0] for image in images]
+            spent = time.perf_counter() - tick
+            readings["letters alone, words parted by the gap (`--text`)"] = ([text_of(t) for t in alone], spent)
+            # The list reads each word the gap parted: each word's letters (all their probabilities) ranked.
+            tick = time.perf_counter()
+            ranked = [[[lexicon.rank(np.array([[dict(top)[c] for c in classes] for _, top in word]), top_k=1)
+                        for word in line] for line in text] for text in alone]
+            readings["words parted by the gap, each read in the list"] = (
+                [text_of(t, r) for t, r in zip(alone, ranked, strict=True)], spent + time.perf_counter() - tick)
+            tick = time.perf_counter()
+            listed = [predict_listed_text(classifier, [image], lexicon, top_k=1)[0] for image in images]
+            readings["words parted where the gap cannot tell by the list, and read in it (`--text --lexicon`)"] = (
+                [text_of(t, r) for t, r in listed], time.perf_counter() - tick)
+            for name, (texts, seconds) in readings.items():
+                parted = [[len(w) for w in t.split(" ")] == [len(w) for w in target.split(" ")]
+                          for t, target in zip(texts, targets, strict=True)]
+                words_right = sum(sum(a == b for a, b in zip(t.split(" "), target.split(" "), strict=False))
+                                  for t, target, ok in zip(texts, targets, parted, strict=True) if ok)
+                rows.append(f"| {case}: {name} | {np.mean(parted):.3f} | "
+                            f"{np.mean([t == target for t, target in zip(texts, targets, strict=True)]):.3f} | "
+                            f"{words_right / sum(map(len, lines)):.3f} | {seconds / len(images) * 1000:.1f} |")
+    return ("## Lexicon text: English lines whose spaces the gaps alone cannot tell (femnist lowercase)\n\n"
+            f"`{BEST_CONFIG.relative_to(ROOT)}` with the cosine schedule, trained {config.train.epochs} epochs on "
+            f"the training writers, reads {LINES} lines of 2 to 4 English words ({sum(map(len, lines))} words), "
+            f"each drawn from wordfreq's {len(frequency):,} commonest English words of a-z as often as English "
+            "uses it, each letter one of the validation writers' letters of that class at random, written as "
+            "the \"words\" benchmark writes them (4x, JPEG), letters 12-32 px apart and words 64-112 px apart, "
+            "as the \"text\" benchmark's first row, or 40-64 px, as its third. Each line is one image, read as "
+            "`alphabet predict --text [--lexicon FILE]` reads it; the list is the 47,973 words with their "
+            "frequencies as counts, which holds every word. Columns: lines parted into the right words; lines "
+            "read right whole; words read right, of all words (in lines parted right); milliseconds to read a "
+            "line.\n\n"
+            "| reading | lines parted right | lines read right | words read right | ms per line |\n"
+            "|---|---|---|---|---|\n" + "\n".join(rows))

@@ -191,15 +191,16 @@ def ink_crops(originals: np.ndarray, wider: int = 3) -> list[np.ndarray]:
     return crops
 
 
-def written_word(originals: np.ndarray) -> np.ndarray:
-    """28 px letters as dark ink 3x larger, side by side 30 px apart on a white page."""
+def written_word(originals: np.ndarray, gaps: list[int] | None = None) -> np.ndarray:
+    """28 px letters as dark ink 3x larger, side by side on a white page, 30 px apart or ``gaps`` apart."""
     crops = ink_crops(originals)
+    gaps = [30] * (len(crops) - 1) if gaps is None else gaps
     height = max(c.shape[0] for c in crops) + 40
-    word = np.full((height, sum(c.shape[1] for c in crops) + 30 * len(crops) + 30), 255, np.uint8)
+    word = np.full((height, sum(c.shape[1] for c in crops) + sum(gaps) + 60), 255, np.uint8)
     x = 30
-    for crop in crops:
+    for crop, gap in zip(crops, [*gaps, 0], strict=True):
         word[20: 20 + crop.shape[0], x: x + crop.shape[1]] = crop
-        x += crop.shape[1] + 30
+        x += crop.shape[1] + gap
     return word
 
 
@@ -309,6 +310,39 @@ def test_predict_reads_words_in_a_lexicon(cli, trained, tmp_path):
     assert len(word_letters) == 5 and all(len(top) == 3 for _, top in word_letters)
     ((lines, choices),) = predict_listed_text(classifier, [Image.open(image)], lexicon)
     assert text_of(lines, choices) == second
+
+
+def test_a_lexicon_decides_the_spaces_a_gap_leaves_open(cli, trained, tmp_path):
+    # Four letters, the middle gap some share of their median height, the others a fifth of it. At 0.55
+    # the gap alone cannot tell (segment.MAYBE_SPACE; under SPACE, without a list it is no space) and the
+    # list decides; at 0.3 it is inside a word and at 0.9 a space, whatever the list holds.
+    from alphabet.data.segment import MAYBE_SPACE, SPACE, letter_gaps, split_letters
+
+    _, originals = save_letters(tmp_path, 12, with_originals=True)
+    # Letters the splitter finds whole, one piece each (a synthetic letter can come apart).
+    originals = [o for o in originals if len(split_letters(written_word(o[None]))) == 1][:4]
+    height = float(np.median([c.shape[0] for c in ink_crops(originals)]))
+
+    def text(middle: float, words: str | None) -> str:
+        word = written_word(originals, [round(h * height) for h in (0.2, middle, 0.2)])
+        gap = letter_gaps([[letter.box for letter in split_letters(word)]])[0][1]
+        assert abs(gap - middle) < 0.05 and MAYBE_SPACE[0] < 0.55 < SPACE < MAYBE_SPACE[1]
+        image = tmp_path / f"row{middle}.png"
+        Image.fromarray(word).save(image)
+        listed = [] if words is None else ["--lexicon", tmp_path / words]
+        result = cli("predict", trained, image, "--text", "--json", *listed)
+        assert result.code == 0, result.err
+        return json.loads(result.out)[0]["text"]
+
+    letters = text(0.55, None)
+    assert len(letters) == 4  # one word
+    (tmp_path / "halves.txt").write_text(f"{letters[:2]}\n{letters[2:]}\n")
+    (tmp_path / "whole.txt").write_text(f"{letters}\n")
+    assert text(0.55, "halves.txt") == f"{letters[:2]} {letters[2:]}"
+    assert text(0.55, "whole.txt") == letters
+    # Outside the band the gap decides; the list then reads each word, and has none of its length.
+    assert text(0.3, "halves.txt") == letters
+    assert text(0.9, "whole.txt") == f"{letters[:2]} {letters[2:]}"
 
 
 def test_a_lexicon_decides_where_touching_letters_are_cut(cli, trained, tmp_path):

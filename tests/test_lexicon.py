@@ -42,6 +42,23 @@ def test_a_word_is_read_as_the_likeliest_listed_word(tmp_path):
     assert lexicon.rank(probs[:4]) == []
 
 
+def test_evidence_is_how_likely_the_letters_are_some_listed_word(tmp_path):
+    # What parting a row into words compares: the summed likelihood of a reading's listed words, each
+    # weighed by its share of all the counts (so two words pay two shares), for the likeliest reading.
+    (tmp_path / "words.txt").write_text("in 3\nto 3\ninto 1\nat 1\n")
+    lexicon = read_lexicon(tmp_path / "words.txt", LOWER)
+    i, n, t, o = ({c: 0.9} for c in "into")
+    rest = 0.1 / 25
+    two = letter_probs(LOWER, i, n)
+    in_or_at = 3 / 8 * 0.9 * 0.9 + 1 / 8 * rest * rest  # "in" and "at"; "to" is read as well, at rest * rest
+    assert lexicon.log_evidence([two]) == pytest.approx(np.log(in_or_at + 3 / 8 * rest * rest))
+    four = letter_probs(LOWER, i, n, t, o)
+    assert lexicon.log_evidence([four]) == pytest.approx(np.log(1 / 8 * 0.9 ** 4))
+    # Of several readings of the ink, the likeliest counts; a length with no listed word adds nothing.
+    assert lexicon.log_evidence([four, two, four[:3]]) == lexicon.log_evidence([two])
+    assert lexicon.log_evidence([four[:3]]) == -np.inf
+
+
 def test_counts_weigh_words_that_the_letters_cannot_tell_apart(tmp_path):
     text = "# word count\ngap 30\n\nqap 10\n"
     (tmp_path / "freq.txt").write_text(text)

@@ -39,6 +39,11 @@ ROW_SHARE = 0.3
 # A gap between letters wider than this share of the page's median letter height is a space between
 # words (chosen on the training writers' letters laid out as notes: docs/BENCHMARKS.md, "Text").
 SPACE = 0.6
+# With a word list (``--lexicon``), a gap between these shares of that height may be a space or not, and
+# the list decides; outside them the gap alone does. On the training writers' letters laid out as notes
+# four ways, no gap between words was under 0.49 and none inside a word over 0.63 (docs/BENCHMARKS.md,
+# "Lexicon").
+MAYBE_SPACE = (0.45, 0.75)
 
 
 @dataclass(frozen=True)
@@ -119,16 +124,25 @@ def row_spans(strokes: np.ndarray) -> list[tuple[int, int]]:
     return list(zip([0, *middles], [*middles, strokes.shape[0]], strict=True))
 
 
-def word_starts(rows: list[list[tuple[int, int, int, int]]]) -> list[list[int]]:
-    """Where each word of each row of letters' boxes (left to right) begins: index 0, then every letter
-    whose gap from the one before is wider than ``SPACE`` times the median letter height of all the rows
-    (a writer's letters keep their size down a page; one short row's median is noise)."""
+def letter_gaps(rows: list[list[tuple[int, int, int, int]]]) -> list[list[float]]:
+    """Each row of letters' boxes (left to right): the gaps between neighbours, in the median letter height
+    of all the rows (a writer's letters keep their size down a page; one short row's median is noise)."""
     heights = [bottom - top for row in rows for _, top, _, bottom in row]
     if not heights:
         return [[] for _ in rows]
-    least = SPACE * float(np.median(heights))
-    return [[0, *(k for k in range(1, len(row)) if row[k][0] - row[k - 1][2] > least)] if row else []
-            for row in rows]
+    height = float(np.median(heights))
+    return [[(row[k][0] - row[k - 1][2]) / height for k in range(1, len(row))] for row in rows]
+
+
+def spaced_starts(gaps: list[float]) -> list[int]:
+    """Where the words of a row of letters with these ``letter_gaps`` begin: index 0, then every letter
+    whose gap from the one before is wider than ``SPACE``."""
+    return [0, *(k for k, gap in enumerate(gaps, start=1) if gap > SPACE)]
+
+
+def word_starts(rows: list[list[tuple[int, int, int, int]]]) -> list[list[int]]:
+    """``spaced_starts`` of each row of letters' boxes (left to right); [] for an empty row."""
+    return [spaced_starts(gaps) if row else [] for row, gaps in zip(rows, letter_gaps(rows), strict=True)]
 
 
 def _placed(letter: Letter, down: int, factor: int, shape: tuple[int, ...]) -> Letter:
