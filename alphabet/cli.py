@@ -316,8 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "bottom, words parted where letters stand far apart")
     p.add_argument("--lexicon", metavar="FILE",
                    help="with --word or --text: read each word as the likeliest word of this list (one word a "
-                        "line, optionally with a count), which also decides where touching letters are cut; "
-                        "--accept then marks words")
+                        "line, optionally with a count), which also decides where touching letters are cut "
+                        "and, with --text, which narrow gaps are spaces; --accept then marks words")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     _add_accept_argument(p, "mark a letter read with a top probability under P as unsure (JSON: \"sure\"), for "
                             "a person to check; best with a calibrated model (alphabet calibrate)")

@@ -6,7 +6,8 @@ letters as were read is scored by the product of its letters' probabilities (tim
 the counts, where the list gives counts), and the scores are normalised over those words. Where
 letters touch and the ink can be cut more than one way (``rank_readings``), the words of every
 reading compete. That probability assumes the word is in the list: a word outside it still gets
-the closest listed one.
+the closest listed one. Where a gap between letters may or may not be a space, the ways of parting
+a line compare by how likely their words are listed (``log_evidence``).
 
 The file holds one word a line, optionally followed by a count (a frequency list's ``the 23135851``),
 in UTF-8, gzipped where its name ends in ``.gz``; blank lines and lines starting with ``#`` are

@@ -276,8 +276,9 @@ def _listed_words_of_row(lexicon: Lexicon, pieces: list[_PieceReadings], gaps: l
 def _read_lines(classifier: Classifier, lexicon: Lexicon | None, images_rows: list[list[list[Letter]]], top_k: int
                 ) -> tuple[list[list[TextLine]], list[TextChoices] | None]:
     """Each image's rows parted into words where the letters, as the classifier cuts them, stand far
-    apart (``segment.word_starts``; all rows read in one batch), each word read as ``_read_word`` reads
-    it; with a lexicon, each word's choices in it."""
+    apart (``segment.word_starts``; all rows read in one batch), or with a lexicon where it decides
+    (``_listed_words_of_row``), each word read as ``_read_word`` reads it; with a lexicon, each word's
+    choices in it."""
     rows_pieces = iter(_piece_readings(classifier, [row for rows in images_rows for row in rows]))
     texts, texts_choices = [], []
     for rows in images_rows:

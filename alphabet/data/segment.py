@@ -42,7 +42,7 @@ SPACE = 0.6
 # With a word list (``--lexicon``), a gap between these shares of that height may be a space or not, and
 # the list decides; outside them the gap alone does. On the training writers' letters laid out as notes
 # four ways, no gap between words was under 0.49 and none inside a word over 0.63 (docs/BENCHMARKS.md,
-# "Lexicon").
+# "Lexicon text").
 MAYBE_SPACE = (0.45, 0.75)
 
 
