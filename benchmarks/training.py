@@ -17,7 +17,7 @@ from alphabet.config import Config, load_config
 from alphabet.data import load_splits
 from alphabet.data.splits import Splits
 from alphabet.engine import Trainer, bf16_is_native, predict_probs
-from alphabet.ensemble import with_temperature
+from alphabet.ensemble import Classifier, with_temperature
 from alphabet.metrics import calibration, summary_metrics
 from alphabet.train import evaluate_split
 from alphabet.tta import PLAIN, TTA_VIEWS, View
@@ -386,6 +386,12 @@ def reader_model(full: bool) -> tuple[Config, Splits, Trainer]:
     return config, splits, trained(config, splits)
 
 
+def reader_classifier(full: bool) -> tuple[Config, Splits, Classifier]:
+    """``reader_model``'s model as ``alphabet predict`` reads with it."""
+    config, splits, trainer = reader_model(full)
+    return config, splits, Classifier([trainer.scored], list(splits.val.classes), config, trainer.device)
+
+
 def bench_framing(full: bool) -> str:
     from PIL import Image
 
@@ -471,14 +477,12 @@ def bench_words(full: bool) -> str:
     from PIL import Image
 
     from alphabet.data.emnist_style import read_image
-    from alphabet.ensemble import Classifier
     from alphabet.predict import predict_words
 
-    config, splits, trainer = reader_model(full)
+    config, splits, classifier = reader_classifier(full)
     epochs = config.train.epochs
-    classifier = Classifier([trainer.scored], list(splits.val.classes), config, trainer.device)
     order, words = validation_words(len(splits.val))
-    stored = predict_probs(trainer.scored, splits.val, trainer.device).argmax(1).numpy()
+    stored = classifier.predict_probs(splits.val).argmax(1).numpy()
     truth = splits.val.labels
     rows = [f"| the letters as stored, one by one (28 px, the model's input) | | "
             f"{(stored == truth).mean():.4f} | {np.mean([(stored[w] == truth[w]).all() for w in words]):.3f} | |"]
@@ -541,11 +545,9 @@ def bench_text(full: bool) -> str:
     from PIL import Image
 
     from alphabet.data.emnist_style import read_image
-    from alphabet.ensemble import Classifier
     from alphabet.predict import predict_text
 
-    config, splits, trainer = reader_model(full)
-    classifier = Classifier([trainer.scored], list(splits.val.classes), config, trainer.device)
+    config, splits, classifier = reader_classifier(full)
     classes, truth = splits.val.classes, splits.val.labels
     # The same 309 words as "words", laid out as notes of 2 to 4 lines of 1 to 3 words.
     order, words = validation_words(len(splits.val))
@@ -638,14 +640,12 @@ def bench_lexicon(full: bool) -> str:
     from PIL import Image
 
     from alphabet.data.emnist_style import read_image
-    from alphabet.ensemble import Classifier
     from alphabet.lexicon import read_lexicon
     from alphabet.predict import predict_listed_words, predict_words, word_of
 
-    frequency = english_words(50_000)
-    config, splits, trainer = reader_model(full)
+    frequency = english_words(50_000)  # first: without it there is nothing to train for
+    config, splits, classifier = reader_classifier(full)
     classes = list(splits.val.classes)
-    classifier = Classifier([trainer.scored], classes, config, trainer.device)
     # English words of 3 to 7 letters, drawn as often as English uses them (no word twice); each letter
     # one of the validation writers' letters of that class, at random, so a word mixes writers.
     rng = np.random.default_rng(4)
@@ -726,14 +726,12 @@ def bench_lexicon_text(full: bool) -> str:
     from PIL import Image
 
     from alphabet.data.emnist_style import read_image
-    from alphabet.ensemble import Classifier
     from alphabet.lexicon import read_lexicon
     from alphabet.predict import predict_listed_text, predict_text, text_of
 
-    frequency = english_words(50_000)
-    config, splits, trainer = reader_model(full)
+    frequency = english_words(50_000)  # first: without it there is nothing to train for
+    config, splits, classifier = reader_classifier(full)
     classes = list(splits.val.classes)
-    classifier = Classifier([trainer.scored], classes, config, trainer.device)
     # Lines of 2 to 4 English words of any length, each drawn as often as English uses it (a word may
     # recur), each letter one of the validation writers' letters of that class at random.
     rng = np.random.default_rng(6)

@@ -10,8 +10,8 @@ Two letters whose strokes touch are one piece of ink. A piece much wider than th
 word's letters are tall also comes cut in two at a few columns of its middle
 third, as ``Letter.cuts``; the reader (``alphabet.predict``) keeps the best cut where
 the classifier is surer of both halves than of the whole, so an m stays an m and
-touching ll come apart. In a word list, narrower pieces are cut too (``LISTED_WIDE``), and the
-cut that spells the likeliest listed word is kept.
+touching ll come apart. In a word list, the cut that spells the likeliest listed word is kept,
+and in a row where letters touch, narrower pieces are tried cut too (``LISTED_WIDE``).
 Cursive handwriting needs a different reader.
 """
 
@@ -34,9 +34,10 @@ SPECK_SHARE = 0.25
 CORE = 0.35
 # A letter this much wider than the word's letters are tall may be two letters touching.
 WIDE = 1.4
-# With a word list (``--lexicon``) a piece this much wider is tried cut too, and the list decides: of
-# the training writers' touching words, pieces of two letters reached 1.0 96% of the time and WIDE 70%,
-# single letters 29% and 1% (docs/BENCHMARKS.md, "Lexicon").
+# With a word list (``--lexicon``), in a row with a piece wider than WIDE (letters that touch), a piece
+# this much wider is tried cut too, and the list decides: of the training writers' touching words,
+# pieces of two letters reached 1.0 96% of the time and WIDE 70%, single letters 29% and 1%
+# (docs/BENCHMARKS.md, "Lexicon").
 LISTED_WIDE = 1.0
 # A band of inked pixel rows at least this share of the tallest band's height is a row of letters;
 # a lower one (an i's dot, a speck, a stray mark) belongs to the nearest row.
@@ -97,7 +98,8 @@ def _group_strokes(spans: list[tuple[int, int]], areas: list[float]) -> list[lis
 
 def split_letters(grey: np.ndarray, cut_from: float = WIDE) -> list[Letter]:
     """The letters of a greyscale image of one row of separate letters, left to right; [] if blank.
-    Pieces wider than ``cut_from`` times the letters' height come with ``cuts``."""
+    Pieces wider than ``WIDE`` times the letters' height come with ``cuts``, and where there is one,
+    those wider than ``cut_from`` times it too."""
     rows = split_rows(grey, cut_from)
     if len(rows) > 1:
         # Letters of two rows would be merged where their columns overlap: refuse, rather than misread.
@@ -109,7 +111,8 @@ def split_letters(grey: np.ndarray, cut_from: float = WIDE) -> list[Letter]:
 def split_rows(grey: np.ndarray, cut_from: float = WIDE) -> list[list[Letter]]:
     """The rows of letters of a greyscale image, top to bottom, each its letters left to right; [] if blank.
     Rows are parted by pixel rows without ink, so a descender touching the ascender below joins two rows.
-    Pieces wider than ``cut_from`` times their row's letters' height come with ``cuts``."""
+    Pieces wider than ``WIDE`` times their row's letters' height come with ``cuts``, and in a row with
+    one, those wider than ``cut_from`` times it too."""
     small, factor = working_copy(grey)
     layer = ink_layer(small)
     if layer is None:
@@ -180,10 +183,14 @@ def _split_row(img: np.ndarray, strokes: np.ndarray, cut_from: float) -> list[Le
     masks = [np.isin(owner, np.asarray(group) + 1) for group in groups]
     letters = [_letter(img, strokes, mine) for mine in masks]
     height = float(np.median([letter.box[3] - letter.box[1] for letter in letters]))
-    for i, (letter, mine) in enumerate(zip(letters, masks, strict=True)):
-        left, _, right, _ = letter.box
-        if right - left > min(cut_from, WIDE) * height:
-            letters[i] = _with_cuts(letter, img, strokes, core & mine, mine, wide=right - left > WIDE * height)
+    widths = [(letter.box[2] - letter.box[0]) / height for letter in letters]
+    # Narrower pieces are tried cut only in a row where letters are seen to touch (a piece past WIDE):
+    # in a row of separate letters, cutting an m or a w only lets a list misread it, slowly.
+    if max(widths, default=0.0) <= WIDE:
+        cut_from = WIDE
+    for i, (letter, mine, width) in enumerate(zip(letters, masks, widths, strict=True)):
+        if width > min(cut_from, WIDE):
+            letters[i] = _with_cuts(letter, img, strokes, core & mine, mine, wide=width > WIDE)
     return letters
 
 
