@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +19,7 @@ from alphabet.data.emnist_style import (
     to_emnist_style,
 )
 from alphabet.data.segment import (
-    LISTED_WIDE,
     MAYBE_SPACE,
-    WIDE,
     Letter,
     letter_gaps,
     spaced_starts,
@@ -117,59 +114,43 @@ WordLetter = tuple[tuple[int, int, int, int], list[tuple[str, float]]]
 WordChoices = list[tuple[str, float]]
 # A letter before it is shown: its box, and its probabilities over the classes (None: blank).
 _Read = tuple[tuple[int, int, int, int], np.ndarray | None]
+# The ways one piece of ink can be read: whole, as one letter, then cut in two at each of its cuts.
+_PieceReadings = list[list[_Read]]
 
-# A word whose pieces of ink could be cut in more ways than this is read in a word list with each piece
-# whole or at its surest cut, and past that only as the classifier cuts it (three pieces of five
-# readings each are 125).
+# A word whose touching letters could be cut in more ways than this is read in a word list only as the
+# classifier cuts it (three wide pieces of five readings each are 125).
 MAX_READINGS = 128
+
+
+def _piece_readings(classifier: Classifier, words: list[list[Letter]]) -> list[list[_PieceReadings]]:
+    """Each word's pieces of ink, each with its readings: whole, then cut in two at each of its cuts."""
+    pieces = [piece for word in words for letter in word
+              for piece in (letter, *(half for cut in letter.cuts for half in cut))]
+    probs = iter(_letter_probs(classifier, np.stack([piece.pixels for piece in pieces])) if pieces else [])
+    return [[[[(letter.box, next(probs))],
+              *([(left.box, next(probs)), (right.box, next(probs))] for left, right in letter.cuts)]
+             for letter in word] for word in words]
 
 
 def _sureness(reading: list[_Read]) -> float:
     return float(np.prod([0.0 if probs is None else probs.max() for _, probs in reading]))
 
 
-@dataclass(frozen=True)
-class _Piece:
-    """One piece of ink and the ways it can be read: whole, as one letter, then cut in two at each of its
-    cuts (``Letter.cuts``)."""
-
-    readings: list[list[_Read]]
-    wide: bool  # ``Letter.wide``: the classifier alone may read it cut
-
-    def own(self) -> list[_Read]:
-        """As the classifier alone reads it: a wide piece as two touching letters where, at its best cut,
-        the classifier is surer of both halves (the product of their top probabilities) than of the whole."""
-        return max(self.readings, key=_sureness) if self.wide else self.readings[0]
+def _classifier_reading(pieces: list[_PieceReadings]) -> list[_Read]:
+    """A word's letters as the classifier cuts them: a wide piece of ink is read as two touching letters
+    where, at its best cut, the classifier is surer of both halves (the product of their top
+    probabilities) than of the whole."""
+    return [read for readings in pieces for read in max(readings, key=_sureness)]
 
 
-def _piece_readings(classifier: Classifier, words: list[list[Letter]]) -> list[list[_Piece]]:
-    """Each word's pieces of ink, each with its readings (all classified in one batch)."""
-    pieces = [piece for word in words for letter in word
-              for piece in (letter, *(half for cut in letter.cuts for half in cut))]
-    probs = iter(_letter_probs(classifier, np.stack([piece.pixels for piece in pieces])) if pieces else [])
-    return [[_Piece([[(letter.box, next(probs))],
-                     *([(left.box, next(probs)), (right.box, next(probs))] for left, right in letter.cuts)],
-                    letter.wide)
-             for letter in word] for word in words]
+def _readings(pieces: list[_PieceReadings]) -> list[list[_Read]]:
+    """Every way of cutting a word's touching letters (up to ``MAX_READINGS``, else the classifier's cut)."""
+    if math.prod(len(r) for r in pieces) > MAX_READINGS:
+        return [_classifier_reading(pieces)]
+    return [[read for option in cut for read in option] for cut in itertools.product(*pieces)]
 
 
-def _classifier_reading(pieces: list[_Piece]) -> list[_Read]:
-    """A word's letters as the classifier alone cuts them (``_Piece.own``)."""
-    return [read for piece in pieces for read in piece.own()]
-
-
-def _readings(pieces: list[_Piece]) -> list[list[_Read]]:
-    """Every way of cutting a word's pieces of ink, up to ``MAX_READINGS``: past it, each piece whole or
-    at its surest cut, and past that again, the classifier's cut alone."""
-    options = [piece.readings for piece in pieces]
-    if math.prod(map(len, options)) > MAX_READINGS:
-        options = [o[:1] + [max(o[1:], key=_sureness)] if len(o) > 1 else o for o in options]
-        if math.prod(map(len, options)) > MAX_READINGS:
-            return [_classifier_reading(pieces)]
-    return [[read for option in cut for read in option] for cut in itertools.product(*options)]
-
-
-def _listed_reading(lexicon: Lexicon, pieces: list[_Piece], top_k: int) -> tuple[list[_Read], WordChoices]:
+def _listed_reading(lexicon: Lexicon, pieces: list[_PieceReadings], top_k: int) -> tuple[list[_Read], WordChoices]:
     """A word's letters as cut where they spell its likeliest word of the list (``_readings``), and its
     choices there; without a listed word of any reading's length, the classifier's cut and []."""
     own = _classifier_reading(pieces)
@@ -188,7 +169,7 @@ def _shown(classes: list[str], reading: list[_Read], top_k: int) -> list[WordLet
     return [(box, _top(classes, probs, top_k)) for box, probs in reading]
 
 
-def _read_word(classifier: Classifier, lexicon: Lexicon | None, pieces: list[_Piece], top_k: int
+def _read_word(classifier: Classifier, lexicon: Lexicon | None, pieces: list[_PieceReadings], top_k: int
                ) -> tuple[list[WordLetter], WordChoices | None]:
     """A word's letters with their top-k, as the classifier cuts them, or with a lexicon as cut where
     they spell the likeliest listed word, with its choices there (None without a lexicon)."""
@@ -198,21 +179,15 @@ def _read_word(classifier: Classifier, lexicon: Lexicon | None, pieces: list[_Pi
     return _shown(classifier.classes, reading, top_k), choices
 
 
-def _cut_from(lexicon: Lexicon | None) -> float:
-    """How wide a piece of ink is tried cut in two, in letter heights: narrower in a word list, which
-    decides whether it holds one letter or two."""
-    return WIDE if lexicon is None else LISTED_WIDE
-
-
-def _split_named(name: str, grey: np.ndarray, cut_from: float) -> list[Letter]:
+def _split_named(name: str, grey: np.ndarray) -> list[Letter]:
     try:
-        return split_letters(grey, cut_from)
+        return split_letters(grey)
     except UserError as e:
         raise UserError(f"{name}: {e}") from None
 
 
-def _split_images(images: list[np.ndarray | Image.Image], cut_from: float) -> list[list[Letter]]:
-    return [_split_named(f"image {i}", _grey(image), cut_from) for i, image in enumerate(images)]
+def _split_images(images: list[np.ndarray | Image.Image]) -> list[list[Letter]]:
+    return [_split_named(f"image {i}", _grey(image)) for i, image in enumerate(images)]
 
 
 def predict_words(classifier: Classifier, images: list[np.ndarray | Image.Image], top_k: int = 3
@@ -220,7 +195,7 @@ def predict_words(classifier: Classifier, images: list[np.ndarray | Image.Image]
     """For each image of a word written in separate letters, its letters left to right: each one's box
     and ``top_k`` letters. A blank image gives an empty list."""
     return [_read_word(classifier, None, pieces, top_k)[0]
-            for pieces in _piece_readings(classifier, _split_images(images, _cut_from(None)))]
+            for pieces in _piece_readings(classifier, _split_images(images))]
 
 
 def predict_listed_words(classifier: Classifier, images: list[np.ndarray | Image.Image], lexicon: Lexicon,
@@ -229,7 +204,7 @@ def predict_listed_words(classifier: Classifier, images: list[np.ndarray | Image
     as cut where they spell its likeliest listed word, and its ``top_k`` listed words with their
     probabilities ([] when the list has no word of its length)."""
     read = [_read_word(classifier, lexicon, pieces, top_k)
-            for pieces in _piece_readings(classifier, _split_images(images, _cut_from(lexicon)))]
+            for pieces in _piece_readings(classifier, _split_images(images))]
     return [(letters, choices or []) for letters, choices in read]
 
 
@@ -241,7 +216,7 @@ def predict_word_files(checkpoint: str | Path, images: list[str | Path], top_k: 
     classifier = load_classifier(checkpoint, pick_device("auto"), tta=tta)  # first, as in predict_files
     words_list = None if lexicon is None else read_lexicon(lexicon, classifier.classes)
     paths = image_paths(images)
-    words = [_split_named(str(p), np.asarray(read_image(p)), _cut_from(words_list)) for p in paths]
+    words = [_split_named(str(p), np.asarray(read_image(p))) for p in paths]
     return [(str(path), *_read_word(classifier, words_list, pieces, top_k))
             for path, pieces in zip(paths, _piece_readings(classifier, words), strict=True)]
 
@@ -252,25 +227,25 @@ TextLine = list[list[WordLetter]]
 TextChoices = list[list[WordChoices]]
 
 
-def _words_of_row(pieces: list[_Piece], starts: list[int]) -> list[list[_Piece]]:
+def _words_of_row(pieces: list[_PieceReadings], starts: list[int]) -> list[list[_PieceReadings]]:
     """A row's pieces of ink parted into words: a piece goes with the word of its first letter as the
     classifier cuts it (``starts``: the index of each word's first letter in that reading)."""
-    words: list[list[_Piece]] = [[] for _ in starts]
+    words: list[list[_PieceReadings]] = [[] for _ in starts]
     letter = 0
-    for piece in pieces:
-        words[int(np.searchsorted(starts, letter, side="right")) - 1].append(piece)
-        letter += len(piece.own())
+    for readings in pieces:
+        words[int(np.searchsorted(starts, letter, side="right")) - 1].append(readings)
+        letter += len(max(readings, key=_sureness))
     return words
 
 
-def _listed_words_of_row(lexicon: Lexicon, pieces: list[_Piece], gaps: list[float]
-                         ) -> list[list[_Piece]]:
+def _listed_words_of_row(lexicon: Lexicon, pieces: list[_PieceReadings], gaps: list[float]
+                         ) -> list[list[_PieceReadings]]:
     """A row's pieces of ink parted into words with a word list: always at a gap (``letter_gaps``, between
     the letters as the classifier cuts them) wider than ``MAYBE_SPACE``, never at one narrower, and at
     those between where the words so parted are likeliest in the list together (the sum of their
     ``Lexicon.log_evidence``, found by dynamic programming over where words end). Where no parting
     spells listed words throughout, the row is parted as without a list (``spaced_starts``)."""
-    firsts = np.cumsum([0] + [len(piece.own()) for piece in pieces])
+    firsts = np.cumsum([0] + [len(max(readings, key=_sureness)) for readings in pieces])
     before = [gaps[first - 1] for first in firsts[1:-1]]  # before[k - 1]: the gap before piece k
     low, high = MAYBE_SPACE
     longest = max(lexicon.words)
@@ -334,15 +309,14 @@ def predict_text(classifier: Classifier, images: list[np.ndarray | Image.Image],
                  ) -> list[list[TextLine]]:
     """For each image of rows of separate letters (a note printed by hand), its lines top to bottom, each
     its words left to right, each word its letters' boxes and ``top_k`` letters. A blank image gives []."""
-    return _read_lines(classifier, None, [split_rows(_grey(image), _cut_from(None)) for image in images], top_k)[0]
+    return _read_lines(classifier, None, [split_rows(_grey(image)) for image in images], top_k)[0]
 
 
 def predict_listed_text(classifier: Classifier, images: list[np.ndarray | Image.Image], lexicon: Lexicon,
                         top_k: int = 3) -> list[tuple[list[TextLine], TextChoices]]:
     """``predict_text`` in a word list, each word read as ``predict_listed_words`` reads one: for each
     image, its lines, and each line's words' choices in the list."""
-    rows = [split_rows(_grey(image), _cut_from(lexicon)) for image in images]
-    texts, choices = _read_lines(classifier, lexicon, rows, top_k)
+    texts, choices = _read_lines(classifier, lexicon, [split_rows(_grey(image)) for image in images], top_k)
     return list(zip(texts, choices or [], strict=True))
 
 
@@ -354,6 +328,6 @@ def predict_text_files(checkpoint: str | Path, images: list[str | Path], top_k: 
     classifier = load_classifier(checkpoint, pick_device("auto"), tta=tta)  # first, as in predict_files
     words_list = None if lexicon is None else read_lexicon(lexicon, classifier.classes)
     paths = image_paths(images)
-    rows = [split_rows(np.asarray(read_image(p)), _cut_from(words_list)) for p in paths]
+    rows = [split_rows(np.asarray(read_image(p))) for p in paths]
     texts, choices = _read_lines(classifier, words_list, rows, top_k)
     return list(zip(map(str, paths), texts, choices or [None] * len(texts), strict=True))

@@ -340,58 +340,34 @@ def test_a_lexicon_decides_the_spaces_a_gap_leaves_open(cli, trained, tmp_path):
     (tmp_path / "whole.txt").write_text(f"{letters}\n")
     assert text(0.55, "halves.txt") == f"{letters[:2]} {letters[2:]}"
     assert text(0.55, "whole.txt") == letters
-    # Outside the band the gap decides, though the list would part the words otherwise. (It then reads
-    # each word, and may cut a letter in two to spell a listed word: the words are not checked here.)
-    assert " " not in text(0.3, "halves.txt")
-    assert text(0.9, "whole.txt").count(" ") == 1
-
-
-def touching_pair(crops: list[np.ndarray], narrow: bool) -> np.ndarray:
-    """Two letters drawn so that their strokes touch: one piece of ink. Not ``narrow``, wider than
-    segment.WIDE times its height; ``narrow``, between LISTED_WIDE and WIDE times it."""
-    from alphabet.data.segment import WIDE, split_letters
-
-    height = max(c.shape[0] for c in crops) + 40
-    for overlap in range(2, 60, 2):  # the second letter starts this far into the first, until they touch
-        pair = np.full((height, crops[0].shape[1] + crops[1].shape[1] + 60), 255, np.uint8)
-        pair[20: 20 + crops[0].shape[0], 30: 30 + crops[0].shape[1]] = crops[0]
-        start = 30 + crops[0].shape[1] - overlap
-        region = pair[20: 20 + crops[1].shape[0], start: start + crops[1].shape[1]]
-        np.minimum(region, crops[1], out=region)
-        if len(pieces := split_letters(pair)) == 1:
-            left, top, right, bottom = pieces[0].box
-            if ((right - left) / (bottom - top) > WIDE) != narrow:
-                return pair
-    raise AssertionError("the letters never touched")
+    # Outside the band the gap decides; the list then reads each word, and has none of its length.
+    assert text(0.3, "halves.txt") == letters
+    assert text(0.9, "whole.txt") == f"{letters[:2]} {letters[2:]}"
 
 
 def test_a_lexicon_decides_where_touching_letters_are_cut(cli, trained, tmp_path):
-    # A wide piece of two touching letters (drawn 3x higher and 5x wider) is tried cut in two, with or
-    # without a list. A narrower one (3x both ways) is tried cut only in a list, and only in a row where
-    # letters are seen to touch: beside the wide one.
-    from alphabet.data.segment import LISTED_WIDE, split_letters
+    # Two letters whose strokes touch: one piece of ink, wide enough to be tried cut in two (the letters
+    # drawn wide, as dark ink 3x higher and 5x wider).
+    from alphabet.data.segment import split_letters
 
-    originals = save_letters(tmp_path, 2, with_originals=True)[1]
-    wide, narrow = touching_pair(ink_crops(originals, wider=5), False), touching_pair(ink_crops(originals), True)
-    height = max(wide.shape[0], narrow.shape[0])
-    row = np.full((height, narrow.shape[1] + wide.shape[1]), 255, np.uint8)
-    row[: narrow.shape[0], : narrow.shape[1]] = narrow
-    row[: wide.shape[0], narrow.shape[1]:] = wide
-    (alone,) = split_letters(narrow, LISTED_WIDE)
-    assert not alone.cuts  # no letters touch in its row but its own, narrow
-    first, second = split_letters(row, LISTED_WIDE)
-    assert first.cuts and not first.wide and second.cuts and second.wide
-    assert [bool(p.cuts) for p in split_letters(row)] == [False, True]  # without a list
-    Image.fromarray(row).save(tmp_path / "row.png")
-    alone = json.loads(cli("predict", trained, tmp_path / "row.png", "--word", "--json").out)[0]
-    assert len(alone["letters"]) in (2, 3)  # the narrow piece whole: the classifier alone never cuts it
-    # A list of two-letter words reads both pieces whole; of four-letter words, both cut in two, each
-    # where the classifier alone would have chosen (the model's letters are abcdef).
+    crops = ink_crops(save_letters(tmp_path, 2, with_originals=True)[1], wider=5)
+    height = max(c.shape[0] for c in crops) + 40
+    for overlap in range(4, 40, 4):  # the second letter starts this far into the first, until they touch
+        touching = np.full((height, crops[0].shape[1] + crops[1].shape[1] + 60), 255, np.uint8)
+        touching[20: 20 + crops[0].shape[0], 30: 30 + crops[0].shape[1]] = crops[0]
+        start = 30 + crops[0].shape[1] - overlap
+        region = touching[20: 20 + crops[1].shape[0], start: start + crops[1].shape[1]]
+        np.minimum(region, crops[1], out=region)
+        if len(pieces := split_letters(touching)) == 1:
+            break
+    assert len(pieces) == 1 and pieces[0].cuts  # one piece of ink, with ways to cut it
+    Image.fromarray(touching).save(tmp_path / "pair.png")
+    # A list of one-letter words reads the piece whole; of two-letter words, cut in two: whichever the
+    # classifier alone would have chosen (the model's letters are abcdef).
+    (tmp_path / "one.txt").write_text("\n".join("abcdef"))
     (tmp_path / "two.txt").write_text("\n".join(a + b for a in "abcdef" for b in "abcdef"))
-    (tmp_path / "four.txt").write_text("\n".join(a + b + c + d for a in "abcdef" for b in "abcdef"
-                                                 for c in "abcdef" for d in "abcdef"))
-    for words, length in (("two.txt", 2), ("four.txt", 4)):
-        (shown,) = json.loads(cli("predict", trained, tmp_path / "row.png", "--word", "--json",
+    for words, length in (("one.txt", 1), ("two.txt", 2)):
+        (shown,) = json.loads(cli("predict", trained, tmp_path / "pair.png", "--word", "--json",
                                   "--lexicon", tmp_path / words).out)
         assert len(shown["letters"]) == length and len(shown["word"]) == length and shown["lexicon"]
         assert sum(c["probability"] for c in shown["lexicon"]) <= 1 + 1e-9

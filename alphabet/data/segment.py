@@ -10,8 +10,7 @@ Two letters whose strokes touch are one piece of ink. A piece much wider than th
 word's letters are tall also comes cut in two at a few columns of its middle
 third, as ``Letter.cuts``; the reader (``alphabet.predict``) keeps the best cut where
 the classifier is surer of both halves than of the whole, so an m stays an m and
-touching ll come apart. In a word list, the cut that spells the likeliest listed word is kept,
-and in a row where letters touch, narrower pieces are tried cut too (``LISTED_WIDE``).
+touching ll come apart (in a word list, the cut that spells the likeliest listed word).
 Cursive handwriting needs a different reader.
 """
 
@@ -34,11 +33,6 @@ SPECK_SHARE = 0.25
 CORE = 0.35
 # A letter this much wider than the word's letters are tall may be two letters touching.
 WIDE = 1.4
-# With a word list (``--lexicon``), in a row with a piece wider than WIDE (letters that touch), a piece
-# this much wider is tried cut too, and the list decides: of the training writers' touching words,
-# pieces of two letters reached 1.0 96% of the time and WIDE 70%, single letters 29% and 1%
-# (docs/BENCHMARKS.md, "Lexicon").
-LISTED_WIDE = 1.0
 # A band of inked pixel rows at least this share of the tallest band's height is a row of letters;
 # a lower one (an i's dot, a speck, a stray mark) belongs to the nearest row.
 ROW_SHARE = 0.3
@@ -59,7 +53,6 @@ class Letter:
     box: tuple[int, int, int, int]  # left, top, right, bottom in the image's pixels; right and bottom exclusive
     pixels: np.ndarray  # (28, 28) uint8, framed as ``to_emnist_style`` frames a whole image
     cuts: tuple[tuple[Letter, Letter], ...] = ()  # for a wide piece: the same ink cut in two, a few ways
-    wide: bool = False  # wider than WIDE: cut where the classifier is surer of the halves (with a list, any cut)
 
 
 def _overlap(a: tuple[int, int], b: tuple[int, int]) -> float:
@@ -96,11 +89,9 @@ def _group_strokes(spans: list[tuple[int, int]], areas: list[float]) -> list[lis
     return sorted(letters, key=lambda g: span(g)[0])
 
 
-def split_letters(grey: np.ndarray, cut_from: float = WIDE) -> list[Letter]:
-    """The letters of a greyscale image of one row of separate letters, left to right; [] if blank.
-    Pieces wider than ``WIDE`` times the letters' height come with ``cuts``, and where there is one,
-    those wider than ``cut_from`` times it too."""
-    rows = split_rows(grey, cut_from)
+def split_letters(grey: np.ndarray) -> list[Letter]:
+    """The letters of a greyscale image of one row of separate letters, left to right; [] if blank."""
+    rows = split_rows(grey)
     if len(rows) > 1:
         # Letters of two rows would be merged where their columns overlap: refuse, rather than misread.
         raise UserError(f"found {len(rows)} rows of letters; expected one row (crop each row to its own image, "
@@ -108,19 +99,16 @@ def split_letters(grey: np.ndarray, cut_from: float = WIDE) -> list[Letter]:
     return rows[0] if rows else []
 
 
-def split_rows(grey: np.ndarray, cut_from: float = WIDE) -> list[list[Letter]]:
+def split_rows(grey: np.ndarray) -> list[list[Letter]]:
     """The rows of letters of a greyscale image, top to bottom, each its letters left to right; [] if blank.
-    Rows are parted by pixel rows without ink, so a descender touching the ascender below joins two rows.
-    Pieces wider than ``WIDE`` times their row's letters' height come with ``cuts``, and in a row with
-    one, those wider than ``cut_from`` times it too."""
+    Rows are parted by pixel rows without ink, so a descender touching the ascender below joins two rows."""
     small, factor = working_copy(grey)
     layer = ink_layer(small)
     if layer is None:
         return []
     img, strokes = layer
     # Each row is split on its own band of the image; its boxes are then placed in the image's pixels.
-    return [[_placed(letter, top, factor, grey.shape)
-             for letter in _split_row(img[top:bottom], strokes[top:bottom], cut_from)]
+    return [[_placed(letter, top, factor, grey.shape) for letter in _split_row(img[top:bottom], strokes[top:bottom])]
             for top, bottom in row_spans(strokes)]
 
 
@@ -164,10 +152,10 @@ def _placed(letter: Letter, down: int, factor: int, shape: tuple[int, ...]) -> L
     box = (left * factor, (top + down) * factor, min(right * factor, shape[1]),
            min((bottom + down) * factor, shape[0]))
     cuts = tuple((_placed(a, down, factor, shape), _placed(b, down, factor, shape)) for a, b in letter.cuts)
-    return Letter(box, letter.pixels, cuts, letter.wide)
+    return Letter(box, letter.pixels, cuts)
 
 
-def _split_row(img: np.ndarray, strokes: np.ndarray, cut_from: float) -> list[Letter]:
+def _split_row(img: np.ndarray, strokes: np.ndarray) -> list[Letter]:
     """The letters of one row: ``img`` and ``strokes`` are that row's band of the image."""
     # Strokes are cut apart where they are strong: the soft edges of letters written close together
     # touch, their cores do not. The soft edges join the letter again below.
@@ -183,14 +171,10 @@ def _split_row(img: np.ndarray, strokes: np.ndarray, cut_from: float) -> list[Le
     masks = [np.isin(owner, np.asarray(group) + 1) for group in groups]
     letters = [_letter(img, strokes, mine) for mine in masks]
     height = float(np.median([letter.box[3] - letter.box[1] for letter in letters]))
-    widths = [(letter.box[2] - letter.box[0]) / height for letter in letters]
-    # Narrower pieces are tried cut only in a row where letters are seen to touch (a piece past WIDE):
-    # in a row of separate letters, cutting an m or a w only lets a list misread it, slowly.
-    if max(widths, default=0.0) <= WIDE:
-        cut_from = WIDE
-    for i, (letter, mine, width) in enumerate(zip(letters, masks, widths, strict=True)):
-        if width > min(cut_from, WIDE):
-            letters[i] = _with_cuts(letter, img, strokes, core & mine, mine, wide=width > WIDE)
+    for i, (letter, mine) in enumerate(zip(letters, masks, strict=True)):
+        left, _, right, _ = letter.box
+        if right - left > WIDE * height:
+            letters[i] = _with_cuts(letter, img, strokes, core & mine, mine)
     return letters
 
 
@@ -200,8 +184,8 @@ def _letter(img: np.ndarray, strokes: np.ndarray, mine: np.ndarray) -> Letter:
                   pixels=frame_ink(np.where(mine, img, 0.0), strokes & mine))
 
 
-def _with_cuts(letter: Letter, img: np.ndarray, strokes: np.ndarray, core: np.ndarray, mine: np.ndarray,
-               wide: bool) -> Letter:
+def _with_cuts(letter: Letter, img: np.ndarray, strokes: np.ndarray, core: np.ndarray, mine: np.ndarray
+               ) -> Letter:
     """``letter`` with its ink cut in two at the column of least core ink in its middle third, and at
     a few evenly spaced columns there: where round letters touch, their joint is the inkiest column."""
     left, _, right, _ = letter.box
@@ -216,4 +200,4 @@ def _with_cuts(letter: Letter, img: np.ndarray, strokes: np.ndarray, core: np.nd
         parts = (mine & before, mine & ~before)
         if all((strokes & part).any() for part in parts):
             cuts.append((_letter(img, strokes, parts[0]), _letter(img, strokes, parts[1])))
-    return Letter(letter.box, letter.pixels, cuts=tuple(cuts), wide=wide)
+    return Letter(letter.box, letter.pixels, cuts=tuple(cuts))
