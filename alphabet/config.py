@@ -147,6 +147,8 @@ NON_NEGATIVE = {
 UNIT_INTERVAL = {  # [0, 1)
     "model.dropout", "augment.erase", "augment.stroke", "data.val_fraction", "data.test_fraction",
     "train.label_smoothing", "train.ema_decay",
+    # a scale of 1 or more can shrink a letter to nothing or mirror it; a shift of a whole side, off the image
+    "augment.scale", "augment.translate",
 }
 
 
@@ -200,6 +202,8 @@ def _check_value(key: str, value: Any, where: str) -> None:
         raise UserError(f"{where}: expected a value >= 0, got {value!r}")
     if key in UNIT_INTERVAL and not 0 <= value < 1:
         raise UserError(f"{where}: expected a value in [0, 1), got {value!r}")
+    if key == "augment.rotate" and value > 180:  # degrees either way: 180 already turns a letter any way
+        raise UserError(f"{where}: expected degrees from 0 to 180, got {value!r}")
     if key == "data.classes" and not (value.isascii() and value.isalpha()):
         raise UserError(f"{where}: expected letters a-z or A-Z only (e.g. aeiou), got {value!r}")
 
