@@ -62,13 +62,8 @@ class Lexicon:
         the words of each reading's length, for the reading where that is largest; -inf where no reading
         has a listed word of its length. Ways of parting a row into words compare by the sum of their
         words' evidence, as each word's share of the counts enters once a word."""
-        best = -np.inf
-        for probs in readings:
-            score = self.scores(probs)[1]
-            if len(score):
-                top = score.max()
-                best = max(best, float(top + np.log(np.exp(score - top).sum())))
-        return best
+        summed = [np.logaddexp.reduce(score) for _, score in map(self.scores, readings) if len(score)]
+        return float(max(summed, default=-np.inf))
 
     def rank(self, probs: np.ndarray, top_k: int = 3) -> list[tuple[str, float]]:
         """For a word's letters' probabilities over the model's classes, (length, C), the ``top_k``

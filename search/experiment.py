@@ -351,7 +351,7 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
         raise UserError(f"{origin}: space.train.init_from: expected it fixed, as config.train.init_from; "
                         "to compare starting points, run one search from each")
     space = [_param(str(k), v, origin, params) for k, v in space_raw.items()]
-    searched = {p.key for p in space}
+    searched = {p.key: p for p in space}
     for p in space:
         for k in p.when:
             if k not in searched:
@@ -365,9 +365,8 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
             _check_values(fixed_settings, p, origin)
     for p in space:
         for k, allowed in p.when.items():
-            condition = next(q for q in space if q.key == k)
             for value in allowed:
-                condition.check_value(value, f"{origin}: space.{p.key}.when.{k}")
+                searched[k].check_value(value, f"{origin}: space.{p.key}.when.{k}")
         if p.when:
             _check_values(fixed_settings, p, origin)
     search_raw = raw.get("search")
