@@ -129,9 +129,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     import torch
 
     from alphabet.ensemble import load_classifier
-    from alphabet.export import export_classifier
+    from alphabet.export import check_onnx_exporter, export_classifier
 
-    out = new_output_file(args.out, "letters.pt2")
+    out = new_output_file(args.out, "letters.pt2", others=(".onnx",))
+    if out.suffix == ".onnx":
+        check_onnx_exporter(out)
     classifier = load_classifier(args.checkpoint, torch.device("cpu"))
     export_classifier(classifier, out)
     n = len(classifier.models)
@@ -191,15 +193,15 @@ def audit_data(args: argparse.Namespace, overrides: list[str]) -> int:
     return 0
 
 
-def new_output_file(given: str | None, default: str) -> Path:
-    """Where --out writes, never over an existing file: a path given must be new, and the default
-    name gets a -2, -3 ... suffix."""
-    suffix = Path(default).suffix
+def new_output_file(given: str | None, default: str, others: tuple[str, ...] = ()) -> Path:
+    """Where --out writes, never over an existing file: a path given must be new, with the default's
+    suffix or one of ``others``, and the default name gets a -2, -3 ... suffix."""
+    suffixes = (Path(default).suffix, *others)
     if given is None:
-        return Path(free_name(Path(default).stem, lambda name: Path(name).exists(), suffix))
+        return Path(free_name(Path(default).stem, lambda name: Path(name).exists(), suffixes[0]))
     out = Path(given)
-    if out.suffix != suffix or out.exists():
-        raise UserError(f"--out: {out}: expected a new {suffix} file"
+    if out.suffix not in suffixes or out.exists():
+        raise UserError(f"--out: {out}: expected a new {' or '.join(suffixes)} file"
                         + (" (it exists; nothing is overwritten)" if out.exists() else ""))
     return out
 
@@ -325,10 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("export", help="a checkpoint or ensemble as one file that PyTorch alone loads "
-                                      "(torch.export .pt2)")
+                                      "(torch.export .pt2), or an ONNX model (.onnx) for other runtimes")
     p.add_argument("checkpoint", help="a checkpoint .pt, a run directory (its checkpoints/last.pt), "
                    "an ensemble.yaml or its directory")
-    p.add_argument("--out", help="a new .pt2 file (default letters.pt2, then letters-2.pt2 ...)")
+    p.add_argument("--out", help="a new .pt2 file (default letters.pt2, then letters-2.pt2 ...) or .onnx file "
+                   "(needs the packages onnx and onnxscript)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("data", help="counts per class (info), a PNG grid (preview) of a config's data, "

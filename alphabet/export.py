@@ -1,6 +1,7 @@
-"""A trained classifier as one self-contained file: a ``torch.export`` program (``.pt2``).
+"""A trained classifier as one self-contained file: a ``torch.export`` program (``.pt2``) or an
+ONNX model (``.onnx``).
 
-The program takes letters framed as EMNIST's are (uint8, (N, 28, 28), white ink on black, as
+Either takes letters framed as EMNIST's are (uint8, (N, 28, 28), white ink on black, as
 ``alphabet.predict.frame`` makes them from any image) and gives each its letters' probabilities,
 (N, C); an ensemble's are the mean of its members', as ``predict`` gives them (with a calibrated
 classifier's temperature). The letters, in the probabilities' order, travel in the file. PyTorch
@@ -12,11 +13,20 @@ alone loads it, without this package:
     letters = json.loads(extra["classes.json"])
 
 It is also the form PyTorch's deployment compilers take (AOTInductor for servers, ExecuTorch for phones;
-neither is tried here).
+neither is tried here). The ONNX model is the same program translated by ``torch.onnx`` (which needs
+the optional packages onnx and onnxscript), for runtimes outside PyTorch; its letters are in its
+metadata:
+
+    session = onnxruntime.InferenceSession("letters.onnx")
+    probabilities = session.run(None, {"letters": images})[0]
+    letters = json.loads(session.get_modelmeta().custom_metadata_map["classes"])
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import json
 from pathlib import Path
 
@@ -25,8 +35,10 @@ from torch import nn
 
 from alphabet.engine import to_input
 from alphabet.ensemble import Classifier, with_temperature
+from alphabet.errors import UserError
 
 CLASSES_FILE = "classes.json"
+ONNX_PACKAGES = ("onnx", "onnxscript")  # what torch.onnx's exporter needs; not this package's requirements
 
 
 class Probabilities(nn.Module):
@@ -44,16 +56,40 @@ class Probabilities(nn.Module):
                                 self.temperature)
 
 
-def export_classifier(classifier: Classifier, out: Path) -> Path:
-    """Write ``classifier`` (its models on the CPU, in fp32) to ``out`` as a program of any batch size."""
+def _frozen(classifier: Classifier) -> Probabilities:
+    """``classifier`` (its models on the CPU, in fp32) as one module for inference."""
     module = Probabilities([model.float().cpu().eval() for model in classifier.models],
                            classifier.temperature).eval()
     # Frozen, so that the loaded program's outputs carry no autograd graph: otherwise a user's batch
     # of letters keeps every activation alive until its probabilities are freed.
-    module.requires_grad_(False)
-    example = torch.zeros(2, 28, 28, dtype=torch.uint8)
-    program = torch.export.export(module, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
-    torch.export.save(program, out, extra_files={CLASSES_FILE: json.dumps(classifier.classes)})
+    return module.requires_grad_(False)
+
+
+def check_onnx_exporter(out: Path) -> None:
+    """Stop, before any work, where torch.onnx's exporter lacks its packages."""
+    missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UserError(f"{out}: an .onnx file is written by torch.onnx, which needs {' and '.join(missing)}; "
+                        f"expected {'them' if len(missing) > 1 else 'it'} installed: pip install {' '.join(missing)}")
+
+
+def export_classifier(classifier: Classifier, out: Path) -> Path:
+    """Write ``classifier`` to ``out``: a torch.export program (``.pt2``) or an ONNX model (``.onnx``),
+    taking uint8 letters of any batch size."""
+    module, example = _frozen(classifier), (torch.zeros(2, 28, 28, dtype=torch.uint8),)
+    any_batch = ({0: torch.export.Dim("batch")},)
+    if out.suffix != ".onnx":
+        program = torch.export.export(module, example, dynamic_shapes=any_batch)
+        torch.export.save(program, out, extra_files={CLASSES_FILE: json.dumps(classifier.classes)})
+        return out
+    check_onnx_exporter(out)
+    # The exporter prints its progress on stdout; a command's output is its own report.
+    with contextlib.redirect_stdout(io.StringIO()):
+        onnx_program = torch.onnx.export(module, example, dynamic_shapes=any_batch, input_names=["letters"],
+                                         output_names=["probabilities"])
+    onnx_program.model.metadata_props["classes"] = json.dumps(classifier.classes)
+    # One file: the weights inside it, as the .pt2 has them (small models, far under ONNX's 2 GB).
+    onnx_program.save(out, external_data=False)
     return out
 
 

@@ -19,6 +19,7 @@ from alphabet.data import LetterSet, load_splits
 from alphabet.engine import Trainer
 from alphabet.train import evaluate_split
 from benchmarks.common import (
+    BEST_CONFIG,
     CUDA,
     ROOT,
     Skipped,
@@ -318,3 +319,66 @@ def bench_share(full: bool) -> str:
             "images/s, all trials together |\n|---|---|---|---|---|\n" + "\n".join(rows))
 
 
+
+
+# --- inference: the library against its exported files, letters per second ----------------------
+
+def _letters_per_second(read, images, seconds: float) -> float:
+    """Letters ``read`` scores per second, over at least ``seconds`` after one warm-up call."""
+    read(images)
+    done, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        read(images)
+        done += len(images)
+    return done / (time.perf_counter() - t0)
+
+
+def bench_inference(full: bool) -> str:
+    import importlib.util
+
+    from alphabet.ensemble import Classifier
+    from alphabet.export import export_classifier, load_exported
+    from alphabet.models import build_model
+
+    missing = [name for name in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise Skipped(f"needs {', '.join(missing)} (requirements.txt's development section)")
+    import onnxruntime
+
+    seconds = 3.0 if full else 1.0
+    config = load_config(BEST_CONFIG)
+    classes = [chr(ord("a") + k) for k in range(26)]
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (256, 28, 28), dtype=np.uint8)  # speed does not depend on the ink
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()  # the same cores as torch
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for members in (1, 5):
+            torch.manual_seed(members)
+            classifier = Classifier([build_model(config.model, 26).eval() for _ in range(members)], classes,
+                                    config, torch.device("cpu"))
+            pt2 = export_classifier(classifier, Path(tmp, f"m{members}.pt2"))
+            onnx = export_classifier(classifier, Path(tmp, f"m{members}.onnx"))
+            program = load_exported(pt2)[0]
+            session = onnxruntime.InferenceSession(str(onnx), options)
+            readers = {"the library (`alphabet predict`'s scoring, eager PyTorch)":
+                       lambda x, c=classifier: c.predict_probs(torch.from_numpy(x)),
+                       "the `.pt2` program (`torch.export.load`)":
+                       lambda x, p=program: p(torch.from_numpy(x)),
+                       "the `.onnx` model in ONNX Runtime": lambda x, s=session: s.run(None, {"letters": x})[0]}
+            sizes = {".pt2": pt2.stat().st_size, ".onnx": onnx.stat().st_size}
+            for name, read in readers.items():
+                speeds = [_letters_per_second(read, images[:batch], seconds) for batch in (1, 256)]
+                suffix = next((s for s in sizes if f"`{s}`" in name), None)
+                rows.append(f"| {members} | {name} | {speeds[0]:,.0f} | {speeds[1]:,.0f} | "
+                            f"{f'{sizes[suffix] / 2**20:.1f}' if suffix else ''} |")
+    return ("## Inference: the library against its exported files (`alphabet export`)\n\n"
+            f"`{BEST_CONFIG.relative_to(ROOT)}`'s CNN (its weights untrained, which do not change the time) "
+            "scoring uint8 letters already framed (28x28), one at a time and 256 at a time, on the CPU; an "
+            f"ensemble of 5 is five such models averaged, as a 5-seed retrain's. Each figure is letters per "
+            f"second over at least {seconds:g} s after one warm-up call. ONNX Runtime "
+            f"{onnxruntime.__version__}, given as many threads as torch. (That the files give the library's "
+            "probabilities, to 1e-5, is tested: `tests/test_cli.py`, `test_export_*`.)\n\n"
+            "| models | scored by | letters/s, 1 at a time | letters/s, 256 at a time | file (MiB) |\n"
+            "|---|---|---|---|---|\n" + "\n".join(rows))

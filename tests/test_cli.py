@@ -835,29 +835,88 @@ def test_export_gives_a_file_pytorch_alone_loads(cli, trained, tmp_path, monkeyp
     assert loaded["classes"] == list("abcdef") and loaded["graph"] is False  # inference only: no autograd graph
     assert torch.allclose(torch.tensor(loaded["probs"]), expected, atol=1e-5)
     before = out.read_bytes()  # as every --out: never over an existing file
-    assert_one_line_error(cli("export", trained, "--out", out), "expected a new .pt2 file")
+    assert_one_line_error(cli("export", trained, "--out", out),
+                          "expected a new .pt2 or .onnx file (it exists; nothing is overwritten)")
     assert out.read_bytes() == before
     # An ensemble: the mean of its members' probabilities, as predict gives them.
-    payload = torch.load(trained / "checkpoints" / "last.pt", weights_only=True)
-    payload["trainer"]["model"] = {k: v * 0.9 if v.is_floating_point() else v
-                                   for k, v in payload["trainer"]["model"].items()}
-    torch.save(payload, tmp_path / "other.pt")
-    (tmp_path / "ensemble.yaml").write_text(f"members: [{trained / 'checkpoints' / 'last.pt'}, other.pt]\n")
-    result = cli("export", tmp_path / "ensemble.yaml", "--out", tmp_path / "two.pt2")
+    ensemble_file, sharp_file = write_ensembles(trained, tmp_path)
+    result = cli("export", ensemble_file, "--out", tmp_path / "two.pt2")
     assert result.code == 0 and "an ensemble of 2 models, letters abcdef" in result.out
     from alphabet.export import load_exported
 
     module, classes = load_exported(tmp_path / "two.pt2")
-    ensemble = load_classifier(tmp_path / "ensemble.yaml", torch.device("cpu")).predict_probs(framed)
+    ensemble = load_classifier(ensemble_file, torch.device("cpu")).predict_probs(framed)
     assert classes == list("abcdef") and not torch.allclose(ensemble, expected, atol=1e-3)
     assert torch.allclose(module(framed), ensemble, atol=1e-5)
     # A calibrated classifier (alphabet calibrate's file) travels with its temperature.
-    (tmp_path / "sharp.yaml").write_text((tmp_path / "ensemble.yaml").read_text() + "temperature: 0.5\n")
-    assert cli("export", tmp_path / "sharp.yaml", "--out", tmp_path / "sharp.pt2").code == 0
-    sharp = load_classifier(tmp_path / "sharp.yaml", torch.device("cpu")).predict_probs(framed)
+    assert cli("export", sharp_file, "--out", tmp_path / "sharp.pt2").code == 0
+    sharp = load_classifier(sharp_file, torch.device("cpu")).predict_probs(framed)
     assert torch.equal(sharp.argmax(1), ensemble.argmax(1))
     assert sharp.max(1).values.mean() > ensemble.max(1).values.mean()  # sharper at 0.5
     assert torch.allclose(load_exported(tmp_path / "sharp.pt2")[0](framed), sharp, atol=1e-5)
+
+
+def write_ensembles(trained, folder):
+    """An ensemble.yaml of ``trained`` and a copy of it with weights scaled by 0.9, and the same
+    ensemble calibrated (temperature 0.5, as alphabet calibrate writes it)."""
+    payload = torch.load(trained / "checkpoints" / "last.pt", weights_only=True)
+    payload["trainer"]["model"] = {k: v * 0.9 if v.is_floating_point() else v
+                                   for k, v in payload["trainer"]["model"].items()}
+    torch.save(payload, folder / "other.pt")
+    (folder / "ensemble.yaml").write_text(f"members: [{trained / 'checkpoints' / 'last.pt'}, other.pt]\n")
+    (folder / "sharp.yaml").write_text((folder / "ensemble.yaml").read_text() + "temperature: 0.5\n")
+    return folder / "ensemble.yaml", folder / "sharp.yaml"
+
+
+ONNX_MISSING = [name for name in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(name) is None]
+
+
+@pytest.mark.skipif(bool(ONNX_MISSING), reason=f"needs {', '.join(ONNX_MISSING)} (requirements.txt's development "
+                                               "section)")
+def test_export_onnx_runs_in_onnxruntime_without_torch(cli, trained, tmp_path, monkeypatch):
+    paths, _ = save_letters(tmp_path, 6, with_originals=True)
+    from alphabet.ensemble import load_classifier
+    from alphabet.predict import frame
+
+    framed = np.stack([frame(Image.open(p)) for p in paths])
+    np.save(tmp_path / "framed.npy", framed)
+    # Where a deployment runs it: onnxruntime and numpy, neither PyTorch nor this package.
+    script = ("import json, sys\nsys.modules['torch'] = sys.modules['alphabet'] = None\n"
+              "import numpy as np, onnxruntime\nsession = onnxruntime.InferenceSession(sys.argv[1])\n"
+              "framed = np.load(sys.argv[2])\n"
+              "print(json.dumps({'classes': json.loads(session.get_modelmeta().custom_metadata_map['classes']),\n"
+              "                  'probs': session.run(None, {'letters': framed})[0].tolist(),\n"
+              "                  'one': session.run(None, {'letters': framed[:1]})[0].tolist()}))\n")
+
+    def run_onnx(path):
+        done = subprocess.run([sys.executable, "-c", script, str(path), str(tmp_path / "framed.npy")],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout)
+
+    out = tmp_path / "letters.onnx"
+    result = cli("export", trained, "--out", out)
+    assert result.code == 0, result.err
+    assert result.out.startswith(f"wrote {out}: 1 model, letters abcdef") and len(result.out.splitlines()) == 1
+    assert not list(tmp_path.glob("*.data"))  # one file: the weights are inside it
+    loaded = run_onnx(out)
+    expected = load_classifier(trained, torch.device("cpu")).predict_probs(torch.from_numpy(framed))
+    assert loaded["classes"] == list("abcdef")
+    assert torch.allclose(torch.tensor(loaded["probs"]), expected, atol=1e-5)
+    assert torch.allclose(torch.tensor(loaded["one"]), expected[:1], atol=1e-5)  # any batch size
+    # A calibrated ensemble: its members' mean at its temperature, as predict gives it.
+    _, sharp_file = write_ensembles(trained, tmp_path)
+    assert cli("export", sharp_file, "--out", tmp_path / "sharp.onnx").code == 0
+    sharp = load_classifier(sharp_file, torch.device("cpu")).predict_probs(torch.from_numpy(framed))
+    assert not torch.allclose(sharp, expected, atol=1e-3)
+    assert torch.allclose(torch.tensor(run_onnx(tmp_path / "sharp.onnx")["probs"]), sharp, atol=1e-5)
+    # Without the exporter's packages: one line that says which to install, before any work.
+    monkeypatch.setattr("alphabet.export.ONNX_PACKAGES", ("onnx", "onnx_not_installed_here"))
+    assert_one_line_error(cli("export", trained, "--out", tmp_path / "none.onnx"), str(tmp_path / "none.onnx"),
+                          "pip install onnx_not_installed_here")
+    assert not (tmp_path / "none.onnx").exists()
+    assert_one_line_error(cli("export", trained, "--out", tmp_path / "letters.tflite"),
+                          "expected a new .pt2 or .onnx file")
 
 
 def test_compare_two_checkpoints_on_the_same_letters(cli, trained, tmp_path):
