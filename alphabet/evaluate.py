@@ -14,6 +14,7 @@ from alphabet.data.sources import load_source
 from alphabet.data.splits import holdout, select_classes
 from alphabet.engine import evaluate_loss, pick_device
 from alphabet.ensemble import Classifier, load_classifier
+from alphabet.environment import environment
 from alphabet.errors import UserError
 from alphabet.metrics import ACCEPT_AT, SHOWN_ACCEPT, calibration_text, class_report, headline
 from alphabet.reporting import RunReporter, write_json, write_mistakes
@@ -65,7 +66,7 @@ def evaluate_checkpoint(checkpoint: str | Path, source: str, out_dir: Path, spli
     reporter.evaluation("eval", report, probs, labels, data.images, 0)
     reporter.close()
     result = {"checkpoint": str(checkpoint), "source": source, "split": split, "tta": tta, "images": len(data),
-              "loss": evaluate_loss(probs, labels), **report.to_json()}
+              "loss": evaluate_loss(probs, labels), **report.to_json(), "environment": environment(classifier.device)}
     write_json(out_dir / "metrics.json", result)
     misread = write_mistakes(out_dir / "mistakes.csv", data, probs, source)
     present = int((report.support > 0).sum())

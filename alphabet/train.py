@@ -21,6 +21,7 @@ from alphabet.checkpoint import RUN_CHECKPOINT, load_checkpoint, save_checkpoint
 from alphabet.config import Config, from_dict, to_dict
 from alphabet.data import LetterSet, load_splits
 from alphabet.engine import Trainer, evaluate_loss, to_input
+from alphabet.environment import environment
 from alphabet.errors import UserError
 from alphabet.finetune import initial_weights
 from alphabet.metrics import (
@@ -163,6 +164,7 @@ def _train(config: Config, run_dir: Path, payload: dict | None, start: float, lo
         "best": best,
         "test": {"loss": test_metrics["loss"], **test_report},
         "wall_seconds_this_session": round(time.time() - start, 1),
+        "environment": environment(trainer.device),  # of the session that finished it
     }
     finals = {f"final/test_{k}": v for k, v in test_report.items() if isinstance(v, float)}
     interval = test_report["balanced_accuracy_interval"]  # so HParams can show which runs really differ

@@ -24,6 +24,7 @@ from alphabet.config import Config, from_dict, read_yaml, to_dict
 from alphabet.data import load_splits
 from alphabet.engine import evaluate_loss, pick_device
 from alphabet.ensemble import ENSEMBLE_FILE, is_ensemble, load_classifier, member_paths, write_ensemble
+from alphabet.environment import environment
 from alphabet.errors import UserError
 from alphabet.metrics import calibration_text, class_report, headline
 from alphabet.reporting import RunReporter, write_json, write_mistakes
@@ -110,6 +111,7 @@ def _train_members(config: Config, seeds: int, ens_dir: Path, start: float, log:
         "members": members,
         "test": {"loss": evaluate_loss(probs, labels), **report.to_json()},
         "wall_seconds_this_session": round(time.time() - start, 1),
+        "environment": environment(classifier.device),
     }
     write_json(ens_dir / "metrics.json", result)
     write_mistakes(ens_dir / "test_mistakes.csv", splits.test, probs, config.data.test_source or config.data.source)

@@ -16,6 +16,7 @@ import numpy as np
 import yaml
 
 from alphabet.config import to_dict
+from alphabet.environment import environment
 from alphabet.errors import UserError
 from alphabet.metrics import LEVEL
 from search.experiment import Experiment, trial_config
@@ -259,6 +260,7 @@ def write_results(location: RunLocation, experiment: Experiment, log: Callable[[
         "importances": imp,
         "importances_note": why,
         "disk_bytes": disk_usage(location.path) if not location.remote else None,
+        "environment": environment(packages=("ray", "optuna")),  # the driver's: what wrote this summary
     }
     location.write_text(SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
     location.write_text("trials.txt", trials_table(rows, metric, experiment.rank_epochs) + "\n")

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from alphabet.config import Config, TrainConfig, load_config, parse_overrides
+from alphabet.environment import environment_line
 from alphabet.errors import UserError
 from alphabet.metrics import LEVEL
 from alphabet.rundir import free_name
@@ -129,6 +130,8 @@ def write_report(run_dir: Path, result: dict, search_dir: Path | None, searched:
         shown = f", {LEVEL:.0%} interval {interval[0]:.4f} to {interval[1]:.4f}" if interval else ""
         lines.append(f"- search ({search_dir}): best {summary['metric']} {best_score_text(summary['best'])} "
                      f"(trial {summary['best']['trial_id']}{shown})")
+    if "environment" in result:
+        lines.append(f"- software: {environment_line(result['environment'])}")
     lines += ["", "| metric | test |", "|---|---|"]
     for key in ("balanced_accuracy", "accuracy", "macro_f1", "macro_precision", "macro_auc"):
         lines.append(f"| {key} | {test[key]:.4f} |")

@@ -92,6 +92,7 @@ def test_search_prunes_and_records_it_in_optuna(finished_search):
     summary = json.loads((finished_search / "summary.json").read_text())
     assert sum(summary["rung_stops"].values()) == statuses.count("pruned")
     assert summary["trial_epochs"] == sum(r.epochs for r in rows)
+    assert summary["environment"]["packages"]["optuna"] == optuna.__version__
     assert (finished_search / "summary.png").is_file()
     # The best's interval from the validation letters, and the trials it cannot rank against the best.
     low, high = summary["best"]["interval"]
@@ -176,6 +177,7 @@ def test_best_yaml_round_trips_into_retrain(finished_search):
     assert saved["train"]["lr"] == pytest.approx(best["train"]["lr"])
     report = (run / "report.md").read_text()
     assert "balanced_accuracy" in report and "search" in report
+    assert f"- software: alphabet {metrics['environment']['alphabet']}" in report
     assert f"Calibration: ECE {metrics['test']['ece']:.4f}" in report and "![calibration]" in report
     interval = metrics["test"]["balanced_accuracy_interval"]
     assert interval["resampled"] == "images" and interval["groups"] == 120

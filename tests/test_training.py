@@ -1,3 +1,4 @@
+import importlib.metadata
 import json
 from pathlib import Path
 
@@ -27,6 +28,8 @@ def test_short_training_learns_and_reports(tmp_path):
     assert saved["test"]["per_class"]["a"]["support"] > 0
     assert set(saved["test"]) >= {"balanced_accuracy", "macro_f1", "macro_auc", "confusion_matrix", "most_confused"}
     assert 0 <= saved["test"]["ece"] < 1 and len(saved["test"]["calibration"]["accepted"]) == 5
+    assert saved["environment"]["packages"]["torch"] == importlib.metadata.version("torch")
+    assert saved["environment"]["device"] == "cpu"
     for name in ("test_confusion_matrix", "test_per_class", "test_roc", "test_calibration", "test_misclassified",
                  "val_confusion_matrix", "train_augmented_batch"):
         assert (run / "figures" / f"{name}.png").stat().st_size > 1000
