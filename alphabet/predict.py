@@ -14,7 +14,7 @@ from alphabet.data.emnist_style import (
     IMAGE_SUFFIXES,
     greyscale,
     is_blank,
-    load_letter_image,
+    load_letter_images,
     read_image,
     to_emnist_style,
 )
@@ -103,7 +103,7 @@ def predict_files(checkpoint: str | Path, images: list[str | Path], top_k: int =
     # mistyped checkpoint should not wait for that.
     classifier = load_classifier(checkpoint, pick_device("auto"), tta=tta)
     paths = image_paths(images)
-    pixels = np.stack([load_letter_image(p) for p in paths])
+    pixels = np.stack(load_letter_images(paths))
     return list(zip(map(str, paths), top_letters(classifier, pixels, top_k), strict=True))
 
 

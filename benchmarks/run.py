@@ -37,6 +37,7 @@ search    Optuna + ASHA against random + FIFO: best accuracy per trial-epoch (fe
 retrain   epochs/s of the default best CNN at EMNIST-letters size, projected to 500 epochs
 inference letters/s of the recipe's CNN, one and five models, as the library scores them and as
           `alphabet export`'s .pt2 and .onnx files do (ONNX Runtime); needs onnx, onnxscript and onnxruntime
+files     image files framed per second, one at a time against over one process per core
 profile   torch.profiler: which ops a training step spends its time in (what bounds the above);
           on a GPU, how busy its kernels keep it
 gpu       (CUDA only) bf16 autocast, channels_last, torch.compile and batch size, each measured
@@ -80,6 +81,7 @@ from benchmarks.ray_search import (  # noqa: E402
 )
 from benchmarks.throughput import (  # noqa: E402
     bench_datapath,
+    bench_files,
     bench_gpu,
     bench_inference,
     bench_profile,
@@ -110,7 +112,7 @@ BENCHMARKS: dict[str, Callable[[bool], str]] = {"datapath": bench_datapath, "see
                                                "lexicon-text": bench_lexicon_text,
                                                "overhead": bench_overhead, "search": bench_search,
                                                "retrain": bench_retrain, "profile": bench_profile,
-                                               "inference": bench_inference,
+                                               "inference": bench_inference, "files": bench_files,
                                                "gpu": bench_gpu, "share": bench_share,
                                                "rayshare": bench_ray_share}
 

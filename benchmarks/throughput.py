@@ -382,3 +382,54 @@ def bench_inference(full: bool) -> str:
             "probabilities, to 1e-5, is tested: `tests/test_cli.py`, `test_export_*`.)\n\n"
             "| models | scored by | letters/s, 1 at a time | letters/s, 256 at a time | file (MiB) |\n"
             "|---|---|---|---|---|\n" + "\n".join(rows))
+
+
+# --- reading image files: framing one file at a time against over processes ------------------
+
+def _letter_files(folder: Path, count: int, photo: bool) -> list[Path]:
+    """``count`` synthetic letters as dark ink on a grainy page: 170x150 PNG scans, or 2000x1500 JPEG
+    photos with the letter 400 px tall in the middle."""
+    from PIL import Image
+
+    from alphabet.data.synthetic import generate
+
+    rng = np.random.default_rng(0)
+    letters = generate(count, seed=0, classes=[chr(ord("a") + k) for k in range(26)]).images[:count]
+    paths = []
+    for i, letter in enumerate(letters):
+        side, page = (400, (1500, 2000)) if photo else (112, (170, 150))
+        ink = np.asarray(Image.fromarray(letter).resize((side, side), Image.Resampling.BICUBIC), np.float32) / 255
+        pixels = rng.normal(230, 3, page).astype(np.float32)
+        top, left = (page[0] - side) // 2, (page[1] - side) // 2
+        pixels[top:top + side, left:left + side] -= 200 * ink
+        paths.append(folder / f"{i:05d}.{'jpg' if photo else 'png'}")
+        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(paths[-1])
+    return paths
+
+
+def bench_files(full: bool) -> str:
+    from alphabet.data.emnist_style import framing_processes, load_letter_images
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for photo, count in ((False, 4096 if full else 1024), (True, 256 if full else 64)):
+            folder = Path(tmp, "photos" if photo else "scans")
+            folder.mkdir()
+            paths = _letter_files(folder, count, photo)
+            processes = max(framing_processes(count), len(os.sched_getaffinity(0)))
+            seconds = []
+            for n in (1, processes):
+                t0 = time.perf_counter()
+                load_letter_images(paths, processes=n)
+                seconds.append(time.perf_counter() - t0)
+            what = "2000x1500 JPEG photos, the letter 400 px" if photo else "170x150 PNG scans"
+            rows.append(f"| {count:,} {what} | {count / seconds[0]:,.0f} | {processes} | "
+                        f"{count / seconds[1]:,.0f} | {seconds[0] / seconds[1]:.2f}x |")
+    return ("## Reading image files: one at a time against over processes\n\n"
+            "Synthetic letters written as files (dark ink on a grainy page), framed EMNIST-style as "
+            "`folder:` sources, `alphabet data export` and `alphabet predict` frame them "
+            "(`alphabet.data.emnist_style.load_letter_images`): in this process alone, and over one "
+            "process per core (forked; by default where each has 16 files or more). Files per second, "
+            "the processes' start included.\n\n"
+            "| files | one process: files/s | processes | over processes: files/s | speed-up |\n"
+            "|---|---|---|---|---|\n" + "\n".join(rows))

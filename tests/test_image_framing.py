@@ -1,11 +1,21 @@
 """Letters in image files as users have them: photos, faint pencil, transparent PNGs, blank pages."""
 
+import os
+import sys
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from alphabet.data.emnist_style import is_blank, load_letter_image, to_emnist_style
+from alphabet.data.emnist_style import (
+    framing_processes,
+    is_blank,
+    load_letter_image,
+    load_letter_images,
+    to_emnist_style,
+)
 from alphabet.data.synthetic import generate
+from alphabet.errors import UserError
 
 LETTERS = generate(26, seed=5, classes=list("abcdefghijklmnopqrstuvwxyz")).images  # white on black, 28 px
 
@@ -233,3 +243,21 @@ def test_a_phone_photo_is_framed_at_a_working_size():
     assert factor == 4 and max(small.shape) <= 1024
     assert similarity(to_emnist_style(photo), to_emnist_style(page)) > 0.95
     assert similarity(to_emnist_style(page), to_emnist_style(LETTERS[3])) > 0.95
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="framing over processes is Linux's (fork)")
+def test_many_files_are_framed_over_processes_as_one_at_a_time(tmp_path):
+    paths = []
+    for i, letter in enumerate(LETTERS):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(photographed(letter, 200, 3, 20, seed=i)).save(paths[-1])
+    alone = [load_letter_image(path) for path in paths]
+    together = load_letter_images(paths, processes=2)
+    assert len(together) == len(paths) and all(np.array_equal(a, b) for a, b in zip(alone, together, strict=True))
+    # A file no process can read: the one-line error that names it, as framed one at a time.
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    with pytest.raises(UserError, match=r"broken\.png: not a readable image"):
+        load_letter_images([*paths, tmp_path / "broken.png", *paths], processes=2)
+    # Processes only where there are files enough to pay for starting them, and never more than the cores.
+    assert framing_processes(10) == 1
+    assert framing_processes(10**6) == len(os.sched_getaffinity(0))

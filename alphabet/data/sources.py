@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from alphabet.config import DataConfig
-from alphabet.data.emnist_style import IMAGE_SUFFIXES, is_blank, load_letter_image
+from alphabet.data.emnist_style import IMAGE_SUFFIXES, framing_processes, is_blank, load_letter_images
 from alphabet.data.letterset import LetterSet
 from alphabet.errors import UserError
 
@@ -200,14 +200,13 @@ def load_folder(path: str, config: DataConfig) -> SourceData:
         print(f"alphabet: warning: {which} not directly in a folder named by one letter ({shown})",
               file=sys.stderr, flush=True)
     if len(files) >= FOLDER_NOTICE:  # a minute or more of silence otherwise
-        print(f"framing the {len(files):,} images under {root} (5 ms to half a second each, by "
-              "size; `alphabet data export` frames them once into an npz archive)", file=sys.stderr, flush=True)
-    images, labels, blank = [], [], []
-    for label, file in files:
-        images.append(load_letter_image(file))
-        labels.append(label)
-        if is_blank(images[-1]):
-            blank.append(file)
+        processes = framing_processes(len(files))
+        print(f"framing the {len(files):,} images under {root} (5 ms to half a second each, by size, "
+              f"{'in one process' if processes == 1 else f'over {processes} processes'}; `alphabet data export` "
+              "frames them once into an npz archive)", file=sys.stderr, flush=True)
+    images = load_letter_images([file for _, file in files])
+    labels = [label for label, _ in files]
+    blank = [file for (_, file), image in zip(files, images, strict=True) if is_blank(image)]
     if not images:
         raise UserError(f"{root}: the letter sub-folders hold no images; expected "
                         f"{', '.join(sorted(IMAGE_SUFFIXES))} files")
