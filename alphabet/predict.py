@@ -32,6 +32,7 @@ from alphabet.engine import pick_device
 from alphabet.ensemble import Classifier, load_classifier
 from alphabet.errors import UserError
 from alphabet.lexicon import Lexicon, read_lexicon
+from alphabet.processes import map_over_processes
 
 
 def image_paths(paths: list[str | Path]) -> list[Path]:
@@ -186,6 +187,14 @@ def _split_named(name: str, grey: np.ndarray) -> list[Letter]:
         raise UserError(f"{name}: {e}") from None
 
 
+def _letters_of_file(path: Path) -> list[Letter]:
+    return _split_named(str(path), np.asarray(read_image(path)))
+
+
+def _rows_of_file(path: Path) -> list[list[Letter]]:
+    return split_rows(np.asarray(read_image(path)))
+
+
 def _split_images(images: list[np.ndarray | Image.Image]) -> list[list[Letter]]:
     return [_split_named(f"image {i}", _grey(image)) for i, image in enumerate(images)]
 
@@ -216,7 +225,7 @@ def predict_word_files(checkpoint: str | Path, images: list[str | Path], top_k: 
     classifier = load_classifier(checkpoint, pick_device("auto"), tta=tta)  # first, as in predict_files
     words_list = None if lexicon is None else read_lexicon(lexicon, classifier.classes)
     paths = image_paths(images)
-    words = [_split_named(str(p), np.asarray(read_image(p))) for p in paths]
+    words = map_over_processes(_letters_of_file, paths)
     return [(str(path), *_read_word(classifier, words_list, pieces, top_k))
             for path, pieces in zip(paths, _piece_readings(classifier, words), strict=True)]
 
@@ -328,6 +337,6 @@ def predict_text_files(checkpoint: str | Path, images: list[str | Path], top_k: 
     classifier = load_classifier(checkpoint, pick_device("auto"), tta=tta)  # first, as in predict_files
     words_list = None if lexicon is None else read_lexicon(lexicon, classifier.classes)
     paths = image_paths(images)
-    rows = [split_rows(np.asarray(read_image(p))) for p in paths]
+    rows = map_over_processes(_rows_of_file, paths)
     texts, choices = _read_lines(classifier, words_list, rows, top_k)
     return list(zip(map(str, paths), texts, choices or [None] * len(texts), strict=True))

@@ -408,7 +408,8 @@ def _letter_files(folder: Path, count: int, photo: bool) -> list[Path]:
 
 
 def bench_files(full: bool) -> str:
-    from alphabet.data.emnist_style import framing_processes, load_letter_images
+    from alphabet.data.emnist_style import load_letter_images
+    from alphabet.processes import processes_for
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -416,7 +417,7 @@ def bench_files(full: bool) -> str:
             folder = Path(tmp, "photos" if photo else "scans")
             folder.mkdir()
             paths = _letter_files(folder, count, photo)
-            processes = max(framing_processes(count), len(os.sched_getaffinity(0)))
+            processes = max(processes_for(count), len(os.sched_getaffinity(0)))
             seconds = []
             for n in (1, processes):
                 t0 = time.perf_counter()

@@ -8,7 +8,6 @@ import pytest
 from PIL import Image
 
 from alphabet.data.emnist_style import (
-    framing_processes,
     is_blank,
     load_letter_image,
     load_letter_images,
@@ -16,6 +15,7 @@ from alphabet.data.emnist_style import (
 )
 from alphabet.data.synthetic import generate
 from alphabet.errors import UserError
+from alphabet.processes import processes_for
 
 LETTERS = generate(26, seed=5, classes=list("abcdefghijklmnopqrstuvwxyz")).images  # white on black, 28 px
 
@@ -259,5 +259,5 @@ def test_many_files_are_framed_over_processes_as_one_at_a_time(tmp_path):
     with pytest.raises(UserError, match=r"broken\.png: not a readable image"):
         load_letter_images([*paths, tmp_path / "broken.png", *paths], processes=2)
     # Processes only where there are files enough to pay for starting them, and never more than the cores.
-    assert framing_processes(10) == 1
-    assert framing_processes(10**6) == len(os.sched_getaffinity(0))
+    assert processes_for(10) == 1
+    assert processes_for(10**6) == len(os.sched_getaffinity(0))

@@ -1,5 +1,7 @@
 """Words written in separate letters, split into one EMNIST-style image per letter."""
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -230,3 +232,27 @@ def test_a_note_wider_than_tall_on_squared_paper_loses_its_lines():
     found = split_rows(note)
     assert [len(row) for row in found] == [7, 7]
     assert all(letter.box[2] - letter.box[0] < 60 for row in found for letter in row)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reading files over processes is Linux's (fork)")
+def test_notes_and_words_read_from_files_over_processes_as_one_at_a_time(tmp_path):
+    from alphabet.predict import _letters_of_file, _rows_of_file
+    from alphabet.processes import map_over_processes
+
+    paths = []
+    for i in range(12):
+        img, d = page(400, 160)
+        for draw, x in ((draw_l, 40 + i), (draw_o, 70 + i), (draw_i, 220 - i), (draw_t, 270)):
+            draw(d, x)
+        paths.append(tmp_path / f"{i}.png")
+        img.save(paths[-1])
+
+    def letters(read):  # a word's letters, or a note's rows of them, as one list
+        return [x for item in read for x in (item if isinstance(item, list) else [item])]
+
+    for read in (_letters_of_file, _rows_of_file):
+        for alone, together in zip([read(p) for p in paths], map_over_processes(read, paths, processes=2),
+                                   strict=True):
+            assert len(letters(alone)) == 4 and [x.box for x in letters(alone)] == [x.box for x in letters(together)]
+            assert all(np.array_equal(x.pixels, y.pixels)
+                       for x, y in zip(letters(alone), letters(together), strict=True))

@@ -13,12 +13,7 @@ would still name a letter for it, confidently and wrongly.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import signal
-import sys
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +22,7 @@ from scipy import ndimage  # scikit-learn's own dependency
 
 from alphabet.data.ruled_lines import ruled_lines
 from alphabet.errors import UserError
+from alphabet.processes import map_over_processes
 
 # Refuse absurd images before decoding them fully (a decompression bomb, say).
 MAX_PIXELS = 40_000_000
@@ -439,33 +435,8 @@ def load_letter_image(path: str | Path) -> np.ndarray:
     return to_emnist_style(np.asarray(read_image(path)))
 
 
-# Fewer files than this per process, and starting the processes (about 50 ms) costs more than they
-# save: 16 scans of 170x150 px took 75 ms in one process, 91 ms over two; 64 took 293 and 203 ms.
-FILES_PER_PROCESS = 16
-
-
-def framing_processes(files: int) -> int:
-    """How many processes frame ``files`` images: one per core this process may use, each with
-    ``FILES_PER_PROCESS`` files at least. One (this process) where processes cannot be forked: they
-    start by fork, since another start method imports the caller's script again, which a script without
-    an ``if __name__ == "__main__"`` guard does not survive."""
-    if not sys.platform.startswith("linux"):
-        return 1
-    return max(1, min(len(os.sched_getaffinity(0)), files // FILES_PER_PROCESS))
-
 
 def load_letter_images(paths: Sequence[str | Path], processes: int | None = None) -> list[np.ndarray]:
-    """``load_letter_image`` of each path, in order, over ``processes`` (default ``framing_processes``):
-    framing is numpy and Python work that holds the GIL, so threads do not share it."""
-    processes = framing_processes(len(paths)) if processes is None else processes
-    if processes <= 1:
-        return [load_letter_image(path) for path in paths]
-    # Ctrl-C is the parent's to act on: a worker that took it would pass it back as its files' result
-    # and go on to the next. Small chunks, so that the work cancelled then (or after a file's UserError,
-    # which comes back as it was raised, naming the file) ends within a few files.
-    pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork"),
-                               initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
-    try:
-        return list(pool.map(load_letter_image, paths, chunksize=4))
-    finally:
-        pool.shutdown(cancel_futures=True)
+    """``load_letter_image`` of each path, in order, over one process per core where there are files
+    enough (``alphabet.processes``), or over ``processes``."""
+    return map_over_processes(load_letter_image, paths, processes)

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from alphabet.config import DataConfig
-from alphabet.data.emnist_style import IMAGE_SUFFIXES, framing_processes, is_blank, load_letter_images
+from alphabet.data.emnist_style import IMAGE_SUFFIXES, is_blank, load_letter_images
 from alphabet.data.letterset import LetterSet
 from alphabet.errors import UserError
+from alphabet.processes import processes_for
 
 LETTERS52 = list(string.ascii_uppercase + string.ascii_lowercase)
 CASE_LETTERS = {"lower": string.ascii_lowercase, "upper": string.ascii_uppercase}  # by data.case
@@ -200,7 +201,7 @@ def load_folder(path: str, config: DataConfig) -> SourceData:
         print(f"alphabet: warning: {which} not directly in a folder named by one letter ({shown})",
               file=sys.stderr, flush=True)
     if len(files) >= FOLDER_NOTICE:  # a minute or more of silence otherwise
-        processes = framing_processes(len(files))
+        processes = processes_for(len(files))
         print(f"framing the {len(files):,} images under {root} (5 ms to half a second each, by size, "
               f"{'in one process' if processes == 1 else f'over {processes} processes'}; `alphabet data export` "
               "frames them once into an npz archive)", file=sys.stderr, flush=True)
