@@ -435,7 +435,6 @@ def load_letter_image(path: str | Path) -> np.ndarray:
     return to_emnist_style(np.asarray(read_image(path)))
 
 
-
 def load_letter_images(paths: Sequence[str | Path], processes: int | None = None) -> list[np.ndarray]:
     """``load_letter_image`` of each path, in order, over one process per core where there are files
     enough (``alphabet.processes``), or over ``processes``."""
