@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from alphabet import __version__
 from alphabet.errors import RunInterrupted, UserError
 from alphabet.rundir import free_name
 
@@ -246,10 +245,25 @@ def _add_data_args(p: argparse.ArgumentParser, read: str = "") -> None:
     _add_tta_argument(p)
 
 
+class VersionAction(argparse.Action):
+    """``--version``: this code's version and commit with the packages it runs on, in one line for a bug
+    report (worked out only when asked: it runs git)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from alphabet.environment import environment, environment_line
+
+        print(environment_line(environment(packages=("ray", "optuna"))))  # their versions only: no import
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alphabet", description="Handwritten letter recognition.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    parser.add_argument("--version", action="version", version=f"alphabet {__version__}")
+    parser.add_argument("--version", action=VersionAction,
+                        help="show alphabet's version and commit, Python's and the packages', and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a model and report it on the test split")

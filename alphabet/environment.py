@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from alphabet import __version__
+
 PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn")
 SOURCE = Path(__file__).resolve().parents[1]  # the checkout's root, where the code runs from one
 
@@ -47,7 +49,7 @@ def environment(device: torch.device | None = None, packages: Sequence[str] = ()
     """This process's software, and ``device`` where one computed the result; ``packages`` adds to
     ``PACKAGES`` (a search adds ray and optuna)."""
     commit, modified = source_commit()
-    found = {"alphabet": package_version("alphabet"), "commit": commit, "modified": modified,
+    found = {"alphabet": __version__, "commit": commit, "modified": modified,
              "python": platform.python_version(), "platform": platform.platform(),
              "packages": {name: package_version(name) for name in (*PACKAGES, *packages)},
              "torch_cuda": torch.version.cuda}  # the CUDA torch was built with; None for a CPU-only build
