@@ -319,8 +319,6 @@ def bench_share(full: bool) -> str:
             "images/s, all trials together |\n|---|---|---|---|---|\n" + "\n".join(rows))
 
 
-
-
 # --- inference: the library against its exported files, letters per second ----------------------
 
 def _letters_per_second(read, images, seconds: float) -> float:
@@ -409,7 +407,6 @@ def _letter_files(folder: Path, count: int, photo: bool) -> list[Path]:
 
 def bench_files(full: bool) -> str:
     from alphabet.data.emnist_style import load_letter_images
-    from alphabet.processes import processes_for
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -417,7 +414,7 @@ def bench_files(full: bool) -> str:
             folder = Path(tmp, "photos" if photo else "scans")
             folder.mkdir()
             paths = _letter_files(folder, count, photo)
-            processes = max(processes_for(count), len(os.sched_getaffinity(0)))
+            processes = len(os.sched_getaffinity(0))  # one per core, as processes_for gives many files
             seconds = []
             for n in (1, processes):
                 t0 = time.perf_counter()
