@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from alphabet import __version__
 from alphabet.engine import to_input
 from alphabet.ensemble import Classifier, with_temperature
 from alphabet.errors import UserError
@@ -88,6 +89,13 @@ def export_classifier(classifier: Classifier, out: Path) -> Path:
         onnx_program = torch.onnx.export(module, example, dynamic_shapes=any_batch, input_names=["letters"],
                                          output_names=["probabilities"])
     onnx_program.model.metadata_props["classes"] = json.dumps(classifier.classes)
+    # What a tool that shows the file (Netron, onnx.load) says of it, for whoever meets it without this package.
+    members = len(classifier.models)
+    onnx_program.model.doc_string = (
+        f"alphabet {__version__}: handwritten letters -> probabilities. Input 'letters': uint8 (N, 28, 28), "
+        "each letter framed as EMNIST's are (cropped to the ink, centred, white ink on black; "
+        "alphabet.predict.frame). Output 'probabilities': float32 (N, C), in the order of the JSON list in "
+        f"metadata 'classes'{f'; the mean of an ensemble of {members}' if members > 1 else ''}.")
     # One file: the weights inside it, as the .pt2 has them (small models, far under ONNX's 2 GB).
     onnx_program.save(out, external_data=False)
     return out

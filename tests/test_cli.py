@@ -903,6 +903,9 @@ def test_export_onnx_runs_in_onnxruntime_without_torch(cli, trained, tmp_path, m
     assert result.code == 0, result.err
     assert result.out.startswith(f"wrote {out}: 1 model, letters abcdef") and len(result.out.splitlines()) == 1
     assert not list(tmp_path.glob("*.data"))  # one file: the weights are inside it
+    import onnx
+
+    assert "Input 'letters': uint8 (N, 28, 28)" in onnx.load(out).doc_string  # the file says what it takes
     loaded = run_onnx(out)
     expected = load_classifier(trained, torch.device("cpu")).predict_probs(torch.from_numpy(framed))
     assert loaded["classes"] == list("abcdef")
