@@ -15,7 +15,7 @@ from alphabet.data.emnist_style import (
 )
 from alphabet.data.synthetic import generate
 from alphabet.errors import UserError
-from alphabet.processes import processes_for
+from alphabet.processes import processes_for, usable_cores
 
 LETTERS = generate(26, seed=5, classes=list("abcdefghijklmnopqrstuvwxyz")).images  # white on black, 28 px
 
@@ -260,4 +260,11 @@ def test_many_files_are_framed_over_processes_as_one_at_a_time(tmp_path):
         load_letter_images([*paths, tmp_path / "broken.png", *paths], processes=2)
     # Processes only where there are files enough to pay for starting them, and never more than the cores.
     assert processes_for(10) == 1
-    assert processes_for(10**6) == len(os.sched_getaffinity(0))
+    assert processes_for(10**6) == usable_cores() <= len(os.sched_getaffinity(0))
+    # A container's CPU limit caps them: 1 CPU's quota is 1 process, 1.5 CPUs' is 2; "max" is no limit.
+    limit = tmp_path / "cpu.max"
+    for line, cores in (("100000 100000\n", 1), ("150000 100000\n", min(2, len(os.sched_getaffinity(0)))),
+                        ("max 100000\n", len(os.sched_getaffinity(0))), ("garbled\n", len(os.sched_getaffinity(0)))):
+        limit.write_text(line)
+        assert usable_cores(limit) == cores
+    assert usable_cores(tmp_path / "absent") == len(os.sched_getaffinity(0))
