@@ -113,8 +113,8 @@ WordLetter = tuple[tuple[int, int, int, int], list[tuple[str, float]]]
 # A word's readings in a word list (``--lexicon``): its likeliest words there with their probabilities,
 # surest first; [] when the list has no word of as many letters as any reading of it.
 WordChoices = list[tuple[str, float]]
-# A letter before it is shown: its box, and its probabilities over the classes (None: blank).
-_Read = tuple[tuple[int, int, int, int], np.ndarray | None]
+# A letter before it is shown: the piece of ink read, and its probabilities over the classes (None: blank).
+_Read = tuple[Letter, np.ndarray | None]
 # The ways one piece of ink can be read: whole, as one letter, then cut in two at each of its cuts.
 _PieceReadings = list[list[_Read]]
 
@@ -128,8 +128,8 @@ def _piece_readings(classifier: Classifier, words: list[list[Letter]]) -> list[l
     pieces = [piece for word in words for letter in word
               for piece in (letter, *(half for cut in letter.cuts for half in cut))]
     probs = iter(_letter_probs(classifier, np.stack([piece.pixels for piece in pieces])) if pieces else [])
-    return [[[[(letter.box, next(probs))],
-              *([(left.box, next(probs)), (right.box, next(probs))] for left, right in letter.cuts)]
+    return [[[[(letter, next(probs))],
+              *([(left, next(probs)), (right, next(probs))] for left, right in letter.cuts)]
              for letter in word] for word in words]
 
 
@@ -167,7 +167,7 @@ def _matrix(reading: list[_Read], classes: int) -> np.ndarray:
 
 
 def _shown(classes: list[str], reading: list[_Read], top_k: int) -> list[WordLetter]:
-    return [(box, _top(classes, probs, top_k)) for box, probs in reading]
+    return [(letter.box, _top(classes, probs, top_k)) for letter, probs in reading]
 
 
 def _read_word(classifier: Classifier, lexicon: Lexicon | None, pieces: list[_PieceReadings], top_k: int
@@ -292,7 +292,8 @@ def _read_lines(classifier: Classifier, lexicon: Lexicon | None, images_rows: li
     texts, texts_choices = [], []
     for rows in images_rows:
         pieces = [next(rows_pieces) for _ in rows]
-        boxes = [[box for box, _ in _classifier_reading(row)] for row in pieces]
+        # Gaps are measured on the page turned level, where a row's letters stand side by side.
+        boxes = [[letter.upright for letter, _ in _classifier_reading(row)] for row in pieces]
         words = ([_words_of_row(row, first) for row, first in zip(pieces, word_starts(boxes), strict=True)]
                  if lexicon is None else
                  [_listed_words_of_row(lexicon, row, gaps) for row, gaps in zip(pieces, letter_gaps(boxes),

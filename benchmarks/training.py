@@ -330,6 +330,20 @@ def lined(page: np.ndarray, spacing: int, squared: bool, rng: np.random.Generato
     return np.where(on_line, np.minimum(page, 175), page).astype(np.uint8)
 
 
+def turned(page: np.ndarray, degrees: float, rng: np.random.Generator) -> np.ndarray:
+    """``page`` (dark ink on light, grain 3) photographed askew: turned by ``degrees`` either way (drawn
+    from ``rng``), the whole page kept, the corners it leaves filled with more page."""
+    from PIL import Image
+
+    degrees *= rng.choice([-1, 1])
+    page_turned = np.asarray(Image.fromarray(page).rotate(degrees, Image.Resampling.BICUBIC, expand=True),
+                             np.float32)
+    inside = np.asarray(Image.fromarray(np.full(page.shape, 255, np.uint8)).rotate(
+        degrees, Image.Resampling.BILINEAR, expand=True), np.float32) / 255
+    filled = page_turned + (1 - inside) * rng.normal(235, 3, inside.shape)
+    return np.clip(filled, 0, 255).astype(np.uint8)
+
+
 def shadowed(page: np.ndarray, depth: float, rng: np.random.Generator) -> np.ndarray:
     """``page`` with a shadow (a hand's, a phone's) over part of it: light cut by ``depth`` (a
     fraction) beyond a soft edge about 26 px wide, at a random angle, passing within a quarter page of the
@@ -457,11 +471,13 @@ def written_word(letters: np.ndarray, gaps: np.ndarray, rng: np.random.Generator
     return np.clip(235 - 200 * ink + rng.normal(0, 3, ink.shape), 0, 255).astype(np.uint8)
 
 
-WORD_CASES = {  # name: the range of gaps between letters' inked boxes, in pixels of the 4x drawing; ruled
-    "spaced: 12-32 px between letters (3-8 px at the 28 px scale)": (12, 32, False),
-    "close: 4-12 px between letters (1-3 px at the 28 px scale)": (4, 12, False),
-    "overlapping columns: each letter starts 0-8 px before the last one ends": (-8, 0, False),
-    "spaced, on ruled paper: grey lines 3 px thick every 48 px": (12, 32, True),
+WORD_CASES = {  # name: the range of gaps between letters' inked boxes, in pixels of the 4x drawing; ruled;
+    # degrees the photo is turned by, either way
+    "spaced: 12-32 px between letters (3-8 px at the 28 px scale)": (12, 32, False, 0),
+    "close: 4-12 px between letters (1-3 px at the 28 px scale)": (4, 12, False, 0),
+    "overlapping columns: each letter starts 0-8 px before the last one ends": (-8, 0, False, 0),
+    "spaced, on ruled paper: grey lines 3 px thick every 48 px": (12, 32, True, 0),
+    "spaced, photographed askew: the word turned by 6 degrees either way": (12, 32, False, 6),
 }
 
 
@@ -487,7 +503,7 @@ def bench_words(full: bool) -> str:
     rows = [f"| the letters as stored, one by one (28 px, the model's input) | | "
             f"{(stored == truth).mean():.4f} | {np.mean([(stored[w] == truth[w]).all() for w in words]):.3f} | |"]
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (low, high, ruled) in WORD_CASES.items():
+        for name, (low, high, ruled, tilt) in WORD_CASES.items():
             rng = np.random.default_rng(2)
             split_right, letters_right, words_right, spent = 0, 0, 0, 0.0
             for k, word in enumerate(words):
@@ -495,6 +511,8 @@ def bench_words(full: bool) -> str:
                 image = written_word(splits.val.images[word], rng.integers(low, high + 1, len(word) - 1), rng)
                 if ruled:
                     image = lined(image, 48, False, rng)
+                if tilt:
+                    image = turned(image, tilt, rng)
                 Image.fromarray(image).save(path, quality=90)
                 tick = time.perf_counter()
                 (found,) = predict_words(classifier, [np.asarray(read_image(path))], top_k=1)
@@ -523,13 +541,17 @@ def bench_words(full: bool) -> str:
 
 # --- text: rows of words on one page, parted into lines and words, and read -------------------------
 
-TEXT_CASES = {  # name: gaps between letters of a word, then between words, in pixels of the 4x drawing; paper
-    "letters 12-32 px apart, words 64-112 px": ((12, 32), (64, 112), False),
-    "letters 4-12 px apart, words 64-112 px": ((4, 12), (64, 112), False),
-    "words closer: letters 12-32 px apart, words 40-64 px": ((12, 32), (40, 64), False),
+TEXT_CASES = {  # name: gaps between letters of a word, then between words, in pixels of the 4x drawing; paper;
+    # degrees the photo is turned by, either way
+    "letters 12-32 px apart, words 64-112 px": ((12, 32), (64, 112), False, 0),
+    "letters 4-12 px apart, words 64-112 px": ((4, 12), (64, 112), False, 0),
+    "words closer: letters 12-32 px apart, words 40-64 px": ((12, 32), (40, 64), False, 0),
     "letters 12-32 px apart, words 64-112 px, on ruled paper: grey lines 3 px thick every 48 px":
-        ((12, 32), (64, 112), "ruled"),
-    "the same on squared paper: the lines both ways": ((12, 32), (64, 112), "squared"),
+        ((12, 32), (64, 112), "ruled", 0),
+    "the same on squared paper: the lines both ways": ((12, 32), (64, 112), "squared", 0),
+    "letters 12-32 px apart, words 64-112 px, photographed askew: the page turned by 4 degrees either way":
+        ((12, 32), (64, 112), False, 4),
+    "the same turned by 8 degrees": ((12, 32), (64, 112), False, 8),
 }
 
 
@@ -561,7 +583,7 @@ def bench_text(full: bool) -> str:
         notes.append([line for line in note if line])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, ((low, high), (word_low, word_high), paper) in TEXT_CASES.items():
+        for name, ((low, high), (word_low, word_high), paper, tilt) in TEXT_CASES.items():
             rng = np.random.default_rng(2)
             parted, letters_right, words_right, spent = 0, 0, 0, 0.0
             for n, note in enumerate(notes):
@@ -574,6 +596,8 @@ def bench_text(full: bool) -> str:
                 page = written_note(lines, rng)
                 if paper:
                     page = lined(page, 48, paper == "squared", rng)
+                if tilt:
+                    page = turned(page, tilt, rng)
                 Image.fromarray(page).save(path, quality=90)
                 tick = time.perf_counter()
                 (found,) = predict_text(classifier, [np.asarray(read_image(path))], top_k=1)

@@ -200,6 +200,79 @@ def test_rows_split_into_lines_and_lines_into_words():
     assert word_starts([small]) == [[0, 1, 2]]
 
 
+def three_row_note() -> np.ndarray:
+    """Three rows of words, 40 px of page between them: "lo it", "ol lo", "it ol"."""
+    rows = []
+    for word in (((draw_l, 40), (draw_o, 70), (draw_i, 220), (draw_t, 270)),
+                 ((draw_o, 40), (draw_l, 130), (draw_l, 240), (draw_o, 270)),
+                 ((draw_i, 40), (draw_t, 90), (draw_o, 230), (draw_l, 320))):
+        img, d = page(460, 130)
+        for draw, x in word:
+            draw(d, x - 10)
+        rows.append(np.asarray(img)[15:])
+    return np.vstack(rows)
+
+
+def turned_page(note: np.ndarray, degrees: float) -> np.ndarray:
+    """``note`` photographed askew: turned by ``degrees`` (counter-clockwise), the corners filled with page."""
+    return np.asarray(Image.fromarray(note).rotate(degrees, Image.Resampling.BICUBIC, expand=True, fillcolor=235))
+
+
+@pytest.mark.parametrize("degrees", [-8.0, -4.0, 5.0, 9.5])
+def test_a_note_photographed_askew_is_levelled_before_it_is_split(degrees):
+    from alphabet.data.levelling import page_tilt
+
+    note = three_row_note()
+    level = split_rows(note)
+    assert [len(row) for row in level] == [4, 4, 4]
+    askew = turned_page(note, degrees)
+    assert page_tilt(ink_layer(askew)[1]) == pytest.approx(degrees, abs=0.5)
+    found = split_rows(askew)
+    # The same rows, letters and words as the level note, each letter framed upright as it is there.
+    assert [len(row) for row in found] == [4, 4, 4]
+    assert (word_starts([[letter.upright for letter in row] for row in found])
+            == word_starts([[letter.box for letter in row] for row in level]) == [[0, 2]] * 3)
+    for row, level_row in zip(found, level, strict=True):
+        for letter, same in zip(row, level_row, strict=True):
+            assert similarity(letter.pixels, same.pixels) > 0.9
+    # Each box is in the image's own pixels, around its letter's ink there.
+    ink = askew < 128
+    boxed = np.zeros_like(ink)
+    for letter in (letter for row in found for letter in row):
+        left, top, right, bottom = letter.box
+        boxed[top:bottom, left:right] = True
+    assert (ink & boxed).sum() / ink.sum() > 0.99
+
+
+def test_a_level_page_or_one_short_word_is_left_as_it_is():
+    from alphabet.data.levelling import page_tilt
+
+    assert page_tilt(ink_layer(three_row_note())[1]) == 0.0
+    # A tall l beside an o reads about as thin a little askew as level: no angle stands out.
+    img, d = page()
+    draw_o(d, 40)
+    draw_l(d, 130)
+    assert page_tilt(ink_layer(np.asarray(img))[1]) == 0.0
+    letters = split_letters(np.asarray(img))
+    assert [letter.upright for letter in letters] == [letter.box for letter in letters]
+
+
+def test_a_box_on_the_levelled_page_is_turned_back_onto_the_page():
+    from alphabet.data.levelling import Levelling
+
+    spot = np.zeros((300, 500), np.float32)
+    spot[40:46, 400:406] = 1.0  # near the top right corner
+    levelling = Levelling(spot.shape, 8.0)
+    levelled = levelling.level(spot, order=1)
+    assert levelled.shape[0] > spot.shape[0] and levelled.shape[1] > spot.shape[1]  # the whole page kept
+    assert levelled.sum() == pytest.approx(spot.sum(), rel=0.05)
+    ys, xs = np.nonzero(levelled > 0.5)
+    left, top, right, bottom = levelling.box_back((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
+    assert left <= 400 and top <= 40 and right >= 406 and bottom >= 46
+    assert right - left < 14 and bottom - top < 14
+    assert Levelling(spot.shape, 0.5).level(spot, order=1) is spot  # under ``MIN_TILT``: left as it is
+
+
 def test_a_note_taller_than_wide_on_ruled_paper_loses_its_lines():
     # Each row is far shorter than the lines are long, though the rows together are taller: the lines
     # go as they do under one letter.

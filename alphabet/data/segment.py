@@ -1,8 +1,9 @@
 """Split an image of a word written in separate letters into one EMNIST-style image per letter,
 or an image of several rows of them into rows of letters, and rows into words at wide gaps.
 
-The ink is found as for one letter (``emnist_style.ink_layer``), over the whole image, then
-cut into rows where blank pixel rows part the ink, and each row into its connected strokes.
+The ink is found as for one letter (``emnist_style.ink_layer``), over the whole image, turned
+level where the page was photographed askew (``levelling``), then cut into rows where blank
+pixel rows part the ink, and each row into its connected strokes.
 Strokes that share most of their columns belong to one letter: the dot of an i or a j, a t's
 crossbar drawn apart, a pencil line that broke. The letters are read left to right.
 
@@ -16,12 +17,13 @@ Cursive handwriting needs a different reader.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage  # scikit-learn's own dependency
 
 from alphabet.data.emnist_style import frame_ink, ink_layer, working_copy
+from alphabet.data.levelling import Levelling, page_tilt
 from alphabet.data.ruled_lines import runs_of
 from alphabet.errors import UserError
 
@@ -51,6 +53,9 @@ class Letter:
     """One letter cut from a word: where it is, and its EMNIST-style pixels."""
 
     box: tuple[int, int, int, int]  # left, top, right, bottom in the image's pixels; right and bottom exclusive
+    # Its box on the page turned level (``levelling``), at the image's scale: gaps between letters are
+    # measured there. The same as ``box`` where the page was level.
+    upright: tuple[int, int, int, int]
     pixels: np.ndarray  # (28, 28) uint8, framed as ``to_emnist_style`` frames a whole image
     cuts: tuple[tuple[Letter, Letter], ...] = ()  # for a wide piece: the same ink cut in two, a few ways
 
@@ -107,8 +112,11 @@ def split_rows(grey: np.ndarray) -> list[list[Letter]]:
     if layer is None:
         return []
     img, strokes = layer
+    levelling = Levelling(strokes.shape, page_tilt(strokes))
+    img, strokes = levelling.level(img, order=1), levelling.level(strokes.astype(np.uint8), order=0) > 0
     # Each row is split on its own band of the image; its boxes are then placed in the image's pixels.
-    return [[_placed(letter, top, factor, grey.shape) for letter in _split_row(img[top:bottom], strokes[top:bottom])]
+    return [[_placed(letter, top, factor, levelling, grey.shape)
+             for letter in _split_row(img[top:bottom], strokes[top:bottom])]
             for top, bottom in row_spans(strokes)]
 
 
@@ -125,8 +133,9 @@ def row_spans(strokes: np.ndarray) -> list[tuple[int, int]]:
 
 
 def letter_gaps(rows: list[list[tuple[int, int, int, int]]]) -> list[list[float]]:
-    """Each row of letters' boxes (left to right): the gaps between neighbours, in the median letter height
-    of all the rows (a writer's letters keep their size down a page; one short row's median is noise)."""
+    """Each row of letters' upright boxes (``Letter.upright``, left to right): the gaps between neighbours,
+    in the median letter height of all the rows (a writer's letters keep their size down a page; one short
+    row's median is noise)."""
     heights = [bottom - top for row in rows for _, top, _, bottom in row]
     if not heights:
         return [[] for _ in rows]
@@ -145,14 +154,18 @@ def word_starts(rows: list[list[tuple[int, int, int, int]]]) -> list[list[int]]:
     return [spaced_starts(gaps) if row else [] for row, gaps in zip(rows, letter_gaps(rows), strict=True)]
 
 
-def _placed(letter: Letter, down: int, factor: int, shape: tuple[int, ...]) -> Letter:
-    """``letter`` found in a band starting ``down`` rows into an image shrunk by ``factor``, with its
-    boxes in the full image's pixels."""
+def _placed(letter: Letter, down: int, factor: int, levelling: Levelling, shape: tuple[int, ...]) -> Letter:
+    """``letter`` found in a band starting ``down`` rows into an image shrunk by ``factor`` and turned by
+    ``levelling``, with its boxes in the full image's pixels (and, where the page was turned, on the
+    levelled page at the image's scale)."""
     left, top, right, bottom = letter.box
-    box = (left * factor, (top + down) * factor, min(right * factor, shape[1]),
-           min((bottom + down) * factor, shape[0]))
-    cuts = tuple((_placed(a, down, factor, shape), _placed(b, down, factor, shape)) for a, b in letter.cuts)
-    return Letter(box, letter.pixels, cuts)
+    level = (left, top + down, right, bottom + down)
+    left, top, right, bottom = levelling.box_back(level)
+    box = (left * factor, top * factor, min(right * factor, shape[1]), min(bottom * factor, shape[0]))
+    cuts = tuple((_placed(a, down, factor, levelling, shape), _placed(b, down, factor, levelling, shape))
+                 for a, b in letter.cuts)
+    upright = tuple(x * factor for x in level) if levelling.turned else box
+    return Letter(box, upright, letter.pixels, cuts)
 
 
 def _split_row(img: np.ndarray, strokes: np.ndarray) -> list[Letter]:
@@ -180,7 +193,8 @@ def _split_row(img: np.ndarray, strokes: np.ndarray) -> list[Letter]:
 
 def _letter(img: np.ndarray, strokes: np.ndarray, mine: np.ndarray) -> Letter:
     ys, xs = np.nonzero(strokes & mine)
-    return Letter(box=(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1),
+    box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    return Letter(box=box, upright=box,
                   pixels=frame_ink(np.where(mine, img, 0.0), strokes & mine))
 
 
@@ -200,4 +214,4 @@ def _with_cuts(letter: Letter, img: np.ndarray, strokes: np.ndarray, core: np.nd
         parts = (mine & before, mine & ~before)
         if all((strokes & part).any() for part in parts):
             cuts.append((_letter(img, strokes, parts[0]), _letter(img, strokes, parts[1])))
-    return Letter(letter.box, letter.pixels, cuts=tuple(cuts))
+    return replace(letter, cuts=tuple(cuts))
