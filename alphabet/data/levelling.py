@@ -33,7 +33,9 @@ TILT_STEP = 0.25
 def page_tilt(strokes: np.ndarray) -> float:
     """The angle in degrees by which the rows of ink in ``strokes`` rise to the right (negative: fall),
     within ``MAX_TILT``; 0.0 for a page without ink."""
-    ys, xs = np.nonzero(strokes)
+    # A row of pixels across the ink meets a stroke's edge wherever it meets the stroke: the edges alone
+    # tell which rows are inked, at a third or less of the pixels to turn.
+    ys, xs = np.nonzero(strokes & ~ndimage.binary_erosion(strokes))
     if ys.size == 0:
         return 0.0
     angles = np.arange(-MAX_TILT, MAX_TILT + TILT_STEP / 2, TILT_STEP)
