@@ -125,6 +125,25 @@ def test_transparent_background_frames_like_an_opaque_page(tmp_path, ink):
     assert similarity(load_letter_image(tmp_path / "t.png"), load_letter_image(tmp_path / "opaque.png")) > 0.98
 
 
+@pytest.mark.parametrize(("orientation", "stored"), [
+    (6, Image.Transpose.ROTATE_90),   # a phone held upright: stored turned a quarter, to be turned back clockwise
+    (8, Image.Transpose.ROTATE_270),  # held the other way
+    (3, Image.Transpose.ROTATE_180),  # upside down
+])
+def test_a_photo_is_read_upright_as_its_exif_orientation_says(tmp_path, orientation, stored):
+    from alphabet.data.emnist_style import read_image
+
+    upright = Image.fromarray(photographed(LETTERS[11], 200, 3, 0))  # an l: a quarter turn is a dash
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # the EXIF Orientation tag
+    upright.transpose(stored).save(tmp_path / "phone.jpg", quality=95, exif=exif)
+    upright.save(tmp_path / "upright.png")
+    read = np.asarray(read_image(tmp_path / "phone.jpg"), np.float32)
+    assert read.shape == np.asarray(upright).shape
+    assert np.abs(read - np.asarray(upright, np.float32)).mean() < 3
+    assert similarity(load_letter_image(tmp_path / "phone.jpg"), load_letter_image(tmp_path / "upright.png")) > 0.98
+
+
 def test_blank_pages_are_told_apart(tmp_path):
     page = np.clip(np.random.default_rng(0).normal(235, 3, (200, 150)), 0, 255).astype(np.uint8)
     Image.fromarray(page).save(tmp_path / "page.jpg", quality=60)

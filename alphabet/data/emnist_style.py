@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage  # scikit-learn's own dependency
 
 from alphabet.data.ruled_lines import ruled_lines
@@ -59,7 +59,8 @@ GRAIN_CAP = 3.0
 
 
 def read_image(path: str | Path) -> Image.Image:
-    """Open an image file as greyscale, with a one-line error for anything else."""
+    """Open an image file as greyscale, turned upright as its EXIF orientation says, with a one-line error
+    for anything else."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: file not found")
@@ -73,7 +74,9 @@ def read_image(path: str | Path) -> Image.Image:
                 raise UserError(f"{path}: image is {img.width}x{img.height}; expected at most "
                                 f"{MAX_PIXELS:,} pixels")
             img.load()
-            return greyscale(img)
+            # A phone stores a photo as its sensor lay and notes in EXIF how to turn it upright, as every
+            # viewer does: the letters are read as the user sees them.
+            return greyscale(ImageOps.exif_transpose(img))
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError) as e:
         raise UserError(f"{path}: not a readable image ({type(e).__name__}); expected PNG, JPEG, "
                         "BMP, GIF, TIFF, WebP, AVIF or HEIC") from None

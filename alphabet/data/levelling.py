@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage  # scikit-learn's own dependency
 
-# Pages turned by up to this many degrees either way are levelled. A photo framed by hand is rarely
-# further off; past it, an upright letter's own strokes may band more sharply than its page's rows.
+# Pages turned by up to this many degrees either way are levelled: a photo framed by hand is rarely
+# further off, and each angle searched costs time.
 MAX_TILT = 10.0
 # Below this, rows part as they do on a level page (notes of 1,500 letters 1,000 px wide parted as
 # well at 2 degrees as at 0: docs/BENCHMARKS.md, "Text"), and the letters are left unturned.
@@ -77,7 +77,7 @@ class Levelling:
         return matrix, offset, out
 
     def level(self, image: np.ndarray, order: int) -> np.ndarray:
-        """``image`` (of ``shape``, dark where blank) turned level, interpolated to ``order``; as it is
+        """``image`` (of ``shape``, zero where blank) turned level, interpolated to ``order``; as it is
         where the page is not turned."""
         if not self.turned:
             return image
