@@ -144,6 +144,19 @@ def test_a_photo_is_read_upright_as_its_exif_orientation_says(tmp_path, orientat
     assert similarity(load_letter_image(tmp_path / "phone.jpg"), load_letter_image(tmp_path / "upright.png")) > 0.98
 
 
+@pytest.mark.parametrize(("name", "stored"), [
+    ("scan16.png", lambda page: Image.fromarray(page.astype(np.uint16) * 257)),  # a scanner's 16-bit PNG
+    ("scan16.tif", lambda page: Image.fromarray(page.astype(np.uint16) * 257)),
+    ("scan32.tif", lambda page: Image.fromarray(page.astype(np.int32) * 257)),
+    ("float.tif", lambda page: Image.fromarray(page.astype(np.float32) / 255)),  # values from 0 to 1
+])
+def test_a_greyscale_scan_of_more_than_8_bits_frames_like_the_8_bit_one(tmp_path, name, stored):
+    page = photographed(LETTERS[0], 200, 3, 40)
+    stored(page).save(tmp_path / name)
+    Image.fromarray(page).save(tmp_path / "scan8.png")
+    assert similarity(load_letter_image(tmp_path / name), load_letter_image(tmp_path / "scan8.png")) > 0.99
+
+
 def test_blank_pages_are_told_apart(tmp_path):
     page = np.clip(np.random.default_rng(0).normal(235, 3, (200, 150)), 0, 255).astype(np.uint8)
     Image.fromarray(page).save(tmp_path / "page.jpg", quality=60)

@@ -92,12 +92,15 @@ def _let_pillow_read_heif(path: Path) -> None:
 
 
 def greyscale(img: Image.Image) -> Image.Image:
-    """The image in greyscale, with any transparency laid on a page that contrasts with the ink.
+    """The image in 8-bit greyscale (``_eight_bit`` for deeper ones), with any transparency laid on a
+    page that contrasts with the ink.
 
     Drawing apps and icons often save a letter as opaque strokes on a transparent
     background whose hidden colour is the ink's own: dropping the alpha would leave
     a blank image. The strokes' own brightness picks the page: white under dark ink.
     """
+    if img.mode.startswith("I") or img.mode == "F":
+        return _eight_bit(img)
     if img.mode not in ("RGBA", "LA", "PA") and "transparency" not in img.info:
         return img.convert("L")
     grey_alpha = np.asarray(img.convert("LA"), np.float32)
@@ -107,6 +110,17 @@ def greyscale(img: Image.Image) -> Image.Image:
     ink = float((grey * alpha).sum() / max(alpha.sum(), 1e-6))
     page = 255.0 if ink < 128 else 0.0
     return Image.fromarray((grey * alpha + page * (1 - alpha)).round().astype(np.uint8))
+
+
+def _eight_bit(img: Image.Image) -> Image.Image:
+    """A greyscale image of more than 8 bits (a scanner's 16-bit PNG or TIFF, a float TIFF) as 8 bits, by
+    the range its values are stored in: Pillow's own conversion clips every value over 255 to white."""
+    values = np.asarray(img, np.float64)
+    if img.mode.startswith("I;16"):
+        top = 65535.0
+    else:  # 32-bit integers or floats: their nominal range is the smallest of the usual ones that holds them
+        top = next((t for t in (1.0, 255.0, 65535.0) if values.max() <= t), values.max())
+    return Image.fromarray((np.clip(values, 0, None) * (255.0 / top)).round().astype(np.uint8))
 
 
 def is_blank(framed: np.ndarray) -> bool:
