@@ -344,6 +344,25 @@ def turned(page: np.ndarray, degrees: float, rng: np.random.Generator) -> np.nda
     return np.clip(filled, 0, 255).astype(np.uint8)
 
 
+def lined_photo(page: np.ndarray, squared: bool, degrees: float, rng: np.random.Generator) -> np.ndarray:
+    """``page`` (dark ink on light, grain 3) written on a larger sheet of ruled paper (``lined``, 48 px; squared
+    with ``squared``) and photographed turned by ``degrees`` either way (drawn from ``rng``), the photo framed
+    to the writing and 24 px of page around it: the lines run from edge to edge, as in a photo of a
+    notebook page."""
+    from PIL import Image
+
+    degrees *= rng.choice([-1, 1])
+    pad = max(page.shape) // 2
+    sheet = np.clip(rng.normal(235, 3, (page.shape[0] + 2 * pad, page.shape[1] + 2 * pad)), 0, 255).astype(np.uint8)
+    sheet[pad:-pad, pad:-pad] = page
+    sheet = lined(sheet, 48, squared, rng)
+    writing = np.zeros(sheet.shape, np.uint8)
+    writing[pad:-pad, pad:-pad] = 255
+    photo = np.asarray(Image.fromarray(sheet).rotate(degrees, Image.Resampling.BICUBIC, fillcolor=235))
+    ys, xs = np.nonzero(np.asarray(Image.fromarray(writing).rotate(degrees)) > 127)
+    return photo[ys.min() - 24: ys.max() + 25, xs.min() - 24: xs.max() + 25]
+
+
 def shadowed(page: np.ndarray, depth: float, rng: np.random.Generator) -> np.ndarray:
     """``page`` with a shadow (a hand's, a phone's) over part of it: light cut by ``depth`` (a
     fraction) beyond a soft edge about 26 px wide, at a random angle, passing within a quarter page of the
@@ -478,6 +497,8 @@ WORD_CASES = {  # name: the range of gaps between letters' inked boxes, in pixel
     "overlapping columns: each letter starts 0-8 px before the last one ends": (-8, 0, False, 0),
     "spaced, on ruled paper: grey lines 3 px thick every 48 px": (12, 32, True, 0),
     "spaced, photographed askew: the word turned by 6 degrees either way": (12, 32, False, 6),
+    "spaced, on ruled paper photographed askew: turned by 6 degrees, the lines running edge to edge":
+        (12, 32, True, 6),
 }
 
 
@@ -509,9 +530,11 @@ def bench_words(full: bool) -> str:
             for k, word in enumerate(words):
                 path = Path(tmp) / f"{k}.jpg"
                 image = written_word(splits.val.images[word], rng.integers(low, high + 1, len(word) - 1), rng)
-                if ruled:
+                if ruled and tilt:
+                    image = lined_photo(image, False, tilt, rng)
+                elif ruled:
                     image = lined(image, 48, False, rng)
-                if tilt:
+                elif tilt:
                     image = turned(image, tilt, rng)
                 Image.fromarray(image).save(path, quality=90)
                 tick = time.perf_counter()
@@ -552,6 +575,8 @@ TEXT_CASES = {  # name: gaps between letters of a word, then between words, in p
     "letters 12-32 px apart, words 64-112 px, photographed askew: the page turned by 4 degrees either way":
         ((12, 32), (64, 112), False, 4),
     "the same turned by 8 degrees": ((12, 32), (64, 112), False, 8),
+    "on ruled paper photographed askew: turned by 6 degrees, the lines running edge to edge":
+        ((12, 32), (64, 112), "ruled", 6),
 }
 
 
@@ -594,9 +619,11 @@ def bench_text(full: bool) -> str:
                     lines.append(written_word(splits.val.images[np.concatenate(line)], gaps, rng))
                 path = Path(tmp) / f"{n}.jpg"
                 page = written_note(lines, rng)
-                if paper:
+                if paper and tilt:
+                    page = lined_photo(page, paper == "squared", tilt, rng)
+                elif paper:
                     page = lined(page, 48, paper == "squared", rng)
-                if tilt:
+                elif tilt:
                     page = turned(page, tilt, rng)
                 Image.fromarray(page).save(path, quality=90)
                 tick = time.perf_counter()

@@ -244,6 +244,24 @@ def test_a_note_photographed_askew_is_levelled_before_it_is_split(degrees):
     assert (ink & boxed).sum() / ink.sum() > 0.99
 
 
+def test_a_note_on_ruled_paper_photographed_askew_loses_its_lines():
+    # Photographed further askew than lines are first looked for (``MAX_LINE_TILT``), the photo framed inside
+    # the page, so that the rules run from edge to edge.
+    note = three_row_note()
+    padded = np.full((note.shape[0] + 200, note.shape[1] + 200), 235, np.uint8)
+    padded[100:-100, 100:-100] = note
+    padded[10::40] = np.minimum(padded[10::40], 150)  # grey rules 3 px thick, the letters crossing them
+    padded[11::40] = np.minimum(padded[11::40], 150)
+    padded[12::40] = np.minimum(padded[12::40], 150)
+    for degrees in (-6.0, 7.0):
+        turned = Image.fromarray(padded).rotate(degrees, Image.Resampling.BICUBIC, fillcolor=235)
+        photo = np.asarray(turned)[70:-70, 70:-70]
+        found = split_rows(photo)
+        assert [len(row) for row in found] == [4, 4, 4], degrees
+        assert word_starts([[letter.upright for letter in row] for row in found]) == [[0, 2]] * 3
+        assert all(letter.box[2] - letter.box[0] < 100 for row in found for letter in row)
+
+
 def test_a_level_page_or_one_short_word_is_left_as_it_is():
     from alphabet.data.levelling import page_tilt
 

@@ -389,12 +389,13 @@ def _inked(ink: np.ndarray, noise: float) -> np.ndarray:
     return ink > max(0.1 * peak, min(2 * noise, 0.5 * peak))
 
 
-def ink_layer(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+def ink_layer(grey: np.ndarray, tilt: float = 0.0) -> tuple[np.ndarray, np.ndarray] | None:
     """The ink standing above the page, and the mask of its strokes; None for a blank image.
 
     The first is float, white ink on black with the page at zero and the ink at full
     strength; the second marks the pixels clearly inked, without lone specks. Ruled
-    and squared paper's lines are taken off as part of the page.
+    and squared paper's lines are taken off as part of the page, looked for within
+    ``MAX_LINE_TILT`` degrees of ``tilt`` (the page's, where it was photographed askew).
     """
     img = grey.astype(np.float32)
     # Dark ink on a light page is the common case for photos and scans: invert it.
@@ -408,7 +409,7 @@ def ink_layer(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     if ink.max() < MIN_INK_CONTRAST:
         return None
     inked = _inked(ink, noise)
-    lines = ruled_lines(inked)
+    lines = ruled_lines(inked, tilt)
     if lines.any():
         ink[lines] = 0
         if ink.max() < MIN_INK_CONTRAST:

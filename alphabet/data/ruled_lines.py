@@ -39,17 +39,19 @@ def _line_bands(inked: np.ndarray, view: np.ndarray) -> list[np.ndarray]:
     return np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1) if rows.size else []
 
 
-def _straight_lines(inked: np.ndarray) -> list[tuple[float, float, float]]:
-    """Each thin line of ink from edge to edge, level or tilted by up to ``MAX_LINE_TILT`` degrees,
-    as (row at column 0, rise per column, half its thickness)."""
+def _straight_lines(inked: np.ndarray, about: float = 0.0) -> list[tuple[float, float, float]]:
+    """Each thin line of ink from edge to edge, tilted by ``about`` degrees (positive: falling to the
+    right), give or take ``MAX_LINE_TILT``, as (row at column 0, rise per column, half its thickness)."""
     h, w = inked.shape
     # Cheap test first: a line at any tilt searched fills nearly every column of some band of rows as
     # tall as its drift across the image. Most images have none, and skip the search.
     drift = int(np.ceil(np.tan(np.radians(MAX_LINE_TILT)) * w / 2)) + 1
-    if not (ndimage.maximum_filter1d(inked, 2 * drift + 1, axis=0).mean(1) >= 0.9).any():
+    centre = _level_view(inked.shape, about)
+    seen = np.where(centre >= 0, inked[centre.clip(0), np.arange(w)[None, :]], False)
+    if not (ndimage.maximum_filter1d(seen, 2 * drift + 1, axis=0).mean(1) >= 0.9).any():
         return []
-    best: tuple[np.ndarray, list[np.ndarray]] = (_level_view(inked.shape, 0.0), [])
-    for degrees in sorted(np.arange(-MAX_LINE_TILT, MAX_LINE_TILT + 0.1, 0.5), key=abs):
+    best: tuple[np.ndarray, list[np.ndarray]] = (centre, [])
+    for degrees in sorted(about + np.arange(-MAX_LINE_TILT, MAX_LINE_TILT + 0.1, 0.5), key=lambda d: abs(d - about)):
         view = _level_view(inked.shape, degrees)
         bands = _line_bands(inked, view)
         if sum(b.size for b in bands) > sum(b.size for b in best[1]):
@@ -88,11 +90,14 @@ def _line_pixels(inked: np.ndarray, lines: list[tuple[float, float, float]], str
     return pixels | np.isin(labels, index[along])
 
 
-def ruled_lines(inked: np.ndarray) -> np.ndarray:
+def ruled_lines(inked: np.ndarray, tilt: float = 0.0) -> np.ndarray:
     """The pixels of ruled or squared paper's lines: thin lines of ink from edge to edge, level or
     tilted by up to ``MAX_LINE_TILT`` degrees, running well past the rest of the ink. A tightly
-    cropped t or z has an edge-to-edge crossbar too, but no longer than the letter."""
-    rows, cols = _straight_lines(inked), _straight_lines(inked.T)
+    cropped t or z has an edge-to-edge crossbar too, but no longer than the letter. On a page turned
+    by ``tilt`` degrees (counter-clockwise, ``levelling.page_tilt``), the lines are looked for about
+    that tilt."""
+    # Turned counter-clockwise, the page's lines across rise to the right, and its lines down lean right.
+    rows, cols = _straight_lines(inked, -tilt), _straight_lines(inked.T, tilt)
     if not rows and not cols:
         return np.zeros_like(inked)
     # Where the lines of squared paper cross, neither line is a stroke crossing the other.
