@@ -262,6 +262,27 @@ def test_a_note_on_ruled_paper_photographed_askew_loses_its_lines():
         assert all(letter.box[2] - letter.box[0] < 100 for row in found for letter in row)
 
 
+@pytest.mark.parametrize(("spacing", "crop"), [(48, 190), (40, 170), (48, 150)])
+def test_a_word_on_ruled_paper_photographed_askew_keeps_no_piece_of_a_line(spacing, crop):
+    # Cropped close to one word, rules turned 6 degrees run off the photo's top or bottom edge part of the way
+    # across: those pieces are lines too, not strokes framed with the letters.
+    img, d = page(460, 130)
+    for draw, x in ((draw_l, 40), (draw_o, 70), (draw_i, 220), (draw_t, 270)):
+        draw(d, x)
+    word = np.asarray(img)
+    level = split_letters(word)
+    sheet = np.full((word.shape[0] + 400, word.shape[1] + 400), 235, np.uint8)
+    sheet[200:-200, 200:-200] = word
+    for y in range(6, sheet.shape[0], spacing):
+        sheet[y: y + 3] = np.minimum(sheet[y: y + 3], 150)  # grey rules 3 px thick
+    for degrees in (-6.0, 6.0):
+        turned = np.asarray(Image.fromarray(sheet).rotate(degrees, Image.Resampling.BICUBIC, fillcolor=235))
+        found = split_letters(turned[crop:-crop, 170:-170])
+        assert len(found) == len(level) == 4, degrees
+        for letter, same in zip(found, level, strict=True):
+            assert similarity(letter.pixels, same.pixels) > 0.85, degrees
+
+
 def test_a_level_page_or_one_short_word_is_left_as_it_is():
     from alphabet.data.levelling import page_tilt
 

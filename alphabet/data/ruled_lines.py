@@ -27,11 +27,16 @@ def _level_view(shape: tuple[int, int], degrees: float) -> np.ndarray:
     return np.where((rows >= 0) & (rows < h), rows, -1)
 
 
+def _seen(inked: np.ndarray, view: np.ndarray) -> np.ndarray:
+    """``inked`` as ``view`` shows it (``_level_view``), blank where the view runs off the image."""
+    return np.where(view >= 0, inked[view.clip(0), np.arange(inked.shape[1])[None, :]], False)
+
+
 def _line_bands(inked: np.ndarray, view: np.ndarray) -> list[np.ndarray]:
     """View rows of each band of ink that runs from edge to edge in ``view`` (at least half the
     image's width where the line runs off the top or bottom)."""
     inside = np.maximum((view >= 0).sum(1), 1)
-    seen = np.where(view >= 0, inked[view.clip(0), np.arange(inked.shape[1])[None, :]], False)
+    seen = _seen(inked, view)
     # A row's ink, with a pixel of play either way, so that a line between two tilts still counts.
     padded = np.pad(seen, ((1, 1), (0, 0)))
     near = (padded[:-2] | padded[1:-1] | padded[2:]).sum(1)
@@ -40,18 +45,20 @@ def _line_bands(inked: np.ndarray, view: np.ndarray) -> list[np.ndarray]:
 
 
 def _straight_lines(inked: np.ndarray, about: float = 0.0) -> list[tuple[float, float, float]]:
-    """Each thin line of ink from edge to edge, tilted by ``about`` degrees (positive: falling to the
-    right), give or take ``MAX_LINE_TILT``, as (row at column 0, rise per column, half its thickness)."""
+    """Each thin line of ink from edge to edge, level or tilted by ``about`` degrees (positive: falling
+    to the right), give or take ``MAX_LINE_TILT``, as (row at column 0, rise per column, half its
+    thickness)."""
     h, w = inked.shape
+    centres = sorted({0.0, about}, key=abs)
     # Cheap test first: a line at any tilt searched fills nearly every column of some band of rows as
     # tall as its drift across the image. Most images have none, and skip the search.
     drift = int(np.ceil(np.tan(np.radians(MAX_LINE_TILT)) * w / 2)) + 1
-    centre = _level_view(inked.shape, about)
-    seen = np.where(centre >= 0, inked[centre.clip(0), np.arange(w)[None, :]], False)
-    if not (ndimage.maximum_filter1d(seen, 2 * drift + 1, axis=0).mean(1) >= 0.9).any():
+    if not any((ndimage.maximum_filter1d(_seen(inked, _level_view(inked.shape, centre)), 2 * drift + 1, axis=0)
+                .mean(1) >= 0.9).any() for centre in centres):
         return []
-    best: tuple[np.ndarray, list[np.ndarray]] = (centre, [])
-    for degrees in sorted(about + np.arange(-MAX_LINE_TILT, MAX_LINE_TILT + 0.1, 0.5), key=lambda d: abs(d - about)):
+    best: tuple[np.ndarray, list[np.ndarray]] = (_level_view(inked.shape, 0.0), [])
+    steps = np.arange(-MAX_LINE_TILT, MAX_LINE_TILT + 0.1, 0.5)
+    for degrees in sorted({float(centre + step) for centre in centres for step in steps}, key=lambda d: (abs(d), d)):
         view = _level_view(inked.shape, degrees)
         bands = _line_bands(inked, view)
         if sum(b.size for b in bands) > sum(b.size for b in best[1]):
@@ -106,8 +113,8 @@ def ruled_lines(inked: np.ndarray, tilt: float = 0.0) -> np.ndarray:
     rest = across & down
     # A tilted line that runs off the top or bottom edge is too short to be found; what is left of it
     # is no letter either.
-    cut_rows = _cut_off_lines(rest, _gap(cols)) if rows else np.zeros_like(inked)
-    cut_cols = _cut_off_lines(rest.T, _gap(rows)).T if cols else np.zeros_like(inked)
+    cut_rows = _cut_off_lines(rest, _gap(cols), -tilt) if rows else np.zeros_like(inked)
+    cut_cols = _cut_off_lines(rest.T, _gap(rows), tilt).T if cols else np.zeros_like(inked)
     rest &= ~cut_rows & ~cut_cols
     # Where lines cross near a corner, a pixel or two of them is left on the border: it is no letter,
     # and would stretch the letter's extent to the whole page.
@@ -159,17 +166,21 @@ def _gap(lines: list[tuple[float, float, float]]) -> int:
     return 2 * int(np.ceil(max((half for _, _, half in lines), default=0.0))) + 3
 
 
-def _cut_off_lines(mask: np.ndarray, gap: int) -> np.ndarray:
-    """Pieces of ``mask`` touching its top or bottom edge that are as thin as a line and at least a
-    tenth of the image wide, once gaps up to ``gap`` wide along them are bridged: the lines that
-    cross a cut-off line of squared paper were taken off, and cut it into short pieces."""
+def _cut_off_lines(mask: np.ndarray, gap: int, about: float = 0.0) -> np.ndarray:
+    """Pieces of ``mask`` touching its top or bottom edge that are as thin as a line (seen along lines tilted
+    by ``about`` degrees, as ``_straight_lines`` takes it) and at least a tenth of the image wide, once gaps
+    up to ``gap`` wide along them are bridged: the lines that cross a cut-off line of squared paper were
+    taken off, and cut it into short pieces."""
     # The closing erodes what it bridges at the image's sides, where these lines end: keep the mask too.
     joined = mask | ndimage.binary_closing(mask, structure=np.ones((1, gap + 1), bool))
     labels, _ = ndimage.label(joined, structure=np.ones((3, 3), bool))
     pieces = np.zeros_like(mask)
     h, w = mask.shape
+    # Each pixel's row in the view where such lines run level (``_level_view``).
+    levelled = np.arange(h)[:, None] - np.round(np.tan(np.radians(about)) * (np.arange(w) - (w - 1) / 2))[None, :]
     for i, (ys, xs) in enumerate(ndimage.find_objects(labels), 1):
-        thin = ys.stop - ys.start <= max(6, 0.05 * h)
+        rows = levelled[ys, xs][labels[ys, xs] == i]
+        thin = rows.max() - rows.min() + 1 <= max(6, 0.05 * h)
         if thin and (ys.start == 0 or ys.stop == h) and xs.stop - xs.start >= 0.1 * w:
             pieces[ys, xs] |= (labels[ys, xs] == i) & mask[ys, xs]
     return pieces
