@@ -53,8 +53,8 @@ def _straight_lines(inked: np.ndarray, about: float = 0.0) -> list[tuple[float, 
     # Cheap test first: a line at any tilt searched fills nearly every column of some band of rows as
     # tall as its drift across the image. Most images have none, and skip the search.
     drift = int(np.ceil(np.tan(np.radians(MAX_LINE_TILT)) * w / 2)) + 1
-    if not any((ndimage.maximum_filter1d(_seen(inked, _level_view(inked.shape, centre)), 2 * drift + 1, axis=0)
-                .mean(1) >= 0.9).any() for centre in centres):
+    views = (inked if centre == 0 else _seen(inked, _level_view(inked.shape, centre)) for centre in centres)
+    if not any((ndimage.maximum_filter1d(seen, 2 * drift + 1, axis=0).mean(1) >= 0.9).any() for seen in views):
         return []
     best: tuple[np.ndarray, list[np.ndarray]] = (_level_view(inked.shape, 0.0), [])
     steps = np.arange(-MAX_LINE_TILT, MAX_LINE_TILT + 0.1, 0.5)
