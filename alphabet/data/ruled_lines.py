@@ -102,7 +102,7 @@ def ruled_lines(inked: np.ndarray, tilt: float = 0.0) -> np.ndarray:
     tilted by up to ``MAX_LINE_TILT`` degrees, running well past the rest of the ink. A tightly
     cropped t or z has an edge-to-edge crossbar too, but no longer than the letter. On a page turned
     by ``tilt`` degrees (counter-clockwise, ``levelling.page_tilt``), the lines are looked for about
-    that tilt."""
+    that tilt as well as about level."""
     # Turned counter-clockwise, the page's lines across rise to the right, and its lines down lean right.
     rows, cols = _straight_lines(inked, -tilt), _straight_lines(inked.T, tilt)
     if not rows and not cols:

@@ -115,7 +115,7 @@ def split_rows(grey: np.ndarray) -> list[list[Letter]]:
     tilt = page_tilt(strokes)
     if abs(tilt) > MAX_LINE_TILT - 0.5:
         # Ruled paper's lines were looked for within MAX_LINE_TILT of level, in steps of half a degree: on
-        # a page turned further, they are still ink, and their tilt is the page's. Look about it instead.
+        # a page turned further, they are still ink, and their tilt is the page's. Look about it as well.
         layer = ink_layer(small, tilt)
         if layer is None:
             return []
