@@ -401,6 +401,8 @@ FRAMING_CASES = {  # name: (how a letter becomes an image, file suffix, JPEG qua
         lambda x, rng: lined(photographed(x, 200, 3, 0, rng), 48, False, rng, 2.0), ".jpg", 75),
     "squared paper askew: tilted by 1.5 degrees, JPEG": (
         lambda x, rng: lined(photographed(x, 200, 3, 0, rng), 48, True, rng, -1.5), ".jpg", 75),
+    "ruled paper further askew: the lines tilted by 6 degrees, JPEG": (
+        lambda x, rng: lined(photographed(x, 200, 3, 0, rng), 48, False, rng, 6.0), ".jpg", 75),
     "photo with a shadow: the light cut by 40% beyond a soft edge at a random angle, grain 3, JPEG": (
         lambda x, rng: shadowed(photographed(x, 200, 3, 0, rng), 0.4, rng), ".jpg", 75),
     "photo with vignetting: the corners 40% darker than the middle, grain 3, JPEG": (

@@ -20,7 +20,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage  # scikit-learn's own dependency
 
-from alphabet.data.ruled_lines import ruled_lines
+from alphabet.data.levelling import MAX_TILT, page_tilt
+from alphabet.data.ruled_lines import MAX_LINE_TILT, may_hold_lines, ruled_lines
 from alphabet.errors import UserError
 from alphabet.processes import map_over_processes
 
@@ -442,9 +443,33 @@ def working_copy(grey: np.ndarray) -> tuple[np.ndarray, int]:
     return np.asarray(Image.fromarray(grey.astype(np.uint8)).reduce(factor)), factor
 
 
+def page_ink_layer(grey: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray] | None, float]:
+    """``ink_layer`` of a page that may have been photographed askew, and the page's tilt in degrees
+    (``levelling.page_tilt``, counter-clockwise; 0.0 for a blank page)."""
+    layer = ink_layer(grey)
+    return (None, 0.0) if layer is None else _askew_lines_taken_off(grey, layer)
+
+
+def _askew_lines_taken_off(grey: np.ndarray, layer: tuple[np.ndarray, np.ndarray]
+                           ) -> tuple[tuple[np.ndarray, np.ndarray] | None, float]:
+    """``ink_layer(grey)`` (given as ``layer``) with ruled lines taken off about the page's tilt too, and the
+    tilt. ``ink_layer`` looks for lines within MAX_LINE_TILT of level, in steps of half a degree: on a page
+    turned further they are still ink, and set its tilt themselves."""
+    strokes = layer[1]
+    tilt = page_tilt(strokes)
+    if abs(tilt) > MAX_LINE_TILT - 0.5 and (may_hold_lines(strokes, -tilt) or may_hold_lines(strokes.T, tilt)):
+        return ink_layer(grey, tilt), tilt
+    return layer, tilt
+
+
 def to_emnist_style(grey: np.ndarray) -> np.ndarray:
     """Greyscale array of any size -> (28, 28) uint8, white ink on black, centred."""
-    layer = ink_layer(working_copy(grey)[0])
+    small = working_copy(grey)[0]
+    layer = ink_layer(small)
+    # A letter on ruled paper photographed further askew than lines are first looked for keeps them as ink,
+    # from edge to edge; most letters have no such band, and skip the page's tilt.
+    if layer is not None and any(may_hold_lines(mask, within=MAX_TILT) for mask in (layer[1], layer[1].T)):
+        layer, _ = _askew_lines_taken_off(small, layer)
     return np.zeros((28, 28), np.uint8) if layer is None else frame_ink(*layer)
 
 

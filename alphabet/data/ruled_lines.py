@@ -44,17 +44,23 @@ def _line_bands(inked: np.ndarray, view: np.ndarray) -> list[np.ndarray]:
     return np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1) if rows.size else []
 
 
+def may_hold_lines(inked: np.ndarray, about: float = 0.0, within: float = MAX_LINE_TILT) -> bool:
+    """Whether ``inked`` may hold a line from edge to edge tilted by ``about`` degrees (positive: falling to
+    the right), give or take ``within``: the cheap test before the search. Such a line fills nearly every
+    column of some band of rows as tall as its drift across the image."""
+    drift = int(np.ceil(np.tan(np.radians(within)) * inked.shape[1] / 2)) + 1
+    seen = inked if about == 0 else _seen(inked, _level_view(inked.shape, about))
+    return bool((ndimage.maximum_filter1d(seen, 2 * drift + 1, axis=0).mean(1) >= 0.9).any())
+
+
 def _straight_lines(inked: np.ndarray, about: float = 0.0) -> list[tuple[float, float, float]]:
     """Each thin line of ink from edge to edge, level or tilted by ``about`` degrees (positive: falling
     to the right), give or take ``MAX_LINE_TILT``, as (row at column 0, rise per column, half its
     thickness)."""
     h, w = inked.shape
     centres = sorted({0.0, about}, key=abs)
-    # Cheap test first: a line at any tilt searched fills nearly every column of some band of rows as
-    # tall as its drift across the image. Most images have none, and skip the search.
-    drift = int(np.ceil(np.tan(np.radians(MAX_LINE_TILT)) * w / 2)) + 1
-    views = (inked if centre == 0 else _seen(inked, _level_view(inked.shape, centre)) for centre in centres)
-    if not any((ndimage.maximum_filter1d(seen, 2 * drift + 1, axis=0).mean(1) >= 0.9).any() for seen in views):
+    # Most images have no line, and skip the search.
+    if not any(may_hold_lines(inked, centre) for centre in centres):
         return []
     best: tuple[np.ndarray, list[np.ndarray]] = (_level_view(inked.shape, 0.0), [])
     steps = np.arange(-MAX_LINE_TILT, MAX_LINE_TILT + 0.1, 0.5)

@@ -22,9 +22,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import ndimage  # scikit-learn's own dependency
 
-from alphabet.data.emnist_style import frame_ink, ink_layer, working_copy
-from alphabet.data.levelling import Levelling, page_tilt
-from alphabet.data.ruled_lines import MAX_LINE_TILT, runs_of
+from alphabet.data.emnist_style import frame_ink, page_ink_layer, working_copy
+from alphabet.data.levelling import Levelling
+from alphabet.data.ruled_lines import runs_of
 from alphabet.errors import UserError
 
 # Strokes overlapping by this share of the narrower one's width are one letter.
@@ -108,18 +108,10 @@ def split_rows(grey: np.ndarray) -> list[list[Letter]]:
     """The rows of letters of a greyscale image, top to bottom, each its letters left to right; [] if blank.
     Rows are parted by pixel rows without ink, so a descender touching the ascender below joins two rows."""
     small, factor = working_copy(grey)
-    layer = ink_layer(small)
+    layer, tilt = page_ink_layer(small)
     if layer is None:
         return []
     img, strokes = layer
-    tilt = page_tilt(strokes)
-    if abs(tilt) > MAX_LINE_TILT - 0.5:
-        # Ruled paper's lines were looked for within MAX_LINE_TILT of level, in steps of half a degree: on
-        # a page turned further, they are still ink, and their tilt is the page's. Look about it as well.
-        layer = ink_layer(small, tilt)
-        if layer is None:
-            return []
-        img, strokes = layer
     levelling = Levelling(strokes.shape, tilt)
     img, strokes = levelling.level(img, order=1), levelling.level(strokes.astype(np.uint8), order=0) > 0
     # Each row is split on its own band of the image; its boxes are then placed in the image's pixels.
