@@ -13,6 +13,7 @@ back into the image's pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import ndimage  # scikit-learn's own dependency
@@ -64,6 +65,7 @@ class Levelling:
     def turned(self) -> bool:
         return abs(self.degrees) >= MIN_TILT
 
+    @cached_property  # worked out once per page, not once per letter's box
     def _geometry(self) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
         """The matrix and offset that take a levelled pixel to the page's, and the levelled page's shape
         (large enough to hold the whole page turned)."""
@@ -81,7 +83,7 @@ class Levelling:
         where the page is not turned."""
         if not self.turned:
             return image
-        matrix, offset, out = self._geometry()
+        matrix, offset, out = self._geometry
         return ndimage.affine_transform(image, matrix, offset=offset, output_shape=out, order=order, cval=0)
 
     def box_back(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
@@ -89,7 +91,7 @@ class Levelling:
         around it on the page."""
         if not self.turned:
             return box
-        matrix, offset, _ = self._geometry()
+        matrix, offset, _ = self._geometry
         left, top, right, bottom = box
         corners = matrix @ np.array([[top, top, bottom, bottom], [left, right, left, right]], float) + offset[:, None]
         h, w = self.shape
