@@ -283,6 +283,37 @@ def test_a_word_on_ruled_paper_photographed_askew_keeps_no_piece_of_a_line(spaci
             assert similarity(letter.pixels, same.pixels) > 0.85, degrees
 
 
+def test_a_note_on_squared_paper_photographed_askew_loses_its_lines():
+    # The lines down the page ink every pixel row at any angle near level, so the page's tilt is read off
+    # the lines across instead; then both ways of lines go, the cut-off ends included.
+    note = three_row_note()
+    padded = np.full((note.shape[0] + 200, note.shape[1] + 200), 235, np.uint8)
+    padded[100:-100, 100:-100] = note
+    ys, xs = np.ogrid[: padded.shape[0], : padded.shape[1]]
+    padded = np.where((ys % 40 < 3) | (xs % 40 < 3), np.minimum(padded, 175), padded).astype(np.uint8)
+    for degrees in (-6.0, 8.0):
+        turned = Image.fromarray(padded).rotate(degrees, Image.Resampling.BICUBIC, fillcolor=235)
+        photo = np.asarray(turned)[70:-70, 70:-70]
+        found = split_rows(photo)
+        assert [len(row) for row in found] == [4, 4, 4], degrees
+        assert word_starts([[letter.upright for letter in row] for row in found]) == [[0, 2]] * 3
+        assert all(letter.box[2] - letter.box[0] < 100 for row in found for letter in row)
+
+
+def test_strokes_along_faint_lines_keep_their_ink():
+    # Printed lines far fainter than the ink are told apart by it: a stem that runs along a line down the
+    # page, half on it, keeps the half that lies on the line (it went with the line, thinning the stem).
+    img, d = page(400, 160)
+    for draw, x in ((draw_l, 44), (draw_o, 70), (draw_l, 164), (draw_t, 244), (draw_l, 324)):
+        draw(d, x)
+    word = np.asarray(img)
+    ys, xs = np.ogrid[: word.shape[0], : word.shape[1]]
+    lined = np.where((ys % 40 < 3) | (xs % 40 < 3), np.minimum(word, 175), word).astype(np.uint8)
+    level, found = split_letters(word), split_letters(lined)
+    assert len(found) == len(level) == 5
+    for letter, same in zip(found, level, strict=True):
+        assert similarity(letter.pixels, same.pixels) > 0.95
+
 def test_a_level_page_or_one_short_word_is_left_as_it_is():
     from alphabet.data.levelling import page_tilt
 

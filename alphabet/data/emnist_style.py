@@ -410,7 +410,7 @@ def ink_layer(grey: np.ndarray, tilt: float = 0.0) -> tuple[np.ndarray, np.ndarr
     if ink.max() < MIN_INK_CONTRAST:
         return None
     inked = _inked(ink, noise)
-    lines = ruled_lines(inked, tilt)
+    lines = ruled_lines(inked, tilt, ink)
     if lines.any():
         ink[lines] = 0
         if ink.max() < MIN_INK_CONTRAST:
@@ -456,6 +456,15 @@ def _askew_lines_taken_off(grey: np.ndarray, layer: tuple[np.ndarray, np.ndarray
     tilt. ``ink_layer`` looks for lines within MAX_LINE_TILT of level, in steps of half a degree: on a page
     turned further they are still ink, and set its tilt themselves."""
     strokes = layer[1]
+    if all(may_hold_lines(mask, within=MAX_TILT) for mask in (strokes, strokes.T)):
+        # Squared paper's lines down the page ink every row at any angle near level: its lines across give
+        # the tilt. It stands where taking lines off about it takes a tenth of the ink or more (all of it, on
+        # a blank page): a word's letters packed close may pass for lines, at an angle of no meaning.
+        tilt = page_tilt(strokes, squared=True)
+        if abs(tilt) > MAX_LINE_TILT - 0.5:
+            relined = ink_layer(grey, tilt)
+            if relined is None or relined[1].sum() <= 0.9 * strokes.sum():
+                return relined, tilt
     tilt = page_tilt(strokes)
     if abs(tilt) > MAX_LINE_TILT - 0.5 and (may_hold_lines(strokes, -tilt) or may_hold_lines(strokes.T, tilt)):
         return ink_layer(grey, tilt), tilt

@@ -31,26 +31,30 @@ MIN_GAIN = 0.1
 TILT_STEP = 0.25
 
 
-def page_tilt(strokes: np.ndarray) -> float:
+def page_tilt(strokes: np.ndarray, squared: bool = False) -> float:
     """The angle in degrees by which the rows of ink in ``strokes`` rise to the right (negative: fall),
-    within ``MAX_TILT``; 0.0 for a page without ink."""
+    within ``MAX_TILT``; 0.0 for a page without ink. With ``squared`` (the lines of squared paper are
+    still in ``strokes``), the angle of the lines across: those down the page ink every row at any
+    angle near level, and the lines across are found where the rows' ink is most sharply peaked."""
     # A row of pixels across the ink meets a stroke's edge wherever it meets the stroke: the edges alone
     # tell which rows are inked, at a third or less of the pixels to turn.
     ys, xs = np.nonzero(strokes & ~ndimage.binary_erosion(strokes))
     if ys.size == 0:
         return 0.0
     angles = np.arange(-MAX_TILT, MAX_TILT + TILT_STEP / 2, TILT_STEP)
-    inked_rows = []
+    scores = []
     for degrees in angles:
         radians = np.radians(degrees)
         # Each inked pixel's distance across rows rising by ``degrees``, in whole pixels.
         across = np.round(ys * np.cos(radians) + xs * np.sin(radians)).astype(np.int64)
-        inked_rows.append(np.count_nonzero(np.bincount(across - across.min())))
-    inked_rows = np.asarray(inked_rows)
-    if inked_rows[angles.size // 2] * (1 - MIN_GAIN) <= inked_rows.min():
+        profile = np.bincount(across - across.min())
+        # Fewest inked rows; for lines, the sharpest profile (so the most negative sum of squares).
+        scores.append(-np.square(profile, dtype=np.float64).sum() if squared else np.count_nonzero(profile))
+    scores = np.asarray(scores)
+    if not squared and scores[angles.size // 2] * (1 - MIN_GAIN) <= scores.min():
         return 0.0  # level, or a row too short to show its slant
-    # Several angles may leave as few: their middle.
-    return float(np.round(angles[inked_rows == inked_rows.min()].mean() / TILT_STEP) * TILT_STEP)
+    # Several angles may score as well: their middle.
+    return float(np.round(angles[scores == scores.min()].mean() / TILT_STEP) * TILT_STEP)
 
 
 @dataclass(frozen=True)

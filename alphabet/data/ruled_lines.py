@@ -5,7 +5,9 @@ A line is a thin band of ink that runs from edge to edge, level or tilted by up 
 the rest of the ink: at least 1.5 times the letter's height, or the tallest row's on a
 page of several rows (for the lines of squared paper that run down the page, the width
 of the widest letter). A tightly cropped t or z has an edge-to-edge crossbar too, but
-no longer than the letter, so it stays. Where a stroke crosses a line, the stroke is
+no longer than the letter, so it stays. Where the lines are printed clearly fainter
+than the letters are written, what is as faint as a line is taken off and the darker
+ink kept, wherever it runs; otherwise, where a stroke crosses a line, the stroke is
 kept whole.
 """
 
@@ -16,6 +18,8 @@ from scipy import ndimage  # scikit-learn's own dependency
 
 # Lines tilted by up to this many degrees are found; the search steps by half a degree.
 MAX_LINE_TILT = 3.0
+# Lines whose ink is this many times fainter than the strokes' are told apart by it.
+FAINT_LINES = 1.5
 
 
 def _level_view(shape: tuple[int, int], degrees: float) -> np.ndarray:
@@ -84,9 +88,13 @@ def _straight_lines(inked: np.ndarray, about: float = 0.0) -> list[tuple[float, 
     return lines
 
 
-def _line_pixels(inked: np.ndarray, lines: list[tuple[float, float, float]], strokes: np.ndarray) -> np.ndarray:
+def _line_pixels(inked: np.ndarray, lines: list[tuple[float, float, float]], strokes: np.ndarray,
+                 faint: np.ndarray | None = None) -> np.ndarray:
     """The inked pixels of ``lines``, except where one of ``strokes`` crosses a line (ink just above
-    and just below it), so that the stroke stays whole."""
+    and just below it), so that the stroke stays whole, and, where ``faint`` marks the pixels as faint
+    as the lines, except the darker ones: a stroke that runs along a line for a while."""
+    if faint is not None:
+        strokes = strokes & ~faint
     ys, xs = np.ogrid[: inked.shape[0], : inked.shape[1]]
     pixels, near = np.zeros_like(inked), np.zeros_like(inked)
     for start, rise, half in lines:
@@ -95,32 +103,64 @@ def _line_pixels(inked: np.ndarray, lines: list[tuple[float, float, float]], str
         below = (strokes & (off > half + 1) & (off <= half + 3)).any(0)
         pixels |= inked & (np.abs(off) <= half + 1) & ~(above & below)[None, :]
         near |= np.abs(off) <= half + 4
+    if faint is not None:
+        pixels &= faint
     # The soft edges of a line fitted a little off are left as slivers beside it: pieces of ink
-    # that lie wholly along a line go with it.
+    # that lie wholly along a line (and are as faint, where that is known) go with it.
     labels, count = ndimage.label(inked & ~pixels, structure=np.ones((3, 3), bool))
     index = np.arange(1, count + 1)
+    if faint is not None:
+        near &= faint
     along = ndimage.sum_labels(near, labels, index) == ndimage.sum_labels(np.ones_like(near), labels, index)
     return pixels | np.isin(labels, index[along])
 
 
-def ruled_lines(inked: np.ndarray, tilt: float = 0.0) -> np.ndarray:
+def _as_faint_as_lines(inked: np.ndarray, ink: np.ndarray, rows: list[tuple[float, float, float]],
+                       cols: list[tuple[float, float, float]]) -> np.ndarray | None:
+    """The pixels of ``ink`` (its strength) no stronger than lines printed clearly fainter than the
+    strokes are written: below halfway from the lines' median to the strokes'. None where the lines
+    are not at least ``FAINT_LINES`` times fainter: pencil on squared paper, say."""
+    def band(shape: tuple[int, int], lines: list[tuple[float, float, float]], reach: float) -> np.ndarray:
+        ys, xs = np.ogrid[: shape[0], : shape[1]]
+        out = np.zeros(shape, bool)
+        for start, rise, half in lines:
+            out |= np.abs(ys - (start + rise * xs)) <= half + reach
+        return out
+
+    on = band(inked.shape, rows, 1) | band(inked.shape[::-1], cols, 1).T
+    near = band(inked.shape, rows, 4) | band(inked.shape[::-1], cols, 4).T
+    off_lines = inked & ~near
+    if not off_lines.any():  # the lines alone
+        return None
+    # Strokes cross the lines only here and there: the median on them is the lines'.
+    line, stroke = np.median(ink[inked & on]), np.median(ink[off_lines])
+    if stroke < FAINT_LINES * line:
+        return None
+    return ink <= (line + stroke) / 2
+
+
+def ruled_lines(inked: np.ndarray, tilt: float = 0.0, ink: np.ndarray | None = None) -> np.ndarray:
     """The pixels of ruled or squared paper's lines: thin lines of ink from edge to edge, level or
     tilted by up to ``MAX_LINE_TILT`` degrees, running well past the rest of the ink. A tightly
     cropped t or z has an edge-to-edge crossbar too, but no longer than the letter. On a page turned
     by ``tilt`` degrees (counter-clockwise, ``levelling.page_tilt``), the lines are looked for about
-    that tilt as well as about level."""
+    that tilt as well as about level. Given the ink's strength (``ink``), lines printed clearly
+    fainter than the strokes leave every stroke's darker pixels."""
     # Turned counter-clockwise, the page's lines across rise to the right, and its lines down lean right.
     rows, cols = _straight_lines(inked, -tilt), _straight_lines(inked.T, tilt)
     if not rows and not cols:
         return np.zeros_like(inked)
+    faint = None if ink is None else _as_faint_as_lines(inked, ink, rows, cols)
+    faint_t = None if faint is None else faint.T
     # Where the lines of squared paper cross, neither line is a stroke crossing the other.
-    across = inked & ~_line_pixels(inked.T, cols, np.zeros_like(inked.T)).T
-    down = inked & ~_line_pixels(inked, rows, np.zeros_like(inked))
+    across = inked & ~_line_pixels(inked.T, cols, np.zeros_like(inked.T), faint_t).T
+    down = inked & ~_line_pixels(inked, rows, np.zeros_like(inked), faint)
     rest = across & down
     # A tilted line that runs off the top or bottom edge is too short to be found; what is left of it
     # is no letter either.
-    cut_rows = _cut_off_lines(rest, _gap(cols), -tilt) if rows else np.zeros_like(inked)
-    cut_cols = _cut_off_lines(rest.T, _gap(rows), tilt).T if cols else np.zeros_like(inked)
+    loose = rest if faint is None else rest & faint
+    cut_rows = _cut_off_lines(loose, _gap(cols), _angle(rows)) if rows else np.zeros_like(inked)
+    cut_cols = _cut_off_lines(loose.T, _gap(rows), _angle(cols)).T if cols else np.zeros_like(inked)
     rest &= ~cut_rows & ~cut_cols
     # Where lines cross near a corner, a pixel or two of them is left on the border: it is no letter,
     # and would stretch the letter's extent to the whole page.
@@ -128,9 +168,9 @@ def ruled_lines(inked: np.ndarray, tilt: float = 0.0) -> np.ndarray:
     lines = np.zeros_like(inked)
     # A cut-off line crosses the found lines of the other way as a stroke would, but is none.
     if rows and inked.shape[1] >= 1.5 * tall:
-        lines |= _line_pixels(inked, rows, across & ~cut_cols) | cut_rows
+        lines |= _line_pixels(inked, rows, across & ~cut_cols, faint) | cut_rows
     if cols and inked.shape[0] >= 1.5 * wide:
-        lines |= _line_pixels(inked.T, cols, (down & ~cut_rows).T).T | cut_cols
+        lines |= _line_pixels(inked.T, cols, (down & ~cut_rows).T, faint_t).T | cut_cols
     if lines.any():
         # The ends of lines that leave across a corner are specks on the border; on a page with lines
         # (not a tight crop, whose letter touches the border) no letter is cut there.
@@ -167,6 +207,11 @@ def _extent(ink: np.ndarray, row_gap: int, col_gap: int) -> tuple[int, int]:
     return tall, wide
 
 
+def _angle(lines: list[tuple[float, float, float]]) -> float:
+    """The tilt of ``lines`` in degrees, as ``_straight_lines`` takes it: the lines of one page are parallel."""
+    return float(np.degrees(np.arctan(np.median([rise for _, rise, _ in lines]))))
+
+
 def _gap(lines: list[tuple[float, float, float]]) -> int:
     """How wide a gap taking off ``lines`` leaves where they cross others (``_line_pixels``' reach)."""
     return 2 * int(np.ceil(max((half for _, _, half in lines), default=0.0))) + 3
@@ -177,13 +222,20 @@ def _cut_off_lines(mask: np.ndarray, gap: int, about: float = 0.0) -> np.ndarray
     by ``about`` degrees, as ``_straight_lines`` takes it) and at least a tenth of the image wide, once gaps
     up to ``gap`` wide along them are bridged: the lines that cross a cut-off line of squared paper were
     taken off, and cut it into short pieces."""
-    # The closing erodes what it bridges at the image's sides, where these lines end: keep the mask too.
-    joined = mask | ndimage.binary_closing(mask, structure=np.ones((1, gap + 1), bool))
+    h, w = mask.shape
+    # Each pixel's row in a view where such lines run level (``_level_view``, but tall enough to hold
+    # every pixel): the gaps are bridged there, as a line tilted by more than a degree or two steps to
+    # the next row within a gap. The closing erodes what it bridges at the image's sides, where these
+    # lines end: keep the mask too.
+    levelled = np.arange(h)[:, None] - np.round(np.tan(np.radians(about)) * (np.arange(w) - (w - 1) / 2)
+                                                ).astype(int)[None, :]
+    levelled -= levelled.min()
+    view = np.zeros((levelled.max() + 1, w), bool)
+    view[levelled[mask], np.nonzero(mask)[1]] = True
+    bridged = ndimage.binary_closing(view, structure=np.ones((1, gap + 1), bool))
+    joined = mask | bridged[levelled, np.arange(w)[None, :]]
     labels, _ = ndimage.label(joined, structure=np.ones((3, 3), bool))
     pieces = np.zeros_like(mask)
-    h, w = mask.shape
-    # Each pixel's row in the view where such lines run level (``_level_view``).
-    levelled = np.arange(h)[:, None] - np.round(np.tan(np.radians(about)) * (np.arange(w) - (w - 1) / 2))[None, :]
     for i, (ys, xs) in enumerate(ndimage.find_objects(labels), 1):
         rows = levelled[ys, xs][labels[ys, xs] == i]
         thin = rows.max() - rows.min() + 1 <= max(6, 0.05 * h)
