@@ -403,6 +403,8 @@ FRAMING_CASES = {  # name: (how a letter becomes an image, file suffix, JPEG qua
         lambda x, rng: lined(photographed(x, 200, 3, 0, rng), 48, True, rng, -1.5), ".jpg", 75),
     "ruled paper further askew: the lines tilted by 6 degrees, JPEG": (
         lambda x, rng: lined(photographed(x, 200, 3, 0, rng), 48, False, rng, 6.0), ".jpg", 75),
+    "squared paper further askew: the lines tilted by 6 degrees, JPEG": (
+        lambda x, rng: lined(photographed(x, 200, 3, 0, rng), 48, True, rng, 6.0), ".jpg", 75),
     "photo with a shadow: the light cut by 40% beyond a soft edge at a random angle, grain 3, JPEG": (
         lambda x, rng: shadowed(photographed(x, 200, 3, 0, rng), 0.4, rng), ".jpg", 75),
     "photo with vignetting: the corners 40% darker than the middle, grain 3, JPEG": (
@@ -579,6 +581,8 @@ TEXT_CASES = {  # name: gaps between letters of a word, then between words, in p
     "the same turned by 8 degrees": ((12, 32), (64, 112), False, 8),
     "on ruled paper photographed askew: turned by 6 degrees, the lines running edge to edge":
         ((12, 32), (64, 112), "ruled", 6),
+    "on squared paper photographed askew: turned by 6 degrees, the lines running edge to edge":
+        ((12, 32), (64, 112), "squared", 6),
 }
 
 
