@@ -314,6 +314,25 @@ def test_strokes_along_faint_lines_keep_their_ink():
     for letter, same in zip(found, level, strict=True):
         assert similarity(letter.pixels, same.pixels) > 0.95
 
+def test_a_word_on_squared_paper_photographed_askew_loses_its_lines():
+    # Letters set close measure as one piece, wider than the crop is tall, once the lines crossing their gaps
+    # are closed over: a line down the page is told by reaching well past the row of letters too.
+    img, d = page(460, 130)
+    for draw, x in ((draw_o, 40), (draw_o, 100), (draw_l, 160), (draw_o, 176), (draw_i, 240)):
+        draw(d, x)
+    word = np.asarray(img)
+    level = split_letters(word)
+    sheet = np.full((word.shape[0] + 400, word.shape[1] + 400), 235, np.uint8)
+    sheet[200:-200, 200:-200] = word
+    ys, xs = np.ogrid[: sheet.shape[0], : sheet.shape[1]]
+    sheet = np.where((ys % 48 < 3) | (xs % 48 < 3), np.minimum(sheet, 175), sheet).astype(np.uint8)
+    for degrees in (-6.0, 6.0):
+        turned = np.asarray(Image.fromarray(sheet).rotate(degrees, Image.Resampling.BICUBIC, fillcolor=235))
+        found = split_letters(turned[180:-180, 170:-170])
+        assert len(found) == len(level) == 5, degrees
+        for letter, same in zip(found, level, strict=True):
+            assert similarity(letter.pixels, same.pixels) > 0.85, degrees
+
 def test_a_level_page_or_one_short_word_is_left_as_it_is():
     from alphabet.data.levelling import page_tilt
 

@@ -4,7 +4,8 @@ A line is a thin band of ink that runs from edge to edge, level or tilted by up 
 ``MAX_LINE_TILT`` degrees (a page photographed a little askew), and reaches well past
 the rest of the ink: at least 1.5 times the letter's height, or the tallest row's on a
 page of several rows (for the lines of squared paper that run down the page, the width
-of the widest letter). A tightly cropped t or z has an edge-to-edge crossbar too, but
+of the widest letter or the tallest row's height, whichever is less: letters set close
+can measure as one). A tightly cropped t or z has an edge-to-edge crossbar too, but
 no longer than the letter, so it stays. Where the lines are printed clearly fainter
 than the letters are written, what is as faint as a line is taken off and the darker
 ink kept, wherever it runs; otherwise, where a stroke crosses a line, the stroke is
@@ -93,8 +94,6 @@ def _line_pixels(inked: np.ndarray, lines: list[tuple[float, float, float]], str
     """The inked pixels of ``lines``, except where one of ``strokes`` crosses a line (ink just above
     and just below it), so that the stroke stays whole, and, where ``faint`` marks the pixels as faint
     as the lines, except the darker ones: a stroke that runs along a line for a while."""
-    if faint is not None:
-        strokes = strokes & ~faint
     ys, xs = np.ogrid[: inked.shape[0], : inked.shape[1]]
     pixels, near = np.zeros_like(inked), np.zeros_like(inked)
     for start, rise, half in lines:
@@ -169,7 +168,9 @@ def ruled_lines(inked: np.ndarray, tilt: float = 0.0, ink: np.ndarray | None = N
     # A cut-off line crosses the found lines of the other way as a stroke would, but is none.
     if rows and inked.shape[1] >= 1.5 * tall:
         lines |= _line_pixels(inked, rows, across & ~cut_cols, faint) | cut_rows
-    if cols and inked.shape[0] >= 1.5 * wide:
+    # A stroke down a letter is no taller than its row: a line down the page that reaches well past the
+    # tallest row is no stroke, though letters set close may measure wider than the line is long.
+    if cols and inked.shape[0] >= 1.5 * min(wide, tall):
         lines |= _line_pixels(inked.T, cols, (down & ~cut_rows).T, faint_t).T | cut_cols
     if lines.any():
         # The ends of lines that leave across a corner are specks on the border; on a page with lines
