@@ -163,7 +163,10 @@ def ruled_lines(inked: np.ndarray, tilt: float = 0.0, ink: np.ndarray | None = N
     rest &= ~cut_rows & ~cut_cols
     # Where lines cross near a corner, a pixel or two of them is left on the border: it is no letter,
     # and would stretch the letter's extent to the whole page.
-    tall, wide = _extent(rest & ~_border_specks(rest, 0.02 * rest.sum()), _gap(rows), _gap(cols))
+    # Measured where the rows run level: on a page turned by several degrees, a long row drifts across
+    # the blank under it, and the rows run together.
+    letters = rest & ~_border_specks(rest, 0.02 * rest.sum())
+    tall, wide = _extent(_sheared(letters, _angle(rows))[0] if rows else letters, _gap(rows), _gap(cols))
     lines = np.zeros_like(inked)
     # A cut-off line crosses the found lines of the other way as a stroke would, but is none.
     if rows and inked.shape[1] >= 1.5 * tall:
@@ -218,21 +221,28 @@ def _gap(lines: list[tuple[float, float, float]]) -> int:
     return 2 * int(np.ceil(max((half for _, _, half in lines), default=0.0))) + 3
 
 
+def _sheared(mask: np.ndarray, about: float) -> tuple[np.ndarray, np.ndarray]:
+    """``mask`` seen where lines tilted by ``about`` degrees (as ``_straight_lines`` takes it) run level, as
+    ``_level_view`` shows it but tall enough to hold every pixel; and each pixel's row in that view."""
+    h, w = mask.shape
+    levelled = np.arange(h)[:, None] - np.round(np.tan(np.radians(about)) * (np.arange(w) - (w - 1) / 2)
+                                                ).astype(int)[None, :]
+    levelled -= levelled.min()
+    view = np.zeros((levelled.max() + 1, w), bool)
+    view[levelled[mask], np.nonzero(mask)[1]] = True
+    return view, levelled
+
+
 def _cut_off_lines(mask: np.ndarray, gap: int, about: float = 0.0) -> np.ndarray:
     """Pieces of ``mask`` touching its top or bottom edge that are as thin as a line (seen along lines tilted
     by ``about`` degrees, as ``_straight_lines`` takes it) and at least a tenth of the image wide, once gaps
     up to ``gap`` wide along them are bridged: the lines that cross a cut-off line of squared paper were
     taken off, and cut it into short pieces."""
     h, w = mask.shape
-    # Each pixel's row in a view where such lines run level (``_level_view``, but tall enough to hold
-    # every pixel): the gaps are bridged there, as a line tilted by more than a degree or two steps to
-    # the next row within a gap. The closing erodes what it bridges at the image's sides, where these
+    # The gaps are bridged where such lines run level: a line tilted by more than a degree or two steps
+    # to the next row within a gap. The closing erodes what it bridges at the image's sides, where these
     # lines end: keep the mask too.
-    levelled = np.arange(h)[:, None] - np.round(np.tan(np.radians(about)) * (np.arange(w) - (w - 1) / 2)
-                                                ).astype(int)[None, :]
-    levelled -= levelled.min()
-    view = np.zeros((levelled.max() + 1, w), bool)
-    view[levelled[mask], np.nonzero(mask)[1]] = True
+    view, levelled = _sheared(mask, about)
     bridged = ndimage.binary_closing(view, structure=np.ones((1, gap + 1), bool))
     joined = mask | bridged[levelled, np.arange(w)[None, :]]
     labels, _ = ndimage.label(joined, structure=np.ones((3, 3), bool))
