@@ -244,22 +244,27 @@ def test_a_note_photographed_askew_is_levelled_before_it_is_split(degrees):
     assert (ink & boxed).sum() / ink.sum() > 0.99
 
 
-def test_a_note_on_ruled_paper_photographed_askew_loses_its_lines():
+def lined_paper(page: np.ndarray, squared: bool, grey: int = 150, offset: int = 10) -> np.ndarray:
+    """``page`` under grey lines 3 px thick every 40 px from ``offset`` (both ways where ``squared``), the
+    ink showing where it is darker, as on ruled or squared paper."""
+    ys, xs = np.ogrid[: page.shape[0], : page.shape[1]]
+    on_line = ((ys - offset) % 40 < 3) | (squared & ((xs - offset) % 40 < 3))
+    return np.where(on_line, np.minimum(page, grey), page).astype(np.uint8)
+
+
+@pytest.mark.parametrize(("squared", "degrees"), [(False, -6.0), (False, 7.0), (True, -6.0), (True, 8.0)])
+def test_a_note_on_lined_paper_photographed_askew_loses_its_lines(squared, degrees):
     # Photographed further askew than lines are first looked for (``MAX_LINE_TILT``), the photo framed inside
-    # the page, so that the rules run from edge to edge.
+    # the page, so that the lines run from edge to edge. Squared paper's lines down the page ink every pixel
+    # row at any angle near level, so its tilt is read off the lines across instead.
     note = three_row_note()
     padded = np.full((note.shape[0] + 200, note.shape[1] + 200), 235, np.uint8)
     padded[100:-100, 100:-100] = note
-    padded[10::40] = np.minimum(padded[10::40], 150)  # grey rules 3 px thick, the letters crossing them
-    padded[11::40] = np.minimum(padded[11::40], 150)
-    padded[12::40] = np.minimum(padded[12::40], 150)
-    for degrees in (-6.0, 7.0):
-        turned = Image.fromarray(padded).rotate(degrees, Image.Resampling.BICUBIC, fillcolor=235)
-        photo = np.asarray(turned)[70:-70, 70:-70]
-        found = split_rows(photo)
-        assert [len(row) for row in found] == [4, 4, 4], degrees
-        assert word_starts([[letter.upright for letter in row] for row in found]) == [[0, 2]] * 3
-        assert all(letter.box[2] - letter.box[0] < 100 for row in found for letter in row)
+    turned = Image.fromarray(lined_paper(padded, squared)).rotate(degrees, Image.Resampling.BICUBIC, fillcolor=235)
+    found = split_rows(np.asarray(turned)[70:-70, 70:-70])
+    assert [len(row) for row in found] == [4, 4, 4]
+    assert word_starts([[letter.upright for letter in row] for row in found]) == [[0, 2]] * 3
+    assert all(letter.box[2] - letter.box[0] < 100 for row in found for letter in row)
 
 
 @pytest.mark.parametrize(("spacing", "crop"), [(48, 190), (40, 170), (48, 150)])
@@ -283,23 +288,6 @@ def test_a_word_on_ruled_paper_photographed_askew_keeps_no_piece_of_a_line(spaci
             assert similarity(letter.pixels, same.pixels) > 0.85, degrees
 
 
-def test_a_note_on_squared_paper_photographed_askew_loses_its_lines():
-    # The lines down the page ink every pixel row at any angle near level, so the page's tilt is read off
-    # the lines across instead; then both ways of lines go, the cut-off ends included.
-    note = three_row_note()
-    padded = np.full((note.shape[0] + 200, note.shape[1] + 200), 235, np.uint8)
-    padded[100:-100, 100:-100] = note
-    ys, xs = np.ogrid[: padded.shape[0], : padded.shape[1]]
-    padded = np.where((ys % 40 < 3) | (xs % 40 < 3), np.minimum(padded, 175), padded).astype(np.uint8)
-    for degrees in (-6.0, 8.0):
-        turned = Image.fromarray(padded).rotate(degrees, Image.Resampling.BICUBIC, fillcolor=235)
-        photo = np.asarray(turned)[70:-70, 70:-70]
-        found = split_rows(photo)
-        assert [len(row) for row in found] == [4, 4, 4], degrees
-        assert word_starts([[letter.upright for letter in row] for row in found]) == [[0, 2]] * 3
-        assert all(letter.box[2] - letter.box[0] < 100 for row in found for letter in row)
-
-
 def test_strokes_along_faint_lines_keep_their_ink():
     # Printed lines far fainter than the ink are told apart by it: a stem that runs along a line down the
     # page, half on it, keeps the half that lies on the line (it went with the line, thinning the stem).
@@ -307,12 +295,11 @@ def test_strokes_along_faint_lines_keep_their_ink():
     for draw, x in ((draw_l, 44), (draw_o, 70), (draw_l, 164), (draw_t, 244), (draw_l, 324)):
         draw(d, x)
     word = np.asarray(img)
-    ys, xs = np.ogrid[: word.shape[0], : word.shape[1]]
-    lined = np.where((ys % 40 < 3) | (xs % 40 < 3), np.minimum(word, 175), word).astype(np.uint8)
-    level, found = split_letters(word), split_letters(lined)
+    level, found = split_letters(word), split_letters(lined_paper(word, True, grey=175, offset=0))
     assert len(found) == len(level) == 5
     for letter, same in zip(found, level, strict=True):
         assert similarity(letter.pixels, same.pixels) > 0.95
+
 
 def test_a_word_on_squared_paper_photographed_askew_loses_its_lines():
     # Letters set close measure as one piece, wider than the crop is tall, once the lines crossing their gaps
@@ -324,8 +311,7 @@ def test_a_word_on_squared_paper_photographed_askew_loses_its_lines():
     level = split_letters(word)
     sheet = np.full((word.shape[0] + 400, word.shape[1] + 400), 235, np.uint8)
     sheet[200:-200, 200:-200] = word
-    ys, xs = np.ogrid[: sheet.shape[0], : sheet.shape[1]]
-    sheet = np.where((ys % 48 < 3) | (xs % 48 < 3), np.minimum(sheet, 175), sheet).astype(np.uint8)
+    sheet = lined_paper(sheet, True, grey=175, offset=0)
     for degrees in (-6.0, 6.0):
         turned = np.asarray(Image.fromarray(sheet).rotate(degrees, Image.Resampling.BICUBIC, fillcolor=235))
         found = split_letters(turned[180:-180, 170:-170])
