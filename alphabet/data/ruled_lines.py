@@ -23,12 +23,17 @@ MAX_LINE_TILT = 3.0
 FAINT_LINES = 1.5
 
 
+def _shift(width: int, degrees: float) -> np.ndarray:
+    """How many rows a line tilted by ``degrees`` (positive: falling to the right) lies below its height at
+    the middle column, at each of ``width`` columns, in whole pixels."""
+    return np.round(np.tan(np.radians(degrees)) * (np.arange(width) - (width - 1) / 2)).astype(int)
+
+
 def _level_view(shape: tuple[int, int], degrees: float) -> np.ndarray:
     """For each pixel of a view in which lines tilted by ``degrees`` run level, the image row it
     shows (the column is the same), or -1 where the view runs off the image."""
     h, w = shape
-    shift = np.round(np.tan(np.radians(degrees)) * (np.arange(w) - (w - 1) / 2)).astype(int)
-    rows = np.arange(h)[:, None] + shift[None, :]
+    rows = np.arange(h)[:, None] + _shift(w, degrees)[None, :]
     return np.where((rows >= 0) & (rows < h), rows, -1)
 
 
@@ -225,8 +230,7 @@ def _sheared(mask: np.ndarray, about: float) -> tuple[np.ndarray, np.ndarray]:
     """``mask`` seen where lines tilted by ``about`` degrees (as ``_straight_lines`` takes it) run level, as
     ``_level_view`` shows it but tall enough to hold every pixel; and each pixel's row in that view."""
     h, w = mask.shape
-    levelled = np.arange(h)[:, None] - np.round(np.tan(np.radians(about)) * (np.arange(w) - (w - 1) / 2)
-                                                ).astype(int)[None, :]
+    levelled = np.arange(h)[:, None] - _shift(w, about)[None, :]
     levelled -= levelled.min()
     view = np.zeros((levelled.max() + 1, w), bool)
     view[levelled[mask], np.nonzero(mask)[1]] = True
