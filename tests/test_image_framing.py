@@ -267,6 +267,35 @@ def test_ink_that_zigzags_about_a_row_is_not_a_line():
     assert not ruled_lines(inked).any()
 
 
+def test_lines_are_counted_at_each_tilt_as_in_a_view_where_they_run_level():
+    # The search counts each row's ink from the inked pixels alone, at every tilt it tries; it must find the
+    # bands a view of the whole image shows, with its pixel of play, at the image's edges too.
+    from alphabet.data.ruled_lines import _inked_pixels, _level_view, _line_bands, _seen
+
+    def bands_in_view(inked, degrees):
+        view = _level_view(inked.shape, degrees)
+        inside = np.maximum((view >= 0).sum(1), 1)
+        seen = np.pad(_seen(inked, view), ((1, 1), (0, 0)))
+        near = (seen[:-2] | seen[1:-1] | seen[2:]).sum(1)
+        rows = np.flatnonzero((inside >= 0.5 * inked.shape[1]) & (near >= 0.9 * inside))
+        return np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1) if rows.size else []
+
+    rng = np.random.default_rng(0)
+    found = 0
+    for _ in range(20):
+        h, w = rng.integers(20, 90, 2)
+        inked = rng.random((h, w)) < 0.1
+        ys, xs = np.ogrid[:h, :w]
+        for _ in range(rng.integers(1, 4)):  # lines anywhere, some running off the top or bottom
+            inked |= np.abs(ys - rng.uniform(-5, h + 5) - np.tan(np.radians(rng.uniform(-6, 6))) * xs) < 1
+        for degrees in np.arange(-6, 6.1, 0.5):
+            expected = bands_in_view(inked, degrees)
+            got = _line_bands(_inked_pixels(inked), inked.shape, degrees)
+            assert [b.tolist() for b in got] == [b.tolist() for b in expected]
+            found += len(expected)
+    assert found > 100  # the images do hold lines
+
+
 def test_a_phone_photo_is_framed_at_a_working_size():
     # 12 megapixels with ruled lines took 8 s to frame at full size; shrunk to 1024 a side, under a second.
     from alphabet.data.emnist_style import working_copy

@@ -42,15 +42,40 @@ def _seen(inked: np.ndarray, view: np.ndarray) -> np.ndarray:
     return np.where(view >= 0, inked[view.clip(0), np.arange(inked.shape[1])[None, :]], False)
 
 
-def _line_bands(inked: np.ndarray, view: np.ndarray) -> list[np.ndarray]:
-    """View rows of each band of ink that runs from edge to edge in ``view`` (at least half the
-    image's width where the line runs off the top or bottom)."""
-    inside = np.maximum((view >= 0).sum(1), 1)
-    seen = _seen(inked, view)
-    # A row's ink, with a pixel of play either way, so that a line between two tilts still counts.
-    padded = np.pad(seen, ((1, 1), (0, 0)))
-    near = (padded[:-2] | padded[1:-1] | padded[2:]).sum(1)
-    rows = np.flatnonzero((inside >= 0.5 * inked.shape[1]) & (near >= 0.9 * inside))
+def _inked_pixels(inked: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows and columns of ``inked``'s pixels, and whether the pixel one row and two rows above each is
+    inked too: what ``_line_bands`` needs at every tilt it tries."""
+    ys, xs = np.nonzero(inked)
+    above = [np.zeros_like(inked) for _ in range(2)]
+    above[0][1:], above[1][2:] = inked[:-1], inked[:-2]
+    return ys, xs, above[0][ys, xs], above[1][ys, xs]
+
+
+def _line_bands(pixels: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], shape: tuple[int, int],
+                degrees: float) -> list[np.ndarray]:
+    """Rows of each band of ink (``_inked_pixels``) that runs from edge to edge in the view where lines
+    tilted by ``degrees`` run level (``_level_view``; at least half the image's width where the line runs off
+    the top or bottom)."""
+    h, w = shape
+    shift = _shift(w, degrees)
+    # The view's row r holds column c where 0 <= r + shift[c] < h: count the columns by where they start and stop.
+    starts, stops = np.clip(-shift, 0, h), np.clip(h - shift, 0, h)
+    inside = np.cumsum(np.bincount(starts, minlength=h + 1) - np.bincount(stops, minlength=h + 1))[:h]
+    inside = np.maximum(inside, 1)
+    # A row's ink, with a pixel of play either way, so that a line between two tilts still counts. A
+    # column counts once for a row, through the topmost of its inked pixels within a row of it: a pixel
+    # counts for the row below it, for its own unless the pixel above is inked, and for the row above
+    # unless either of the two above is. Pixels off the view's top are not seen.
+    ys, xs, one_above, two_above = pixels
+    rows = ys - shift[xs]
+    seen = (rows >= 0) & (rows < h)
+    rows = rows[seen]
+    one_above = one_above[seen] & (rows >= 1)
+    two_above = two_above[seen] & (rows >= 2)
+    counted = np.concatenate([rows[rows + 1 < h] + 1, rows[~one_above],
+                              rows[(rows >= 1) & ~one_above & ~two_above] - 1])
+    near = np.bincount(counted, minlength=h)
+    rows = np.flatnonzero((inside >= 0.5 * w) & (near >= 0.9 * inside))
     return np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1) if rows.size else []
 
 
@@ -72,14 +97,14 @@ def _straight_lines(inked: np.ndarray, about: float = 0.0) -> list[tuple[float, 
     # Most images have no line, and skip the search.
     if not any(may_hold_lines(inked, centre) for centre in centres):
         return []
-    best: tuple[np.ndarray, list[np.ndarray]] = (_level_view(inked.shape, 0.0), [])
+    best: tuple[float, list[np.ndarray]] = (0.0, [])
+    pixels = _inked_pixels(inked)
     steps = np.arange(-MAX_LINE_TILT, MAX_LINE_TILT + 0.1, 0.5)
     for degrees in sorted({float(centre + step) for centre in centres for step in steps}, key=lambda d: (abs(d), d)):
-        view = _level_view(inked.shape, degrees)
-        bands = _line_bands(inked, view)
+        bands = _line_bands(pixels, inked.shape, degrees)
         if sum(b.size for b in bands) > sum(b.size for b in best[1]):
-            best = (view, bands)
-    view, bands = best
+            best = (degrees, bands)
+    view, bands = _level_view(inked.shape, best[0]), best[1]
     lines = []
     # The tilt is chosen before this, so that a thick stroke seen askew does not pass for a thin line.
     for band in (b for b in bands if b.size <= max(6, 0.05 * h)):
@@ -94,19 +119,31 @@ def _straight_lines(inked: np.ndarray, about: float = 0.0) -> list[tuple[float, 
     return lines
 
 
+def _offsets(line: tuple[float, float, float], shape: tuple[int, int], reach: float) -> tuple[slice, np.ndarray]:
+    """The image rows within ``reach`` of ``line``'s edges (start, rise, half its thickness) at some column,
+    and how far each of their pixels lies below the line's middle: a tilted line crosses a band of rows,
+    and the rest of the image is too far from it to matter."""
+    start, rise, half = line
+    ends = (start, start + rise * (shape[1] - 1))
+    top = int(np.clip(np.floor(min(ends) - half - reach) - 1, 0, shape[0]))
+    bottom = int(np.clip(np.ceil(max(ends) + half + reach) + 2, top, shape[0]))
+    ys, xs = np.ogrid[top:bottom, : shape[1]]
+    return slice(top, bottom), ys - (start + rise * xs)
+
+
 def _line_pixels(inked: np.ndarray, lines: list[tuple[float, float, float]], strokes: np.ndarray,
                  faint: np.ndarray | None = None) -> np.ndarray:
     """The inked pixels of ``lines``, except where one of ``strokes`` crosses a line (ink just above
     and just below it), so that the stroke stays whole, and, where ``faint`` marks the pixels as faint
     as the lines, except the darker ones: a stroke that runs along a line for a while."""
-    ys, xs = np.ogrid[: inked.shape[0], : inked.shape[1]]
     pixels, near = np.zeros_like(inked), np.zeros_like(inked)
-    for start, rise, half in lines:
-        off = ys - (start + rise * xs)
-        above = (strokes & (off < -half - 1) & (off >= -half - 3)).any(0)
-        below = (strokes & (off > half + 1) & (off <= half + 3)).any(0)
-        pixels |= inked & (np.abs(off) <= half + 1) & ~(above & below)[None, :]
-        near |= np.abs(off) <= half + 4
+    for line in lines:
+        rows, off = _offsets(line, inked.shape, 4)
+        half = line[2]
+        above = (strokes[rows] & (off < -half - 1) & (off >= -half - 3)).any(0)
+        below = (strokes[rows] & (off > half + 1) & (off <= half + 3)).any(0)
+        pixels[rows] |= inked[rows] & (np.abs(off) <= half + 1) & ~(above & below)[None, :]
+        near[rows] |= np.abs(off) <= half + 4
     if faint is not None:
         pixels &= faint
     # The soft edges of a line fitted a little off are left as slivers beside it: pieces of ink
@@ -125,10 +162,10 @@ def _as_faint_as_lines(inked: np.ndarray, ink: np.ndarray, rows: list[tuple[floa
     strokes are written: below halfway from the lines' median to the strokes'. None where the lines
     are not at least ``FAINT_LINES`` times fainter: pencil on squared paper, say."""
     def band(shape: tuple[int, int], lines: list[tuple[float, float, float]], reach: float) -> np.ndarray:
-        ys, xs = np.ogrid[: shape[0], : shape[1]]
         out = np.zeros(shape, bool)
-        for start, rise, half in lines:
-            out |= np.abs(ys - (start + rise * xs)) <= half + reach
+        for line in lines:
+            rows, off = _offsets(line, shape, reach)
+            out[rows] |= np.abs(off) <= line[2] + reach
         return out
 
     on = band(inked.shape, rows, 1) | band(inked.shape[::-1], cols, 1).T
