@@ -281,16 +281,19 @@ def _cut_off_lines(mask: np.ndarray, gap: int, about: float = 0.0) -> np.ndarray
     taken off, and cut it into short pieces."""
     h, w = mask.shape
     # The gaps are bridged where such lines run level: a line tilted by more than a degree or two steps
-    # to the next row within a gap. The closing erodes what it bridges at the image's sides, where these
-    # lines end: keep the mask too.
+    # to the next row within a gap. One a little off ``about`` still steps a row somewhere, maybe within a
+    # gap, so the ends either side are bridged with a row of play, and a piece's thickness is its own
+    # pixels'. The closing erodes what it bridges at the image's sides, where these lines end: keep the
+    # mask too.
     view, levelled = _sheared(mask, about)
-    bridged = ndimage.binary_closing(view, structure=np.ones((1, gap + 1), bool))
-    joined = mask | bridged[levelled, np.arange(w)[None, :]]
+    near = ndimage.binary_dilation(view, structure=np.ones((3, 1), bool))
+    gaps = ndimage.binary_closing(near, structure=np.ones((1, gap + 1), bool)) & ~near
+    joined = mask | gaps[levelled, np.arange(w)[None, :]]
     labels, _ = ndimage.label(joined, structure=np.ones((3, 3), bool))
     pieces = np.zeros_like(mask)
     for i, (ys, xs) in enumerate(ndimage.find_objects(labels), 1):
-        rows = levelled[ys, xs][labels[ys, xs] == i]
-        thin = rows.max() - rows.min() + 1 <= max(6, 0.05 * h)
+        rows = levelled[ys, xs][(labels[ys, xs] == i) & mask[ys, xs]]
+        thin = rows.size and rows.max() - rows.min() + 1 <= max(6, 0.05 * h)  # a bridge alone is nothing
         if thin and (ys.start == 0 or ys.stop == h) and xs.stop - xs.start >= 0.1 * w:
             pieces[ys, xs] |= (labels[ys, xs] == i) & mask[ys, xs]
     return pieces
