@@ -244,11 +244,11 @@ def test_a_note_photographed_askew_is_levelled_before_it_is_split(degrees):
     assert (ink & boxed).sum() / ink.sum() > 0.99
 
 
-def lined_paper(page: np.ndarray, squared: bool, grey: int = 150, offset: int = 10) -> np.ndarray:
-    """``page`` under grey lines 3 px thick every 40 px from ``offset`` (both ways where ``squared``), the
-    ink showing where it is darker, as on ruled or squared paper."""
+def lined_paper(page: np.ndarray, squared: bool, grey: int = 150, offset: int = 10, thick: int = 3) -> np.ndarray:
+    """``page`` under grey lines ``thick`` px thick every 40 px from ``offset`` (both ways where ``squared``),
+    the ink showing where it is darker, as on ruled or squared paper."""
     ys, xs = np.ogrid[: page.shape[0], : page.shape[1]]
-    on_line = ((ys - offset) % 40 < 3) | (squared & ((xs - offset) % 40 < 3))
+    on_line = ((ys - offset) % 40 < thick) | (squared & ((xs - offset) % 40 < thick))
     return np.where(on_line, np.minimum(page, grey), page).astype(np.uint8)
 
 
@@ -264,6 +264,37 @@ def test_a_note_on_lined_paper_photographed_askew_loses_its_lines(squared, degre
     found = split_rows(np.asarray(turned)[70:-70, 70:-70])
     assert [len(row) for row in found] == [4, 4, 4]
     assert word_starts([[letter.upright for letter in row] for row in found]) == [[0, 2]] * 3
+    assert all(letter.box[2] - letter.box[0] < 100 for row in found for letter in row)
+
+
+@pytest.mark.parametrize(("squared", "degrees"), [(False, -2.0), (False, 6.5), (True, 2.0), (True, -6.0)])
+def test_a_note_on_fine_faint_lines_photographed_askew_loses_them(squared, degrees):
+    # Lines 1 px thick and 40 levels below the page, turned, spread their ink over two rows, in places under
+    # the bar of clear ink: they came apart into dashes, which were no line, and were read as strokes.
+    note = three_row_note()
+    padded = np.full((note.shape[0] + 200, note.shape[1] + 200), 235, np.uint8)
+    padded[100:-100, 100:-100] = note
+    grain = np.random.default_rng(0).normal(0, 3, padded.shape)
+    grainy = np.clip(lined_paper(padded, squared, grey=195, thick=1) + grain, 0, 255).astype(np.uint8)
+    turned = Image.fromarray(grainy).rotate(degrees, Image.Resampling.BICUBIC, fillcolor=235)
+    found = split_rows(np.asarray(turned)[70:-70, 70:-70])
+    assert [len(row) for row in found] == [4, 4, 4]
+    assert word_starts([[letter.upright for letter in row] for row in found]) == [[0, 2]] * 3
+    assert all(letter.box[2] - letter.box[0] < 100 for row in found for letter in row)
+
+
+def test_a_line_cut_off_by_the_edge_goes_though_it_steps_a_row_within_a_gap():
+    # Turned 5 degrees, the line that runs off the bottom edge is cut into pieces by the lines down the page,
+    # and here steps to the next row within one of those gaps: it was not bridged there, and its pieces
+    # stayed, read as part of the last letter.
+    note = three_row_note()
+    padded = np.full((note.shape[0] + 200, note.shape[1] + 200), 235, np.uint8)
+    padded[100:-100, 100:-100] = note
+    grain = np.random.default_rng(12).normal(0, 3, padded.shape)
+    grainy = np.clip(lined_paper(padded, True, grey=195, offset=12, thick=2) + grain, 0, 255).astype(np.uint8)
+    turned = Image.fromarray(grainy).rotate(5.0, Image.Resampling.BICUBIC, fillcolor=235)
+    found = split_rows(np.asarray(turned)[55:-55, 70:-70])
+    assert [len(row) for row in found] == [4, 4, 4]
     assert all(letter.box[2] - letter.box[0] < 100 for row in found for letter in row)
 
 

@@ -34,6 +34,10 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 HEIF_SUFFIXES = {".heic", ".heif"}
 # Above the grey-level noise of JPEG and of a scanned blank page, below a faint pencil stroke.
 MIN_INK_CONTRAST = 12
+# Fine ruled lines photographed askew spread their ink over two rows, often under a tenth of the strongest
+# ink (``_inked``'s bar), and come apart there: where no line is found, lines are looked for again in the
+# ink above this share of it.
+FINE_LINE_SHARE = 0.05
 # Images are framed at most this many pixels a side: a letter ends up 20 px tall, and a phone
 # photo's 12 megapixels took seconds (8 s on 2 cores with ruled lines to find, 0.6 s without).
 WORKING_SIDE = 1024
@@ -390,6 +394,12 @@ def _inked(ink: np.ndarray, noise: float) -> np.ndarray:
     return ink > max(0.1 * peak, min(2 * noise, 0.5 * peak))
 
 
+def _faintly_inked(ink: np.ndarray) -> np.ndarray:
+    """The pixels inked above the grain and above a twentieth of the strongest ink: where fine lines are
+    looked for, which ``_inked`` sees only in part on a page photographed askew."""
+    return ink > FINE_LINE_SHARE * float(ink.max())
+
+
 def ink_layer(grey: np.ndarray, tilt: float = 0.0) -> tuple[np.ndarray, np.ndarray] | None:
     """The ink standing above the page, and the mask of its strokes; None for a blank image.
 
@@ -411,6 +421,10 @@ def ink_layer(grey: np.ndarray, tilt: float = 0.0) -> tuple[np.ndarray, np.ndarr
         return None
     inked = _inked(ink, noise)
     lines = ruled_lines(inked, tilt, ink)
+    if not lines.any():
+        # Fine lines photographed askew come apart where their ink is spread over two rows: look for them in
+        # all the ink that stands above the grain.
+        lines = ruled_lines(_faintly_inked(ink), tilt, ink)
     if lines.any():
         ink[lines] = 0
         if ink.max() < MIN_INK_CONTRAST:
@@ -455,18 +469,19 @@ def _askew_lines_taken_off(grey: np.ndarray, layer: tuple[np.ndarray, np.ndarray
     """``ink_layer(grey)`` (given as ``layer``) with ruled lines taken off about the page's tilt too, and the
     tilt. ``ink_layer`` looks for lines within MAX_LINE_TILT of level, in steps of half a degree: on a page
     turned further they are still ink, and set its tilt themselves."""
-    strokes = layer[1]
-    if all(may_hold_lines(mask, within=MAX_TILT) for mask in (strokes, strokes.T)):
+    # Lines are looked for in all the ink above the grain, as ``ink_layer`` looks for fine ones.
+    strokes, above = layer[1], _faintly_inked(layer[0])
+    if all(may_hold_lines(mask, within=MAX_TILT) for mask in (above, above.T)):
         # Squared paper's lines down the page ink every row at any angle near level: its lines across give
         # the tilt. It stands where taking lines off about it takes a tenth of the ink or more (all of it, on
         # a blank page): a word's letters packed close may pass for lines, at an angle of no meaning.
-        tilt = page_tilt(strokes, squared=True)
+        tilt = page_tilt(above, squared=True)
         if abs(tilt) > MAX_LINE_TILT - 0.5:
             relined = ink_layer(grey, tilt)
             if relined is None or relined[1].sum() <= 0.9 * strokes.sum():
                 return relined, tilt
     tilt = page_tilt(strokes)
-    if abs(tilt) > MAX_LINE_TILT - 0.5 and (may_hold_lines(strokes, -tilt) or may_hold_lines(strokes.T, tilt)):
+    if abs(tilt) > MAX_LINE_TILT - 0.5 and (may_hold_lines(above, -tilt) or may_hold_lines(above.T, tilt)):
         return ink_layer(grey, tilt), tilt
     return layer, tilt
 
