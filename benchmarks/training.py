@@ -317,17 +317,17 @@ def cropped(letter: np.ndarray, noise: float, rng: np.random.Generator) -> np.nd
     return np.clip(235 - 0.85 * big + rng.normal(0, noise, big.shape), 0, 255).astype(np.uint8)
 
 
-def lined(page: np.ndarray, spacing: int, squared: bool, rng: np.random.Generator, degrees: float = 0.0
-          ) -> np.ndarray:
-    """``page`` (dark ink on light) printed over with grey lines 3 px thick every ``spacing`` px, at a
-    random offset and tilted by ``degrees``: ruled paper, or squared paper with ``squared``. Where the
-    ink crosses a line, the darker of the two shows."""
+def lined(page: np.ndarray, spacing: int, squared: bool, rng: np.random.Generator, degrees: float = 0.0,
+          thick: int = 3, grey: int = 175) -> np.ndarray:
+    """``page`` (dark ink on light) printed over with lines ``thick`` px thick and ``grey``, every ``spacing``
+    px, at a random offset and tilted by ``degrees``: ruled paper, or squared paper with ``squared``. Where
+    the ink crosses a line, the darker of the two shows."""
     slope = np.tan(np.radians(degrees))
     ys, xs = np.ogrid[: page.shape[0], : page.shape[1]]
-    on_line = (ys + slope * xs + rng.integers(spacing)) % spacing < 3
+    on_line = (ys + slope * xs + rng.integers(spacing)) % spacing < thick
     if squared:
-        on_line = on_line | ((xs - slope * ys + rng.integers(spacing)) % spacing < 3)
-    return np.where(on_line, np.minimum(page, 175), page).astype(np.uint8)
+        on_line = on_line | ((xs - slope * ys + rng.integers(spacing)) % spacing < thick)
+    return np.where(on_line, np.minimum(page, grey), page).astype(np.uint8)
 
 
 def turned(page: np.ndarray, degrees: float, rng: np.random.Generator) -> np.ndarray:
@@ -344,18 +344,19 @@ def turned(page: np.ndarray, degrees: float, rng: np.random.Generator) -> np.nda
     return np.clip(filled, 0, 255).astype(np.uint8)
 
 
-def lined_photo(page: np.ndarray, squared: bool, degrees: float, rng: np.random.Generator) -> np.ndarray:
-    """``page`` (dark ink on light, grain 3) written on a larger sheet of ruled paper (``lined``, 48 px; squared
-    with ``squared``) and photographed turned by ``degrees`` either way (drawn from ``rng``), the photo framed
-    to the writing and 24 px of page around it: the lines run from edge to edge, as in a photo of a
-    notebook page."""
+def lined_photo(page: np.ndarray, squared: bool, degrees: float, rng: np.random.Generator, thick: int = 3
+                ) -> np.ndarray:
+    """``page`` (dark ink on light, grain 3) written on a larger sheet of ruled paper (``lined``, 48 px, lines
+    ``thick`` px thick; squared with ``squared``) and photographed turned by ``degrees`` either way (drawn from
+    ``rng``), the photo framed to the writing and 24 px of page around it: the lines run from edge to edge,
+    as in a photo of a notebook page."""
     from PIL import Image
 
     degrees *= rng.choice([-1, 1])
     pad = max(page.shape) // 2
     sheet = np.clip(rng.normal(235, 3, (page.shape[0] + 2 * pad, page.shape[1] + 2 * pad)), 0, 255).astype(np.uint8)
     sheet[pad:-pad, pad:-pad] = page
-    sheet = lined(sheet, 48, squared, rng)
+    sheet = lined(sheet, 48, squared, rng, thick=thick)
     writing = np.zeros(sheet.shape, np.uint8)
     writing[pad:-pad, pad:-pad] = 255
     photo = np.asarray(Image.fromarray(sheet).rotate(degrees, Image.Resampling.BICUBIC, fillcolor=235))
@@ -568,8 +569,8 @@ def bench_words(full: bool) -> str:
 
 # --- text: rows of words on one page, parted into lines and words, and read -------------------------
 
-TEXT_CASES = {  # name: gaps between letters of a word, then between words, in pixels of the 4x drawing; paper;
-    # degrees the photo is turned by, either way
+TEXT_CASES = {  # name: gaps between letters of a word, then between words, in pixels of the 4x drawing; paper (ruled or
+    # squared, "fine" with lines 1 px thick); degrees the photo is turned by, either way
     "letters 12-32 px apart, words 64-112 px": ((12, 32), (64, 112), False, 0),
     "letters 4-12 px apart, words 64-112 px": ((4, 12), (64, 112), False, 0),
     "words closer: letters 12-32 px apart, words 40-64 px": ((12, 32), (40, 64), False, 0),
@@ -583,6 +584,10 @@ TEXT_CASES = {  # name: gaps between letters of a word, then between words, in p
         ((12, 32), (64, 112), "ruled", 6),
     "on squared paper photographed askew: turned by 6 degrees, the lines running edge to edge":
         ((12, 32), (64, 112), "squared", 6),
+    "on fine ruled paper photographed askew: lines 1 px thick, turned by 2 degrees":
+        ((12, 32), (64, 112), "fine ruled", 2),
+    "on fine squared paper photographed askew: lines 1 px thick, turned by 6 degrees":
+        ((12, 32), (64, 112), "fine squared", 6),
 }
 
 
@@ -626,7 +631,7 @@ def bench_text(full: bool) -> str:
                 path = Path(tmp) / f"{n}.jpg"
                 page = written_note(lines, rng)
                 if paper and tilt:
-                    page = lined_photo(page, paper == "squared", tilt, rng)
+                    page = lined_photo(page, paper.endswith("squared"), tilt, rng, 1 if paper.startswith("fine") else 3)
                 elif paper:
                     page = lined(page, 48, paper == "squared", rng)
                 elif tilt:
