@@ -283,17 +283,19 @@ def test_a_note_on_fine_faint_lines_photographed_askew_loses_them(squared, degre
     assert all(letter.box[2] - letter.box[0] < 100 for row in found for letter in row)
 
 
-def test_a_line_cut_off_by_the_edge_goes_though_it_steps_a_row_within_a_gap():
-    # Turned 5 degrees, the line that runs off the bottom edge is cut into pieces by the lines down the page,
-    # and here steps to the next row within one of those gaps: it was not bridged there, and its pieces
-    # stayed, read as part of the last letter.
+@pytest.mark.parametrize(("thick", "offset", "degrees", "crop"), [(2, 12, 5.0, 55), (1, 6, -6.5, 85)])
+def test_a_line_cut_off_by_the_edge_goes_in_all_its_pieces(thick, offset, degrees, crop):
+    # A line that runs off the top or bottom edge is cut into pieces by the lines down the page. Turned 5
+    # degrees, one steps to the next row within such a gap; 1 px thick, one comes apart beside the crossing
+    # lines, whose reach took the short pieces there too. Neither gap was bridged, and the pieces stayed,
+    # read as part of the last letter or as letters of their own.
     note = three_row_note()
     padded = np.full((note.shape[0] + 200, note.shape[1] + 200), 235, np.uint8)
     padded[100:-100, 100:-100] = note
-    grain = np.random.default_rng(12).normal(0, 3, padded.shape)
-    grainy = np.clip(lined_paper(padded, True, grey=195, offset=12, thick=2) + grain, 0, 255).astype(np.uint8)
-    turned = Image.fromarray(grainy).rotate(5.0, Image.Resampling.BICUBIC, fillcolor=235)
-    found = split_rows(np.asarray(turned)[55:-55, 70:-70])
+    grain = np.random.default_rng(offset).normal(0, 3, padded.shape)
+    grainy = np.clip(lined_paper(padded, True, grey=195, offset=offset, thick=thick) + grain, 0, 255)
+    turned = Image.fromarray(grainy.astype(np.uint8)).rotate(degrees, Image.Resampling.BICUBIC, fillcolor=235)
+    found = split_rows(np.asarray(turned)[crop:-crop, 70:-70])
     assert [len(row) for row in found] == [4, 4, 4]
     assert all(letter.box[2] - letter.box[0] < 100 for row in found for letter in row)
 

@@ -200,8 +200,9 @@ def ruled_lines(inked: np.ndarray, tilt: float = 0.0, ink: np.ndarray | None = N
     # A tilted line that runs off the top or bottom edge is too short to be found; what is left of it
     # is no letter either.
     loose = rest if faint is None else rest & faint
-    cut_rows = _cut_off_lines(loose, _gap(cols), _angle(rows)) if rows else np.zeros_like(inked)
-    cut_cols = _cut_off_lines(loose.T, _gap(rows), _angle(cols)).T if cols else np.zeros_like(inked)
+    # Where a fine line comes apart, its short pieces beside a crossing line went with that line too.
+    cut_rows = _cut_off_lines(loose, _gap(cols, 4), _angle(rows)) if rows else np.zeros_like(inked)
+    cut_cols = _cut_off_lines(loose.T, _gap(rows, 4), _angle(cols)).T if cols else np.zeros_like(inked)
     rest &= ~cut_rows & ~cut_cols
     # Where lines cross near a corner, a pixel or two of them is left on the border: it is no letter,
     # and would stretch the letter's extent to the whole page.
@@ -258,9 +259,10 @@ def _angle(lines: list[tuple[float, float, float]]) -> float:
     return float(np.degrees(np.arctan(np.median([rise for _, rise, _ in lines]))))
 
 
-def _gap(lines: list[tuple[float, float, float]]) -> int:
-    """How wide a gap taking off ``lines`` leaves where they cross others (``_line_pixels``' reach)."""
-    return 2 * int(np.ceil(max((half for _, _, half in lines), default=0.0))) + 3
+def _gap(lines: list[tuple[float, float, float]], reach: int = 1) -> int:
+    """How wide a gap taking off ``lines`` leaves where they cross others: ``_line_pixels`` takes the pixels
+    within ``reach`` of a line's edge (1), and pieces that lie wholly within 4 (``reach=4``)."""
+    return 2 * int(np.ceil(max((half for _, _, half in lines), default=0.0))) + 2 * reach + 1
 
 
 def _sheared(mask: np.ndarray, about: float) -> tuple[np.ndarray, np.ndarray]:
