@@ -238,13 +238,14 @@ TextChoices = list[list[WordChoices]]
 
 def _words_of_row(pieces: list[_PieceReadings], starts: list[int]) -> list[list[_PieceReadings]]:
     """A row's pieces of ink parted into words: a piece goes with the word of its first letter as the
-    classifier cuts it (``starts``: the index of each word's first letter in that reading)."""
+    classifier cuts it (``starts``: the index of each word's first letter in that reading). A space
+    between the two halves of one piece parts nothing: the piece stays whole, and no word is empty."""
     words: list[list[_PieceReadings]] = [[] for _ in starts]
     letter = 0
     for readings in pieces:
         words[int(np.searchsorted(starts, letter, side="right")) - 1].append(readings)
         letter += len(max(readings, key=_sureness))
-    return words
+    return [word for word in words if word]
 
 
 def _listed_words_of_row(lexicon: Lexicon, pieces: list[_PieceReadings], gaps: list[float]

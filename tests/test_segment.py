@@ -142,6 +142,17 @@ def test_a_wide_piece_is_read_as_two_letters_only_where_the_halves_are_surer(sur
     assert len(_classifier_reading(pieces)) == letters
 
 
+def test_a_space_within_one_piece_of_ink_parts_no_empty_word():
+    from alphabet.predict import _words_of_row
+
+    # The second piece reads surer as two letters; a space found between its halves (a remnant of a line
+    # drawn out beside a letter) left it in the first word and the second word empty, printed as "".
+    whole, half = (None, np.array([0.4, 0.6])), (None, np.array([0.95, 0.05]))
+    pieces = [[[whole]], [[whole], [half, half]]]
+    assert _words_of_row(pieces, [0, 2]) == [pieces]
+    assert _words_of_row(pieces, [0, 1]) == [[pieces[0]], [pieces[1]]]
+
+
 def test_a_large_image_gives_boxes_in_its_own_pixels():
     # Split at a working size, the boxes are scaled back to the image the user gave.
     img, d = page()
