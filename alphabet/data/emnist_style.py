@@ -406,7 +406,8 @@ def ink_layer(grey: np.ndarray, tilt: float = 0.0) -> tuple[np.ndarray, np.ndarr
     The first is float, white ink on black with the page at zero and the ink at full
     strength; the second marks the pixels clearly inked, without lone specks. Ruled
     and squared paper's lines are taken off as part of the page, looked for within
-    ``MAX_LINE_TILT`` degrees of ``tilt`` (the page's, where it was photographed askew).
+    ``MAX_LINE_TILT`` degrees of ``tilt`` (the page's, where it was photographed askew), and
+    where none is found in the clear ink, in the fainter ink (``FINE_LINE_SHARE``).
     """
     img = grey.astype(np.float32)
     # Dark ink on a light page is the common case for photos and scans: invert it.
@@ -423,7 +424,7 @@ def ink_layer(grey: np.ndarray, tilt: float = 0.0) -> tuple[np.ndarray, np.ndarr
     lines = ruled_lines(inked, tilt, ink)
     if not lines.any():
         # Fine lines photographed askew come apart where their ink is spread over two rows: look for them in
-        # all the ink that stands above the grain.
+        # the fainter ink too.
         lines = ruled_lines(_faintly_inked(ink), tilt, ink)
     if lines.any():
         ink[lines] = 0
@@ -469,7 +470,7 @@ def _askew_lines_taken_off(grey: np.ndarray, layer: tuple[np.ndarray, np.ndarray
     """``ink_layer(grey)`` (given as ``layer``) with ruled lines taken off about the page's tilt too, and the
     tilt. ``ink_layer`` looks for lines within MAX_LINE_TILT of level, in steps of half a degree: on a page
     turned further they are still ink, and set its tilt themselves."""
-    # Lines are looked for in all the ink above the grain, as ``ink_layer`` looks for fine ones.
+    # Lines are looked for in the fainter ink too, as ``ink_layer`` looks for fine ones.
     strokes, above = layer[1], _faintly_inked(layer[0])
     if all(may_hold_lines(mask, within=MAX_TILT) for mask in (above, above.T)):
         # Squared paper's lines down the page ink every row at any angle near level: its lines across give

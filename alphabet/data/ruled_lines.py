@@ -295,7 +295,7 @@ def _cut_off_lines(mask: np.ndarray, gap: int, about: float = 0.0) -> np.ndarray
     pieces = np.zeros_like(mask)
     for i, (ys, xs) in enumerate(ndimage.find_objects(labels), 1):
         rows = levelled[ys, xs][(labels[ys, xs] == i) & mask[ys, xs]]
-        thin = rows.size and rows.max() - rows.min() + 1 <= max(6, 0.05 * h)  # a bridge alone is nothing
+        thin = rows.size > 0 and rows.max() - rows.min() + 1 <= max(6, 0.05 * h)  # a bridge alone is nothing
         if thin and (ys.start == 0 or ys.stop == h) and xs.stop - xs.start >= 0.1 * w:
             pieces[ys, xs] |= (labels[ys, xs] == i) & mask[ys, xs]
     return pieces
