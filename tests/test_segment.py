@@ -263,16 +263,28 @@ def lined_paper(page: np.ndarray, squared: bool, grey: int = 150, offset: int = 
     return np.where(on_line, np.minimum(page, grey), page).astype(np.uint8)
 
 
+def note_photographed_on_lined_paper(squared: bool, degrees: float, crop: int = 70, grain_seed: int | None = None,
+                                     **lines: int) -> np.ndarray:
+    """``three_row_note`` on a larger sheet of ``lined_paper`` (``lines``: its grey, offset and thickness), with
+    grain of sigma 3 where ``grain_seed`` is given, photographed turned by ``degrees`` and cropped ``crop`` px
+    from the top and bottom and 70 px from the sides: the lines run from edge to edge."""
+    note = three_row_note()
+    sheet = np.full((note.shape[0] + 200, note.shape[1] + 200), 235, np.uint8)
+    sheet[100:-100, 100:-100] = note
+    sheet = lined_paper(sheet, squared, **lines).astype(np.float64)
+    if grain_seed is not None:
+        sheet += np.random.default_rng(grain_seed).normal(0, 3, sheet.shape)
+    photo = Image.fromarray(np.clip(sheet, 0, 255).astype(np.uint8)).rotate(degrees, Image.Resampling.BICUBIC,
+                                                                             fillcolor=235)
+    return np.asarray(photo)[crop:-crop, 70:-70]
+
+
 @pytest.mark.parametrize(("squared", "degrees"), [(False, -6.0), (False, 7.0), (True, -6.0), (True, 8.0)])
 def test_a_note_on_lined_paper_photographed_askew_loses_its_lines(squared, degrees):
     # Photographed further askew than lines are first looked for (``MAX_LINE_TILT``), the photo framed inside
     # the page, so that the lines run from edge to edge. Squared paper's lines down the page ink every pixel
     # row at any angle near level, so its tilt is read off the lines across instead.
-    note = three_row_note()
-    padded = np.full((note.shape[0] + 200, note.shape[1] + 200), 235, np.uint8)
-    padded[100:-100, 100:-100] = note
-    turned = Image.fromarray(lined_paper(padded, squared)).rotate(degrees, Image.Resampling.BICUBIC, fillcolor=235)
-    found = split_rows(np.asarray(turned)[70:-70, 70:-70])
+    found = split_rows(note_photographed_on_lined_paper(squared, degrees))
     assert [len(row) for row in found] == [4, 4, 4]
     assert word_starts([[letter.upright for letter in row] for row in found]) == [[0, 2]] * 3
     assert all(letter.box[2] - letter.box[0] < 100 for row in found for letter in row)
@@ -282,13 +294,7 @@ def test_a_note_on_lined_paper_photographed_askew_loses_its_lines(squared, degre
 def test_a_note_on_fine_faint_lines_photographed_askew_loses_them(squared, degrees):
     # Lines 1 px thick and 40 levels below the page, turned, spread their ink over two rows, in places under
     # the bar of clear ink: they came apart into dashes, which were no line, and were read as strokes.
-    note = three_row_note()
-    padded = np.full((note.shape[0] + 200, note.shape[1] + 200), 235, np.uint8)
-    padded[100:-100, 100:-100] = note
-    grain = np.random.default_rng(0).normal(0, 3, padded.shape)
-    grainy = np.clip(lined_paper(padded, squared, grey=195, thick=1) + grain, 0, 255).astype(np.uint8)
-    turned = Image.fromarray(grainy).rotate(degrees, Image.Resampling.BICUBIC, fillcolor=235)
-    found = split_rows(np.asarray(turned)[70:-70, 70:-70])
+    found = split_rows(note_photographed_on_lined_paper(squared, degrees, grain_seed=0, grey=195, thick=1))
     assert [len(row) for row in found] == [4, 4, 4]
     assert word_starts([[letter.upright for letter in row] for row in found]) == [[0, 2]] * 3
     assert all(letter.box[2] - letter.box[0] < 100 for row in found for letter in row)
@@ -300,13 +306,8 @@ def test_a_line_cut_off_by_the_edge_goes_in_all_its_pieces(thick, offset, degree
     # degrees, one steps to the next row within such a gap; 1 px thick, one comes apart beside the crossing
     # lines, whose reach took the short pieces there too. Neither gap was bridged, and the pieces stayed,
     # read as part of the last letter or as letters of their own.
-    note = three_row_note()
-    padded = np.full((note.shape[0] + 200, note.shape[1] + 200), 235, np.uint8)
-    padded[100:-100, 100:-100] = note
-    grain = np.random.default_rng(offset).normal(0, 3, padded.shape)
-    grainy = np.clip(lined_paper(padded, True, grey=195, offset=offset, thick=thick) + grain, 0, 255)
-    turned = Image.fromarray(grainy.astype(np.uint8)).rotate(degrees, Image.Resampling.BICUBIC, fillcolor=235)
-    found = split_rows(np.asarray(turned)[crop:-crop, 70:-70])
+    found = split_rows(note_photographed_on_lined_paper(True, degrees, crop, grain_seed=offset, grey=195, offset=offset,
+                                                        thick=thick))
     assert [len(row) for row in found] == [4, 4, 4]
     assert all(letter.box[2] - letter.box[0] < 100 for row in found for letter in row)
 
