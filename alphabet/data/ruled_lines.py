@@ -46,9 +46,7 @@ def _inked_pixels(inked: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     """Rows and columns of ``inked``'s pixels, and whether the pixel one row and two rows above each is
     inked too: what ``_line_bands`` needs at every tilt it tries."""
     ys, xs = np.nonzero(inked)
-    above = [np.zeros_like(inked) for _ in range(2)]
-    above[0][1:], above[1][2:] = inked[:-1], inked[:-2]
-    return ys, xs, above[0][ys, xs], above[1][ys, xs]
+    return ys, xs, (ys >= 1) & inked[np.maximum(ys - 1, 0), xs], (ys >= 2) & inked[np.maximum(ys - 2, 0), xs]
 
 
 def _line_bands(pixels: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], shape: tuple[int, int],
