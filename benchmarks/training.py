@@ -781,6 +781,8 @@ LINES = 150
 LINE_CASES = {  # name: gaps between letters' inked boxes, then between words, in pixels of the 4x drawing
     "words 64-112 px apart": ((12, 32), (64, 112)),
     "words closer: 40-64 px apart": ((12, 32), (40, 64)),
+    # Closer than a letter's gaps may be: only the list can tell a space here.
+    "words closer still: 24-40 px apart": ((12, 32), (24, 40)),
 }
 
 
@@ -848,7 +850,8 @@ def bench_lexicon_text(full: bool) -> str:
             f"each drawn from wordfreq's {len(frequency):,} commonest English words of a-z as often as English "
             "uses it, each letter one of the validation writers' letters of that class at random, written as "
             "the \"words\" benchmark writes them (4x, JPEG), letters 12-32 px apart and words 64-112 px apart, "
-            "as the \"text\" benchmark's first row, or 40-64 px, as its third. Each line is one image, read as "
+            "as the \"text\" benchmark's first row, or 40-64 px, as its third, or 24-40 px, where some spaces are "
+            "narrower than some gaps inside words. Each line is one image, read as "
             f"`alphabet predict --text [--lexicon FILE]` reads it; the list is the {len(frequency):,} words with "
             "their frequencies as counts, which holds every word. Columns: lines parted into the right words; lines "
             "read right whole; words read right, of all words (in lines parted right); milliseconds to read a "
