@@ -19,7 +19,11 @@ from alphabet.data.emnist_style import (
     to_emnist_style,
 )
 from alphabet.data.segment import (
+    CLOSE_SPACE,
+    LONG_STRETCH,
     MAYBE_SPACE,
+    SPACE_EVEN,
+    SPACE_SLOPE,
     Letter,
     letter_gaps,
     spaced_starts,
@@ -248,28 +252,57 @@ def _words_of_row(pieces: list[_PieceReadings], starts: list[int]) -> list[list[
     return [word for word in words if word]
 
 
-def _listed_words_of_row(lexicon: Lexicon, pieces: list[_PieceReadings], gaps: list[float]
+def _space_floors(before: list[float], firsts: np.ndarray, close: bool) -> list[float]:
+    """For each gap between a row's pieces (``before[k]``: between pieces k and k + 1, which start at
+    letters ``firsts[k]`` and ``firsts[k + 1]``), the narrowest gap a word list may take for a space there:
+    ``MAYBE_SPACE[0]``, or, where the note's words may be written ``close`` together, ``CLOSE_SPACE``
+    inside a stretch of at least ``LONG_STRETCH`` letters that no wider gap parts."""
+    low = MAYBE_SPACE[0]
+    floors = [low] * len(before)
+    if not close:
+        return floors
+    stretch = 0  # the piece the current stretch starts at
+    for end in range(1, len(before) + 2):
+        if end > len(before) or before[end - 1] >= low:
+            if firsts[end] - firsts[stretch] >= LONG_STRETCH:
+                floors[stretch: end - 1] = [CLOSE_SPACE] * (end - 1 - stretch)
+            stretch = end
+    return floors
+
+
+def _listed_words_of_row(lexicon: Lexicon, pieces: list[_PieceReadings], gaps: list[float], close: bool
                          ) -> list[list[_PieceReadings]]:
     """A row's pieces of ink parted into words with a word list: always at a gap (``letter_gaps``, between
-    the letters as the classifier cuts them) wider than ``MAYBE_SPACE``, never at one narrower, and at
-    those between where the words so parted are likeliest in the list together (the sum of their
-    ``Lexicon.log_evidence``, found by dynamic programming over where words end). Where no parting
-    spells listed words throughout, the row is parted as without a list (``spaced_starts``)."""
+    the letters as the classifier cuts them) wider than ``MAYBE_SPACE``, never at one narrower (or narrower
+    than ``CLOSE_SPACE`` in a long stretch of a ``close`` note: ``_space_floors``), and at those between
+    where the words so parted are likeliest in the list together: the sum of their
+    ``Lexicon.log_evidence`` and of each such gap's log-probability of being a space or not by its width
+    (``SPACE_EVEN``), found by dynamic programming over where words end. Where no parting spells listed
+    words throughout, the row is parted as without a list (``spaced_starts``)."""
     firsts = np.cumsum([0] + [len(max(readings, key=_sureness)) for readings in pieces])
     before = [gaps[first - 1] for first in firsts[1:-1]]  # before[k - 1]: the gap before piece k
-    low, high = MAYBE_SPACE
+    floors = _space_floors(before, firsts, close)
+    high = MAYBE_SPACE[1]
+    decided = [floor <= gap <= high for gap, floor in zip(before, floors, strict=True)]
+    odds = [SPACE_SLOPE * (gap - SPACE_EVEN) for gap in before]
+    # Log-probabilities of a space, and of none, at each gap the list decides (0 where the gap alone does);
+    # joined summed, so that a word's inner gaps add up in one subtraction.
+    spaced = [-float(np.logaddexp(0, -o)) if d else 0.0 for o, d in zip(odds, decided, strict=True)]
+    unspaced = [-float(np.logaddexp(0, o)) if d else 0.0 for o, d in zip(odds, decided, strict=True)]
+    joined = np.cumsum([0.0, *unspaced])
     longest = max(lexicon.words)
     best = [0.0] + [-math.inf] * len(pieces)  # best[j]: the likeliest parting of pieces[:j] into words
     start = [0] * (len(pieces) + 1)
     for end in range(1, len(pieces) + 1):
-        if end < len(pieces) and before[end - 1] < low:
+        if end < len(pieces) and before[end - 1] < floors[end - 1]:
             continue  # too close to the next piece for a word to end here
         for first in range(end - 1, -1, -1):
             if end - first > longest:
                 break  # more letters than any listed word, even with every wide piece read whole
-            if best[first] > -math.inf and (first == 0 or before[first - 1] >= low):
+            if best[first] > -math.inf and (first == 0 or before[first - 1] >= floors[first - 1]):
                 words = [_matrix(r, len(lexicon.classes)) for r in _readings(pieces[first:end])]
-                score = best[first] + lexicon.log_evidence(words)
+                score = (best[first] + lexicon.log_evidence(words) + joined[end - 1] - joined[first]
+                         + (spaced[end - 1] if end < len(pieces) else 0.0))
                 if score > best[end]:
                     best[end], start[end] = score, first
             if first > 0 and before[first - 1] > high:
@@ -295,10 +328,15 @@ def _read_lines(classifier: Classifier, lexicon: Lexicon | None, images_rows: li
         pieces = [next(rows_pieces) for _ in rows]
         # Gaps are measured on the page turned level, where a row's letters stand side by side.
         boxes = [[letter.upright for letter, _ in _classifier_reading(row)] for row in pieces]
-        words = ([_words_of_row(row, first) for row, first in zip(pieces, word_starts(boxes), strict=True)]
-                 if lexicon is None else
-                 [_listed_words_of_row(lexicon, row, gaps) for row, gaps in zip(pieces, letter_gaps(boxes),
-                                                                                strict=True)])
+        if lexicon is None:
+            words = [_words_of_row(row, first) for row, first in zip(pieces, word_starts(boxes), strict=True)]
+        else:
+            gaps = letter_gaps(boxes)
+            # A writer who leaves a sure space somewhere in the note writes words apart: a long stretch
+            # of letters there is one long word, and only a note without one may hold words written close.
+            close = not any(gap > MAYBE_SPACE[1] for row in gaps for gap in row)
+            words = [_listed_words_of_row(lexicon, row, row_gaps, close)
+                     for row, row_gaps in zip(pieces, gaps, strict=True)]
         read = [[_read_word(classifier, lexicon, word, top_k) for word in row_words] for row_words in words]
         texts.append([[letters for letters, _ in line] for line in read])
         texts_choices.append([[choices or [] for _, choices in line] for line in read])

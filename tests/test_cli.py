@@ -344,9 +344,53 @@ def test_a_lexicon_decides_the_spaces_a_gap_leaves_open(cli, trained, tmp_path):
     (tmp_path / "whole.txt").write_text(f"{letters}\n")
     assert text(0.55, "halves.txt") == f"{letters[:2]} {letters[2:]}"
     assert text(0.55, "whole.txt") == letters
+    # A list that holds both: a gap this wide is likelier a space (segment.SPACE_EVEN) than the one word
+    # the two would make is likelier than two.
+    (tmp_path / "both.txt").write_text(f"{letters}\n{letters[:2]}\n{letters[2:]}\n")
+    assert text(0.55, "both.txt") == f"{letters[:2]} {letters[2:]}"
     # Outside the band the gap decides; the list then reads each word, and has none of its length.
     assert text(0.3, "halves.txt") == letters
     assert text(0.9, "whole.txt") == f"{letters[:2]} {letters[2:]}"
+
+
+def test_a_lexicon_parts_a_long_stretch_of_letters_written_close(cli, trained, tmp_path):
+    # Letters a fifth of their height apart, but for one gap of 0.35 halfway: too narrow to part words
+    # (segment.MAYBE_SPACE), unless the stretch is as long as several words (segment.LONG_STRETCH) in a
+    # note without a sure space, where the list decides it.
+    from alphabet.data.segment import CLOSE_SPACE, LONG_STRETCH, MAYBE_SPACE, split_letters
+
+    _, originals = save_letters(tmp_path, 60, with_originals=True)
+    originals = [o for o in originals if len(split_letters(written_word(o[None]))) == 1][:LONG_STRETCH + 2]
+    assert len(originals) == LONG_STRETCH + 2 and LONG_STRETCH == 12 and CLOSE_SPACE < 0.35 < MAYBE_SPACE[0]
+    height = float(np.median([c.shape[0] for c in ink_crops(originals)]))
+
+    def text(letters: list[np.ndarray], words: str | None, after: int = 0) -> str:
+        # ``letters``, then ``after`` more a sure space (0.9 of the height) beyond them.
+        half = len(letters) // 2
+        image = tmp_path / f"row{len(letters)}_{after}.png"
+        gaps = [0.35 if k == half else 0.2 for k in range(1, len(letters))] + [0.9] + [0.2] * (after - 1)
+        shown = [*letters, *originals[LONG_STRETCH: LONG_STRETCH + after]]
+        Image.fromarray(written_word(shown, [round(g * height) for g in gaps[:len(shown) - 1]])).save(image)
+        listed = [] if words is None else ["--lexicon", tmp_path / words]
+        result = cli("predict", trained, image, "--text", "--json", *listed)
+        assert result.code == 0, result.err
+        return json.loads(result.out)[0]["text"]
+
+    stretch = originals[:LONG_STRETCH]
+    for letters in (stretch, stretch[:4] + stretch[-4:]):
+        read = text(letters, None)
+        assert len(read) == len(letters)  # one word without a list
+        half = len(read) // 2
+        (tmp_path / "halves.txt").write_text(f"{read[:half]}\n{read[half:]}\n")
+        parted = text(letters, "halves.txt")
+        # Twelve letters are parted as the list has them; eight stay one word, as the gap alone says.
+        assert parted == (f"{read[:half]} {read[half:]}" if len(letters) == LONG_STRETCH else read)
+
+    # Where a sure space follows, the writer spaces words: the twelve letters are one long word, which the
+    # list lacks, so the row is parted by its gaps alone.
+    read, last = text(stretch, None, after=2).split(" ")
+    (tmp_path / "halves.txt").write_text(f"{read[:6]}\n{read[6:]}\n{last}\n")
+    assert text(stretch, "halves.txt", after=2) == f"{read} {last}"
 
 
 def test_a_lexicon_decides_where_touching_letters_are_cut(cli, trained, tmp_path):

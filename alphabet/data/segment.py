@@ -46,6 +46,16 @@ SPACE = 0.6
 # four ways, no gap between words was under 0.49 and none inside a word over 0.63 (docs/BENCHMARKS.md,
 # "Lexicon text").
 MAYBE_SPACE = (0.45, 0.75)
+# Where the list decides, how likely a gap is a space before the list has its say: even odds at
+# SPACE_EVEN of that height, the log-odds rising by SPACE_SLOPE per unit of it, so that a wide gap parts
+# two listed words rather than joining them into one (chosen on the training writers' letters, as the
+# band was: docs/BENCHMARKS.md, "Lexicon text").
+SPACE_EVEN, SPACE_SLOPE = 0.4, 20.0
+# In a note with no gap wider than MAYBE_SPACE[1], a stretch of a row this many letters long that no gap
+# of MAYBE_SPACE[0] parts is more likely words written close together than one word (few English words
+# are as long); there the list also decides the gaps down to CLOSE_SPACE of that height. A note with a
+# sure space somewhere is by a writer who spaces words, and its long stretches are long words.
+LONG_STRETCH, CLOSE_SPACE = 12, 0.25
 
 
 @dataclass(frozen=True)
