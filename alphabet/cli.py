@@ -21,6 +21,7 @@ from alphabet.rundir import free_name
 
 if TYPE_CHECKING:
     from alphabet.config import Config
+    from alphabet.overlay import Reading
 
 # Packages that add sub-commands; missing ones are skipped (alphabet works alone).
 EXTENSIONS = ("search.cli",)
@@ -112,16 +113,43 @@ def cmd_predict(args: argparse.Namespace) -> int:
               "or fit one with `alphabet calibrate`", file=sys.stderr)
     if args.lexicon is not None and not (args.word or args.text):
         raise UserError(f"--lexicon {args.lexicon}: a word list reads words; expected --word or --text with it")
+    if args.overlay is not None:
+        if not (args.word or args.text):
+            raise UserError(f"--overlay {args.overlay}: boxes are drawn where letters were found in words and "
+                            "lines; expected --word or --text with it")
+        if Path(args.overlay).exists() and not Path(args.overlay).is_dir():
+            raise UserError(f"--overlay {args.overlay}: expected a directory for the drawn images; it is a file")
     if args.word:
-        print_words(predict_word_files(args.checkpoint, args.images, args.top_k, tta=args.tta, lexicon=args.lexicon),
-                    args.json, accept)
+        words = predict_word_files(args.checkpoint, args.images, args.top_k, tta=args.tta, lexicon=args.lexicon)
+        print_words(words, args.json, accept)
+        _write_overlays(args.overlay, [(path, [letters], [choices]) for path, letters, choices in words], accept)
         return 0
     if args.text:
-        print_text(predict_text_files(args.checkpoint, args.images, args.top_k, tta=args.tta, lexicon=args.lexicon),
-                   args.json, accept)
+        texts = predict_text_files(args.checkpoint, args.images, args.top_k, tta=args.tta, lexicon=args.lexicon)
+        print_text(texts, args.json, accept)
+        _write_overlays(args.overlay, [(path, [word for line in lines for word in line],
+                                        [c for line in choices for c in line] if choices is not None
+                                        else [None] * sum(map(len, lines)))
+                                       for path, lines, choices in texts], accept)
         return 0
     print_letters(predict_files(args.checkpoint, args.images, args.top_k, tta=args.tta), args.json, accept)
     return 0
+
+
+def _write_overlays(folder: str | None, readings: list[Reading], accept: float | None) -> None:
+    """With ``--overlay DIR``, each image with its reading drawn on it, in DIR; where they went on stderr,
+    so that stdout keeps the readings alone."""
+    if folder is None:
+        return
+    from alphabet.overlay import write_overlays
+
+    try:
+        written = write_overlays(folder, readings, accept)
+    except OSError as e:  # a folder that cannot be made or written
+        raise UserError(f"--overlay {folder}: cannot write the drawn images there ({e.strerror or e})") from None
+    if written:
+        print(f"drew {len(written)} image{'s' if len(written) > 1 else ''} with their letters' boxes in {folder} "
+              f"({written[0].name}{', ...' if len(written) > 1 else ''})", file=sys.stderr)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -335,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --word or --text: read each word as the likeliest word of this list (one word a "
                         "line, optionally with a count), which also decides where touching letters are cut "
                         "and, with --text, which narrow gaps are spaces; --accept then marks words")
+    p.add_argument("--overlay", metavar="DIR",
+                   help="with --word or --text: also draw each image with its letters' boxes, the letters read "
+                        "and the words they make, as DIR/IMAGE.png (never over a file there)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     _add_accept_argument(p, "mark a letter read with a top probability under P as unsure (JSON: \"sure\"), for "
                             "a person to check; best with a calibrated model (alphabet calibrate)")

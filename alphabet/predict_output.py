@@ -56,7 +56,7 @@ def print_letters(results: list[tuple[str, Top]], as_json: bool, accept: float |
     _say_accepted([top for _, top in results], accept)
 
 
-def _word_sure(letters: list[WordLetter], choices: WordChoices | None, accept: float | None) -> bool | None:
+def word_sure(letters: list[WordLetter], choices: WordChoices | None, accept: float | None) -> bool | None:
     """With a lexicon, whether the word's likeliest reading there reaches ``accept`` (a word not in it is
     not sure); without one, whether all its letters do. None without a threshold or for a blank image."""
     if accept is None or not letters:
@@ -78,7 +78,7 @@ def _say_accepted_words(words: list[tuple[list[WordLetter], WordChoices]], accep
     """As ``_say_accepted``, for words read in a lexicon."""
     read = [(letters, choices) for letters, choices in words if letters]
     if accept is not None and read:
-        sure = sum(bool(_word_sure(letters, choices, accept)) for letters, choices in read)
+        sure = sum(bool(word_sure(letters, choices, accept)) for letters, choices in read)
         print(f"accepted {sure} of {len(read)} words (lexicon probability >= {accept:g}); "
               f"{len(read) - sure} marked (unsure)", file=sys.stderr)
 
@@ -86,7 +86,7 @@ def _say_accepted_words(words: list[tuple[list[WordLetter], WordChoices]], accep
 def _lexicon_note(letters: list[WordLetter], choices: WordChoices, accept: float | None) -> str:
     if not choices:
         return f"  (no {len(letters)}-letter word in the lexicon)"
-    unsure = ", unsure" if _word_sure(letters, choices, accept) is False else ""
+    unsure = ", unsure" if word_sure(letters, choices, accept) is False else ""
     read = word_of(letters)
     differs = f"; letters read {read}" if read.lower() != choices[0][0].lower() else ""
     return f"  (lexicon {choices[0][1]:.3f}{unsure}{differs})"
@@ -102,7 +102,7 @@ def print_words(results: list[tuple[str, list[WordLetter], WordChoices | None]],
             item = {"image": path, "word": word_of(letters, choices), **_choices_json(letters, choices),
                     "letters": [_letter_json(box, top, accept) for box, top in letters]}
             if accept is not None:
-                item["sure"] = bool(_word_sure(letters, choices, accept))
+                item["sure"] = bool(word_sure(letters, choices, accept))
             shown.append(item)
         print(json.dumps(shown, indent=2))
     else:
@@ -145,7 +145,7 @@ def print_text(results: list[tuple[str, list[TextLine], TextChoices | None]], as
     def shown(word: list[WordLetter], choices: WordChoices | None) -> str:
         if choices is not None:
             read = word_of(word, choices)
-            return f"[{read}]" if _word_sure(word, choices, accept) is False else read
+            return f"[{read}]" if word_sure(word, choices, accept) is False else read
         return "".join(f"[{top[0][0]}]" if is_sure(top, accept) is False else top[0][0] for _, top in word)
 
     for path, lines, choices in results:

@@ -205,6 +205,11 @@ CASES = {
     "predict: a lexicon for single letters": (lambda t, ck: (["predict", ck, t / "x.png", "--lexicon", t / "w.txt"],
                                                              "--lexicon"),
                                               "a word list reads words; expected --word or --text with it"),
+    "predict: an overlay for single letters": (lambda t, ck: (["predict", ck, t / "x.png", "--overlay", t / "drawn"],
+                                                              "--overlay"), "expected --word or --text with it"),
+    "predict: an overlay folder that is a file": (lambda t, ck: (
+        ["predict", ck, t / "x.png", "--text", "--overlay", (t / "o.png").write_text("mine") and t / "o.png"],
+        "o.png"), "expected a directory for the drawn images; it is a file"),
     "checkpoint: not ours": (_checkpoint(lambda t, ck: torch.save({"w": torch.zeros(3)}, t / "n.pt") or t / "n.pt"),
                              "not an alphabet checkpoint"),
 }

@@ -316,6 +316,35 @@ def test_predict_reads_words_in_a_lexicon(cli, trained, tmp_path):
     assert text_of(lines, choices) == second
 
 
+def test_predict_overlay_draws_each_letters_box_in_its_words_colour(cli, trained, tmp_path):
+    # Two words, a sure space apart: every box the JSON gives is outlined on the drawn image in its word's
+    # colour, and drawing again writes a second file beside the first.
+    from alphabet.data.segment import split_letters
+    from alphabet.overlay import WORD_COLOURS
+
+    _, originals = save_letters(tmp_path, 12, with_originals=True)
+    originals = [o for o in originals if len(split_letters(written_word(o[None]))) == 1][:4]
+    height = float(np.median([c.shape[0] for c in ink_crops(originals)]))
+    Image.fromarray(written_word(originals, [round(h * height) for h in (0.2, 1.2, 0.2)])).save(tmp_path / "note.png")
+
+    result = cli("predict", trained, tmp_path / "note.png", "--text", "--json", "--overlay", tmp_path / "drawn")
+    assert result.code == 0, result.err
+    assert "drew 1 image with their letters' boxes in" in result.err
+    (line,) = json.loads(result.out)[0]["lines"]
+    assert len(line["words"]) == 2
+    drawn = np.asarray(Image.open(tmp_path / "drawn" / "note.png"))
+    assert drawn.shape == (*np.asarray(Image.open(tmp_path / "note.png")).shape, 3)
+    for word, colour in zip(line["words"], WORD_COLOURS, strict=True):
+        for letter in word["letters"]:
+            left, top, right, bottom = letter["box"]
+            assert drawn[(top + bottom) // 2, left].tolist() == list(colour)
+            assert drawn[(top + bottom) // 2, right - 1].tolist() == list(colour)
+    first = (tmp_path / "drawn" / "note.png").read_bytes()
+    assert cli("predict", trained, tmp_path / "note.png", "--text", "--overlay", tmp_path / "drawn").code == 0
+    assert sorted(p.name for p in (tmp_path / "drawn").iterdir()) == ["note-2.png", "note.png"]
+    assert (tmp_path / "drawn" / "note.png").read_bytes() == first
+
+
 def test_a_lexicon_decides_the_spaces_a_gap_leaves_open(cli, trained, tmp_path):
     # Four letters, the middle gap some share of their median height, the others a fifth of it. At 0.55
     # the gap alone cannot tell (segment.MAYBE_SPACE; under SPACE, without a list it is no space) and the
