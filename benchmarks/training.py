@@ -496,15 +496,32 @@ def written_word(letters: np.ndarray, gaps: np.ndarray, rng: np.random.Generator
 
 
 WORD_CASES = {  # name: the range of gaps between letters' inked boxes, in pixels of the 4x drawing; ruled;
-    # degrees the photo is turned by, either way
-    "spaced: 12-32 px between letters (3-8 px at the 28 px scale)": (12, 32, False, 0),
-    "close: 4-12 px between letters (1-3 px at the 28 px scale)": (4, 12, False, 0),
-    "overlapping columns: each letter starts 0-8 px before the last one ends": (-8, 0, False, 0),
-    "spaced, on ruled paper: grey lines 3 px thick every 48 px": (12, 32, True, 0),
-    "spaced, photographed askew: the word turned by 6 degrees either way": (12, 32, False, 6),
+    # degrees the photo is turned by, either way; degrees the handwriting leans to the right by
+    "spaced: 12-32 px between letters (3-8 px at the 28 px scale)": (12, 32, False, 0, 0),
+    "close: 4-12 px between letters (1-3 px at the 28 px scale)": (4, 12, False, 0, 0),
+    "overlapping columns: each letter starts 0-8 px before the last one ends": (-8, 0, False, 0, 0),
+    "spaced, on ruled paper: grey lines 3 px thick every 48 px": (12, 32, True, 0, 0),
+    "spaced, photographed askew: the word turned by 6 degrees either way": (12, 32, False, 6, 0),
     "spaced, on ruled paper photographed askew: turned by 6 degrees, the lines running edge to edge":
-        (12, 32, True, 6),
+        (12, 32, True, 6, 0),
+    "spaced, written slanted: every stroke leaning 20 degrees to the right": (12, 32, False, 0, 20),
+    "spaced, written slanted: leaning 30 degrees to the right": (12, 32, False, 0, 30),
 }
+
+
+def slanted(page: np.ndarray, degrees: float, rng: np.random.Generator) -> np.ndarray:
+    """``page`` (dark ink on light, grain 3) as if written leaning ``degrees`` to the right: sheared about
+    its middle row, widened with more page to keep all of it."""
+    from PIL import Image
+
+    h, _ = page.shape
+    lean = np.tan(np.radians(degrees))
+    pad = np.clip(rng.normal(235, 3, (h, int(np.ceil(lean * h / 2)) + 1)), 0, 255).astype(np.uint8)
+    wide = np.hstack([pad, page, pad[:, ::-1]])
+    # PIL maps each output pixel (x, y) to the input's (x + lean (y - h / 2), y): tops lean right.
+    out = Image.fromarray(wide).transform(wide.shape[::-1], Image.Transform.AFFINE, (1, lean, -lean * h / 2, 0, 1, 0),
+                                          resample=Image.Resampling.BICUBIC, fillcolor=235)
+    return np.asarray(out)
 
 
 def validation_words(letters: int) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -529,7 +546,7 @@ def bench_words(full: bool) -> str:
     rows = [f"| the letters as stored, one by one (28 px, the model's input) | | "
             f"{(stored == truth).mean():.4f} | {np.mean([(stored[w] == truth[w]).all() for w in words]):.3f} | |"]
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (low, high, ruled, tilt) in WORD_CASES.items():
+        for name, (low, high, ruled, tilt, slant) in WORD_CASES.items():
             rng = np.random.default_rng(2)
             split_right, letters_right, words_right, spent = 0, 0, 0, 0.0
             for k, word in enumerate(words):
@@ -541,6 +558,8 @@ def bench_words(full: bool) -> str:
                     image = lined(image, 48, False, rng)
                 elif tilt:
                     image = turned(image, tilt, rng)
+                elif slant:
+                    image = slanted(image, slant, rng)
                 Image.fromarray(image).save(path, quality=90)
                 tick = time.perf_counter()
                 (found,) = predict_words(classifier, [np.asarray(read_image(path))], top_k=1)
