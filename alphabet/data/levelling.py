@@ -7,7 +7,8 @@ blank pixel rows: the rows of letters are then thinnest and the blank between th
 (a projection profile, as for scanned pages, with the blank counted rather than the
 profile's sharpness, which one short word's letters fooled). Where the tilt is at least
 ``MIN_TILT``, the ink is turned level before it is split, and each letter's box is turned
-back into the image's pixels.
+back into the image's pixels. Handwriting that leans far (``ink_slant``) is sheared upright
+with the same turn.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ MIN_TILT = 1.0
 MIN_GAIN = 0.1
 # The search's step, in degrees: across a page 1,000 px wide, a row then drifts by at most 2 px.
 TILT_STEP = 0.25
+# Handwriting leaning by up to this many degrees either way is set upright before it is split and read,
+# from MIN_SLANT on (a lean within it is a hand's own, as the training letters have), where upright
+# leaves MIN_SLANT_GAIN fewer inked pixel columns in its rows than as written (a smaller gain set
+# letters touching in upright words aslant: docs/BENCHMARKS.md, "Words"); searched in steps of
+# SLANT_STEP degrees.
+MAX_SLANT, MIN_SLANT, MIN_SLANT_GAIN, SLANT_STEP = 40.0, 10.0, 0.15, 1.0
 
 
 def page_tilt(strokes: np.ndarray, squared: bool = False) -> float:
@@ -57,28 +64,59 @@ def page_tilt(strokes: np.ndarray, squared: bool = False) -> float:
     return float(np.round(angles[scores == scores.min()].mean() / TILT_STEP) * TILT_STEP)
 
 
+def ink_slant(strokes: np.ndarray, rows: list[tuple[int, int]]) -> float:
+    """The angle in degrees by which the strokes of a level page's ``rows`` of letters lean to the right
+    of upright (negative: to the left), within ``MAX_SLANT``: the lean that, undone, leaves the most blank
+    pixel columns row by row, where the letters' upright strokes are thinnest and the gaps between them
+    widest. 0.0 under ``MIN_SLANT``, or where undoing it gains under ``MIN_SLANT_GAIN``."""
+    ys, xs = np.nonzero(strokes & ~ndimage.binary_erosion(strokes))  # edges suffice, as for the tilt
+    if ys.size == 0:
+        return 0.0
+    row = np.searchsorted([bottom for _, bottom in rows], ys, side="right")  # each pixel's row of letters
+    angles = np.arange(-MAX_SLANT, MAX_SLANT + SLANT_STEP / 2, SLANT_STEP)
+    inked = []
+    for degrees in angles:
+        # Where each inked pixel stands across its row with the lean undone (top moved left for a lean right).
+        across = np.round(xs + np.tan(np.radians(degrees)) * ys).astype(np.int64)
+        across -= across.min()
+        inked.append(np.count_nonzero(np.bincount(row * (across.max() + 1) + across)))
+    inked = np.asarray(inked)
+    best = float(angles[np.argmin(inked)])
+    if abs(best) < MIN_SLANT or inked[angles.size // 2] * (1 - MIN_SLANT_GAIN) <= inked.min():
+        return 0.0
+    return best
+
+
 @dataclass(frozen=True)
 class Levelling:
-    """The turn that levels a page of ``shape`` whose rows rise by ``degrees``: ``level`` turns an image
-    of that page, and ``box_back`` places a box of the levelled page in the page's own pixels."""
+    """The turn that levels a page of ``shape`` whose rows rise by ``degrees``, then the shear that sets
+    its handwriting upright where it leans ``slant`` degrees to the right (``ink_slant``): ``level``
+    turns an image of that page, and ``box_back`` places a box of the levelled page in the page's own
+    pixels."""
 
     shape: tuple[int, int]
     degrees: float
+    slant: float = 0.0
 
     @property
     def turned(self) -> bool:
-        return abs(self.degrees) >= MIN_TILT
+        return abs(self.degrees) >= MIN_TILT or self.slant != 0.0
 
     @cached_property  # worked out once per page, not once per letter's box
     def _geometry(self) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
         """The matrix and offset that take a levelled pixel to the page's, and the levelled page's shape
         (large enough to hold the whole page turned)."""
-        radians = np.radians(self.degrees)
+        radians = np.radians(self.degrees) if abs(self.degrees) >= MIN_TILT else 0.0
         cos, sin = np.cos(radians), np.sin(radians)
         h, w = self.shape
-        out = (int(np.ceil(h * cos + w * abs(sin))), int(np.ceil(w * cos + h * abs(sin))))
+        turned = (int(np.ceil(h * cos + w * abs(sin))), int(np.ceil(w * cos + h * abs(sin))))
         # A levelled row runs along (-sin, cos) on the page; the levelled page's centre is the page's.
-        matrix = np.array([[cos, -sin], [sin, cos]])
+        turn = np.array([[cos, -sin], [sin, cos]])
+        # Set upright, a pixel's column on the turned page is its own less the lean times its row; the
+        # page is widened by the lean across its height.
+        lean = np.tan(np.radians(self.slant))
+        out = (turned[0], turned[1] + int(np.ceil(abs(lean) * turned[0])))
+        matrix = turn @ np.array([[1.0, 0.0], [-lean, 1.0]])
         offset = (np.array(self.shape) - 1) / 2 - matrix @ ((np.array(out) - 1) / 2)
         return matrix, offset, out
 

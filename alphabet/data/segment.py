@@ -23,7 +23,7 @@ import numpy as np
 from scipy import ndimage  # scikit-learn's own dependency
 
 from alphabet.data.emnist_style import frame_ink, page_ink_layer, working_copy
-from alphabet.data.levelling import Levelling
+from alphabet.data.levelling import Levelling, ink_slant
 from alphabet.data.ruled_lines import runs_of
 from alphabet.errors import UserError
 
@@ -123,6 +123,11 @@ def split_rows(grey: np.ndarray) -> list[list[Letter]]:
         return []
     img, strokes = layer
     levelling = Levelling(strokes.shape, tilt)
+    level = levelling.level(strokes.astype(np.uint8), order=0) > 0
+    # Handwriting leaning far is set upright: its letters then stand apart and read as the training's.
+    slant = ink_slant(level, row_spans(level))
+    if slant:
+        levelling = Levelling(strokes.shape, tilt, slant)
     img, strokes = levelling.level(img, order=1), levelling.level(strokes.astype(np.uint8), order=0) > 0
     # Each row is split on its own band of the image; its boxes are then placed in the image's pixels.
     return [[_placed(letter, top, factor, levelling, grey.shape)
