@@ -128,7 +128,8 @@ def split_rows(grey: np.ndarray) -> list[list[Letter]]:
     slant = ink_slant(level, row_spans(level))
     if slant:
         levelling = Levelling(strokes.shape, tilt, slant)
-    img, strokes = levelling.level(img, order=1), levelling.level(strokes.astype(np.uint8), order=0) > 0
+        level = levelling.level(strokes.astype(np.uint8), order=0) > 0
+    img, strokes = levelling.level(img, order=1), level
     # Each row is split on its own band of the image; its boxes are then placed in the image's pixels.
     return [[_placed(letter, top, factor, levelling, grey.shape)
              for letter in _split_row(img[top:bottom], strokes[top:bottom])]
