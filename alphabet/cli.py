@@ -358,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     layout.add_argument("--text", action="store_true",
                         help="read each image as rows of separate letters (a note printed by hand): lines top to "
                              "bottom, words parted where letters stand far apart; a page photographed up to 10 "
-                             "degrees askew is turned level first")
+                             "degrees askew is turned level first, and handwriting leaning far set upright")
     p.add_argument("--lexicon", metavar="FILE",
                    help="with --word or --text: read each word as the likeliest word of this list (one word a "
                         "line, optionally with a count), which also decides where touching letters are cut "

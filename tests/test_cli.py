@@ -373,8 +373,8 @@ def test_a_lexicon_decides_the_spaces_a_gap_leaves_open(cli, trained, tmp_path):
     (tmp_path / "whole.txt").write_text(f"{letters}\n")
     assert text(0.55, "halves.txt") == f"{letters[:2]} {letters[2:]}"
     assert text(0.55, "whole.txt") == letters
-    # A list that holds both: a gap this wide is likelier a space (segment.SPACE_EVEN) than the one word
-    # the two would make is likelier than two.
+    # A list that holds both: at a gap this wide, a space is likely enough (segment.SPACE_EVEN) to
+    # outweigh one listed word's being likelier than two.
     (tmp_path / "both.txt").write_text(f"{letters}\n{letters[:2]}\n{letters[2:]}\n")
     assert text(0.55, "both.txt") == f"{letters[:2]} {letters[2:]}"
     # Outside the band the gap decides; the list then reads each word, and has none of its length.
@@ -394,7 +394,7 @@ def test_a_lexicon_parts_a_long_stretch_of_letters_written_close(cli, trained, t
     height = float(np.median([c.shape[0] for c in ink_crops(originals)]))
 
     def text(letters: list[np.ndarray], words: str | None, after: int = 0) -> str:
-        # ``letters``, then ``after`` more a sure space (0.9 of the height) beyond them.
+        # ``letters``, then ``after`` more letters a sure space (0.9 of the height) beyond them.
         half = len(letters) // 2
         image = tmp_path / f"row{len(letters)}_{after}.png"
         gaps = [0.35 if k == half else 0.2 for k in range(1, len(letters))] + [0.9] + [0.2] * (after - 1)
