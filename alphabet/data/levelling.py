@@ -38,14 +38,19 @@ TILT_STEP = 0.25
 MAX_SLANT, MIN_SLANT, MIN_SLANT_GAIN, SLANT_STEP = 40.0, 10.0, 0.15, 1.0
 
 
+def _edge_pixels(strokes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the strokes' edge pixels. A row or column of pixels across the ink meets a
+    stroke's edge wherever it meets the stroke: the edges alone tell which rows or columns are inked,
+    at a third or less of the pixels to turn or shear."""
+    return np.nonzero(strokes & ~ndimage.binary_erosion(strokes))
+
+
 def page_tilt(strokes: np.ndarray, squared: bool = False) -> float:
     """The angle in degrees by which the rows of ink in ``strokes`` rise to the right (negative: fall),
     within ``MAX_TILT``; 0.0 for a page without ink. With ``squared`` (the lines of squared paper are
     still in ``strokes``), the angle of the lines across: those down the page ink every row at any
     angle near level, and the lines across are found where the rows' ink is most sharply peaked."""
-    # A row of pixels across the ink meets a stroke's edge wherever it meets the stroke: the edges alone
-    # tell which rows are inked, at a third or less of the pixels to turn.
-    ys, xs = np.nonzero(strokes & ~ndimage.binary_erosion(strokes))
+    ys, xs = _edge_pixels(strokes)
     if ys.size == 0:
         return 0.0
     angles = np.arange(-MAX_TILT, MAX_TILT + TILT_STEP / 2, TILT_STEP)
@@ -69,7 +74,7 @@ def ink_slant(strokes: np.ndarray, rows: list[tuple[int, int]]) -> float:
     of upright (negative: to the left), within ``MAX_SLANT``: the lean that, undone, leaves the most blank
     pixel columns row by row, where the letters' upright strokes are thinnest and the gaps between them
     widest. 0.0 under ``MIN_SLANT``, or where undoing it gains under ``MIN_SLANT_GAIN``."""
-    ys, xs = np.nonzero(strokes & ~ndimage.binary_erosion(strokes))  # edges suffice, as for the tilt
+    ys, xs = _edge_pixels(strokes)
     if ys.size == 0:
         return 0.0
     row = np.searchsorted([bottom for _, bottom in rows], ys, side="right")  # each pixel's row of letters
