@@ -16,12 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from alphabet.config import Config
 from alphabet.data.letterset import LetterSet, concat
 from alphabet.data.splits import fold_split, load_splits, of_the_writers_of
 from alphabet.engine import Trainer
+from alphabet.errors import UserError
 from alphabet.figures import render
 from alphabet.finetune import initial_weights
 from alphabet.metrics import balanced_accuracy_interval, interval_text, summary_metrics
@@ -48,6 +50,12 @@ def audit_letters(config: Config, folds: int, log: Callable[[str], None] = print
         raise ValueError("an audit needs at least 2 folds")
     # The validation writers are audited too: they are the user's letters, as the training ones are.
     splits = load_splits(replace(config.data, val_fraction=0.0))
+    # Folds are cut by writer, else class by class: more folds than that leaves one holding nothing out.
+    data = splits.train
+    most, parts = ((len(np.unique(data.writers)), "the training letters' writers") if data.writers is not None else
+                   (int(np.bincount(data.labels, minlength=len(data.classes)).min()), "the smallest class's letters"))
+    if folds > most:
+        raise UserError(f"--folds: expected at most {most} ({parts}), got {folds}")
     initial = initial_weights(config)
     held_parts, probs = [], []
     for k in range(folds):

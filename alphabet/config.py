@@ -161,6 +161,17 @@ def valid_keys(cls: type = Config, prefix: str = "") -> list[str]:
     return keys
 
 
+def setting_type(key: str, cls: type = Config) -> type:
+    """The type of the values a dotted key (``model.width``) takes: int, float, bool or str (an
+    optional setting's, without None)."""
+    section, _, rest = key.partition(".")
+    hint = typing.get_type_hints(cls)[section]
+    if rest:
+        return setting_type(rest, hint)
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if args else hint
+
+
 def _dataclass_type(cls: type, name: str) -> type | None:
     hint = typing.get_type_hints(cls)[name]
     return hint if dataclasses.is_dataclass(hint) else None
@@ -255,11 +266,29 @@ def to_dict(config: Any) -> dict:
 
 
 class _SafeLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that also reads ``1e-3`` as a float.
+    """``yaml.SafeLoader`` that also reads ``1e-3`` as a float, and refuses a key given twice.
 
     PyYAML follows YAML 1.1, where a float needs a dot (``1.0e-3``), so ``lr: 1e-3``
     would arrive as the string "1e-3"; YAML 1.2, and every user, reads it as a number.
+    PyYAML also keeps the last of two equal keys without a word, so a second ``space:``
+    section would quietly replace the first; YAML forbids equal keys, and so does this.
     """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first_mark: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # ``<<: *defaults`` may be overridden by the keys beside it
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = first_mark.setdefault(key, key_node.start_mark)
+            except TypeError:
+                continue  # an unhashable key: SafeLoader says so itself
+            if first is not key_node.start_mark:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice (first at line {first.line + 1}); expected each key once",
+                    key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
 
 
 _SafeLoader.add_implicit_resolver(

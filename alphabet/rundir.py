@@ -31,8 +31,9 @@ def free_name(stem: str, taken: Callable[[str], bool], suffix: str = "") -> str:
     return name
 
 
-def new_run_dir(out_dir: str | Path, name: str | None) -> Path:
-    """Create a fresh run directory; an explicit name that exists already is refused."""
+def new_run_dir(out_dir: str | Path, name: str | None, key: str = "log.out_dir") -> Path:
+    """Create a fresh run directory; an explicit name that exists already is refused, and so is an
+    ``out_dir`` (the setting ``key``) that names a file or lies under one."""
     out = Path(out_dir)
     if name is None:
         candidate = out / free_name(time.strftime("%Y%m%d-%H%M%S"), lambda n: (out / n).exists())
@@ -41,7 +42,10 @@ def new_run_dir(out_dir: str | Path, name: str | None) -> Path:
         if candidate.exists():
             raise UserError(f"{candidate}: run directory exists already; expected a new log.name, "
                             "or --resume to continue that run")
-    candidate.mkdir(parents=True, exist_ok=False)
+    try:
+        candidate.mkdir(parents=True, exist_ok=False)
+    except (NotADirectoryError, PermissionError) as e:
+        raise UserError(f"{key}: {out}: expected a directory to write runs in ({e.strerror.lower()})") from None
     return candidate
 
 

@@ -63,6 +63,9 @@ def run_training(config: Config, resume: str | Path | None = None, log: Callable
     start = time.time()
     if resume is not None:
         run_dir = Path(resume)
+        if not (run_dir / RUN_CHECKPOINT).is_file():
+            raise UserError(f"{run_dir}: no {RUN_CHECKPOINT} to continue from; expected a run directory that train or "
+                            "retrain wrote")
         payload = load_checkpoint(run_dir / RUN_CHECKPOINT)
         config = from_dict(payload["config"], f"{run_dir / RUN_CHECKPOINT}: config")
         done = run_dir / "metrics.json"

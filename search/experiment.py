@@ -24,7 +24,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alphabet.config import Config, from_dict, merge, nest, parse_overrides, parse_pairs, read_yaml, to_dict, valid_keys
+from alphabet.config import (
+    Config,
+    from_dict,
+    merge,
+    nest,
+    parse_overrides,
+    parse_pairs,
+    read_yaml,
+    setting_type,
+    to_dict,
+    valid_keys,
+)
 from alphabet.errors import UserError
 from alphabet.finetune import InitialWeights, check_fits_config
 from alphabet.models import check_model
@@ -224,6 +235,12 @@ def _param(key: str, raw: Any, origin: str, params: set[str]) -> ParamSpec:
     if extra:
         raise UserError(f"{where}: unknown key {sorted(extra)[0]!r} for type {kind}; expected "
                         f"{', '.join(sorted(DISTRIBUTIONS[kind] | {'when'}))}")
+    value_type = setting_type(key)
+    if kind != "choice" and value_type in (bool, str):
+        raise UserError(f"{where}: expected type choice for a {value_type.__name__} setting, got type {kind}")
+    if kind in ("uniform", "loguniform") and value_type is int:
+        # Their ends may be whole numbers, but every value drawn between them is a fraction.
+        raise UserError(f"{where}: expected type int or choice for an integer setting, got type {kind}")
     if not isinstance(raw.get("log", False), bool):
         raise UserError(f"{where}: log: expected true or false, got {raw['log']!r}")
     spec = ParamSpec(key=key, type=kind, step=raw.get("step"), log=raw.get("log", False))
@@ -427,5 +444,9 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
 
 
 def trial_config(experiment: Experiment, params: dict[str, Any]) -> Config:
-    """The alphabet config of one trial: the fixed settings with the sampled ones applied."""
-    return from_dict(merge(to_dict(experiment.config), nest(params)), f"{experiment.source}: trial")
+    """The alphabet config of one trial: the fixed settings with the sampled ones applied.
+
+    A quantised float is written as the step meant it: Optuna draws dropout 3 x 0.1 as
+    0.30000000000000004, which a trial's config.yaml and best.yaml would otherwise show."""
+    tidy = {key: float(f"{value:.12g}") if isinstance(value, float) else value for key, value in params.items()}
+    return from_dict(merge(to_dict(experiment.config), nest(tidy)), f"{experiment.source}: trial")

@@ -74,6 +74,9 @@ def retrain(target: str | None, epochs: int | None = None, overrides: list[str] 
     """
     if resume:
         run_dir = Path(resume)
+        if (run_dir / EXPERIMENT_FILE).is_file():
+            raise UserError(f"{run_dir}: a search's RUN_DIR; expected its retrain's directory ({run_dir / 'retrain'}),"
+                            f" or to continue the search: alphabet search --resume {run_dir}")
         result = train_seeds(None, resume=run_dir, log=log)
         search_dir = run_dir.parent if (run_dir.parent / EXPERIMENT_FILE).is_file() else None
         best = run_dir.parent / BEST_FILE

@@ -58,6 +58,12 @@ def test_the_audit_puts_wrong_labels_first_and_never_reads_the_test_letters(cli,
                               "--out", out), str(out), "nothing is overwritten")
     assert out.read_bytes() == before
     assert_one_line_error(cli("data", "audit", "--folds", "1"), "--folds: expected an integer >= 2, got 1")
+    # more folds than a class has letters would leave some holding nothing out (an IndexError before)
+    fewest = np.bincount(load_splits(DataConfig(source=f"npz:{tmp_path / 'noisy.npz'}", case="lower",
+                                                val_fraction=0.0)).train.labels).min()
+    assert_one_line_error(cli("data", "audit", "--set", f"data.source=npz:{tmp_path / 'noisy.npz'}", *MODEL,
+                              "--folds", "999", "--out", tmp_path / "many.csv"),
+                          f"--folds: expected at most {fewest} (the smallest class's letters), got 999")
 
 
 def test_the_audit_smoke_test_runs_an_experiment_file_in_seconds(cli, tmp_path):

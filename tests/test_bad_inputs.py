@@ -167,6 +167,9 @@ CASES = {
                                           "no ensemble.yaml or checkpoints/last.pt in this directory"),
     "ensemble: no members": (_checkpoint(lambda t, ck: (t / "ensemble.yaml").write_text("members: []\n")
                                          and t / "ensemble.yaml"), "key members: expected a non-empty list"),
+    "predict: a run's config.yaml for its checkpoint": (
+        _checkpoint(lambda t, ck: (t / "config.yaml").write_text("model: {width: 8}\ntrain: {lr: 0.01}\n")
+                    and t / "config.yaml"), "a training config, not an ensemble; expected a checkpoint .pt, a run"),
     "ensemble: a missing member": (_checkpoint(lambda t, ck: (t / "e.yaml").write_text(f"members: [{ck}, gone.pt]\n")
                                                and t / "e.yaml"), "gone.pt: checkpoint not found"),
     "ensemble: members of other letters": (_checkpoint(lambda t, ck: (t / "m.yaml").write_text(
@@ -177,6 +180,10 @@ CASES = {
                                                          "--resume"),
                                           "for more trials, start another from its best: alphabet search "
                                           "EXPERIMENT.yaml --set 'search.first_trials=[{tmp}]'"),
+    "retrain --resume of a search, not its retrain": (lambda t, ck: (
+        ["retrain", "--resume", (t / "experiment.yaml").write_text("space: {}\n") and t], str(t)),
+        "a search's RUN_DIR; expected its retrain's directory ({tmp}/retrain), or to continue the search: "
+        "alphabet search --resume {tmp}"),
     "retrain --resume with new settings": (lambda t, ck: (["retrain", "--resume", t, "--set", "train.lr=0.1"],
                                                           "--resume"), "expected no --set or --download"),
     "train: init_from another architecture": (lambda t, ck: (["train", *with_sets(TINY + [
@@ -210,6 +217,14 @@ CASES = {
     "predict: an overlay folder that is a file": (lambda t, ck: (
         ["predict", ck, t / "x.png", "--text", "--overlay", (t / "o.png").write_text("mine") and t / "o.png"],
         "o.png"), "expected a directory for the drawn images; it is a file"),
+    # a file where runs would go: refused by name, not a NotADirectoryError traceback
+    "train: log.out_dir is a file": (lambda t, ck: (["train", "--smoke-test", "--set",
+                                                     f"log.out_dir={(t / 'o.txt').write_text('mine') and t / 'o.txt'}"],
+                                                    "o.txt"),
+                                     "log.out_dir: {tmp}/o.txt: expected a directory to write runs in"),
+    "evaluate: --out-dir is a file": (lambda t, ck: (["evaluate", ck, "--data", "synthetic", "--out-dir",
+                                                      (t / "o.txt").write_text("mine") and t / "o.txt"], "o.txt"),
+                                      "--out-dir: {tmp}/o.txt: expected a directory to write runs in"),
     "checkpoint: not ours": (_checkpoint(lambda t, ck: torch.save({"w": torch.zeros(3)}, t / "n.pt") or t / "n.pt"),
                              "not an alphabet checkpoint"),
 }

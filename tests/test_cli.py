@@ -755,7 +755,8 @@ def test_resume_via_cli(cli, tmp_path):
     result = cli("train", "--resume", tmp_path / "r")
     assert result.code == 0 and "test: balanced accuracy" in result.out
     assert (tmp_path / "r" / "metrics.json").is_file()
-    assert_one_line_error(cli("train", "--resume", tmp_path / "nothing"), "checkpoint not found")
+    assert_one_line_error(cli("train", "--resume", tmp_path / "nothing"),
+                          "nothing: no checkpoints/last.pt to continue from; expected a run directory")
 
 
 def test_output_into_a_closed_pipe_ends_quietly(trained, tmp_path):

@@ -1,6 +1,6 @@
 import pytest
 
-from alphabet.config import Config, load_config, parse_overrides, valid_keys
+from alphabet.config import Config, load_config, parse_overrides, read_yaml, valid_keys
 from alphabet.errors import UserError
 
 
@@ -67,6 +67,17 @@ def test_malformed_yaml_names_file_and_line(tmp_path):
     path.write_text("train:\n  lr: [0.1\n")
     with pytest.raises(UserError, match=r"bad.yaml: malformed YAML at line \d+"):
         load_config(path)
+
+
+def test_a_key_given_twice_names_it_and_both_lines(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("train:\n  lr: 0.01\n  epochs: 3\n  lr: 0.1\n")
+    expected = r"twice.yaml: malformed YAML at line 4: key 'lr' given twice \(first at line 2\)"
+    with pytest.raises(UserError, match=expected):
+        load_config(path)
+    # a merge key's values may be overridden beside it, as YAML means
+    path.write_text("base: &base {lr: 0.01, epochs: 3}\ntrain:\n  <<: *base\n  lr: 0.1\n")
+    assert read_yaml(path)["train"] == {"lr": 0.1, "epochs": 3}
 
 
 def test_yaml_that_is_not_a_mapping(tmp_path):

@@ -168,6 +168,8 @@ def test_trial_config_applies_params_and_keeps_the_rest():
     config = trial_config(experiment, {"train.lr": 0.002, "model.width": 24})
     assert (config.train.lr, config.model.width, config.train.epochs) == (0.002, 24, 7)
     assert config.data.case == "lower"
+    # as Optuna quantises dropout 0.3 on steps of 0.1; best.yaml showed it so
+    assert trial_config(experiment, {"model.dropout": 3 * 0.1}).model.dropout == 0.3 != 3 * 0.1
 
 
 def test_first_trials_from_mappings_and_a_runs_best_yaml(tmp_path):
@@ -218,6 +220,11 @@ DELETE = object()
     ({"space/train.lr": {"type": "choice", "values": []}}, "values: expected a non-empty list"),
     ({"space/train.lr": {"type": "uniform", "low": 0.1, "high": 1, "q": 2}}, "unknown key 'q' for type uniform"),
     ({"space/model.width": {"type": "int", "low": 8.5, "high": 64}}, "expected integer low and high"),
+    # whole-number ends pass as ints, but every trial would draw a fraction and fail
+    ({"space/model.width": {"type": "uniform", "low": 8, "high": 32}},
+     "space.model.width: expected type int or choice for an integer setting, got type uniform"),
+    ({"space/model.batch_norm": {"type": "uniform", "low": 0, "high": 1}},
+     "space.model.batch_norm: expected type choice for a bool setting, got type uniform"),
     ({"space/model.dropout": {"type": "uniform", "low": 0, "high": 0.5, "when": {"model.depth": 2}}},
      "'model.depth' is not a searched setting"),
     # a condition no trial could meet would leave the setting unsearched without a word
@@ -294,6 +301,17 @@ def test_malformed_experiment_yaml(cli, tmp_path):
     path.write_text("space: {train.lr: [\n")
     result = cli("search", path)
     assert result.code == 2 and "broken.yaml: malformed YAML at line" in result.err
+
+
+def test_a_section_or_setting_given_twice_is_refused(cli, tmp_path):
+    # PyYAML keeps the last of two equal keys: the first space would be searched by nobody, unsaid.
+    path = tmp_path / "twice.yaml"
+    text = yaml.safe_dump(GOOD, sort_keys=False)
+    for extra, fragment in (("space:\n  train.lr: {type: uniform, low: 0.1, high: 0.2}\n", "key 'space' given twice"),
+                            ("retrain: {epochs: 3, epochs: 4}\n", "key 'epochs' given twice")):
+        path.write_text(text + extra)
+        result = cli("search", path)
+        assert result.code == 2 and "twice.yaml: malformed YAML at line" in result.err and fragment in result.err
 
 
 def test_impossible_resources():
