@@ -145,6 +145,10 @@ def test_fold_split_without_writers_holds_each_sample_out_once_and_every_class_i
     ({"y": np.zeros(59, int)}, "key y: expected shape (60,)"),
     ({"y": np.full(60, 7)}, "expected labels in 0..2"),
     ({"y": np.zeros(60, float)}, "expected integer labels"),
+    # normalised pixels (mean 0, sd 1) or 16-bit ones were clipped to 0..255 without a word
+    ({"x": np.linspace(-0.5, 2.5, 60 * 28 * 28).reshape(60, 28, 28)},
+     "key x: expected pixel values 0..255 (or floats 0..1), got -0.5..2.5"),
+    ({"x": np.full((60, 28, 28), 4095, np.uint16)}, "key x: expected pixel values 0..255 (or floats 0..1), got 4095"),
     ({"classes": np.array(["a", "../../etc", "c"])}, "expected single letters as class names, got '../../etc'"),
 ])
 def test_npz_bad_archives(tmp_path, overrides, fragment):
@@ -152,6 +156,14 @@ def test_npz_bad_archives(tmp_path, overrides, fragment):
     with pytest.raises(UserError) as e:
         load_source(f"npz:{path}", DataConfig())
     assert fragment in str(e.value) and "bad.npz" in str(e.value)
+
+
+def test_npz_pixels_as_floats_from_0_to_1_are_scaled(tmp_path):
+    as_bytes = write_npz(tmp_path / "bytes.npz")
+    x = np.load(as_bytes)["x"]
+    as_floats = write_npz(tmp_path / "floats.npz", x=x.astype(np.float32) / 255)  # as ToTensor gives them
+    read = load_source(f"npz:{as_floats}", DataConfig()).pool.images
+    assert read.dtype == np.uint8 and np.array_equal(read, x)  # not all but black, as a cast made them
 
 
 def test_npz_not_an_archive(tmp_path):

@@ -156,7 +156,12 @@ def load_npz(path: str, config: DataConfig) -> SourceData:
         raise UserError(f"{p}: key {label_key}: expected labels in 0..{len(classes) - 1}, "
                         f"got {y.min()}..{y.max()}")
     if x.dtype != np.uint8:
-        x = np.clip(x, 0, 255).astype(np.uint8)
+        low, high = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+        if np.issubdtype(x.dtype, np.floating) and 0 <= low and high <= 1:
+            x = x * 255  # floats from 0 to 1, as torchvision's ToTensor gives them; cast, they would be black
+        elif low < 0 or high > 255:  # normalised, or another bit depth: clipped, the letters would be lost
+            raise UserError(f"{p}: key x: expected pixel values 0..255 (or floats 0..1), got {low:g}..{high:g}")
+        x = np.rint(x).astype(np.uint8)
     return SourceData(pool=LetterSet(x, y, classes, writers, origins), test=None)
 
 
