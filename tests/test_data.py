@@ -166,6 +166,15 @@ def test_npz_pixels_as_floats_from_0_to_1_are_scaled(tmp_path):
     assert read.dtype == np.uint8 and np.array_equal(read, x)  # not all but black, as a cast made them
 
 
+def test_npz_of_dark_letters_on_a_light_page_is_warned_of(tmp_path, capsys):
+    letters = generate(52, seed=0, classes=list("abc"))
+    load_source(f"npz:{write_npz(tmp_path / 'right.npz', n=52, x=letters.images)}", DataConfig())
+    assert "warning" not in capsys.readouterr().err
+    load_source(f"npz:{write_npz(tmp_path / 'inverted.npz', n=52, x=255 - letters.images)}", DataConfig())
+    err = capsys.readouterr().err
+    assert "inverted.npz: its letters look dark on a light page" in err and "x = 255 - x" in err
+
+
 def test_npz_not_an_archive(tmp_path):
     path = tmp_path / "fake.npz"
     path.write_text("hello")

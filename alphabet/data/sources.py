@@ -162,7 +162,20 @@ def load_npz(path: str, config: DataConfig) -> SourceData:
         elif low < 0 or high > 255:  # normalised, or another bit depth: clipped, the letters would be lost
             raise UserError(f"{p}: key x: expected pixel values 0..255 (or floats 0..1), got {low:g}..{high:g}")
         x = np.rint(x).astype(np.uint8)
+    _warn_if_inverted(x, p)
     return SourceData(pool=LetterSet(x, y, classes, writers, origins), test=None)
+
+
+def _warn_if_inverted(x: np.ndarray, path: Path) -> None:
+    """Say so where an archive's letters look dark on a light page. Trained on, such letters read well,
+    but image files are framed white on black for the model, so ``predict`` would read them inverted.
+    Said, not fixed: the archive may mean it."""
+    sample = x[np.linspace(0, len(x) - 1, min(len(x), 1000)).astype(int)] if len(x) else x
+    edges = np.concatenate([sample[:, 0], sample[:, -1], sample[:, :, 0], sample[:, :, -1]], axis=1)
+    if edges.size and np.median(edges) > 191:  # EMNIST-style edges are black; a page is near white
+        print(f"alphabet: warning: {path}: its letters look dark on a light page (the median pixel along their "
+              f"edges is {np.median(edges):.0f}); expected white ink on black, as EMNIST's: invert them with "
+              "x = 255 - x", file=sys.stderr, flush=True)
 
 
 def save_npz(data: LetterSet, path: Path) -> None:
