@@ -278,6 +278,28 @@ def _param(key: str, raw: Any, origin: str, params: set[str]) -> ParamSpec:
     return spec
 
 
+def _in_condition_order(space: list[ParamSpec], origin: str) -> list[ParamSpec]:
+    """The space with each setting after the settings its ``when`` names, otherwise as listed. A trial
+    decides its settings in this order, so a condition on one listed later (momentum above the
+    optimizer it depends on) would never hold, and the setting would never be searched."""
+    ordered: list[ParamSpec] = []
+    pending = list(space)
+    while pending:
+        decided = {p.key for p in ordered}
+        ready = next((p for p in pending if set(p.when) <= decided), None)
+        if ready is None:  # every setting left waits on another one left: the conditions go round
+            p = pending[0]
+            k = next(k for k in p.when if k not in decided)
+            if k == p.key:
+                raise UserError(f"{origin}: space.{p.key}.when: expected a condition on another setting, got one on "
+                                f"{p.key} itself, which would never hold")
+            raise UserError(f"{origin}: space.{p.key}.when: expected conditions on settings decided before "
+                            f"it, got {k!r}, which waits on {p.key} in turn (the conditions go round in a circle)")
+        ordered.append(ready)
+        pending.remove(ready)
+    return ordered
+
+
 def _check_buildable(config: Config, origin: str, section: str) -> None:
     try:
         check_model(config.model)
@@ -373,6 +395,7 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
         for k in p.when:
             if k not in searched:
                 raise UserError(f"{origin}: space.{p.key}.when: {k!r} is not a searched setting")
+    space = _in_condition_order(space, origin)
     _check_buildable(config, origin, "config")
     fixed_settings = to_dict(config)
     # The settings a `when` names are checked first, so that a typo in a choice is named where it is

@@ -163,6 +163,38 @@ def test_space_is_conditional_and_quantised():
     assert {p["train.optimizer"] for p in seen} == {"adamw", "sgd"}
 
 
+def test_a_condition_on_a_setting_listed_later_still_holds():
+    # As the README lists it: momentum above the optimizer it depends on. Decided in the listed order,
+    # momentum's condition was never met, and momentum was never searched.
+    raw = {"space": {"train.momentum": GOOD["space"]["train.momentum"], "model.width": GOOD["space"]["model.width"],
+                     "train.optimizer": GOOD["space"]["train.optimizer"]}, "asha": {"max_t": 3}}
+    experiment = experiment_from_dict(raw, "x.yaml")
+    assert [p.key for p in experiment.space] == ["model.width", "train.optimizer", "train.momentum"]
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    space = DefineSpace(experiment.space)
+    drawn = []
+    for _ in range(12):
+        trial = study.ask()
+        space(trial)
+        drawn.append(trial.params)
+    assert any(d["train.optimizer"] == "sgd" for d in drawn)
+    assert all(("train.momentum" in d) == (d["train.optimizer"] == "sgd") for d in drawn)
+
+
+@pytest.mark.parametrize(("when", "fragment"), [
+    ({"augment.rotate": {"when": {"augment.rotate": 5}}},
+     "space.augment.rotate.when: expected a condition on another setting, got one on augment.rotate itself"),
+    ({"augment.rotate": {"when": {"augment.shear": 5}}, "augment.shear": {"when": {"augment.rotate": 5}}},
+     "space.augment.rotate.when: expected conditions on settings decided before it, got 'augment.shear', which "
+     "waits on augment.rotate in turn"),
+])
+def test_conditions_that_go_round_are_refused(when, fragment):
+    space = {key: {"type": "uniform", "low": 0, "high": 10, **extra} for key, extra in when.items()}
+    with pytest.raises(UserError) as e:
+        experiment_from_dict({"space": space, "asha": {"max_t": 3}}, "x.yaml")
+    assert fragment in str(e.value) and "\n" not in str(e.value)
+
+
 def test_trial_config_applies_params_and_keeps_the_rest():
     experiment = experiment_from_dict(GOOD, "x.yaml")
     config = trial_config(experiment, {"train.lr": 0.002, "model.width": 24})
