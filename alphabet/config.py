@@ -141,12 +141,12 @@ POSITIVE = {
 }
 NON_NEGATIVE = {
     "augment.rotate", "augment.shear", "augment.scale", "augment.translate",
-    "augment.elastic", "train.weight_decay", "train.warmup_epochs", "train.momentum",
-    "train.logit_adjustment",
+    "augment.elastic", "train.weight_decay", "train.warmup_epochs", "train.logit_adjustment",
 }
 UNIT_INTERVAL = {  # [0, 1)
     "model.dropout", "augment.erase", "augment.stroke", "data.val_fraction", "data.test_fraction",
     "train.label_smoothing", "train.ema_decay",
+    "train.momentum",  # SGD's velocity grows without bound from 1 on: every trial that draws it diverges
     # a scale of 1 or more can shrink a letter to nothing or mirror it; a shift of a whole side, off the image
     "augment.scale", "augment.translate",
 }

@@ -42,6 +42,7 @@ def test_exponent_notation_is_a_float(tmp_path):
     ("model.dropout=1.5", "model.dropout: expected a value in [0, 1)"),
     ("model.head=max", "model.head: expected one of avg, flatten, got 'max'"),
     ("train.ema_decay=1", "train.ema_decay: expected a value in [0, 1)"),
+    ("train.momentum=1.5", "train.momentum: expected a value in [0, 1), got 1.5"),
     ("augment.scale=1", "augment.scale: expected a value in [0, 1), got 1.0"),
     ("augment.translate=1.5", "augment.translate: expected a value in [0, 1)"),
     ("augment.rotate=400", "augment.rotate: expected degrees from 0 to 180, got 400.0"),
