@@ -149,6 +149,9 @@ def test_a_photo_is_read_upright_as_its_exif_orientation_says(tmp_path, orientat
     ("scan16.tif", lambda page: Image.fromarray(page.astype(np.uint16) * 257)),
     ("scan32.tif", lambda page: Image.fromarray(page.astype(np.int32) * 257)),
     ("float.tif", lambda page: Image.fromarray(page.astype(np.float32) / 255)),  # values from 0 to 1
+    # 16-bit files of fewer bits' values, which scaled from 65535 read as blank
+    ("bits8in16.png", lambda page: Image.fromarray(page.astype(np.uint16))),
+    ("bits12in16.png", lambda page: Image.fromarray(page.astype(np.uint16) * 16)),  # a camera's 12 bits
 ])
 def test_a_greyscale_scan_of_more_than_8_bits_frames_like_the_8_bit_one(tmp_path, name, stored):
     page = photographed(LETTERS[0], 200, 3, 40)

@@ -119,12 +119,11 @@ def greyscale(img: Image.Image) -> Image.Image:
 
 def _eight_bit(img: Image.Image) -> Image.Image:
     """A greyscale image of more than 8 bits (a scanner's 16-bit PNG or TIFF, a float TIFF) as 8 bits, by
-    the range its values are stored in: Pillow's own conversion clips every value over 255 to white."""
+    the range its values are stored in: Pillow's own conversion clips every value over 255 to white. That
+    range is the smallest of the usual ones that holds the values: a 16-bit file may hold 8- or 12-bit
+    values (a camera's), which scaled from 65535 would leave the ink a level or two off the page, as blank."""
     values = np.asarray(img, np.float64)
-    if img.mode.startswith("I;16"):
-        top = 65535.0
-    else:  # 32-bit integers or floats: their nominal range is the smallest of the usual ones that holds them
-        top = next((t for t in (1.0, 255.0, 65535.0) if values.max() <= t), values.max())
+    top = next((t for t in (1.0, 255.0, 4095.0, 65535.0) if values.max() <= t), values.max())
     return Image.fromarray((np.clip(values, 0, None) * (255.0 / top)).round().astype(np.uint8))
 
 
