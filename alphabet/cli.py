@@ -66,7 +66,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     accept = _accept_threshold(args.accept)
     # An evaluation writes no checkpoint, so a failed one leaves nothing behind.
-    with guard_run_dir(new_run_dir(args.out_dir, args.name or None, "--out-dir")) as out:
+    with guard_run_dir(new_run_dir(args.out_dir, args.name or None, ("--out-dir", "--name"), resumable=False)) as out:
         evaluate_checkpoint(args.checkpoint, args.data, out, split=args.split, case=args.case, tta=args.tta,
                             root=args.data_root, download=args.download, accept=accept)
     return 0

@@ -31,21 +31,24 @@ def free_name(stem: str, taken: Callable[[str], bool], suffix: str = "") -> str:
     return name
 
 
-def new_run_dir(out_dir: str | Path, name: str | None, key: str = "log.out_dir") -> Path:
+def new_run_dir(out_dir: str | Path, name: str | None, keys: tuple[str, str] = ("log.out_dir", "log.name"),
+                resumable: bool = True) -> Path:
     """Create a fresh run directory; an explicit name that exists already is refused, and so is an
-    ``out_dir`` (the setting ``key``) that names a file or lies under one."""
+    ``out_dir`` that names a file or lies under one. ``keys``: the settings that gave ``out_dir`` and
+    ``name``, as errors name them; ``resumable``: whether such a run can be continued (``--resume``)."""
+    out_key, name_key = keys
     out = Path(out_dir)
     if name is None:
         candidate = out / free_name(time.strftime("%Y%m%d-%H%M%S"), lambda n: (out / n).exists())
     else:
-        candidate = out / check_name(name)
+        candidate = out / check_name(name, name_key)
         if candidate.exists():
-            raise UserError(f"{candidate}: run directory exists already; expected a new log.name, "
-                            "or --resume to continue that run")
+            raise UserError(f"{candidate}: run directory exists already; expected a new {name_key}"
+                            + (", or --resume to continue that run" if resumable else ""))
     try:
         candidate.mkdir(parents=True, exist_ok=False)
     except (NotADirectoryError, PermissionError) as e:
-        raise UserError(f"{key}: {out}: expected a directory to write runs in ({e.strerror.lower()})") from None
+        raise UserError(f"{out_key}: {out}: expected a directory to write runs in ({e.strerror.lower()})") from None
     return candidate
 
 

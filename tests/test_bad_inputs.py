@@ -225,6 +225,13 @@ CASES = {
     "evaluate: --out-dir is a file": (lambda t, ck: (["evaluate", ck, "--data", "synthetic", "--out-dir",
                                                       (t / "o.txt").write_text("mine") and t / "o.txt"], "o.txt"),
                                       "--out-dir: {tmp}/o.txt: expected a directory to write runs in"),
+    # evaluate's own options are named, and it has no --resume to suggest
+    "evaluate: a --name with a path in it": (lambda t, ck: (["evaluate", ck, "--data", "synthetic", "--out-dir", t,
+                                                             "--name", "../up"], "../up"),
+                                             "--name: expected letters, digits"),
+    "evaluate: a --name that exists": (lambda t, ck: (["evaluate", ck, "--data", "synthetic", "--out-dir", t,
+                                                       "--name", (t / "done").mkdir() or "done"], "done"),
+                                       "{tmp}/done: run directory exists already; expected a new --name"),
     "checkpoint: not ours": (_checkpoint(lambda t, ck: torch.save({"w": torch.zeros(3)}, t / "n.pt") or t / "n.pt"),
                              "not an alphabet checkpoint"),
 }
