@@ -810,7 +810,7 @@ def bench_lexicon_text(full: bool) -> str:
     from PIL import Image
 
     from alphabet.data.emnist_style import read_image
-    from alphabet.lexicon import read_lexicon
+    from alphabet.lexicon import Lexicon, read_lexicon
     from alphabet.predict import predict_listed_text, predict_text, text_of
 
     frequency = english_words(50_000)  # first: without it there is nothing to train for
@@ -828,15 +828,16 @@ def bench_lexicon_text(full: bool) -> str:
     targets = [" ".join(line) for line in lines]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "words.txt"
-        path.write_text("".join(f"{w} {frequency[w]:.4g}\n" for w in sorted(frequency, key=frequency.get,
-                                                                               reverse=True)))
-        lexicon = read_lexicon(path, classes)
+        ranked = sorted(frequency, key=frequency.get, reverse=True)
+
+        def word_list(name: str, words: list[str]) -> Lexicon:
+            (Path(tmp) / name).write_text("".join(f"{w} {frequency[w]:.4g}\n" for w in words))
+            return read_lexicon(Path(tmp) / name, classes)
+
+        lexicon = word_list("words.txt", ranked)
         # A shorter list lacks some of the words: the cost of a word the list does not hold.
-        common_words = sorted(frequency, key=frequency.get, reverse=True)[:COMMON]
-        (Path(tmp) / "common.txt").write_text("".join(f"{w} {frequency[w]:.4g}\n" for w in common_words))
-        common = read_lexicon(Path(tmp) / "common.txt", classes)
-        held = set(common_words)
+        common = word_list("common.txt", ranked[:COMMON])
+        held = set(ranked[:COMMON])
         unlisted = sum(any(w not in held for w in line) for line in lines)
         for case, ((low, high), (word_low, word_high)) in LINE_CASES.items():
             gaps_rng = np.random.default_rng(7)

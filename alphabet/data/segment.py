@@ -123,13 +123,14 @@ def split_rows(grey: np.ndarray) -> list[list[Letter]]:
         return []
     img, strokes = layer
     levelling = Levelling(strokes.shape, tilt)
-    level = levelling.level(strokes.astype(np.uint8), order=0) > 0
+    ink = strokes.astype(np.uint8)
+    level = levelling.level(ink, order=0) > 0
     rows = row_spans(level)
     # Handwriting leaning far is set upright: its letters then stand apart and read as the training's.
     slant = ink_slant(level, rows)
     if slant:
         levelling = Levelling(strokes.shape, tilt, slant)
-        level = levelling.level(strokes.astype(np.uint8), order=0) > 0
+        level = levelling.level(ink, order=0) > 0
         rows = row_spans(level)
     img, strokes = levelling.level(img, order=1), level
     # Each row is split on its own band of the image; its boxes are then placed in the image's pixels.

@@ -172,9 +172,10 @@ def _warn_if_inverted(x: np.ndarray, path: Path) -> None:
     Said, not fixed: the archive may mean it."""
     sample = x[np.linspace(0, len(x) - 1, min(len(x), 1000)).astype(int)] if len(x) else x
     edges = np.concatenate([sample[:, 0], sample[:, -1], sample[:, :, 0], sample[:, :, -1]], axis=1)
-    if edges.size and np.median(edges) > 191:  # EMNIST-style edges are black; a page is near white
+    median = float(np.median(edges)) if edges.size else 0.0
+    if median > 191:  # EMNIST-style edges are black; a page is near white
         print(f"alphabet: warning: {path}: its letters look dark on a light page (the median pixel along their "
-              f"edges is {np.median(edges):.0f}); expected white ink on black, as EMNIST's: invert them with "
+              f"edges is {median:.0f}); expected white ink on black, as EMNIST's: invert them with "
               "x = 255 - x", file=sys.stderr, flush=True)
 
 
