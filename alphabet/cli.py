@@ -179,6 +179,9 @@ def cmd_data(args: argparse.Namespace) -> int:
     overrides = list(args.set) + (["data.download=true"] if args.download else [])
     if args.smoke_test and args.action != "audit":
         raise UserError(f"--smoke-test: only with audit (data {args.action} trains nothing)")
+    if args.config and Path(args.config).suffix.lower() in {".png", ".npz", ".csv"}:
+        raise UserError(f"{args.config}: expected a training config or experiment .yaml; the file data "
+                        f"{args.action} writes goes after --out")
     if args.action == "audit":
         return audit_data(args, overrides)
     data = load_config(args.config, overrides, experiments=True).data
@@ -409,7 +412,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # what parse_args does, plus the likely slip: an output file given without --out
+        hint = (f" (the file {args.command} writes goes after --out: --out {extras[0]})"
+                if hasattr(args, "out") and len(extras) == 1 and not extras[0].startswith("-") else "")
+        parser.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
     try:
         code = args.func(args)
         sys.stdout.flush()  # inside the try, so a closed pipe is caught below

@@ -376,7 +376,12 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
                         f"with config and space sections, as in experiments/quick.yaml. To train it: "
                         f"alphabet train {origin}")
     if unknown:
-        raise UserError(f"{origin}: unknown key '{sorted(unknown)[0]}'; valid sections: {', '.join(SECTIONS)}")
+        key = sorted(unknown)[0]
+        # `--set train.lr=...` is the likely slip: fixed training settings live one level down
+        inner = raw[key] if isinstance(raw[key], dict) and raw[key] else {"KEY": None}
+        under_config = (f" (training settings go under config: config.{key}.{next(iter(inner))})"
+                        if key in {f.name for f in dataclasses.fields(Config)} else "")
+        raise UserError(f"{origin}: unknown key '{key}'; valid sections: {', '.join(SECTIONS)}{under_config}")
     _refuse_distribution_in_config(raw.get("config"), origin)
     config = from_dict(raw.get("config") or {}, origin, Config, shown="config.")
     if "epochs" in ((raw.get("config") or {}).get("train") or {}):

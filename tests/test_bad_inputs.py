@@ -232,6 +232,10 @@ CASES = {
     "evaluate: a --name that exists": (lambda t, ck: (["evaluate", ck, "--data", "synthetic", "--out-dir", t,
                                                        "--name", (t / "done").mkdir() or "done"], "done"),
                                        "{tmp}/done: run directory exists already; expected a new --name"),
+    # the output file given where the config goes: "file not found" left the user guessing
+    "data preview: its PNG as the config": (lambda t, ck: (["data", "preview", t / "grid.png"], "grid.png"),
+                                            "expected a training config or experiment .yaml; the file data "
+                                            "preview writes goes after --out"),
     "checkpoint: not ours": (_checkpoint(lambda t, ck: torch.save({"w": torch.zeros(3)}, t / "n.pt") or t / "n.pt"),
                              "not an alphabet checkpoint"),
 }

@@ -887,6 +887,18 @@ def test_resuming_a_finished_run_changes_nothing(cli, trained):
     assert {p: p.stat().st_mtime_ns for p in trained.rglob("*") if p.is_file()} == files
 
 
+def test_an_output_file_given_without_out_is_named_with_out(cli, trained, tmp_path, capsys):
+    # argparse alone said "unrecognized arguments: m.onnx" and left the user to find --out
+    for args, hint in ((["export", trained, tmp_path / "m.onnx"], f"export writes goes after --out: --out {tmp_path}"),
+                       (["export", trained, "--bogus"], "")):
+        with pytest.raises(SystemExit) as refused:
+            cli(*args)
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert refused.value.code == 2 and err.startswith(f"alphabet: error: unrecognized arguments: {args[-1]}")
+        assert hint in err and ("--out" in err) == bool(hint), err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_export_gives_a_file_pytorch_alone_loads(cli, trained, tmp_path, monkeypatch):
     paths, _ = save_letters(tmp_path, 6, with_originals=True)
     out = tmp_path / "letters.pt2"

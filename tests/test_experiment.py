@@ -244,6 +244,8 @@ DELETE = object()
 
 @pytest.mark.parametrize(("changes", "fragment"), [
     ({"serach": {}}, "unknown key 'serach'; valid sections"),
+    ({"train": {"lr": 0.01}}, "unknown key 'train'; valid sections: config, space, search, asha, resources, storage, "
+                              "retrain (training settings go under config: config.train.lr)"),
     ({"space/train.lrate": {"type": "uniform", "low": 0, "high": 1}}, "space.train.lrate: unknown setting"),
     ({"space/train.lr": {"type": "gaussian"}}, "space.train.lr: expected a mapping with type one of"),
     ({"space/train.lr": {"type": "uniform", "low": 1, "high": 0.1}}, "expected low < high"),
