@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from alphabet.errors import RunInterrupted, UserError
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+LOCK_FILE = ".alphabet.lock"  # held by the one process writing a run; it names that process
 
 
 def check_name(name: str, key: str = "log.name") -> str:
@@ -53,13 +57,73 @@ def new_run_dir(out_dir: str | Path, name: str | None, keys: tuple[str, str] = (
 
 
 @contextmanager
+def hold_run_dir(run_dir: Path, resume: str = "--resume") -> Iterator[None]:
+    """Hold ``run_dir`` for this process alone: a second process writing it (a --resume while the
+    first still runs) would interleave their checkpoints and reports, and delete each other's. The
+    lock is the kernel's (flock, NFS included), so a process ended by kill -9 no longer holds it and
+    its run resumes at once. ``resume``: the command that continues the run, for the refusal."""
+    try:
+        handle = open(Path(run_dir) / LOCK_FILE, "a+")  # closed by the with below
+    except OSError:  # a folder this process cannot write: the run fails where it first writes, as ever
+        yield
+        return
+    with handle:
+        if _lock(handle, run_dir, resume):
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+            handle.flush()
+        yield
+
+
+def _lock(handle: IO[str], run_dir: Path, resume: str) -> bool:
+    """Take ``handle``'s lock, or refuse naming its holder; False where locks are not to be had."""
+    try:
+        import fcntl
+    except ImportError:  # Windows has no flock: runs there go unguarded
+        return False
+    for _ in range(20):  # `alphabet trials` may be looking, for a moment (holder_of_run_dir)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            time.sleep(0.05)
+        except OSError:  # a file system without locks: run unguarded rather than not at all
+            return False
+    handle.seek(0)
+    holder = handle.read().strip() or "another process"
+    raise UserError(f"{run_dir}: {holder} is running it; expected one process at a time "
+                    f"(let that one finish, or stop it and continue with {resume})")
+
+
+def holder_of_run_dir(run_dir: Path) -> str | None:
+    """Which process holds ``run_dir`` now ("pid 12 on HOST since ..."), or None when none does."""
+    try:
+        import fcntl
+
+        handle = open(Path(run_dir) / LOCK_FILE)  # closed below, which frees the lock taken to test
+    except (ImportError, OSError):
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "another process"
+        except OSError:
+            return None
+    return None
+
+
+@contextmanager
 def guard_run_dir(run_dir: Path, created: bool = True) -> Iterator[Path]:
     """What an error or Ctrl-C leaves of a run. While ``run_dir`` holds no checkpoint to resume from, a
     directory this run ``created`` is removed again: a run that failed to start leaves nothing behind,
     and its name is free for the corrected command. Once a ``last.pt`` exists, the directory is kept
-    and Ctrl-C comes out as ``RunInterrupted``, naming the directory to resume (the outermost guard's)."""
+    and Ctrl-C comes out as ``RunInterrupted``, naming the directory to resume (the outermost guard's).
+    The run holds its directory meanwhile (``hold_run_dir``)."""
     try:
-        yield run_dir
+        with hold_run_dir(run_dir):
+            yield run_dir
     except BaseException as e:
         resumable = any(run_dir.rglob("last.pt"))
         if created and not resumable:

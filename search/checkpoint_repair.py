@@ -1,4 +1,5 @@
-"""On resume, point a trial whose recorded checkpoint is gone at its newest surviving one.
+"""On resume, point a trial whose recorded checkpoint is gone at its newest surviving one,
+and forget the older checkpoints it keeps that are gone.
 
 Ray Tune (2.60) deletes a trial's oldest checkpoint (``CheckpointConfig.num_to_keep``)
 as soon as it registers a new one, but its experiment state reaches storage only
@@ -34,7 +35,7 @@ def _exists(fs: pyarrow.fs.FileSystem, path: str) -> bool:
     return fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound
 
 
-def _reported_results(fs: pyarrow.fs.FileSystem, trial_path: str) -> list[dict]:
+def reported_results(fs: pyarrow.fs.FileSystem, trial_path: str) -> list[dict]:
     try:
         with fs.open_input_stream(f"{trial_path}/result.json") as stream:
             text = stream.readall().decode()
@@ -71,13 +72,23 @@ def _newest_readable(fs: pyarrow.fs.FileSystem, trial_path: str) -> tuple[str, i
 def repair_trial(trial: Trial) -> str | None:
     """Repoint ``trial`` if its latest checkpoint is gone; returns what was done, or None."""
     latest = trial.latest_checkpoint_result
-    if latest is None or _exists(latest.checkpoint.filesystem, latest.checkpoint.path):
+    if latest is None:
+        return None
+    manager = trial.run_metadata.checkpoint_manager
+    if _exists(latest.checkpoint.filesystem, latest.checkpoint.path):
+        # An older kept checkpoint may be gone all the same (deleted when a newer one came, after
+        # the last save of the state). Tune would delete it again when the trial's next checkpoint
+        # comes, fail on the missing folder and end the trial there: forget it now.
+        kept = [r for r in manager._checkpoint_results if _exists(r.checkpoint.filesystem, r.checkpoint.path)]
+        if len(kept) < len(manager._checkpoint_results):
+            manager._checkpoint_results = kept
+            trial.invalidate_json_state()
+            trial.run_metadata.invalidate_cache()
         return None
     fs, trial_path = trial.storage.storage_filesystem, trial.storage.trial_fs_path
     gone = latest.checkpoint.path.rsplit("/", 1)[-1]
     found = _newest_readable(fs, trial_path)
     survivor_path = f"{trial_path}/{found[0]}" if found else None
-    manager = trial.run_metadata.checkpoint_manager
     # Forget every deleted checkpoint, so that Tune does not delete it again, and list the survivor
     # once only: a second delete of the same folder would print a traceback.
     manager._checkpoint_results = [r for r in manager._checkpoint_results if r.checkpoint.path != survivor_path
@@ -86,7 +97,7 @@ def repair_trial(trial: Trial) -> str | None:
         name, epoch = found
         # The metrics Tune reported with it; there may be none, if the kill came after the worker
         # wrote the checkpoint and before the driver logged its result.
-        row = next((r for r in reversed(_reported_results(fs, trial_path))
+        row = next((r for r in reversed(reported_results(fs, trial_path))
                     if r.get("checkpoint_dir_name") == name), {})
         survivor = copy.copy(latest)
         survivor.checkpoint = tune.Checkpoint(path=survivor_path, filesystem=fs)

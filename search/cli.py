@@ -7,6 +7,7 @@ and friends start fast and work without a cluster.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 
 from alphabet.cli import add_download_argument, add_set_argument
@@ -46,14 +47,18 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_trials(args: argparse.Namespace) -> int:
+    from alphabet.rundir import holder_of_run_dir
     from search.results import load_trials, trials_json, trials_table
     from search.runner import load_saved_experiment
     from search.storage import RunLocation
 
     location = RunLocation.parse(args.run_dir)
     experiment = load_saved_experiment(location)
+    rows = load_trials(location, experiment)
+    if location.path.is_dir() and holder_of_run_dir(location.path):  # its driver is alive: they run
+        rows = [dataclasses.replace(r, status="running") if r.status == "unfinished" else r for r in rows]
     show = trials_json if args.json else trials_table
-    print(show(load_trials(location, experiment), experiment.search.metric, experiment.rank_epochs))
+    print(show(rows, experiment.search.metric, experiment.rank_epochs))
     return 0
 
 

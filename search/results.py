@@ -28,7 +28,7 @@ SUMMARY_FILE = "summary.json"
 @dataclass
 class TrialRow:
     trial_id: str
-    status: str  # completed | pruned | stopped | diverged | error | unfinished
+    status: str  # completed | pruned | stopped | diverged | error | unfinished (running, while its search runs)
     params: dict
     score: float  # the metric's mean over the trial's last epochs (Experiment.rank_epochs): what ranks it
     peak: float  # its best single epoch, which overstates what a retrain reproduces

@@ -17,7 +17,7 @@ from alphabet.config import Config, TrainConfig, load_config, parse_overrides
 from alphabet.environment import environment_line
 from alphabet.errors import UserError
 from alphabet.metrics import LEVEL
-from alphabet.rundir import free_name
+from alphabet.rundir import free_name, holder_of_run_dir
 from alphabet.train_ensemble import CONFIG_FILE, train_seeds
 from search.results import SUMMARY_FILE, best_score_text, read_summary
 from search.runner import EXPERIMENT_FILE, load_saved_experiment
@@ -44,6 +44,11 @@ def _locate(target: str) -> tuple[Path, Path | None]:
                 (location.path / name).write_text(text)
         target = str(location.path)
     path = Path(target)
+    search_dir = path if path.is_dir() else path.parent
+    if (search_dir / EXPERIMENT_FILE).is_file() and (holder := holder_of_run_dir(search_dir)):
+        # its best.yaml is missing, or left by an interrupted run of the search and about to change
+        raise UserError(f"{search_dir}: its search is still running ({holder}); expected a finished search "
+                        "(wait for it, or stop it with Ctrl-C, which writes the best so far)")
     if path.is_dir():
         best = path / BEST_FILE
         if not best.is_file():

@@ -10,6 +10,7 @@ the search summary.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -25,6 +26,7 @@ from alphabet.config import load_yaml
 from alphabet.data import load_splits
 from alphabet.errors import UserError
 from alphabet.finetune import initial_weights
+from alphabet.rundir import hold_run_dir
 from search.cluster import check_node_installs, cluster_address
 from search.experiment import Experiment, check_initial_weights, experiment_from_dict
 from search.storage import STUDY_FILE, RunLocation, locate_new_run
@@ -32,7 +34,6 @@ from search.storage import STUDY_FILE, RunLocation, locate_new_run
 if TYPE_CHECKING:  # Ray is imported where used, so that `alphabet --help` starts fast
     from ray.tune import CLIReporter
     from ray.tune.experiment import Trial
-    from ray.tune.schedulers import TrialScheduler
     from ray.tune.search import Searcher
 
     from search.results import TrialRow
@@ -153,16 +154,6 @@ def build_reporter(experiment: Experiment) -> CLIReporter:
                        max_report_frequency=10 if sys.stdout.isatty() else 60)
 
 
-def build_scheduler(experiment: Experiment) -> TrialScheduler:
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
-    if experiment.search.scheduler == "fifo":
-        return FIFOScheduler()
-    a = experiment.asha
-    return ASHAScheduler(time_attr="training_iteration", max_t=a.max_t, grace_period=a.grace_period,
-                         reduction_factor=a.reduction_factor)
-
-
 def say_interrupted(location: RunLocation, experiment: Experiment, rows: list[TrialRow], elapsed: float,
                     log: Callable[[str], None]) -> None:
     """What a search stopped by Ctrl-C has done so far, and the command that continues it."""
@@ -181,12 +172,26 @@ def say_interrupted(location: RunLocation, experiment: Experiment, rows: list[Tr
 def run_search(experiment: Experiment | None, address: str | None = None, resume: str | None = None,
                log: Callable[[str], None] = print) -> RunLocation:
     """Run (or resume) a search to its end; returns where it lives."""
+    with contextlib.ExitStack() as held:  # the run directory, held from when it is known to the end
+        return _run_search(experiment, address, resume, log, held)
+
+
+def _hold(held: contextlib.ExitStack, location: RunLocation) -> None:
+    """Hold the search's directory (a remote search's local folder): two drivers of one search would
+    each restore and prune the other's trials."""
+    location.path.mkdir(parents=True, exist_ok=True)
+    held.enter_context(hold_run_dir(location.path, f"alphabet search --resume {shlex.quote(location.uri)}"))
+
+
+def _run_search(experiment: Experiment | None, address: str | None, resume: str | None,
+                log: Callable[[str], None], held: contextlib.ExitStack) -> RunLocation:
     for key, value in TUNE_SETTINGS.items():  # a user's own setting of one wins
         os.environ.setdefault(key, value)
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from search.checkpoint_repair import RepairStaleCheckpoints
+    from search.scheduler import build_scheduler
     from search.trainable import train_trial
 
     address, where = cluster_address(address)  # before anything is loaded or written
@@ -197,6 +202,7 @@ def run_search(experiment: Experiment | None, address: str | None = None, resume
             raise UserError(f"{location.uri}: its Optuna study is not on this machine (expected "
                             f"{location.path / STUDY_FILE}); resume the search where it was started, from "
                             "the same folder")
+        _hold(held, location)
     else:
         RunLocation.parse(experiment.storage.path).check_reachable(experiment.source)
     started = time.time()
@@ -222,6 +228,7 @@ def run_search(experiment: Experiment | None, address: str | None = None, resume
     res = per_trial_resources(experiment, cluster)
     if not resume:  # only now, so that a search refused above leaves no run directory behind
         location = locate_new_run(experiment.storage.path, experiment.storage.name, log)
+        _hold(held, location)
     trainable = tune.with_resources(tune.with_parameters(train_trial, experiment=experiment, splits=splits,
                                                            initial=initial), res)
     log(f"search {location.uri}: {len(splits.train)} train / {len(splits.val)} val images, "

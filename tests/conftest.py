@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +26,21 @@ def need_shared(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"real handwriting not available: {path} is absent (only the developers' machines have it)")
     return path
+
+
+@contextmanager
+def held_by_another_process(run_dir: Path) -> Iterator[subprocess.Popen]:
+    """A second process that holds ``run_dir`` as a run in progress does (alphabet.rundir.hold_run_dir)."""
+    hold = ("import sys, time\nfrom alphabet.rundir import hold_run_dir\nwith hold_run_dir(sys.argv[1]):\n"
+            "    print('held', flush=True)\n    time.sleep(600)\n")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(run_dir)], cwd=Path(__file__).resolve().parents[1],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 @pytest.fixture

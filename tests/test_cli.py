@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, with_sets
+from conftest import TINY, held_by_another_process, with_sets
 from PIL import Image, features
 
 from alphabet.checkpoint import load_checkpoint
@@ -794,14 +794,15 @@ def test_an_interrupted_run_is_kept_once_it_can_be_resumed(tmp_path):
     from alphabet.errors import RunInterrupted
     from alphabet.rundir import guard_run_dir
 
+    (tmp_path / "started").mkdir()  # as new_run_dir makes it
     with pytest.raises(RunInterrupted) as interrupted, guard_run_dir(tmp_path / "started") as run_dir:
         (run_dir / "checkpoints").mkdir(parents=True)
         (run_dir / "checkpoints" / "last.pt").write_bytes(b"weights")
         raise KeyboardInterrupt
     assert interrupted.value.run_dir == tmp_path / "started"
     assert (tmp_path / "started" / "checkpoints" / "last.pt").is_file()
-    with pytest.raises(KeyboardInterrupt) as interrupted, guard_run_dir(tmp_path / "not-started") as run_dir:
-        run_dir.mkdir()
+    (tmp_path / "not-started").mkdir()
+    with pytest.raises(KeyboardInterrupt) as interrupted, guard_run_dir(tmp_path / "not-started"):
         raise KeyboardInterrupt
     assert not isinstance(interrupted.value, RunInterrupted) and not (tmp_path / "not-started").exists()
 
@@ -878,6 +879,29 @@ def test_evaluate_on_data_with_only_some_of_the_models_letters(cli, trained, tmp
                  "--split", "all", "--out-dir", tmp_path, "--name", "abc")
     assert result.code == 0, result.err
     assert json.loads((tmp_path / "abc" / "metrics.json").read_text())["images"] == 60
+
+
+def test_a_run_in_progress_is_held_by_its_process_until_it_ends_even_by_kill_9(cli, trained, tmp_path):
+    import shutil
+    import signal
+
+    from alphabet.rundir import holder_of_run_dir
+
+    run = shutil.copytree(trained, tmp_path / "m")
+    (run / "metrics.json").unlink()  # unfinished: --resume would score it again
+    with held_by_another_process(run) as holder:
+        assert holder_of_run_dir(run).startswith(f"pid {holder.pid} on ")
+        files = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".alphabet.lock"}
+        # a second process writing the run would interleave its checkpoints with the first's
+        assert_one_line_error(cli("train", "--resume", run), f"{run}: pid {holder.pid} on ",
+                              "is running it; expected one process at a time (let that one finish, or stop it "
+                              "and continue with --resume)")
+        assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".alphabet.lock"} == files
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert holder_of_run_dir(run) is None  # the kernel let go of the killed process's lock
+    result = cli("train", "--resume", run)
+    assert result.code == 0 and (run / "metrics.json").is_file(), result.err
 
 
 def test_resuming_a_finished_run_changes_nothing(cli, trained):

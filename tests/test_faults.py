@@ -163,33 +163,26 @@ def test_driver_killed_at_three_points_loses_no_finished_trial(tmp_path):
     assert len(told) == 6  # one per Tune trial; any extra was asked for just before a kill and is FAIL
 
 
-@pytest.mark.slowest  # over a minute: it trains two trials of 12 epochs around a kill
-def test_resume_continues_trials_whose_recorded_checkpoint_was_deleted(tmp_path):
-    # A kill -9 between Tune deleting a trial's oldest checkpoint and saving its state leaves a saved
-    # state that names a deleted checkpoint (docs/RELIABILITY.md). Here the deletion is done by hand:
-    # trial 1 loses the checkpoint its state names, trial 2 every checkpoint it has.
-    config = json.loads(json.dumps(TINY_EXPERIMENT["config"]))
-    config["data"]["synthetic_size"] = 2400  # epochs of about 2 s: the kill comes well before the end
-    experiment = write_experiment(tmp_path, "stale", config=config, asha={"max_t": 12, "grace_period": 12},
-                                  search={"num_samples": 2, "max_concurrent": 2, "seed": 0})
-    run_dir = tmp_path / "search" / "stale"
+def saved_state(run_dir: Path) -> dict | None:
+    try:
+        return json.loads(max(run_dir.glob("experiment_state-*.json")).read_text())
+    except (ValueError, OSError):  # not written yet, or caught mid-write
+        return None
 
-    def saved_state() -> dict | None:
-        try:
-            return json.loads(max(run_dir.glob("experiment_state-*.json")).read_text())
-        except (ValueError, OSError):  # not written yet, or caught mid-write
-            return None
 
-    def both_past_epoch_two() -> bool:
-        state = saved_state()
-        return bool(state) and len(state["trial_data"]) == 2 and all(
-            json.loads(meta).get("last_result", {}).get("training_iteration", 0) >= 2
+def kill_driver_once_saved(experiment: Path, run_dir: Path, trials: int, epochs: int) -> dict:
+    """Start a search, kill -9 its driver once the saved state has ``trials`` trials past ``epochs``
+    epochs each, wait until its workers stop writing checkpoints; returns that saved state."""
+    def saved_past() -> bool:
+        state = saved_state(run_dir)
+        return bool(state) and len(state["trial_data"]) == trials and all(
+            json.loads(meta).get("last_result", {}).get("training_iteration", 0) >= epochs
             for _, meta in state["trial_data"])
 
     driver = subprocess.Popen([sys.executable, "-m", "alphabet", "search", str(experiment)], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        wait_for(both_past_epoch_two, what="a saved state with two epochs from both trials", poll=0.2)
+        wait_for(saved_past, what=f"a saved state with {epochs} epochs from {trials} trials", poll=0.2)
         driver.send_signal(signal.SIGKILL)
         driver.wait()
     finally:
@@ -205,8 +198,26 @@ def test_resume_continues_trials_whose_recorded_checkpoint_was_deleted(tmp_path)
         time.sleep(0.5)
         if (now := checkpoints()) != seen:
             seen, quiet_since = now, time.time()
-    state = saved_state()
+    state = saved_state(run_dir)
     assert state, "no readable experiment state after the kill"
+    return state
+
+
+def stale_experiment(tmp_path: Path, name: str, trials: int) -> Path:
+    config = json.loads(json.dumps(TINY_EXPERIMENT["config"]))
+    config["data"]["synthetic_size"] = 2400  # epochs of about 2 s: the kill comes well before the end
+    return write_experiment(tmp_path, name, config=config, asha={"max_t": 12, "grace_period": 12},
+                            search={"num_samples": trials, "max_concurrent": 2, "seed": 0})
+
+
+@pytest.mark.slowest  # over a minute: it trains two trials of 12 epochs around a kill
+def test_resume_continues_trials_whose_recorded_checkpoint_was_deleted(tmp_path):
+    # A kill -9 between Tune deleting a trial's oldest checkpoint and saving its state leaves a saved
+    # state that names a deleted checkpoint (docs/RELIABILITY.md). Here the deletion is done by hand:
+    # trial 1 loses the checkpoint its state names, trial 2 every checkpoint it has.
+    experiment = stale_experiment(tmp_path, "stale", trials=2)
+    run_dir = tmp_path / "search" / "stale"
+    state = kill_driver_once_saved(experiment, run_dir, trials=2, epochs=2)
     recorded = {json.loads(trial)["trial_id"]: json.loads(meta)["last_result"]["checkpoint_dir_name"]
                 for trial, meta in state["trial_data"]}
     assert len(recorded) == 2
@@ -243,3 +254,26 @@ def test_resume_continues_trials_whose_recorded_checkpoint_was_deleted(tmp_path)
     assert max(dir_one.glob("checkpoint_*")).name > survivor
     study = optuna.load_study(study_name="stale", storage=f"sqlite:///{run_dir / 'optuna.db'}")
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
+
+
+@pytest.mark.slowest  # about a minute: one trial of 12 epochs around a kill
+def test_resume_forgets_an_older_kept_checkpoint_that_was_deleted(tmp_path):
+    # The same race one checkpoint later: the state names a checkpoint still there, but the one kept
+    # before it was deleted (a newer one came after the last save). Tune deleted it again at the
+    # trial's next checkpoint, failed on the missing folder and ended the trial there.
+    experiment = stale_experiment(tmp_path, "older", trials=1)
+    run_dir = tmp_path / "search" / "older"
+    state = kill_driver_once_saved(experiment, run_dir, trials=1, epochs=3)
+    (trial, meta), = state["trial_data"]
+    named = json.loads(meta)["last_result"]["checkpoint_dir_name"]
+    trial_dir = next(run_dir.glob(f"trial_*_{json.loads(trial)['trial_id']}"))
+    # At epoch 3 or later, keep_checkpoints=2 has the state keep the checkpoint before the one it names.
+    index = int(named.rsplit("_", 1)[-1])
+    assert index >= 1, named
+    shutil.rmtree(trial_dir / f"checkpoint_{index - 1:06d}", ignore_errors=True)  # gone already in the real race
+    assert (trial_dir / named).is_dir()
+    resumed = alphabet("search", "--resume", run_dir, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Error handling checkpoint" not in resumed.stderr, resumed.stderr[-3000:]
+    (row,) = trials_of(run_dir)
+    assert row.status == "completed" and row.epochs == 12, row

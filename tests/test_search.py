@@ -17,6 +17,7 @@ import optuna
 import pytest
 import torch
 import yaml
+from conftest import held_by_another_process
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from alphabet.checkpoint import load_checkpoint
@@ -196,6 +197,19 @@ def test_best_yaml_round_trips_into_retrain(finished_search):
     assert searched in (finished_search / "retrain-2" / "report.md").read_text()
 
 
+def test_a_search_that_still_runs_is_not_retrained(finished_search):
+    # Its best.yaml is missing, or an interrupted run's and about to change.
+    from alphabet.errors import UserError
+    from search.retrain import retrain
+
+    with held_by_another_process(finished_search) as holder:
+        listed = sorted(p.name for p in finished_search.iterdir())
+        for target in (finished_search, finished_search / "best.yaml"):
+            with pytest.raises(UserError, match=f"its search is still running \\(pid {holder.pid} on "):
+                retrain(str(target), epochs=1)
+    assert sorted(p.name for p in finished_search.iterdir()) == listed  # no retrain directory begun
+
+
 def test_retrain_with_seeds_reports_an_ensemble(finished_search):
     done = alphabet("retrain", finished_search, "--epochs", "1", "--seeds", "2")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -351,32 +365,57 @@ def test_search_on_s3_with_auxiliary_letters(tmp_path, s3_server):
 
 def test_resume_after_kill_9_of_the_driver(tmp_path):
     experiment = write_experiment(tmp_path, "killed", search={"num_samples": 6, "max_concurrent": 2, "seed": 2},
-                                  asha={"max_t": 6, "grace_period": 2, "reduction_factor": 2})
+                                  asha={"max_t": 8, "grace_period": 2, "reduction_factor": 2})
     run_dir = tmp_path / "search" / "killed"
     driver = subprocess.Popen([sys.executable, "-m", "alphabet", "search", str(experiment)], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def mid_search() -> bool:  # as the saved search state has it: one trial finished, one under way
+        if not (run_dir / "experiment.yaml").is_file() or not list(run_dir.glob("experiment_state*.json")):
+            return False
+        try:
+            rows = trials_of(run_dir)
+        except Exception:  # noqa: BLE001 - a state file caught half-written: look again
+            return False
+        return (any(r.status in ("completed", "pruned") for r in rows)
+                and any(r.status == "unfinished" and r.epochs >= 1 for r in rows))
+
     try:
         deadline = time.time() + 300
-        while time.time() < deadline:  # kill once a trial has finished and others are under way
-            finished = [p for p in run_dir.glob("trial_*/result.json")
-                        if any(json.loads(line).get("done") for line in p.read_text().splitlines() if line)]
-            if finished or len([p for p in run_dir.glob("trial_*/checkpoint_*")]) >= 4:
-                break
-            time.sleep(1)
-        time.sleep(6)  # let Tune write its experiment state once more
+        while time.time() < deadline and driver.poll() is None and not mid_search():
+            time.sleep(0.5)
+        # Paused at once, so the state just read is the one the kill leaves (the driver saves it).
+        os.kill(driver.pid, signal.SIGSTOP)
+        before = {r.trial_id: r for r in trials_of(run_dir)}
+        assert any(r.status == "unfinished" and r.epochs >= 1 for r in before.values()), before
+        # While the driver lives, a second one is refused (the two would restore and prune each
+        # other's trials), and the trials under way show as running.
+        second = alphabet("search", "--resume", run_dir, timeout=120)
+        assert second.returncode == 2, second.stdout[-3000:]
+        assert second.stderr.startswith(f"alphabet: error: {run_dir}: pid {driver.pid} on "), second.stderr[-3000:]
+        assert "is running it; expected one process at a time" in second.stderr
+        table = alphabet("trials", run_dir, timeout=120).stdout
+        assert "running" in table and "unfinished" not in table, table
         driver.send_signal(signal.SIGKILL)
         driver.wait()
-        before = {r.trial_id: r for r in trials_of(run_dir)}
+        table = alphabet("trials", run_dir, timeout=120).stdout  # a killed driver holds nothing
+        assert "unfinished" in table and "running" not in table, table
         resumed = alphabet("search", "--resume", run_dir, timeout=600)
         assert resumed.returncode == 0, resumed.stderr[-3000:]
     finally:
         os.killpg(driver.pid, signal.SIGKILL) if driver.poll() is None else None
         subprocess.run(["pkill", "-9", "-g", str(driver.pid)], check=False)
     after = {r.trial_id: r for r in trials_of(run_dir)}
-    assert len(after) == 6 and all(r.status in ("completed", "pruned") for r in after.values())
-    for trial_id, row in before.items():  # nothing finished before the kill was lost
-        if row.status in ("completed", "pruned"):
+    assert len(after) == 6 and all(r.status in ("completed", "pruned") for r in after.values()), (
+        [(r.trial_id, r.status, r.epochs) for r in before.values()],
+        [(r.trial_id, r.status, r.epochs) for r in after.values()], resumed.stderr[-5000:])
+    for trial_id, row in before.items():
+        if row.status in ("completed", "pruned"):  # nothing finished before the kill was lost
             assert after[trial_id].epochs == row.epochs and after[trial_id].score == row.score
+        else:  # those under way kept the epochs they had reported, and went on
+            assert after[trial_id].epochs >= row.epochs
+            reported = [[v for _, v in r.reports[:row.epochs]] for r in (after[trial_id], row)]
+            assert reported[0] == reported[1], trial_id
     study = optuna.load_study(study_name="killed", storage=f"sqlite:///{run_dir / 'optuna.db'}")
     assert all(t.state.is_finished() for t in study.trials)
     assert len([t for t in study.trials if t.state != optuna.trial.TrialState.FAIL]) == 6
