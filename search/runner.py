@@ -18,6 +18,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
@@ -114,6 +115,8 @@ def save_experiment(experiment: Experiment, location: RunLocation) -> None:
 
 def load_saved_experiment(location: RunLocation) -> Experiment:
     text = location.read_text(EXPERIMENT_FILE)
+    if text is None and not location.remote and not Path(location.uri).exists():
+        raise UserError(f"{location.uri}: no such directory; expected a search's RUN_DIR")
     if text is None:
         raise UserError(f"{location.uri}: not a search run directory; expected {EXPERIMENT_FILE} in it")
     experiment = experiment_from_dict(load_yaml(text), location.child(EXPERIMENT_FILE).uri)

@@ -161,6 +161,10 @@ CASES = {
         ck, t / "o.pt", lambda p: p["config"]["model"].update(width=48))), "weights do not fit the architecture"),
     "checkpoint: unknown format": (_checkpoint(lambda t, ck: edited_checkpoint(
         ck, t / "f.pt", lambda p: p.update(format=7))), "expected checkpoint format 1, got 7"),
+    "trials: a RUN_DIR that is not there": (lambda t, ck: (["trials", t / "typo"], "typo"),
+                                            "typo: no such directory; expected a search's RUN_DIR"),
+    "trials: a directory that is no search": (lambda t, ck: (["trials", ck.parent], "checkpoints"),
+                                              "not a search run directory; expected experiment.yaml in it"),
     "storage URI of an unknown scheme": (lambda t, ck: (["trials", "foo://bucket/run"], "run"),
                                          "foo://bucket/run: cannot open this storage URI"),
     "checkpoint: a directory with none": (_checkpoint(lambda t, ck: (t / "notes").mkdir() or t / "notes"),
