@@ -145,7 +145,7 @@ def test_a_reused_random_arm_must_be_the_search_this_run_would_have_run(bench, t
                          (["config.train.lr=0.01"], "its space or config differs")):
         with pytest.raises(UserError, match=named):
             bench.check_baseline(arm, sets + other, experiment)
-    with pytest.raises(UserError, match="not a search run directory"):
+    with pytest.raises(UserError, match="arm1: no such directory; expected a search's RUN_DIR"):
         bench.check_baseline(tmp_path / "seed1" / "arm1", sets, experiment)
     (arm / "trial_000" / "result.json").unlink()  # a search that never reported
     with pytest.raises(UserError, match="no trial results"):
