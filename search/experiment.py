@@ -378,8 +378,8 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
     if unknown:
         key = sorted(unknown)[0]
         # `--set train.lr=...` is the likely slip: fixed training settings live one level down
-        inner = raw[key] if isinstance(raw[key], dict) and raw[key] else {"KEY": None}
-        under_config = (f" (training settings go under config: config.{key}.{next(iter(inner))})"
+        setting = next(iter(raw[key]), "KEY") if isinstance(raw[key], dict) else "KEY"
+        under_config = (f" (training settings go under config: config.{key}.{setting})"
                         if key in {f.name for f in dataclasses.fields(Config)} else "")
         raise UserError(f"{origin}: unknown key '{key}'; valid sections: {', '.join(SECTIONS)}{under_config}")
     _refuse_distribution_in_config(raw.get("config"), origin)
