@@ -36,24 +36,32 @@ def free_name(stem: str, taken: Callable[[str], bool], suffix: str = "") -> str:
 
 
 def new_run_dir(out_dir: str | Path, name: str | None, keys: tuple[str, str] = ("log.out_dir", "log.name"),
-                resumable: bool = True) -> Path:
+                resumable: bool = True, numbered: bool = False) -> Path:
     """Create a fresh run directory; an explicit name that exists already is refused, and so is an
     ``out_dir`` that names a file or lies under one. ``keys``: the settings that gave ``out_dir`` and
-    ``name``, as errors name them; ``resumable``: whether such a run can be continued (``--resume``)."""
+    ``name``, as errors name them; ``resumable``: whether such a run can be continued (``--resume``);
+    ``numbered``: a ``name`` that exists gets a -2, -3 ... suffix instead (a name chosen for the user)."""
     out_key, name_key = keys
     out = Path(out_dir)
-    if name is None:
-        candidate = out / free_name(time.strftime("%Y%m%d-%H%M%S"), lambda n: (out / n).exists())
-    else:
-        candidate = out / check_name(name, name_key)
-        if candidate.exists():
-            raise UserError(f"{candidate}: run directory exists already; expected a new {name_key}"
-                            + (", or --resume to continue that run" if resumable else ""))
-    try:
-        candidate.mkdir(parents=True, exist_ok=False)
-    except (NotADirectoryError, PermissionError) as e:
-        raise UserError(f"{out_key}: {out}: expected a directory to write runs in ({e.strerror.lower()})") from None
-    return candidate
+    stem = time.strftime("%Y%m%d-%H%M%S") if name is None else check_name(name, name_key)
+    free = name is None or numbered
+    while True:
+        # lexists: a dangling link is taken too, or mkdir would fail on it for ever
+        candidate = out / (free_name(stem, lambda n: os.path.lexists(out / n)) if free else stem)
+        try:
+            candidate.mkdir(parents=True, exist_ok=False)
+            return candidate
+        except FileExistsError:
+            if not os.path.lexists(candidate):  # a dangling link stands where out_dir or a folder above should be
+                raise UserError(f"{out_key}: {out}: expected a directory to write runs in (a link to nothing "
+                                "stands in its path)") from None
+            if not free:
+                raise UserError(f"{candidate}: run directory exists already; expected a new {name_key}"
+                                + (", or --resume to continue that run" if resumable else "")) from None
+            # another process (the same command started twice at once) took it since free_name looked
+        except OSError as e:  # a file in the way, no permission, a read-only or full disk
+            reason = (e.strerror or str(e)).lower()
+            raise UserError(f"{out_key}: {out}: expected a directory to write runs in ({reason})") from None
 
 
 @contextmanager

@@ -58,8 +58,10 @@ def preview_batch(trainer: Trainer, epoch: int) -> tuple[torch.Tensor, torch.Ten
     return augment(to_input(trainer.data.images[idx]), trainer.config.augment, gen), trainer.data.labels[idx]
 
 
-def run_training(config: Config, resume: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
-    """Train per ``config`` (or continue the run in ``resume``); returns the final metrics."""
+def run_training(config: Config, resume: str | Path | None = None, log: Callable[[str], None] = print,
+                 numbered: bool = False) -> dict:
+    """Train per ``config`` (or continue the run in ``resume``); returns the final metrics. ``numbered``:
+    a log.name that exists gets a -2, -3 ... suffix rather than a refusal (see new_run_dir)."""
     start = time.time()
     if resume is not None:
         run_dir = Path(resume)
@@ -75,7 +77,7 @@ def run_training(config: Config, resume: str | Path | None = None, log: Callable
             return json.loads(done.read_text())
         with guard_run_dir(run_dir, created=False):
             return _train(config, run_dir, payload, start, log)
-    with guard_run_dir(new_run_dir(config.log.out_dir, config.log.name)) as run_dir:
+    with guard_run_dir(new_run_dir(config.log.out_dir, config.log.name, numbered=numbered)) as run_dir:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
         return _train(config, run_dir, None, start, log)
 

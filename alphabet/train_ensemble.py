@@ -39,19 +39,22 @@ def member_name(seed: int) -> str:
 
 
 def train_seeds(config: Config | None, seeds: int = 1, resume: str | Path | None = None,
-                log: Callable[[str], None] = print) -> dict:
-    """One run, or an ensemble of ``seeds`` runs; ``resume`` continues either kind."""
+                log: Callable[[str], None] = print, numbered: bool = False) -> dict:
+    """One run, or an ensemble of ``seeds`` runs; ``resume`` continues either kind. ``numbered``: a
+    log.name that exists gets a -2, -3 ... suffix rather than a refusal (see new_run_dir)."""
     if resume is not None:
         if is_ensemble(resume):
             return run_ensemble_training(None, resume=resume, log=log)
         return run_training(None, resume=resume, log=log)
     if seeds < 1:
         raise UserError(f"--seeds: expected a positive integer, got {seeds}")
-    return run_ensemble_training(config, seeds, log=log) if seeds > 1 else run_training(config, log=log)
+    if seeds > 1:
+        return run_ensemble_training(config, seeds, log=log, numbered=numbered)
+    return run_training(config, log=log, numbered=numbered)
 
 
 def run_ensemble_training(config: Config | None, seeds: int | None = None, resume: str | Path | None = None,
-                          log: Callable[[str], None] = print) -> dict:
+                          log: Callable[[str], None] = print, numbered: bool = False) -> dict:
     """Train ``seeds`` members of ``config`` (seeds train.seed, +1, ...) or continue ``resume``."""
     start = time.time()
     if resume is not None:
@@ -61,7 +64,7 @@ def run_ensemble_training(config: Config | None, seeds: int | None = None, resum
             return _train_members(config, len(member_paths(ens_dir / ENSEMBLE_FILE)), ens_dir, start, log)
     if seeds is None or seeds < 2:
         raise UserError(f"--seeds: expected at least 2 members for an ensemble, got {seeds}")
-    with guard_run_dir(new_run_dir(config.log.out_dir, config.log.name)) as ens_dir:
+    with guard_run_dir(new_run_dir(config.log.out_dir, config.log.name, numbered=numbered)) as ens_dir:
         (ens_dir / CONFIG_FILE).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
         return _train_members(config, seeds, ens_dir, start, log)
 

@@ -17,7 +17,7 @@ from alphabet.config import Config, TrainConfig, load_config, parse_overrides
 from alphabet.environment import environment_line
 from alphabet.errors import UserError
 from alphabet.metrics import LEVEL
-from alphabet.rundir import free_name, holder_of_run_dir
+from alphabet.rundir import holder_of_run_dir
 from alphabet.train_ensemble import CONFIG_FILE, train_seeds
 from search.results import SUMMARY_FILE, best_score_text, read_summary
 from search.runner import EXPERIMENT_FILE, load_saved_experiment
@@ -90,7 +90,8 @@ def retrain(target: str | None, epochs: int | None = None, overrides: list[str] 
         best, search_dir = _locate(target)
         searched = load_config(best)
         saved = load_saved_experiment(RunLocation.parse(str(search_dir))) if search_dir else None
-        given = parse_overrides(overrides or []).get("train", {})  # rejects malformed ones before any work
+        given_all = parse_overrides(overrides or [])  # rejects malformed ones before any work
+        given = given_all.get("train", {})
         epochs = epochs if epochs is not None else saved.retrain_epochs if saved else 500
         seeds = seeds if seeds is not None else saved.retrain_seeds if saved else 1
         if batch_size is None and saved and "batch_size" not in given:
@@ -101,14 +102,15 @@ def retrain(target: str | None, epochs: int | None = None, overrides: list[str] 
             raise UserError(f"--batch-size: expected a positive integer, got {batch_size}")
         parent = search_dir or best.parent
         every = max(1, epochs // 20)  # about 20 figure sets and numbered checkpoints per run
-        name = free_name("retrain", lambda taken: (parent / taken).exists())
-        fixed = [f"train.epochs={epochs}", "data.val_fraction=0", f"log.out_dir={parent}", f"log.name={name}",
+        fixed = [f"train.epochs={epochs}", "data.val_fraction=0", f"log.out_dir={parent}", "log.name=retrain",
                  f"log.figures_every={every}", f"log.checkpoint_every={every}"]
         if batch_size is not None:
             fixed += batch_overrides(searched, batch_size, given)
         config = load_config(best, fixed + list(overrides or []))
         log(f"retrain: batch {config.train.batch_size}, lr {config.train.lr:.4g}, {epochs} epochs")
-        result = train_seeds(config, seeds, log=log)
+        # retrain, retrain-2, ... taken as the directory is made: retrains started side by side each get
+        # their own. A log.name the user gives is refused where it exists, as train refuses it.
+        result = train_seeds(config, seeds, log=log, numbered="name" not in given_all.get("log", {}))
     run_dir = Path(result["run_dir"])
     write_report(run_dir, result, search_dir, searched.train if searched else None)
     remote = run_dir.parent / REMOTE_FILE

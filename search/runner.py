@@ -230,7 +230,10 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
     cluster = start_ray(address, where)
     res = per_trial_resources(experiment, cluster)
     if not resume:  # only now, so that a search refused above leaves no run directory behind
-        location = locate_new_run(experiment.storage.path, experiment.storage.name, log)
+        try:
+            location = locate_new_run(experiment.storage.path, experiment.storage.name, log)
+        except UserError as e:  # the checks before cannot see a disk that is full, say
+            raise UserError(f"{experiment.source}: {e}") from None
         _hold(held, location)
     trainable = tune.with_resources(tune.with_parameters(train_trial, experiment=experiment, splits=splits,
                                                            initial=initial), res)

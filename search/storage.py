@@ -8,6 +8,7 @@ has a local folder too, runs/.remote/SCHEME/BUCKET/PATH: the Optuna study
 from __future__ import annotations
 
 import importlib.util
+import os
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from alphabet.errors import UserError
-from alphabet.rundir import check_name, free_name
+from alphabet.rundir import check_name, free_name, new_run_dir
 
 if TYPE_CHECKING:  # imported where used: a CLI that never opens storage should not pay for them
     import optuna
@@ -88,8 +89,17 @@ class RunLocation:
                             "expected a local path or a pyarrow URI such as s3://bucket/path") from None
 
     def check_reachable(self, origin: str) -> None:
-        """Stop in one line, before any work, where the storage cannot be reached or its bucket is missing."""
+        """Stop in one line, before any work, where the storage cannot be reached or its bucket is missing,
+        or where a local path cannot hold a folder (a file in the way, a folder this user cannot write)."""
         if not self.remote:
+            found = Path(self.uri)
+            while not found.exists() and found != found.parent:  # the part of the path there already
+                found = found.parent
+            if not found.is_dir():
+                raise UserError(f"{origin}: storage.path: {found} is a file; expected a directory to write searches in")
+            if not os.access(found, os.W_OK | os.X_OK):
+                raise UserError(f"{origin}: storage.path: {found}: no permission to write there; expected a "
+                                "directory this user can write")
             return
         import pyarrow.fs
 
@@ -191,12 +201,11 @@ def locate_new_run(storage_path: str, name: str, log: Callable[[str], None] = pr
     """A fresh RUN_DIR under ``storage_path``: an existing name gets a -2, -3 ... suffix."""
     check_name(name, "storage.name")
     parent = RunLocation.parse(storage_path)
-    location = parent.child(free_name(name, lambda taken: parent.child(taken).exists()))
+    if parent.remote:  # object stores have no create-if-absent for folders: the name is as free as it looks
+        location = parent.child(free_name(name, lambda taken: parent.child(taken).exists()))
+    else:
+        # made as it is named, so that a search started twice at once gets two directories
+        location = parent.child(new_run_dir(parent.uri, name, ("storage.path", "storage.name"), numbered=True).name)
     if location.name != name:
         log(f"{parent.child(name).uri} exists already; this search goes to {location.uri}")
-    if not location.remote:
-        try:
-            Path(location.uri).mkdir(parents=True)
-        except OSError as e:
-            raise UserError(f"storage.path: cannot create {location.uri} ({e.strerror})") from None
     return location

@@ -43,6 +43,22 @@ def held_by_another_process(run_dir: Path) -> Iterator[subprocess.Popen]:
         holder.wait()
 
 
+def another_process_makes_it_first(monkeypatch: pytest.MonkeyPatch, stem: str) -> list[Path]:
+    """The race of two commands started at once, made certain: the first directory named ``stem...``
+    this process creates is made by "another process" a moment before its own mkdir. Returns what
+    that other process made."""
+    real, made = Path.mkdir, []
+
+    def mkdir(self: Path, *args, **kwargs) -> None:
+        if not made and self.name.startswith(stem) and not self.exists():
+            real(self)
+            made.append(self)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    return made
+
+
 @pytest.fixture
 def tiny(tmp_path: Path) -> list[str]:
     """--set overrides for a run that trains in a couple of seconds."""

@@ -75,6 +75,11 @@ def _predict(make_file):
     return make
 
 
+def _link_to_nothing(tmp: Path) -> Path:
+    (tmp / "runs").symlink_to(tmp / "gone")
+    return tmp / "runs"
+
+
 def _checkpoint(make_file):
     def make(tmp: Path, ck: Path) -> tuple[list, str]:
         path = make_file(tmp, ck)
@@ -226,6 +231,14 @@ CASES = {
                                                      f"log.out_dir={(t / 'o.txt').write_text('mine') and t / 'o.txt'}"],
                                                     "o.txt"),
                                      "log.out_dir: {tmp}/o.txt: expected a directory to write runs in"),
+    "train: log.out_dir is a link to nothing": (lambda t, ck: (["train", "--smoke-test", "--set",
+                                                                f"log.out_dir={_link_to_nothing(t)}"], "runs"),
+                                                "log.out_dir: {tmp}/runs: expected a directory to write runs in (a "
+                                                "link to nothing stands in its path)"),
+    # refused before the data is read and Ray started, not after, as "cannot create"
+    "search: storage.path is a file": (lambda t, ck: (["search", QUICK, "--set", "storage.path="
+                                                       f"{(t / 'o.txt').write_text('mine') and t / 'o.txt'}"], "o.txt"),
+                                       "storage.path: {tmp}/o.txt is a file; expected a directory to write searches"),
     "evaluate: --out-dir is a file": (lambda t, ck: (["evaluate", ck, "--data", "synthetic", "--out-dir",
                                                       (t / "o.txt").write_text("mine") and t / "o.txt"], "o.txt"),
                                       "--out-dir: {tmp}/o.txt: expected a directory to write runs in"),

@@ -6,12 +6,13 @@ import importlib.util
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, held_by_another_process, with_sets
+from conftest import TINY, another_process_makes_it_first, held_by_another_process, with_sets
 from PIL import Image, features
 
 from alphabet.checkpoint import load_checkpoint
@@ -781,6 +782,17 @@ def test_a_run_that_fails_to_start_leaves_its_name_free(cli, tmp_path):
     assert not (tmp_path / "mine").exists()
     assert cli("train", *sets).code == 0
     assert (tmp_path / "mine" / "metrics.json").is_file()
+
+
+def test_a_run_leaves_a_name_another_process_took_first_to_it(cli, tmp_path, monkeypatch):
+    # Two runs started in the same second both named themselves by it; the second ended in a
+    # FileExistsError traceback.
+    theirs = another_process_makes_it_first(monkeypatch, time.strftime("%Y"))
+    result = cli("train", *with_sets(TINY + [f"log.out_dir={tmp_path}", "train.epochs=1"]))
+    assert result.code == 0, result.err
+    ours = [p for p in tmp_path.iterdir() if p not in theirs]
+    assert len(theirs) == 1 and list(theirs[0].iterdir()) == []
+    assert len(ours) == 1 and ours[0].name.startswith(theirs[0].name) and (ours[0] / "metrics.json").is_file()
 
 
 def test_a_failed_evaluation_leaves_no_directory(cli, trained, tmp_path):

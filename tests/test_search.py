@@ -17,7 +17,7 @@ import optuna
 import pytest
 import torch
 import yaml
-from conftest import held_by_another_process
+from conftest import another_process_makes_it_first, held_by_another_process
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from alphabet.checkpoint import load_checkpoint
@@ -222,6 +222,31 @@ def test_retrain_with_seeds_reports_an_ensemble(finished_search):
         assert member["train"]["seed"] == seed and member["train"]["epochs"] == 1
     report = (run / "report.md").read_text()
     assert "ensemble of 2 seeds" in report and "| seed 1 |" in report
+
+
+def test_a_retrain_leaves_a_name_another_process_took_first_to_it(finished_search, monkeypatch):
+    # Retrains started side by side all looked for a free name before any made one: all but one
+    # were refused "retrain-N exists already".
+    from search.retrain import retrain
+
+    before = {p.name for p in finished_search.glob("retrain*")}
+    theirs = another_process_makes_it_first(monkeypatch, "retrain")
+    ours = Path(retrain(str(finished_search), epochs=1, log=lambda *_: None)["run_dir"])
+    assert theirs and theirs[0].name not in before and list(theirs[0].iterdir()) == []  # left as they made it
+    assert ours.parent == finished_search and ours.name not in before | {theirs[0].name}
+    assert (ours / "metrics.json").is_file()
+
+
+def test_a_search_leaves_a_name_another_process_took_first_to_it(tmp_path, monkeypatch):
+    from search.storage import locate_new_run
+
+    (tmp_path / "tiny").mkdir()
+    theirs = another_process_makes_it_first(monkeypatch, "tiny")
+    said = []
+    location = locate_new_run(str(tmp_path), "tiny", log=said.append)
+    assert [p.name for p in theirs] == ["tiny-2"] and location.name == "tiny-3"
+    assert (tmp_path / "tiny-3").is_dir() and said == [f"{tmp_path / 'tiny'} exists already; this search goes "
+                                                        f"to {tmp_path / 'tiny-3'}"]
 
 
 def test_second_search_with_the_same_name_gets_a_new_directory(finished_search, tmp_path):
