@@ -32,7 +32,7 @@ from alphabet.ensemble import (
 from alphabet.errors import UserError
 from alphabet.evaluate import classifier_data
 from alphabet.metrics import calibration, calibration_text
-from alphabet.rundir import free_name
+from alphabet.rundir import claim_new_file, free_name
 
 CALIBRATED_FILE = "calibrated.yaml"
 LOWEST, HIGHEST = 0.05, 20.0  # the temperatures searched; a fit at either end says the letters are odd
@@ -113,7 +113,8 @@ def calibrate(model: str, source: str | None = None, out: str | None = None, cas
               "# Predictions: the mean of the members' softmax probabilities, then softmax(log p / temperature).\n")
     body = {"members": [os.path.relpath(Path(m).resolve(), target.parent.resolve()) for m in members],
             "temperature": round(temperature, 4)}
-    target.write_text(header + yaml.safe_dump(body, sort_keys=False))
+    with claim_new_file(target, log=log) as target:
+        target.write_text(header + yaml.safe_dump(body, sort_keys=False))
     inside = LOWEST * 1.01 < temperature < HIGHEST * 0.99
     edge = "" if inside else " (at the end of the range searched: look at these letters)"
     log(f"temperature {temperature:.4f}{edge}, fitted on {len(letters)} letters: {described}")

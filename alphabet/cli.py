@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from alphabet.errors import RunInterrupted, UserError
-from alphabet.rundir import free_name
+from alphabet.rundir import claim_new_file, free_name
 
 if TYPE_CHECKING:
     from alphabet.config import Config
@@ -162,7 +162,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if out.suffix == ".onnx":
         check_onnx_exporter(out)
     classifier = load_classifier(args.checkpoint, torch.device("cpu"))
-    export_classifier(classifier, out)
+    with claim_new_file(out, log=say) as out:
+        export_classifier(classifier, out)
     n = len(classifier.models)
     print(f"wrote {out}: {'1 model' if n == 1 else f'an ensemble of {n} models'}, letters "
           f"{''.join(classifier.classes)}; it takes uint8 (N, 28, 28) letters framed as alphabet.predict.frame "
@@ -194,11 +195,14 @@ def cmd_data(args: argparse.Namespace) -> int:
             raise UserError(f"data.source: {data.source!r}; expected folder:PATH (export frames a folder's "
                             "images once, for npz:PATH to read fast)")
         loaded = load_source(data.source, data)
-        save_npz(loaded.pool, out)
+        with claim_new_file(out, log=say) as out:
+            save_npz(loaded.pool, out)
         print(f"wrote {out}: {len(loaded.pool)} images of {len(loaded.pool.classes)} letters; "
               f"read it with data.source=npz:{out}")
         return 0
-    print(f"wrote {preview_png(load_splits(data), out)}")
+    splits = load_splits(data)
+    with claim_new_file(out, log=say) as out:
+        print(f"wrote {preview_png(splits, out)}")
     return 0
 
 
@@ -215,7 +219,8 @@ def audit_data(args: argparse.Namespace, overrides: list[str]) -> int:
     epochs = f"{config.train.epochs} epoch{'s' if config.train.epochs != 1 else ''}"
     print(f"training {args.folds} models of {epochs}, each reading the letters it did not train on", flush=True)
     audit = audit_letters(config, args.folds, log=lambda line: print(line, flush=True))
-    png = write_audit(audit, out, config.data.source)
+    with claim_new_file(out, beside=(".png",), log=say) as out:
+        png = write_audit(audit, out, config.data.source)
     print(summary_line(audit))
     print(score_line(audit))
     print(f"wrote {out} (the label believed least first: the first rows are the likeliest wrong labels) "
@@ -223,9 +228,15 @@ def audit_data(args: argparse.Namespace, overrides: list[str]) -> int:
     return 0
 
 
+def say(line: str) -> None:
+    """A note beside a command's report (stdout, which a script may read), on stderr."""
+    print(line, file=sys.stderr)
+
+
 def new_output_file(given: str | None, default: str, others: tuple[str, ...] = ()) -> Path:
     """Where --out writes, never over an existing file: a path given must be new, with the default's
-    suffix or one of ``others``, and the default name gets a -2, -3 ... suffix."""
+    suffix or one of ``others``, and the default name gets a -2, -3 ... suffix. Checked as the command
+    starts; claim_new_file makes the file when it is written."""
     suffixes = (Path(default).suffix, *others)
     if given is None:
         return Path(free_name(Path(default).stem, lambda name: Path(name).exists(), suffixes[0]))

@@ -7,6 +7,7 @@ lists the valid keys instead of a silently ignored setting.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import string
 import types
@@ -143,6 +144,13 @@ NON_NEGATIVE = {
     "augment.rotate", "augment.shear", "augment.scale", "augment.translate",
     "augment.elastic", "train.weight_decay", "train.warmup_epochs", "train.logit_adjustment",
 }
+AT_MOST = {  # past these a run only fails later, or takes days to build its data or model
+    "data.synthetic_size": 10_000_000,  # drawn at about 1,000 letters a second on one core
+    "data.synthetic_test_size": 10_000_000,
+    "model.convs_per_stage": 100,
+}
+SEEDS = {"data.split_seed", "data.synthetic_seed", "train.seed"}
+SEED_LIMIT = 2**32
 UNIT_INTERVAL = {  # [0, 1)
     "model.dropout", "augment.erase", "augment.stroke", "data.val_fraction", "data.test_fraction",
     "train.label_smoothing", "train.ema_decay",
@@ -177,6 +185,14 @@ def _dataclass_type(cls: type, name: str) -> type | None:
     return hint if dataclasses.is_dataclass(hint) else None
 
 
+def is_finite_number(value: Any) -> bool:
+    """An int or float a float can hold, not nan or inf: YAML's .nan passes every bound check
+    (nan <= 0 is false), and float() fails on an int past 2**1024."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return abs(value) < 2**1023 if isinstance(value, int) else math.isfinite(value)
+
+
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     """Check ``value`` against a field's type hint; ints are accepted for floats."""
     args = typing.get_args(hint)
@@ -191,7 +207,10 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif hint is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
+        if ok:
+            if not is_finite_number(value):
+                raise UserError(f"{where}: expected a finite number, got {value!r}")
+            value = float(value)
     elif hint is str:
         ok = isinstance(value, str)
     else:  # pragma: no cover - only the types above are used
@@ -200,6 +219,12 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         expected = hint.__name__ + (" or null" if optional else "")
         raise UserError(f"{where}: expected {expected}, got {value!r}")
     return value
+
+
+def check_seed(value: int, where: str) -> None:
+    """A seed every generator here takes: numpy's and Optuna's none below 0, torch's none past 2**63."""
+    if not 0 <= value < SEED_LIMIT:
+        raise UserError(f"{where}: expected a seed from 0 to {SEED_LIMIT - 1}, got {value!r}")
 
 
 def _check_value(key: str, value: Any, where: str) -> None:
@@ -211,6 +236,10 @@ def _check_value(key: str, value: Any, where: str) -> None:
         raise UserError(f"{where}: expected a value > 0, got {value!r}")
     if key in NON_NEGATIVE and value < 0:
         raise UserError(f"{where}: expected a value >= 0, got {value!r}")
+    if key in AT_MOST and value > AT_MOST[key]:
+        raise UserError(f"{where}: expected at most {AT_MOST[key]:,}, got {value!r}")
+    if key in SEEDS:
+        check_seed(value, where)
     if key in UNIT_INTERVAL and not 0 <= value < 1:
         raise UserError(f"{where}: expected a value in [0, 1), got {value!r}")
     if key == "augment.rotate" and value > 180:  # degrees either way: 180 already turns a letter any way

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +25,7 @@ from alphabet.data.letterset import LetterSet, concat
 from alphabet.errors import TrainingDiverged, UserError
 from alphabet.finetune import InitialWeights, apply_initial_weights
 from alphabet.metrics import confusion_matrix, summary_from_confusion
-from alphabet.models import FirstLogits, build_model
+from alphabet.models import FirstLogits, build_model, check_model, count_parameters
 from alphabet.tta import PLAIN, View
 from alphabet.weight_average import WeightAverage
 
@@ -44,6 +45,50 @@ def pick_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"train.device: {name!r} asked for, but no CUDA device is available")
     return device
+
+
+# fp32 weights, their gradients, AdamW's two moments and a weight average: what training holds per parameter
+BYTES_PER_PARAMETER = 5 * 4
+
+
+def memory_of(device: torch.device) -> int | None:
+    """Bytes of memory ``device`` has in all, or None where that cannot be read (MPS, odd systems)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    if device.type == "cpu":
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (AttributeError, ValueError, OSError):  # Windows has no sysconf
+            return None
+    return None
+
+
+def check_fits_memory(config: Config, num_classes: int, device: torch.device) -> None:
+    """Refuse a model whose weights and optimizer state alone outgrow ``device``'s memory, counted on the
+    meta device (no weights made): the allocation would fail, or the kernel end the process, later."""
+    m, have = config.model, memory_of(device)
+    parameters = count_parameters(check_model(m, num_classes))
+    need = parameters * BYTES_PER_PARAMETER
+    if have is not None and need > have:
+        raise UserError(f"model: {parameters:,} parameters need about {need / 2**30:,.0f} GiB to train, over the "
+                        f"{have / 2**30:,.0f} GiB of {device}; expected a smaller model.width ({m.width}), "
+                        f"model.width_growth ({m.width_growth:g}) or model.classifier_width ({m.classifier_width})")
+
+
+@contextlib.contextmanager
+def out_of_memory_named(config: Config, device: torch.device) -> Iterator[None]:
+    """A batch or model that does not fit ``device`` ends in one line naming the settings that size
+    them, not in the allocator's traceback. (The kernel may end a process that overcommits first.)"""
+    try:
+        yield
+    except RuntimeError as e:  # torch.OutOfMemoryError (CUDA) is one too
+        text = str(e)
+        if not isinstance(e, torch.OutOfMemoryError) and "can't allocate memory" not in text \
+                and "out of memory" not in text:
+            raise
+        m, t = config.model, config.train
+        raise UserError(f"train.batch_size: out of memory on {device} at batch {t.batch_size} with model.width "
+                        f"{m.width}, model.stages {m.stages}; expected a smaller train.batch_size or model") from None
 
 
 def bf16_is_native(device: torch.device) -> bool:
@@ -141,6 +186,7 @@ class Trainer:
             train = concat(train.relabel(trained), auxiliary.relabel(trained))
         self.trained_classes = list(train.classes)
         self.device = device or pick_device(config.train.device)
+        check_fits_memory(config, len(self.trained_classes), self.device)
         torch.manual_seed(config.train.seed)
         self.model = build_model(config.model, len(self.trained_classes))
         self.started_from = (apply_initial_weights(self.model, initial, self.trained_classes, config.model)

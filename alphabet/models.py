@@ -15,6 +15,7 @@ from alphabet.config import ModelConfig
 from alphabet.errors import UserError
 
 SIDE = 28  # every model's input is SIDE x SIDE
+MAX_STAGES = SIDE.bit_length() - 1  # 4: the side halved once more would be 0
 # EMNIST pixel statistics; close enough for any white-on-black letter data.
 MEAN, STD = 0.17, 0.33
 
@@ -160,8 +161,8 @@ class FirstLogits(nn.Module):
 
 @register("cnn")
 def build_cnn(config: ModelConfig, num_classes: int) -> nn.Module:
-    if SIDE // 2**config.stages < 1:
-        raise UserError(f"model.stages: expected at most 4 for {SIDE}x{SIDE} images, got {config.stages}")
+    if config.stages > MAX_STAGES:  # each halves the side; compared so, not as 2**stages, which a huge one hangs in
+        raise UserError(f"model.stages: expected at most {MAX_STAGES} for {SIDE}x{SIDE} images, got {config.stages}")
     if config.kernel_size % 2 == 0:
         raise UserError(f"model.kernel_size: expected an odd size, got {config.kernel_size}")
     return LetterCNN(config, num_classes)
@@ -169,8 +170,8 @@ def build_cnn(config: ModelConfig, num_classes: int) -> nn.Module:
 
 @register("resnet")
 def build_resnet(config: ModelConfig, num_classes: int) -> nn.Module:
-    if config.stages > 4:
-        raise UserError(f"model.stages: expected at most 4 for arch resnet, got {config.stages}")
+    if config.stages > MAX_STAGES:
+        raise UserError(f"model.stages: expected at most {MAX_STAGES} for arch resnet, got {config.stages}")
     if config.kernel_size % 2 == 0:
         raise UserError(f"model.kernel_size: expected an odd size, got {config.kernel_size}")
     return LetterResNet(config, num_classes)
@@ -187,12 +188,17 @@ def build_model(config: ModelConfig, num_classes: int) -> nn.Module:
     return MODELS[config.arch](config, num_classes)
 
 
-def check_model(config: ModelConfig) -> nn.Module:
+def check_model(config: ModelConfig, num_classes: int = 2) -> nn.Module:
     """Raises the UserError that building ``config`` would, without allocating its weights: the
     model is built on the meta device, shapes only. A search checks its space this way before any
     trial starts, and the weights a run starts from (``alphabet.finetune``) are checked against it."""
-    with torch.device("meta"):
-        return build_model(config, 2)
+    try:
+        with torch.device("meta"):
+            return build_model(config, num_classes)
+    except (RuntimeError, TypeError, OverflowError):  # a layer past what torch can size, even without weights
+        raise UserError(f"model: too large for torch to build; expected a smaller model.width ({config.width}), "
+                        f"model.width_growth ({config.width_growth:g}) or model.classifier_width "
+                        f"({config.classifier_width})") from None
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 from alphabet.data.emnist_style import read_image
 from alphabet.predict import WordChoices, WordLetter
 from alphabet.predict_output import is_sure, word_sure
-from alphabet.rundir import free_name
+from alphabet.rundir import claim_new_file
 
 WORD_COLOURS = ((31, 119, 180), (255, 127, 14))  # blue and orange: told apart in most colour blindness
 UNSURE_COLOUR = (214, 39, 40)
@@ -65,8 +65,10 @@ def write_overlays(folder: str | Path, readings: list[Reading], accept: float | 
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for path, words, choices in readings:
-        out = folder / free_name(Path(path).stem, lambda name: (folder / name).exists(), ".png")
-        # A photo's grain barely compresses: the default level takes 2.6 times as long for a larger file.
-        draw_reading(read_image(path), words, choices, accept).save(out, compress_level=3)
+        drawn = draw_reading(read_image(path), words, choices, accept)
+        # photo.png, else photo-2.png ...: taken as it is made, for a predict beside this one may write here too
+        with claim_new_file(folder / f"{Path(path).stem}.png", log=lambda _: None) as out:
+            # A photo's grain barely compresses: the default level takes 2.6 times as long for a larger file.
+            drawn.save(out, compress_level=3)
         written.append(out)
     return written

@@ -1,4 +1,4 @@
-"""Run directories: safe names, never overwriting an earlier run."""
+"""Run directories and output files: safe names, never over an earlier run or a file that exists."""
 
 from __future__ import annotations
 
@@ -138,4 +138,44 @@ def guard_run_dir(run_dir: Path, created: bool = True) -> Iterator[Path]:
             shutil.rmtree(run_dir, ignore_errors=True)
         if resumable and isinstance(e, KeyboardInterrupt):
             raise RunInterrupted(run_dir) from None
+        raise
+
+
+@contextmanager
+def claim_new_file(path: Path, beside: tuple[str, ...] = (), log: Callable[[str], None] = print) -> Iterator[Path]:
+    """Make ``path`` at the moment of writing it, as a file this process alone created (O_EXCL), and
+    yield it to be written. A name chosen when a command started (an audit's, minutes before) may have
+    been taken since, by the same command run beside it or by the user: then the next free name
+    (``stem-2.suffix``, ...) is made instead, and ``log`` says so. ``beside``: suffixes
+    of files written next to it under the same stem (an audit's .png), which must be free too. If the
+    writing fails, what was made here is removed again."""
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"{path}: cannot write there (a file stands where a folder of its path should be)") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot write there ({(e.strerror or str(e)).lower()})") from None
+
+    def taken(name: str) -> bool:
+        return any(os.path.lexists((folder / name).with_suffix(s)) for s in (path.suffix, *beside))
+
+    candidate = path
+    while True:
+        if not any(os.path.lexists(candidate.with_suffix(s)) for s in beside):
+            try:
+                os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+                break
+            except FileExistsError:
+                pass
+            except OSError as e:
+                raise UserError(f"{candidate}: cannot write there ({(e.strerror or str(e)).lower()})") from None
+        candidate = folder / free_name(path.stem, taken, path.suffix)
+    if candidate != path:
+        log(f"{path} appeared while this ran; it is left as it is, and this writes {candidate} instead")
+    try:
+        yield candidate
+    except BaseException:
+        for made in (candidate, *(candidate.with_suffix(s) for s in beside)):
+            made.unlink(missing_ok=True)
         raise

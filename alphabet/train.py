@@ -20,7 +20,7 @@ from alphabet.augment import augment
 from alphabet.checkpoint import RUN_CHECKPOINT, load_checkpoint, save_checkpoint
 from alphabet.config import Config, from_dict, to_dict
 from alphabet.data import LetterSet, load_splits
-from alphabet.engine import Trainer, evaluate_loss, to_input
+from alphabet.engine import Trainer, evaluate_loss, out_of_memory_named, pick_device, to_input
 from alphabet.environment import environment
 from alphabet.errors import UserError
 from alphabet.finetune import initial_weights
@@ -75,9 +75,10 @@ def run_training(config: Config, resume: str | Path | None = None, log: Callable
             # Scoring it again would only repeat the test figures in its TensorBoard.
             log(f"{run_dir}: finished already ({config.train.epochs} epochs); its results are in {done}")
             return json.loads(done.read_text())
-        with guard_run_dir(run_dir, created=False):
+        with guard_run_dir(run_dir, created=False), out_of_memory_named(config, pick_device(config.train.device)):
             return _train(config, run_dir, payload, start, log)
-    with guard_run_dir(new_run_dir(config.log.out_dir, config.log.name, numbered=numbered)) as run_dir:
+    with guard_run_dir(new_run_dir(config.log.out_dir, config.log.name, numbered=numbered)) as run_dir, \
+            out_of_memory_named(config, pick_device(config.train.device)):
         (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
         return _train(config, run_dir, None, start, log)
 

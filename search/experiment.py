@@ -26,7 +26,9 @@ from typing import Any
 
 from alphabet.config import (
     Config,
+    check_seed,
     from_dict,
+    is_finite_number,
     merge,
     nest,
     parse_overrides,
@@ -252,8 +254,8 @@ def _param(key: str, raw: Any, origin: str, params: set[str]) -> ParamSpec:
     else:
         low, high = raw.get("low"), raw.get("high")
         for name, value in (("low", low), ("high", high), ("step", spec.step)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise UserError(f"{where}: {name}: expected a number, got {value!r}")
+            if value is not None and not is_finite_number(value):
+                raise UserError(f"{where}: {name}: expected a finite number, got {value!r}")
         if low is None or high is None:
             raise UserError(f"{where}: expected both low and high")
         if low >= high:
@@ -428,6 +430,7 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
                         ("rank_epochs", search.rank_epochs)):
         if value is not None and value <= 0:
             raise UserError(f"{origin}: search.{name}: expected a value > 0, got {value}")
+    check_seed(search.seed, f"{origin}: search.seed")
     first_trials = first_trials_from(first_raw, space, origin)
     if len(first_trials) > search.num_samples:
         raise UserError(f"{origin}: search.first_trials: expected at most search.num_samples "

@@ -72,3 +72,25 @@ def test_the_audit_smoke_test_runs_an_experiment_file_in_seconds(cli, tmp_path):
     assert result.code == 0, result.err
     assert "training 2 models of 1 epoch," in result.out and out.is_file() and out.with_suffix(".png").is_file()
     assert_one_line_error(cli("data", "info", "--smoke-test"), "--smoke-test: only with audit")
+
+
+def test_an_audit_leaves_a_file_that_appeared_while_it_ran_and_writes_beside_it(cli, tmp_path, monkeypatch):
+    # The name is checked as the audit starts and written minutes later: two audits started in one
+    # folder both chose label_audit.csv, and the one that finished last wrote over the other's.
+    import alphabet.audit
+
+    out = tmp_path / "smoke.csv"
+    audit_letters = alphabet.audit.audit_letters
+
+    def and_meanwhile_another_writes_out(*args, **kwargs):
+        audited = audit_letters(*args, **kwargs)
+        out.write_text("theirs")
+        return audited
+
+    monkeypatch.setattr(alphabet.audit, "audit_letters", and_meanwhile_another_writes_out)
+    result = cli("data", "audit", "experiments/quick.yaml", "--smoke-test", "--folds", "2", "--out", out)
+    assert result.code == 0, result.err
+    ours = tmp_path / "smoke-2.csv"
+    assert out.read_text() == "theirs" and ours.is_file() and ours.with_suffix(".png").is_file()
+    assert f"{out} appeared while this ran; it is left as it is, and this writes {ours} instead" in result.err
+    assert f"wrote {ours}" in result.out

@@ -235,6 +235,15 @@ CASES = {
                                                                 f"log.out_dir={_link_to_nothing(t)}"], "runs"),
                                                 "log.out_dir: {tmp}/runs: expected a directory to write runs in (a "
                                                 "link to nothing stands in its path)"),
+    # found before a weight is made, not in the allocator's traceback (or the kernel's kill) later
+    "train: a model past the machine's memory": (lambda t, ck: (["train", "--smoke-test", "--set",
+                                                                 f"log.out_dir={t}", "model.width=100000"],
+                                                                "model.width"),
+                                                 "model: 2,790,016,500,890 parameters need about 51,968 GiB to train"),
+    "train: a model past what torch can size": (lambda t, ck: (["train", "--smoke-test", "--set",
+                                                                f"log.out_dir={t}", "model.width_growth=1e12"],
+                                                               "model.width_growth"),
+                                                "model: too large for torch to build; expected a smaller model.width"),
     # refused before the data is read and Ray started, not after, as "cannot create"
     "search: storage.path is a file": (lambda t, ck: (["search", QUICK, "--set", "storage.path="
                                                        f"{(t / 'o.txt').write_text('mine') and t / 'o.txt'}"], "o.txt"),

@@ -48,6 +48,14 @@ def test_exponent_notation_is_a_float(tmp_path):
     ("augment.rotate=400", "augment.rotate: expected degrees from 0 to 180, got 400.0"),
     ("data.classes=''", "data.classes: expected letters a-z or A-Z"),
     ("train.batch_size=true", "train.batch_size: expected int, got True"),
+    # YAML's .nan passed every bound check (nan <= 0 is false); seeds past numpy's ended in tracebacks
+    ("train.lr=.nan", "train.lr: expected a finite number, got nan"),
+    ("augment.rotate=.inf", "augment.rotate: expected a finite number, got inf"),
+    ("data.split_seed=-1", "data.split_seed: expected a seed from 0 to 4294967295, got -1"),
+    ("train.seed=4294967296", "train.seed: expected a seed from 0 to 4294967295, got 4294967296"),
+    # 10**30 overflowed numpy; far smaller ones take days to draw or build
+    ("data.synthetic_size=10000001", "data.synthetic_size: expected at most 10,000,000, got 10000001"),
+    ("model.convs_per_stage=101", "model.convs_per_stage: expected at most 100, got 101"),
 ])
 def test_bad_values_name_key_and_expectation(override, fragment):
     with pytest.raises(UserError) as e:

@@ -9,6 +9,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from alphabet.checkpoint import load_checkpoint
 from alphabet.config import load_config
+from alphabet.engine import out_of_memory_named
+from alphabet.errors import UserError
 from alphabet.evaluate import evaluate_checkpoint
 from alphabet.train import run_training
 
@@ -223,3 +225,14 @@ def test_durations_read_as_a_person_reads_them():
 
     assert [duration(s) for s in (4, 89, 90, 720, 5399, 5400, 12240)] == [
         "4 s", "89 s", "2 min", "12 min", "90 min", "1.5 h", "3.4 h"]
+
+
+def test_running_out_of_memory_names_the_settings_that_size_it():
+    # A real allocation the machine cannot make, as a batch or model too large for it would ask.
+    config = load_config(None, TINY)
+    with pytest.raises(UserError, match=r"^train.batch_size: out of memory on cpu at batch 32 with model.width 8, "
+                                        r"model.stages 2; expected a smaller train.batch_size or model$"):
+        with out_of_memory_named(config, torch.device("cpu")):
+            torch.empty(2**62, dtype=torch.uint8)
+    with pytest.raises(RuntimeError, match="^a bug$"), out_of_memory_named(config, torch.device("cpu")):
+        raise RuntimeError("a bug")  # other errors are not taken for memory

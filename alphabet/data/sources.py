@@ -180,13 +180,14 @@ def _warn_if_inverted(x: np.ndarray, path: Path) -> None:
 
 
 def save_npz(data: LetterSet, path: Path) -> None:
-    """``data`` as an archive that ``npz:PATH`` reads back as it is; ``path`` must not exist yet."""
+    """``data`` as an archive that ``npz:PATH`` reads back as it is, in ``path``, a file made for it
+    (``alphabet.rundir.claim_new_file``)."""
     arrays = {"x": data.images, "y": data.labels, "classes": np.array(data.classes)}
     if data.writers is not None:
         arrays["writer"] = data.writers
     if data.origins is not None and data.origins.dtype.kind == "U":  # files a folder's letters came from
         arrays["origin"] = data.origins
-    with open(path, "xb") as f:  # "x": a file that appeared meanwhile is not overwritten either
+    with open(path, "wb") as f:  # a file object: np.savez would add .npz to a name without it
         np.savez(f, **arrays)
 
 
