@@ -256,8 +256,11 @@ class Trainer:
         seen = self.steps_per_epoch * t.batch_size if len(self.data) >= t.batch_size else len(self.data)
         loss = float(loss_sum) / seen  # the epoch's one host sync, so checking it costs nothing
         if not math.isfinite(loss):
+            # A decay of 1 or more (0.0005 by default) can diverge at any lr: each step scales the weights by
+            # 1 - lr * weight_decay.
+            decay = f" or train.weight_decay than {t.weight_decay:g}" if t.weight_decay >= 1 else ""
             raise TrainingDiverged(f"training diverged in epoch {self.epoch}: the mean loss is {loss}; "
-                                   f"expected a finite loss (a lower train.lr than {t.lr:g} usually trains)")
+                                   f"expected a finite loss (a lower train.lr than {t.lr:g}{decay} usually trains)")
         return {"loss": loss, **summary_from_confusion(cm.cpu())}
 
     @property

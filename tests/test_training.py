@@ -218,6 +218,12 @@ def test_diverged_training_ends_in_one_line(cli, tiny):
     assert result.code == 2
     (line,) = result.err.strip().splitlines()
     assert "training diverged in epoch 1: the mean loss is nan" in line and "train.lr" in line, line
+    assert "weight_decay" not in line  # the default decay is no cause
+    # A decay past 1 diverges at the default lr; the hint named only the lr.
+    result = cli("train", *with_sets(tiny + ["train.epochs=3", "train.weight_decay=1e30"]))
+    assert result.code == 2
+    (line,) = result.err.strip().splitlines()
+    assert line.endswith("(a lower train.lr than 0.003 or train.weight_decay than 1e+30 usually trains)"), line
 
 
 def test_durations_read_as_a_person_reads_them():
