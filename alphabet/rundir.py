@@ -18,6 +18,10 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 LOCK_FILE = ".alphabet.lock"  # held by the one process writing a run; it names that process
 
 
+def _reason(error: OSError) -> str:
+    return (error.strerror or str(error)).lower()
+
+
 def check_name(name: str, key: str = "log.name") -> str:
     """A run name is one path component: no separators, no '..', nothing hidden."""
     if not SAFE_NAME.match(name) or ".." in name:
@@ -60,8 +64,7 @@ def new_run_dir(out_dir: str | Path, name: str | None, keys: tuple[str, str] = (
                                 + (", or --resume to continue that run" if resumable else "")) from None
             # another process (the same command started twice at once) took it since free_name looked
         except OSError as e:  # a file in the way, no permission, a read-only or full disk
-            reason = (e.strerror or str(e)).lower()
-            raise UserError(f"{out_key}: {out}: expected a directory to write runs in ({reason})") from None
+            raise UserError(f"{out_key}: {out}: expected a directory to write runs in ({_reason(e)})") from None
 
 
 @contextmanager
@@ -155,21 +158,21 @@ def claim_new_file(path: Path, beside: tuple[str, ...] = (), log: Callable[[str]
     except (FileExistsError, NotADirectoryError):
         raise UserError(f"{path}: cannot write there (a file stands where a folder of its path should be)") from None
     except OSError as e:
-        raise UserError(f"{path}: cannot write there ({(e.strerror or str(e)).lower()})") from None
+        raise UserError(f"{path}: cannot write there ({_reason(e)})") from None
 
     def taken(name: str) -> bool:
         return any(os.path.lexists((folder / name).with_suffix(s)) for s in (path.suffix, *beside))
 
     candidate = path
     while True:
-        if not any(os.path.lexists(candidate.with_suffix(s)) for s in beside):
-            try:
+        if not taken(candidate.name):
+            try:  # O_EXCL: of two processes that found the name free, one makes it
                 os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
                 break
             except FileExistsError:
                 pass
             except OSError as e:
-                raise UserError(f"{candidate}: cannot write there ({(e.strerror or str(e)).lower()})") from None
+                raise UserError(f"{candidate}: cannot write there ({_reason(e)})") from None
         candidate = folder / free_name(path.stem, taken, path.suffix)
     if candidate != path:
         log(f"{path} appeared while this ran; it is left as it is, and this writes {candidate} instead")

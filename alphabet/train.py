@@ -75,12 +75,13 @@ def run_training(config: Config, resume: str | Path | None = None, log: Callable
             # Scoring it again would only repeat the test figures in its TensorBoard.
             log(f"{run_dir}: finished already ({config.train.epochs} epochs); its results are in {done}")
             return json.loads(done.read_text())
-        with guard_run_dir(run_dir, created=False), out_of_memory_named(config, pick_device(config.train.device)):
-            return _train(config, run_dir, payload, start, log)
-    with guard_run_dir(new_run_dir(config.log.out_dir, config.log.name, numbered=numbered)) as run_dir, \
-            out_of_memory_named(config, pick_device(config.train.device)):
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-        return _train(config, run_dir, None, start, log)
+        guard = guard_run_dir(run_dir, created=False)
+    else:
+        payload, guard = None, guard_run_dir(new_run_dir(config.log.out_dir, config.log.name, numbered=numbered))
+    with guard as run_dir, out_of_memory_named(config, pick_device(config.train.device)):
+        if payload is None:
+            (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+        return _train(config, run_dir, payload, start, log)
 
 
 def duration(seconds: float) -> str:
