@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import shlex
 import subprocess
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import yaml
@@ -22,13 +24,17 @@ from alphabet.metrics import LEVEL
 from search.experiment import Experiment, trial_config
 from search.storage import BEST_FILE, RunLocation
 
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
+
 SUMMARY_FILE = "summary.json"
 
 
 @dataclass
 class TrialRow:
     trial_id: str
-    status: str  # completed | pruned | stopped | diverged | error | unfinished (running, while its search runs)
+    # completed | pruned | stopped | diverged | refused | error | unfinished (running, while its search runs)
+    status: str
     params: dict
     score: float  # the metric's mean over the trial's last epochs (Experiment.rank_epochs): what ranks it
     peak: float  # its best single epoch, which overstates what a retrain reproduces
@@ -39,6 +45,7 @@ class TrialRow:
     node: str = ""
     interval: tuple[float, float] | None = None  # bootstrap interval of ``score``, where the metric has one
     given: bool = False  # its settings came from search.first_trials, not from the sampler
+    reason: str = ""  # why a refused or errored trial ended: the library's one line, or the exception's
 
 
 def load_trials(location: RunLocation, experiment: Experiment) -> list[TrialRow]:
@@ -89,8 +96,16 @@ def load_trials(location: RunLocation, experiment: Experiment) -> list[TrialRow]
         else:
             score = peak = math.nan
             peak_epoch = 0
+        reason = ""
         if trial.status == "ERROR":
             status = "error"
+            reason = error_line(location, trial)
+        elif trial.last_result.get("refused"):
+            status, reason = "refused", str(trial.last_result["refused"])
+            # Its one report is the worst value, told to TPE; it is no score, and it trained no further.
+            score = peak = math.nan
+            reports, interval, peak_epoch = reports[:-1], None, 0
+            epochs = int(trial.last_result.get("epoch", 0) or 0)
         elif trial.last_result.get("diverged"):
             status = "diverged"
             score, interval = (history[-1] if history else math.nan), None  # its last, worst report: NaN weights
@@ -103,9 +118,31 @@ def load_trials(location: RunLocation, experiment: Experiment) -> list[TrialRow]
             status = "unfinished"
         rows.append(TrialRow(trial.trial_id, status, dict(trial.config), score, peak, peak_epoch, epochs,
                              float(trial.last_result.get("time_total_s", 0.0) or 0.0), reports,
-                             str(trial.last_result.get("node_id", "")), interval, trial.trial_id in given))
+                             str(trial.last_result.get("node_id", "")), interval, trial.trial_id in given, reason))
     sign = -1 if mode == "max" else 1
     return sorted(rows, key=lambda r: (math.isnan(r.score), sign * (0 if math.isnan(r.score) else r.score)))
+
+
+# "alphabet.errors.UserError: ..." or "ray.exceptions.ActorDiedError: ...", at the start of a traceback's line
+EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt)\w*)"
+                            r"(?:\(.*?\))?: ?(.*)$")
+
+
+def error_line(location: RunLocation, trial: Trial) -> str:
+    """The exception that ended an errored trial, in one line, from the error.txt Tune wrote in its folder."""
+    try:
+        text = location.read_text(f"{trial.storage.trial_dir_name}/error.txt")
+    except UserError:  # storage out of reach: the table still lists the trial as errored
+        text = None
+    if not text:
+        return "no error.txt in its folder"
+    lines = [line for line in text.splitlines() if line.strip()]
+    for line in reversed(lines):
+        found = EXCEPTION_LINE.match(line)
+        if found:
+            kind, message = found.groups()
+            return message if kind == "UserError" else f"{kind}: {message}"
+    return lines[-1].strip()[:300]
 
 
 def given_trial_ids(location: RunLocation, experiment: Experiment) -> set[str]:
@@ -147,7 +184,27 @@ def trials_table(rows: list[TrialRow], metric: str, rank_epochs: int) -> str:
     out += ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=False)) for line in lines]
     if any(r.given for r in rows):
         out.append("* its settings were given by search.first_trials")
+    out += ended_early_lines(ended_early(rows))
     return "\n".join(out)
+
+
+def ended_early(rows: list[TrialRow]) -> list[dict]:
+    """Why refused and errored trials ended, each reason once with the trials it ended: a setting that
+    is too big ends every trial that samples it with the same line."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for r in rows:
+        if r.status in ("refused", "error"):
+            groups.setdefault((r.status, r.reason), []).append(r.trial_id)
+    return [{"status": status, "reason": reason, "trials": ids} for (status, reason), ids in groups.items()]
+
+
+def ended_early_lines(groups: list[dict]) -> list[str]:
+    lines = []
+    for g in groups:
+        ids = g["trials"]
+        who = f"trial {ids[0]}" if len(ids) == 1 else f"{len(ids)} trials ({', '.join(ids)})"
+        lines.append(f"{who} {'refused' if g['status'] == 'refused' else 'failed'}: {g['reason']}")
+    return lines
 
 
 def trials_json(rows: list[TrialRow], metric: str, rank_epochs: int) -> str:
@@ -156,7 +213,8 @@ def trials_json(rows: list[TrialRow], metric: str, rank_epochs: int) -> str:
                         "score": None if math.isnan(r.score) else r.score,
                         "peak": None if math.isnan(r.peak) else r.peak, "peak_epoch": r.peak_epoch,
                         "interval": list(r.interval) if r.interval else None, "epochs": r.epochs,
-                        "seconds": round(r.seconds, 1), "given": r.given, "params": r.params} for r in rows],
+                        "seconds": round(r.seconds, 1), "given": r.given, "reason": r.reason or None,
+                        "params": r.params} for r in rows],
                       indent=2)
 
 
@@ -226,6 +284,10 @@ def write_results(location: RunLocation, experiment: Experiment, log: Callable[[
         # Said as a possibility: trials that all failed end a search with a budget the same way.
         hint = (f" (search.time_budget_s: {budget:g} s; if it ran out before any trial's first epoch, expected a "
                 "budget longer than a trial's start and first epoch)" if budget else "")
+        groups = sorted(ended_early(rows), key=lambda g: -len(g["trials"]))
+        if groups:  # the commonest reason; `alphabet trials` lists them all
+            ended = sum(len(g["trials"]) for g in groups)
+            hint = f" ({ended} of {len(rows)} trials ended early; {ended_early_lines(groups)[0]})"
         raise UserError(f"{location.uri}: no trial reported {experiment.search.metric}; nothing to export{hint}")
     best = scored[0]
     config = trial_config(experiment, best.params)
@@ -240,7 +302,7 @@ def write_results(location: RunLocation, experiment: Experiment, log: Callable[[
     location.write_text(BEST_FILE, header + yaml.safe_dump(to_dict(config), sort_keys=False))
     imp, why = importances(location, experiment)
     counts = {s: sum(r.status == s for r in rows)
-              for s in ("completed", "pruned", "stopped", "diverged", "error", "unfinished")}
+              for s in ("completed", "pruned", "stopped", "diverged", "refused", "error", "unfinished")}
     summary = {
         "run_dir": location.uri,
         "metric": metric,
@@ -254,6 +316,7 @@ def write_results(location: RunLocation, experiment: Experiment, log: Callable[[
         "given": [{"trial_id": r.trial_id, "value": None if math.isnan(r.score) else r.score,
                    "rank": next((i for i, s in enumerate(scored, 1) if s is r), None), "of": len(scored)}
                   for r in rows if r.given],
+        "ended_early": ended_early(rows),
         "rung_stops": {str(k): v for k, v in rung_stops(rows).items()},
         "trial_epochs": sum(r.epochs for r in rows),
         "trial_seconds": round(sum(r.seconds for r in rows), 1),
@@ -294,8 +357,9 @@ def summary_text(summary: dict) -> str:
             for g in given))
     lines += [
         f"trials: {t['completed']} completed, {t['pruned']} pruned by ASHA, "
-        f"{t.get('stopped', 0)} stopped by the time budget, {t.get('diverged', 0)} diverged, {t['error']} errors, "
-        f"{t['unfinished']} unfinished",
+        f"{t.get('stopped', 0)} stopped by the time budget, {t.get('diverged', 0)} diverged, "
+        f"{t.get('refused', 0)} refused, {t['error']} errors, {t['unfinished']} unfinished",
+        *ended_early_lines(summary.get("ended_early", [])),
         "ASHA stops by epochs run: " + (", ".join(f"{k}: {v}" for k, v in summary["rung_stops"].items()) or "none"),
         f"compute: {summary['trial_epochs']} trial-epochs, {summary['trial_seconds']:.0f} trial-seconds",
     ]

@@ -82,9 +82,12 @@ class PruningOptunaSearch(OptunaSearch):
         if trial_id in self._completed_trials:  # e.g. finished in the study before a restore
             return
         trial = self._ot_trials.get(trial_id)
-        if not error and result and trial is not None and result.get("diverged"):
+        if not error and result and trial is not None and (result.get("diverged") or result.get("refused")):
             # Told as COMPLETE with the worst value, which TPE models; FAIL it would ignore.
-            trial.set_user_attr("diverged_in_epoch", result.get("epoch"))
+            if result.get("diverged"):
+                trial.set_user_attr("diverged_in_epoch", result.get("epoch"))
+            else:
+                trial.set_user_attr("refused", result["refused"])
             return super().on_trial_complete(trial_id, result, error)
         stopped_early = (not error and result and trial is not None
                          and result.get("training_iteration", self.max_t) < self.max_t)

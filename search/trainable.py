@@ -19,8 +19,8 @@ from ray import tune
 
 from alphabet.checkpoint import load_checkpoint, save_checkpoint
 from alphabet.data import Splits
-from alphabet.engine import Trainer
-from alphabet.errors import TrainingDiverged
+from alphabet.engine import Trainer, out_of_memory_named
+from alphabet.errors import TrainingDiverged, UserError
 from alphabet.finetune import InitialWeights
 from alphabet.metrics import balanced_accuracy_interval
 from alphabet.reporting import RunReporter
@@ -51,6 +51,14 @@ def quiet_exit_in_callbacks(unraisable: sys.UnraisableHookArgs) -> None:
     sys.__unraisablehook__(unraisable)
 
 
+def report_refused(metric: str, worst: float, reason: str, epoch: int, node_id: str) -> None:
+    """End a trial whose settings the library refused (a model too big for the device, a batch that runs
+    out of its memory): they would fail the same way on every retry. Reported, like a diverged trial, as
+    the worst value, so that TPE learns to avoid them; ``alphabet trials`` gives the reason."""
+    print(f"alphabet: trial {tune.get_context().get_trial_id()} refused: {reason}", file=sys.stderr, flush=True)
+    tune.report({metric: worst, "refused": reason, "epoch": epoch, "node_id": node_id})
+
+
 def train_trial(params: dict, *, experiment: Experiment, splits: Splits, initial: InitialWeights | None) -> None:
     import ray
 
@@ -61,7 +69,12 @@ def train_trial(params: dict, *, experiment: Experiment, splits: Splits, initial
     node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran it, for the trial table
     resources = tune.get_context().get_trial_resources().required_resources
     torch.set_num_threads(max(1, int(resources.get("CPU", 1))))  # stay inside the trial's CPU share
-    trainer = Trainer(config, splits.train, auxiliary=splits.auxiliary, initial=initial)
+    worst = 0.0 if experiment.mode == "max" else float("inf")
+    try:
+        trainer = Trainer(config, splits.train, auxiliary=splits.auxiliary, initial=initial)
+    except UserError as e:
+        report_refused(experiment.search.metric, worst, str(e), 0, node_id)
+        return
     if resources.get("GPU", 0) and trainer.device.type != "cuda":
         warn_gpu_unused(resources["GPU"], trainer.device, config.train.device)
     checkpoint = tune.get_checkpoint()
@@ -82,15 +95,18 @@ def train_trial(params: dict, *, experiment: Experiment, splits: Splits, initial
         while trainer.epoch < config.train.epochs:
             tick = time.time()
             try:
-                train_metrics = trainer.train_epoch()
+                with out_of_memory_named(config, trainer.device):
+                    train_metrics = trainer.train_epoch()
+                    val_metrics, val_probs = evaluate_split(trainer, splits.val)
             except TrainingDiverged:
                 # A result of these settings, not a failure of the search: reported as the worst
                 # value, so that TPE learns to avoid them, and the trial ends (`alphabet trials`: diverged).
-                worst = 0.0 if experiment.mode == "max" else float("inf")
                 tune.report({experiment.search.metric: worst, "diverged": 1, "epoch": trainer.epoch,
                              "epoch_seconds": time.time() - tick, "node_id": node_id})
                 break
-            val_metrics, val_probs = evaluate_split(trainer, splits.val)
+            except UserError as e:  # out of memory: these settings are too big for this device
+                report_refused(experiment.search.metric, worst, str(e), trainer.epoch, node_id)
+                break
             epoch = trainer.epoch
             reporter.scalars("train", {**train_metrics, "lr": trainer.lr}, epoch)
             reporter.scalars("val", val_metrics, epoch)

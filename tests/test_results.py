@@ -9,6 +9,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from alphabet.config import Config
+from alphabet.errors import UserError
 from search.experiment import Experiment, Storage
 from search.results import best_score_text, importances, summary_text
 from search.storage import RunLocation
@@ -93,11 +94,11 @@ def test_the_trials_search_first_trials_gave_are_marked_in_the_table_and_the_sum
 
     rows = [TrialRow("a", "completed", {"train.lr": 0.004}, 0.95, 0.95, 6, 6, 1.0),
             TrialRow("b", "completed", {"train.lr": 0.003}, 0.93, 0.93, 6, 6, 1.0, given=True),
-            TrialRow("c", "error", {"train.lr": 0.1}, math.nan, math.nan, 0, 0, 1.0, given=True)]
+            TrialRow("c", "error", {"train.lr": 0.1}, math.nan, math.nan, 0, 0, 1.0, given=True, reason="E: e")]
     table = trials_table(rows, "val_balanced_accuracy", 1).splitlines()
 
     assert [line.split()[0] for line in table[1:4]] == ["a", "b*", "c*"]
-    assert table[-1] == "* its settings were given by search.first_trials"
+    assert table[-2:] == ["* its settings were given by search.first_trials", "trial c failed: E: e"]
     assert "*" not in trials_table(rows[:1], "val_balanced_accuracy", 1)  # no footnote without a given trial
     summary = {"best": {"value": 0.95, "trial_id": "a", "rank_epochs": 1, "peak": 0.95, "peak_epoch": 6, "epochs": 6,
                         "params": {}}, "metric": "val_balanced_accuracy",
@@ -108,3 +109,67 @@ def test_the_trials_search_first_trials_gave_are_marked_in_the_table_and_the_sum
                "importances": {}, "importances_note": ""}
     assert summary_text(summary).splitlines()[2] == ("given by search.first_trials: trial b 0.9300 (rank 2 of 2), "
                                                      "trial c no score")
+
+
+RAY_ERROR_TXT = """Failure # 1 (occurred at 2026-12-05_23-53-10)
+ray::ImplicitFunc.train() (pid=28668, ip=192.0.2.2, actor_id=2c1e, repr=train_trial)
+  File "/work/main/alphabet/engine.py", line 73, in check_fits_memory
+    raise UserError(f"model: {parameters:,} parameters need about")
+alphabet.errors.UserError: model: 5,670 parameters need about 105 GiB
+Failure # 2 (occurred at 2026-12-05_23-53-14)
+ray::ImplicitFunc.train() (pid=28759, ip=192.0.2.2, actor_id=2c1e, repr=train_trial)
+  File "/site-packages/torch/nn/modules/conv.py", line 548, in forward
+    return self._conv_forward(input, self.weight, self.bias)
+RuntimeError: Given groups=1, weight of size [8, 1, 3, 3], expected input[2, 3, 28, 28]
+
+The above exception was the direct cause of:
+
+ray.exceptions.ActorDiedError: The actor died unexpectedly before finishing this task.
+\tclass_name: ImplicitFunc
+\tactor_id: 2c1e
+"""
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    (RAY_ERROR_TXT.split("Failure # 2")[0], "model: 5,670 parameters need about 105 GiB"),  # our own: its line only
+    ("Failure # 2" + RAY_ERROR_TXT.split("Failure # 2")[1].split("\n\nThe above")[0],
+     "RuntimeError: Given groups=1, weight of size [8, 1, 3, 3], expected input[2, 3, 28, 28]"),
+    (RAY_ERROR_TXT, "ActorDiedError: The actor died unexpectedly before finishing this task."),  # the last one
+    ("something odd\n\n", "something odd"),
+    (None, "no error.txt in its folder"),
+])
+def test_an_errored_trial_is_listed_with_the_exception_that_ended_it(tmp_path, text, said):
+    from types import SimpleNamespace
+
+    from search.results import error_line
+
+    if text is not None:
+        (tmp_path / "trial_001_x").mkdir()
+        (tmp_path / "trial_001_x" / "error.txt").write_text(text)
+    trial = SimpleNamespace(storage=SimpleNamespace(trial_dir_name="trial_001_x"))
+    assert error_line(RunLocation.parse(str(tmp_path)), trial) == said
+
+
+def test_trials_ended_for_one_reason_are_listed_under_it_once():
+    from search.results import TrialRow, ended_early, ended_early_lines
+
+    too_big = "model: 9 parameters need about 9 GiB to train; expected a smaller model.width (300000)"
+    rows = [TrialRow("a", "completed", {}, 0.9, 0.9, 2, 2, 1.0),
+            TrialRow("b", "refused", {}, math.nan, math.nan, 0, 0, 0.0, reason=too_big),
+            TrialRow("c", "error", {}, math.nan, math.nan, 0, 0, 0.0, reason="ActorDiedError: it died"),
+            TrialRow("d", "refused", {}, math.nan, math.nan, 0, 0, 0.0, reason=too_big)]
+
+    assert ended_early_lines(ended_early(rows)) == [f"2 trials (b, d) refused: {too_big}",
+                                                    "trial c failed: ActorDiedError: it died"]
+
+
+def test_a_search_whose_every_trial_was_refused_says_why(tmp_path):
+    from search.results import TrialRow, write_results
+
+    reason = "train.batch_size: out of memory on cuda:0 at batch 4096; expected a smaller train.batch_size or model"
+    rows = [TrialRow(t, "refused", {}, math.nan, math.nan, 0, 0, 0.0, reason=reason) for t in ("a", "b")]
+    experiment = Experiment(config=Config(), space=[], storage=Storage(path=str(tmp_path), name="s"))
+    with pytest.raises(UserError) as refused:
+        write_results(RunLocation.parse(str(tmp_path / "s")), experiment, rows=rows)
+    assert str(refused.value).endswith(f"no trial reported val_balanced_accuracy; nothing to export "
+                                       f"(2 of 2 trials ended early; 2 trials (a, b) refused: {reason})")

@@ -330,6 +330,33 @@ def test_a_diverged_trial_is_a_result_not_an_error(tmp_path):
     assert "diverged" in table and "* its settings were given by search.first_trials" in table
 
 
+def test_settings_the_library_refuses_end_their_trial_once_with_the_reason(tmp_path):
+    # A width whose weights outgrow any machine's memory: refused before any weight is made. It would fail
+    # the same way on each of Tune's retries, so the trial ends at once as the worst value, and says why.
+    experiment = write_experiment(tmp_path, "refuse", asha={"max_t": 1, "grace_period": 1, "reduction_factor": 2},
+                                  space={"model.width": {"type": "choice", "values": [4, 300000]}},
+                                  search={"num_samples": 2, "max_concurrent": 1,
+                                          "first_trials": [{"model.width": 300000}, {"model.width": 4}]})
+    done = alphabet("search", experiment, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = tmp_path / "search" / "refuse"
+    rows = {r.params["model.width"]: r for r in trials_of(run_dir)}
+    refused, trained = rows[300000], rows[4]
+    assert refused.status == "refused" and refused.epochs == 0 and math.isnan(refused.score), refused
+    assert "expected a smaller model.width (300000)" in refused.reason and "parameters need about" in refused.reason
+    assert trained.status == "completed" and trained.reason == ""
+    assert not list(run_dir.glob("trial_*/error.txt"))  # not an error, so not retried (resources.max_failures)
+    study = optuna.load_study(study_name="refuse", storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    told = [t for t in study.trials if "refused" in t.user_attrs]
+    complete = optuna.trial.TrialState.COMPLETE
+    assert [(t.state, t.value, t.params["model.width"]) for t in told] == [(complete, 0.0, 300000)]
+    line = f"trial {refused.trial_id} refused: {refused.reason}"
+    assert line in alphabet("trials", run_dir).stdout and line in (run_dir / "summary.txt").read_text()
+    assert "0 diverged, 1 refused, 0 errors" in done.stdout
+    assert yaml.safe_load((run_dir / "best.yaml").read_text())["model"]["width"] == 4
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+
+
 def test_search_on_s3_with_auxiliary_letters(tmp_path, s3_server):
     # An S3-compatible store (MinIO, Ceph, moto here) is reached through the URI's own options; the
     # run's name goes into the path, before them. Auxiliary letters share the search (one search less
