@@ -7,7 +7,6 @@ unpickles arbitrary objects:
 
 from __future__ import annotations
 
-import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -18,6 +17,7 @@ from torch import nn
 from alphabet.config import Config, from_dict, to_dict
 from alphabet.errors import UserError
 from alphabet.models import FirstLogits, build_model
+from alphabet.rundir import replaced_whole
 
 FORMAT = 1
 RUN_CHECKPOINT = Path("checkpoints", "last.pt")  # in a run directory: the checkpoint it ended with
@@ -29,9 +29,8 @@ def save_checkpoint(path: str | Path, config: Config, classes: list[str], traine
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "config": to_dict(config), "classes": list(classes),
                "trainer": trainer_state, "extra": extra or {}}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)  # a kill mid-write leaves the previous checkpoint intact
+    with replaced_whole(path) as tmp:  # a kill mid-write leaves the previous checkpoint intact
+        torch.save(payload, tmp)
     return path
 
 

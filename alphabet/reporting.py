@@ -23,6 +23,7 @@ from alphabet.figures import (
     roc_figure,
 )
 from alphabet.metrics import ClassReport, confident_mistakes
+from alphabet.rundir import replaced_whole
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -42,9 +43,9 @@ def flatten(tree: dict, prefix: str = "") -> dict:
 
 
 def write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=float, allow_nan=True) + "\n")
-    tmp.replace(path)
+    text = json.dumps(data, indent=2, default=float, allow_nan=True) + "\n"
+    with replaced_whole(path) as tmp:
+        tmp.write_text(text)
 
 
 def write_mistakes(path: Path, data: LetterSet, probs: torch.Tensor, source: str) -> int:
@@ -53,15 +54,13 @@ def write_mistakes(path: Path, data: LetterSet, probs: torch.Tensor, source: str
     probabilities. Returns how many rows."""
     order = confident_mistakes(probs, torch.from_numpy(data.labels), len(data))
     predicted = probs.argmax(1).numpy()
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with replaced_whole(path) as tmp, open(tmp, "w", newline="") as f:
         out = csv.writer(f)
         out.writerow(["origin", "writer", "true", "predicted", "p_true", "p_predicted"])
         for i in order:
             true, read = int(data.labels[i]), int(predicted[i])
             out.writerow([origin_of(data, i, source), "" if data.writers is None else data.writers[i],
                           data.classes[true], data.classes[read], f"{probs[i, true]:.4f}", f"{probs[i, read]:.4f}"])
-    tmp.replace(path)
     return len(order)
 
 

@@ -1,4 +1,5 @@
-"""Run directories and output files: safe names, never over an earlier run or a file that exists."""
+"""Run directories and output files: safe names, never over an earlier run or a file that exists, and
+files replaced only once written whole."""
 
 from __future__ import annotations
 
@@ -181,4 +182,18 @@ def claim_new_file(path: Path, beside: tuple[str, ...] = (), log: Callable[[str]
     except BaseException:
         for made in (candidate, *(candidate.with_suffix(s) for s in beside)):
             made.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def replaced_whole(path: Path) -> Iterator[Path]:
+    """A temporary name beside ``path`` to write to, which replaces ``path`` once written whole: a kill or
+    a full disk mid-write leaves the file as it was. A write that fails removes its temporary file (a
+    half-written checkpoint on a full disk is as big as a whole one); only a kill leaves it."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from alphabet.errors import UserError
-from alphabet.rundir import check_name, free_name, new_run_dir
+from alphabet.rundir import check_name, free_name, new_run_dir, replaced_whole
 
 if TYPE_CHECKING:  # imported where used: a CLI that never opens storage should not pay for them
     import optuna
@@ -133,7 +133,8 @@ class RunLocation:
     def write_text(self, name: str, text: str) -> None:
         local = self.path / name
         local.parent.mkdir(parents=True, exist_ok=True)
-        local.write_text(text)
+        with replaced_whole(local) as tmp:  # summary.json and best.yaml are written again on --resume
+            tmp.write_text(text)
         if self.remote:
             fs, path = self._fs()
             try:

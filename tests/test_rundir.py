@@ -53,3 +53,31 @@ def test_a_folder_that_cannot_be_made_is_named(tmp_path):
     with pytest.raises(UserError, match=re.escape(fragment)), claim_new_file(tmp_path / "o.txt" / "letters.pt2"):
         pass
     assert (tmp_path / "o.txt").read_text() == "theirs"
+
+
+def test_a_checkpoint_that_fails_to_save_leaves_the_last_one_and_no_temporary_file(tmp_path):
+    from alphabet.checkpoint import load_checkpoint, save_checkpoint
+    from alphabet.config import Config
+
+    path = tmp_path / "checkpoints" / "last.pt"
+    save_checkpoint(path, Config(), ["a", "b"], {"epoch": 3})
+    with pytest.raises(Exception, match="pickle"):  # torch.save opens the file, then fails to pickle a lambda
+        save_checkpoint(path, Config(), ["a", "b"], {"epoch": 4, "odd": lambda: None})
+    assert load_checkpoint(path)["trainer"] == {"epoch": 3}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.pt"]
+
+
+def test_mistakes_written_halfway_leave_the_file_as_it_was(tmp_path):
+    import numpy as np
+    import torch
+
+    from alphabet.data import LetterSet
+    from alphabet.reporting import write_mistakes
+
+    letters = LetterSet(np.zeros((2, 28, 28), np.uint8), np.array([0, 1]), ["a", "b"], writers=np.array(["w1"]))
+    probs = torch.tensor([[0.2, 0.8], [0.9, 0.1]])  # both misread; the second has no writer: an IndexError mid-file
+    (tmp_path / "mistakes.csv").write_text("earlier\n")
+    with pytest.raises(IndexError):
+        write_mistakes(tmp_path / "mistakes.csv", letters, probs, "synthetic")
+    assert (tmp_path / "mistakes.csv").read_text() == "earlier\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["mistakes.csv"]
