@@ -105,7 +105,10 @@ def train_trial(params: dict, *, experiment: Experiment, splits: Splits, initial
                              "epoch_seconds": time.time() - tick, "node_id": node_id})
                 break
             except UserError as e:  # out of memory: these settings are too big for this device
-                report_refused(experiment.search.metric, worst, str(e), trainer.epoch, node_id)
+                share = resources.get("GPU", 0)
+                # Trials sharing a GPU take its memory from each other: the reason says it was shared.
+                beside = f" (this trial had {share:g} of the GPU, beside others)" if 0 < share < 1 else ""
+                report_refused(experiment.search.metric, worst, str(e) + beside, trainer.epoch, node_id)
                 break
             epoch = trainer.epoch
             reporter.scalars("train", {**train_metrics, "lr": trainer.lr}, epoch)
