@@ -65,12 +65,12 @@ def train_trial(params: dict, *, experiment: Experiment, splits: Splits, initial
     sys.unraisablehook = quiet_exit_in_callbacks  # this process runs trials only
     # Ray logs a line per saved checkpoint; at one per epoch per trial it buries the status table.
     logging.getLogger("ray.train").setLevel(logging.WARNING)
-    config = trial_config(experiment, params)
     node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran it, for the trial table
     resources = tune.get_context().get_trial_resources().required_resources
     torch.set_num_threads(max(1, int(resources.get("CPU", 1))))  # stay inside the trial's CPU share
     worst = 0.0 if experiment.mode == "max" else float("inf")
-    try:
+    try:  # settings checked one by one when the search started may still be refused together
+        config = trial_config(experiment, params)
         trainer = Trainer(config, splits.train, auxiliary=splits.auxiliary, initial=initial)
     except UserError as e:
         report_refused(experiment.search.metric, worst, str(e), 0, node_id)
