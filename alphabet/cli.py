@@ -12,6 +12,7 @@ import argparse
 import importlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -421,6 +422,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(message: str) -> str:
+    """``message`` with control characters written as escapes: a file name with a newline in it would
+    otherwise break the one line of an error in two."""
+    return CONTROL_CHARACTER.sub(lambda found: repr(found.group())[1:-1], message)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
@@ -438,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         if args.debug:
             raise
-        print(f"alphabet: error: {e}", file=sys.stderr)
+        print(f"alphabet: error: {one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         print("alphabet: interrupted", file=sys.stderr)

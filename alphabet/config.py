@@ -337,7 +337,7 @@ def read_yaml(path: str | Path) -> Any:
         text = path.read_text()
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
-    except (IsADirectoryError, UnicodeDecodeError, PermissionError) as e:
+    except (OSError, UnicodeDecodeError) as e:  # a folder, no permission, a device that fails to read
         raise UserError(f"{path}: expected a readable YAML text file ({type(e).__name__})") from None
     try:
         return load_yaml(text)

@@ -262,6 +262,12 @@ CASES = {
     "data preview: its PNG as the config": (lambda t, ck: (["data", "preview", t / "grid.png"], "grid.png"),
                                             "expected a training config or experiment .yaml; the file data "
                                             "preview writes goes after --out"),
+    # a read that fails (here EIO) is named as a folder or an unreadable file is, not an OSError traceback
+    "train: a config that fails to read": (lambda t, ck: (["train", "/proc/self/mem"], "/proc/self/mem"),
+                                           "expected a readable YAML text file (OSError)"),
+    # a name with a newline is written as an escape: the error stays one line
+    "predict: an image named with a newline": (lambda t, ck: (["predict", ck, t / "a\nb.png"], "a\\nb.png"),
+                                               "a\\nb.png: file not found"),
     "checkpoint: not ours": (_checkpoint(lambda t, ck: torch.save({"w": torch.zeros(3)}, t / "n.pt") or t / "n.pt"),
                              "not an alphabet checkpoint"),
 }
