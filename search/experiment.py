@@ -230,7 +230,7 @@ def _param(key: str, raw: Any, origin: str, params: set[str]) -> ParamSpec:
     where = f"{origin}: space.{key}"
     if key not in params:
         raise UserError(f"{where}: unknown setting; expected one of {', '.join(sorted(params))}")
-    if not isinstance(raw, dict) or raw.get("type") not in DISTRIBUTIONS:
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str) or raw["type"] not in DISTRIBUTIONS:
         raise UserError(f"{where}: expected a mapping with type one of {', '.join(DISTRIBUTIONS)}")
     kind = raw["type"]
     extra = set(raw) - DISTRIBUTIONS[kind] - {"type", "when"}
@@ -250,6 +250,9 @@ def _param(key: str, raw: Any, origin: str, params: set[str]) -> ParamSpec:
         values = raw.get("values")
         if not isinstance(values, list) or not values:
             raise UserError(f"{where}: values: expected a non-empty list, got {values!r}")
+        repeated = [v for i, v in enumerate(values) if v in values[:i]]
+        if repeated:  # TPE would draw it twice as often, and a `when` on it (or on the others) be muddled
+            raise UserError(f"{where}: values: expected each value once, got {repeated[0]!r} more than once")
         spec.values = values
     else:
         low, high = raw.get("low"), raw.get("high")
@@ -266,6 +269,10 @@ def _param(key: str, raw: Any, origin: str, params: set[str]) -> ParamSpec:
             raise UserError(f"{where}: expected integer low and high for type int")
         if spec.step is not None and spec.step <= 0:
             raise UserError(f"{where}: step: expected a value > 0, got {spec.step}")
+        if kind == "int" and spec.step is not None and not isinstance(spec.step, int):
+            raise UserError(f"{where}: step: expected a whole number for type int, got {spec.step}")
+        if spec.step is not None and spec.step > high - low:  # one value only: a fixed setting, not a search
+            raise UserError(f"{where}: step: expected at most high - low ({high - low:g}), got {spec.step}")
         if spec.log and spec.step not in (None, 1):
             raise UserError(f"{where}: expected no step with log: true (Optuna samples an int on a log "
                             f"scale only in steps of 1), got step={spec.step}")
@@ -273,7 +280,7 @@ def _param(key: str, raw: Any, origin: str, params: set[str]) -> ParamSpec:
             raise UserError(f"{where}: expected high - low to be a multiple of step {spec.step}, got "
                             f"low={low} high={high}")
         spec.low, spec.high = low, high
-    when = raw.get("when") or {}
+    when = {} if raw.get("when") is None else raw["when"]  # `when:` left empty is no condition
     if not isinstance(when, dict):
         raise UserError(f"{where}: when: expected a mapping like {{train.optimizer: sgd}}, got {when!r}")
     spec.when = {k: (v if isinstance(v, list) else [v]) for k, v in when.items()}

@@ -256,6 +256,17 @@ DELETE = object()
     # past what torch can size even on the meta device: an OverflowError traceback before
     ({"space/model.width": {"type": "int", "low": 8, "high": 10**30}}, "space.model: too large for torch to build"),
     ({"space/train.lr": {"type": "choice", "values": []}}, "values: expected a non-empty list"),
+    # found by a sweep of the space's fields: a TypeError, Optuna's ValueError, or a silent misreading before
+    ({"space/train.lr": {"type": ["loguniform"], "low": 0.001, "high": 0.1}},
+     "space.train.lr: expected a mapping with type one of"),
+    ({"space/model.width": {"type": "int", "low": 8, "high": 32, "step": 0.5}},
+     "space.model.width: step: expected a whole number for type int, got 0.5"),
+    ({"space/model.dropout": {"type": "uniform", "low": 0.0, "high": 0.4, "step": 1000}},
+     "space.model.dropout: step: expected at most high - low (0.4), got 1000"),
+    ({"space/train.optimizer": {"type": "choice", "values": ["adamw", "adamw"]}},
+     "space.train.optimizer: values: expected each value once, got 'adamw' more than once"),
+    ({"space/train.momentum": {"type": "uniform", "low": 0.8, "high": 0.98, "when": ""}},
+     "space.train.momentum: when: expected a mapping like {train.optimizer: sgd}, got ''"),
     ({"space/train.lr": {"type": "uniform", "low": 0.1, "high": 1, "q": 2}}, "unknown key 'q' for type uniform"),
     ({"space/model.width": {"type": "int", "low": 8.5, "high": 64}}, "expected integer low and high"),
     # whole-number ends pass as ints, but every trial would draw a fraction and fail
