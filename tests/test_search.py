@@ -346,6 +346,12 @@ def test_settings_the_library_refuses_end_their_trial_once_with_the_reason(tmp_p
     assert "expected a smaller model.width (300000)" in refused.reason and "parameters need about" in refused.reason
     assert trained.status == "completed" and trained.reason == ""
     assert not list(run_dir.glob("trial_*/error.txt"))  # not an error, so not retried (resources.max_failures)
+    # TensorBoard lists it among the trials too: its settings in HParams, and why it ended as text
+    events = EventAccumulator(str(next(run_dir.glob(f"trial_*_{refused.trial_id}"))), size_guidance={"tensors": 0})
+    events.Reload()
+    assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
+    said = events.Tensors("refused/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert said == refused.reason
     study = optuna.load_study(study_name="refuse", storage=f"sqlite:///{run_dir / 'optuna.db'}")
     told = [t for t in study.trials if "refused" in t.user_attrs]
     complete = optuna.trial.TrialState.COMPLETE
