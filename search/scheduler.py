@@ -26,6 +26,17 @@ if TYPE_CHECKING:
 
 
 class ResumableASHA(ASHAScheduler):
+    # A refused trial (search/trainable.py) reports the worst value once, for TPE; it trained no epoch, so
+    # the rungs leave it out: counted, it would lower the bar the trials that did train are held to.
+    def on_trial_result(self, tune_controller: object, trial: Trial, result: dict) -> str:
+        if result.get("refused"):
+            return TrialScheduler.CONTINUE
+        return super().on_trial_result(tune_controller, trial, result)
+
+    def on_trial_complete(self, tune_controller: object, trial: Trial, result: dict) -> None:
+        if not result.get("refused"):
+            super().on_trial_complete(tune_controller, trial, result)
+
     def on_trial_add(self, tune_controller: object, trial: Trial) -> None:
         super().on_trial_add(tune_controller, trial)
         reached = int(trial.last_result.get(self._time_attr) or 0)  # as the saved state has it
@@ -34,7 +45,8 @@ class ResumableASHA(ASHAScheduler):
         # Up to the epoch the saved state counts: the trial goes on from there, and reports any
         # later epoch again.
         reports = [r for r in reported_results(trial.storage.storage_filesystem, trial.storage.trial_fs_path)
-                   if r.get(self._metric) is not None and 0 < int(r.get(self._time_attr) or 0) <= reached]
+                   if r.get(self._metric) is not None and not r.get("refused")
+                   and 0 < int(r.get(self._time_attr) or 0) <= reached]
         for milestone, recorded in self._trial_info[trial.trial_id]._rungs:
             # ASHA records a trial's first report at or past a rung's epoch, and judges it there
             first = next((r for r in reports if r[self._time_attr] >= milestone), None)

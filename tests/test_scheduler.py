@@ -63,3 +63,21 @@ def test_a_trial_started_after_the_resume_is_judged_against_those_before_it(tmp_
         scheduler, trials = resumed(scheduler_class, tmp_path / scheduler_class.__name__)
         # below both a's and b's epoch 2: pruned, as it would have been without the interruption
         assert report(scheduler, trials["c"], 2, 0.2) == expected, scheduler_class
+
+
+def test_a_refused_trial_is_left_out_of_the_rungs(tmp_path):
+    # Trial r's settings were refused: it reported the worst value once and trained nothing. Counted at
+    # the rung, it would let d through there; left out, d is judged against b alone, and stopped.
+    for scheduler_class, expected in ((ASHAScheduler, TrialScheduler.CONTINUE), (ResumableASHA, TrialScheduler.STOP)):
+        scheduler = scheduler_class(time_attr="training_iteration", metric=METRIC, mode="max", max_t=4,
+                                    grace_period=1, reduction_factor=2)
+        trials = {name: SimpleNamespace(trial_id=name, last_result={}) for name in "rbd"}
+        for trial in trials.values():
+            scheduler.on_trial_add(None, trial)
+        refused = {"training_iteration": 1, METRIC: 0.0, "refused": "model: too big"}
+        scheduler.on_trial_result(None, trials["r"], refused)
+        scheduler.on_trial_complete(None, trials["r"], refused)
+        assert report(scheduler, trials["b"], 1, 0.5) == TrialScheduler.CONTINUE
+        assert report(scheduler, trials["d"], 1, 0.3) == expected, scheduler_class
+        rung = dict(scheduler._brackets[0]._rungs)[1]
+        assert ("r" in rung) == (scheduler_class is ASHAScheduler)
