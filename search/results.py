@@ -178,7 +178,7 @@ def trials_table(rows: list[TrialRow], metric: str, rank_epochs: int) -> str:
         interval = f"{r.interval[0]:.4f}-{r.interval[1]:.4f}" if r.interval else "-"
         # The metric to fixed places, as its interval: 0.943 beside 0.9434 would read as less precise.
         lines.append([r.trial_id + ("*" if r.given else ""), r.status, _metric(r.score), interval, _metric(r.peak),
-                      str(r.peak_epoch), str(r.epochs)] + values)
+                      "-" if math.isnan(r.peak) else str(r.peak_epoch), str(r.epochs)] + values)
     widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)]
     out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False))]
     out += ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=False)) for line in lines]
@@ -230,7 +230,7 @@ def _epochs(n: int) -> str:
 
 
 def _metric(value: float) -> str:
-    return "nan" if math.isnan(value) else f"{value:.4f}"
+    return "-" if math.isnan(value) else f"{value:.4f}"  # no score: a trial that ended before its first epoch
 
 
 def _fmt(value: object) -> str:

@@ -65,11 +65,13 @@ def test_the_trials_table_gives_every_metric_to_the_same_places():
     from search.results import TrialRow, trials_table
 
     rows = [TrialRow("a", "completed", {"train.lr": 0.0073971}, 0.93881, 0.943, 43, 60, 1.0, interval=(0.92, 0.95)),
-            TrialRow("b", "pruned", {"train.lr": 0.002}, 0.9, 0.91234, 2, 3, 1.0)]
-    a, b = (line.split() for line in trials_table(rows, "val_balanced_accuracy", 6).splitlines()[1:])
+            TrialRow("b", "pruned", {"train.lr": 0.002}, 0.9, 0.91234, 2, 3, 1.0),
+            TrialRow("c", "refused", {"train.lr": 0.001}, math.nan, math.nan, 0, 0, 0.0, reason="too big")]
+    a, b, c = (line.split() for line in trials_table(rows, "val_balanced_accuracy", 6).splitlines()[1:4])
 
     assert a[:7] == ["a", "completed", "0.9388", "0.9200-0.9500", "0.9430", "43", "60"]
     assert b[:7] == ["b", "pruned", "0.9000", "-", "0.9123", "2", "3"]
+    assert c[:7] == ["c", "refused", "-", "-", "-", "-", "0"]  # no score, rather than nan
     assert a[7] == "0.007397" and b[7] == "0.002"  # parameters keep their significant figures
 
 
