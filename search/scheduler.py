@@ -1,4 +1,4 @@
-"""ASHA whose rungs survive ``alphabet search --resume``.
+"""ASHA whose rungs survive ``alphabet search --resume``, and hold only trials that trained.
 
 Ray Tune (2.60) does not save a scheduler with the search's state: on resume it
 unpickles the one the search started with, its rungs empty (ray-project/ray
@@ -9,6 +9,9 @@ already, at a later epoch than the rung's: stopped there, it ends short of
 ``max_t`` at no rung at all. Each trial's result.json holds what it reported at
 every epoch, so the rungs are filled again from it as Tune adds the saved
 trials back.
+
+A trial whose settings the library refused reports the worst value once, for
+TPE, without having trained an epoch: the rungs leave it out.
 """
 
 from __future__ import annotations
@@ -26,8 +29,7 @@ if TYPE_CHECKING:
 
 
 class ResumableASHA(ASHAScheduler):
-    # A refused trial (search/trainable.py) reports the worst value once, for TPE; it trained no epoch, so
-    # the rungs leave it out: counted, it would lower the bar the trials that did train are held to.
+    # Counted, a refused trial (search/trainable.py) would lower the bar the trials that trained are held to.
     def on_trial_result(self, tune_controller: object, trial: Trial, result: dict) -> str:
         if result.get("refused"):
             return TrialScheduler.CONTINUE
