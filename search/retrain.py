@@ -20,7 +20,7 @@ from alphabet.metrics import LEVEL
 from alphabet.rundir import holder_of_run_dir
 from alphabet.train_ensemble import CONFIG_FILE, train_seeds
 from search.results import SUMMARY_FILE, best_score_text, read_summary
-from search.runner import EXPERIMENT_FILE, load_saved_experiment
+from search.runner import EXPERIMENT_FILE, load_saved_experiment, searches_within
 from search.storage import BEST_FILE, RunLocation
 
 REMOTE_FILE = "remote_uri.txt"  # in a remote search's local folder: the search's URI
@@ -52,7 +52,8 @@ def _locate(target: str) -> tuple[Path, Path | None]:
     if path.is_dir():
         best = path / BEST_FILE
         if not best.is_file():
-            raise UserError(f"{path}: no {BEST_FILE}; expected a finished search's RUN_DIR or a best.yaml file")
+            raise UserError(f"{path}: no {BEST_FILE}; expected a finished search's RUN_DIR or a best.yaml file"
+                            f"{searches_within(path)}")
         return best, path
     if not path.is_file():
         raise UserError(f"{path}: not found; expected a search RUN_DIR or a best.yaml file")

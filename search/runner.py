@@ -113,12 +113,24 @@ def save_experiment(experiment: Experiment, location: RunLocation) -> None:
     location.write_text(EXPERIMENT_FILE, yaml.safe_dump(experiment.to_dict(), sort_keys=False))
 
 
+def searches_within(folder: Path) -> str:
+    """Where ``folder`` is a storage.path rather than a RUN_DIR, the searches in it, as a hint to end an
+    error with (" (a folder of searches: own, quick; name one, e.g. .../own)"), else ""."""
+    with contextlib.suppress(OSError):
+        names = sorted(child.name for child in folder.iterdir() if (child / EXPERIMENT_FILE).is_file())
+        if names:
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            return f" (a folder of searches: {shown}; name one, e.g. {folder / names[0]})"
+    return ""
+
+
 def load_saved_experiment(location: RunLocation) -> Experiment:
     text = location.read_text(EXPERIMENT_FILE)
     if text is None and not location.remote and not Path(location.uri).exists():
         raise UserError(f"{location.uri}: no such directory; expected a search's RUN_DIR")
     if text is None:
-        raise UserError(f"{location.uri}: not a search run directory; expected {EXPERIMENT_FILE} in it")
+        hint = "" if location.remote else searches_within(Path(location.uri))
+        raise UserError(f"{location.uri}: not a search run directory; expected {EXPERIMENT_FILE} in it{hint}")
     experiment = experiment_from_dict(load_yaml(text), location.child(EXPERIMENT_FILE).uri)
     return experiment
 

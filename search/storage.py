@@ -148,7 +148,12 @@ class RunLocation:
     def read_text(self, name: str) -> str | None:
         if not self.remote:
             file = Path(self.uri) / name
-            return file.read_text() if file.is_file() else None
+            if not file.is_file():
+                return None
+            try:
+                return file.read_text()
+            except (OSError, UnicodeDecodeError) as e:  # no permission, a disk error, a binary file in its place
+                raise UserError(f"{file}: expected a readable text file ({type(e).__name__})") from None
         fs, path = self._fs()
         try:
             with fs.open_input_stream(f"{path}/{name}") as stream:

@@ -170,6 +170,17 @@ CASES = {
                                             "typo: no such directory; expected a search's RUN_DIR"),
     "trials: a directory that is no search": (lambda t, ck: (["trials", ck.parent], "checkpoints"),
                                               "not a search run directory; expected experiment.yaml in it"),
+    "trials: the storage.path, not a search in it": (lambda t, ck: (
+        ["trials", (t / "quick").mkdir() or (t / "quick" / "experiment.yaml").write_text("space: {}\n") and t], str(t)),
+        "not a search run directory; expected experiment.yaml in it (a folder of searches: quick; "
+        "name one, e.g. {tmp}/quick)"),
+    "retrain: the storage.path, not a search in it": (lambda t, ck: (
+        ["retrain", (t / "quick").mkdir() or (t / "quick" / "experiment.yaml").write_text("space: {}\n") and t],
+        str(t)), "no best.yaml; expected a finished search's RUN_DIR or a best.yaml file (a folder of searches: "
+        "quick; name one, e.g. {tmp}/quick)"),
+    "trials: a search's experiment.yaml that is not text": (lambda t, ck: (
+        ["trials", (t / "experiment.yaml").write_bytes(b"\xff\xfe\x00") and t], "experiment.yaml"),
+        "{tmp}/experiment.yaml: expected a readable text file (UnicodeDecodeError)"),
     "storage URI of an unknown scheme": (lambda t, ck: (["trials", "foo://bucket/run"], "run"),
                                          "foo://bucket/run: cannot open this storage URI"),
     "checkpoint: a directory with none": (_checkpoint(lambda t, ck: (t / "notes").mkdir() or t / "notes"),
