@@ -203,11 +203,11 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
     for key, value in TUNE_SETTINGS.items():  # a user's own setting of one wins
         os.environ.setdefault(key, value)
     from ray import tune
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from search.checkpoint_repair import RepairStaleCheckpoints
     from search.scheduler import build_scheduler
     from search.trainable import train_trial
+    from search.trial_logs import CsvTrialLog, JsonTrialLog
 
     address, where = cluster_address(address)  # before anything is loaded or written
     if resume:
@@ -277,7 +277,7 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=experiment.storage.keep_checkpoints),
                 failure_config=tune.FailureConfig(max_failures=experiment.resources.max_failures),
                 sync_config=tune.SyncConfig(sync_artifacts=True),
-                callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), RepairStaleCheckpoints()],
+                callbacks=[JsonTrialLog(), CsvTrialLog(), RepairStaleCheckpoints()],
                 progress_reporter=build_reporter(experiment),
                 verbose=1),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -18,6 +19,7 @@ import pytest
 import torch
 import yaml
 from conftest import another_process_makes_it_first, held_by_another_process
+from ray import tune
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from alphabet.checkpoint import load_checkpoint
@@ -294,6 +296,38 @@ def test_time_budget_ends_the_search_with_its_results(tmp_path):
     assert done.returncode == 2 and "no trial reported val_balanced_accuracy" in error, done.stderr[-3000:]
     assert "Failed to fetch metrics" not in done.stderr, done.stderr[-3000:]
     assert "search.time_budget_s: 1 s; if it ran out before any trial's first epoch, expected a budget" in error
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads the open files from /proc (Linux)")
+def test_trials_the_time_budget_stops_have_their_result_logs_closed(tmp_path, monkeypatch):
+    # Tune closes a trial's result.json and progress.csv when the trial completes or fails, and not when
+    # the budget stops it; Python then named each file left open at the end of the search's output.
+    import ray
+
+    from search.trial_logs import CsvTrialLog, JsonTrialLog
+
+    def reports_forever(config: dict) -> None:  # defined here, so that Ray's workers get it by value
+        while True:
+            tune.report({"score": 1.0})
+            time.sleep(0.1)
+
+    def open_result_logs() -> list[str]:
+        names = []
+        for fd in Path("/proc/self/fd").iterdir():
+            with contextlib.suppress(OSError):  # closed while listed
+                names.append(os.readlink(fd))
+        return [name for name in names if name.endswith(("result.json", "progress.csv"))]
+
+    monkeypatch.setenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # as a search sets it: these two are Tune's own
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        grid = tune.Tuner(reports_forever, tune_config=tune.TuneConfig(num_samples=2, time_budget_s=3),
+                          run_config=tune.RunConfig(storage_path=str(tmp_path), name="budget", verbose=0,
+                                                    callbacks=[JsonTrialLog(), CsvTrialLog()])).fit()
+    finally:
+        ray.shutdown()
+    assert len(grid) == 2 and grid.num_errors == 0
+    assert open_result_logs() == []
 
 
 def test_a_diverged_trial_is_a_result_not_an_error(tmp_path):
