@@ -164,9 +164,10 @@ def build_reporter(experiment: Experiment) -> CLIReporter:
 
     # In a log file (nohup, CI) the status table comes once a minute, not every 5 s. Not
     # sort_by_metric: Ray's sort fails on trials a time budget stopped before their first
-    # report; `alphabet trials` gives the sorted table.
+    # report; `alphabet trials` gives the sorted table. Columns as wide as the longest metric's name
+    # (val_balanced_accuracy), which Ray's default of 20 broke over two lines.
     return CLIReporter(metric_columns=["epoch", experiment.search.metric],
-                       max_report_frequency=10 if sys.stdout.isatty() else 60)
+                       max_report_frequency=10 if sys.stdout.isatty() else 60, max_column_length=24)
 
 
 def say_interrupted(location: RunLocation, experiment: Experiment, rows: list[TrialRow], elapsed: float,
