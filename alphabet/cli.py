@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from alphabet.errors import RunInterrupted, UserError
+from alphabet.errors import DiskFull, RunInterrupted, UserError
 from alphabet.rundir import claim_new_file, free_name
 
 if TYPE_CHECKING:
@@ -448,7 +448,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         if args.debug:
             raise
-        print(f"alphabet: error: {one_line(str(e))}", file=sys.stderr)
+        then = (f"; free some, then continue it with: alphabet {args.command} --resume {e.run_dir}"
+                if isinstance(e, DiskFull) and e.run_dir else "")
+        print(f"alphabet: error: {one_line(str(e))}{then}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         print("alphabet: interrupted", file=sys.stderr)

@@ -20,6 +20,13 @@ class TrainingDiverged(UserError):
     """
 
 
+class DiskFull(UserError):
+    """A file could not be written whole for want of space. ``run_dir`` is set where the run it
+    belongs to can continue (``--resume``) once there is room."""
+
+    run_dir: Path | None = None
+
+
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C during a run that has a checkpoint to continue from, in ``run_dir``."""
 

@@ -3,6 +3,7 @@ files replaced only once written whole."""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -13,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from alphabet.errors import RunInterrupted, UserError
+from alphabet.errors import DiskFull, RunInterrupted, UserError
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 LOCK_FILE = ".alphabet.lock"  # held by the one process writing a run; it names that process
@@ -142,6 +143,8 @@ def guard_run_dir(run_dir: Path, created: bool = True) -> Iterator[Path]:
             shutil.rmtree(run_dir, ignore_errors=True)
         if resumable and isinstance(e, KeyboardInterrupt):
             raise RunInterrupted(run_dir) from None
+        if resumable and isinstance(e, DiskFull):  # the outermost guard names the directory, as for Ctrl-C
+            e.run_dir = run_dir
         raise
 
 
@@ -194,6 +197,25 @@ def replaced_whole(path: Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
+        full = isinstance(e, Exception) and disk_is_full(e, path.parent)  # looked at before the unlink frees it
         tmp.unlink(missing_ok=True)
+        if full:
+            raise DiskFull(f"{path}: cannot write it, no space left on its disk "
+                           f"({mebibytes(shutil.disk_usage(path.parent).free)} free); expected room for it") from None
         raise
+
+
+def mebibytes(count: int) -> str:
+    return f"{count / 2**20:,.1f} MiB"
+
+
+def disk_is_full(error: Exception, folder: Path) -> bool:
+    """Whether ``error``, raised while writing in ``folder``, came of a full disk: ENOSPC itself, or a
+    writer that hides it (torch.save's RuntimeError) with less than a MiB left there."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return True
+    try:
+        return shutil.disk_usage(folder).free < 2**20
+    except OSError:
+        return False

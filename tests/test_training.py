@@ -1,5 +1,6 @@
 import importlib.metadata
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -242,3 +243,32 @@ def test_running_out_of_memory_names_the_settings_that_size_it():
             torch.empty(2**62, dtype=torch.uint8)
     with pytest.raises(RuntimeError, match="^a bug$"), out_of_memory_named(config, torch.device("cpu")):
         raise RuntimeError("a bug")  # other errors are not taken for memory
+
+
+def test_a_disk_that_fills_mid_run_ends_in_one_line_and_the_run_continues_once_there_is_room(
+        cli, tiny, tmp_path, monkeypatch):
+    # The disk is simulated: the third last.pt fails as a full disk fails it, after writing part of it.
+    import errno
+
+    real_save, saves = torch.save, []
+
+    def save(payload: dict, path: Path) -> None:
+        saves.append(Path(path).name)
+        if saves.count("last.pt.tmp") == 3:
+            Path(path).write_bytes(b"part of a checkpoint")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(payload, path)
+
+    monkeypatch.setattr(torch, "save", save)
+    done = cli("train", *[x for o in tiny + ["train.epochs=4", "log.name=r"] for x in ("--set", o)])
+    run = tmp_path / "runs" / "r"
+    assert done.code == 2 and done.err.count("\n") == 1, done.err
+    assert re.fullmatch(rf"alphabet: error: {re.escape(str(run))}/checkpoints/last.pt: cannot write it, no space left "
+                        rf"on its disk \([\d,.]+ MiB free\); expected room for it; free some, then continue it with: "
+                        rf"alphabet train --resume {re.escape(str(run))}\n", done.err), done.err
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.pt", "last.pt"]  # no .tmp left
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["trainer"]["epoch"] == 2
+
+    monkeypatch.setattr(torch, "save", real_save)  # room again
+    assert cli("train", "--resume", run).code == 0
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 4
