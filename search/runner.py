@@ -27,10 +27,10 @@ from alphabet.config import load_yaml
 from alphabet.data import load_splits
 from alphabet.errors import UserError
 from alphabet.finetune import initial_weights
-from alphabet.rundir import hold_run_dir
+from alphabet.rundir import disk_is_full, hold_run_dir, mebibytes
 from search.cluster import check_node_installs, cluster_address
 from search.experiment import Experiment, check_initial_weights, experiment_from_dict
-from search.storage import STUDY_FILE, RunLocation, locate_new_run
+from search.storage import STUDY_FILE, RunLocation, largest_checkpoint_in, locate_new_run, room_short
 
 if TYPE_CHECKING:  # Ray is imported where used, so that `alphabet --help` starts fast
     from ray.tune import CLIReporter
@@ -171,18 +171,20 @@ def build_reporter(experiment: Experiment) -> CLIReporter:
 
 
 def say_interrupted(location: RunLocation, experiment: Experiment, rows: list[TrialRow], elapsed: float,
-                    log: Callable[[str], None]) -> None:
-    """What a search stopped by Ctrl-C has done so far, and the command that continues it."""
+                    log: Callable[[str], None], how: str = "interrupted") -> None:
+    """What a search stopped by Ctrl-C has done so far, and the command that continues it (which
+    a search stopped ``how`` otherwise says in its error)."""
     from search.results import write_results
 
     unfinished = sum(row.status == "unfinished" for row in rows)
-    log(f"search interrupted after {elapsed:.0f}s: {len(rows)} trials, {unfinished} unfinished")
+    log(f"search {how} after {elapsed:.0f}s: {len(rows)} trials, {unfinished} unfinished")
     # Judged by the saved results that the table is made of: a trial's checkpoint can reach storage
     # before the driver has written the result it came with, and Ctrl-C may fall in between.
     if any(not math.isnan(r.score) for r in rows):
         log("the trials so far:")
         write_results(location, experiment, log, rows)
-    log(f"continue it with: alphabet search --resume {shlex.quote(location.uri)}")
+    if how == "interrupted":
+        log(f"continue it with: alphabet search --resume {shlex.quote(location.uri)}")
 
 
 def run_search(experiment: Experiment | None, address: str | None = None, resume: str | None = None,
@@ -206,6 +208,7 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
     from ray import tune
 
     from search.checkpoint_repair import RepairStaleCheckpoints
+    from search.disk_guard import DiskGuard, check_tune_state, disk_full, filled_by_another
     from search.scheduler import build_scheduler
     from search.trainable import train_trial
     from search.trial_logs import CsvTrialLog, JsonTrialLog
@@ -219,6 +222,11 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
                             f"{location.path / STUDY_FILE}); resume the search where it was started, from "
                             "the same folder")
         _hold(held, location)
+        if not location.remote:  # an object store neither fills nor keeps half an upload
+            check_tune_state(location.path)
+            if short := room_short(location.path):
+                raise UserError(f"{location.uri}: {mebibytes(short[0])} free on its disk; expected at least "
+                                f"{mebibytes(short[1])} to continue the search")
     else:
         RunLocation.parse(experiment.storage.path).check_reachable(experiment.source)
     started = time.time()
@@ -259,6 +267,9 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
         count = len(experiment.first_trials)
         log(f"the first {'trial takes' if count == 1 else f'{count} trials take'} the settings of search.first_trials")
     log(location.tensorboard_command())
+    # Local storage only (an object store does not fill), and not through Ray Client, where Tune runs
+    # on the cluster, off its main thread, and the guard's signal would end that process.
+    guard = None if location.remote or address.startswith("ray://") else DiskGuard(location.path)
     if resume:
         if not tune.Tuner.can_restore(location.uri):
             raise UserError(f"{location.uri}: no Tune experiment state to resume from")
@@ -278,7 +289,7 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=experiment.storage.keep_checkpoints),
                 failure_config=tune.FailureConfig(max_failures=experiment.resources.max_failures),
                 sync_config=tune.SyncConfig(sync_artifacts=True),
-                callbacks=[JsonTrialLog(), CsvTrialLog(), RepairStaleCheckpoints()],
+                callbacks=[JsonTrialLog(), CsvTrialLog(), RepairStaleCheckpoints(), *([guard] if guard else [])],
                 progress_reporter=build_reporter(experiment),
                 verbose=1),
         )
@@ -291,6 +302,11 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
         logger.addFilter(quiet)
     try:
         grid = tuner.fit()
+    except Exception as e:
+        # The guard stops a search before its disk is full; another program may fill it faster.
+        if guard and disk_is_full(e, guard.folder):
+            raise filled_by_another(location, type(e).__name__) from None
+        raise
     finally:
         for logger, quiet in quieted:
             logger.removeFilter(quiet)
@@ -303,9 +319,18 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
     elapsed = time.time() - started
     # Tune ends fit() on Ctrl-C as if the search were done; its saved state still has trials running
     # or pending (the grid does not: it marks them terminated as it shuts them down).
-    rows = load_trials(location, experiment)
+    try:
+        rows = load_trials(location, experiment)
+    except UserError as e:
+        if guard and room_short(guard.folder):  # filled by another program faster than the guard looks
+            raise filled_by_another(location, str(e)) from None
+        raise
     unfinished = sum(row.status == "unfinished" for row in rows)
     budget = experiment.search.time_budget_s
+    if unfinished and guard and (short := room_short(guard.folder, unfinished, largest_checkpoint_in(guard.folder))):
+        say_interrupted(location, experiment, rows, elapsed, log, how="stopped")
+        raise disk_full(location, f"stopped with {mebibytes(short[0])} free on its disk, under the "
+                                  f"{mebibytes(short[1])} a search keeps for its checkpoints and state")
     if unfinished and not (budget and elapsed >= budget):
         say_interrupted(location, experiment, rows, elapsed, log)
         raise KeyboardInterrupt

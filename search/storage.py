@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shlex
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from alphabet.errors import UserError
-from alphabet.rundir import check_name, free_name, new_run_dir, replaced_whole
+from alphabet.rundir import check_name, free_name, mebibytes, new_run_dir, replaced_whole
 
 if TYPE_CHECKING:  # imported where used: a CLI that never opens storage should not pay for them
     import optuna
@@ -27,6 +28,9 @@ STUDY_FILE = "optuna.db"
 BEST_FILE = "best.yaml"  # a finished search's best configuration, a plain training config
 OBJECT_STORES = ("s3", "gs", "gcs")  # pyarrow's schemes whose first path component is a bucket
 GCS_PROBE_S = 10
+# Room a local search keeps free: for Tune's state and the search's results, and (search/disk_guard.py)
+# for two more checkpoints of each running trial, which may be writing one as the search stops.
+RESERVE_FLOOR = 64 * 2**20
 
 
 def _reason(error: OSError) -> str:
@@ -100,6 +104,9 @@ class RunLocation:
             if not os.access(found, os.W_OK | os.X_OK):
                 raise UserError(f"{origin}: storage.path: {found}: no permission to write there; expected a "
                                 "directory this user can write")
+            if short := room_short(found):
+                raise UserError(f"{origin}: storage.path: {found}: {mebibytes(short[0])} free on its disk; expected "
+                                f"at least {mebibytes(short[1])} for a search's checkpoints and state")
             return
         import pyarrow.fs
 
@@ -201,6 +208,16 @@ class RunLocation:
         if importlib.util.find_spec("boto3") is None:
             command += "   (TensorBoard reads s3:// with boto3: pip install boto3)"
         return command
+
+
+def room_short(folder: Path, running: int = 0, largest_checkpoint: int = 0) -> tuple[int, int] | None:
+    """(free, needed) bytes where a search stored in ``folder`` lacks the room it keeps, else None."""
+    free, needed = shutil.disk_usage(folder).free, RESERVE_FLOOR + 2 * running * largest_checkpoint
+    return (free, needed) if free < needed else None
+
+
+def largest_checkpoint_in(run_dir: Path) -> int:
+    return max((f.stat().st_size for f in run_dir.glob("trial_*/checkpoint_*/*") if f.is_file()), default=0)
 
 
 def locate_new_run(storage_path: str, name: str, log: Callable[[str], None] = print) -> RunLocation:

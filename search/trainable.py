@@ -134,7 +134,8 @@ def train_trial(params: dict, *, experiment: Experiment, splits: Splits, initial
             metrics.update({f"train_{k}": v for k, v in train_metrics.items()}, epoch=epoch,
                            epoch_seconds=time.time() - tick, node_id=node_id)
             with tempfile.TemporaryDirectory() as folder:
-                save_checkpoint(Path(folder) / CHECKPOINT_FILE, config, trainer.classes, trainer.state_dict())
+                saved = save_checkpoint(Path(folder) / CHECKPOINT_FILE, config, trainer.classes, trainer.state_dict())
+                metrics["checkpoint_bytes"] = saved.stat().st_size  # the room the driver keeps for the next ones
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
     finally:
         reporter.close()

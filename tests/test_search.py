@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -511,6 +512,77 @@ def test_resume_after_kill_9_of_the_driver(tmp_path):
     study = optuna.load_study(study_name="killed", storage=f"sqlite:///{run_dir / 'optuna.db'}")
     assert all(t.state.is_finished() for t in study.trials)
     assert len([t for t in study.trials if t.state != optuna.trial.TrialState.FAIL]) == 6
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A file system of its own, of a size the test sets and changes: a tmpfs, which only root mounts."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+
+    def size(mib: int) -> None:
+        options = f"remount,size={mib}m" if os.path.ismount(disk) else f"size={mib}m"
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(disk)], capture_output=True)
+        if mounted.returncode != 0:
+            pytest.skip(f"a disk that fills is made as a tmpfs, which this user cannot mount ({mounted.stderr!r})")
+
+    yield disk, size
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_search_that_fills_its_disk_stops_with_room_to_save_it_and_resumes_once_there_is_more(
+        tmp_path, small_disk):
+    disk, size = small_disk
+    size(32)
+    experiment = write_experiment(tmp_path, "full", search={"num_samples": 6, "max_concurrent": 1, "seed": 1})
+    raw = yaml.safe_load(experiment.read_text())
+    raw["storage"]["path"] = str(disk)
+    experiment.write_text(yaml.safe_dump(raw))
+    refused = alphabet("search", experiment, timeout=120)  # under the 64 MiB a search keeps: refused before Ray
+    assert refused.returncode == 2 and refused.stderr == (
+        f"alphabet: error: {experiment}: storage.path: {disk}: 32.0 MiB free on its disk; expected at least "
+        "64.0 MiB for a search's checkpoints and state\n"), refused.stderr[-3000:]
+    assert list(disk.iterdir()) == []
+
+    size(65)  # the tiny search writes about 2 MiB: it stops about halfway
+    stopped = alphabet("search", experiment, timeout=600)
+    run_dir = disk / "full"
+    error = stopped.stderr.strip().splitlines()[-1]
+    assert stopped.returncode == 2, stopped.stderr[-3000:]
+    assert re.fullmatch(rf"alphabet: error: {re.escape(str(run_dir))}: stopped with [\d.]+ MiB free on its disk, "
+                        r"under the [\d.]+ MiB a search keeps for its checkpoints and state; expected more room "
+                        rf"there; free some, then continue it with: alphabet search --resume {re.escape(str(run_dir))}",
+                        error), error
+    assert "Traceback" not in stopped.stderr and "No space left" not in stopped.stderr, stopped.stderr[-3000:]
+    before = {r.trial_id: r for r in trials_of(run_dir)}
+    assert 0 < len(before) < 6 or any(r.status == "unfinished" for r in before.values()), before
+
+    size(128)
+    resumed = alphabet("search", "--resume", run_dir, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after = {r.trial_id: r for r in trials_of(run_dir)}
+    assert len(after) == 6 and all(r.status in ("completed", "pruned") for r in after.values())
+    assert all(after[t].epochs >= row.epochs for t, row in before.items())  # nothing that ran was lost
+    study = optuna.load_study(study_name="full", storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    assert len([t for t in study.trials if t.state.is_finished()]) == 6
+
+
+def test_a_search_whose_saved_state_was_cut_short_is_not_resumed_afresh(finished_search, tmp_path):
+    # As a disk that another program fills leaves it while Tune saves it: Tune would log that it could
+    # not restore the state and start the search again, over its results.
+    for pattern, keep, failure in (("experiment_state-*.json", 200, "JSONDecodeError"),
+                                   ("searcher-state-*.pkl", 100, "ValueError")):
+        run_dir = tmp_path / pattern[:5]
+        shutil.copytree(finished_search, run_dir)
+        state = max(run_dir.glob(pattern))
+        state.write_bytes(state.read_bytes()[:keep])
+        before = sorted(p.name for p in run_dir.iterdir())
+        done = alphabet("search", "--resume", run_dir, timeout=120)
+        assert done.returncode == 2 and done.stderr == (
+            f"alphabet: error: {state}: Tune's saved state is cut short or unreadable ({failure}), as a disk that "
+            "fills while Tune saves it leaves it; expected a whole file: this "
+            "search cannot be continued (its trials' folders and optuna.db are left as they are)\n"), done.stderr
+        assert sorted(p.name for p in run_dir.iterdir()) == before
 
 
 def test_ctrl_c_says_the_search_was_interrupted_and_how_to_continue(tmp_path):
