@@ -22,9 +22,10 @@ class TrainingDiverged(UserError):
 
 class DiskFull(UserError):
     """A file could not be written whole for want of space. ``run_dir`` is set where the run it
-    belongs to can continue (``--resume``) once there is room."""
+    belongs to can continue (``--resume``) once there is room: a run's directory, or a search's
+    RUN_DIR as a shell word (quoted where it must be)."""
 
-    run_dir: Path | None = None
+    run_dir: Path | str | None = None
 
 
 class RunInterrupted(KeyboardInterrupt):

@@ -530,6 +530,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
+@pytest.mark.slowest  # 40 to 60 s; tests/test_training.py makes the point for train in CI, simulated
 def test_a_search_that_fills_its_disk_stops_with_room_to_save_it_and_resumes_once_there_is_more(
         tmp_path, small_disk):
     disk, size = small_disk
@@ -555,7 +556,8 @@ def test_a_search_that_fills_its_disk_stops_with_room_to_save_it_and_resumes_onc
                         error), error
     assert "Traceback" not in stopped.stderr and "No space left" not in stopped.stderr, stopped.stderr[-3000:]
     before = {r.trial_id: r for r in trials_of(run_dir)}
-    assert 0 < len(before) < 6 or any(r.status == "unfinished" for r in before.values()), before
+    statuses = [r.status for r in before.values()]
+    assert "unfinished" in statuses and "error" not in statuses, statuses  # stopped before any write failed
 
     size(128)
     resumed = alphabet("search", "--resume", run_dir, timeout=600)
