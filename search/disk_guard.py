@@ -58,9 +58,9 @@ class DiskGuard(tune.Callback):
         short = room_short(self.folder, running, self.largest_checkpoint)
         if short and signal.getsignal(signal.SIGUSR1) not in (signal.SIG_DFL, signal.SIG_IGN, None):
             self.stopped = True
-            # Said first: Tune's own line that follows speaks of Ctrl-C.
-            print(f"alphabet: {self.folder}: {mebibytes(short[0])} free on its disk, under the {mebibytes(short[1])} "
-                  "a search keeps; stopping the search as Ctrl-C would", file=sys.stderr, flush=True)
+            # Said first: Tune's own line that follows speaks of Ctrl-C. The search's last line gives the figures.
+            print(f"alphabet: {self.folder}: its disk is short of the room a search keeps; stopping the search as "
+                  "Ctrl-C would", file=sys.stderr, flush=True)
             os.kill(os.getpid(), signal.SIGUSR1)
 
 

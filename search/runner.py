@@ -105,6 +105,10 @@ def _without_python_resume_hint(record: logging.LogRecord) -> bool:
     return "Tuner.restore(" not in record.getMessage()
 
 
+def _without_new_study_notice(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("A new study created")
+
+
 def _without_missing_metrics_notice(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("Failed to fetch metrics for")
 
@@ -145,10 +149,17 @@ def build_searcher(experiment: Experiment, location: RunLocation) -> Searcher:
     sampler = (optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=experiment.startup_trials)
                if s.searcher == "optuna"
                else optuna.samplers.RandomSampler(seed=s.seed))
-    searcher = PruningOptunaSearch(
-        space=DefineSpace(experiment.space), metric=s.metric, mode=experiment.mode, sampler=sampler,
-        study_name=experiment.storage.name, storage=location.optuna_storage(), max_t=experiment.asha.max_t,
-        points_to_evaluate=experiment.first_trials or None)  # enqueued in the study once, when it is created
+    # Optuna logs the study's creation in a format of its own, as the first line on stderr; the search's
+    # own first lines say where it is.
+    study_log = logging.getLogger("optuna.storages._rdb.storage")
+    study_log.addFilter(_without_new_study_notice)
+    try:
+        searcher = PruningOptunaSearch(
+            space=DefineSpace(experiment.space), metric=s.metric, mode=experiment.mode, sampler=sampler,
+            study_name=experiment.storage.name, storage=location.optuna_storage(), max_t=experiment.asha.max_t,
+            points_to_evaluate=experiment.first_trials or None)  # enqueued in the study once, when it is created
+    finally:
+        study_log.removeFilter(_without_new_study_notice)
     return ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent) if s.max_concurrent else searcher
 
 
