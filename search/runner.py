@@ -30,7 +30,7 @@ from alphabet.finetune import initial_weights
 from alphabet.rundir import disk_is_full, hold_run_dir, mebibytes
 from search.cluster import check_node_installs, cluster_address
 from search.experiment import Experiment, check_initial_weights, experiment_from_dict
-from search.storage import STUDY_FILE, RunLocation, largest_checkpoint_in, locate_new_run, room_short
+from search.storage import STUDY_FILE, RunLocation, largest_checkpoint_in, locate_new_run, require_room, room_short
 
 if TYPE_CHECKING:  # Ray is imported where used, so that `alphabet --help` starts fast
     from ray.tune import CLIReporter
@@ -235,9 +235,7 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
         _hold(held, location)
         if not location.remote:  # an object store neither fills nor keeps half an upload
             check_tune_state(location.path)
-            if short := room_short(location.path):
-                raise UserError(f"{location.uri}: {mebibytes(short[0])} free on its disk; expected at least "
-                                f"{mebibytes(short[1])} to continue the search")
+            require_room(location.path, location.uri, "to continue the search")
     else:
         RunLocation.parse(experiment.storage.path).check_reachable(experiment.source)
     started = time.time()

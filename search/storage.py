@@ -104,9 +104,7 @@ class RunLocation:
             if not os.access(found, os.W_OK | os.X_OK):
                 raise UserError(f"{origin}: storage.path: {found}: no permission to write there; expected a "
                                 "directory this user can write")
-            if short := room_short(found):
-                raise UserError(f"{origin}: storage.path: {found}: {mebibytes(short[0])} free on its disk; expected "
-                                f"at least {mebibytes(short[1])} for a search's checkpoints and state")
+            require_room(found, f"{origin}: storage.path: {found}", "for a search's checkpoints and state")
             return
         import pyarrow.fs
 
@@ -214,6 +212,13 @@ def room_short(folder: Path, running: int = 0, largest_checkpoint: int = 0) -> t
     """(free, needed) bytes where a search stored in ``folder`` lacks the room it keeps, else None."""
     free, needed = shutil.disk_usage(folder).free, RESERVE_FLOOR + 2 * running * largest_checkpoint
     return (free, needed) if free < needed else None
+
+
+def require_room(folder: Path, where: str, purpose: str) -> None:
+    """Refuse, in one line that starts with ``where``, a search whose ``folder`` lacks the room a search keeps."""
+    if short := room_short(folder):
+        raise UserError(f"{where}: {mebibytes(short[0])} free on its disk; expected at least {mebibytes(short[1])} "
+                        f"{purpose}")
 
 
 def largest_checkpoint_in(run_dir: Path) -> int:
