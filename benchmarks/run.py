@@ -38,6 +38,7 @@ retrain   epochs/s of the default best CNN at EMNIST-letters size, projected to 
 inference letters/s of the recipe's CNN, one and five models, as the library scores them and as
           `alphabet export`'s .pt2 and .onnx files do (ONNX Runtime); needs onnx, onnxscript and onnxruntime
 files     image files framed per second, one at a time against over one process per core
+synthetic letters per second that the default data source draws, on one thread and on all of torch's
 profile   torch.profiler: which ops a training step spends its time in (what bounds the above);
           on a GPU, how busy its kernels keep it
 gpu       (CUDA only) bf16 autocast, channels_last, torch.compile and batch size, each measured
@@ -87,6 +88,7 @@ from benchmarks.throughput import (  # noqa: E402
     bench_profile,
     bench_retrain,
     bench_share,
+    bench_synthetic,
     share_worker,
 )
 from benchmarks.training import (  # noqa: E402
@@ -113,6 +115,7 @@ BENCHMARKS: dict[str, Callable[[bool], str]] = {"datapath": bench_datapath, "see
                                                "overhead": bench_overhead, "search": bench_search,
                                                "retrain": bench_retrain, "profile": bench_profile,
                                                "inference": bench_inference, "files": bench_files,
+                                               "synthetic": bench_synthetic,
                                                "gpu": bench_gpu, "share": bench_share,
                                                "rayshare": bench_ray_share}
 

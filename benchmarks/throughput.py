@@ -431,3 +431,28 @@ def bench_files(full: bool) -> str:
             "the processes' start included.\n\n"
             "| files | one process: files/s | processes | over processes: files/s | speed-up |\n"
             "|---|---|---|---|---|\n" + "\n".join(rows))
+
+
+# --- synthetic letters: how fast the default source draws them ----------------------------------
+
+def bench_synthetic(full: bool) -> str:
+    from alphabet.data.synthetic import generate
+
+    size = 40_000 if full else 10_000
+    start = time.perf_counter()
+    generate(1)  # the glyph bank, its blur and its pen distances, once a process
+    setup = time.perf_counter() - start
+    threads, rows = torch.get_num_threads(), []
+    try:
+        for count in sorted({1, threads}):
+            torch.set_num_threads(count)
+            start = time.perf_counter()
+            generate(size, seed=1)
+            rows.append(f"| {count} | {size / (time.perf_counter() - start):,.0f} |")
+    finally:
+        torch.set_num_threads(threads)
+    return ("## Synthetic letters: how fast the default source draws them\n\n"
+            f"`data.source: synthetic` drawing {size:,} letters of all 52 classes "
+            "(`alphabet.data.synthetic.generate`), by torch's threads, after the first call of the process "
+            f"has built the glyph bank ({setup:.1f} s).\n\n"
+            "| torch threads | letters/s |\n|---|---|\n" + "\n".join(rows))

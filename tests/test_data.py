@@ -2,6 +2,7 @@ import struct
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from alphabet.config import DataConfig, load_config
@@ -9,7 +10,7 @@ from alphabet.data import load_splits
 from alphabet.data.emnist_style import to_emnist_style
 from alphabet.data.sources import load_source
 from alphabet.data.splits import fold_split
-from alphabet.data.synthetic import generate
+from alphabet.data.synthetic import generate, glyph_bank, skeletonize
 from alphabet.errors import UserError
 
 
@@ -90,6 +91,42 @@ def test_synthetic_is_deterministic_balanced_and_emnist_like():
 def test_synthetic_both_cases():
     data = generate(104, seed=0)
     assert len(data.classes) == 52 and set(data.classes) >= {"a", "A"}
+
+
+def zhang_suen_by_the_rules(ink: np.ndarray) -> np.ndarray:
+    """Zhang-Suen thinning of one binary image, pixel by pixel as the paper states it."""
+    x = np.pad(ink.astype(np.uint8), 1)
+    while True:
+        changed = False
+        for step in (0, 1):
+            remove = []
+            for y, c in np.argwhere(x):
+                p = [x[y - 1, c], x[y - 1, c + 1], x[y, c + 1], x[y + 1, c + 1], x[y + 1, c], x[y + 1, c - 1],
+                     x[y, c - 1], x[y - 1, c - 1]]  # P2..P9, clockwise from north
+                transitions = sum(p[i] == 0 and p[(i + 1) % 8] == 1 for i in range(8))
+                p2, p4, p6, p8 = p[0], p[2], p[4], p[6]
+                gone = (p2 * p4 * p6 == 0 and p4 * p6 * p8 == 0) if step == 0 else (
+                    p2 * p4 * p8 == 0 and p2 * p6 * p8 == 0)
+                if 2 <= sum(p) <= 6 and transitions == 1 and gone:
+                    remove.append((y, c))
+            for y, c in remove:
+                x[y, c] = 0
+            changed |= bool(remove)
+        if not changed:
+            return x[1:-1, 1:-1]
+
+
+def test_the_synthetic_pens_centre_lines_are_zhang_suens_thinning():
+    # The generator thins every glyph through a table of the 256 neighbourhoods; it must remove what the
+    # rules themselves remove, on glyphs and on random blobs (which reach neighbourhoods glyphs do not).
+    bank, _ = glyph_bank()
+    rng = np.random.default_rng(0)
+    blobs = [rng.random((24, 24)) < share for share in (0.3, 0.5, 0.7)]
+    inks = [bank[i, j].numpy() > 0.5 for i, j in ((0, 0), (3, 30), (len(bank) - 1, 51))] + blobs
+    for ink in inks:
+        thinned = skeletonize(torch.from_numpy(ink)[None, None])[0, 0].numpy()
+        assert np.array_equal(thinned, zhang_suen_by_the_rules(ink))
+        assert 0 < thinned.sum() < ink.sum()
 
 
 def write_npz(path, n=60, writers=True, **overrides):
