@@ -151,6 +151,23 @@ def test_npz_writer_disjoint_splits(tmp_path):
     assert set(again.test.writers) == test  # a fixed, seeded choice
 
 
+def test_too_few_letters_a_class_to_hold_out_name_the_fraction_that_would(tmp_path):
+    # Four images a letter, as a first folder of one's own scans may hold: without writers a split holds out
+    # round(fraction * n) of each class, which is none of 3 at 0.15. The error says what would hold one out.
+    source = f"npz:{write_npz(tmp_path / 'd.npz', n=12, writers=False)}"
+    with pytest.raises(UserError) as refused:
+        load_splits(DataConfig(source=source, test_fraction=0.2, val_fraction=0.15))
+    assert str(refused.value) == (f"data.source: {source!r} leaves the validation split empty: data.val_fraction "
+                                  "0.15 of at most 3 images a class rounds to none; expected data.val_fraction of "
+                                  "at least 0.17, or more images a class")
+    splits = load_splits(DataConfig(source=source, test_fraction=0.2, val_fraction=0.17))
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (6, 3, 3)
+    with pytest.raises(UserError, match="leaves the test split empty: data.test_fraction 0.1 of at most 4 images "
+                                        "a class rounds to none; expected data.test_fraction of at least 0.13,"):
+        load_splits(DataConfig(source=source, test_fraction=0.1, val_fraction=0.5))
+    assert len(load_splits(DataConfig(source=source, test_fraction=0.13, val_fraction=0.5)).test) == 3
+
+
 def test_fold_split_holds_each_writer_out_exactly_once(tmp_path):
     path = write_npz(tmp_path / "d.npz", n=300)
     pool = load_splits(DataConfig(source=f"npz:{path}", test_fraction=0.2, val_fraction=0)).train

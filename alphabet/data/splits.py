@@ -7,6 +7,7 @@ and test writers are unseen in training.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,6 +79,19 @@ def holdout(data: LetterSet, fraction: float, seed: int) -> tuple[LetterSet, Let
     return data.subset(np.flatnonzero(~held)), data.subset(np.flatnonzero(held))
 
 
+def none_held_out(data: LetterSet, key: str, fraction: float) -> str:
+    """Why ``holdout`` held out none of ``data`` (its writers hold out one at least): a class's share
+    rounds to no image in every class. Says so, and the least fraction that holds out some."""
+    most = int(np.bincount(data.labels).max()) if len(data) else 0
+    if data.writers is not None or most < 2:
+        return f"{key} {fraction:g} of {len(data)} images holds out none; expected more images"
+    least = math.ceil(50 / most) / 100
+    while round(least * most) < 1:  # round() halves to even: 0.5 of an image is none
+        least += 0.01
+    return (f"{key} {fraction:g} of at most {most} images a class rounds to none; expected {key} of at "
+            f"least {least:.2f}, or more images a class")
+
+
 def fold_split(data: LetterSet, folds: int, fold: int, seed: int) -> tuple[LetterSet, LetterSet]:
     """Cross-validation: ``data`` cut into ``folds`` parts (by writer where writers exist, else per
     class), part ``fold`` held out; over the folds every sample is held out exactly once."""
@@ -145,14 +159,22 @@ def load_splits(config: DataConfig) -> Splits:
     elif source.test is not None:
         test = select_classes(source.test, config, config.source).relabel(pool.classes)
     else:
+        whole = pool
         pool, test = holdout(pool, config.test_fraction, config.split_seed)
+        if len(test) == 0:
+            raise UserError(f"data.source: {config.source!r} leaves the test split empty: "
+                            f"{none_held_out(whole, 'data.test_fraction', config.test_fraction)}")
     train = limit_per_class(pool, config.train_per_class, config.split_seed)
     test = limit_per_class(test, config.test_per_class, config.split_seed)
     val = None
     if config.val_fraction > 0:
+        left = train
         train, val = holdout(train, config.val_fraction, config.split_seed + 1)
-    for name, part in (("train", train), ("test", test), ("validation", val)):
-        if part is not None and len(part) == 0:
+        if len(val) == 0:
+            raise UserError(f"data.source: {config.source!r} leaves the validation split empty: "
+                            f"{none_held_out(left, 'data.val_fraction', config.val_fraction)}")
+    for name, part in (("train", train), ("test", test)):
+        if len(part) == 0:
             raise UserError(f"data.source: {config.source!r} leaves the {name} split empty; "
                             "expected at least one sample per split (check data.*_fraction and limits)")
     auxiliary = None if config.auxiliary_case == "none" else auxiliary_letters(source, config, train)
