@@ -135,14 +135,14 @@ def test_every_trial_has_tensorboard_curves_and_hparams(finished_search):
         assert len(list(d.glob("checkpoint_*"))) <= 2
 
 
-def test_trials_command_sorts_by_metric(finished_search):
+def test_trials_command_sorts_by_metric(finished_search, cli):
     done = alphabet("trials", finished_search)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert lines[0].split()[:6] == ["trial", "status", "val_balanced_accuracy", "(last", "2", "epochs)"]
     values = [float(line.split()[2]) for line in lines[1:]]
     assert values == sorted(values, reverse=True)
-    as_json = json.loads(alphabet("trials", finished_search, "--json").stdout)
+    as_json = json.loads(cli("trials", finished_search, "--json").out)
     assert [round(t["score"], 4) for t in as_json] == [round(v, 4) for v in values]  # same rows, full precision
     assert [t["trial"] for t in as_json] == [line.split()[0] for line in lines[1:]]
     assert all("train.lr" in t["params"] and t["metric"] == "val_balanced_accuracy" for t in as_json)
@@ -165,7 +165,7 @@ def test_trials_command_lists_a_trial_without_results_quietly(finished_search, t
     assert len(done.stdout.strip().splitlines()) == 1 + 6
 
 
-def test_best_yaml_round_trips_into_retrain(finished_search):
+def test_best_yaml_round_trips_into_retrain(finished_search, cli):
     best = yaml.safe_load((finished_search / "best.yaml").read_text())
     top = trials_of(finished_search)[0]
     assert best["train"]["lr"] == pytest.approx(top.params["train.lr"])
@@ -189,10 +189,11 @@ def test_best_yaml_round_trips_into_retrain(finished_search):
     searched = json.loads((finished_search / "summary.json").read_text())["best"]["interval"]
     assert f"over its last 2 epochs (trial {top.trial_id}, 95% interval {searched[0]:.4f} to {searched[1]:.4f})" \
         in report  # the validation one, beside it
-    # Again from best.yaml, at 4x the searched batch: the lr is scaled by the square root, 2x.
-    again = alphabet("retrain", finished_search / "best.yaml", "--epochs", "1", "--batch-size",
-                     str(4 * best["train"]["batch_size"]))
-    assert again.returncode == 0 and (finished_search / "retrain-2" / "metrics.json").is_file()
+    # Again from best.yaml, at 4x the searched batch: the lr is scaled by the square root, 2x. In this
+    # process, as the rest of the retrain tests: a command's own process is shown above.
+    again = cli("retrain", finished_search / "best.yaml", "--epochs", "1", "--batch-size",
+                str(4 * best["train"]["batch_size"]))
+    assert again.code == 0 and (finished_search / "retrain-2" / "metrics.json").is_file()
     trained = yaml.safe_load((finished_search / "retrain-2" / "config.yaml").read_text())["train"]
     assert trained["batch_size"] == 4 * best["train"]["batch_size"]
     assert trained["lr"] == pytest.approx(2 * best["train"]["lr"])
@@ -213,9 +214,9 @@ def test_a_search_that_still_runs_is_not_retrained(finished_search):
     assert sorted(p.name for p in finished_search.iterdir()) == listed  # no retrain directory begun
 
 
-def test_retrain_with_seeds_reports_an_ensemble(finished_search):
-    done = alphabet("retrain", finished_search, "--epochs", "1", "--seeds", "2")
-    assert done.returncode == 0, done.stderr[-3000:]
+def test_retrain_with_seeds_reports_an_ensemble(finished_search, cli):
+    done = cli("retrain", finished_search, "--epochs", "1", "--seeds", "2")
+    assert done.code == 0, done.err[-3000:]
     run = next(p.parent for p in finished_search.glob("retrain*/ensemble.yaml"))
     metrics = json.loads((run / "metrics.json").read_text())
     assert [m["seed"] for m in metrics["members"]] == [0, 1]
@@ -274,24 +275,46 @@ def test_a_search_of_one_trial_at_a_time_is_reproduced_exactly(finished_search, 
     assert len(first) == 6 and any(t.state == optuna.trial.TrialState.PRUNED for t in first)
 
 
-def test_time_budget_ends_the_search_with_its_results(tmp_path):
-    # The budget stops trials mid-start, before their first report; the end of the search
-    # must still write its table and best.yaml (Ray's metric-sorted status table crashed here).
-    # 25 s: at 15 s, on 2 cores that another job kept busy, no trial had reported yet; at 40 s, on an idle
-    # machine, 58 trials ran (2026-12-04).
-    experiment = write_experiment(tmp_path, "budget", search={"num_samples": 100, "max_concurrent": 2,
-                                                               "time_budget_s": 25})
+@pytest.fixture(scope="module")
+def odd_search(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """A search whose first trials are given: one diverges, one the library refuses and one trains; then
+    sampled ones, as odd, until the time budget ends it. One search for three tests: each costs CI ~30 s."""
+    tmp_path = tmp_path_factory.mktemp("odd")
+    # 30 s: at 15 s, on 2 cores that another job kept busy, no trial had reported yet; on an idle machine 60
+    # trials ran in 30 s (2026-12-06), so num_samples is far beyond. width 300000's weights outgrow any memory.
+    experiment = write_experiment(tmp_path, "odd", asha={"max_t": 2, "grace_period": 2, "reduction_factor": 2},
+                                  space={"train.lr": {"type": "choice", "values": [0.003, 1e9]},
+                                         "model.width": {"type": "choice", "values": [4, 8, 300000]}},
+                                  search={"num_samples": 1000, "max_concurrent": 2, "time_budget_s": 30,
+                                          "first_trials": [{"train.lr": 1e9, "model.width": 4},
+                                                           {"model.width": 300000},
+                                                           {"train.lr": 0.003, "model.width": 8}]})
     done = alphabet("search", experiment, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    return tmp_path / "search" / "odd", done
+
+
+def given_trials(run_dir: Path) -> tuple[list[optuna.trial.FrozenTrial], dict[str, TrialRow]]:
+    """The study's first three trials, which search.first_trials gave, and their rows by Tune trial id."""
+    study = optuna.load_study(study_name=run_dir.name, storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    rows = {r.trial_id: r for r in trials_of(run_dir)}
+    return study.trials[:3], {t.user_attrs["tune_trial_id"]: rows[t.user_attrs["tune_trial_id"]]
+                              for t in study.trials[:3]}
+
+
+def test_time_budget_ends_the_search_with_its_results(odd_search):
+    # The budget stops trials mid-start, before their first report; the end of the search
+    # must still write its table and best.yaml (Ray's metric-sorted status table crashed here).
+    run_dir, done = odd_search
     assert "A new study created" not in done.stderr  # Optuna's log line, before the search's own first lines
-    run_dir = tmp_path / "search" / "budget"
     rows = trials_of(run_dir)
-    assert 2 <= len(rows) < 100
+    assert 3 < len(rows) < 1000 and "stopped" in {r.status for r in rows}, [(r.status, r.epochs) for r in rows]
     assert (run_dir / "best.yaml").is_file() and (run_dir / "summary.json").is_file()
 
-    # A budget that ends before any trial's first epoch is named, in one line, as the likely reason: the
-    # last line, though Tune stops trial workers mid-start (Ray ends before it is said, so what they print
-    # as they die cannot follow it), and without Tune's warning that those trials have no metrics.
+
+def test_a_budget_that_ends_before_any_epoch_is_named_as_the_likely_reason(tmp_path):
+    # In one line: the last line, though Tune stops trial workers mid-start (Ray ends before it is said, so
+    # what they print as they die cannot follow it), and without Tune's warning that those trials have no metrics.
     too_short = write_experiment(tmp_path, "short", search={"num_samples": 4, "time_budget_s": 1})
     done = alphabet("search", too_short, timeout=600)
     error = done.stderr.strip().splitlines()[-1]
@@ -332,55 +355,43 @@ def test_trials_the_time_budget_stops_have_their_result_logs_closed(tmp_path, mo
     assert open_result_logs() == []
 
 
-def test_a_diverged_trial_is_a_result_not_an_error(tmp_path):
+def test_a_diverged_trial_is_a_result_not_an_error(odd_search, cli):
     # lr 1e9 turns the loss to NaN in the first epoch; the search goes on, and TPE is told the worst value.
-    # search.first_trials gives the two trials their lr, in that order, before Optuna samples.
-    experiment = write_experiment(tmp_path, "diverge", asha={"max_t": 2, "grace_period": 2, "reduction_factor": 2},
-                                  space={"train.lr": {"type": "choice", "values": [0.003, 1e9]},
-                                         "model.width": {"type": "int", "low": 4, "high": 12, "step": 4}},
-                                  search={"num_samples": 3, "max_concurrent": 2,
-                                          "first_trials": [{"train.lr": 1e9}, {"train.lr": 0.003}]})
-    done = alphabet("search", experiment, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "the first 2 trials take the settings of search.first_trials" in done.stdout
-    run_dir = tmp_path / "search" / "diverge"
-    study = optuna.load_study(study_name="diverge", storage=f"sqlite:///{run_dir / 'optuna.db'}")
-    assert [t.params["train.lr"] for t in study.trials[:2]] == [1e9, 0.003]
-    assert all(t.params["model.width"] in (4, 8, 12) for t in study.trials)  # sampled: no entry gives it
+    run_dir, done = odd_search
+    assert "the first 3 trials take the settings of search.first_trials" in done.stdout
+    given, by_id = given_trials(run_dir)
+    assert [t.params["train.lr"] for t in (given[0], given[2])] == [1e9, 0.003]
+    assert given[1].params["train.lr"] in (0.003, 1e9)  # sampled: its entry gives only model.width
     rows = trials_of(run_dir)
-    # Each Optuna trial names its Tune trial; the two given ones, and only they, are marked as given.
+    study = optuna.load_study(study_name="odd", storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    # Each Optuna trial names its Tune trial; the given ones, and only they, are marked as given.
     assert sorted(t.user_attrs["tune_trial_id"] for t in study.trials) == sorted(r.trial_id for r in rows)
-    assert {r.trial_id for r in rows if r.given} == {t.user_attrs["tune_trial_id"] for t in study.trials[:2]}
+    assert {r.trial_id for r in rows if r.given} == set(by_id)
     assert "given by search.first_trials: trial " in (run_dir / "summary.txt").read_text()
-    assert sum(trial["given"] for trial in json.loads(trials_json(rows, "val_balanced_accuracy", 1))) == 2
-    by_lr = {r.params["train.lr"]: r for r in rows}
-    assert set(by_lr) == {0.003, 1e9}, by_lr
-    assert all(r.status == "diverged" and r.epochs == 1 and r.score == 0.0 for r in rows if r.params["train.lr"] == 1e9)
-    assert all(r.status == "completed" and r.score > 0.3 for r in rows if r.params["train.lr"] == 0.003), rows
-    assert by_lr[1e9].interval is None and by_lr[0.003].interval[0] < by_lr[0.003].score  # none for a NaN epoch
-    diverged = [t for t in study.trials if "diverged_in_epoch" in t.user_attrs]
-    assert len(diverged) == sum(r.status == "diverged" for r in rows)
-    assert all(t.state == optuna.trial.TrialState.COMPLETE and t.value == 0.0 for t in diverged)
+    assert sum(trial["given"] for trial in json.loads(trials_json(rows, "val_balanced_accuracy", 1))) == 3
+    diverged, trained = (by_id[t.user_attrs["tune_trial_id"]] for t in (given[0], given[2]))
+    assert diverged.status == "diverged" and diverged.epochs == 1 and diverged.score == 0.0, diverged
+    assert trained.status == "completed" and trained.score > 0.3, trained
+    assert diverged.interval is None and trained.interval[0] < trained.score  # none for a NaN epoch
+    assert all(r.status in ("diverged", "stopped") for r in rows if r.params["train.lr"] == 1e9
+               and r.params["model.width"] != 300000)
+    told = [t for t in study.trials if "diverged_in_epoch" in t.user_attrs]
+    assert len(told) == sum(r.status == "diverged" for r in rows)
+    assert all(t.state == optuna.trial.TrialState.COMPLETE and t.value == 0.0 for t in told)
     assert yaml.safe_load((run_dir / "best.yaml").read_text())["train"]["lr"] == 0.003
-    table = alphabet("trials", run_dir).stdout
+    table = cli("trials", run_dir).out
     assert "diverged" in table and "* its settings were given by search.first_trials" in table
 
 
-def test_settings_the_library_refuses_end_their_trial_once_with_the_reason(tmp_path):
-    # A width whose weights outgrow any machine's memory: refused before any weight is made. It would fail
-    # the same way on each of Tune's retries, so the trial ends at once as the worst value, and says why.
-    experiment = write_experiment(tmp_path, "refuse", asha={"max_t": 1, "grace_period": 1, "reduction_factor": 2},
-                                  space={"model.width": {"type": "choice", "values": [4, 300000]}},
-                                  search={"num_samples": 2, "max_concurrent": 1,
-                                          "first_trials": [{"model.width": 300000}, {"model.width": 4}]})
-    done = alphabet("search", experiment, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    run_dir = tmp_path / "search" / "refuse"
-    rows = {r.params["model.width"]: r for r in trials_of(run_dir)}
-    refused, trained = rows[300000], rows[4]
+def test_settings_the_library_refuses_end_their_trial_once_with_the_reason(odd_search, cli):
+    # Refused before any weight is made. It would fail the same way on each of Tune's retries, so the
+    # trial ends at once as the worst value, and says why.
+    run_dir, done = odd_search
+    given, by_id = given_trials(run_dir)
+    refused = by_id[given[1].user_attrs["tune_trial_id"]]
     assert refused.status == "refused" and refused.epochs == 0 and math.isnan(refused.score), refused
     assert "expected a smaller model.width (300000)" in refused.reason and "parameters need about" in refused.reason
-    assert trained.status == "completed" and trained.reason == ""
+    assert by_id[given[2].user_attrs["tune_trial_id"]].reason == ""
     assert not list(run_dir.glob("trial_*/error.txt"))  # not an error, so not retried (resources.max_failures)
     # TensorBoard lists it among the trials too: its settings in HParams, and why it ended as text
     events = EventAccumulator(str(next(run_dir.glob(f"trial_*_{refused.trial_id}"))), size_guidance={"tensors": 0})
@@ -388,14 +399,20 @@ def test_settings_the_library_refuses_end_their_trial_once_with_the_reason(tmp_p
     assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
     said = events.Tensors("refused/text_summary")[0].tensor_proto.string_val[0].decode()
     assert said == refused.reason
-    study = optuna.load_study(study_name="refuse", storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    # Every trial of that width, given or sampled, is refused once, and Optuna hears the worst value.
+    rows = trials_of(run_dir)
+    refusals = [r for r in rows if r.status == "refused"]
+    assert all(r.params["model.width"] == 300000 and r.reason == refused.reason for r in refusals)
+    study = optuna.load_study(study_name="odd", storage=f"sqlite:///{run_dir / 'optuna.db'}")
     told = [t for t in study.trials if "refused" in t.user_attrs]
     complete = optuna.trial.TrialState.COMPLETE
-    assert [(t.state, t.value, t.params["model.width"]) for t in told] == [(complete, 0.0, 300000)]
-    line = f"trial {refused.trial_id} refused: {refused.reason}"
-    assert line in alphabet("trials", run_dir).stdout and line in (run_dir / "summary.txt").read_text()
-    assert "0 diverged, 1 refused, 0 errors" in done.stdout
-    assert yaml.safe_load((run_dir / "best.yaml").read_text())["model"]["width"] == 4
+    assert [(t.state, t.value, t.params["model.width"]) for t in told] == [(complete, 0.0, 300000)] * len(refusals)
+    # Said once for them all, with each trial it ended.
+    said = [line for line in cli("trials", run_dir).out.splitlines() if "refused: " in line]
+    assert len(said) == 1 and said[0].endswith(f"refused: {refused.reason}"), said
+    assert all(r.trial_id in said[0] for r in refusals) and said[0] in (run_dir / "summary.txt").read_text()
+    assert f"{len(refusals)} refused, 0 errors" in done.stdout
+    assert yaml.safe_load((run_dir / "best.yaml").read_text())["model"]["width"] in (4, 8)
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
 
 
@@ -457,7 +474,7 @@ def test_search_on_s3_with_auxiliary_letters(tmp_path, s3_server):
     assert "auxiliary training images" in (local / "retrain" / "report.md").read_text()
 
 
-def test_resume_after_kill_9_of_the_driver(tmp_path):
+def test_resume_after_kill_9_of_the_driver(tmp_path, cli):
     experiment = write_experiment(tmp_path, "killed", search={"num_samples": 6, "max_concurrent": 2, "seed": 2},
                                   asha={"max_t": 8, "grace_period": 2, "reduction_factor": 2})
     run_dir = tmp_path / "search" / "killed"
@@ -488,11 +505,11 @@ def test_resume_after_kill_9_of_the_driver(tmp_path):
         assert second.returncode == 2, second.stdout[-3000:]
         assert second.stderr.startswith(f"alphabet: error: {run_dir}: pid {driver.pid} on "), second.stderr[-3000:]
         assert "is running it; expected one process at a time" in second.stderr
-        table = alphabet("trials", run_dir, timeout=120).stdout
+        table = cli("trials", run_dir).out
         assert "running" in table and "unfinished" not in table, table
         driver.send_signal(signal.SIGKILL)
         driver.wait()
-        table = alphabet("trials", run_dir, timeout=120).stdout  # a killed driver holds nothing
+        table = cli("trials", run_dir).out  # a killed driver holds nothing
         assert "unfinished" in table and "running" not in table, table
         resumed = alphabet("search", "--resume", run_dir, timeout=600)
         assert resumed.returncode == 0, resumed.stderr[-3000:]
