@@ -84,8 +84,8 @@ class RunReporter:
 
     def __init__(self, run_dir: str | Path, purge_step: int | None = None) -> None:
         self.run_dir = Path(run_dir)
-        self.figure_dir = self.run_dir / "figures"
-        self.figure_dir.mkdir(parents=True, exist_ok=True)
+        self.figure_dir = self.run_dir / "figures"  # made with its first figure
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         # purge_step drops events a killed run wrote after its last checkpoint.
         self.writer = SummaryWriter(str(self.run_dir), purge_step=purge_step)
 
@@ -98,12 +98,28 @@ class RunReporter:
 
         # Render once, then use the pixels for both the PNG file and TensorBoard.
         pixels = render(fig)
+        self.figure_dir.mkdir(exist_ok=True)
         Image.fromarray(pixels).save(self.figure_dir / f"{png}.png")
         self.writer.add_image(tag, pixels, step, dataformats="HWC")
 
     def evaluation(self, split: str, report: ClassReport, probs: torch.Tensor, labels: torch.Tensor,
-                   images: np.ndarray, step: int) -> None:
-        """Confusion matrix, per-class bars, ROC, calibration, PR curves, misclassified grid, confused pairs."""
+                   images: np.ndarray, step: int, figures: bool = True) -> None:
+        """Confusion matrix, per-class bars, ROC, calibration, PR curves, misclassified grid, confused pairs;
+        without ``figures``, the PR curves, AUCs and confused pairs alone."""
+        if figures:
+            self._figures(split, report, probs, labels, images, step)
+        for c, name in enumerate(report.classes):
+            if report.support[c]:
+                self.writer.add_pr_curve(f"{split}_pr/{name}", labels == c, probs[:, c], step)
+        for c, name in enumerate(report.classes):
+            self.writer.add_scalar(f"{split}_auc/{name}", float(np.nan_to_num(report.auc[c])), step)
+        pairs = report.most_confused(10)
+        text = "\n".join(f"| {t} → {p} | {n} |" for t, p, n in pairs) or "| none | 0 |"
+        self.writer.add_text(f"{split}/most_confused", "| true → predicted | count |\n|---|---|\n" + text, step)
+        self.scalars(split, {"macro_auc": report.summary["macro_auc"]}, step)
+
+    def _figures(self, split: str, report: ClassReport, probs: torch.Tensor, labels: torch.Tensor,
+                 images: np.ndarray, step: int) -> None:
         from alphabet.figures import calibration_figure, confusion_figure, per_class_figure, roc_figure
 
         title = f"{split}, epoch {step}: "
@@ -113,18 +129,9 @@ class RunReporter:
         if report.calibration is not None:
             self._figure(f"{split}/calibration", calibration_figure(report.calibration, title), step,
                          f"{split}_calibration")
-        for c, name in enumerate(report.classes):
-            if report.support[c]:
-                self.writer.add_pr_curve(f"{split}_pr/{name}", labels == c, probs[:, c], step)
-        for c, name in enumerate(report.classes):
-            self.writer.add_scalar(f"{split}_auc/{name}", float(np.nan_to_num(report.auc[c])), step)
         grid = mistakes_figure(images, labels, probs, report.classes, f"{title}misclassified, the label believed "
                                "least first (true→predicted, its probability)")
         self._figure(f"{split}/misclassified", grid, step, f"{split}_misclassified")
-        pairs = report.most_confused(10)
-        text = "\n".join(f"| {t} → {p} | {n} |" for t, p, n in pairs) or "| none | 0 |"
-        self.writer.add_text(f"{split}/most_confused", "| true → predicted | count |\n|---|---|\n" + text, step)
-        self.scalars(split, {"macro_auc": report.summary["macro_auc"]}, step)
 
     def augmented_batch(self, images: torch.Tensor, labels: torch.Tensor, classes: list[str], step: int) -> None:
         """Training images as the model sees them, after augmentation."""

@@ -44,9 +44,10 @@ def evaluate_split(trainer: Trainer, data: LetterSet) -> tuple[dict[str, float],
     return {"loss": evaluate_loss(probs, labels), **summary_metrics(probs, labels), "ece": ece}, probs
 
 
-def report_split(reporter: RunReporter, split: str, data: LetterSet, probs: torch.Tensor, step: int) -> dict:
+def report_split(reporter: RunReporter, split: str, data: LetterSet, probs: torch.Tensor, step: int,
+                 figures: bool = True) -> dict:
     report = class_report(probs, torch.from_numpy(data.labels), data.classes, data.writers)
-    reporter.evaluation(split, report, probs, torch.from_numpy(data.labels), data.images, step)
+    reporter.evaluation(split, report, probs, torch.from_numpy(data.labels), data.images, step, figures)
     return report.to_json()
 
 
@@ -130,7 +131,8 @@ def _train(config: Config, run_dir: Path, payload: dict | None, start: float, lo
         train_metrics = trainer.train_epoch(progress)
         epoch = trainer.epoch
         reporter.scalars("train", {**train_metrics, "lr": trainer.lr, "epoch_seconds": time.time() - tick}, epoch)
-        due = epoch % config.log.figures_every == 0 or epoch == t.epochs
+        every = config.log.figures_every
+        due = every > 0 and (epoch % every == 0 or epoch == t.epochs)
         if splits.val is not None:
             val_metrics, val_probs = evaluate_split(trainer, splits.val)
             reporter.scalars("val", val_metrics, epoch)
@@ -158,7 +160,8 @@ def _train(config: Config, run_dir: Path, payload: dict | None, start: float, lo
 
     # The test split is evaluated once, on the final weights, and never chooses anything.
     test_metrics, test_probs = evaluate_split(trainer, splits.test)
-    test_report = report_split(reporter, "test", splits.test, test_probs, trainer.epoch)
+    test_report = report_split(reporter, "test", splits.test, test_probs, trainer.epoch,
+                               figures=config.log.figures_every > 0)
     result = {
         "run_dir": str(run_dir),
         "epochs": trainer.epoch,
@@ -185,6 +188,7 @@ def _train(config: Config, run_dir: Path, payload: dict | None, start: float, lo
     write_mistakes(run_dir / "test_mistakes.csv", splits.test, test_probs, test_source)
     log(f"test: {headline(test_report)}")
     log(f"test {calibration_text(test_report['calibration'])}")
-    log(f"wrote {run_dir / 'metrics.json'}, figures in {run_dir / 'figures'} and the misread test letters in "
-        f"{run_dir / 'test_mistakes.csv'}")
+    figures = (f", figures in {run_dir / 'figures'}" if config.log.figures_every
+               else " (no figures: log.figures_every 0)")
+    log(f"wrote {run_dir / 'metrics.json'}{figures} and the misread test letters in {run_dir / 'test_mistakes.csv'}")
     return result

@@ -103,7 +103,8 @@ def _train_members(config: Config, seeds: int, ens_dir: Path, start: float, log:
     labels = torch.from_numpy(splits.test.labels)
     report = class_report(probs, labels, splits.test.classes, splits.test.writers)
     reporter = RunReporter(ens_dir)
-    reporter.evaluation("test", report, probs, labels, splits.test.images, config.train.epochs)
+    reporter.evaluation("test", report, probs, labels, splits.test.images, config.train.epochs,
+                        figures=config.log.figures_every > 0)
     reporter.close()
     result = {
         "run_dir": str(ens_dir),

@@ -128,7 +128,8 @@ def write_report(run_dir: Path, result: dict, search_dir: Path | None, searched:
     lines.append(f"- epochs: {result['epochs']}, parameters: {result['parameters']:,}, "
                  f"train images: {result['sizes']['train']} (train + validation), test images: "
                  f"{result['sizes']['test']}")
-    trained = load_config(run_dir / CONFIG_FILE).train  # as trained, also after --resume
+    saved = load_config(run_dir / CONFIG_FILE)  # as trained, also after --resume
+    trained = saved.train
     line = f"- batch {trained.batch_size}, lr {trained.lr:.4g}"
     if searched and (searched.batch_size, searched.lr) != (trained.batch_size, trained.lr):
         line += f" (searched: batch {searched.batch_size}, lr {searched.lr:.4g})"
@@ -168,8 +169,9 @@ def write_report(run_dir: Path, result: dict, search_dir: Path | None, searched:
     lines += ["", "Weakest classes (F1): " + ", ".join(f"{c} {v['f1']:.3f}" for c, v in worst)]
     pairs = ", ".join(f"{p['true']}→{p['predicted']} ({p['count']})" for p in test["most_confused"][:5])
     lines += [f"Most confused: {pairs or 'none'}", ""]
-    for name in ("confusion_matrix", "per_class", "roc", "calibration", "misclassified"):
-        lines.append(f"![{name}](figures/test_{name}.png)")
+    if saved.log.figures_every:  # else none were drawn (--set log.figures_every=0)
+        lines += [f"![{name}](figures/test_{name}.png)"
+                  for name in ("confusion_matrix", "per_class", "roc", "calibration", "misclassified")]
     if search_dir and (search_dir / "summary.png").is_file():
         lines.append(f"![search]({Path('..') / 'summary.png'})")
     path = run_dir / "report.md"

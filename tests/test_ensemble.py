@@ -22,7 +22,8 @@ def ensemble(tmp_path_factory):
     out = tmp_path_factory.mktemp("ens")
     # 10 epochs: at 6 the ensemble scored 0.33-0.36 depending on the CPU (AMX or AVX512 bf16), at
     # the edge of the check below; at 10, 0.53.
-    sets = TINY + [f"log.out_dir={out}", "log.name=e", "train.epochs=10", "log.checkpoint_every=1"]
+    sets = TINY + [f"log.out_dir={out}", "log.name=e", "train.epochs=10", "log.checkpoint_every=1",
+                   "log.figures_every=10"]  # at the end: each member's and the ensemble's own
     assert main(["train", "--seeds", str(len(SEEDS)), *with_sets(sets)]) == 0
     return out / "e"
 

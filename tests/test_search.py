@@ -190,10 +190,12 @@ def test_best_yaml_round_trips_into_retrain(finished_search, cli):
     assert f"over its last 2 epochs (trial {top.trial_id}, 95% interval {searched[0]:.4f} to {searched[1]:.4f})" \
         in report  # the validation one, beside it
     # Again from best.yaml, at 4x the searched batch: the lr is scaled by the square root, 2x. In this
-    # process, as the rest of the retrain tests: a command's own process is shown above.
+    # process, as the rest of the retrain tests: a command's own process is shown above. Without figures,
+    # its report links none.
     again = cli("retrain", finished_search / "best.yaml", "--epochs", "1", "--batch-size",
-                str(4 * best["train"]["batch_size"]))
+                str(4 * best["train"]["batch_size"]), "--set", "log.figures_every=0")
     assert again.code == 0 and (finished_search / "retrain-2" / "metrics.json").is_file()
+    assert "![" not in (finished_search / "retrain-2" / "report.md").read_text().replace("![search]", "")
     trained = yaml.safe_load((finished_search / "retrain-2" / "config.yaml").read_text())["train"]
     assert trained["batch_size"] == 4 * best["train"]["batch_size"]
     assert trained["lr"] == pytest.approx(2 * best["train"]["lr"])
@@ -416,7 +418,7 @@ def test_settings_the_library_refuses_end_their_trial_once_with_the_reason(odd_s
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
 
 
-def test_search_on_s3_with_auxiliary_letters(tmp_path, s3_server):
+def test_search_on_s3_with_auxiliary_letters(tmp_path, s3_server, cli, monkeypatch):
     # An S3-compatible store (MinIO, Ceph, moto here) is reached through the URI's own options; the
     # run's name goes into the path, before them. Auxiliary letters share the search (one search less
     # in CI): the driver's splits carry the capitals to every trial, and trials and the retrain train on them.
@@ -433,15 +435,13 @@ def test_search_on_s3_with_auxiliary_letters(tmp_path, s3_server):
     experiment.write_text(yaml.safe_dump(raw))
     uri = f"s3://bucket/searches/uri{options}"
 
-    def run(*args) -> subprocess.CompletedProcess:  # in tmp_path: the local folder goes to ./runs
-        return subprocess.run([sys.executable, "-m", "alphabet", *map(str, args)], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=600)
-
     def read(path: str) -> bytes:
         with fs.open_input_stream(f"bucket/searches/uri/{path}") as stream:
             return stream.readall()
 
-    done = run("search", experiment)
+    # In tmp_path: the run's local folder goes to ./runs
+    done = subprocess.run([sys.executable, "-m", "alphabet", "search", str(experiment)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (f"AWS_ENDPOINT_URL=http://{s3_server} tensorboard --logdir s3://bucket/searches/uri"
             in done.stdout)
@@ -461,13 +461,14 @@ def test_search_on_s3_with_auxiliary_letters(tmp_path, s3_server):
     assert f"retrain the best for retrain.epochs (2): alphabet retrain '{uri}'" in done.stdout
     local = tmp_path / "runs" / ".remote" / "s3" / "bucket" / "searches" / "uri"
     assert (local / "optuna.db").is_file()  # SQLite on the driver, in the run's own local folder
-    table = run("trials", uri)
-    assert table.returncode == 0, table.stderr
-    assert len(table.stdout.strip().splitlines()) == 3  # header and two trials
-    retrained = run("retrain", uri, "--epochs", "1")  # the command best.yaml's header gives
-    assert retrained.returncode == 0, retrained.stderr[-3000:]
+    monkeypatch.chdir(tmp_path)  # the commands that follow in this process, as the search ran in its own
+    table = cli("trials", uri)
+    assert table.code == 0, table.err
+    assert len(table.out.strip().splitlines()) == 3  # header and two trials
+    retrained = cli("retrain", uri, "--epochs", "1")  # the command best.yaml's header gives
+    assert retrained.code == 0, retrained.err[-3000:]
     assert f"copied runs/.remote/s3/bucket/searches/uri/retrain to s3://bucket/searches/uri/retrain{options}" \
-        in retrained.stdout
+        in retrained.out
     assert json.loads(read("retrain/metrics.json")) == json.loads((local / "retrain" / "metrics.json").read_text())
     metrics = json.loads((local / "retrain" / "metrics.json").read_text())
     assert metrics["sizes"]["auxiliary"] > 0 and metrics["classes"] == list("abcdef")

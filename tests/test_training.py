@@ -80,6 +80,20 @@ def test_tensorboard_tags(tmp_path):
     assert "_hparams_/session_start_info" in plugins
 
 
+def test_a_run_without_figures_logs_the_rest(tmp_path):
+    # log.figures_every 0 (TINY's): no figure drawn, as a file or in TensorBoard; the test's scalars, PR
+    # curves and confused pairs are logged as with figures.
+    said = []
+    run_training(config_for(tmp_path, "train.epochs=2", "log.name=bare", "log.figures_every=0"), log=said.append)
+    run = tmp_path / "bare"
+    assert (run / "metrics.json").is_file() and not (run / "figures").exists()
+    tags = EventAccumulator(str(run), size_guidance={"tensors": 0}).Reload().Tags()
+    assert tags["images"] == []
+    assert EXPECTED_SCALARS - {"val/macro_auc", "val_auc/a"} <= set(tags["scalars"])  # val's are due with figures
+    assert {"test_pr/f", "test/most_confused/text_summary"} <= set(tags["tensors"])
+    assert said[-1].startswith(f"wrote {run / 'metrics.json'} (no figures: log.figures_every 0) and the misread")
+
+
 class Interrupt(Exception):
     pass
 
