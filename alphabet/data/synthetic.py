@@ -127,7 +127,7 @@ def _thinning_tables() -> torch.Tensor:
 
 def skeletonize(ink: torch.Tensor, max_iter: int = 40) -> torch.Tensor:
     """Zhang-Suen thinning of a batch of binary images (N, 1, H, W), in tensor operations."""
-    out = ink.to(torch.uint8)
+    out = ink.to(torch.uint8, copy=True)  # written image by image below, never the caller's
     tables = _thinning_tables()
     # Each image thins on its own: those already thin leave the batch (half of the bank by the 4th pass).
     active, x = torch.arange(len(out)), out
