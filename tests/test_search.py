@@ -282,7 +282,7 @@ def odd_search(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     """A search whose first trials are given: one diverges, one the library refuses and one trains; then
     sampled ones, as odd, until the time budget ends it. One search for three tests: each costs CI ~30 s."""
     tmp_path = tmp_path_factory.mktemp("odd")
-    # 30 s: at 15 s, on 2 cores that another job kept busy, no trial had reported yet; on an idle machine 60
+    # 30 s: at 15 s, on 2 cores that another job kept busy, no trial had reported yet; on an idle machine 69
     # trials ran in 30 s (2026-12-06), so num_samples is far beyond. width 300000's weights outgrow any memory.
     experiment = write_experiment(tmp_path, "odd", asha={"max_t": 2, "grace_period": 2, "reduction_factor": 2},
                                   space={"train.lr": {"type": "choice", "values": [0.003, 1e9]},
