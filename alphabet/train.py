@@ -126,12 +126,12 @@ def _train(config: Config, run_dir: Path, payload: dict | None, start: float, lo
     val_metrics: dict[str, float] = {}
     ckpt_dir = (run_dir / RUN_CHECKPOINT).parent
     first_epoch, started = trainer.epoch, time.time()
+    every = config.log.figures_every  # 0: no figures
     while trainer.epoch < t.epochs:
         tick = time.time()
         train_metrics = trainer.train_epoch(progress)
         epoch = trainer.epoch
         reporter.scalars("train", {**train_metrics, "lr": trainer.lr, "epoch_seconds": time.time() - tick}, epoch)
-        every = config.log.figures_every
         due = every > 0 and (epoch % every == 0 or epoch == t.epochs)
         if splits.val is not None:
             val_metrics, val_probs = evaluate_split(trainer, splits.val)
@@ -160,8 +160,7 @@ def _train(config: Config, run_dir: Path, payload: dict | None, start: float, lo
 
     # The test split is evaluated once, on the final weights, and never chooses anything.
     test_metrics, test_probs = evaluate_split(trainer, splits.test)
-    test_report = report_split(reporter, "test", splits.test, test_probs, trainer.epoch,
-                               figures=config.log.figures_every > 0)
+    test_report = report_split(reporter, "test", splits.test, test_probs, trainer.epoch, figures=every > 0)
     result = {
         "run_dir": str(run_dir),
         "epochs": trainer.epoch,
@@ -188,7 +187,6 @@ def _train(config: Config, run_dir: Path, payload: dict | None, start: float, lo
     write_mistakes(run_dir / "test_mistakes.csv", splits.test, test_probs, test_source)
     log(f"test: {headline(test_report)}")
     log(f"test {calibration_text(test_report['calibration'])}")
-    figures = (f", figures in {run_dir / 'figures'}" if config.log.figures_every
-               else " (no figures: log.figures_every 0)")
+    figures = f", figures in {run_dir / 'figures'}" if every else " (no figures: log.figures_every 0)"
     log(f"wrote {run_dir / 'metrics.json'}{figures} and the misread test letters in {run_dir / 'test_mistakes.csv'}")
     return result

@@ -296,12 +296,12 @@ def odd_search(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     return tmp_path / "search" / "odd", done
 
 
-def given_trials(run_dir: Path) -> tuple[list[optuna.trial.FrozenTrial], dict[str, TrialRow]]:
-    """The study's first three trials, which search.first_trials gave, and their rows by Tune trial id."""
-    study = optuna.load_study(study_name=run_dir.name, storage=f"sqlite:///{run_dir / 'optuna.db'}")
-    rows = {r.trial_id: r for r in trials_of(run_dir)}
-    return study.trials[:3], {t.user_attrs["tune_trial_id"]: rows[t.user_attrs["tune_trial_id"]]
-                              for t in study.trials[:3]}
+def odd_results(run_dir: Path) -> tuple[list[optuna.trial.FrozenTrial], list[TrialRow], list[TrialRow]]:
+    """The study's trials, the trial table, and the rows of the three trials search.first_trials gave, in order."""
+    trials = optuna.load_study(study_name=run_dir.name, storage=f"sqlite:///{run_dir / 'optuna.db'}").trials
+    rows = trials_of(run_dir)
+    by_id = {r.trial_id: r for r in rows}
+    return trials, rows, [by_id[t.user_attrs["tune_trial_id"]] for t in trials[:3]]
 
 
 def test_time_budget_ends_the_search_with_its_results(odd_search):
@@ -361,23 +361,21 @@ def test_a_diverged_trial_is_a_result_not_an_error(odd_search, cli):
     # lr 1e9 turns the loss to NaN in the first epoch; the search goes on, and TPE is told the worst value.
     run_dir, done = odd_search
     assert "the first 3 trials take the settings of search.first_trials" in done.stdout
-    given, by_id = given_trials(run_dir)
-    assert [t.params["train.lr"] for t in (given[0], given[2])] == [1e9, 0.003]
-    assert given[1].params["train.lr"] in (0.003, 1e9)  # sampled: its entry gives only model.width
-    rows = trials_of(run_dir)
-    study = optuna.load_study(study_name="odd", storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    trials, rows, given = odd_results(run_dir)
+    assert [t.params["train.lr"] for t in (trials[0], trials[2])] == [1e9, 0.003]
+    assert trials[1].params["train.lr"] in (0.003, 1e9)  # sampled: its entry gives only model.width
     # Each Optuna trial names its Tune trial; the given ones, and only they, are marked as given.
-    assert sorted(t.user_attrs["tune_trial_id"] for t in study.trials) == sorted(r.trial_id for r in rows)
-    assert {r.trial_id for r in rows if r.given} == set(by_id)
+    assert sorted(t.user_attrs["tune_trial_id"] for t in trials) == sorted(r.trial_id for r in rows)
+    assert {r.trial_id for r in rows if r.given} == {r.trial_id for r in given}
     assert "given by search.first_trials: trial " in (run_dir / "summary.txt").read_text()
     assert sum(trial["given"] for trial in json.loads(trials_json(rows, "val_balanced_accuracy", 1))) == 3
-    diverged, trained = (by_id[t.user_attrs["tune_trial_id"]] for t in (given[0], given[2]))
+    diverged, _, trained = given
     assert diverged.status == "diverged" and diverged.epochs == 1 and diverged.score == 0.0, diverged
     assert trained.status == "completed" and trained.score > 0.3, trained
     assert diverged.interval is None and trained.interval[0] < trained.score  # none for a NaN epoch
     assert all(r.status in ("diverged", "stopped") for r in rows if r.params["train.lr"] == 1e9
                and r.params["model.width"] != 300000)
-    told = [t for t in study.trials if "diverged_in_epoch" in t.user_attrs]
+    told = [t for t in trials if "diverged_in_epoch" in t.user_attrs]
     assert len(told) == sum(r.status == "diverged" for r in rows)
     assert all(t.state == optuna.trial.TrialState.COMPLETE and t.value == 0.0 for t in told)
     assert yaml.safe_load((run_dir / "best.yaml").read_text())["train"]["lr"] == 0.003
@@ -389,11 +387,10 @@ def test_settings_the_library_refuses_end_their_trial_once_with_the_reason(odd_s
     # Refused before any weight is made. It would fail the same way on each of Tune's retries, so the
     # trial ends at once as the worst value, and says why.
     run_dir, done = odd_search
-    given, by_id = given_trials(run_dir)
-    refused = by_id[given[1].user_attrs["tune_trial_id"]]
+    trials, rows, (_, refused, trained) = odd_results(run_dir)
     assert refused.status == "refused" and refused.epochs == 0 and math.isnan(refused.score), refused
     assert "expected a smaller model.width (300000)" in refused.reason and "parameters need about" in refused.reason
-    assert by_id[given[2].user_attrs["tune_trial_id"]].reason == ""
+    assert trained.reason == ""
     assert not list(run_dir.glob("trial_*/error.txt"))  # not an error, so not retried (resources.max_failures)
     # TensorBoard lists it among the trials too: its settings in HParams, and why it ended as text
     events = EventAccumulator(str(next(run_dir.glob(f"trial_*_{refused.trial_id}"))), size_guidance={"tensors": 0})
@@ -402,11 +399,9 @@ def test_settings_the_library_refuses_end_their_trial_once_with_the_reason(odd_s
     said = events.Tensors("refused/text_summary")[0].tensor_proto.string_val[0].decode()
     assert said == refused.reason
     # Every trial of that width, given or sampled, is refused once, and Optuna hears the worst value.
-    rows = trials_of(run_dir)
     refusals = [r for r in rows if r.status == "refused"]
     assert all(r.params["model.width"] == 300000 and r.reason == refused.reason for r in refusals)
-    study = optuna.load_study(study_name="odd", storage=f"sqlite:///{run_dir / 'optuna.db'}")
-    told = [t for t in study.trials if "refused" in t.user_attrs]
+    told = [t for t in trials if "refused" in t.user_attrs]
     complete = optuna.trial.TrialState.COMPLETE
     assert [(t.state, t.value, t.params["model.width"]) for t in told] == [(complete, 0.0, 300000)] * len(refusals)
     # Said once for them all, with each trial it ended.
