@@ -7,6 +7,7 @@ lists the valid keys instead of a silently ignored setting.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 import string
@@ -176,15 +177,23 @@ def setting_type(key: str, cls: type = Config) -> type:
     """The type of the values a dotted key (``model.width``) takes: int, float, bool or str (an
     optional setting's, without None)."""
     section, _, rest = key.partition(".")
-    hint = typing.get_type_hints(cls)[section]
+    hint = _type_hints(cls)[section]
     if rest:
         return setting_type(rest, hint)
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     return args[0] if args else hint
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """A config class's field types. Cached: resolving the annotations (strings here) took most of
+    the half second to a second an experiment file took to load, for a search space checks a config
+    for each of its values."""
+    return typing.get_type_hints(cls)
+
+
 def _dataclass_type(cls: type, name: str) -> type | None:
-    hint = typing.get_type_hints(cls)[name]
+    hint = _type_hints(cls)[name]
     return hint if dataclasses.is_dataclass(hint) else None
 
 
@@ -271,7 +280,7 @@ def from_dict(raw: dict, origin: str = "config", cls: type = Config, prefix: str
             kwargs[key] = from_dict(value if value is not None else {}, origin, sub, dotted + ".", shown)
         else:
             where = f"{origin}: {shown}{dotted}"
-            kwargs[key] = _coerce(value, typing.get_type_hints(cls)[key], where)
+            kwargs[key] = _coerce(value, _type_hints(cls)[key], where)
             _check_value(dotted, kwargs[key], where)
     built = cls(**kwargs)
     if cls is DataConfig:
