@@ -216,6 +216,7 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
                 log: Callable[[str], None], held: contextlib.ExitStack) -> RunLocation:
     for key, value in TUNE_SETTINGS.items():  # a user's own setting of one wins
         os.environ.setdefault(key, value)
+    address, where = cluster_address(address)  # before anything is loaded or written, Tune included (1.4 s)
     from ray import tune
 
     from search.checkpoint_repair import RepairStaleCheckpoints
@@ -224,7 +225,6 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
     from search.trainable import train_trial
     from search.trial_logs import CsvTrialLog, JsonTrialLog
 
-    address, where = cluster_address(address)  # before anything is loaded or written
     if resume:
         location = RunLocation.parse(resume)
         experiment = load_saved_experiment(location)

@@ -43,6 +43,24 @@ def test_optunas_caveat_on_a_rarely_sampled_parameter_becomes_a_note(tmp_path):
     assert lines[-2].startswith("importances: ") and lines[-1] == f"  {note}"
 
 
+def test_a_search_with_fewer_than_two_complete_trials_says_it_has_no_importances_yet(tmp_path):
+    # As a search interrupted early leaves it: Optuna's own words were "Parameter importances will be
+    # equal", printed where no importance followed.
+    location = RunLocation.parse(str(tmp_path / "run"))
+    study = optuna.create_study(study_name="s", storage=location.optuna_storage(), direction="maximize")
+    lr = {"train.lr": FloatDistribution(0.001, 0.01)}
+    study.add_trial(optuna.trial.create_trial(params={"train.lr": 0.002}, distributions=lr, value=0.5))
+    study.add_trial(optuna.trial.create_trial(params={"train.lr": 0.003}, distributions=lr,
+                                              state=optuna.trial.TrialState.PRUNED))
+    experiment = Experiment(config=Config(), space=[], storage=Storage(path=str(tmp_path), name="s"))
+
+    found, note = importances(location, experiment)
+
+    assert found == {} and note == "none yet: Optuna weighs them over two or more complete trials (1 so far)"
+    study.add_trial(optuna.trial.create_trial(params={"train.lr": 0.004}, distributions=lr, value=0.6))
+    assert set(importances(location, experiment)[0]) == {"train.lr"}
+
+
 def test_the_summary_curve_follows_the_order_of_the_reports_not_of_the_trial_ids():
     from search.results import TrialRow, best_so_far
 
@@ -175,3 +193,19 @@ def test_a_search_whose_every_trial_was_refused_says_why(tmp_path):
         write_results(RunLocation.parse(str(tmp_path / "s")), experiment, rows=rows)
     assert str(refused.value).endswith(f"no trial reported val_balanced_accuracy; nothing to export "
                                        f"(2 of 2 trials ended early; 2 trials (a, b) refused: {reason})")
+
+
+def test_a_search_whose_budget_ran_out_before_any_epoch_names_the_budget(tmp_path):
+    # What `alphabet search` ends with then (tests/test_search.py runs such a search: make test-all).
+    from search.experiment import SearchSettings
+    from search.results import TrialRow, write_results
+
+    rows = [TrialRow(t, "stopped", {}, math.nan, math.nan, 0, 0, 0.4) for t in ("a", "b")]
+    experiment = Experiment(config=Config(), space=[], storage=Storage(path=str(tmp_path), name="s"),
+                            search=SearchSettings(time_budget_s=1))
+    with pytest.raises(UserError) as ended:
+        write_results(RunLocation.parse(str(tmp_path / "s")), experiment, rows=rows)
+    assert str(ended.value) == (f"{tmp_path / 's'}: no trial reported val_balanced_accuracy; nothing to export "
+                                "(search.time_budget_s: 1 s; if it ran out before any trial's first epoch, "
+                                "expected a budget longer than a trial's start and first epoch)")
+    assert list(tmp_path.iterdir()) == []  # nothing written

@@ -314,6 +314,7 @@ def test_time_budget_ends_the_search_with_its_results(odd_search):
     assert (run_dir / "best.yaml").is_file() and (run_dir / "summary.json").is_file()
 
 
+@pytest.mark.slowest  # 17 to 19 s; tests/test_results.py checks the message itself in CI
 def test_a_budget_that_ends_before_any_epoch_is_named_as_the_likely_reason(tmp_path):
     # In one line: the last line, though Tune stops trial workers mid-start (Ray ends before it is said, so
     # what they print as they die cannot follow it), and without Tune's warning that those trials have no metrics.
@@ -472,7 +473,7 @@ def test_search_on_s3_with_auxiliary_letters(tmp_path, s3_server, cli, monkeypat
 
 def test_resume_after_kill_9_of_the_driver(tmp_path, cli):
     # max_t 4: a trial killed after 1 to 3 epochs goes on; at 8 the test took 11 s longer (59 s against 47-48).
-    experiment = write_experiment(tmp_path, "killed", search={"num_samples": 6, "max_concurrent": 2, "seed": 2},
+    experiment = write_experiment(tmp_path, "killed", search={"num_samples": 4, "max_concurrent": 2, "seed": 2},
                                   asha={"max_t": 4, "grace_period": 2, "reduction_factor": 2})
     run_dir = tmp_path / "search" / "killed"
     driver = subprocess.Popen([sys.executable, "-m", "alphabet", "search", str(experiment)], cwd=ROOT,
@@ -514,7 +515,7 @@ def test_resume_after_kill_9_of_the_driver(tmp_path, cli):
         os.killpg(driver.pid, signal.SIGKILL) if driver.poll() is None else None
         subprocess.run(["pkill", "-9", "-g", str(driver.pid)], check=False)
     after = {r.trial_id: r for r in trials_of(run_dir)}
-    assert len(after) == 6 and all(r.status in ("completed", "pruned") for r in after.values()), (
+    assert len(after) == 4 and all(r.status in ("completed", "pruned") for r in after.values()), (
         [(r.trial_id, r.status, r.epochs) for r in before.values()],
         [(r.trial_id, r.status, r.epochs) for r in after.values()], resumed.stderr[-5000:])
     for trial_id, row in before.items():
@@ -526,7 +527,7 @@ def test_resume_after_kill_9_of_the_driver(tmp_path, cli):
             assert reported[0] == reported[1], trial_id
     study = optuna.load_study(study_name="killed", storage=f"sqlite:///{run_dir / 'optuna.db'}")
     assert all(t.state.is_finished() for t in study.trials)
-    assert len([t for t in study.trials if t.state != optuna.trial.TrialState.FAIL]) == 6
+    assert len([t for t in study.trials if t.state != optuna.trial.TrialState.FAIL]) == 4
 
 
 @pytest.fixture
@@ -584,9 +585,10 @@ def test_a_search_that_fills_its_disk_stops_with_room_to_save_it_and_resumes_onc
     assert len([t for t in study.trials if t.state.is_finished()]) == 6
 
 
-def test_a_search_whose_saved_state_was_cut_short_is_not_resumed_afresh(finished_search, tmp_path):
+def test_a_search_whose_saved_state_was_cut_short_is_not_resumed_afresh(finished_search, tmp_path, cli):
     # As a disk that another program fills leaves it while Tune saves it: Tune would log that it could
-    # not restore the state and start the search again, over its results.
+    # not restore the state and start the search again, over its results. Refused before Ray starts, so
+    # in this process (a command's own process costs ~5 s).
     for pattern, keep, failure in (("experiment_state-*.json", 200, "JSONDecodeError"),
                                    ("searcher-state-*.pkl", 100, "ValueError")):
         run_dir = tmp_path / pattern[:5]
@@ -594,11 +596,11 @@ def test_a_search_whose_saved_state_was_cut_short_is_not_resumed_afresh(finished
         state = max(run_dir.glob(pattern))
         state.write_bytes(state.read_bytes()[:keep])
         before = sorted(p.name for p in run_dir.iterdir())
-        done = alphabet("search", "--resume", run_dir, timeout=120)
-        assert done.returncode == 2 and done.stderr == (
+        done = cli("search", "--resume", run_dir)
+        assert done.code == 2 and done.err == (
             f"alphabet: error: {state}: Tune's saved state is cut short or unreadable ({failure}), as a disk that "
             "fills while Tune saves it leaves it; expected a whole file: this "
-            "search cannot be continued (its trials' folders and optuna.db are left as they are)\n"), done.stderr
+            "search cannot be continued (its trials' folders and optuna.db are left as they are)\n"), done.err
         assert sorted(p.name for p in run_dir.iterdir()) == before
 
 
@@ -640,28 +642,43 @@ def ray_cli() -> str:
     return str(Path(sys.executable).parent / "ray")
 
 
-def test_two_node_cluster(tmp_path):
-    # Token authentication, as a real cluster should run: every process reads the same token.
+def ray_node(index: int, gpus: int = 1) -> list[str]:
+    """`ray start` for node ``index`` of a cluster on this machine (0: the head at 127.0.0.1:6399), each
+    node on ports of its own. Each declares a GPU, as a GPU cluster's nodes do, unless ``gpus`` is 0."""
+    ports = 6400 + 10 * index
+    own = [f"--node-manager-port={ports}", f"--object-manager-port={ports + 1}",
+           f"--min-worker-port={11000 + 100 * index}", f"--max-worker-port={11099 + 100 * index}",
+           f"--dashboard-agent-listen-port={ports + 2}", f"--metrics-export-port={ports + 3}",
+           f"--runtime-env-agent-port={ports + 4}"]
+    where = ["--head", "--port=6399", "--include-dashboard=false"] if index == 0 else ["--address=127.0.0.1:6399"]
+    return [ray_cli(), "start", *where, "--node-ip-address=127.0.0.1", "--num-cpus=1", f"--num-gpus={gpus}",
+            *own, "--disable-usage-stats"]
+
+
+@contextlib.contextmanager
+def token_cluster(tmp_path: Path, nodes: list[dict[str, str]]):
+    """A Ray cluster on this machine, with token authentication as a real cluster should run: a node
+    for each entry of ``nodes`` (the environment it starts with, over the shared one), the first the
+    head. Yields the environment every process of the cluster reads: the same token."""
     token = tmp_path / "auth_token"
     token.write_text(secrets.token_hex(32))
     env = {**os.environ, "RAY_ADDRESS": "", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+    try:
+        for index, own in enumerate(nodes):
+            started = subprocess.run(ray_node(index, gpus=int(own.pop("gpus", "1"))), env={**env, **own},
+                                     capture_output=True, text=True, timeout=120)
+            assert started.returncode == 0, started.stderr[-2000:]
+        yield env
+    finally:
+        subprocess.run([ray_cli(), "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def test_two_node_cluster(tmp_path):
     # Each node also declares a GPU, as a GPU cluster's do: `gpus_per_trial: auto` must then give each
     # trial an eighth of one, and Ray must place those shares (torch still finds no GPU and trains on CPU).
-    head = [ray_cli(), "start", "--head", "--node-ip-address=127.0.0.1", "--port=6399", "--num-cpus=1",
-            "--num-gpus=1", "--include-dashboard=false",
-            "--node-manager-port=6400", "--object-manager-port=6401", "--min-worker-port=11000",
-            "--max-worker-port=11099", "--dashboard-agent-listen-port=6402", "--metrics-export-port=6403",
-            "--runtime-env-agent-port=6404", "--disable-usage-stats"]
-    worker = [ray_cli(), "start", "--address=127.0.0.1:6399", "--node-ip-address=127.0.0.1", "--num-cpus=1",
-              "--num-gpus=1", "--node-manager-port=6410",
-              "--object-manager-port=6411", "--min-worker-port=11100", "--max-worker-port=11199",
-              "--dashboard-agent-listen-port=6412", "--metrics-export-port=6413", "--runtime-env-agent-port=6414",
-              "--disable-usage-stats"]
-    try:
-        assert subprocess.run(head, env=env, capture_output=True, timeout=120).returncode == 0
-        started = subprocess.run(worker, env=env, capture_output=True, text=True, timeout=120)
-        assert started.returncode == 0, started.stderr[-2000:]
-        experiment = write_experiment(tmp_path, "cluster", search={"num_samples": 4, "max_concurrent": 2},
+    with token_cluster(tmp_path, [{}, {}]) as env:
+        # Two trials at once, on nodes of one CPU each: one on each node.
+        experiment = write_experiment(tmp_path, "cluster", search={"num_samples": 2, "max_concurrent": 2},
                                       asha={"max_t": 2, "grace_period": 2, "reduction_factor": 2})
         # Without the cluster's token, Ray retried for 20 s and then named no reason.
         other = tmp_path / "other_token"
@@ -689,19 +706,39 @@ def test_two_node_cluster(tmp_path):
         assert own.returncode == 0, own.stderr[-2000:]
         resources = json.loads(own.stdout.strip().splitlines()[-1])
         assert resources["nodes"] == 1 and resources.get("GPU", 0) == torch.cuda.device_count(), resources
-        # A third node whose Python imports another copy of alphabet, one line apart: refused before any
-        # trial, where it would have run that code.
-        shutil.copytree(ROOT / "alphabet", tmp_path / "other" / "alphabet",
-                        ignore=shutil.ignore_patterns("__pycache__"))
-        with (tmp_path / "other" / "alphabet" / "models.py").open("a") as f:
-            f.write("# another commit\n")
-        third = [ray_cli(), "start", "--address=127.0.0.1:6399", "--node-ip-address=127.0.0.1", "--num-cpus=1",
-                 "--node-manager-port=6430", "--object-manager-port=6431", "--min-worker-port=11300",
-                 "--max-worker-port=11399", "--dashboard-agent-listen-port=6432", "--metrics-export-port=6433",
-                 "--runtime-env-agent-port=6434", "--disable-usage-stats"]
-        started = subprocess.run(third, env={**env, "PYTHONPATH": str(tmp_path / "other")}, capture_output=True,
-                                 text=True, timeout=120)
-        assert started.returncode == 0, started.stderr[-2000:]
+
+
+def test_a_copy_of_the_code_one_line_apart_has_another_fingerprint(tmp_path):
+    # What a search compares across a cluster's nodes (the next test); here without a cluster.
+    shutil.copytree(ROOT / "alphabet", tmp_path / "alphabet", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "search", tmp_path / "search", ignore=shutil.ignore_patterns("__pycache__"))
+
+    def fingerprint() -> str:
+        done = subprocess.run([sys.executable, "-c", "import alphabet, search.cluster as c\n"
+                               "print(c.code_fingerprint(), alphabet.__file__)"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr[-2000:]
+        digest, imported = done.stdout.split()
+        assert Path(imported).is_relative_to(tmp_path)  # the copy's code, not this checkout's
+        return digest
+
+    from search.cluster import code_fingerprint
+
+    assert fingerprint() == code_fingerprint()
+    with (tmp_path / "alphabet" / "models.py").open("a") as f:
+        f.write("# another commit\n")
+    assert fingerprint() != code_fingerprint()
+
+
+@pytest.mark.slowest  # 20 to 25 s; the test before shows the fingerprint differ, without a cluster
+def test_a_node_that_imports_other_alphabet_code_is_refused(tmp_path):
+    # A node whose Python imports another copy of alphabet, one line apart: refused before any trial,
+    # where it would have run that code.
+    shutil.copytree(ROOT / "alphabet", tmp_path / "other" / "alphabet", ignore=shutil.ignore_patterns("__pycache__"))
+    with (tmp_path / "other" / "alphabet" / "models.py").open("a") as f:
+        f.write("# another commit\n")
+    with token_cluster(tmp_path, [{"gpus": "0"}, {"gpus": "0", "PYTHONPATH": str(tmp_path / "other")}]) as env:
+        experiment = write_experiment(tmp_path, "cluster")
         # Run from another folder, as from another machine: Ray puts the driver's folder first on every
         # worker's path, and from the project's root each node would import the same alphabet.
         (tmp_path / "elsewhere").mkdir()
@@ -710,9 +747,7 @@ def test_two_node_cluster(tmp_path):
                                  text=True, timeout=300)
         assert refused.returncode == 2, refused.stderr[-2000:]
         assert "runs other alphabet code than this machine (its source differs)" in refused.stderr, refused.stderr
-        assert not (tmp_path / "search" / "cluster-2").exists()
-    finally:
-        subprocess.run([ray_cli(), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        assert not (tmp_path / "search" / "cluster").exists()
 
 
 @pytest.mark.slowest  # about a minute, and more when Ray Client needs a second try; CI's 15 minutes leave no room

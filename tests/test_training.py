@@ -105,10 +105,12 @@ def stop_after(epoch: int):
     return log
 
 
-@pytest.mark.parametrize("ema", ["0", "0.9"])
-def test_resume_is_bit_identical_on_cpu(tmp_path, ema):
+@pytest.mark.parametrize(("ema", "figures"), [("0", "2"), ("0.9", "0")])
+def test_resume_is_bit_identical_on_cpu(tmp_path, ema, figures):
+    # With figures once: drawing them (the augmented batch's among them) must not move the random
+    # state a resumed run restores. Once is enough (about 4 s a time).
     settings = ["train.epochs=4", "augment.elastic=1.0", "augment.erase=0.3", "model.dropout=0.3",
-                "log.figures_every=2", f"train.ema_decay={ema}"]
+                f"log.figures_every={figures}", f"train.ema_decay={ema}"]
     run_training(config_for(tmp_path, *settings, "log.name=straight"), log=lambda *_: None)
     with pytest.raises(Interrupt):
         run_training(config_for(tmp_path, *settings, "log.name=broken"), log=stop_after(3))
