@@ -15,6 +15,7 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -106,16 +107,20 @@ def to_input(images: torch.Tensor) -> torch.Tensor:
     return images.unsqueeze(1).float().div_(255)
 
 
+def shared_tensor(array: np.ndarray) -> torch.Tensor:
+    """``torch.from_numpy`` of an array that is read, never written. Arrays from Ray's object store
+    are read-only; sharing them saves a copy per trial, and torch's warning about them is no news."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+        return torch.from_numpy(array)
+
+
 class DeviceData:
     """A whole LetterSet as tensors on the training device."""
 
     def __init__(self, data: LetterSet, device: torch.device) -> None:
-        with warnings.catch_warnings():
-            # Arrays from Ray's object store are read-only; sharing them saves a copy per
-            # trial, and nothing here writes to them.
-            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
-            self.images = torch.from_numpy(data.images).to(device)
-            self.labels = torch.from_numpy(data.labels).to(device)
+        self.images = shared_tensor(data.images).to(device)
+        self.labels = shared_tensor(data.labels).to(device)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -316,7 +321,7 @@ def predict_probs(model: nn.Module, data: LetterSet | torch.Tensor, device: torc
                   batch_size: int = 1024, views: Sequence[View] = PLAIN) -> torch.Tensor:
     """Softmax probabilities (N, C) on the CPU: their mean over ``views`` of each image
     (``alphabet.tta.TTA_VIEWS`` for test-time augmentation; by default the image alone)."""
-    images = torch.from_numpy(data.images) if isinstance(data, LetterSet) else data
+    images = shared_tensor(data.images) if isinstance(data, LetterSet) else data
     model.eval()
     out = []
     for start in range(0, len(images), batch_size):
