@@ -80,6 +80,7 @@ def finished_search(tmp_path_factory) -> Path:
     done = alphabet("search", write_experiment(tmp_path), timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "tensorboard --logdir" in done.stdout
+    assert "Token authentication is enabled" not in done.stdout + done.stderr  # Ray's notice at every start
     return tmp_path / "search" / "tiny"
 
 
@@ -607,6 +608,7 @@ def test_a_search_whose_saved_state_was_cut_short_is_not_resumed_afresh(finished
         assert sorted(p.name for p in run_dir.iterdir()) == before
 
 
+@pytest.mark.slowest  # 21 to 25 s; the next test checks what is said, test_cli.py a Ctrl-C in training
 def test_ctrl_c_says_the_search_was_interrupted_and_how_to_continue(tmp_path):
     # Tune returns from fit() on Ctrl-C as if the search were done; the user must hear otherwise.
     experiment = write_experiment(tmp_path, "stopped", search={"num_samples": 6, "max_concurrent": 1, "seed": 3},
