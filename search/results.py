@@ -266,7 +266,7 @@ def importances(location: RunLocation, experiment: Experiment) -> tuple[dict[str
         try:
             study = optuna.load_study(study_name=experiment.storage.name, storage=location.optuna_storage())
             complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-            if len(complete) < 2:  # Optuna would say they "will be equal", and list none
+            if len(complete) < 2:  # Optuna would say they "will be equal": no news, and none with no trial
                 return {}, f"none yet: Optuna weighs them over two or more complete trials ({len(complete)} so far)"
             found = optuna.importance.get_param_importances(study)
         except Exception as e:  # noqa: BLE001 - too few or too uniform trials is normal in small searches

@@ -44,8 +44,8 @@ def test_optunas_caveat_on_a_rarely_sampled_parameter_becomes_a_note(tmp_path):
 
 
 def test_a_search_with_fewer_than_two_complete_trials_says_it_has_no_importances_yet(tmp_path):
-    # As a search interrupted early leaves it: Optuna's own words were "Parameter importances will be
-    # equal", printed where no importance followed.
+    # As a search interrupted early leaves it: Optuna's words were "Parameter importances will be equal",
+    # beside one parameter at 1.0, or none at all with no complete trial.
     location = RunLocation.parse(str(tmp_path / "run"))
     study = optuna.create_study(study_name="s", storage=location.optuna_storage(), direction="maximize")
     lr = {"train.lr": FloatDistribution(0.001, 0.01)}

@@ -443,7 +443,7 @@ def test_search_on_s3_with_auxiliary_letters(tmp_path, s3_server, cli, monkeypat
     assert done.returncode == 0, done.stderr[-3000:]
     assert (f"AWS_ENDPOINT_URL=http://{s3_server} tensorboard --logdir s3://bucket/searches/uri"
             in done.stdout)
-    # The splits trials share are read-only; with auxiliary letters each trial warned so as it scored them.
+    # The splits trials share are read-only; with auxiliary letters each trial warned of it as it scored them.
     assert "Warning" not in done.stdout + done.stderr, (done.stdout + done.stderr)[-3000:]
     checkpoints = [f.path for f in fs.get_file_info(pyarrow.fs.FileSelector("bucket/searches/uri", recursive=True))
                    if f.path.endswith("/trainer.pt")]
