@@ -647,9 +647,9 @@ def ray_cli() -> str:
     return str(Path(sys.executable).parent / "ray")
 
 
-def ray_node(index: int, gpus: int = 1) -> list[str]:
+def ray_node(index: int, gpus: int) -> list[str]:
     """`ray start` for node ``index`` of a cluster on this machine (0: the head at 127.0.0.1:6399), each
-    node on ports of its own. Each declares a GPU, as a GPU cluster's nodes do, unless ``gpus`` is 0."""
+    node on ports of its own, declaring ``gpus`` GPUs."""
     ports = 6400 + 10 * index
     own = [f"--node-manager-port={ports}", f"--object-manager-port={ports + 1}",
            f"--min-worker-port={11000 + 100 * index}", f"--max-worker-port={11099 + 100 * index}",
@@ -661,17 +661,17 @@ def ray_node(index: int, gpus: int = 1) -> list[str]:
 
 
 @contextlib.contextmanager
-def token_cluster(tmp_path: Path, nodes: list[dict[str, str]]):
+def token_cluster(tmp_path: Path, nodes: list[tuple[int, dict[str, str]]]):
     """A Ray cluster on this machine, with token authentication as a real cluster should run: a node
-    for each entry of ``nodes`` (the environment it starts with, over the shared one), the first the
-    head. Yields the environment every process of the cluster reads: the same token."""
+    for each (GPUs it declares, environment it starts with over the shared one) of ``nodes``, the first
+    the head. Yields the environment every process of the cluster reads: the same token."""
     token = tmp_path / "auth_token"
     token.write_text(secrets.token_hex(32))
     env = {**os.environ, "RAY_ADDRESS": "", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
     try:
-        for index, own in enumerate(nodes):
-            started = subprocess.run(ray_node(index, gpus=int(own.pop("gpus", "1"))), env={**env, **own},
-                                     capture_output=True, text=True, timeout=120)
+        for index, (gpus, own) in enumerate(nodes):
+            started = subprocess.run(ray_node(index, gpus), env={**env, **own}, capture_output=True, text=True,
+                                     timeout=120)
             assert started.returncode == 0, started.stderr[-2000:]
         yield env
     finally:
@@ -681,7 +681,7 @@ def token_cluster(tmp_path: Path, nodes: list[dict[str, str]]):
 def test_two_node_cluster(tmp_path):
     # Each node also declares a GPU, as a GPU cluster's do: `gpus_per_trial: auto` must then give each
     # trial an eighth of one, and Ray must place those shares (torch still finds no GPU and trains on CPU).
-    with token_cluster(tmp_path, [{}, {}]) as env:
+    with token_cluster(tmp_path, [(1, {}), (1, {})]) as env:
         # Two trials at once, on nodes of one CPU each: one on each node.
         experiment = write_experiment(tmp_path, "cluster", search={"num_samples": 2, "max_concurrent": 2},
                                       asha={"max_t": 2, "grace_period": 2, "reduction_factor": 2})
@@ -742,7 +742,7 @@ def test_a_node_that_imports_other_alphabet_code_is_refused(tmp_path):
     shutil.copytree(ROOT / "alphabet", tmp_path / "other" / "alphabet", ignore=shutil.ignore_patterns("__pycache__"))
     with (tmp_path / "other" / "alphabet" / "models.py").open("a") as f:
         f.write("# another commit\n")
-    with token_cluster(tmp_path, [{"gpus": "0"}, {"gpus": "0", "PYTHONPATH": str(tmp_path / "other")}]) as env:
+    with token_cluster(tmp_path, [(0, {}), (0, {"PYTHONPATH": str(tmp_path / "other")})]) as env:
         experiment = write_experiment(tmp_path, "cluster")
         # Run from another folder, as from another machine: Ray puts the driver's folder first on every
         # worker's path, and from the project's root each node would import the same alphabet.
