@@ -24,9 +24,8 @@ from alphabet.errors import UserError
 from alphabet.train import evaluate_split
 from benchmarks.common import (
     CUDA,
-    DOC,
-    FEMNIST,
     ROOT,
+    Bench,
     Skipped,
     tiled,
 )
@@ -39,11 +38,13 @@ from search.storage import RunLocation
 
 OVERHEAD_SETS = ["data.case=lower", "data.synthetic_size=6000", "data.synthetic_test_size=520",
                  "data.val_fraction=0.15", "model.width=16", "log.progress=never"]
+SMOKE_OVERHEAD_SETS = ["data.synthetic_size=1040", "data.synthetic_test_size=260"]
 
 
-def _plain_seconds(epochs: int) -> float:
-    """The trial's work (train an epoch, score validation) without Ray, on one thread as a trial has."""
-    config = load_config(None, OVERHEAD_SETS + [f"train.epochs={epochs}"])
+def _plain_seconds(sets: list[str], epochs: int) -> tuple[float, int]:
+    """The trial's work (train an epoch, score validation) without Ray, on one thread as a trial has:
+    its seconds, and the letters it trained on."""
+    config = load_config(None, sets + [f"train.epochs={epochs}"])
     splits = load_splits(config.data)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -53,7 +54,7 @@ def _plain_seconds(epochs: int) -> float:
         while trainer.epoch < epochs:
             trainer.train_epoch()
             evaluate_split(trainer, splits.val)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, len(splits.train)
     finally:
         torch.set_num_threads(threads)
 
@@ -66,12 +67,13 @@ def _trial_reports(run_dir: Path) -> list[dict]:
     return sorted(reports, key=lambda r: r["timestamp"])
 
 
-def bench_overhead(full: bool) -> str:
+def bench_overhead(bench: Bench) -> str:
     import yaml
 
-    epochs = 15 if full else 6  # 15 epochs of this trial take about a minute on one core
-    plain = _plain_seconds(epochs)
-    config = parse_overrides(OVERHEAD_SETS + [f"log.figures_every={epochs}"])
+    epochs = bench.pick(2, 6, 15)  # 15 epochs of this trial take about a minute on one core
+    sets = OVERHEAD_SETS + (SMOKE_OVERHEAD_SETS if bench.smoke else [])
+    plain, letters = _plain_seconds(sets, epochs)
+    config = parse_overrides(sets + [f"log.figures_every={epochs}"])
     with tempfile.TemporaryDirectory() as tmp:
         experiment = {"config": config, "space": {"train.lr": {"type": "loguniform", "low": 0.002, "high": 0.004}},
                       "search": {"num_samples": 1, "max_concurrent": 1},
@@ -95,9 +97,9 @@ def bench_overhead(full: bool) -> str:
     per_report = [r["time_this_iter_s"] - r["epoch_seconds"] for r in rows[1:]]
     direct = startup + sum(per_report)
     return ("## Ray overhead: one trial under Tune against the same work in a plain loop\n\n"
-            f"{epochs} epochs of a width-16 CNN on 5,100 synthetic letters (train + validation each epoch, one "
-            "thread), first in a plain loop, then as the only trial of `alphabet search` (OptunaSearch, ASHA, a "
-            "`tune.report` with a `tune.Checkpoint` and TensorBoard scalars every epoch).\n\n"
+            f"{epochs} epochs of a width-16 CNN on {letters:,} synthetic letters (train + validation each "
+            "epoch, one thread), first in a plain loop, then as the only trial of `alphabet search` (OptunaSearch, "
+            "ASHA, a `tune.report` with a `tune.Checkpoint` and TensorBoard scalars every epoch).\n\n"
             "| | seconds |\n|---|---|\n"
             f"| plain loop | {plain:.1f} |\n"
             f"| the trial, as Tune timed it | {trial:.1f} |\n"
@@ -125,6 +127,7 @@ def _best_curve(run_dir: Path, metric: str) -> list[tuple[int, float]]:
 
 
 RANDOM_ARM_SEED_OFFSET = 1000
+SMOKE_SEARCH_SETS = ["config.model.width=8", "config.model.classifier_width=32"]
 # name -> (experiment file, what its space is): the section, figure and runs are named after it
 SEARCH_SPACES = {"tuned": ("femnist_search.yaml", "narrowed around what the first femnist searches found"),
                  "wide": ("femnist_search_wide.yaml", "a first search's space: two optimisers, three decades "
@@ -133,13 +136,13 @@ SEARCH_SPACES = {"tuned": ("femnist_search.yaml", "narrowed around what the firs
                              "that decided the wide space's searches")}
 
 
-def search_variant(full: bool, space: str = "tuned", trials: int | None = None,
+def search_variant(bench: Bench, space: str = "tuned", trials: int | None = None,
                    grace: int | None = None, seeds: tuple[int, ...] = (0,),
                    startup: int | None = None) -> tuple[int, int, int, str]:
     """(trials, max_t, grace period, name suffix) of a search benchmark; the suffix names what differs
     from the default, so each variant, and each set of sampler seeds, keeps its own section, figure and
     runs: more seeds of a setting add a section rather than replace the first."""
-    default_trials, max_t, default_grace = (16, 12, 3) if full else (8, 6, 2)
+    default_trials, max_t, default_grace = bench.pick((2, 2, 1), (8, 6, 2), (16, 12, 3))
     suffix = "" if space == "tuned" else f"_{space}"
     suffix += f"_{trials}trials" if trials not in (None, default_trials) else ""
     suffix += f"_grace{grace}" if grace not in (None, default_grace) else ""
@@ -176,11 +179,10 @@ def check_baseline(arm_dir: Path, sets: list[str], experiment: Path) -> None:
         raise UserError(f"--search-baseline: {arm_dir}: no trial results; expected a finished search")
 
 
-def bench_search(full: bool, seeds: tuple[int, ...] = (0,), space: str = "tuned", trials: int | None = None,
+def bench_search(bench: Bench, seeds: tuple[int, ...] = (0,), space: str = "tuned", trials: int | None = None,
                  grace: int | None = None, startup: int | None = None, baseline: Path | None = None) -> str:
-    if not FEMNIST.exists():
-        raise Skipped(f"{FEMNIST} is absent")
-    samples, max_t, grace, suffix = search_variant(full, space, trials, grace, seeds, startup)
+    femnist = bench.letters()
+    samples, max_t, grace, suffix = search_variant(bench, space, trials, grace, seeds, startup)
     file_name, space_text = SEARCH_SPACES[space]
     experiment = ROOT / "benchmarks" / "configs" / file_name
     # (seed offset, settings). TPE draws its start-up trials with a RandomSampler of its own seed: with
@@ -190,10 +192,12 @@ def bench_search(full: bool, seeds: tuple[int, ...] = (0,), space: str = "tuned"
     arms = {"Optuna (TPE) + ASHA": (0, ["search.searcher=optuna", "search.scheduler=asha", *tpe]),
             "random + FIFO": (RANDOM_ARM_SEED_OFFSET, ["search.searcher=random", "search.scheduler=fifo"])}
     # Kept, not temporary: each arm is a search RUN_DIR for `alphabet trials`, TensorBoard or a retrain.
-    runs = ROOT / "runs" / f"bench-search-efficiency{suffix}" / time.strftime("%Y%m%d-%H%M%S")
+    runs = bench.runs / f"bench-search-efficiency{suffix}" / time.strftime("%Y%m%d-%H%M%S")
+    # The experiment files name femnist's path from the repository; a smoke test's letters are elsewhere.
+    letters = [f"config.data.source=npz:{femnist}"] + (SMOKE_SEARCH_SETS if bench.smoke else [])
 
     def arm_settings(seed: int, offset: int, sets: list[str]) -> list[str]:
-        return sets + [f"search.seed={seed + offset}", f"search.num_samples={samples}",
+        return sets + [f"search.seed={seed + offset}", f"search.num_samples={samples}", *letters,
                        f"asha.max_t={max_t}", f"asha.grace_period={grace}", "search.time_budget_s=null"]
 
     base_index = list(arms).index("random + FIFO")
@@ -219,7 +223,7 @@ def bench_search(full: bool, seeds: tuple[int, ...] = (0,), space: str = "tuned"
             curves[arm] = _best_curve(runs / f"seed{seed}" / f"arm{i}", "val_balanced_accuracy")
         results.append((seed, curves, walls))
     ours_name, base_name = arms
-    figure = DOC.parent / "figures" / f"search_efficiency{suffix}.png"
+    figure = bench.figures / f"search_efficiency{suffix}.png"
     figure.parent.mkdir(exist_ok=True)
     import matplotlib
     matplotlib.use("Agg")
@@ -255,10 +259,11 @@ def bench_search(full: bool, seeds: tuple[int, ...] = (0,), space: str = "tuned"
     if len(ratios) > 1:
         median = statistics.median(ratios)  # inf where most seeds did not reach it
         summary += f" Median share: {'not reached' if math.isinf(median) else f'{median:.2f}'}."
-    loaded = load_experiment(experiment, [f"search.num_samples={samples}", *tpe])
+    loaded = load_experiment(experiment, [f"search.num_samples={samples}", *letters, *tpe])
     reused = ("" if baseline is None else f" Random + FIFO's searches are reused from "
               f"`{os.path.relpath(baseline, ROOT)}` (`--search-baseline`; they read none of TPE's settings, and their "
               "experiment.yaml was checked against this run's).")
+    kept = os.path.relpath(runs, ROOT)
     return (f"## Search efficiency: Optuna + ASHA against random search + FIFO (femnist lowercase, {space} "
             f"space, {samples} trials, grace {grace}, "
             f"{'' if startup is None else f'{startup} TPE start-up trials, '}"
@@ -275,7 +280,7 @@ def bench_search(full: bool, seeds: tuple[int, ...] = (0,), space: str = "tuned"
             f"{base_name}: the same | trial-epochs {ours_name} needed to reach random + FIFO's best, "
             f"share of random + FIFO's | {ours_name}'s best within 1/3 of random + FIFO's trial-epochs |\n"
             "|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
-            f"{summary} The searches are kept in `{runs.relative_to(ROOT)}`.{reused}\n\n"
+            f"{summary} The searches are kept in `{kept}`.{reused}\n\n"
             f"![best so far against trial-epochs](figures/search_efficiency{suffix}.png)")
 
 
@@ -344,19 +349,19 @@ def _ray_share_sets(data: Path) -> list[str]:
         f"data.source=npz:{data}", "data.case=all", "data.val_fraction=0.04", "data.test_fraction=0.01"]
 
 
-def share_data(path: Path, full: bool) -> None:
+def share_data(path: Path, bench: Bench) -> None:
     """The share benchmark's letters (synthetic, repeated) as an npz file a search can load."""
-    letters = tiled(load_splits(load_config(None, RETRAIN_SETS).data).train, 66_000 if full else 22_000)
+    letters = tiled(load_splits(load_config(None, RETRAIN_SETS).data).train, bench.pick(5200, 22_000, 66_000))
     np.savez(path, x=letters.images, y=letters.labels, classes=np.array(letters.classes))
 
 
-def bench_ray_share(full: bool) -> str:
+def bench_ray_share(bench: Bench) -> str:
     if not CUDA:
         raise Skipped("no GPU here (torch.cuda.is_available() is False)")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp, "letters.npz")
-        share_data(data, full)
+        share_data(data, bench)
         splits = load_splits(load_config(None, _ray_share_sets(data)).data)
         for per_gpu in RAY_SHARE_TRIALS_PER_GPU:
             r = ray_share_search(data, per_gpu, Path(tmp))

@@ -3,6 +3,10 @@
     python benchmarks/run.py            # quick mode (minutes on 2 CPU cores)
     python benchmarks/run.py --full     # full mode
     python benchmarks/run.py --only datapath,seed
+    python benchmarks/run.py --smoke-test   # every benchmark's code in seconds each; measures nothing
+
+``--smoke-test`` runs each benchmark at a toy size, the femnist ones on synthetic letters saved as
+femnist's are, and writes to a scratch document that it deletes: docs/BENCHMARKS.md is not touched.
 
 datapath  images/s of the on-device batch pipeline against per-sample PIL in a DataLoader
 seed      time to accuracy: the seed's recipe against the project's default (femnist)
@@ -65,6 +69,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,7 +78,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from alphabet.errors import UserError  # noqa: E402
-from benchmarks.common import CUDA, Skipped, write_section  # noqa: E402
+from benchmarks.common import CUDA, Bench, Skipped, write_section  # noqa: E402
 from benchmarks.ray_search import (  # noqa: E402
     SEARCH_SPACES,
     bench_overhead,
@@ -105,27 +111,62 @@ from benchmarks.training import (  # noqa: E402
     bench_words,
 )
 
-BENCHMARKS: dict[str, Callable[[bool], str]] = {"datapath": bench_datapath, "seed": bench_seed,
-                                               "variants": bench_variants, "schedules": bench_schedules,
-                                               "batch": bench_batch, "tta": bench_tta,
-                                               "calibration": bench_calibration,
-                                               "framing": bench_framing, "words": bench_words,
-                                               "text": bench_text, "lexicon": bench_lexicon,
-                                               "lexicon-text": bench_lexicon_text,
-                                               "overhead": bench_overhead, "search": bench_search,
-                                               "retrain": bench_retrain, "profile": bench_profile,
-                                               "inference": bench_inference, "files": bench_files,
-                                               "synthetic": bench_synthetic,
-                                               "gpu": bench_gpu, "share": bench_share,
-                                               "rayshare": bench_ray_share}
+BENCHMARKS: dict[str, Callable[[Bench], str]] = {
+    "datapath": bench_datapath, "seed": bench_seed, "variants": bench_variants, "schedules": bench_schedules,
+    "batch": bench_batch, "tta": bench_tta, "calibration": bench_calibration, "framing": bench_framing,
+    "words": bench_words, "text": bench_text, "lexicon": bench_lexicon, "lexicon-text": bench_lexicon_text,
+    "overhead": bench_overhead, "search": bench_search, "retrain": bench_retrain, "profile": bench_profile,
+    "inference": bench_inference, "files": bench_files, "synthetic": bench_synthetic,
+    "gpu": bench_gpu, "share": bench_share, "rayshare": bench_ray_share}
 
 
-def main() -> None:
-    if sys.argv[1:2] == ["--share-worker"]:  # a child process of the share benchmark
-        share_worker(sys.argv[2], int(sys.argv[3]))
+def run(bench: Bench, names: list[str], args: argparse.Namespace, seeds: tuple[int, ...]) -> list[str]:
+    """Each named benchmark, its section written to ``bench.doc``; returns those skipped here."""
+    flag = {"quick": "", "full": " --full", "smoke": " --smoke-test"}[bench.size]
+    skipped = []
+    for name in names:
+        command = f"python benchmarks/run.py{flag} --only {name}"
+        section = name
+        if name == "search":
+            for option, value, default in (("--search-seeds", args.search_seeds, "0"),
+                                           ("--search-space", args.search_space, "tuned"),
+                                           ("--search-trials", args.search_trials, None),
+                                           ("--search-grace", args.search_grace, None),
+                                           ("--search-startup", args.search_startup, None),
+                                           ("--search-baseline", args.search_baseline, None)):
+                command += f" {option} {value}" if value != default else ""
+            section += search_variant(bench, args.search_space, args.search_trials, args.search_grace,
+                                      seeds, args.search_startup)[3].replace("_", "-")
+        start = time.perf_counter()
+        try:
+            body = (bench_search(bench, seeds, args.search_space, args.search_trials, args.search_grace,
+                                 args.search_startup, args.search_baseline and args.search_baseline.resolve())
+                    if name == "search" else BENCHMARKS[name](bench))
+        except Skipped as why:
+            print(f"{name}: skipped: {why}")
+            skipped.append(name)
+            continue
+        except UserError as e:
+            sys.exit(f"benchmarks/run.py: {e.args[0]}")
+        if bench.smoke:  # the section's figures come from a toy run: said in its title
+            title, _, rest = body.partition("\n")
+            body = f"{title} [smoke test: a toy size, not a measurement]\n{rest}"
+        write_section(bench.doc, f"{section}-cuda" if CUDA else section, body, command)
+        print(f"{name}: {time.perf_counter() - start:.1f} s", flush=True)
+    return skipped
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--share-worker"]:  # a child process of the share benchmark
+        share_worker(argv[1], int(argv[2]))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full", action="store_true")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--full", action="store_true")
+    size.add_argument("--smoke-test", action="store_true",
+                      help="each benchmark at a toy size on synthetic letters, into a scratch document: checks "
+                           "the code in seconds a benchmark and measures nothing")
     parser.add_argument("--only", help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
     parser.add_argument("--search-seeds", default="0", metavar="0,1,2",
                         help="search: one pair of searches per sampler seed (default: 0)")
@@ -140,7 +181,7 @@ def main() -> None:
     parser.add_argument("--search-baseline", type=Path, metavar="RUNS",
                         help="search: reuse the random + FIFO arms of an earlier run of the same setting "
                              "(runs/bench-search-efficiency.../TIME); they read none of TPE's settings")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     try:
         seeds = tuple(int(seed) for seed in args.search_seeds.split(","))
     except ValueError:
@@ -149,30 +190,16 @@ def main() -> None:
     for name in names:
         if name not in BENCHMARKS:
             sys.exit(f"benchmarks/run.py: --only: unknown benchmark {name!r}; expected {', '.join(BENCHMARKS)}")
-    for name in names:
-        command = "python benchmarks/run.py" + (" --full" if args.full else "") + f" --only {name}"
-        section = name
-        if name == "search":
-            for option, value, default in (("--search-seeds", args.search_seeds, "0"),
-                                           ("--search-space", args.search_space, "tuned"),
-                                           ("--search-trials", args.search_trials, None),
-                                           ("--search-grace", args.search_grace, None),
-                                           ("--search-startup", args.search_startup, None),
-                                           ("--search-baseline", args.search_baseline, None)):
-                command += f" {option} {value}" if value != default else ""
-            section += search_variant(args.full, args.search_space, args.search_trials, args.search_grace,
-                                      seeds, args.search_startup)[3].replace("_", "-")
-        try:
-            body = (bench_search(args.full, seeds, args.search_space, args.search_trials, args.search_grace,
-                                 args.search_startup, args.search_baseline and args.search_baseline.resolve())
-                    if name == "search" else BENCHMARKS[name](args.full))
-        except Skipped as why:
-            print(f"{name}: skipped: {why}")
-            continue
-        except UserError as e:
-            sys.exit(f"benchmarks/run.py: {e.args[0]}")
-        write_section(f"{section}-cuda" if CUDA else section, body, command)
-
+    if not args.smoke_test:
+        run(Bench("full" if args.full else "quick"), names, args, seeds)
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-smoke-") as scratch:
+        root = Path(scratch)
+        bench = Bench("smoke", root / "femnist_letters.npz", root / "BENCHMARKS.md", root / "runs")
+        skipped = run(bench, names, args, seeds)
+    print(f"smoke test: {len(names) - len(skipped)} of {len(names)} benchmarks ran at a toy size"
+          + (f" ({', '.join(skipped)} skipped, as said above)" if skipped else "")
+          + "; nothing was measured and docs/BENCHMARKS.md is untouched")
 
 if __name__ == "__main__":
     main()

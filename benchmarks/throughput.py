@@ -22,6 +22,7 @@ from benchmarks.common import (
     BEST_CONFIG,
     CUDA,
     ROOT,
+    Bench,
     Skipped,
     sync,
     tiled,
@@ -54,12 +55,12 @@ def _seed_style_loader(images: np.ndarray, labels: np.ndarray, aug: AugmentConfi
                                        drop_last=True)
 
 
-def bench_datapath(full: bool) -> str:
+def bench_datapath(bench: Bench) -> str:
     # On a GPU our steps cost little and the seed-style ones much, so each side gets its own count.
-    ours_steps = (600 if full else 200) if CUDA else (60 if full else 20)
-    seed_steps = (60 if full else 20) if CUDA else ours_steps
-    data_sets = ["data.synthetic_size=8000", "data.val_fraction=0", "augment.elastic=1.0", "augment.erase=0.2",
-                 "train.batch_size=128"]
+    ours_steps = bench.pick(3, 200, 600) if CUDA else bench.pick(3, 20, 60)  # 3: the warm-up's steps
+    seed_steps = bench.pick(1, 20, 60) if CUDA else bench.pick(1, ours_steps, ours_steps)
+    data_sets = [f"data.synthetic_size={bench.pick(520, 8000, 8000)}", "data.val_fraction=0", "augment.elastic=1.0",
+                 "augment.erase=0.2", "train.batch_size=128"]
     splits = load_splits(load_config(None, data_sets).data)
     train = tiled(splits.train, ours_steps * 128)
     rows = []
@@ -138,11 +139,11 @@ def epoch_seconds(config: Config, train: LetterSet, epochs: int = 2) -> float:
     return (time.perf_counter() - t0) / epochs
 
 
-def bench_retrain(full: bool) -> str:
-    images = EMNIST_LETTERS if full else EMNIST_LETTERS // 10
-    config = load_config(None, RETRAIN_SETS)
+def bench_retrain(bench: Bench) -> str:
+    images = bench.pick(256, EMNIST_LETTERS // 10, EMNIST_LETTERS)
+    config = load_config(None, RETRAIN_SETS + bench.pick(["data.synthetic_size=520"], [], []))
     generated = load_splits(config.data).train
-    per_epoch = epoch_seconds(config, tiled(generated, images))
+    per_epoch = epoch_seconds(config, tiled(generated, images), epochs=bench.pick(1, 2, 2))
     scaled = per_epoch * EMNIST_LETTERS / images
     where = f"on {torch.cuda.get_device_name()}" if CUDA else f"on CPU ({torch.get_num_threads()} threads)"
     projection = "" if images == EMNIST_LETTERS else f" (measured on {images:,} images and scaled linearly)"
@@ -156,10 +157,10 @@ def bench_retrain(full: bool) -> str:
 
 # --- profile: where a training step's time goes, to say what bounds the targets above ----------
 
-def bench_profile(full: bool) -> str:
+def bench_profile(bench: Bench) -> str:
     from torch.profiler import ProfilerActivity, profile, record_function
 
-    images = 5120 if full else 1280  # one epoch: 40 or 10 steps of 128
+    images = bench.pick(256, 1280, 5120)  # one epoch: 2, 10 or 40 steps of 128
     sections = []
     for name, sets in (("CNN width 32, 2 conv/stage (the default)", []), ("LeNet (seed)", ["model.arch=lenet"])):
         config = load_config(None, ["data.case=lower", f"data.synthetic_size={images}", "data.val_fraction=0",
@@ -236,10 +237,10 @@ GPU_VARIANTS = {  # name -> overrides on the defaults (bf16 autocast and channel
 }
 
 
-def bench_gpu(full: bool) -> str:
+def bench_gpu(bench: Bench) -> str:
     if not CUDA:
         raise Skipped("no GPU here (torch.cuda.is_available() is False)")
-    images = EMNIST_LETTERS if full else EMNIST_LETTERS // 4
+    images = bench.pick(2560, EMNIST_LETTERS // 4, EMNIST_LETTERS)
     generated = load_splits(load_config(None, RETRAIN_SETS).data).train
     train = tiled(generated, images)
     rows = []
@@ -283,11 +284,11 @@ def share_worker(data_path: str, epochs: int) -> None:
     print(json.dumps({"start": start, "end": time.time(), "images": epochs * len(train)}))
 
 
-def bench_share(full: bool) -> str:
+def bench_share(bench: Bench) -> str:
     if not CUDA:
         raise Skipped("no GPU here (torch.cuda.is_available() is False)")
     generated = load_splits(load_config(None, RETRAIN_SETS).data).train
-    train = tiled(generated, 62_400 if full else 20_800)
+    train = tiled(generated, bench.pick(2560, 20_800, 62_400))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         data_path = Path(tmp, "trial_data.npz")
@@ -331,7 +332,7 @@ def _letters_per_second(read, images, seconds: float) -> float:
     return done / (time.perf_counter() - t0)
 
 
-def bench_inference(full: bool) -> str:
+def bench_inference(bench: Bench) -> str:
     import importlib.util
 
     from alphabet.ensemble import Classifier
@@ -343,7 +344,7 @@ def bench_inference(full: bool) -> str:
         raise Skipped(f"needs {', '.join(missing)} (requirements.txt's development section)")
     import onnxruntime
 
-    seconds = 3.0 if full else 1.0
+    seconds = bench.pick(0.05, 1.0, 3.0)
     config = load_config(BEST_CONFIG)
     classes = [chr(ord("a") + k) for k in range(26)]
     rng = np.random.default_rng(0)
@@ -352,7 +353,7 @@ def bench_inference(full: bool) -> str:
     options.intra_op_num_threads = torch.get_num_threads()  # the same cores as torch
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for members in (1, 5):
+        for members in bench.pick((1,), (1, 5), (1, 5)):
             torch.manual_seed(members)
             classifier = Classifier([build_model(config.model, 26).eval() for _ in range(members)], classes,
                                     config, torch.device("cpu"))
@@ -405,12 +406,12 @@ def _letter_files(folder: Path, count: int, photo: bool) -> list[Path]:
     return paths
 
 
-def bench_files(full: bool) -> str:
+def bench_files(bench: Bench) -> str:
     from alphabet.data.emnist_style import load_letter_images
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for photo, count in ((False, 4096 if full else 1024), (True, 256 if full else 64)):
+        for photo, count in ((False, bench.pick(32, 1024, 4096)), (True, bench.pick(4, 64, 256))):
             folder = Path(tmp, "photos" if photo else "scans")
             folder.mkdir()
             paths = _letter_files(folder, count, photo)
@@ -435,10 +436,10 @@ def bench_files(full: bool) -> str:
 
 # --- synthetic letters: how fast the default source draws them ----------------------------------
 
-def bench_synthetic(full: bool) -> str:
+def bench_synthetic(bench: Bench) -> str:
     from alphabet.data.synthetic import generate
 
-    size = 40_000 if full else 10_000
+    size = bench.pick(520, 10_000, 40_000)
     start = time.perf_counter()
     generate(1)  # the glyph bank, its blur and its pen distances, once a process
     setup = time.perf_counter() - start

@@ -24,8 +24,8 @@ from alphabet.tta import PLAIN, TTA_VIEWS, View
 from benchmarks.common import (
     BEST_CONFIG,
     CUDA,
-    FEMNIST,
     ROOT,
+    Bench,
     Skipped,
     trained,
 )
@@ -50,13 +50,12 @@ def _curve(config: Config, splits: Splits, budget_s: float) -> tuple[list[tuple[
     return points, trainer
 
 
-def bench_seed(full: bool) -> str:
-    if not FEMNIST.exists():
-        raise Skipped(f"{FEMNIST} is absent")
-    budget = 1500 if full else 420
-    base = ["data.case=lower", f"data.source=npz:{FEMNIST}", "data.val_fraction=0.1"]
-    seed_cfg = load_config(None, base + SEED_RECIPE + ["train.epochs=500"])
-    ours_cfg = load_config(None, base + ["train.epochs=30" if full else "train.epochs=12"])
+def bench_seed(bench: Bench) -> str:
+    femnist = bench.letters()
+    budget = bench.pick(600, 420, 1500)  # smoke: its two epochs, whatever they take
+    base = ["data.case=lower", f"data.source=npz:{femnist}", "data.val_fraction=0.1"]
+    seed_cfg = load_config(None, base + SEED_RECIPE + [f"train.epochs={bench.pick(2, 500, 500)}"])
+    ours_cfg = load_config(None, base + [f"train.epochs={bench.pick(1, 12, 30)}"])
     splits = load_splits(seed_cfg.data)
     seed, _ = _curve(seed_cfg, splits, budget)
     ours, ours_trainer = _curve(ours_cfg, splits, budget)
@@ -88,11 +87,11 @@ SCHEDULES = {"one-cycle (ramp over the first 25%)": ["train.schedule=onecycle"],
 SEED_BEST = 0.88  # the seed recipe's best in `--only seed` (0.8801 on 2026-11-24), rounded down
 
 
-def bench_schedules(full: bool) -> str:
-    if not FEMNIST.exists():
-        raise Skipped(f"{FEMNIST} is absent")
-    seeds = range(5) if full else range(3)
-    base = ["data.case=lower", f"data.source=npz:{FEMNIST}", "data.val_fraction=0.1", "train.epochs=12"]
+def bench_schedules(bench: Bench) -> str:
+    femnist = bench.letters()
+    seeds = range(bench.pick(1, 3, 5))
+    base = ["data.case=lower", f"data.source=npz:{femnist}", "data.val_fraction=0.1",
+            f"train.epochs={bench.pick(1, 12, 12)}"]
     splits = load_splits(load_config(None, base).data)
     rows = []
     for name, sets in SCHEDULES.items():
@@ -127,16 +126,16 @@ VARIANTS = {  # the file's one-cycle schedule and 12 epochs unless a row says ot
 }
 
 
-def bench_variants(full: bool) -> str:
-    if not FEMNIST.exists():
-        raise Skipped(f"{FEMNIST} is absent")
-    if not bf16_is_native(torch.device("cpu")) or CUDA:
+def bench_variants(bench: Bench) -> str:
+    femnist = bench.letters()
+    if not bench.smoke and (not bf16_is_native(torch.device("cpu")) or CUDA):  # a smoke test times nothing
         raise Skipped("measures CPU bf16 autocast; this machine's CPU has no native bf16 or it has a GPU")
-    seeds = (0, 1, 2) if full else (0, 1)
+    seeds = bench.pick((0,), (0, 1), (0, 1, 2))
     rows = []
     for name, sets in VARIANTS.items():
         finals = []
-        base = [f"data.source=npz:{FEMNIST}", "train.epochs=12", *sets]
+        base = [f"data.source=npz:{femnist}", "train.epochs=12", *sets]
+        base += ["train.epochs=1"] if bench.smoke else []  # after the row's own length, so it wins
         splits = load_splits(load_config(BEST_CONFIG, base).data)  # the seed changes training only
         for seed in seeds:
             trainer = trained(load_config(BEST_CONFIG, [*base, f"train.seed={seed}"]), splits)
@@ -162,11 +161,10 @@ BATCH_ARMS = {"batch 128 (the recipe)": (128, 1.0), "batch 512, lr x2 (square-ro
               "batch 512, lr x4 (linear scaling)": (512, 4.0)}
 
 
-def bench_batch(full: bool) -> str:
-    if not FEMNIST.exists():
-        raise Skipped(f"{FEMNIST} is absent")
-    seeds, epochs = ((0, 1, 2), 60) if full else ((0,), 4)
-    base = [f"data.source=npz:{FEMNIST}", f"train.epochs={epochs}", *RETRAIN_RECIPE]
+def bench_batch(bench: Bench) -> str:
+    femnist = bench.letters()
+    seeds, epochs = bench.pick(((0,), 1), ((0,), 4), ((0, 1, 2), 60))
+    base = [f"data.source=npz:{femnist}", f"train.epochs={epochs}", *RETRAIN_RECIPE]
     recipe = load_config(BEST_CONFIG, base)
     splits = load_splits(recipe.data)
     rows = []
@@ -208,11 +206,10 @@ VIEW_SETS = {  # each set includes the image itself
 }
 
 
-def bench_tta(full: bool) -> str:
-    if not FEMNIST.exists():
-        raise Skipped(f"{FEMNIST} is absent")
-    seeds, epochs = ((0, 1, 2, 3), 60) if full else ((0, 1), 12)
-    base = [f"data.source=npz:{FEMNIST}", "train.schedule=cosine", f"train.epochs={epochs}"]
+def bench_tta(bench: Bench) -> str:
+    femnist = bench.letters()
+    seeds, epochs = bench.pick(((0,), 1), ((0, 1), 12), ((0, 1, 2, 3), 60))
+    base = [f"data.source=npz:{femnist}", "train.schedule=cosine", f"train.epochs={epochs}"]
     splits = load_splits(load_config(BEST_CONFIG, base).data)
     labels = torch.from_numpy(splits.val.labels)
     probs: dict[str, list[torch.Tensor]] = {name: [] for name in VIEW_SETS}
@@ -238,11 +235,10 @@ def bench_tta(full: bool) -> str:
 
 # --- calibration: how far the recipe's probabilities can be trusted, and a temperature's repair --
 
-def bench_calibration(full: bool) -> str:
-    if not FEMNIST.exists():
-        raise Skipped(f"{FEMNIST} is absent")
-    seeds, epochs = ((0, 1), 60) if full else ((0,), 12)
-    base = [f"data.source=npz:{FEMNIST}", "train.schedule=cosine", "train.logit_adjustment=1",
+def bench_calibration(bench: Bench) -> str:
+    femnist = bench.letters()
+    seeds, epochs = bench.pick(((0, 1), 1), ((0,), 12), ((0, 1), 60))
+    base = [f"data.source=npz:{femnist}", "train.schedule=cosine", "train.logit_adjustment=1",
             f"train.epochs={epochs}"]
     splits = load_splits(load_config(BEST_CONFIG, base).data)
     labels = torch.from_numpy(splits.val.labels)
@@ -263,12 +259,12 @@ def bench_calibration(full: bool) -> str:
             temperatures.append(fit_temperature(probs[fit], labels[fit]))
             scaled[~fit] = with_temperature(probs[~fit], temperatures[-1])
         before, after = (calibration(p.numpy(), labels.numpy()) for p in (probs, scaled))
-        at = [next(a for a in c.accepted if a["threshold"] == 0.9) for c in (before, after)]
+        # The share kept at p >= 0.9 and its accuracy; a model that is never that sure keeps none.
+        at = [next(f"{a['share']:.1%} at {a['accuracy']:.2%}" if a["accuracy"] is not None else "none"
+                   for a in c.accepted if a["threshold"] == 0.9) for c in (before, after)]
         rows.append(f"| {name} | {before.mean_accuracy:.4f} | {before.mean_confidence:.4f} | {before.ece:.4f} | "
-                    f"{at[0]['share']:.1%} at {at[0]['accuracy']:.2%} | "
-                    + ", ".join(f"{t:.3f}" for t in temperatures)
-                    + f" | {after.mean_confidence:.4f} | **{after.ece:.4f}** | {at[1]['share']:.1%} at "
-                    f"{at[1]['accuracy']:.2%} |")
+                    f"{at[0]} | " + ", ".join(f"{t:.3f}" for t in temperatures)
+                    + f" | {after.mean_confidence:.4f} | **{after.ece:.4f}** | {at[1]} |")
     return ("## Calibration: the recipe's probabilities, and a temperature fitted on other writers "
             "(femnist lowercase)\n\n"
             f"`{BEST_CONFIG.relative_to(ROOT)}` with the cosine schedule and logit adjustment 1, trained {epochs} "
@@ -413,29 +409,30 @@ FRAMING_CASES = {  # name: (how a letter becomes an image, file suffix, JPEG qua
 }
 
 
-def reader_model(full: bool) -> tuple[Config, Splits, Trainer]:
+def reader_model(bench: Bench) -> tuple[Config, Splits, Trainer]:
     """The image-file benchmarks' model: the searched best with the cosine schedule, trained on the
-    training writers (12 epochs, 30 in full mode)."""
-    if not FEMNIST.exists():
-        raise Skipped(f"{FEMNIST} is absent")
-    config = load_config(BEST_CONFIG, [f"data.source=npz:{FEMNIST}", "train.schedule=cosine",
-                                       f"train.epochs={30 if full else 12}"])
+    training writers (12 epochs, 30 in full mode, 1 in a smoke test)."""
+    femnist = bench.letters()
+    config = load_config(BEST_CONFIG, [f"data.source=npz:{femnist}", "train.schedule=cosine",
+                                       f"train.epochs={bench.pick(1, 12, 30)}"])
     splits = load_splits(config.data)
+    if bench.smoke:  # one writer's letters, each letter once: every path runs, on few image files
+        splits.val = splits.val.subset(np.flatnonzero(splits.val.writers == splits.val.writers[0]))
     return config, splits, trained(config, splits)
 
 
-def reader_classifier(full: bool) -> tuple[Config, Splits, Classifier]:
+def reader_classifier(bench: Bench) -> tuple[Config, Splits, Classifier]:
     """``reader_model``'s model as ``alphabet predict`` reads with it."""
-    config, splits, trainer = reader_model(full)
+    config, splits, trainer = reader_model(bench)
     return config, splits, Classifier([trainer.scored], list(splits.val.classes), config, trainer.device)
 
 
-def bench_framing(full: bool) -> str:
+def bench_framing(bench: Bench) -> str:
     from PIL import Image
 
     from alphabet.data.emnist_style import load_letter_image
 
-    config, splits, trainer = reader_model(full)
+    config, splits, trainer = reader_model(bench)
     epochs = config.train.epochs
     labels = torch.from_numpy(splits.val.labels)
     stored = predict_probs(trainer.scored, splits.val, trainer.device)
@@ -532,13 +529,13 @@ def validation_words(letters: int) -> tuple[np.ndarray, list[np.ndarray]]:
     return order, np.split(order, cuts[cuts < letters])
 
 
-def bench_words(full: bool) -> str:
+def bench_words(bench: Bench) -> str:
     from PIL import Image
 
     from alphabet.data.emnist_style import read_image
     from alphabet.predict import predict_words
 
-    config, splits, classifier = reader_classifier(full)
+    config, splits, classifier = reader_classifier(bench)
     epochs = config.train.epochs
     order, words = validation_words(len(splits.val))
     stored = classifier.predict_probs(splits.val).argmax(1).numpy()
@@ -618,13 +615,13 @@ def written_note(lines: list[np.ndarray], rng: np.random.Generator) -> np.ndarra
     return np.vstack(padded)
 
 
-def bench_text(full: bool) -> str:
+def bench_text(bench: Bench) -> str:
     from PIL import Image
 
     from alphabet.data.emnist_style import read_image
     from alphabet.predict import predict_text
 
-    config, splits, classifier = reader_classifier(full)
+    config, splits, classifier = reader_classifier(bench)
     classes, truth = splits.val.classes, splits.val.labels
     # The same 309 words as "words", laid out as notes of 2 to 4 lines of 1 to 3 words.
     order, words = validation_words(len(splits.val))
@@ -717,7 +714,7 @@ def lexicon_row(targets: list[str], name: str, words: list[str], sureness: np.nd
             + (f"{seconds * 1000:.2f} |" if seconds is not None else "|"))
 
 
-def bench_lexicon(full: bool) -> str:
+def bench_lexicon(bench: Bench) -> str:
     from PIL import Image
 
     from alphabet.data.emnist_style import read_image
@@ -725,14 +722,15 @@ def bench_lexicon(full: bool) -> str:
     from alphabet.predict import predict_listed_words, predict_words, word_of
 
     frequency = english_words(50_000)  # first: without it there is nothing to train for
-    config, splits, classifier = reader_classifier(full)
+    config, splits, classifier = reader_classifier(bench)
     classes = list(splits.val.classes)
+    count = bench.pick(12, LEXICON_WORDS, LEXICON_WORDS)
     # English words of 3 to 7 letters, drawn as often as English uses them (no word twice); each letter
     # one of the validation writers' letters of that class, at random, so a word mixes writers.
     rng = np.random.default_rng(4)
     pool = [w for w in frequency if 3 <= len(w) <= 7]
     weights = np.array([frequency[w] for w in pool])
-    targets = [pool[i] for i in rng.choice(len(pool), LEXICON_WORDS, replace=False, p=weights / weights.sum())]
+    targets = [pool[i] for i in rng.choice(len(pool), count, replace=False, p=weights / weights.sum())]
     by_class = {c: np.flatnonzero(splits.val.labels == k) for k, c in enumerate(classes)}
     commonest = sorted(frequency, key=frequency.get, reverse=True)
     lists = {f"{len(frequency):,} words, without counts": (commonest, False),
@@ -775,7 +773,7 @@ def bench_lexicon(full: bool) -> str:
     in_5000 = sum(t in set(commonest[:5000]) for t in targets)
     return ("## Lexicon: English words read in a word list (femnist lowercase)\n\n"
             f"`{BEST_CONFIG.relative_to(ROOT)}` with the cosine schedule, trained {config.train.epochs} epochs on "
-            f"the training writers, reads {LEXICON_WORDS} English words of 3 to 7 letters, drawn from wordfreq's "
+            f"the training writers, reads {count} English words of 3 to 7 letters, drawn from wordfreq's "
             f"{len(frequency):,} commonest English words of a-z as often as English uses them, each letter one of "
             f"the {len(splits.val):,} validation writers' letters of that class at random (so a word mixes "
             "writers), written as the \"words\" benchmark writes them (4x, JPEG), spaced (12-32 px apart) and "
@@ -783,8 +781,8 @@ def bench_lexicon(full: bool) -> str:
             "columns), and read as `alphabet predict --word [--lexicon FILE]` reads them "
             "(`alphabet.predict.predict_words`, `predict_listed_words`). "
             f"The word lists are files of wordfreq's words, with or without their frequencies as counts; "
-            f"{in_5000} of the {LEXICON_WORDS} words are among the 5,000 commonest, and the others cannot be read "
-            f"right with that list. Of the {LEXICON_WORDS} words, {split_right['spaced']} spaced and "
+            f"{in_5000} of the {count} words are among the 5,000 commonest, and the others cannot be read "
+            f"right with that list. Of the {count} words, {split_right['spaced']} spaced and "
             f"{split_right['touching']} touching were split into the right number of letters. "
             "Columns: words read right; letters read right, of all letters (a word of the wrong length counts "
             "all its letters as wrong); the share of words whose probability in the list is at least 0.9 "
@@ -806,7 +804,7 @@ LINE_CASES = {  # name: gaps between letters' inked boxes, then between words, i
 }
 
 
-def bench_lexicon_text(full: bool) -> str:
+def bench_lexicon_text(bench: Bench) -> str:
     from PIL import Image
 
     from alphabet.data.emnist_style import read_image
@@ -814,15 +812,16 @@ def bench_lexicon_text(full: bool) -> str:
     from alphabet.predict import predict_listed_text, predict_text, text_of
 
     frequency = english_words(50_000)  # first: without it there is nothing to train for
-    config, splits, classifier = reader_classifier(full)
+    config, splits, classifier = reader_classifier(bench)
     classes = list(splits.val.classes)
+    count = bench.pick(6, LINES, LINES)
     # Lines of 2 to 4 English words of any length, each drawn as often as English uses it (a word may
     # recur), each letter one of the validation writers' letters of that class at random.
     rng = np.random.default_rng(6)
     pool = list(frequency)
     weights = np.array([frequency[w] for w in pool])
     lines = [[pool[i] for i in rng.choice(len(pool), rng.integers(2, 5), p=weights / weights.sum())]
-             for _ in range(LINES)]
+             for _ in range(count)]
     by_class = {c: np.flatnonzero(splits.val.labels == k) for k, c in enumerate(classes)}
     chosen = [[np.array([rng.choice(by_class[c]) for c in word]) for word in line] for line in lines]
     targets = [" ".join(line) for line in lines]
@@ -877,7 +876,7 @@ def bench_lexicon_text(full: bool) -> str:
                             f"{words_right / sum(map(len, lines)):.3f} | {seconds / len(images) * 1000:.1f} |")
     return ("## Lexicon text: English lines whose spaces the gaps alone cannot tell (femnist lowercase)\n\n"
             f"`{BEST_CONFIG.relative_to(ROOT)}` with the cosine schedule, trained {config.train.epochs} epochs on "
-            f"the training writers, reads {LINES} lines of 2 to 4 English words ({sum(map(len, lines))} words), "
+            f"the training writers, reads {count} lines of 2 to 4 English words ({sum(map(len, lines))} words), "
             f"each drawn from wordfreq's {len(frequency):,} commonest English words of a-z as often as English "
             "uses it, each letter one of the validation writers' letters of that class at random, written as "
             "the \"words\" benchmark writes them (4x, JPEG), letters 12-32 px apart and words 64-112 px apart, "

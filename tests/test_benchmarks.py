@@ -22,6 +22,15 @@ def load_script(name: str):
     return module
 
 
+@pytest.fixture(autouse=True)
+def torch_threads():
+    """The screens set torch's threads to one, for their own process as for each worker: put back, or
+    every test after these would train on one thread."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def bench():
     from benchmarks import ray_search
@@ -38,12 +47,15 @@ def test_asha_floor_is_the_share_quoted_in_the_readme(bench):
 
 
 def test_each_search_variant_and_seed_set_has_its_own_name(bench):
-    names = {bench.search_variant(True, space, trials, grace, seeds)[3]
+    from benchmarks.common import Bench
+
+    full = Bench("full")
+    names = {bench.search_variant(full, space, trials, grace, seeds)[3]
              for space in ("tuned", "wide") for trials in (None, 32) for grace in (None, 1)
              for seeds in ((0,), (0, 1), (2, 3))}
     assert len(names) == 2 * 2 * 2 * 3
-    assert bench.search_variant(True)[3] == ""  # the default run keeps the plain section name
-    assert bench.search_variant(True, "wide", 32, 1, (2, 3)) == (32, 12, 1, "_wide_32trials_grace1_seeds2-3")
+    assert bench.search_variant(full)[3] == ""  # the default run keeps the plain section name
+    assert bench.search_variant(full, "wide", 32, 1, (2, 3)) == (32, 12, 1, "_wide_32trials_grace1_seeds2-3")
 
 
 def test_each_search_space_is_a_valid_experiment_that_differs_from_the_others(bench):
@@ -86,21 +98,20 @@ def test_trials_sharing_a_gpu_are_timed_from_tunes_reports(bench, tmp_path):
     assert bench._most_at_once(spans) == 2  # c starts as a ends: not three at once
 
 
-def test_a_section_is_replaced_in_place_and_the_others_kept(tmp_path, monkeypatch):
-    from benchmarks import common
+def test_a_section_is_replaced_in_place_and_the_others_kept(tmp_path):
+    from benchmarks.common import write_section
 
     doc = tmp_path / "BENCHMARKS.md"
-    monkeypatch.setattr(common, "DOC", doc)
-    common.write_section("search-seeds0-1", "## first pair\n\nold figures", "cmd a")
-    common.write_section("search-seeds2-3", "## second pair", "cmd b")
-    common.write_section("search-seeds0-1", "## first pair\n\nnew figures", "cmd a")
+    write_section(doc, "search-seeds0-1", "## first pair\n\nold figures", "cmd a")
+    write_section(doc, "search-seeds2-3", "## second pair", "cmd b")
+    write_section(doc, "search-seeds0-1", "## first pair\n\nnew figures", "cmd a")
     text = doc.read_text()
     assert "new figures" in text and "old figures" not in text
     assert text.index("first pair") < text.index("second pair")  # replaced where it stood
     assert text.count("<!-- bench:search-seeds0-1 -->") == 1 and "## second pair" in text
     # The same benchmark on a GPU stands beside it under a title of its own.
-    common.write_section("search-seeds0-1-cuda", "## first pair\n\ngpu figures", "cmd a")
-    common.write_section("share-cuda", "## Trials sharing one GPU", "cmd c")
+    write_section(doc, "search-seeds0-1-cuda", "## first pair\n\ngpu figures", "cmd a")
+    write_section(doc, "share-cuda", "## Trials sharing one GPU", "cmd c")
     text = doc.read_text()
     assert "## first pair, on a GPU\n\ngpu figures" in text and "## Trials sharing one GPU\n" in text
 
@@ -152,20 +163,23 @@ def test_a_reused_random_arm_must_be_the_search_this_run_would_have_run(bench, t
         bench.check_baseline(arm, sets, experiment)
 
 
-def test_the_command_lists_every_benchmark_and_rejects_an_unknown_one():
-    import subprocess
-    import sys
-
-    run = [sys.executable, str(ROOT / "benchmarks" / "run.py")]
-    shown = subprocess.run([*run, "--help"], capture_output=True, text=True, check=True).stdout
+def test_the_command_lists_every_benchmark_and_rejects_an_unknown_one(capsys):
     from benchmarks import ray_search, throughput, training
-    from benchmarks.run import BENCHMARKS
+    from benchmarks.run import BENCHMARKS, main
 
+    with pytest.raises(SystemExit) as shown:
+        main(["--help"])
+    assert shown.value.code == 0
     written = {f for m in (training, throughput, ray_search) for n, f in vars(m).items() if n.startswith("bench_")}
     assert set(BENCHMARKS.values()) == written  # none written and left out of the command
+    shown = capsys.readouterr().out
     assert all(f"\n{name} " in shown for name in BENCHMARKS)  # each one explained in --help
-    refused = subprocess.run([*run, "--only", "nosuch"], capture_output=True, text=True)
-    assert refused.returncode != 0 and "unknown benchmark 'nosuch'" in refused.stderr
+    with pytest.raises(SystemExit) as refused:
+        main(["--only", "nosuch"])
+    assert "unknown benchmark 'nosuch'" in str(refused.value.code)
+    with pytest.raises(SystemExit) as refused:
+        main(["--full", "--smoke-test"])
+    assert refused.value.code == 2 and "not allowed with argument --full" in capsys.readouterr().err
 
 
 def test_the_validation_screen_scores_the_validation_writers_only(tmp_path, capsys):
@@ -321,3 +335,51 @@ def test_a_fold_screen_keeps_each_folds_model_and_they_are_scored_with_each_writ
     assert refused.value.code == 2 and "kept folds [1]; expected every fold from 0" in capsys.readouterr().err
     assert adaptation.main(["--smoke-test"]) == 0  # its own 2-fold screen, kept in a folder it removes
     assert "difference, the mean over 1 seed(s): " in capsys.readouterr().out
+
+
+def snapshot(*folders: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for folder in folders if folder.exists() for p in folder.rglob("*")}
+
+
+def run_smoke_test(names: list[str], capsys) -> str:
+    """The output of `benchmarks/run.py --smoke-test --only NAMES`, checked to have run every one of them
+    that can run here, and to have left the document, its figures and the kept runs as they were."""
+    from benchmarks.run import main
+
+    kept = (ROOT / "docs", ROOT / "runs" / "bench-search-efficiency")
+    before = snapshot(*kept)
+    main(["--smoke-test", "--only", ",".join(names)])  # in this process: its imports are made already
+    out = capsys.readouterr().out
+    # What may be missing here; femnist's letters may not: the smoke test brings its own.
+    cannot = set() if torch.cuda.is_available() else {"gpu", "share", "rayshare"}
+    if importlib.util.find_spec("wordfreq") is None:
+        cannot |= {"lexicon", "lexicon-text"}
+    if any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxscript", "onnxruntime")):
+        cannot.add("inference")
+    skipped = set(re.findall(r"^([a-z-]+): skipped: ", out, re.M))
+    ran = set(re.findall(r"^([a-z-]+): [0-9.]+ s$", out, re.M))
+    assert skipped == cannot & set(names) and ran == set(names) - cannot, out[-3000:]
+    assert out.count("[smoke test: a toy size, not a measurement]") == len(ran)
+    assert f"smoke test: {len(ran)} of {len(names)} benchmarks ran" in out
+    assert snapshot(*kept) == before  # docs/BENCHMARKS.md, docs/figures and the kept searches untouched
+    return out
+
+
+@pytest.mark.slow
+def test_every_benchmark_runs_its_smoke_test_without_touching_the_document(capsys):
+    # All but the two that start `alphabet search` (make test-all runs those, below): a benchmark that
+    # a library change broke fails here, not when somebody reruns it for an hour.
+    from benchmarks.run import BENCHMARKS
+
+    names = [name for name in BENCHMARKS if name not in ("overhead", "search")]
+    out = run_smoke_test(names, capsys)
+    # The femnist benchmarks ran on the stand-in letters, split by writer as femnist's are.
+    assert re.search(r"reads the \d+ validation writers' letters written as \d+ words", out)
+    assert "ECE over 15 bins" in out and "| seed 0 |" in out and "| the 2 averaged |" in out
+
+
+@pytest.mark.slowest
+def test_the_benchmarks_that_start_searches_run_their_smoke_test(capsys):
+    out = run_smoke_test(["overhead", "search"], capsys)
+    assert "| `alphabet search` launched → first trial started" in out
+    assert "with 2 trials of up to 2 epochs each" in out
