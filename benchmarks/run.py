@@ -54,7 +54,8 @@ Each benchmark writes its own section of docs/BENCHMARKS.md (between
 ``<!-- bench:NAME -->`` markers, ``NAME-cuda`` when run on a GPU, so CPU and GPU
 results stand side by side), with the command, machine and date. The femnist
 benchmarks need ../shared/data and the GPU ones a GPU; without them they are
-skipped with a message and leave the document as it was.
+skipped with a message and leave the document as it was. A benchmark that fails
+prints its traceback and the others still run; the command then exits non-zero.
 
 In a session lent the device tool's GPU machine, `benchmarks/device_session.sh` prepares (here)
 and runs (there) the GPU checks in one call.
@@ -71,6 +72,7 @@ import argparse
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -120,10 +122,12 @@ BENCHMARKS: dict[str, Callable[[Bench], str]] = {
     "gpu": bench_gpu, "share": bench_share, "rayshare": bench_ray_share}
 
 
-def run(bench: Bench, names: list[str], args: argparse.Namespace, seeds: tuple[int, ...]) -> list[str]:
-    """Each named benchmark, its section written to ``bench.doc``; returns those skipped here."""
+def run(bench: Bench, names: list[str], args: argparse.Namespace, seeds: tuple[int, ...]
+        ) -> tuple[list[str], list[str]]:
+    """Each named benchmark, its section written to ``bench.doc`` as it ends; returns those skipped
+    here and those that failed (their tracebacks printed)."""
     flag = {"quick": "", "full": " --full", "smoke": " --smoke-test"}[bench.size]
-    skipped = []
+    skipped, failed = [], []
     for name in names:
         command = f"python benchmarks/run.py{flag} --only {name}"
         section = name
@@ -148,12 +152,17 @@ def run(bench: Bench, names: list[str], args: argparse.Namespace, seeds: tuple[i
             continue
         except UserError as e:
             sys.exit(f"benchmarks/run.py: {e.args[0]}")
+        except Exception:  # noqa: BLE001 - one broken benchmark must not cost the others their run
+            traceback.print_exc()
+            print(f"{name}: FAILED (traceback above)", flush=True)
+            failed.append(name)
+            continue
         if bench.smoke:  # the section's figures come from a toy run: said in its title
             title, _, rest = body.partition("\n")
             body = f"{title} [smoke test: a toy size, not a measurement]\n{rest}"
         write_section(bench.doc, f"{section}-cuda" if CUDA else section, body, command)
         print(f"{name}: {time.perf_counter() - start:.1f} s", flush=True)
-    return skipped
+    return skipped, failed
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -191,15 +200,20 @@ def main(argv: list[str] | None = None) -> None:
         if name not in BENCHMARKS:
             sys.exit(f"benchmarks/run.py: --only: unknown benchmark {name!r}; expected {', '.join(BENCHMARKS)}")
     if not args.smoke_test:
-        run(Bench("full" if args.full else "quick"), names, args, seeds)
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-smoke-") as scratch:
-        root = Path(scratch)
-        bench = Bench("smoke", root / "femnist_letters.npz", root / "BENCHMARKS.md", root / "runs")
-        skipped = run(bench, names, args, seeds)
-    print(f"smoke test: {len(names) - len(skipped)} of {len(names)} benchmarks ran at a toy size"
-          + (f" ({', '.join(skipped)} skipped, as said above)" if skipped else "")
-          + "; nothing was measured and docs/BENCHMARKS.md is untouched")
+        _, failed = run(Bench("full" if args.full else "quick"), names, args, seeds)
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench-smoke-") as scratch:
+            root = Path(scratch)
+            bench = Bench("smoke", root / "femnist_letters.npz", root / "BENCHMARKS.md", root / "runs")
+            skipped, failed = run(bench, names, args, seeds)
+        ran = len(names) - len(skipped) - len(failed)
+        print(f"smoke test: {ran} of {len(names)} benchmarks ran at a toy size"
+              + (f" ({', '.join(skipped)} skipped, as said above)" if skipped else "")
+              + "; nothing was measured and docs/BENCHMARKS.md is untouched")
+    if failed:
+        sys.exit(f"benchmarks/run.py: {', '.join(failed)} failed (tracebacks above); the others' sections "
+                 "were written")
+
 
 if __name__ == "__main__":
     main()

@@ -182,6 +182,23 @@ def test_the_command_lists_every_benchmark_and_rejects_an_unknown_one(capsys):
     assert refused.value.code == 2 and "not allowed with argument --full" in capsys.readouterr().err
 
 
+def test_a_benchmark_that_fails_costs_the_others_nothing_and_the_command_fails(capsys, monkeypatch):
+    from benchmarks import run
+
+    def broken(bench):
+        raise ZeroDivisionError("a library change broke it")
+
+    monkeypatch.setitem(run.BENCHMARKS, "seed", broken)
+    monkeypatch.setitem(run.BENCHMARKS, "retrain", lambda bench: "## A working one\n\nits table")
+    with pytest.raises(SystemExit) as ended:
+        run.main(["--smoke-test", "--only", "seed,retrain"])
+    out, err = capsys.readouterr()
+    assert "seed failed (tracebacks above)" in str(ended.value.code)
+    assert "ZeroDivisionError: a library change broke it" in err and "seed: FAILED" in out
+    assert "## A working one [smoke test: a toy size, not a measurement]" in out and "retrain: " in out
+    assert "smoke test: 1 of 2 benchmarks ran" in out
+
+
 def test_the_validation_screen_scores_the_validation_writers_only(tmp_path, capsys):
     from alphabet.config import load_config
     from alphabet.data.splits import load_splits
