@@ -708,8 +708,10 @@ def lexicon_row(targets: list[str], name: str, words: list[str], sureness: np.nd
     letters_right = sum(sum(a == b for a, b in zip(w, t, strict=True)) for w, t in zip(words, targets, strict=True)
                         if len(w) == len(t))
     right = np.array([w == t for w, t in zip(words, targets, strict=True)])
-    sure = "|" if sureness is None else (f"{(sureness >= 0.9).mean():.3f}, "
-                                         f"{right[sureness >= 0.9].mean():.3f} of them right |")
+    sure = "|"
+    if sureness is not None:  # a reader never that sure (a toy model, say) has none to be right
+        kept = sureness >= 0.9
+        sure = f"{kept.mean():.3f}, " + (f"{right[kept].mean():.3f} of them right |" if kept.any() else "none |")
     return (f"| {name} | {right.mean():.3f} | {letters_right / sum(map(len, targets)):.4f} | {sure} "
             + (f"{seconds * 1000:.2f} |" if seconds is not None else "|"))
 
