@@ -193,11 +193,13 @@ def bench_search(bench: Bench, seeds: tuple[int, ...] = (0,), space: str = "tune
             "random + FIFO": (RANDOM_ARM_SEED_OFFSET, ["search.searcher=random", "search.scheduler=fifo"])}
     # Kept, not temporary: each arm is a search RUN_DIR for `alphabet trials`, TensorBoard or a retrain.
     runs = bench.runs / f"bench-search-efficiency{suffix}" / time.strftime("%Y%m%d-%H%M%S")
-    # The experiment files name femnist's path from the repository; a smoke test's letters are elsewhere.
-    letters = [f"config.data.source=npz:{femnist}"] + (SMOKE_SEARCH_SETS if bench.smoke else [])
+    # The experiment files name femnist's path from the repository; a smoke test's stand-in is elsewhere.
+    # Only then are they overridden: arms saved before are reused (--search-baseline) only if their
+    # experiment.yaml is this run's, data source included.
+    toy = [f"config.data.source=npz:{femnist}", *SMOKE_SEARCH_SETS] if bench.smoke else []
 
     def arm_settings(seed: int, offset: int, sets: list[str]) -> list[str]:
-        return sets + [f"search.seed={seed + offset}", f"search.num_samples={samples}", *letters,
+        return sets + [f"search.seed={seed + offset}", f"search.num_samples={samples}", *toy,
                        f"asha.max_t={max_t}", f"asha.grace_period={grace}", "search.time_budget_s=null"]
 
     base_index = list(arms).index("random + FIFO")
@@ -259,7 +261,7 @@ def bench_search(bench: Bench, seeds: tuple[int, ...] = (0,), space: str = "tune
     if len(ratios) > 1:
         median = statistics.median(ratios)  # inf where most seeds did not reach it
         summary += f" Median share: {'not reached' if math.isinf(median) else f'{median:.2f}'}."
-    loaded = load_experiment(experiment, [f"search.num_samples={samples}", *letters, *tpe])
+    loaded = load_experiment(experiment, [f"search.num_samples={samples}", *toy, *tpe])
     reused = ("" if baseline is None else f" Random + FIFO's searches are reused from "
               f"`{os.path.relpath(baseline, ROOT)}` (`--search-baseline`; they read none of TPE's settings, and their "
               "experiment.yaml was checked against this run's).")
