@@ -31,6 +31,7 @@ from alphabet.rundir import disk_is_full, hold_run_dir, mebibytes
 from search.cluster import check_node_installs, cluster_address
 from search.experiment import Experiment, check_initial_weights, experiment_from_dict
 from search.storage import STUDY_FILE, RunLocation, largest_checkpoint_in, locate_new_run, require_room, room_short
+from search.worker_setup import SETUP_HOOK
 
 if TYPE_CHECKING:  # Ray is imported where used, so that `alphabet --help` starts fast
     from ray.tune import CLIReporter
@@ -87,7 +88,7 @@ def start_ray(address: str | None, where: str = "--address") -> dict:
         # Through Ray Client (ray://) Tune's driver runs on the cluster, which has not our environment.
         tune_settings = {key: os.environ.get(key, value) for key, value in TUNE_SETTINGS.items()}
         ray.init(address=address, include_dashboard=False, configure_logging=True, logging_level="WARNING",
-                 log_to_driver=True, runtime_env={"env_vars": tune_settings})
+                 log_to_driver=True, runtime_env={"env_vars": tune_settings, "worker_process_setup_hook": SETUP_HOOK})
     except ConnectionError as e:
         raise UserError(f"{where}: could not connect to a Ray cluster at {address!r} ({e})") from None
     finally:

@@ -41,16 +41,6 @@ def warn_gpu_unused(share: float, device: torch.device, asked: str) -> None:
           file=sys.stderr, flush=True)
 
 
-def quiet_exit_in_callbacks(unraisable: sys.UnraisableHookArgs) -> None:
-    """``sys.unraisablehook`` for a trial's process. Ray ends the process of an ended trial with SIGTERM,
-    whose handler raises SystemExit; landing in a weakref callback, it cannot propagate and Python
-    printed it as a traceback ("Exception ignored in ... SystemExit: 1") that looked like a failure.
-    Only that one is dropped; every other unraisable exception is printed as before."""
-    if unraisable.exc_type is not None and issubclass(unraisable.exc_type, SystemExit):
-        return
-    sys.__unraisablehook__(unraisable)
-
-
 def declare_trial(reporter: RunReporter, params: dict) -> None:
     """The trial's settings in TensorBoard's HParams tab, with the metrics it compares them on. Declared at
     the start, so that trials ASHA stops, or the library refuses, still appear there."""
@@ -72,7 +62,6 @@ def report_refused(metric: str, worst: float, reason: str, epoch: int, node_id: 
 def train_trial(params: dict, *, experiment: Experiment, splits: Splits, initial: InitialWeights | None) -> None:
     import ray
 
-    sys.unraisablehook = quiet_exit_in_callbacks  # this process runs trials only
     # Ray logs a line per saved checkpoint; at one per epoch per trial it buries the status table.
     logging.getLogger("ray.train").setLevel(logging.WARNING)
     node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran it, for the trial table
