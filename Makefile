@@ -1,10 +1,12 @@
 # Two entry points for a fresh clone: `make demo` and `make test`.
 # Each creates .venv when it is missing.
+# The interpreter .venv is made with (3.10 or later), e.g. `make test PYTHON=python3.12`.
+PYTHON ?= python3
 PY := .venv/bin/python
 ALPHABET := .venv/bin/alphabet
 
 .venv/installed: requirements.txt pyproject.toml
-	test -d .venv || python3 -m venv .venv
+	test -d .venv || $(PYTHON) -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps -e .

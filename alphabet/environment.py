@@ -17,7 +17,8 @@ import torch
 
 from alphabet import __version__
 
-PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn")
+# matplotlib and pillow draw the synthetic letters (another version, other letters); scipy frames every letter.
+PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn", "scipy", "matplotlib", "pillow")
 SOURCE = Path(__file__).resolve().parents[1]  # the checkout's root, where the code runs from one
 
 

@@ -34,6 +34,9 @@ def test_environment_names_the_packages_and_the_device():
     found = environment(torch.device("cpu"), packages=("optuna",))
     assert found["packages"]["torch"] == importlib.metadata.version("torch")
     assert found["packages"]["optuna"] == importlib.metadata.version("optuna")
+    # The synthetic letters are drawn from matplotlib's fonts by Pillow: their versions decide the letters.
+    assert found["packages"]["matplotlib"] == importlib.metadata.version("matplotlib")
+    assert found["packages"]["pillow"] == importlib.metadata.version("pillow")
     assert found["device"] == "cpu" and found["threads"] == torch.get_num_threads()
     line = environment_line(found)
     assert f"numpy {importlib.metadata.version('numpy')}" in line and line.endswith(

@@ -98,8 +98,9 @@ def test_fine_tuning_beats_random_weights_on_a_few_letters_and_resumes_without_i
     tuned = run_training(load_config(None, few + ["log.name=tuned", f"train.init_from={tmp_path / 'source'}"]),
                          log=said.append)
     assert any(line.startswith("starting from ") for line in said)
-    # Measured 0.63 against 0.17, which is chance: the source's features carry over to new letters of its kind.
-    assert tuned["test"]["balanced_accuracy"] > scratch["test"]["balanced_accuracy"] + 0.3
+    # The source's features carry over to new letters of its kind: from scratch it reads at chance (1/6), tuned
+    # 0.38 to 0.70 over 14 draws of the synthetic letters (two renderings of the fonts, seven seeds each; 2026-12-06).
+    assert tuned["test"]["balanced_accuracy"] > scratch["test"]["balanced_accuracy"] + 0.15
     # A resumed run takes its weights from its own checkpoint, so the source may be gone.
     shutil.rmtree(tmp_path / "source")
     run = tmp_path / "tuned"

@@ -374,7 +374,8 @@ def test_a_diverged_trial_is_a_result_not_an_error(odd_search, cli):
     assert sum(trial["given"] for trial in json.loads(trials_json(rows, "val_balanced_accuracy", 1))) == 3
     diverged, _, trained = given
     assert diverged.status == "diverged" and diverged.epochs == 1 and diverged.score == 0.0, diverged
-    assert trained.status == "completed" and trained.score > 0.3, trained
+    # Above chance (1/6): two epochs of these settings scored 0.29 to 0.38 over 12 draws of the letters.
+    assert trained.status == "completed" and trained.score > 0.25, trained
     assert diverged.interval is None and trained.interval[0] < trained.score  # none for a NaN epoch
     assert all(r.status in ("diverged", "stopped") for r in rows if r.params["train.lr"] == 1e9
                and r.params["model.width"] != 300000)

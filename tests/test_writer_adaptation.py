@@ -74,7 +74,8 @@ def test_a_writer_with_fainter_ink_is_read_as_if_the_ink_were_not(trained):
     adapted = predict_probs_per_writer(model, data, CPU).argmax(1)
     plain_agree = (plain[:n] == plain[n:]).float().mean()
     adapted_agree = (adapted[:n] == adapted[n:]).float().mean()
-    assert adapted_agree > 0.9 and adapted_agree > plain_agree + 0.1, (plain_agree, adapted_agree)
+    # Over 12 draws of the letters and the model (2026-12-06): plain 0.08 to 0.65, adapted 0.85 to 0.97.
+    assert adapted_agree > 0.8 and adapted_agree > plain_agree + 0.25, (plain_agree, adapted_agree)
 
 
 def test_without_writer_ids_the_letters_count_as_one_writer_and_without_norms_nothing_changes(trained):
