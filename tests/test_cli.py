@@ -428,13 +428,10 @@ def test_a_lexicon_decides_where_touching_letters_are_cut(cli, trained, tmp_path
     # drawn wide, as dark ink 3x higher and 5x wider).
     from alphabet.data.segment import split_letters
 
-    def on_a_page(crop: np.ndarray) -> np.ndarray:
-        return np.pad(crop, 20, constant_values=255)
-
     # Two letters that are each one piece of ink (a synthetic letter may be drawn in separate strokes; which
     # ones are depends on the fonts' rendering, by matplotlib's and Pillow's versions).
     crops = [c for c in ink_crops(save_letters(tmp_path, 8, with_originals=True)[1], wider=5)
-             if len(split_letters(on_a_page(c))) == 1][:2]
+             if len(split_letters(np.pad(c, 20, constant_values=255))) == 1][:2]
     height = max(c.shape[0] for c in crops) + 40
     for overlap in range(4, min(c.shape[1] for c in crops), 4):  # the second starts this far into the first
         touching = np.full((height, crops[0].shape[1] + crops[1].shape[1] + 60), 255, np.uint8)
@@ -511,12 +508,9 @@ def test_predict_text_reads_lines_and_words(cli, trained, tmp_path):
     # Each letter in the note must read as the same pixels read alone on a page of their own. (Not as
     # save_letters' scans: they are resized whole, not cropped first, and a tiny model's reading of a
     # letter it is unsure of can turn on that.)
-    paths = []
-    for k, crop in enumerate(crops):
-        page = np.full((crop.shape[0] + 40, crop.shape[1] + 40), 255, np.uint8)
-        page[20: 20 + crop.shape[0], 20: 20 + crop.shape[1]] = crop
-        paths.append(tmp_path / f"alone_{k}.png")
-        Image.fromarray(page).save(paths[-1])
+    paths = [tmp_path / f"alone_{k}.png" for k in range(len(crops))]
+    for crop, path in zip(crops, paths, strict=True):
+        Image.fromarray(np.pad(crop, 20, constant_values=255)).save(path)
     alone = [r["top"][0]["letter"] for r in json.loads(cli("predict", ckpt, *paths, "--json").out)]
     tall = max(c.shape[0] for c in crops)
     note = np.full((2 * tall + 120, 700), 255, np.uint8)
