@@ -3,7 +3,10 @@ the GIL, so threads do not share it (two threads framed scans no faster than one
 
 Processes start by fork, on Linux only: another start method imports the caller's script again, which
 a script without an ``if __name__ == "__main__"`` guard does not survive. Elsewhere the work runs in
-this process, as it always did.
+this process, as it always did. Python 3.12 and later warn (a DeprecationWarning: hidden by default,
+shown by pytest) that a fork of a process with threads may deadlock: a lock another thread held
+at the fork stays held in the child. The threads copied here are torch's, idle between its operations, and
+the workers take none of their locks: they frame images with numpy, scipy and Pillow.
 """
 
 from __future__ import annotations
