@@ -1,11 +1,16 @@
 # Two entry points for a fresh clone: `make demo` and `make test`.
 # Each creates .venv when it is missing.
-# The interpreter .venv is made with (3.10 or later), e.g. `make test PYTHON=python3.12`.
+# The interpreter .venv is made with (3.10 or later), e.g. `make test PYTHON=python3.12`; it counts
+# only when .venv is made (remove .venv to change it).
 PYTHON ?= python3
 PY := .venv/bin/python
 ALPHABET := .venv/bin/alphabet
 
 .venv/installed: requirements.txt pyproject.toml
+	@test -d .venv || $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null || { \
+	  found=$$($(PYTHON) -c 'import platform; print("Python " + platform.python_version())' 2>/dev/null || echo "not found"); \
+	  echo "make: PYTHON=$(PYTHON) is $$found; expected Python 3.10 or later (make $(MAKECMDGOALS) PYTHON=python3.12, say)" >&2; \
+	  exit 2; }
 	test -d .venv || $(PYTHON) -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
