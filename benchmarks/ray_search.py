@@ -195,11 +195,11 @@ def bench_search(bench: Bench, seeds: tuple[int, ...] = (0,), space: str = "tune
     # The experiment files name femnist's path from the repository; a smoke test's stand-in is elsewhere.
     # Only then are they overridden: arms saved before are reused (--search-baseline) only if their
     # experiment.yaml is this run's, data source included.
-    toy = [f"config.data.source=npz:{femnist}"] if bench.smoke else []
-    smoke = ["--smoke-test"] if bench.smoke else []  # the search's own toy sizes; the arm's settings win
+    stand_in_data = [f"config.data.source=npz:{femnist}"] if bench.smoke else []
+    smoke_flag = ["--smoke-test"] if bench.smoke else []  # the search's own toy sizes; the arm's settings win
 
     def arm_settings(seed: int, offset: int, sets: list[str]) -> list[str]:
-        return sets + [f"search.seed={seed + offset}", f"search.num_samples={samples}", *toy,
+        return sets + [f"search.seed={seed + offset}", f"search.num_samples={samples}", *stand_in_data,
                        f"asha.max_t={max_t}", f"asha.grace_period={grace}", "search.time_budget_s=null"]
 
     base_index = list(arms).index("random + FIFO")
@@ -218,7 +218,7 @@ def bench_search(bench: Bench, seeds: tuple[int, ...] = (0,), space: str = "tune
                 continue
             t0 = time.time()
             storage = [f"storage.path={runs / f'seed{seed}'}", f"storage.name=arm{i}"]
-            subprocess.run([sys.executable, "-m", "alphabet", "search", str(experiment), *smoke, "--set",
+            subprocess.run([sys.executable, "-m", "alphabet", "search", str(experiment), *smoke_flag, "--set",
                             *arm_settings(seed, offset, sets), *storage], check=True, cwd=ROOT,
                            stdout=subprocess.DEVNULL)
             walls[arm] = time.time() - t0
@@ -261,7 +261,7 @@ def bench_search(bench: Bench, seeds: tuple[int, ...] = (0,), space: str = "tune
     if len(ratios) > 1:
         median = statistics.median(ratios)  # inf where most seeds did not reach it
         summary += f" Median share: {'not reached' if math.isinf(median) else f'{median:.2f}'}."
-    loaded = load_experiment(experiment, [f"search.num_samples={samples}", *toy, *tpe])
+    loaded = load_experiment(experiment, [f"search.num_samples={samples}", *stand_in_data, *tpe])
     reused = ("" if baseline is None else f" Random + FIFO's searches are reused from "
               f"`{os.path.relpath(baseline, ROOT)}` (`--search-baseline`; they read none of TPE's settings, and their "
               "experiment.yaml was checked against this run's).")
