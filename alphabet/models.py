@@ -159,21 +159,24 @@ class FirstLogits(nn.Module):
         return self.model(x)[:, : self.n]
 
 
-@register("cnn")
-def build_cnn(config: ModelConfig, num_classes: int) -> nn.Module:
+def check_conv_shape(config: ModelConfig) -> None:
+    """Stages and kernel that the convolutional families can build on SIDE x SIDE images."""
     if config.stages > MAX_STAGES:  # each halves the side; compared so, not as 2**stages, which a huge one hangs in
-        raise UserError(f"model.stages: expected at most {MAX_STAGES} for {SIDE}x{SIDE} images, got {config.stages}")
+        raise UserError(f"model.stages: expected at most {MAX_STAGES} for {SIDE}x{SIDE} images (arch "
+                        f"{config.arch}), got {config.stages}")
     if config.kernel_size % 2 == 0:
         raise UserError(f"model.kernel_size: expected an odd size, got {config.kernel_size}")
+
+
+@register("cnn")
+def build_cnn(config: ModelConfig, num_classes: int) -> nn.Module:
+    check_conv_shape(config)
     return LetterCNN(config, num_classes)
 
 
 @register("resnet")
 def build_resnet(config: ModelConfig, num_classes: int) -> nn.Module:
-    if config.stages > MAX_STAGES:
-        raise UserError(f"model.stages: expected at most {MAX_STAGES} for arch resnet, got {config.stages}")
-    if config.kernel_size % 2 == 0:
-        raise UserError(f"model.kernel_size: expected an odd size, got {config.kernel_size}")
+    check_conv_shape(config)
     return LetterResNet(config, num_classes)
 
 

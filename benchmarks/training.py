@@ -702,8 +702,8 @@ LEXICON_CASES = {  # name: the range of gaps between letters' inked boxes, in pi
 LEXICON_TOUCHING = "47,973 words, with their frequencies as counts"  # the one list the touching words are read in
 
 
-def lexicon_row(targets: list[str], name: str, words: list[str], sureness: np.ndarray | None, seconds: float | None
-           ) -> str:
+def lexicon_row(targets: list[str], name: str, words: list[str], sureness: np.ndarray | None,
+                seconds: float | None) -> str:
     """A row of the lexicon table: words and letters read right, words at p >= 0.9, time to read."""
     letters_right = sum(sum(a == b for a, b in zip(w, t, strict=True)) for w, t in zip(words, targets, strict=True)
                         if len(w) == len(t))
@@ -762,7 +762,7 @@ def bench_lexicon(bench: Bench) -> str:
             seconds = (time.perf_counter() - tick) / len(images)
             split_right[case] = sum(len(word) == len(t) for word, t in zip(read, targets, strict=True))
             rows.append(lexicon_row(targets, f"{case}: letters alone (the top letter of each)",
-                               [word_of(word) for word in read], None, seconds))
+                                    [word_of(word) for word in read], None, seconds))
             for name, lexicon in lexicons.items():
                 if case != "spaced" and name != LEXICON_TOUCHING:
                     continue
@@ -770,8 +770,9 @@ def bench_lexicon(bench: Bench) -> str:
                 listed = [predict_listed_words(classifier, [image], lexicon, top_k=1)[0] for image in images]
                 seconds = (time.perf_counter() - tick) / len(images)
                 rows.append(lexicon_row(targets, f"{case}: the likeliest word of {name}",
-                                   [word_of(word, ranked) for word, ranked in listed],
-                                   np.array([ranked[0][1] if ranked else 0.0 for _, ranked in listed]), seconds))
+                                        [word_of(word, ranked) for word, ranked in listed],
+                                        np.array([ranked[0][1] if ranked else 0.0 for _, ranked in listed]),
+                                        seconds))
     in_5000 = sum(t in set(commonest[:5000]) for t in targets)
     return ("## Lexicon: English words read in a word list (femnist lowercase)\n\n"
             f"`{BEST_CONFIG.relative_to(ROOT)}` with the cosine schedule, trained {config.train.epochs} epochs on "

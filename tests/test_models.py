@@ -49,9 +49,9 @@ def test_flatten_head_reads_the_whole_last_map(stages, side):
 
 
 @pytest.mark.parametrize(("config", "fragment"), [
-    (ModelConfig(stages=5), "model.stages: expected at most 4"),
+    (ModelConfig(stages=5), r"model.stages: expected at most 4 for 28x28 images \(arch cnn\), got 5"),
     (ModelConfig(kernel_size=4), "model.kernel_size: expected an odd size"),
-    (ModelConfig(arch="resnet", stages=5), "model.stages: expected at most 4 for arch resnet"),
+    (ModelConfig(arch="resnet", stages=5), r"model.stages: expected at most 4 for 28x28 images \(arch resnet\), got 5"),
     (ModelConfig(arch="resnet", kernel_size=2), "model.kernel_size: expected an odd size"),
     (ModelConfig(arch="vgg"), "model.arch: expected one of cnn, resnet, lenet, got 'vgg'"),
 ])
