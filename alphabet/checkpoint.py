@@ -21,6 +21,9 @@ from alphabet.rundir import replaced_whole
 
 FORMAT = 1
 RUN_CHECKPOINT = Path("checkpoints", "last.pt")  # in a run directory: the checkpoint it ended with
+# What `alphabet export` writes: letters in, probabilities out, without the config and training state that
+# every command reading a checkpoint needs.
+EXPORTED_SUFFIXES = {".pt2": "a torch.export program", ".onnx": "an ONNX model"}
 
 
 def save_checkpoint(path: str | Path, config: Config, classes: list[str], trainer_state: dict,
@@ -42,6 +45,10 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError, ValueError) as e:
+        if path.suffix in EXPORTED_SUFFIXES:  # `alphabet export`'s output, handed back to alphabet
+            raise UserError(f"{path}: {EXPORTED_SUFFIXES[path.suffix]} (alphabet export's, for use outside "
+                            "alphabet), which holds no training config; expected an alphabet checkpoint .pt (of "
+                            "the run it was exported from, say)") from None
         kind = "unsafe or foreign" if isinstance(e, pickle.UnpicklingError) else "corrupt or truncated"
         raise UserError(f"{path}: {kind} checkpoint; expected a file written by alphabet "
                         f"({type(e).__name__})") from None

@@ -973,6 +973,9 @@ def test_export_gives_a_file_pytorch_alone_loads(cli, trained, tmp_path, monkeyp
     assert_one_line_error(cli("export", trained, "--out", out),
                           "expected a new .pt2 or .onnx file (it exists; nothing is overwritten)")
     assert out.read_bytes() == before
+    # Handed back to alphabet, it is named for what it is, not "a corrupt checkpoint".
+    assert_one_line_error(cli("predict", out, paths[0]), f"{out}: a torch.export program (alphabet export's",
+                          "expected an alphabet checkpoint .pt")
     # An ensemble: the mean of its members' probabilities, as predict gives them.
     ensemble_file, sharp_file = write_ensembles(trained, tmp_path)
     result = cli("export", ensemble_file, "--out", tmp_path / "two.pt2")
@@ -1042,6 +1045,8 @@ def test_export_onnx_runs_in_onnxruntime_without_torch(cli, trained, tmp_path, m
     assert loaded["classes"] == list("abcdef")
     assert torch.allclose(torch.tensor(loaded["probs"]), expected, atol=1e-5)
     assert torch.allclose(torch.tensor(loaded["one"]), expected[:1], atol=1e-5)  # any batch size
+    assert_one_line_error(cli("evaluate", out, "--data", "synthetic"), f"{out}: an ONNX model (alphabet export's",
+                          "expected an alphabet checkpoint .pt")
     # A calibrated ensemble: its members' mean at its temperature, as predict gives it.
     _, sharp_file = write_ensembles(trained, tmp_path)
     assert cli("export", sharp_file, "--out", tmp_path / "sharp.onnx").code == 0
