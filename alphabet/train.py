@@ -75,7 +75,9 @@ def run_training(config: Config, resume: str | Path | None = None, log: Callable
         if payload["trainer"]["epoch"] >= config.train.epochs and done.is_file():
             # Scoring it again would only repeat the test figures in its TensorBoard.
             log(f"{run_dir}: finished already ({config.train.epochs} epochs); its results are in {done}")
-            return json.loads(done.read_text())
+            # Where the run is now: its metrics name it as it was named when it trained, perhaps relative to
+            # another folder, and callers (a retrain's report) write into it.
+            return {**json.loads(done.read_text()), "run_dir": str(run_dir)}
         guard = guard_run_dir(run_dir, created=False)
     else:
         payload, guard = None, guard_run_dir(new_run_dir(config.log.out_dir, config.log.name, numbered=numbered))

@@ -166,7 +166,7 @@ def test_trials_command_lists_a_trial_without_results_quietly(finished_search, t
     assert len(done.stdout.strip().splitlines()) == 1 + 6
 
 
-def test_best_yaml_round_trips_into_retrain(finished_search, cli):
+def test_best_yaml_round_trips_into_retrain(finished_search, cli, tmp_path):
     best = yaml.safe_load((finished_search / "best.yaml").read_text())
     top = trials_of(finished_search)[0]
     assert best["train"]["lr"] == pytest.approx(top.params["train.lr"])
@@ -190,6 +190,15 @@ def test_best_yaml_round_trips_into_retrain(finished_search, cli):
     searched = json.loads((finished_search / "summary.json").read_text())["best"]["interval"]
     assert f"over its last 2 epochs (trial {top.trial_id}, 95% interval {searched[0]:.4f} to {searched[1]:.4f})" \
         in report  # the validation one, beside it
+    # The search copied elsewhere: its finished retrain, resumed there, is reported there, not where its
+    # metrics say it trained (the folder, or the cwd of a relative path).
+    moved = tmp_path / "moved"
+    shutil.copytree(finished_search, moved)
+    reported = (run / "report.md").stat().st_mtime_ns
+    resumed = cli("retrain", "--resume", moved / "retrain")
+    assert resumed.code == 0 and f"{moved / 'retrain'}: finished already (2 epochs)" in resumed.out, resumed.err
+    assert (run / "report.md").stat().st_mtime_ns == reported
+    assert f"- search ({moved}): best" in (moved / "retrain" / "report.md").read_text()
     # Again from best.yaml, at 4x the searched batch: the lr is scaled by the square root, 2x. In this
     # process, as the rest of the retrain tests: a command's own process is shown above. Without figures,
     # its report links none.
