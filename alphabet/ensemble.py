@@ -27,7 +27,7 @@ from alphabet.checkpoint import RUN_CHECKPOINT, model_from_checkpoint
 from alphabet.config import Config, read_yaml
 from alphabet.data import LetterSet
 from alphabet.engine import predict_probs
-from alphabet.errors import UserError
+from alphabet.errors import UserError, first_few
 from alphabet.tta import PLAIN, TTA_VIEWS
 
 ENSEMBLE_FILE = "ensemble.yaml"
@@ -72,8 +72,27 @@ def run_checkpoint(path: str | Path) -> Path:
     last = path / RUN_CHECKPOINT
     if not last.is_file():
         raise UserError(f"{path}: no {ENSEMBLE_FILE} or {RUN_CHECKPOINT} in this directory; expected a "
-                        "checkpoint .pt, an ensemble or a run directory")
+                        f"checkpoint .pt, an ensemble or a run directory{models_within(path)}")
     return last
+
+
+def models_within(folder: Path) -> str:
+    """Where ``folder`` holds runs or checkpoints rather than being a run (a search's RUN_DIR, whose
+    retrain is a run inside it; ``runs/``; a run's ``checkpoints/``), a hint that names them, else ""."""
+    try:
+        children = sorted(folder.iterdir())
+    except OSError:
+        return ""
+    runs = [c.name for c in children if (c / RUN_CHECKPOINT).is_file() or (c / ENSEMBLE_FILE).is_file()]
+    files = sorted((c.name for c in children if c.suffix == ".pt" and c.is_file()), key=_last_and_best_first)
+    found, kind = (runs, "runs") if runs else (files, "checkpoints")
+    return f" ({kind} in it: {first_few(found)}; name one, e.g. {folder / found[0]})" if found else ""
+
+
+def _last_and_best_first(name: str) -> tuple[int, str]:
+    """A run's checkpoints/ as a user would pick from it: last.pt, best.pt, then the epochs'."""
+    first = ("last.pt", "best.pt")
+    return (first.index(name) if name in first else len(first), name)
 
 
 def write_ensemble(path: Path, members: list[Path]) -> Path:

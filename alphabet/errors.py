@@ -13,6 +13,11 @@ class UserError(Exception):
     """
 
 
+def first_few(names: list[str], most: int = 5) -> str:
+    """Names for an error's hint, the first ``most`` of them: "a, b, c and 4 more"."""
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 class TrainingDiverged(UserError):
     """The training loss became NaN or infinite: the settings (usually train.lr) do not train.
 

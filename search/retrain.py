@@ -10,10 +10,13 @@ chooses it yourself.
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 
+from alphabet.checkpoint import RUN_CHECKPOINT
 from alphabet.config import Config, TrainConfig, load_config, parse_overrides
+from alphabet.ensemble import ENSEMBLE_FILE
 from alphabet.environment import environment_line
 from alphabet.errors import UserError
 from alphabet.metrics import LEVEL
@@ -53,11 +56,21 @@ def _locate(target: str) -> tuple[Path, Path | None]:
         best = path / BEST_FILE
         if not best.is_file():
             raise UserError(f"{path}: no {BEST_FILE}; expected a finished search's RUN_DIR or a best.yaml file"
-                            f"{searches_within(path)}")
+                            f"{searches_within(path) or _run_not_search(path)}")
         return best, path
     if not path.is_file():
         raise UserError(f"{path}: not found; expected a search RUN_DIR or a best.yaml file")
     return path, path.parent if (path.parent / EXPERIMENT_FILE).is_file() else None
+
+
+def _run_not_search(path: Path) -> str:
+    """Where ``path`` is a training run (a retrain, inside its search), the commands a user likely meant."""
+    if not ((path / RUN_CHECKPOINT).is_file() or (path / ENSEMBLE_FILE).is_file()):
+        return ""
+    if not (path.parent / BEST_FILE).is_file():
+        return f" (a training run: continue it with alphabet train --resume {shlex.quote(str(path))})"
+    return (f" (a retrain: continue it with alphabet retrain --resume {shlex.quote(str(path))}, or retrain "
+            f"the search's best again: alphabet retrain {shlex.quote(str(path.parent))})")
 
 
 def batch_overrides(searched: Config, batch: int, given: dict) -> list[str]:

@@ -25,7 +25,7 @@ import yaml
 
 from alphabet.config import load_yaml
 from alphabet.data import load_splits
-from alphabet.errors import UserError
+from alphabet.errors import UserError, first_few
 from alphabet.finetune import initial_weights
 from alphabet.rundir import disk_is_full, hold_run_dir, mebibytes
 from search.cluster import check_node_installs, cluster_address
@@ -124,8 +124,7 @@ def searches_within(folder: Path) -> str:
     with contextlib.suppress(OSError):
         names = sorted(child.name for child in folder.iterdir() if (child / EXPERIMENT_FILE).is_file())
         if names:
-            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-            return f" (a folder of searches: {shown}; name one, e.g. {folder / names[0]})"
+            return f" (a folder of searches: {first_few(names)}; name one, e.g. {folder / names[0]})"
     return ""
 
 

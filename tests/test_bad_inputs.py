@@ -87,6 +87,13 @@ def _checkpoint(make_file):
     return make
 
 
+def _run_copy(run: Path, ck: Path) -> Path:
+    """A run directory at ``run`` whose last checkpoint is a copy of ``ck``."""
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copy(ck, run / "checkpoints" / "last.pt")
+    return run
+
+
 def _emnist_args(damage=None):
     """EMNIST files in torchvision's layout, damaged by ``damage`` (None: no files at all)."""
     def make(tmp: Path, _ck: Path) -> tuple[list, str]:
@@ -185,6 +192,18 @@ CASES = {
                                          "foo://bucket/run: cannot open this storage URI"),
     "checkpoint: a directory with none": (_checkpoint(lambda t, ck: (t / "notes").mkdir() or t / "notes"),
                                           "no ensemble.yaml or checkpoints/last.pt in this directory"),
+    # A folder that holds runs or checkpoints rather than being a run names them.
+    "checkpoint: a run's checkpoints folder": (_checkpoint(lambda t, ck: ck.parent),
+                                               "(checkpoints in it: last.pt, best.pt; name one, e.g. {ck})"),
+    "checkpoint: a search's RUN_DIR, its retrain inside": (_checkpoint(lambda t, ck: _run_copy(t / "s" / "retrain", ck)
+                                                                       and t / "s"),
+                                                           "(runs in it: retrain; name one, e.g. {tmp}/s/retrain)"),
+    "retrain: a retrain's directory, not its search": (lambda t, ck: (
+        ["retrain", (t / "best.yaml").write_text("model: {width: 8}\n") and _run_copy(t / "retrain", ck)], "retrain"),
+        "no best.yaml; expected a finished search's RUN_DIR or a best.yaml file (a retrain: continue it with "
+        "alphabet retrain --resume {tmp}/retrain, or retrain the search's best again: alphabet retrain {tmp})"),
+    "retrain: a training run, not a search": (lambda t, ck: (["retrain", ck.parent.parent], "m"),
+                                              "(a training run: continue it with alphabet train --resume "),
     "ensemble: no members": (_checkpoint(lambda t, ck: (t / "ensemble.yaml").write_text("members: []\n")
                                          and t / "ensemble.yaml"), "key members: expected a non-empty list"),
     "predict: a run's config.yaml for its checkpoint": (
