@@ -139,6 +139,19 @@ def load_saved_experiment(location: RunLocation) -> Experiment:
     return experiment
 
 
+def check_ran_here(location: RunLocation) -> None:
+    """Refuse to resume a local search in another folder than the one it ran in (see search.relocation)."""
+    from search.relocation import folder_it_ran_in
+
+    ran_in = folder_it_ran_in(location.path)
+    if ran_in is not None and ran_in != location.path:
+        here, there = shlex.quote(location.uri), shlex.quote(str(ran_in))
+        back = "" if ran_in.exists() else f"move it back (mv {here} {there}), then "
+        raise UserError(f"{location.uri}: moved or copied from {ran_in}, where it ran, and its saved state names "
+                        f"the Optuna study there; expected it resumed where it ran: {back}alphabet search --resume "
+                        f"{there} (a finished search reads anywhere: trials, retrain, TensorBoard)")
+
+
 def build_searcher(experiment: Experiment, location: RunLocation) -> Searcher:
     import optuna
     from ray.tune.search import ConcurrencyLimiter
@@ -232,6 +245,8 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
             raise UserError(f"{location.uri}: its Optuna study is not on this machine (expected "
                             f"{location.path / STUDY_FILE}); resume the search where it was started, from "
                             "the same folder")
+        if not location.remote:
+            check_ran_here(location)
         _hold(held, location)
         if not location.remote:  # an object store neither fills nor keeps half an upload
             check_tune_state(location.path)

@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import os
+import pickle
 import re
 import secrets
 import shutil
@@ -211,6 +212,32 @@ def test_best_yaml_round_trips_into_retrain(finished_search, cli, tmp_path):
     assert trained["lr"] == pytest.approx(2 * best["train"]["lr"])
     searched = f"(searched: batch {best['train']['batch_size']}, lr {best['train']['lr']:.4g})"
     assert searched in (finished_search / "retrain-2" / "report.md").read_text()
+
+
+def test_a_search_resumes_only_where_it_ran(finished_search, cli, tmp_path):
+    # Its saved state names the Optuna study where it ran: a copy resumed would tell its trials to the
+    # original's study, and a moved one stopped in a traceback ("unable to open database file").
+    copy = tmp_path / "copy"
+    shutil.copytree(finished_search, copy)
+    files = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file() and p.name != ".alphabet.lock"}
+    refused = cli("search", "--resume", copy)
+    assert refused.code == 2 and len(refused.err.strip().splitlines()) == 1, refused.err[-3000:]
+    assert refused.err.startswith(f"alphabet: error: {copy}: moved or copied from {finished_search}, where it ran")
+    assert f"expected it resumed where it ran: alphabet search --resume {finished_search} (" in refused.err
+    assert {p: p.read_bytes() for p in copy.rglob("*") if p.is_file() and p.name != ".alphabet.lock"} == files
+    # Moved, with nothing left where it ran: the command that moves it back first.
+    from optuna.storages import RDBStorage
+
+    gone = tmp_path / "gone"
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    shutil.copy(finished_search / "experiment.yaml", moved)
+    gone.mkdir()  # as a search's state pickles its study's storage, which opens the file when made
+    (moved / "tuner.pkl").write_bytes(pickle.dumps({"searcher": RDBStorage(f"sqlite:///{gone}/optuna.db")}))
+    shutil.rmtree(gone)
+    refused = cli("search", "--resume", moved)
+    assert refused.code == 2 and f"move it back (mv {moved} {gone}), then alphabet search --resume {gone} (" \
+        in refused.err, refused.err[-3000:]
 
 
 def test_a_search_that_still_runs_is_not_retrained(finished_search):
