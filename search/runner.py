@@ -139,17 +139,15 @@ def load_saved_experiment(location: RunLocation) -> Experiment:
     return experiment
 
 
-def check_ran_here(location: RunLocation) -> None:
-    """Refuse to resume a local search in another folder than the one it ran in (see search.relocation)."""
-    from search.relocation import folder_it_ran_in
+def move_here(location: RunLocation, log: Callable[[str], None]) -> None:
+    """A local search moved or copied since it ran: its saved state made to name the folder it is in now."""
+    from search.relocation import folder_it_ran_in, move_state_here
 
     ran_in = folder_it_ran_in(location.path)
     if ran_in is not None and ran_in != location.path:
-        here, there = shlex.quote(location.uri), shlex.quote(str(ran_in))
-        back = "" if ran_in.exists() else f"move it back (mv {here} {there}), then "
-        raise UserError(f"{location.uri}: moved or copied from {ran_in}, where it ran, and its saved state names "
-                        f"the Optuna study there; expected it resumed where it ran: {back}alphabet search --resume "
-                        f"{there} (a finished search reads anywhere: trials, retrain, TensorBoard)")
+        move_state_here(location.path, ran_in)
+        log(f"{location.uri}: moved or copied from {ran_in} since it ran; it goes on here, with the Optuna "
+            "study here")
 
 
 def build_searcher(experiment: Experiment, location: RunLocation) -> Searcher:
@@ -245,12 +243,11 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
             raise UserError(f"{location.uri}: its Optuna study is not on this machine (expected "
                             f"{location.path / STUDY_FILE}); resume the search where it was started, from "
                             "the same folder")
-        if not location.remote:
-            check_ran_here(location)
         _hold(held, location)
         if not location.remote:  # an object store neither fills nor keeps half an upload
             check_tune_state(location.path)
             require_room(location.path, location.uri, "to continue the search")
+            move_here(location, log)
     else:
         RunLocation.parse(experiment.storage.path).check_reachable(experiment.source)
     started = time.time()

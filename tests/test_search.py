@@ -214,30 +214,47 @@ def test_best_yaml_round_trips_into_retrain(finished_search, cli, tmp_path):
     assert searched in (finished_search / "retrain-2" / "report.md").read_text()
 
 
-def test_a_search_resumes_only_where_it_ran(finished_search, cli, tmp_path):
-    # Its saved state names the Optuna study where it ran: a copy resumed would tell its trials to the
-    # original's study, and a moved one stopped in a traceback ("unable to open database file").
+def test_a_copied_search_is_made_to_name_its_own_folder(finished_search, tmp_path):
+    # Tune's pickled state names the folder a search ran in three times over (the Optuna study's URL, the
+    # disk guard's folder, the experiment new trials are made from): resumed as saved, a moved search
+    # stopped in a traceback ("unable to open database file"), and a copy told its trials to the original's
+    # study. (The kill -9 test resumes a search moved mid-search.)
+    from ray.train._internal.storage import StorageContext
+
+    from search.disk_guard import DiskGuard
+    from search.relocation import PICKLED_STATES, folder_it_ran_in, move_state_here
+
     copy = tmp_path / "copy"
     shutil.copytree(finished_search, copy)
-    files = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file() and p.name != ".alphabet.lock"}
-    refused = cli("search", "--resume", copy)
-    assert refused.code == 2 and len(refused.err.strip().splitlines()) == 1, refused.err[-3000:]
-    assert refused.err.startswith(f"alphabet: error: {copy}: moved or copied from {finished_search}, where it ran")
-    assert f"expected it resumed where it ran: alphabet search --resume {finished_search} (" in refused.err
-    assert {p: p.read_bytes() for p in copy.rglob("*") if p.is_file() and p.name != ".alphabet.lock"} == files
-    # Moved, with nothing left where it ran: the command that moves it back first.
-    from optuna.storages import RDBStorage
+    original = {p: p.read_bytes() for p in finished_search.rglob("*") if p.is_file() and p.name != ".alphabet.lock"}
+    assert folder_it_ran_in(copy) == finished_search
+    rewritten = move_state_here(copy, finished_search)
+    assert {p.name for p in rewritten} == {p.name for pattern in PICKLED_STATES for p in copy.glob(pattern)}
+    assert len(rewritten) >= 3 and folder_it_ran_in(copy) == copy
+    named, seen = [], set()  # what each state names now, as Tune loads it
 
-    gone = tmp_path / "gone"
-    moved = tmp_path / "moved"
-    moved.mkdir()
-    shutil.copy(finished_search / "experiment.yaml", moved)
-    gone.mkdir()  # as a search's state pickles its study's storage, which opens the file when made
-    (moved / "tuner.pkl").write_bytes(pickle.dumps({"searcher": RDBStorage(f"sqlite:///{gone}/optuna.db")}))
-    shutil.rmtree(gone)
-    refused = cli("search", "--resume", moved)
-    assert refused.code == 2 and f"move it back (mv {moved} {gone}), then alphabet search --resume {gone} (" \
-        in refused.err, refused.err[-3000:]
+    def walk(thing):
+        if id(thing) in seen:
+            return
+        seen.add(id(thing))
+        if isinstance(thing, optuna.storages.RDBStorage):
+            named.append(thing.url)
+        elif isinstance(thing, DiskGuard):
+            named.append(thing.folder)
+        elif isinstance(thing, StorageContext):
+            named.append(Path(thing.storage_fs_path) / thing.experiment_dir_name)
+        ours = type(thing).__module__.startswith(("ray.", "optuna.", "search.")) and hasattr(thing, "__dict__")
+        for inner in list(thing.values() if isinstance(thing, dict) else thing if isinstance(thing, list | tuple)
+                          else vars(thing).values() if ours and not isinstance(thing, type) else ()):
+            walk(inner)
+
+    states = [pickle.loads(path.read_bytes()) for path in rewritten]  # all alive: ids are not reused
+    for state in states:
+        walk(state)
+    assert f"sqlite:///{copy / 'optuna.db'}" in named and copy in named and len(set(map(str, named))) >= 2
+    assert not any(str(finished_search) in str(name) for name in named), named
+    assert {p: p.read_bytes() for p in finished_search.rglob("*") if p.is_file() and p.name != ".alphabet.lock"} \
+        == original  # the original is left as it was
 
 
 def test_a_search_that_still_runs_is_not_retrained(finished_search):
@@ -550,11 +567,20 @@ def test_resume_after_kill_9_of_the_driver(tmp_path, cli):
         driver.wait()
         table = cli("trials", run_dir).out  # a killed driver holds nothing
         assert "unfinished" in table and "running" not in table, table
-        resumed = alphabet("search", "--resume", run_dir, timeout=600)
+        # Then moved to another folder (a bigger disk, say), once the Ray it started has gone too: it goes on
+        # there, with the study there, and writes nothing where it was.
+        subprocess.run(["pkill", "-9", "-g", str(driver.pid)], check=False)
+        moved = tmp_path / "bigger disk" / "killed"
+        moved.parent.mkdir()
+        shutil.move(run_dir, moved)
+        resumed = alphabet("search", "--resume", moved, timeout=600)
         assert resumed.returncode == 0, resumed.stderr[-3000:]
+        assert resumed.stdout.startswith(f"{moved}: moved or copied from {run_dir} since it ran; it goes on here")
     finally:
         os.killpg(driver.pid, signal.SIGKILL) if driver.poll() is None else None
         subprocess.run(["pkill", "-9", "-g", str(driver.pid)], check=False)
+    assert not run_dir.exists()
+    run_dir = moved
     after = {r.trial_id: r for r in trials_of(run_dir)}
     assert len(after) == 4 and all(r.status in ("completed", "pruned") for r in after.values()), (
         [(r.trial_id, r.status, r.epochs) for r in before.values()],
