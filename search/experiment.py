@@ -173,6 +173,11 @@ class Experiment:
     def mode(self) -> str:
         return METRICS[self.search.metric]
 
+    @property
+    def worst(self) -> float:
+        """The metric's worst value: what a trial whose settings cannot train is told as."""
+        return 0.0 if self.mode == "max" else float("inf")
+
     def to_dict(self) -> dict:
         """Plain data that ``experiment_from_dict`` reads back (saved as RUN_DIR/experiment.yaml)."""
         space = {}

@@ -150,6 +150,16 @@ def move_here(location: RunLocation, log: Callable[[str], None]) -> None:
             "study here")
 
 
+def tell_study_what_tune_ended(location: RunLocation, experiment: Experiment, rows: list[TrialRow]) -> None:
+    """A finished search's study holds no trial RUNNING that Tune's results show ended (search.space)."""
+    import optuna
+
+    from search.space import tell_what_tune_ended
+
+    study = optuna.load_study(study_name=experiment.storage.name, storage=location.optuna_storage())
+    tell_what_tune_ended(study, rows, experiment.asha.max_t, experiment.worst)
+
+
 def build_searcher(experiment: Experiment, location: RunLocation) -> Searcher:
     import optuna
     from ray.tune.search import ConcurrencyLimiter
@@ -356,6 +366,7 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
         say_interrupted(location, experiment, rows, elapsed, log)
         raise KeyboardInterrupt
     log(f"search finished in {elapsed:.0f}s: {len(grid)} trials, {grid.num_errors} with errors")
+    tell_study_what_tune_ended(location, experiment, rows)
     write_results(location, experiment, log, rows)
     log(location.tensorboard_command())
     log(f"retrain the best for retrain.epochs ({experiment.retrain_epochs}): alphabet retrain "

@@ -10,12 +10,15 @@ optuna-dashboard or ``alphabet trials``, names the trial directories it speaks o
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from search.experiment import ParamSpec
+
+if TYPE_CHECKING:
+    from search.results import TrialRow
 
 TUNE_TRIAL_ID = "tune_trial_id"  # the Optuna trial's user attribute naming its Tune trial
 
@@ -96,3 +99,36 @@ class PruningOptunaSearch(OptunaSearch):
         trial.report(result[self.metric], result["training_iteration"])
         self._ot_study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         self._completed_trials.add(trial_id)
+
+
+def tell_what_tune_ended(study: optuna.Study, rows: list[TrialRow], max_t: int, worst: float) -> int:
+    """Tell the study of the trials that Tune's results show ended but the study still has RUNNING, as the
+    searcher would have: a trial whose last result came as the time budget ran out can end without Tune
+    telling the searcher. Trials still under way (a search stopped by Ctrl-C) are left. Returns how many."""
+    by_id = {row.trial_id: row for row in rows}
+    told = 0
+    for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        row = by_id.get(frozen.user_attrs.get(TUNE_TRIAL_ID))
+        if row is None or row.status == "unfinished":
+            continue
+        trial = optuna.trial.Trial(study, frozen._trial_id)  # Optuna's handle on a trial it did not ask here
+        values = [value for _, value in row.reports]
+        if row.status == "refused":
+            trial.set_user_attr("refused", row.reason)
+            study.tell(trial, worst)
+        elif row.status == "diverged":
+            trial.set_user_attr("diverged_in_epoch", row.epochs)
+            study.tell(trial, worst)
+        elif row.status == "error" or not values:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            for epoch, value in enumerate(values, 1):
+                if epoch not in frozen.intermediate_values:
+                    trial.report(value, epoch)
+            if row.epochs >= max_t:
+                study.tell(trial, values[-1])
+            else:  # stopped by ASHA or the budget
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        told += 1
+    return told
+

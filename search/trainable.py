@@ -67,7 +67,7 @@ def train_trial(params: dict, *, experiment: Experiment, splits: Splits, initial
     node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran it, for the trial table
     resources = tune.get_context().get_trial_resources().required_resources
     torch.set_num_threads(max(1, int(resources.get("CPU", 1))))  # stay inside the trial's CPU share
-    worst = 0.0 if experiment.mode == "max" else float("inf")
+    worst = experiment.worst
     try:  # settings checked one by one when the search started may still be refused together
         config = trial_config(experiment, params)
         trainer = Trainer(config, splits.train, auxiliary=splits.auxiliary, initial=initial)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 
 from search.experiment import ParamSpec
-from search.space import DefineSpace, PruningOptunaSearch
+from search.space import DefineSpace, PruningOptunaSearch, tell_what_tune_ended
 
 METRIC = "val_balanced_accuracy"
 
@@ -48,3 +48,32 @@ def test_trials_that_ended_after_tunes_last_save_keep_their_study_record(tmp_pat
     assert (running.state, running.value) == (optuna.trial.TrialState.COMPLETE, 0.8)
     assert running.intermediate_values == {3: 0.9}
     assert orphan.state == optuna.trial.TrialState.FAIL
+
+
+def test_trials_tune_ended_without_telling_the_searcher_are_told_at_the_end():
+    # Seen in CI (2026-12-06): a refused trial whose result came as the time budget ran out stayed RUNNING
+    # in the study, though Tune's results ended it. Each is told as the searcher tells its kind.
+    from search.results import TrialRow
+
+    study = optuna.create_study(direction="maximize")
+    kinds = {"refused": ("refused", 0, []), "diverged": ("diverged", 2, [0.3]), "error": ("error", 1, [0.2]),
+             "stopped": ("stopped", 2, [0.4, 0.5]), "completed": ("completed", 4, [0.5, 0.6, 0.7, 0.8]),
+             "unfinished": ("unfinished", 1, [0.4]), "not started": ("stopped", 0, [])}
+    rows = []
+    for tune_id, (status, epochs, values) in kinds.items():
+        study.ask().set_user_attr("tune_trial_id", tune_id)
+        rows.append(TrialRow(tune_id, status, {}, values[-1] if values else float("nan"), 0.0, 0, epochs, 1.0,
+                             reports=[(float(t), v) for t, v in enumerate(values)], reason=f"why {tune_id}"))
+    study.ask().set_user_attr("tune_trial_id", "no such trial")  # not in Tune's results: left as it is
+    assert tell_what_tune_ended(study, rows, max_t=4, worst=0.0) == 6
+    told = {t.user_attrs["tune_trial_id"]: t for t in study.trials}
+    states = optuna.trial.TrialState
+    assert (told["refused"].state, told["refused"].value, told["refused"].user_attrs["refused"]) == (
+        states.COMPLETE, 0.0, "why refused")
+    assert (told["diverged"].state, told["diverged"].value, told["diverged"].user_attrs["diverged_in_epoch"]) == (
+        states.COMPLETE, 0.0, 2)
+    assert told["error"].state == told["not started"].state == states.FAIL
+    assert told["stopped"].state == states.PRUNED and told["stopped"].intermediate_values == {1: 0.4, 2: 0.5}
+    assert told["completed"].state == states.COMPLETE and told["completed"].value == 0.8
+    assert told["unfinished"].state == told["no such trial"].state == states.RUNNING  # Ctrl-C: it resumes
+    assert tell_what_tune_ended(study, rows, max_t=4, worst=0.0) == 0  # told once
