@@ -76,6 +76,11 @@ def run_checkpoint(path: str | Path) -> Path:
     return last
 
 
+def is_run_dir(path: Path) -> bool:
+    """A run directory that commands taking a checkpoint read: a training run's, or an ensemble's."""
+    return (path / RUN_CHECKPOINT).is_file() or (path / ENSEMBLE_FILE).is_file()
+
+
 def models_within(folder: Path) -> str:
     """Where ``folder`` holds runs or checkpoints rather than being a run (a search's RUN_DIR, whose
     retrain is a run inside it; ``runs/``; a run's ``checkpoints/``), a hint that names them, else ""."""
@@ -83,7 +88,7 @@ def models_within(folder: Path) -> str:
         children = sorted(folder.iterdir())
     except OSError:
         return ""
-    runs = [c.name for c in children if (c / RUN_CHECKPOINT).is_file() or (c / ENSEMBLE_FILE).is_file()]
+    runs = [c.name for c in children if is_run_dir(c)]
     files = sorted((c.name for c in children if c.suffix == ".pt" and c.is_file()), key=_last_and_best_first)
     found, kind = (runs, "runs") if runs else (files, "checkpoints")
     return f" ({kind} in it: {first_few(found)}; name one, e.g. {folder / found[0]})" if found else ""

@@ -14,7 +14,12 @@ import io
 import pickle
 from pathlib import Path
 
+import ray.cloudpickle
+from optuna.storages import RDBStorage
+from ray.train._internal.storage import StorageContext  # the class Tune pickles its storage paths in
+
 from alphabet.rundir import replaced_whole
+from search.disk_guard import DiskGuard
 from search.storage import STUDY_FILE
 
 TUNER_STATE = "tuner.pkl"  # Tune's state as the search began: where it ran is read from this one
@@ -42,14 +47,12 @@ def folder_it_ran_in(run_dir: Path) -> Path | None:
 
 def move_state_here(run_dir: Path, ran_in: Path) -> list[Path]:
     """Rewrite the pickled states in ``run_dir`` so that what named ``ran_in`` names ``run_dir``; the files."""
-    import ray.cloudpickle  # as Tune writes its state; Tune reads it back with pickle
-
     rewritten = []
     for pattern in PICKLED_STATES:
         for path in sorted(run_dir.glob(pattern)):
             state = _StateReader(path.read_bytes(), moved=(ran_in, run_dir)).load()
             with replaced_whole(path) as tmp:
-                tmp.write_bytes(ray.cloudpickle.dumps(state))
+                tmp.write_bytes(ray.cloudpickle.dumps(state))  # as Tune writes its state
             rewritten.append(path)
     return rewritten
 
@@ -64,11 +67,6 @@ class _StateReader(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> type:
         found = super().find_class(module, name)
-        from optuna.storages import RDBStorage
-        from ray.train._internal.storage import StorageContext  # the class Tune pickles its storage paths in
-
-        from search.disk_guard import DiskGuard
-
         if found is RDBStorage:
             return self._storage_class() if self.moved else self._url_record()
         if self.moved and found in (DiskGuard, StorageContext):
@@ -85,8 +83,6 @@ class _StateReader(pickle.Unpickler):
         return UrlRecord
 
     def _storage_class(self) -> type:
-        from optuna.storages import RDBStorage
-
         old, new = self.moved
 
         class MovedStorage(RDBStorage):

@@ -14,9 +14,8 @@ import shlex
 from collections.abc import Callable
 from pathlib import Path
 
-from alphabet.checkpoint import RUN_CHECKPOINT
 from alphabet.config import Config, TrainConfig, load_config, parse_overrides
-from alphabet.ensemble import ENSEMBLE_FILE
+from alphabet.ensemble import is_run_dir
 from alphabet.environment import environment_line
 from alphabet.errors import UserError
 from alphabet.metrics import LEVEL
@@ -65,7 +64,7 @@ def _locate(target: str) -> tuple[Path, Path | None]:
 
 def _run_not_search(path: Path) -> str:
     """Where ``path`` is a training run (a retrain, inside its search), the commands a user likely meant."""
-    if not ((path / RUN_CHECKPOINT).is_file() or (path / ENSEMBLE_FILE).is_file()):
+    if not is_run_dir(path):
         return ""
     if not (path.parent / BEST_FILE).is_file():
         return f" (a training run: continue it with alphabet train --resume {shlex.quote(str(path))})"
