@@ -401,4 +401,6 @@ def test_a_search_s_missing_data_names_the_experiment_and_its_key(cli, tmp_path,
     result = cli("search", own)
     assert result.code == 2 and len(result.err.strip().splitlines()) == 1, result.err
     assert f"{own}: config.data.source: letters: directory not found" in result.err, result.err
+    # Relative, so where it was looked for is said: a search resumed from another folder looks there.
+    assert f"(a relative path, so read from the current folder {tmp_path.resolve()})" in result.err, result.err
     assert not (tmp_path / "runs").exists()

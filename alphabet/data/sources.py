@@ -52,7 +52,16 @@ def load_source(spec: str, config: DataConfig, key: str = "data.source") -> Sour
     try:
         return SOURCES[kind](arg, config)
     except UserError as e:  # the loader names the file; which setting pointed at it is known here
-        raise UserError(f"{key}: {e.args[0]}") from e
+        raise UserError(f"{key}: {e.args[0]}{_where_relative_was_read(kind, arg, config)}") from e
+
+
+def _where_relative_was_read(kind: str, arg: str, config: DataConfig) -> str:
+    # A search resumed, or a run retrained, from another folder reads its relative paths from there:
+    # saying where turns "not found" into the reason.
+    path = Path(config.root) / "EMNIST" / "raw" if kind.startswith("emnist") else Path(arg)
+    if path.is_absolute() or path.exists():
+        return ""
+    return f" (a relative path, so read from the current folder {Path.cwd()})"
 
 
 # --- torchvision EMNIST -------------------------------------------------------------
