@@ -61,6 +61,24 @@ def test_a_search_with_fewer_than_two_complete_trials_says_it_has_no_importances
     assert set(importances(location, experiment)[0]) == {"train.lr"}
 
 
+def test_importances_optuna_cannot_tell_apart_are_not_shown_as_figures(tmp_path):
+    # A smoke test's trials all at chance: Optuna weighed six parameters 0.17 each, which reads as news.
+    location = RunLocation.parse(str(tmp_path / "run"))
+    study = optuna.create_study(study_name="s", storage=location.optuna_storage(), direction="maximize")
+    space = {"train.lr": FloatDistribution(0.001, 0.01), "model.dropout": FloatDistribution(0.0, 0.5)}
+    for i in range(4):
+        study.add_trial(optuna.trial.create_trial(params={"train.lr": 0.001 * (i + 1), "model.dropout": 0.1 * i},
+                                                  distributions=space, value=0.0385))
+    experiment = Experiment(config=Config(), space=[], storage=Storage(path=str(tmp_path), name="s"))
+
+    assert importances(location, experiment) == (
+        {}, "none: over these 4 complete trials (too few, or all scoring alike) Optuna weighs every parameter "
+            "the same, which says nothing")
+    study.add_trial(optuna.trial.create_trial(params={"train.lr": 0.01, "model.dropout": 0.0}, distributions=space,
+                                              value=0.9))
+    assert set(importances(location, experiment)[0]) == {"train.lr", "model.dropout"}
+
+
 def test_the_summary_curve_follows_the_order_of_the_reports_not_of_the_trial_ids():
     from search.results import TrialRow, best_so_far
 
