@@ -28,6 +28,7 @@ from alphabet.config import Config, read_yaml
 from alphabet.data import LetterSet
 from alphabet.engine import predict_probs
 from alphabet.errors import UserError, first_few
+from alphabet.rundir import BEST_FILE
 from alphabet.tta import PLAIN, TTA_VIEWS
 
 ENSEMBLE_FILE = "ensemble.yaml"
@@ -83,7 +84,8 @@ def is_run_dir(path: Path) -> bool:
 
 def models_within(folder: Path) -> str:
     """Where ``folder`` holds runs or checkpoints rather than being a run (a search's RUN_DIR, whose
-    retrain is a run inside it; ``runs/``; a run's ``checkpoints/``), a hint that names them, else ""."""
+    retrain is a run inside it; ``runs/``; a run's ``checkpoints/``), a hint that names them; for a finished
+    search not retrained yet, the command that trains its best; else ""."""
     try:
         children = sorted(folder.iterdir())
     except OSError:
@@ -91,7 +93,11 @@ def models_within(folder: Path) -> str:
     runs = [c.name for c in children if is_run_dir(c)]
     files = sorted((c.name for c in children if c.suffix == ".pt" and c.is_file()), key=_last_and_best_first)
     found, kind = (runs, "runs") if runs else (files, "checkpoints")
-    return f" ({kind} in it: {first_few(found)}; name one, e.g. {folder / found[0]})" if found else ""
+    if found:
+        return f" ({kind} in it: {first_few(found)}; name one, e.g. {folder / found[0]})"
+    if (folder / BEST_FILE).is_file():  # the commonest slip: a model asked of a search not yet retrained
+        return f" (a search, its best not trained yet: alphabet retrain {folder}, then name {folder / 'retrain'})"
+    return ""
 
 
 def _last_and_best_first(name: str) -> tuple[int, str]:

@@ -18,6 +18,7 @@ from alphabet.errors import DiskFull, RunInterrupted, UserError
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 LOCK_FILE = ".alphabet.lock"  # held by the one process writing a run; it names that process
+BEST_FILE = "best.yaml"  # in a finished search's RUN_DIR: its best configuration, a plain training config
 
 
 def _reason(error: OSError) -> str:

@@ -17,7 +17,8 @@ import yaml
 
 from alphabet.config import load_yaml, read_yaml
 from alphabet.errors import UserError
-from search.storage import BEST_FILE, RunLocation
+from alphabet.rundir import BEST_FILE
+from search.storage import RunLocation
 
 if TYPE_CHECKING:  # experiment.py imports this module
     from search.experiment import ParamSpec

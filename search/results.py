@@ -21,8 +21,9 @@ from alphabet.config import to_dict
 from alphabet.environment import environment
 from alphabet.errors import UserError
 from alphabet.metrics import LEVEL
+from alphabet.rundir import BEST_FILE
 from search.experiment import Experiment, trial_config
-from search.storage import BEST_FILE, RunLocation
+from search.storage import RunLocation
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial

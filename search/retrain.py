@@ -19,11 +19,11 @@ from alphabet.ensemble import is_run_dir
 from alphabet.environment import environment_line
 from alphabet.errors import UserError
 from alphabet.metrics import LEVEL
-from alphabet.rundir import holder_of_run_dir
+from alphabet.rundir import BEST_FILE, holder_of_run_dir
 from alphabet.train_ensemble import CONFIG_FILE, train_seeds
 from search.results import SUMMARY_FILE, best_score_text, read_summary
 from search.runner import EXPERIMENT_FILE, load_saved_experiment, searches_within
-from search.storage import BEST_FILE, RunLocation
+from search.storage import RunLocation
 
 REMOTE_FILE = "remote_uri.txt"  # in a remote search's local folder: the search's URI
 

@@ -25,7 +25,6 @@ if TYPE_CHECKING:  # imported where used: a CLI that never opens storage should 
     import pyarrow.fs
 
 STUDY_FILE = "optuna.db"
-BEST_FILE = "best.yaml"  # a finished search's best configuration, a plain training config
 OBJECT_STORES = ("s3", "gs", "gcs")  # pyarrow's schemes whose first path component is a bucket
 GCS_PROBE_S = 10
 # Room a local search keeps free: for Tune's state and the search's results, and (search/disk_guard.py)

@@ -198,6 +198,9 @@ CASES = {
     "checkpoint: a search's RUN_DIR, its retrain inside": (_checkpoint(lambda t, ck: _run_copy(t / "s" / "retrain", ck)
                                                                        and t / "s"),
                                                            "(runs in it: retrain; name one, e.g. {tmp}/s/retrain)"),
+    "checkpoint: a search's RUN_DIR, not retrained yet": (_checkpoint(lambda t, ck: (
+        (t / "s").mkdir() or (t / "s" / "best.yaml").write_text("model: {width: 8}\n") and t / "s")),
+        "(a search, its best not trained yet: alphabet retrain {tmp}/s, then name {tmp}/s/retrain)"),
     "retrain: a retrain's directory, not its search": (lambda t, ck: (
         ["retrain", (t / "best.yaml").write_text("model: {width: 8}\n") and _run_copy(t / "retrain", ck)], "retrain"),
         "no best.yaml; expected a finished search's RUN_DIR or a best.yaml file (a retrain: continue it with "
