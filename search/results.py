@@ -403,7 +403,7 @@ def summary_png(rows: list[TrialRow], summary: dict, path: Path) -> None:
     axes[0].set_ylabel(f"best {summary['metric']}")
     imp = summary["importances"]
     axes[1].barh(list(imp)[::-1], list(imp.values())[::-1])
-    axes[1].set_title("Optuna parameter importances" if imp else "importances: too few complete trials")
+    axes[1].set_title("Optuna parameter importances" if imp else "importances: none (summary.txt says why)")
     stops = summary["rung_stops"]
     axes[2].bar([str(k) for k in stops], list(stops.values()))
     axes[2].set_xlabel("epochs run before ASHA stopped the trial")
