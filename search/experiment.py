@@ -447,12 +447,17 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
     if len(first_trials) > search.num_samples:
         raise UserError(f"{origin}: search.first_trials: expected at most search.num_samples "
                         f"({search.num_samples}) entries, got {len(first_trials)}")
-    if search.searcher not in ("optuna", "random") or search.scheduler not in ("asha", "fifo"):
-        raise UserError(f"{origin}: search: expected searcher optuna|random and scheduler asha|fifo")
+    for name, allowed in (("searcher", ("optuna", "random")), ("scheduler", ("asha", "fifo"))):
+        if getattr(search, name) not in allowed:
+            raise UserError(f"{origin}: search.{name}: expected one of {', '.join(allowed)}, "
+                            f"got {getattr(search, name)!r}")
     asha = _settings(AshaSettings, raw.get("asha"), origin, "asha")
-    if asha.max_t < 1 or not 1 <= asha.grace_period <= asha.max_t or asha.reduction_factor <= 1:
-        raise UserError(f"{origin}: asha: expected max_t >= 1, 1 <= grace_period <= max_t and "
-                        f"reduction_factor > 1, got {dataclasses.asdict(asha)}")
+    for name, fits, expected in (("max_t", asha.max_t >= 1, "at least 1"),
+                                 ("grace_period", 1 <= asha.grace_period <= asha.max_t,
+                                  f"from 1 to asha.max_t ({asha.max_t})"),
+                                 ("reduction_factor", asha.reduction_factor > 1, "more than 1")):
+        if not fits:
+            raise UserError(f"{origin}: asha.{name}: expected {expected}, got {getattr(asha, name)}")
     resources = _settings(Resources, raw.get("resources"), origin, "resources")
     for name in ("cpus_per_trial", "gpus_per_trial"):
         value = getattr(resources, name)
