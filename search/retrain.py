@@ -132,6 +132,18 @@ def retrain(target: str | None, epochs: int | None = None, overrides: list[str] 
     return result
 
 
+def calibration_lines(test: dict) -> list[str]:
+    """The report's calibration: ECE, and the share and accuracy of the letters each threshold accepts."""
+    accepted = [a for a in test["calibration"]["accepted"] if a["accuracy"] is not None]
+    lines = ["", f"Calibration: ECE {test['ece']:.4f}, mean top probability "
+             f"{test['calibration']['mean_confidence']:.4f} against accuracy {test['accuracy']:.4f}.", ""]
+    if not accepted:  # a model that learnt little: a table of headings alone would read as a broken report
+        lowest = min(a["threshold"] for a in test["calibration"]["accepted"])
+        return [*lines, f"No test letter's top probability reaches {lowest:g}, the lowest threshold of acceptance."]
+    return [*lines, "| accept letters whose top probability is at least | share of letters | their accuracy |",
+            "|---|---|---|", *(f"| {a['threshold']:g} | {a['share']:.1%} | {a['accuracy']:.2%} |" for a in accepted)]
+
+
 def write_report(run_dir: Path, result: dict, search_dir: Path | None, searched: TrainConfig | None = None) -> Path:
     """A Markdown summary: test metrics beside the search's validation figure (and its batch and lr)."""
     test = result["test"]
@@ -171,12 +183,7 @@ def write_report(run_dir: Path, result: dict, search_dir: Path | None, searched:
         for member in result["members"]:
             lines.append(f"| seed {member['seed']} | " + " | ".join(f"{member['test'][k]:.4f}" for k in keys) + " |")
     if "calibration" in test:  # how far its probabilities can be trusted, for a threshold of acceptance
-        accepted = [a for a in test["calibration"]["accepted"] if a["accuracy"] is not None]
-        lines += ["", f"Calibration: ECE {test['ece']:.4f}, mean top probability "
-                  f"{test['calibration']['mean_confidence']:.4f} against accuracy {test['accuracy']:.4f}.", "",
-                  "| accept letters whose top probability is at least | share of letters | their accuracy |",
-                  "|---|---|---|"]
-        lines += [f"| {a['threshold']:g} | {a['share']:.1%} | {a['accuracy']:.2%} |" for a in accepted]
+        lines += calibration_lines(test)
     worst = sorted(test["per_class"].items(), key=lambda kv: kv[1]["f1"])[:5]
     lines += ["", "Weakest classes (F1): " + ", ".join(f"{c} {v['f1']:.3f}" for c, v in worst)]
     pairs = ", ".join(f"{p['true']}→{p['predicted']} ({p['count']})" for p in test["most_confused"][:5])

@@ -1,17 +1,21 @@
-"""Search results read from a real Optuna study: parameter importances and their caveats."""
+"""Search results read from a real Optuna study (parameter importances and their caveats), and what a
+retrain's report says."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from alphabet.config import Config
 from alphabet.errors import UserError
+from alphabet.metrics import calibration
 from search.experiment import Experiment, Storage
 from search.results import best_score_text, importances, summary_text
+from search.retrain import calibration_lines
 from search.storage import RunLocation
 
 
@@ -227,3 +231,18 @@ def test_a_search_whose_budget_ran_out_before_any_epoch_names_the_budget(tmp_pat
                                 "(search.time_budget_s: 1 s; if it ran out before any trial's first epoch, "
                                 "expected a budget longer than a trial's start and first epoch)")
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_a_retrain_report_says_when_no_letter_reaches_a_threshold_of_acceptance():
+    labels = np.arange(52) % 26
+    at_chance = np.full((52, 26), 1 / 26)  # a retrain that learnt nothing: its table had headings and no row
+    sure = np.eye(26)[labels] * 0.9 + 0.1 / 26
+    for probs, accuracy in ((at_chance, 1 / 26), (sure, 1.0)):
+        shown = calibration(probs, labels).to_json()
+        test = {"ece": shown["ece"], "accuracy": accuracy, "calibration": shown}
+        lines = calibration_lines(test)
+        assert lines[1].startswith(f"Calibration: ECE {shown['ece']:.4f}")
+        if probs is at_chance:
+            assert lines[3:] == ["No test letter's top probability reaches 0.5, the lowest threshold of acceptance."]
+        else:  # 0.9 + 0.1/26 reaches 0.5, 0.8 and 0.9, not 0.95 or 0.99
+            assert lines[5:] == [f"| {t} | 100.0% | 100.00% |" for t in (0.5, 0.8, 0.9)]
