@@ -272,7 +272,7 @@ def importances(location: RunLocation, experiment: Experiment) -> tuple[dict[str
             found = optuna.importance.get_param_importances(study)
         except Exception as e:  # noqa: BLE001 - too few or too uniform trials is normal in small searches
             return {}, f"not available ({type(e).__name__}: {str(e).splitlines()[0][:100]})"
-    if len(found) > 1 and len(set(found.values())) == 1:  # Optuna's sign that it could not tell them apart
+    if len(found) > 1 and max(found.values()) - min(found.values()) < 1e-9:  # Optuna could not tell them apart
         return {}, (f"none: over these {len(complete)} complete trials (too few, or all scoring alike) Optuna "
                     "weighs every parameter the same, which says nothing")
     # Said once, in the summary, rather than as a Python warning with a file and line number.
