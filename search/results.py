@@ -403,11 +403,17 @@ def summary_png(rows: list[TrialRow], summary: dict, path: Path) -> None:
     axes[0].set_ylabel(f"best {summary['metric']}")
     imp = summary["importances"]
     axes[1].barh(list(imp)[::-1], list(imp.values())[::-1])
-    axes[1].set_title("Optuna parameter importances" if imp else "importances: none (summary.txt says why)")
+    axes[1].set_title("Optuna parameter importances")
     stops = summary["rung_stops"]
     axes[2].bar([str(k) for k in stops], list(stops.values()))
+    axes[2].set_title("trials ASHA stopped")
     axes[2].set_xlabel("epochs run before ASHA stopped the trial")
     axes[2].set_ylabel("trials")
+    # An empty panel drew axes from -0.04 to 0.04 around nothing: it says why it is empty instead.
+    for ax, empty, why in ((axes[1], not imp, "none (summary.txt says why)"), (axes[2], not stops, "none")):
+        if empty:
+            ax.set_xticks([]), ax.set_yticks([]), ax.set_xlabel(""), ax.set_ylabel("")
+            ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes)
     fig.suptitle(f"search {Path(summary['run_dir']).name}: {summary['trial_epochs']} trial-epochs")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
