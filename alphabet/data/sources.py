@@ -58,7 +58,7 @@ def load_source(spec: str, config: DataConfig, key: str = "data.source") -> Sour
 def _where_relative_was_read(kind: str, arg: str, config: DataConfig) -> str:
     # A search resumed, or a run retrained, from another folder reads its relative paths from there:
     # saying where turns "not found" into the reason.
-    path = Path(config.root) / "EMNIST" / "raw" if kind.startswith("emnist") else Path(arg)
+    path = emnist_raw_dir(config.root) if kind.startswith("emnist") else Path(arg)
     if path.is_absolute() or path.exists():
         return ""
     return f" (a relative path, so read from the current folder {Path.cwd()})"
@@ -66,11 +66,16 @@ def _where_relative_was_read(kind: str, arg: str, config: DataConfig) -> str:
 
 # --- torchvision EMNIST -------------------------------------------------------------
 
+def emnist_raw_dir(root: str | Path) -> Path:
+    """Where torchvision's EMNIST keeps its files under ``data.root``."""
+    return Path(root) / "EMNIST" / "raw"
+
+
 def _emnist(split: str, train: bool, config: DataConfig) -> tuple[np.ndarray, np.ndarray, list[str]]:
     from torchvision.datasets import EMNIST
 
     part = "train" if train else "test"
-    raw = Path(config.root) / "EMNIST" / "raw"
+    raw = emnist_raw_dir(config.root)
     files = [raw / f"emnist-{split}-{part}-{kind}-idx{n}-ubyte" for kind, n in (("images", 3), ("labels", 1))]
     present = all(f.exists() for f in files)
     if not present and not config.download:
