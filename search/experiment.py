@@ -471,6 +471,12 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
         check_name(storage.name, f"{origin}: storage.name")
     if storage.keep_checkpoints < 1:
         raise UserError(f"{origin}: storage.keep_checkpoints: expected a value >= 1, got {storage.keep_checkpoints}")
+    user = storage.path.partition("://")[2].split("/")[0].rpartition("@")[0] if "://" in storage.path else ""
+    if ":" in user:
+        # The path is saved in RUN_DIR/experiment.yaml, printed and written into best.yaml's commands.
+        raise UserError(f"{origin}: storage.path: a secret key in the URI (USER:SECRET@) would be saved and "
+                        "printed with the search; expected credentials from the environment (AWS_ACCESS_KEY_ID "
+                        "and AWS_SECRET_ACCESS_KEY, ~/.aws, GOOGLE_APPLICATION_CREDENTIALS)")
     retrain = raw.get("retrain") or {}
     if not isinstance(retrain, dict) or set(retrain) - {"epochs", "seeds", "batch_size"}:
         raise UserError(f"{origin}: retrain: expected a mapping with the keys epochs, seeds and batch_size")

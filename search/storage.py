@@ -79,7 +79,9 @@ class RunLocation:
             # The whole bucket path, not only the name: two searches named alike in different
             # places must not share one Optuna study.
             scheme, _, path = self._split()[0].partition("://")
-            return Path("runs", ".remote", scheme, *path.strip("/").split("/"))
+            # Without the URI's user (gs://anonymous@bucket/...): the folder is named by where the run is.
+            bucket, _, rest = path.strip("/").partition("/")
+            return Path("runs", ".remote", scheme, bucket.rpartition("@")[2], *rest.split("/"))
         return Path(self.uri)
 
     def _fs(self) -> pyarrow.fs.FileSystem:

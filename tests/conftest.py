@@ -1,7 +1,8 @@
-"""Shared fixtures: tiny configs, the real-data location, an in-process CLI runner and a local S3 server."""
+"""Shared fixtures: tiny configs, the real-data location, an in-process CLI runner and local S3 and GCS servers."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -103,4 +104,19 @@ def s3_server(monkeypatch):
         monkeypatch.setenv(key, value)
     host, port = server.get_host_and_port()
     yield f"{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def gcs_server():
+    """A Google Cloud Storage emulator (gcp-storage-emulator's) on a free local port, with the bucket
+    "bucket"; reached anonymously: gs://anonymous@bucket/PATH?endpoint_override=HOST:PORT&scheme=http."""
+    emulator = pytest.importorskip("gcp_storage_emulator.server", reason="gcp-storage-emulator is not installed "
+                                   "(requirements.txt lists it): the gs:// storage tests need a local GCS server")
+    with socket.socket() as probe:  # the emulator takes no port 0; a port free a moment ago is free enough here
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = emulator.create_server("127.0.0.1", port, in_memory=True, default_bucket="bucket")
+    server.start()
+    yield f"127.0.0.1:{port}"
     server.stop()

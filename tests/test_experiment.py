@@ -329,6 +329,9 @@ DELETE = object()
     ({"config/model": {"dropout": 2}}, "config.model.dropout: expected a value in [0, 1)"),
     ({"config/data": {"classes": ""}}, "config.data.classes: expected letters a-z or A-Z"),
     ({"storage": {"name": "../escape"}}, "storage.name: expected letters"),
+    # saved in RUN_DIR/experiment.yaml and printed: gs://anonymous@bucket (no secret) is taken
+    ({"storage": {"path": "s3://KEYID:SECRET@bucket/searches"}},
+     "storage.path: a secret key in the URI (USER:SECRET@) would be saved and printed"),
     ({"search": {"first_trials": {"train.lr": 0.001}}}, "search.first_trials: expected a list of mappings or YAML"),
     ({"search": {"first_trials": [{"train.lr": 0.5}]}},
      "search.first_trials[0].train.lr: expected a value from 0.0001 to 0.01, got 0.5"),

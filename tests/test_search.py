@@ -529,6 +529,35 @@ def test_search_on_s3_with_auxiliary_letters(tmp_path, s3_server, cli, monkeypat
     assert "auxiliary training images" in (local / "retrain" / "report.md").read_text()
 
 
+def test_search_on_gcs(tmp_path, gcs_server, cli, monkeypatch):
+    # Google Cloud Storage through pyarrow, as Ray Tune reaches it: an emulator, entered anonymously
+    # (gs://anonymous@ takes no credentials; the URI's user is not part of the run's local folder).
+    import pyarrow.fs
+
+    options = f"?endpoint_override={gcs_server}&scheme=http"
+    experiment = write_experiment(tmp_path, "gcs", search={"num_samples": 2, "max_concurrent": 2},
+                                  asha={"max_t": 2, "grace_period": 2, "reduction_factor": 2})
+    raw = yaml.safe_load(experiment.read_text())
+    raw["storage"]["path"] = f"gs://anonymous@bucket/searches{options}"
+    experiment.write_text(yaml.safe_dump(raw))
+    uri = f"gs://anonymous@bucket/searches/gcs{options}"
+    done = subprocess.run([sys.executable, "-m", "alphabet", "search", str(experiment)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"retrain the best for retrain.epochs (2): alphabet retrain '{uri}'" in done.stdout
+    fs, _ = pyarrow.fs.FileSystem.from_uri(uri)
+    stored = [f.path.removeprefix("bucket/searches/gcs/")
+              for f in fs.get_file_info(pyarrow.fs.FileSelector("bucket/searches/gcs", recursive=True))]
+    assert {"best.yaml", "summary.txt", "experiment.yaml"} <= set(stored)
+    assert sum(path.endswith("/trainer.pt") for path in stored) >= 2  # each trial's checkpoints, on the bucket
+    local = tmp_path / "runs" / ".remote" / "gs" / "bucket" / "searches" / "gcs"
+    assert (local / "optuna.db").is_file()
+    monkeypatch.chdir(tmp_path)
+    table = cli("trials", uri)
+    assert table.code == 0, table.err
+    assert len(table.out.strip().splitlines()) == 3  # header and two trials
+
+
 def test_resume_after_kill_9_of_the_driver(tmp_path, cli):
     # max_t 4: a trial killed after 1 to 3 epochs goes on; at 8 the test took 11 s longer (59 s against 47-48).
     experiment = write_experiment(tmp_path, "killed", search={"num_samples": 4, "max_concurrent": 2, "seed": 2},

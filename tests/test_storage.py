@@ -28,6 +28,8 @@ def test_remote_runs_named_alike_have_their_own_local_folders():
     assert a.path == Path("runs/.remote/s3/bucket/a/quick")
     assert b.path == Path("runs/.remote/s3/bucket/b/quick")
     assert RunLocation.parse("gs://bucket/a/quick").path == Path("runs/.remote/gs/bucket/a/quick")
+    # A user in the URI (gs://anonymous@ for an emulator or a public bucket) names no other place.
+    assert RunLocation.parse("gs://anonymous@bucket/a/quick").path == Path("runs/.remote/gs/bucket/a/quick")
 
 
 def test_tensorboard_command_reads_each_kind_of_location(tmp_path):
@@ -85,3 +87,30 @@ def test_an_upload_never_writes_over_a_folder_there(tmp_path):
     assert (tmp_path / "bucket" / "quick" / "retrain" / "metrics.json").read_text() == "theirs"
     assert (tmp_path / "bucket" / "quick" / "retrain-2" / "metrics.json").read_text() == "mine"
     assert (tmp_path / "bucket" / "quick" / "retrain-2" / "figures" / "roc.png").read_bytes() == b"png"
+
+
+def test_a_run_on_gcs_writes_reads_and_uploads(tmp_path, gcs_server, monkeypatch):
+    # Against a GCS server (an emulator here), reached anonymously: what a search and its retrain do there.
+    import pyarrow.fs
+
+    from alphabet.errors import UserError
+
+    monkeypatch.chdir(tmp_path)
+    options = f"?endpoint_override={gcs_server}&scheme=http"
+    run = RunLocation.parse(f"gs://anonymous@bucket/searches/quick{options}")
+    run.check_reachable("exp.yaml")
+    assert not run.exists()
+    run.write_text("best.yaml", "train: {lr: 0.003}\n")
+    assert run.exists() and run.read_text("best.yaml") == "train: {lr: 0.003}\n"
+    assert run.read_text("summary.txt") is None
+    assert (tmp_path / "runs/.remote/gs/bucket/searches/quick/best.yaml").is_file()  # its local copy
+    mine = tmp_path / "retrain"
+    (mine / "figures").mkdir(parents=True)
+    (mine / "figures" / "roc.png").write_bytes(b"png")
+    assert run.upload(mine).uri == f"gs://anonymous@bucket/searches/quick/retrain{options}"
+    assert run.upload(mine).uri == f"gs://anonymous@bucket/searches/quick/retrain-2{options}"
+    fs, _ = pyarrow.fs.FileSystem.from_uri(run.uri)
+    with fs.open_input_stream("bucket/searches/quick/retrain-2/figures/roc.png") as stream:
+        assert stream.readall() == b"png"
+    with pytest.raises(UserError, match=r"^exp\.yaml: storage\.path: no bucket 'other' at gs://"):
+        RunLocation.parse(f"gs://anonymous@other/searches{options}").check_reachable("exp.yaml")
