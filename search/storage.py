@@ -27,13 +27,24 @@ if TYPE_CHECKING:  # imported where used: a CLI that never opens storage should 
 STUDY_FILE = "optuna.db"
 OBJECT_STORES = ("s3", "gs", "gcs")  # pyarrow's schemes whose first path component is a bucket
 GCS_PROBE_S = 10
+GCS_STATUS = "google::cloud::Status("
 # Room a local search keeps free: for Tune's state and the search's results, and (search/disk_guard.py)
 # for two more checkpoints of each running trial, which may be writing one as the search stops.
 RESERVE_FLOOR = 64 * 2**20
 
 
 def _reason(error: OSError) -> str:
-    return str(error).splitlines()[0]
+    text = str(error).splitlines()[0]
+    # Google Cloud's client wraps the cause in its retry bookkeeping and a link (about 900 characters
+    # without credentials): its status code and the underlying error are what say what went wrong.
+    if not text.startswith(GCS_STATUS):
+        return text
+    body = text.removeprefix(GCS_STATUS).partition(" error_info=")[0].removesuffix(")")
+    code, _, _ = body.partition(":")
+    cause = body.rpartition("The underlying error message was: ")[2]
+    if cause == body:
+        return body
+    return f"{code}: no access token ({cause})" if "access token" in body else f"{code}: {cause}"
 
 
 @dataclass
@@ -119,8 +130,10 @@ class RunLocation:
         try:  # an object store's path has no folders to check, but its bucket must be there
             info = fs.get_file_info(bucket if scheme in OBJECT_STORES else path)
         except OSError as e:
+            hint = (" (GOOGLE_APPLICATION_CREDENTIALS or `gcloud auth application-default login`; "
+                    "gs://anonymous@BUCKET for a public bucket or an emulator)") if scheme in ("gs", "gcs") else ""
             raise UserError(f"{origin}: storage.path: cannot reach {self.uri} ({_reason(e)}); expected "
-                            "storage this machine can reach with the credentials it has") from None
+                            f"storage this machine can reach with the credentials it has{hint}") from None
         if scheme in OBJECT_STORES and info.type == pyarrow.fs.FileType.NotFound:
             raise UserError(f"{origin}: storage.path: no bucket {bucket!r} at {self.uri}; "
                             "expected an existing bucket (create it first)")
