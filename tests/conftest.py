@@ -113,7 +113,7 @@ def gcs_server():
     "bucket"; reached anonymously: gs://anonymous@bucket/PATH?endpoint_override=HOST:PORT&scheme=http."""
     emulator = pytest.importorskip("gcp_storage_emulator.server", reason="gcp-storage-emulator is not installed "
                                    "(requirements.txt lists it): the gs:// storage tests need a local GCS server")
-    with socket.socket() as probe:  # the emulator takes no port 0; a port free a moment ago is free enough here
+    with socket.socket() as probe:  # the emulator does not say which port 0 gave it; one free a moment ago will do
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = emulator.create_server("127.0.0.1", port, in_memory=True, default_bucket="bucket")
