@@ -203,22 +203,31 @@ class RunLocation:
         return optuna.storages.RDBStorage(f"sqlite:///{(self.path / STUDY_FILE).resolve()}")
 
     def tensorboard_command(self) -> str:
-        """The command that shows this run in TensorBoard, which reads local paths and, with boto3, s3://."""
+        """The command that shows this run in TensorBoard, which reads local paths, s3:// with boto3 and gs://
+        with gcsfs (through fsspec, in its Python loader: --load_fast=false)."""
         if not self.remote:
             return f"tensorboard --logdir {shlex.quote(self.uri)}"
         path, options = self._split()
-        scheme = path.partition("://")[0]
+        scheme, _, where = path.partition("://")
         if scheme == "file":
-            return f"tensorboard --logdir {shlex.quote(path.removeprefix('file://'))}"
+            return f"tensorboard --logdir {shlex.quote(where)}"
+        bucket, _, rest = where.partition("/")
+        path = f"{scheme}://{bucket.rpartition('@')[2]}/{rest}"  # TensorBoard's readers take no user in a URI
+        # Where the URI names its server (MinIO, an emulator), TensorBoard's readers take it from the environment.
+        server, reader = {"s3": ("AWS_ENDPOINT_URL", "boto3"), "gs": ("STORAGE_EMULATOR_HOST", "gcsfs"),
+                          "gcs": ("STORAGE_EMULATOR_HOST", "gcsfs")}.get(scheme, (None, None))
+        if reader is None:
+            return f"tensorboard --logdir {shlex.quote(path)}   (TensorBoard reads {scheme}:// only where " \
+                   "TensorFlow is installed)"
         command = f"tensorboard --logdir {shlex.quote(path)}"
         if scheme != "s3":
-            return f"{command}   (TensorBoard reads {scheme}:// only where TensorFlow is installed)"
+            command += " --load_fast=false"  # the fast loader's own GCS client reaches no emulator; gcsfs does
         settings = dict(parse_qsl(options.lstrip("?")))
-        if "endpoint_override" in settings:  # boto3, which TensorBoard reads S3 with, takes it from the environment
+        if "endpoint_override" in settings:
             endpoint = f"{settings.get('scheme', 'https')}://{settings['endpoint_override']}"
-            command = f"AWS_ENDPOINT_URL={shlex.quote(endpoint)} {command}"
-        if importlib.util.find_spec("boto3") is None:
-            command += "   (TensorBoard reads s3:// with boto3: pip install boto3)"
+            command = f"{server}={shlex.quote(endpoint)} {command}"
+        if importlib.util.find_spec(reader) is None:
+            command += f"   (TensorBoard reads {scheme}:// with {reader}: pip install {reader})"
         return command
 
 

@@ -545,6 +545,8 @@ def test_search_on_gcs(tmp_path, gcs_server, cli, monkeypatch):
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"retrain the best for retrain.epochs (2): alphabet retrain '{uri}'" in done.stdout
+    assert (f"STORAGE_EMULATOR_HOST=http://{gcs_server} tensorboard --logdir gs://bucket/searches/gcs "
+            "--load_fast=false" in done.stdout)
     fs, _ = pyarrow.fs.FileSystem.from_uri(uri)
     stored = [f.path.removeprefix("bucket/searches/gcs/")
               for f in fs.get_file_info(pyarrow.fs.FileSelector("bucket/searches/gcs", recursive=True))]

@@ -41,7 +41,13 @@ def test_tensorboard_command_reads_each_kind_of_location(tmp_path):
     assert minio.startswith("AWS_ENDPOINT_URL=http://minio.lab:9000 tensorboard --logdir s3://bucket/quick")
     assert RunLocation.parse("s3://bucket/quick").tensorboard_command().startswith(
         "tensorboard --logdir s3://bucket/quick")
-    assert "only where TensorFlow is installed" in RunLocation.parse("gs://bucket/quick").tensorboard_command()
+    # gs:// through gcsfs, in TensorBoard's Python loader; an emulator's address from the environment, no user
+    emulator = RunLocation.parse("gs://anonymous@bucket/quick?endpoint_override=127.0.0.1:9023&scheme=http")
+    assert emulator.tensorboard_command().startswith(
+        "STORAGE_EMULATOR_HOST=http://127.0.0.1:9023 tensorboard --logdir gs://bucket/quick --load_fast=false")
+    assert RunLocation.parse("gs://bucket/quick").tensorboard_command().startswith(
+        "tensorboard --logdir gs://bucket/quick --load_fast=false")
+    assert "only where TensorFlow is installed" in RunLocation.parse("hdfs://namenode/quick").tensorboard_command()
 
 
 def test_a_taken_name_on_a_uri_gets_a_suffix(tmp_path):
