@@ -43,6 +43,7 @@ from alphabet.finetune import InitialWeights, check_fits_config
 from alphabet.models import check_model
 from alphabet.rundir import check_name
 from search.first_trials import first_trials_from
+from search.storage import RunLocation
 
 METRICS = {  # name reported to Tune -> optimisation mode
     "val_balanced_accuracy": "max",
@@ -471,8 +472,7 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
         check_name(storage.name, f"{origin}: storage.name")
     if storage.keep_checkpoints < 1:
         raise UserError(f"{origin}: storage.keep_checkpoints: expected a value >= 1, got {storage.keep_checkpoints}")
-    user = storage.path.partition("://")[2].split("/")[0].rpartition("@")[0] if "://" in storage.path else ""
-    if ":" in user:
+    if ":" in RunLocation.parse(storage.path).user:
         # The path is saved in RUN_DIR/experiment.yaml, printed and written into best.yaml's commands.
         raise UserError(f"{origin}: storage.path: a secret key in the URI (USER:SECRET@) would be saved and "
                         "printed with the search; expected credentials from the environment (AWS_ACCESS_KEY_ID "

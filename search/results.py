@@ -412,7 +412,7 @@ def summary_png(rows: list[TrialRow], summary: dict, path: Path) -> None:
     # An empty panel drew axes from -0.04 to 0.04 around nothing: it says why it is empty instead.
     for ax, empty, why in ((axes[1], not imp, "none (summary.txt says why)"), (axes[2], not stops, "none")):
         if empty:
-            ax.set_xticks([]), ax.set_yticks([]), ax.set_xlabel(""), ax.set_ylabel("")
+            ax.set(xticks=[], yticks=[], xlabel="", ylabel="")
             ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes)
     fig.suptitle(f"search {Path(summary['run_dir']).name}: {summary['trial_epochs']} trial-epochs")
     fig.tight_layout()

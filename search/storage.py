@@ -28,6 +28,11 @@ STUDY_FILE = "optuna.db"
 OBJECT_STORES = ("s3", "gs", "gcs")  # pyarrow's schemes whose first path component is a bucket
 GCS_PROBE_S = 10
 GCS_STATUS = "google::cloud::Status("
+# TensorBoard without TensorFlow reads s3:// with boto3 and gs:// with gcsfs (in its Python loader: the fast
+# loader's own GCS client reaches no emulator); a server the URI names (MinIO, an emulator) it takes from the
+# environment. Per scheme: (that variable, the package, the command's flags).
+GCS_READER = ("STORAGE_EMULATOR_HOST", "gcsfs", " --load_fast=false")
+TENSORBOARD_READERS = {"s3": ("AWS_ENDPOINT_URL", "boto3", ""), "gs": GCS_READER, "gcs": GCS_READER}
 # Room a local search keeps free: for Tune's state and the search's results, and (search/disk_guard.py)
 # for two more checkpoints of each running trial, which may be writing one as the search stops.
 RESERVE_FLOOR = 64 * 2**20
@@ -70,6 +75,18 @@ class RunLocation:
         path, mark, options = self.uri.partition("?") if self.remote else (self.uri, "", "")
         return path, mark + options
 
+    def _parts(self) -> tuple[str, str, str, str]:
+        """A remote URI's (scheme, user, bucket, the path after it), without its ?options."""
+        scheme, _, where = self._split()[0].partition("://")
+        authority, _, rest = where.strip("/").partition("/")
+        user, _, bucket = authority.rpartition("@")
+        return scheme, user, bucket, rest
+
+    @property
+    def user(self) -> str:
+        """The user a remote URI names (gs://anonymous@bucket), with its secret where it gives one; else ""."""
+        return self._parts()[1] if self.remote else ""
+
     @property
     def name(self) -> str:
         return self._split()[0].rsplit("/", 1)[-1]
@@ -89,10 +106,9 @@ class RunLocation:
         if self.remote:
             # The whole bucket path, not only the name: two searches named alike in different
             # places must not share one Optuna study.
-            scheme, _, path = self._split()[0].partition("://")
             # Without the URI's user (gs://anonymous@bucket/...): the folder is named by where the run is.
-            bucket, _, rest = path.strip("/").partition("/")
-            return Path("runs", ".remote", scheme, bucket.rpartition("@")[2], *rest.split("/"))
+            scheme, _, bucket, rest = self._parts()
+            return Path("runs", ".remote", scheme, bucket, *rest.split("/"))
         return Path(self.uri)
 
     def _fs(self) -> pyarrow.fs.FileSystem:
@@ -203,25 +219,18 @@ class RunLocation:
         return optuna.storages.RDBStorage(f"sqlite:///{(self.path / STUDY_FILE).resolve()}")
 
     def tensorboard_command(self) -> str:
-        """The command that shows this run in TensorBoard, which reads local paths, s3:// with boto3 and gs://
-        with gcsfs (through fsspec, in its Python loader: --load_fast=false)."""
+        """The command that shows this run in TensorBoard (TENSORBOARD_READERS says what it reads)."""
         if not self.remote:
             return f"tensorboard --logdir {shlex.quote(self.uri)}"
         path, options = self._split()
-        scheme, _, where = path.partition("://")
-        if scheme == "file":
-            return f"tensorboard --logdir {shlex.quote(where)}"
-        bucket, _, rest = where.partition("/")
-        path = f"{scheme}://{bucket.rpartition('@')[2]}/{rest}"  # TensorBoard's readers take no user in a URI
-        # Where the URI names its server (MinIO, an emulator), TensorBoard's readers take it from the environment.
-        server, reader = {"s3": ("AWS_ENDPOINT_URL", "boto3"), "gs": ("STORAGE_EMULATOR_HOST", "gcsfs"),
-                          "gcs": ("STORAGE_EMULATOR_HOST", "gcsfs")}.get(scheme, (None, None))
-        if reader is None:
-            return f"tensorboard --logdir {shlex.quote(path)}   (TensorBoard reads {scheme}:// only where " \
-                   "TensorFlow is installed)"
-        command = f"tensorboard --logdir {shlex.quote(path)}"
-        if scheme != "s3":
-            command += " --load_fast=false"  # the fast loader's own GCS client reaches no emulator; gcsfs does
+        if path.startswith("file://"):
+            return f"tensorboard --logdir {shlex.quote(path.removeprefix('file://'))}"
+        scheme, _, bucket, rest = self._parts()
+        logdir = shlex.quote(f"{scheme}://{bucket}{'/' if rest else ''}{rest}")  # its readers take no user in a URI
+        if scheme not in TENSORBOARD_READERS:
+            return f"tensorboard --logdir {logdir}   (TensorBoard reads {scheme}:// only where TensorFlow is installed)"
+        server, reader, flags = TENSORBOARD_READERS[scheme]
+        command = f"tensorboard --logdir {logdir}{flags}"
         settings = dict(parse_qsl(options.lstrip("?")))
         if "endpoint_override" in settings:
             endpoint = f"{settings.get('scheme', 'https')}://{settings['endpoint_override']}"
