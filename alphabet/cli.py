@@ -37,12 +37,14 @@ def config_with_smoke_test(path: str | None, overrides: list[str], smoke_test: b
                            experiments: bool = False) -> Config:
     """The config, made tiny with ``smoke_test``: its model too, unless train.init_from's weights fix it."""
     from alphabet.config import load_config
+    from alphabet.train import check_trainable
 
     if not smoke_test:
-        return load_config(path, overrides, experiments=experiments)
-    config = load_config(path, SMOKE_TEST + overrides, experiments=experiments)
+        return load_config(path, overrides, experiments=experiments, check=check_trainable)
+    config = load_config(path, SMOKE_TEST + overrides, experiments=experiments, check=check_trainable)
     if config.train.init_from is None:
-        config = load_config(path, SMOKE_TEST + SMOKE_MODEL + overrides, experiments=experiments)
+        config = load_config(path, SMOKE_TEST + SMOKE_MODEL + overrides, experiments=experiments,
+                             check=check_trainable)
     return config
 
 
@@ -176,7 +178,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     from alphabet.config import load_config
     from alphabet.data import load_splits
     from alphabet.data.inspect import info_table, preview_png
-    from alphabet.data.sources import load_source, save_npz
+    from alphabet.data.sources import check_sources, load_source, save_npz
 
     overrides = list(args.set) + (["data.download=true"] if args.download else [])
     if args.smoke_test and args.action != "audit":
@@ -186,7 +188,7 @@ def cmd_data(args: argparse.Namespace) -> int:
                         f"{args.action} writes goes after --out")
     if args.action == "audit":
         return audit_data(args, overrides)
-    data = load_config(args.config, overrides, experiments=True).data
+    data = load_config(args.config, overrides, experiments=True, check=lambda config: check_sources(config.data)).data
     if args.action == "info":
         print(info_table(load_splits(data)))
         return 0

@@ -13,13 +13,14 @@ import re
 import string
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from alphabet.errors import UserError
+from alphabet.errors import UserError, did_you_mean
 
 
 @dataclass
@@ -274,7 +275,8 @@ def from_dict(raw: dict, origin: str = "config", cls: type = Config, prefix: str
         dotted = prefix + str(key)
         if key not in names:
             valid = ", ".join(shown + k for k in valid_keys(cls, prefix))
-            raise UserError(f"{origin}: unknown key '{shown}{dotted}'; valid keys: {valid}")
+            hint = did_you_mean(str(key), names, shown + prefix)
+            raise UserError(f"{origin}: unknown key '{shown}{dotted}'{hint}; valid keys: {valid}")
         sub = _dataclass_type(cls, key)
         if sub:
             kwargs[key] = from_dict(value if value is not None else {}, origin, sub, dotted + ".", shown)
@@ -405,9 +407,11 @@ def merge(base: dict, override: dict) -> dict:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
-                experiments: bool = False) -> Config:
+                experiments: bool = False, check: Callable[[Config], None] | None = None) -> Config:
     """The training config from an optional YAML file plus ``--set`` overrides. With ``experiments``,
-    an experiment file stands for its ``config`` section, and ``--set config.KEY=...`` for ``KEY``."""
+    an experiment file stands for its ``config`` section, and ``--set config.KEY=...`` for ``KEY``.
+    ``check`` raises what the run would refuse in the settings (a model that cannot be built, say),
+    named as the file's where the file's own settings fail the same way, else as --set's."""
     raw = {}
     origin, shown = "--set", ""
     if path is not None:
@@ -424,7 +428,19 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             if not isinstance(raw, dict):
                 raise UserError(f"{path}: config: expected a mapping of sections, got {type(raw).__name__}")
             overrides = [o.removeprefix("config.") for o in overrides or []]
-    config = from_dict(raw, origin, shown=shown)
+    in_file = config = from_dict(raw, origin, shown=shown)
     if overrides:
         config = from_dict(merge(to_dict(config), parse_overrides(overrides)), "--set", shown=shown)
+    refused = _refusal(check, config)
+    if refused:  # the message starts with the key: say where that key was given
+        raise UserError(f"{origin if _refusal(check, in_file) == refused else '--set'}: {shown}{refused}")
     return config
+
+
+def _refusal(check: Callable[[Config], None] | None, config: Config) -> str | None:
+    try:
+        if check is not None:
+            check(config)
+    except UserError as e:
+        return str(e)
+    return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -16,6 +18,13 @@ class UserError(Exception):
 def first_few(names: list[str], most: int = 5) -> str:
     """Names for an error's hint, the first ``most`` of them: "a, b, c and 4 more"."""
     return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def did_you_mean(word: str, choices: Iterable[str], shown: str = "") -> str:
+    """" (did you mean ``shown`` + X?)" where ``word`` is a typo of one of ``choices``, else "": the list of
+    every valid name that follows it is long, and the near miss is what was meant."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
+    return f" (did you mean {shown}{close[0]}?)" if close else ""
 
 
 class TrainingDiverged(UserError):

@@ -20,6 +20,7 @@ from alphabet.augment import augment
 from alphabet.checkpoint import RUN_CHECKPOINT, load_checkpoint, save_checkpoint
 from alphabet.config import Config, from_dict, to_dict
 from alphabet.data import LetterSet, load_splits
+from alphabet.data.sources import check_sources
 from alphabet.engine import Trainer, evaluate_loss, out_of_memory_named, pick_device, to_input
 from alphabet.environment import environment
 from alphabet.errors import UserError
@@ -31,7 +32,7 @@ from alphabet.metrics import (
     headline,
     summary_metrics,
 )
-from alphabet.models import count_parameters
+from alphabet.models import check_model, count_parameters
 from alphabet.reporting import RunReporter, flatten, write_json, write_mistakes
 from alphabet.rundir import guard_run_dir, new_run_dir
 
@@ -57,6 +58,13 @@ def preview_batch(trainer: Trainer, epoch: int) -> tuple[torch.Tensor, torch.Ten
     gen = torch.Generator(device=trainer.device).manual_seed(epoch)
     idx = torch.arange(min(48, len(trainer.data)), device=trainer.device)
     return augment(to_input(trainer.data.images[idx]), trainer.config.augment, gen), trainer.data.labels[idx]
+
+
+def check_trainable(config: Config) -> None:
+    """Raise what a run would refuse in ``config`` itself (a model that cannot be built, a data source
+    no loader reads), while the caller still knows in which file or option each setting was given."""
+    check_model(config.model)
+    check_sources(config.data)
 
 
 def run_training(config: Config, resume: str | Path | None = None, log: Callable[[str], None] = print,

@@ -38,7 +38,7 @@ from alphabet.config import (
     to_dict,
     valid_keys,
 )
-from alphabet.errors import UserError
+from alphabet.errors import UserError, did_you_mean
 from alphabet.finetune import InitialWeights, check_fits_config
 from alphabet.models import check_model
 from alphabet.rundir import check_name
@@ -235,7 +235,8 @@ def _refuse_distribution_in_config(config_raw: Any, origin: str) -> None:
 def _param(key: str, raw: Any, origin: str, params: set[str]) -> ParamSpec:
     where = f"{origin}: space.{key}"
     if key not in params:
-        raise UserError(f"{where}: unknown setting; expected one of {', '.join(sorted(params))}")
+        raise UserError(f"{where}: unknown setting{did_you_mean(key, params)}; expected one of "
+                        f"{', '.join(sorted(params))}")
     if not isinstance(raw, dict) or not isinstance(raw.get("type"), str) or raw["type"] not in DISTRIBUTIONS:
         raise UserError(f"{where}: expected a mapping with type one of {', '.join(DISTRIBUTIONS)}")
     kind = raw["type"]
@@ -372,19 +373,36 @@ def with_space_overrides(raw: dict, flat: dict[str, Any]) -> dict:
             space[param] = value
         else:
             if param not in space:
-                raise UserError(f"--set {key}: space.{param} is not searched in this experiment; give the "
-                                f"whole parameter, e.g. space.{param}={{type: uniform, low: 0, high: 1}}")
+                raise UserError(f"--set {key}: space.{param} is not searched in this experiment"
+                                f"{did_you_mean(param, space, 'space.')}; give the whole parameter, e.g. "
+                                f"space.{param}={{type: uniform, low: 0, high: 1}}")
             space[param] = {**space[param], parts[3]: value}
     return {**raw, "space": space}
 
 
 def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = None) -> Experiment:
+    """The experiment in ``raw`` (read from ``origin``) with ``--set`` ``overrides`` applied. A mistake
+    is named as the file's where the file makes it, and as --set's where only the overrides do."""
     if not isinstance(raw, dict):
         raise UserError(f"{origin}: top level: expected a mapping with sections {', '.join(SECTIONS)}")
-    if overrides:
-        searched = [o for o in overrides if o.startswith("space.")]
-        raw = merge(raw, parse_overrides([o for o in overrides if not o.startswith("space.")]))
-        raw = with_space_overrides(raw, parse_pairs(searched))
+    if not overrides:
+        return _experiment(raw, origin)
+    searched = [o for o in overrides if o.startswith("space.")]
+    merged = merge(raw, parse_overrides([o for o in overrides if not o.startswith("space.")]))
+    merged = with_space_overrides(merged, parse_pairs(searched))
+    try:
+        return _experiment(merged, origin)
+    except UserError as error:
+        try:
+            _experiment(raw, origin)
+        except UserError as own:
+            if str(own) == str(error):  # the file's own mistake, which the overrides left as it was
+                raise
+        _experiment(merged, "--set")  # raises the overrides' mistake again, named as theirs
+        raise  # not reached: the same settings fail the same way
+
+
+def _experiment(raw: dict, origin: str) -> Experiment:
     unknown = set(raw) - set(SECTIONS)
     if unknown and not raw.keys() & {"config", "space"} and unknown <= {f.name for f in dataclasses.fields(Config)}:
         raise UserError(f"{origin}: a training config (sections {', '.join(raw)}); expected an experiment "
@@ -396,7 +414,8 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
         setting = next(iter(raw[key]), "KEY") if isinstance(raw[key], dict) else "KEY"
         under_config = (f" (training settings go under config: config.{key}.{setting})"
                         if key in {f.name for f in dataclasses.fields(Config)} else "")
-        raise UserError(f"{origin}: unknown key '{key}'; valid sections: {', '.join(SECTIONS)}{under_config}")
+        hint = "" if under_config else did_you_mean(key, SECTIONS)
+        raise UserError(f"{origin}: unknown key '{key}'{hint}; valid sections: {', '.join(SECTIONS)}{under_config}")
     _refuse_distribution_in_config(raw.get("config"), origin)
     config = from_dict(raw.get("config") or {}, origin, Config, shown="config.")
     if "epochs" in ((raw.get("config") or {}).get("train") or {}):
@@ -477,9 +496,13 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
         raise UserError(f"{origin}: storage.path: a secret key in the URI (USER:SECRET@) would be saved and "
                         "printed with the search; expected credentials from the environment (AWS_ACCESS_KEY_ID "
                         "and AWS_SECRET_ACCESS_KEY, ~/.aws, GOOGLE_APPLICATION_CREDENTIALS)")
-    retrain = raw.get("retrain") or {}
-    if not isinstance(retrain, dict) or set(retrain) - {"epochs", "seeds", "batch_size"}:
+    retrain, keys = raw.get("retrain") or {}, ("epochs", "seeds", "batch_size")
+    if not isinstance(retrain, dict):
         raise UserError(f"{origin}: retrain: expected a mapping with the keys epochs, seeds and batch_size")
+    extra = sorted(set(map(str, retrain)) - set(keys))
+    if extra:
+        raise UserError(f"{origin}: unknown key 'retrain.{extra[0]}'{did_you_mean(extra[0], keys, 'retrain.')}; "
+                        f"valid keys: {', '.join('retrain.' + k for k in keys)}")
     epochs, seeds, batch = retrain.get("epochs", 500), retrain.get("seeds", 1), retrain.get("batch_size")
     checked = {"epochs": epochs, "seeds": seeds, **({"batch_size": batch} if batch is not None else {})}
     for key, value in checked.items():  # a null batch_size means the searched batch

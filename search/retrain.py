@@ -20,6 +20,7 @@ from alphabet.environment import environment_line
 from alphabet.errors import UserError
 from alphabet.metrics import LEVEL
 from alphabet.rundir import BEST_FILE, holder_of_run_dir
+from alphabet.train import check_trainable
 from alphabet.train_ensemble import CONFIG_FILE, train_seeds
 from search.results import SUMMARY_FILE, best_score_text, read_summary
 from search.runner import EXPERIMENT_FILE, load_saved_experiment, searches_within
@@ -119,7 +120,7 @@ def retrain(target: str | None, epochs: int | None = None, overrides: list[str] 
                  f"log.figures_every={every}", f"log.checkpoint_every={every}"]
         if batch_size is not None:
             fixed += batch_overrides(searched, batch_size, given)
-        config = load_config(best, fixed + list(overrides or []))
+        config = load_config(best, fixed + list(overrides or []), check=check_trainable)
         log(f"retrain: batch {config.train.batch_size}, lr {config.train.lr:.4g}, {epochs} epochs")
         # retrain, retrain-2, ... taken as the directory is made: retrains started side by side each get
         # their own. A log.name the user gives is refused where it exists, as train refuses it.

@@ -119,6 +119,9 @@ CASES = {
     "malformed yaml": (_config("train:\n  lr: [0.1\n"), "malformed YAML at line"),
     "unknown key": (_config("train:\n  learning_rate: 0.1\n"), "unknown key 'train.learning_rate'; valid keys"),
     "wrong type": (_config("model:\n  width: wide\n"), "model.width: expected int, got 'wide'"),
+    # these two were found only when the run built its model or read its data, and named no file
+    "unknown model": (_config("model:\n  arch: vgg\n"), "model.arch: expected one of cnn, resnet, lenet, got 'vgg'"),
+    "unknown data source": (_config("data:\n  source: emnist-letter\n"), "data.source: unknown source 'emnist-letter'"),
     "zero epochs": (_config("train:\n  epochs: 0\n"), "train.epochs: expected a value > 0"),
     "negative epochs": (_config("train:\n  epochs: -5\n"), "train.epochs: expected a value > 0"),
     "empty class list": (_config("data:\n  classes: ''\n"), "data.classes: expected letters a-z or A-Z"),

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from alphabet.config import Config, load_config, parse_overrides, read_yaml, valid_keys
@@ -33,7 +35,9 @@ def test_exponent_notation_is_a_float(tmp_path):
 
 
 @pytest.mark.parametrize(("override", "fragment"), [
-    ("train.lrr=0.1", "unknown key 'train.lrr'; valid keys: "),
+    ("train.lrr=0.1", "unknown key 'train.lrr' (did you mean train.lr?); valid keys: "),
+    ("traim.lr=0.1", "unknown key 'traim' (did you mean train?); valid keys: "),
+    ("train.learning_rate=0.1", "unknown key 'train.learning_rate'; valid keys: "),  # no near miss: none guessed
     ("model.width=wide", "model.width: expected int, got 'wide'"),
     ("train.epochs=0", "train.epochs: expected a value > 0, got 0"),
     ("train.epochs=-3", "train.epochs: expected a value > 0"),
@@ -112,3 +116,16 @@ def test_parse_overrides_nests_and_types():
     assert parse_overrides(["a.b=1", "a.c=x", "d=[1, 2]"]) == {"a": {"b": 1, "c": "x"}, "d": [1, 2]}
     with pytest.raises(UserError, match="expected KEY=VALUE"):
         parse_overrides(["novalue"])
+
+
+def test_what_the_run_would_refuse_is_named_as_the_file_s_or_as_set_s(tmp_path):
+    from alphabet.train import check_trainable
+
+    bad = tmp_path / "c.yaml"
+    bad.write_text("model:\n  arch: vgg\ndata:\n  source: synthetic\n")
+    named = rf"^{re.escape(str(bad))}: model.arch: expected one of cnn, resnet, lenet, got 'vgg'$"
+    with pytest.raises(UserError, match=named):
+        load_config(bad, ["train.lr=0.01"], check=check_trainable)
+    with pytest.raises(UserError, match=r"^--set: data.source: unknown source 'mnist'"):
+        load_config(None, ["data.source=mnist"], check=check_trainable)
+    assert load_config(bad, ["model.arch=cnn"], check=check_trainable).model.arch == "cnn"  # --set mends it

@@ -128,13 +128,26 @@ def test_set_changes_the_search_space():
 
 
 @pytest.mark.parametrize("override, fragment", [
-    ("space.train.lr.high=-1", "exp.yaml: space.train.lr: expected low < high"),
-    ("space.train.nope.high=1", "--set space.train.nope.high: space.train.nope is not searched in this experiment"),
+    ("space.train.lr.high=-1", "--set: space.train.lr: expected low < high"),  # the file's space is good
+    ("space.train.nope.high=1", "--set space.train.nope.high: space.train.nope is not searched in this experiment;"),
+    ("space.train.lrr.high=1", "space.train.lrr is not searched in this experiment (did you mean space.train.lr?)"),
     ("space.lr=1", "--set space.lr: expected space.SECTION.NAME=... or space.SECTION.NAME.FIELD=..."),
 ])
 def test_set_of_a_bad_search_space(override, fragment):
     with pytest.raises(UserError, match=re.escape(fragment)):
         experiment_from_dict(GOOD, "exp.yaml", [override])
+
+
+def test_a_mistake_is_named_as_the_file_s_or_as_set_s():
+    bad_file = {**GOOD, "config": {**GOOD["config"], "model": {"arch": "vgg"}}}
+    for raw, overrides, named in [
+        (GOOD, ["config.model.arch=vgg"], "--set: config.model.arch: expected one of"),
+        (GOOD, ["serch.num_samples=3"], "--set: unknown key 'serch'"),
+        (bad_file, ["search.num_samples=3"], "exp.yaml: config.model.arch: expected one of"),
+    ]:
+        with pytest.raises(UserError, match=re.escape(named)):
+            experiment_from_dict(raw, "exp.yaml", overrides)
+    assert experiment_from_dict(bad_file, "exp.yaml", ["config.model.arch=cnn"]).config.model.arch == "cnn"
 
 
 def drawn(experiment, trials: int, first_trials: list[dict] | None = None) -> list[dict]:
@@ -243,10 +256,12 @@ DELETE = object()
 
 
 @pytest.mark.parametrize(("changes", "fragment"), [
-    ({"serach": {}}, "unknown key 'serach'; valid sections"),
+    ({"serach": {}}, "unknown key 'serach' (did you mean search?); valid sections"),
+    ({"config/train": {"weight_decy": 0.1}}, "config.train.weight_decy' (did you mean config.train.weight_decay?)"),
     ({"train": {"lr": 0.01}}, "unknown key 'train'; valid sections: config, space, search, asha, resources, storage, "
                               "retrain (training settings go under config: config.train.lr)"),
-    ({"space/train.lrate": {"type": "uniform", "low": 0, "high": 1}}, "space.train.lrate: unknown setting"),
+    ({"space/train.lrate": {"type": "uniform", "low": 0, "high": 1}},
+     "space.train.lrate: unknown setting (did you mean train.lr?); expected one of"),
     ({"space/train.lr": {"type": "gaussian"}}, "space.train.lr: expected a mapping with type one of"),
     ({"space/train.lr": {"type": "uniform", "low": 1, "high": 0.1}}, "expected low < high"),
     ({"space/train.lr": {"type": "loguniform", "low": 0, "high": 1}}, "low: expected a value > 0 for loguniform"),
@@ -317,7 +332,10 @@ DELETE = object()
     ({"resources": {"gpus_per_trial": 1.5}}, "resources.gpus_per_trial: expected a fraction"),
     ({"retrain": {"epochs": 0}}, "retrain.epochs: expected a positive integer"),
     ({"retrain": {"seeds": 0}}, "retrain.seeds: expected a positive integer"),
-    ({"retrain": {"ensemble": 3}}, "retrain: expected a mapping with the keys epochs, seeds and batch_size"),
+    ({"retrain": {"ensemble": 3}}, "unknown key 'retrain.ensemble'; valid keys: retrain.epochs, retrain.seeds, "
+                                   "retrain.batch_size"),
+    ({"retrain": {"epoch": 3}}, "unknown key 'retrain.epoch' (did you mean retrain.epochs?)"),
+    ({"retrain": [500]}, "retrain: expected a mapping with the keys epochs, seeds and batch_size"),
     ({"retrain": {"batch_size": 0}}, "retrain.batch_size: expected a positive integer, got 0"),
     ({"retrain": {"batch_size": "512"}}, "retrain.batch_size: expected a positive integer, got '512'"),
     ({"config/train": {"batch_size": -2}}, "config.train.batch_size: expected a value > 0"),

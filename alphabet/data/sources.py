@@ -41,14 +41,26 @@ def register(kind: str) -> Callable[[SourceLoader], SourceLoader]:
     return add
 
 
-def load_source(spec: str, config: DataConfig, key: str = "data.source") -> SourceData:
-    """Load ``spec`` (``kind`` or ``kind:argument``); ``key`` is where it was given, for its errors."""
+def check_source(spec: str, key: str = "data.source") -> None:
+    """Refuse a ``spec`` that no loader reads (a kind mistyped, a path left out), before anything is read."""
     kind, _, arg = spec.partition(":")
     if kind not in SOURCES:
         raise UserError(f"{key}: unknown source {spec!r}; expected one of "
                         "synthetic, emnist-letters, emnist-lowercase, emnist-uppercase, npz:PATH, folder:PATH")
     if kind in ("npz", "folder") and not arg:
         raise UserError(f"{key}: {kind} needs a path, as in {kind}:PATH")
+
+
+def check_sources(config: DataConfig) -> None:
+    check_source(config.source)
+    if config.test_source:
+        check_source(config.test_source, "data.test_source")
+
+
+def load_source(spec: str, config: DataConfig, key: str = "data.source") -> SourceData:
+    """Load ``spec`` (``kind`` or ``kind:argument``); ``key`` is where it was given, for its errors."""
+    check_source(spec, key)
+    kind, _, arg = spec.partition(":")
     try:
         return SOURCES[kind](arg, config)
     except UserError as e:  # the loader names the file; which setting pointed at it is known here
