@@ -49,18 +49,36 @@ def config_with_smoke_test(path: str | None, overrides: list[str], smoke_test: b
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from alphabet.config import to_dict
     from alphabet.train_ensemble import train_seeds
 
     if args.resume:
-        if args.config or args.set or args.seeds != 1:
-            raise UserError("--resume: expected no CONFIG, --set or --seeds; a resumed run keeps its own config")
+        if args.config or args.set or args.seeds != 1 or args.print_config:
+            raise UserError("--resume: expected no CONFIG, --set, --seeds or --print-config; a resumed run keeps "
+                            f"its own config ({Path(args.resume) / 'config.yaml'})")
         train_seeds(None, resume=args.resume)
         return 0
     overrides = list(args.set)
     if args.download:
         overrides.append("data.download=true")
-    train_seeds(config_with_smoke_test(args.config, overrides, args.smoke_test), args.seeds)
+    config = config_with_smoke_test(args.config, overrides, args.smoke_test)
+    if args.print_config:
+        return print_settings(to_dict(config))
+    train_seeds(config, args.seeds)
     return 0
+
+
+def print_settings(settings: dict) -> int:
+    """``--print-config``: the settings a command would run with, as YAML that it reads back."""
+    import yaml
+
+    print(yaml.safe_dump(settings, sort_keys=False), end="")
+    return 0
+
+
+def add_print_config_argument(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--print-config", action="store_true",
+                   help=f"print the {what} it would run (defaults, the file, then --set) as YAML, and exit")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -317,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train N models (seeds train.seed, +1, ...) and report their ensemble")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run (or an ensemble) from its last checkpoint")
     p.add_argument("--smoke-test", action="store_true", help="a tiny one-epoch run, to check the set-up")
+    add_print_config_argument(p, "config")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="score a checkpoint on a data source",

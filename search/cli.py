@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 import shlex
 
-from alphabet.cli import add_download_argument, add_set_argument
+from alphabet.cli import add_download_argument, add_print_config_argument, add_set_argument, print_settings
 from alphabet.errors import UserError
 
 # Tiny on any source: the experiment's own data (so its set-up is checked too), 40 letters a class.
@@ -26,6 +26,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     from search.runner import run_search
 
     if args.resume:
+        if args.print_config:
+            raise UserError("--print-config: expected EXPERIMENT.yaml, not --resume; a search's experiment is "
+                            "saved in RUN_DIR/experiment.yaml")
         if args.experiment or args.set:
             # More trials is the usual reason: Tune cannot add samples to a restored search, so name the way.
             given = shlex.quote(f"search.first_trials=[{args.resume}]")
@@ -42,6 +45,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         if experiment.config.train.init_from is None:
             smoke += SMOKE_MODEL
         experiment = load_experiment(args.experiment, smoke + overrides)
+    if args.print_config:
+        return print_settings(experiment.to_dict())
     run_search(experiment, address=args.address)
     return 0
 
@@ -89,6 +94,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted search")
     add_download_argument(p)
     p.add_argument("--smoke-test", action="store_true", help="a tiny search, to check the set-up")
+    add_print_config_argument(p, "experiment")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("trials", help="the trial table of a search, best first")

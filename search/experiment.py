@@ -201,7 +201,7 @@ class Experiment:
             "search": {**dataclasses.asdict(self.search),
                        **({"first_trials": self.first_trials} if self.first_trials else {})},
             "asha": dataclasses.asdict(self.asha),
-            "resources": dataclasses.asdict(self.resources),
+            "resources": {k: "auto" if v is None else v for k, v in dataclasses.asdict(self.resources).items()},
             "storage": dataclasses.asdict(self.storage),
             "retrain": {"epochs": self.retrain_epochs, "seeds": self.retrain_seeds,
                         "batch_size": self.retrain_batch_size},

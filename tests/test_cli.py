@@ -1102,3 +1102,28 @@ def test_compare_refuses_classifiers_of_other_letters(cli, trained, tmp_path):
     assert cli(*other).code == 0
     result = cli("compare", trained, tmp_path / "vowels", "--data", "synthetic")
     assert_one_line_error(result, "vowels: classes aeiou differ from", "expected two classifiers of the same letters")
+
+
+def test_print_config_prints_the_settings_a_run_would_use_and_runs_nothing(cli, tmp_path, monkeypatch):
+    import yaml
+
+    from alphabet.config import load_config
+    from search.experiment import load_experiment
+
+    quick = Path(__file__).resolve().parents[1] / "experiments" / "quick.yaml"
+    monkeypatch.chdir(tmp_path)
+    result = cli("train", "--print-config", "--set", "train.lr=0.01", "model.width=16")
+    assert result.code == 0, result.err
+    printed = yaml.safe_load(result.out)
+    assert (printed["train"]["lr"], printed["model"]["width"], printed["train"]["epochs"]) == (0.01, 16, 20)
+    (tmp_path / "t.yaml").write_text(result.out)
+    assert load_config(tmp_path / "t.yaml") == load_config(None, ["train.lr=0.01", "model.width=16"])
+    result = cli("search", quick, "--print-config", "--set", "search.num_samples=7", "space.model.width=null")
+    assert result.code == 0, result.err
+    (tmp_path / "e.yaml").write_text(result.out)
+    assert yaml.safe_load(result.out)["resources"]["gpus_per_trial"] == "auto"  # as a file would say it, not null
+    experiment = load_experiment(tmp_path / "e.yaml")
+    assert experiment.search.num_samples == 7 and "model.width" not in {p.key for p in experiment.space}
+    assert experiment.storage.name == "quick" and experiment.asha.max_t == load_experiment(quick).asha.max_t
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.yaml", "t.yaml"]  # no run, no search begun
+    assert cli("search", "--resume", tmp_path, "--print-config").code == 2
