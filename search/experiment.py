@@ -40,8 +40,8 @@ from alphabet.config import (
 )
 from alphabet.errors import UserError, did_you_mean
 from alphabet.finetune import InitialWeights, check_fits_config
-from alphabet.models import check_model
 from alphabet.rundir import check_name
+from alphabet.train import check_trainable
 from search.first_trials import first_trials_from
 from search.storage import RunLocation
 
@@ -318,8 +318,8 @@ def _in_condition_order(space: list[ParamSpec], origin: str) -> list[ParamSpec]:
 
 def _check_buildable(config: Config, origin: str, section: str) -> None:
     try:
-        check_model(config.model)
-    except UserError as error:  # the model's message starts with its key; say in which section it was set
+        check_trainable(config)
+    except UserError as error:  # the message starts with its key; say in which section it was set
         raise UserError(f"{origin}: {section}.{error}") from None
 
 

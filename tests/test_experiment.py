@@ -143,6 +143,7 @@ def test_a_mistake_is_named_as_the_file_s_or_as_set_s():
     for raw, overrides, named in [
         (GOOD, ["config.model.arch=vgg"], "--set: config.model.arch: expected one of"),
         (GOOD, ["serch.num_samples=3"], "--set: unknown key 'serch'"),
+        (GOOD, ["config.data.source=mnist"], "--set: config.data.source: unknown source 'mnist'"),  # before Ray
         (bad_file, ["search.num_samples=3"], "exp.yaml: config.model.arch: expected one of"),
     ]:
         with pytest.raises(UserError, match=re.escape(named)):
