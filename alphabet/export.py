@@ -12,10 +12,10 @@ alone loads it, without this package:
     probabilities = program.module()(images)
     letters = json.loads(extra["classes.json"])
 
-It is also the form PyTorch's deployment compilers take (AOTInductor for servers, ExecuTorch for phones;
-neither is tried here). The ONNX model is the same program translated by ``torch.onnx`` (which needs
-the optional packages onnx and onnxscript), for runtimes outside PyTorch; its letters are in its
-metadata:
+It is also the form PyTorch's deployment compilers take (AOTInductor for servers, benchmarked in
+docs/BENCHMARKS.md, "Inference"; ExecuTorch for phones, not tried here). The ONNX model is the same
+program translated by ``torch.onnx`` (which needs the optional packages onnx and onnxscript), for
+runtimes outside PyTorch; its letters are in its metadata:
 
     session = onnxruntime.InferenceSession("letters.onnx")
     probabilities = session.run(None, {"letters": images})[0]

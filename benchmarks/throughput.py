@@ -351,7 +351,7 @@ def bench_inference(bench: Bench) -> str:
     images = rng.integers(0, 256, (256, 28, 28), dtype=np.uint8)  # speed does not depend on the ink
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()  # the same cores as torch
-    rows = []
+    rows, aoti, compiled, worst = [], bench.pick(False, True, True), {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for members in bench.pick((1,), (1, 5), (1, 5)):
             torch.manual_seed(members)
@@ -361,26 +361,55 @@ def bench_inference(bench: Bench) -> str:
             onnx = export_classifier(classifier, Path(tmp, f"m{members}.onnx"))
             program = load_exported(pt2)[0]
             session = onnxruntime.InferenceSession(str(onnx), options)
-            readers = {"the library (`alphabet predict`'s scoring, eager PyTorch)":
-                       lambda x, c=classifier: c.predict_probs(torch.from_numpy(x)),
-                       "the `.pt2` program (`torch.export.load`)":
-                       lambda x, p=program: p(torch.from_numpy(x)),
-                       "the `.onnx` model in ONNX Runtime": lambda x, s=session: s.run(None, {"letters": x})[0]}
-            sizes = {".pt2": pt2.stat().st_size, ".onnx": onnx.stat().st_size}
-            for name, read in readers.items():
+            library = "the library (`alphabet predict`'s scoring, eager PyTorch)"
+            readers = {library: (lambda x, c=classifier: c.predict_probs(torch.from_numpy(x)), None),
+                       "the `.pt2` program (`torch.export.load`)": (lambda x, p=program: p(torch.from_numpy(x)), pt2),
+                       "the `.onnx` model in ONNX Runtime":
+                       (lambda x, s=session: torch.from_numpy(s.run(None, {"letters": x})[0]), onnx)}
+            if aoti:  # a compile takes about 40 s a model on 2 cores: too long for a smoke test
+                from torch._inductor.utils import fresh_cache
+
+                started = time.perf_counter()
+                with fresh_cache():  # cold, as a first compile is: no kernels kept from an earlier one
+                    package = torch._inductor.aoti_compile_and_package(  # the documented entry point
+                        torch.export.load(str(pt2)), package_path=str(Path(tmp, f"m{members}-aoti.pt2")))
+                compiled[members] = time.perf_counter() - started
+                runner = torch._inductor.aoti_load_package(package)
+                readers["the `.pt2` program compiled by AOTInductor (`aoti_load_package`)"] = (
+                    lambda x, r=runner: r(torch.from_numpy(x)), Path(package))
+            expected = readers[library][0](images)
+            for name, (read, file) in readers.items():
+                worst[members] = max(worst.get(members, 0.0), float((read(images) - expected).abs().max()))
                 speeds = [_letters_per_second(read, images[:batch], seconds) for batch in (1, 256)]
-                suffix = next((s for s in sizes if f"`{s}`" in name), None)
                 rows.append(f"| {members} | {name} | {speeds[0]:,.0f} | {speeds[1]:,.0f} | "
-                            f"{f'{sizes[suffix] / 2**20:.1f}' if suffix else ''} |")
+                            f"{f'{file.stat().st_size / 2**20:.1f}' if file else ''} |")
+    times = ", ".join(f"{s:.0f} s ({_models(m)})" for m, s in compiled.items())
+    aoti_note = (" AOTInductor (`torch._inductor.aoti_compile_and_package` on the `.pt2` program, gcc "
+                 f"{_gcc_version()}) compiled them in {times}; its package loads from C++ too "
+                 "(`AOTIModelPackageLoader`), not tried here." if compiled else "")
     return ("## Inference: the library against its exported files (`alphabet export`)\n\n"
             f"`{BEST_CONFIG.relative_to(ROOT)}`'s CNN (its weights untrained, which do not change the time) "
             "scoring uint8 letters already framed (28x28), one at a time and 256 at a time, on the CPU; an "
             f"ensemble of 5 is five such models averaged, as a 5-seed retrain's. Each figure is letters per "
             f"second over at least {seconds:g} s after one warm-up call. ONNX Runtime "
             f"{onnxruntime.__version__}, given as many threads as torch. (That the files give the library's "
-            "probabilities, to 1e-5, is tested: `tests/test_cli.py`, `test_export_*`.)\n\n"
+            "probabilities, to 1e-5, is tested: `tests/test_cli.py`, `test_export_*`; here, on these letters, "
+            "they differed from the library's by at most "
+            f"{', '.join(f'{worst[m]:.1g} ({_models(m)})' for m in worst)}.)"
+            + aoti_note + "\n\n"
             "| models | scored by | letters/s, 1 at a time | letters/s, 256 at a time | file (MiB) |\n"
             "|---|---|---|---|---|\n" + "\n".join(rows))
+
+
+def _models(count: int) -> str:
+    return f"{count} model{'s' if count > 1 else ''}"
+
+
+def _gcc_version() -> str:
+    try:
+        return subprocess.run(["gcc", "-dumpfullversion"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "not found"
 
 
 # --- reading image files: framing one file at a time against over processes ------------------

@@ -4,6 +4,7 @@ import csv
 import importlib.metadata
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -1060,6 +1061,24 @@ def test_export_onnx_runs_in_onnxruntime_without_torch(cli, trained, tmp_path, m
     assert not (tmp_path / "none.onnx").exists()
     assert_one_line_error(cli("export", trained, "--out", tmp_path / "letters.tflite"),
                           "expected a new .pt2 or .onnx file")
+
+
+@pytest.mark.slowest
+@pytest.mark.skipif(not shutil.which("g++"), reason="AOTInductor compiles C++: needs g++, which is not here")
+def test_export_pt2_compiles_with_aotinductor(cli, trained, tmp_path):
+    # README's server path: the .pt2 program compiled for this CPU (about 15 s), any batch size.
+    from torch._inductor import aoti_compile_and_package, aoti_load_package
+
+    from alphabet.ensemble import load_classifier
+
+    out = tmp_path / "letters.pt2"
+    assert cli("export", trained, "--out", out).code == 0
+    package = aoti_compile_and_package(torch.export.load(out), package_path=str(tmp_path / "letters-cpu.pt2"))
+    framed = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8))
+    expected = load_classifier(trained, torch.device("cpu")).predict_probs(framed)
+    compiled = aoti_load_package(package)
+    assert torch.allclose(compiled(framed), expected, atol=1e-5)
+    assert torch.allclose(compiled(framed[:1]), expected[:1], atol=1e-5)
 
 
 def test_compare_two_checkpoints_on_the_same_letters(cli, trained, tmp_path):
