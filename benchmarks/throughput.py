@@ -386,7 +386,7 @@ def bench_inference(bench: Bench) -> str:
     times = ", ".join(f"{s:.0f} s ({_models(m)})" for m, s in compiled.items())
     aoti_note = (" AOTInductor (`torch._inductor.aoti_compile_and_package` on the `.pt2` program, gcc "
                  f"{_gcc_version()}) compiled them in {times}; its package loads from C++ too "
-                 "(`AOTIModelPackageLoader`), not tried here." if compiled else "")
+                 "(`AOTIModelPackageLoader`: below)." if compiled else "")
     return ("## Inference: the library against its exported files (`alphabet export`)\n\n"
             f"`{BEST_CONFIG.relative_to(ROOT)}`'s CNN (its weights untrained, which do not change the time) "
             "scoring uint8 letters already framed (28x28), one at a time and 256 at a time, on the CPU; an "
