@@ -366,6 +366,7 @@ def test_a_cluster_address_where_something_else_answers_is_refused_at_once(cli, 
             assert expected in result.err
     finally:
         server.shutdown()
+        server.server_close()
     assert not (tmp_path / "searches").exists()
 
 
