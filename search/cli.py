@@ -68,7 +68,8 @@ def cmd_trials(args: argparse.Namespace) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    from search.retrain import retrain
+    from alphabet.config import to_dict
+    from search.retrain import plan_retrain, retrain
 
     if bool(args.target) == bool(args.resume):
         raise UserError("retrain: expected RUN_DIR or best.yaml, or --resume RETRAIN_DIR (one of them)")
@@ -81,6 +82,12 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     if args.resume and (args.set or args.download):
         raise UserError("--resume: expected no --set or --download; a resumed retrain keeps its settings")
     overrides = list(args.set) + (["data.download=true"] if args.download else [])
+    if args.print_config:
+        if args.resume:
+            raise UserError("--print-config: expected RUN_DIR or best.yaml, not --resume; a retrain's settings "
+                            f"are in {args.resume}/config.yaml")
+        return print_settings(to_dict(plan_retrain(args.target, args.epochs, overrides, args.seeds,
+                                                   args.batch_size).config))
     retrain(args.target, args.epochs, overrides, args.resume, args.seeds, batch_size=args.batch_size)
     return 0
 
@@ -114,4 +121,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", metavar="RETRAIN_DIR", help="continue an interrupted retrain")
     add_download_argument(p)
     p.add_argument("--smoke-test", action="store_true", help="retrain for one epoch")
+    add_print_config_argument(p, "config")
     p.set_defaults(func=cmd_retrain)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import shlex
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from alphabet.config import Config, TrainConfig, load_config, parse_overrides
@@ -84,13 +85,49 @@ def batch_overrides(searched: Config, batch: int, given: dict) -> list[str]:
     return [f"train.batch_size={batch}", f"train.lr={lr!r}"]
 
 
+@dataclass
+class RetrainPlan:
+    """What a retrain of a search's best runs, before it runs."""
+
+    config: Config
+    seeds: int
+    searched: Config  # best.yaml as the search wrote it
+    search_dir: Path | None
+    numbered: bool  # retrain, retrain-2, ...: no log.name given
+
+
+def plan_retrain(target: str, epochs: int | None = None, overrides: list[str] | None = None,
+                 seeds: int | None = None, batch_size: int | None = None) -> RetrainPlan:
+    """The config that retrains ``target``'s best on train + validation. ``epochs``, ``seeds`` and
+    ``batch_size`` default to the search experiment's retrain section."""
+    best, search_dir = _locate(target)
+    searched = load_config(best)
+    saved = load_saved_experiment(RunLocation.parse(str(search_dir))) if search_dir else None
+    given_all = parse_overrides(overrides or [])  # rejects malformed ones before any work
+    given = given_all.get("train", {})
+    epochs = epochs if epochs is not None else saved.retrain_epochs if saved else 500
+    seeds = seeds if seeds is not None else saved.retrain_seeds if saved else 1
+    if batch_size is None and saved and "batch_size" not in given:
+        batch_size = saved.retrain_batch_size  # a --set train.batch_size on the command line wins over it
+    if epochs < 1:  # --seeds is checked by train_seeds, also before any work
+        raise UserError(f"--epochs: expected a positive integer, got {epochs}")
+    if batch_size is not None and batch_size < 1:
+        raise UserError(f"--batch-size: expected a positive integer, got {batch_size}")
+    parent = search_dir or best.parent
+    every = max(1, epochs // 20)  # about 20 figure sets and numbered checkpoints per run
+    fixed = [f"train.epochs={epochs}", "data.val_fraction=0", f"log.out_dir={parent}", "log.name=retrain",
+             f"log.figures_every={every}", f"log.checkpoint_every={every}"]
+    if batch_size is not None:
+        fixed += batch_overrides(searched, batch_size, given)
+    config = load_config(best, fixed + list(overrides or []), check=check_trainable)
+    return RetrainPlan(config, seeds, searched, search_dir, numbered="name" not in given_all.get("log", {}))
+
+
 def retrain(target: str | None, epochs: int | None = None, overrides: list[str] | None = None,
             resume: str | None = None, seeds: int | None = None, log: Callable[[str], None] = print,
             batch_size: int | None = None) -> dict:
-    """Train the best configuration on train + validation; ``seeds`` > 1 trains an ensemble.
-
-    ``epochs``, ``seeds`` and ``batch_size`` default to the search experiment's retrain section.
-    """
+    """Train the best configuration on train + validation (``plan_retrain``); ``seeds`` > 1 trains an
+    ensemble. ``resume`` continues an interrupted retrain instead."""
     if resume:
         run_dir = Path(resume)
         if (run_dir / EXPERIMENT_FILE).is_file():
@@ -101,30 +138,12 @@ def retrain(target: str | None, epochs: int | None = None, overrides: list[str] 
         best = run_dir.parent / BEST_FILE
         searched = load_config(best) if best.is_file() else None
     else:
-        best, search_dir = _locate(target)
-        searched = load_config(best)
-        saved = load_saved_experiment(RunLocation.parse(str(search_dir))) if search_dir else None
-        given_all = parse_overrides(overrides or [])  # rejects malformed ones before any work
-        given = given_all.get("train", {})
-        epochs = epochs if epochs is not None else saved.retrain_epochs if saved else 500
-        seeds = seeds if seeds is not None else saved.retrain_seeds if saved else 1
-        if batch_size is None and saved and "batch_size" not in given:
-            batch_size = saved.retrain_batch_size  # a --set train.batch_size on the command line wins over it
-        if epochs < 1:  # --seeds is checked by train_seeds, also before any work
-            raise UserError(f"--epochs: expected a positive integer, got {epochs}")
-        if batch_size is not None and batch_size < 1:
-            raise UserError(f"--batch-size: expected a positive integer, got {batch_size}")
-        parent = search_dir or best.parent
-        every = max(1, epochs // 20)  # about 20 figure sets and numbered checkpoints per run
-        fixed = [f"train.epochs={epochs}", "data.val_fraction=0", f"log.out_dir={parent}", "log.name=retrain",
-                 f"log.figures_every={every}", f"log.checkpoint_every={every}"]
-        if batch_size is not None:
-            fixed += batch_overrides(searched, batch_size, given)
-        config = load_config(best, fixed + list(overrides or []), check=check_trainable)
-        log(f"retrain: batch {config.train.batch_size}, lr {config.train.lr:.4g}, {epochs} epochs")
+        plan = plan_retrain(target, epochs, overrides, seeds, batch_size)
+        config, searched, search_dir = plan.config, plan.searched, plan.search_dir
+        log(f"retrain: batch {config.train.batch_size}, lr {config.train.lr:.4g}, {config.train.epochs} epochs")
         # retrain, retrain-2, ... taken as the directory is made: retrains started side by side each get
         # their own. A log.name the user gives is refused where it exists, as train refuses it.
-        result = train_seeds(config, seeds, log=log, numbered="name" not in given_all.get("log", {}))
+        result = train_seeds(config, plan.seeds, log=log, numbered=plan.numbered)
     run_dir = Path(result["run_dir"])
     write_report(run_dir, result, search_dir, searched.train if searched else None)
     remote = run_dir.parent / REMOTE_FILE

@@ -214,6 +214,19 @@ def test_best_yaml_round_trips_into_retrain(finished_search, cli, tmp_path):
     assert searched in (finished_search / "retrain-2" / "report.md").read_text()
 
 
+def test_retrain_print_config_shows_what_it_would_train_and_trains_nothing(finished_search, cli):
+    best = yaml.safe_load((finished_search / "best.yaml").read_text())
+    before = sorted(p.name for p in finished_search.iterdir())
+    result = cli("retrain", finished_search, "--epochs", "3", "--batch-size", str(4 * best["train"]["batch_size"]),
+                 "--print-config")
+    assert result.code == 0, result.err
+    printed = yaml.safe_load(result.out)
+    assert (printed["train"]["epochs"], printed["data"]["val_fraction"], printed["log"]["name"]) == (3, 0, "retrain")
+    assert printed["train"]["lr"] == pytest.approx(2 * best["train"]["lr"])  # 4x the batch: the lr times 2
+    assert printed["model"] == best["model"] and sorted(p.name for p in finished_search.iterdir()) == before
+    assert cli("retrain", "--resume", finished_search / "retrain", "--print-config").code == 2
+
+
 def test_a_copied_search_is_made_to_name_its_own_folder(finished_search, tmp_path):
     # Tune's pickled state names the folder a search ran in three times over (the Optuna study's URL, the
     # disk guard's folder, the experiment new trials are made from): resumed as saved, a moved search
