@@ -366,7 +366,7 @@ def bench_inference(bench: Bench) -> str:
                        "the `.pt2` program (`torch.export.load`)": (lambda x, p=program: p(torch.from_numpy(x)), pt2),
                        "the `.onnx` model in ONNX Runtime":
                        (lambda x, s=session: torch.from_numpy(s.run(None, {"letters": x})[0]), onnx)}
-            if aoti:  # a compile takes about 40 s a model on 2 cores: too long for a smoke test
+            if aoti:  # a compile takes 15 to 40 s on 2 cores: too long for a smoke test
                 from torch._inductor.utils import fresh_cache
 
                 started = time.perf_counter()
