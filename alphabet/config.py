@@ -154,6 +154,9 @@ AT_MOST = {  # past these a run only fails later, or takes days to build its dat
     "data.synthetic_test_size": 10_000_000,
     "model.convs_per_stage": 100,
 }
+# torch.device parses more kinds (meta, xpu, ...), which the run would only fail on once its data is read
+DEVICE_NAME = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
+DEVICE_NAMES = "auto, cpu, cuda, cuda:N or mps"
 SEEDS = {"data.split_seed", "data.synthetic_seed", "train.seed"}
 SEED_LIMIT = 2**32
 UNIT_INTERVAL = {  # [0, 1)
@@ -257,6 +260,8 @@ def _check_value(key: str, value: Any, where: str) -> None:
         raise UserError(f"{where}: expected a value in [0, 1), got {value!r}")
     if key == "augment.rotate" and value > 180:  # degrees either way: 180 already turns a letter any way
         raise UserError(f"{where}: expected degrees from 0 to 180, got {value!r}")
+    if key == "train.device" and not DEVICE_NAME.fullmatch(value):
+        raise UserError(f"{where}: expected {DEVICE_NAMES}, got {value!r}")
     if key == "data.classes" and not (value.isascii() and value.isalpha()):
         raise UserError(f"{where}: expected letters a-z or A-Z only (e.g. aeiou), got {value!r}")
 

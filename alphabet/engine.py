@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from alphabet.augment import augment
-from alphabet.config import Config
+from alphabet.config import DEVICE_NAME, DEVICE_NAMES, Config
 from alphabet.data.letterset import LetterSet, concat
 from alphabet.errors import TrainingDiverged, UserError
 from alphabet.finetune import InitialWeights, apply_initial_weights
@@ -39,12 +39,20 @@ def pick_device(name: str = "auto") -> torch.device:
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"train.device: expected auto, cpu, cuda, cuda:N or mps, got {name!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"train.device: {name!r} asked for, but no CUDA device is available")
+    if not DEVICE_NAME.fullmatch(name):
+        raise UserError(f"train.device: expected {DEVICE_NAMES}, got {name!r}")
+    device = torch.device(name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not count:
+            raise UserError(f"train.device: {name!r} asked for, but no CUDA device is available")
+        if (device.index or 0) >= count:
+            valid = "cuda or cuda:0" if count == 1 else f"cuda, or cuda:0 to cuda:{count - 1}"
+            raise UserError(f"train.device: {name!r} asked for, but this machine has {count} CUDA "
+                            f"device{'s' if count > 1 else ''}; expected {valid}")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"train.device: {name!r} asked for, but no MPS device is available (Apple silicon, macOS 12.3 "
+                        "or later, and a torch built with MPS)")
     return device
 
 

@@ -60,6 +60,9 @@ def test_exponent_notation_is_a_float(tmp_path):
     # 10**30 overflowed numpy; far smaller ones take days to draw or build
     ("data.synthetic_size=10000001", "data.synthetic_size: expected at most 10,000,000, got 10000001"),
     ("model.convs_per_stage=101", "model.convs_per_stage: expected at most 100, got 101"),
+    # torch.device parses these, and the run ended in a traceback once its data was read
+    ("train.device=meta", "train.device: expected auto, cpu, cuda, cuda:N or mps, got 'meta'"),
+    ("train.device=gpu", "train.device: expected auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
 ])
 def test_bad_values_name_key_and_expectation(override, fragment):
     with pytest.raises(UserError) as e:

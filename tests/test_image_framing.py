@@ -1,7 +1,10 @@
 """Letters in image files as users have them: photos, faint pencil, transparent PNGs, blank pages."""
 
 import os
+import struct
 import sys
+import warnings
+import zlib
 
 import numpy as np
 import pytest
@@ -158,6 +161,30 @@ def test_a_greyscale_scan_of_more_than_8_bits_frames_like_the_8_bit_one(tmp_path
     stored(page).save(tmp_path / name)
     Image.fromarray(page).save(tmp_path / "scan8.png")
     assert similarity(load_letter_image(tmp_path / name), load_letter_image(tmp_path / "scan8.png")) > 0.99
+
+
+def png_without_pixels(width: int, height: int) -> bytes:
+    """A PNG file whose header says its size and whose image data is empty: Pillow reads the size before it
+    decodes, and that is all these tests need (a real one of 400 million pixels takes seconds to write)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"") + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(("width", "height", "said"), [
+    (10_000, 9_000, "image is 10000x9000"),  # past Pillow's warning: its "decompression bomb DOS attack" was printed
+    (20_000, 20_000, "image of more than 178,956,970 pixels"),  # Pillow's refusal: "not a readable image" was said
+])
+def test_an_image_too_large_is_refused_in_one_line_by_its_size(tmp_path, width, height, said):
+    from alphabet.data.emnist_style import read_image
+
+    (tmp_path / "huge.png").write_bytes(png_without_pixels(width, height))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing printed beside the line
+        with pytest.raises(UserError) as e:
+            read_image(tmp_path / "huge.png")
+    assert str(e.value) == f"{tmp_path / 'huge.png'}: {said}; expected at most 40,000,000 pixels"
 
 
 def test_blank_pages_are_told_apart(tmp_path):

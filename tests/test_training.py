@@ -250,6 +250,26 @@ def test_durations_read_as_a_person_reads_them():
         "4 s", "89 s", "2 min", "12 min", "90 min", "1.5 h", "3.4 h"]
 
 
+def test_a_device_this_machine_lacks_is_refused_in_one_line(monkeypatch):
+    from alphabet.engine import pick_device
+
+    # An Apple GPU asked for on Linux ended in torch's traceback once the data was read.
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(UserError, match=r"^train.device: 'mps' asked for, but no MPS device is available"):
+        pick_device("mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UserError, match=r"^train.device: 'cuda' asked for, but no CUDA device is available$"):
+        pick_device("cuda")
+    # A GPU past the machine's count: torch's own error came only at the first tensor moved there.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert pick_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(UserError, match=r"^train.device: 'cuda:2' asked for, but this machine has 2 CUDA devices; "
+                                        r"expected cuda, or cuda:0 to cuda:1$"):
+        pick_device("cuda:2")
+    assert pick_device("cpu") == torch.device("cpu")
+
+
 def test_running_out_of_memory_names_the_settings_that_size_it():
     # A real allocation the machine cannot make, as a batch or model too large for it would ask.
     config = load_config(None, TINY)

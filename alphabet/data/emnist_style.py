@@ -13,6 +13,7 @@ would still name a letter for it, confidently and wrongly.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -74,7 +75,11 @@ def read_image(path: str | Path) -> Image.Image:
     if path.suffix.lower() in HEIF_SUFFIXES:
         _let_pillow_read_heif(path)
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            # Pillow warns of a "decompression bomb" past 89 million pixels: those are refused below in one line
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(path)
+        with opened as img:
             if img.width * img.height > MAX_PIXELS:
                 raise UserError(f"{path}: image is {img.width}x{img.height}; expected at most "
                                 f"{MAX_PIXELS:,} pixels")
@@ -82,7 +87,10 @@ def read_image(path: str | Path) -> Image.Image:
             # A phone stores a photo as its sensor lay and notes in EXIF how to turn it upright, as every
             # viewer does: the letters are read as the user sees them.
             return greyscale(ImageOps.exif_transpose(img))
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError) as e:
+    except Image.DecompressionBombError:  # past twice its warning, Pillow refuses before the size can be read
+        raise UserError(f"{path}: image of more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels; expected at "
+                        f"most {MAX_PIXELS:,} pixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise UserError(f"{path}: not a readable image ({type(e).__name__}); expected PNG, JPEG, "
                         "BMP, GIF, TIFF, WebP, AVIF or HEIC") from None
 
