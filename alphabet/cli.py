@@ -50,7 +50,7 @@ def config_with_smoke_test(path: str | None, overrides: list[str], smoke_test: b
 
 def cmd_train(args: argparse.Namespace) -> int:
     from alphabet.config import to_dict
-    from alphabet.train_ensemble import train_seeds
+    from alphabet.train_ensemble import check_seed_count, train_seeds
 
     if args.resume:
         if args.config or args.set or args.seeds != 1 or args.print_config:
@@ -58,6 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                             f"its own config ({Path(args.resume) / 'config.yaml'})")
         train_seeds(None, resume=args.resume)
         return 0
+    check_seed_count(args.seeds)
     overrides = list(args.set)
     if args.download:
         overrides.append("data.download=true")

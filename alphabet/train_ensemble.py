@@ -38,6 +38,12 @@ def member_name(seed: int) -> str:
     return f"seed-{seed}"
 
 
+def check_seed_count(seeds: int) -> None:
+    """``--seeds``, refused in one line before any work (``--print-config`` too)."""
+    if seeds < 1:
+        raise UserError(f"--seeds: expected a positive integer, got {seeds}")
+
+
 def train_seeds(config: Config | None, seeds: int = 1, resume: str | Path | None = None,
                 log: Callable[[str], None] = print, numbered: bool = False) -> dict:
     """One run, or an ensemble of ``seeds`` runs; ``resume`` continues either kind. ``numbered``: a
@@ -46,8 +52,7 @@ def train_seeds(config: Config | None, seeds: int = 1, resume: str | Path | None
         if is_ensemble(resume):
             return run_ensemble_training(None, resume=resume, log=log)
         return run_training(None, resume=resume, log=log)
-    if seeds < 1:
-        raise UserError(f"--seeds: expected a positive integer, got {seeds}")
+    check_seed_count(seeds)
     if seeds > 1:
         return run_ensemble_training(config, seeds, log=log, numbered=numbered)
     return run_training(config, log=log, numbered=numbered)

@@ -22,7 +22,7 @@ from alphabet.errors import UserError
 from alphabet.metrics import LEVEL
 from alphabet.rundir import BEST_FILE, holder_of_run_dir
 from alphabet.train import check_trainable
-from alphabet.train_ensemble import CONFIG_FILE, train_seeds
+from alphabet.train_ensemble import CONFIG_FILE, check_seed_count, train_seeds
 from search.results import SUMMARY_FILE, best_score_text, read_summary
 from search.runner import EXPERIMENT_FILE, load_saved_experiment, searches_within
 from search.storage import RunLocation
@@ -109,8 +109,9 @@ def plan_retrain(target: str, epochs: int | None = None, overrides: list[str] | 
     seeds = seeds if seeds is not None else saved.retrain_seeds if saved else 1
     if batch_size is None and saved and "batch_size" not in given:
         batch_size = saved.retrain_batch_size  # a --set train.batch_size on the command line wins over it
-    if epochs < 1:  # --seeds is checked by train_seeds, also before any work
+    if epochs < 1:
         raise UserError(f"--epochs: expected a positive integer, got {epochs}")
+    check_seed_count(seeds)
     if batch_size is not None and batch_size < 1:
         raise UserError(f"--batch-size: expected a positive integer, got {batch_size}")
     parent = search_dir or best.parent

@@ -221,6 +221,12 @@ CASES = {
         f"members: [{ck}, {edited_checkpoint(ck, t / 'u.pt', lambda p: p.update(classes=list('uvwxyz')))}]\n")
         and t / "m.yaml"), "key members[1]: expected the classes abcdef"),
     "zero seeds": (lambda t, ck: (["train", "--seeds", "0"], "--seeds"), "--seeds: expected a positive integer"),
+    # --print-config printed the settings of a run the same command without it refused
+    "zero seeds, printed": (lambda t, ck: (["train", "--seeds", "0", "--print-config"], "--seeds"),
+                            "--seeds: expected a positive integer, got 0"),
+    "retrain: zero seeds, printed": (lambda t, ck: (
+        ["retrain", (t / "best.yaml").write_text("model: {width: 8}\n") and t / "best.yaml", "--seeds", "0",
+         "--print-config"], "--seeds"), "--seeds: expected a positive integer, got 0"),
     "search --resume with new settings": (lambda t, ck: (["search", "--resume", t, "--set", "search.num_samples=9"],
                                                          "--resume"),
                                           "for more trials, start another from its best: alphabet search "
