@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from alphabet.errors import UserError, did_you_mean
+from alphabet.rundir import check_name
 
 
 @dataclass
@@ -262,6 +263,8 @@ def _check_value(key: str, value: Any, where: str) -> None:
         raise UserError(f"{where}: expected degrees from 0 to 180, got {value!r}")
     if key == "train.device" and not DEVICE_NAME.fullmatch(value):
         raise UserError(f"{where}: expected {DEVICE_NAMES}, got {value!r}")
+    if key == "log.name" and value:  # checked again where the run is made, but only once its data is read
+        check_name(value, where)
     if key == "data.classes" and not (value.isascii() and value.isalpha()):
         raise UserError(f"{where}: expected letters a-z or A-Z only (e.g. aeiou), got {value!r}")
 

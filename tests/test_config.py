@@ -63,6 +63,8 @@ def test_exponent_notation_is_a_float(tmp_path):
     # torch.device parses these, and the run ended in a traceback once its data was read
     ("train.device=meta", "train.device: expected auto, cpu, cuda, cuda:N or mps, got 'meta'"),
     ("train.device=gpu", "train.device: expected auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
+    # refused only once the data was read, and without the file or --set that gave it
+    ("log.name=../up", "--set: log.name: expected letters, digits, '.', '_' or '-' (no path separators), got '../up'"),
 ])
 def test_bad_values_name_key_and_expectation(override, fragment):
     with pytest.raises(UserError) as e:
