@@ -71,9 +71,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def print_settings(settings: dict) -> int:
     """``--print-config``: the settings a command would run with, as YAML that it reads back."""
-    import yaml
+    from alphabet.config import dump_yaml
 
-    print(yaml.safe_dump(settings, sort_keys=False), end="")
+    print(dump_yaml(settings), end="")
     return 0
 
 

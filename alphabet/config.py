@@ -234,8 +234,17 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         raise TypeError(hint)
     if not ok:
         expected = hint.__name__ + (" or null" if optional else "")
-        raise UserError(f"{where}: expected {expected}, got {value!r}")
+        raise UserError(f"{where}: expected {expected}, got {value!r}{_quote_hint(value) if hint is str else ''}")
     return value
+
+
+def _quote_hint(value: Any) -> str:
+    """Why YAML gave a text setting a number or a bool, where the file meant the text."""
+    if isinstance(value, bool):
+        return " (YAML reads yes, no, on and off as true and false: quote the text)"
+    if isinstance(value, (int, float)):
+        return f" (YAML reads it as a number: quote it, '{value}')"
+    return ""
 
 
 def check_seed(value: int, where: str) -> None:
@@ -342,14 +351,23 @@ class _SafeLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-_SafeLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"))
+class _SafeDumper(yaml.SafeDumper):
+    """``yaml.SafeDumper`` that quotes the text ``_SafeLoader`` would read as a float (a run named 1e3)."""
+
+
+_EXPONENT_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")  # 1e-3: text to YAML 1.1
+_SafeLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
+_SafeDumper.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
 
 
 def load_yaml(text: str) -> Any:
     """``yaml.safe_load``, with ``1e-3`` read as a float (see ``_SafeLoader``)."""
     return yaml.load(text, Loader=_SafeLoader)  # a SafeLoader: no arbitrary objects
+
+
+def dump_yaml(data: Any) -> str:
+    """``yaml.safe_dump`` in the data's own order, as ``load_yaml`` reads it back."""
+    return yaml.dump(data, Dumper=_SafeDumper, sort_keys=False)
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -384,23 +402,40 @@ def nest(flat: dict[str, Any], origin: str = "--set") -> dict:
     return nested
 
 
-def parse_pairs(pairs: list[str], origin: str = "--set") -> dict[str, Any]:
-    """Turn ``["train.lr=0.01", "model.batch_norm=false"]`` into ``{"train.lr": 0.01, ...}``, values as YAML."""
+def is_text_setting(key: str) -> bool:
+    """Whether a dotted config key (``log.name``) holds text: see ``parse_pairs``."""
+    return key in _text_keys()
+
+
+@functools.cache
+def _text_keys() -> frozenset[str]:
+    return frozenset(k for k in valid_keys() if setting_type(k) is str)
+
+
+def parse_pairs(pairs: list[str], origin: str = "--set",
+                is_text: Callable[[str], bool] = is_text_setting) -> dict[str, Any]:
+    """Turn ``["train.lr=0.01", "model.batch_norm=false"]`` into ``{"train.lr": 0.01, ...}``, values as YAML.
+    A key ``is_text`` takes keeps the text as typed where YAML would read another type: a run named 2024,
+    the letters "yes", a source "npz:" whose path is missing (YAML's number, bool and mapping)."""
     flat = {}
     for pair in pairs:
         if "=" not in pair:
             raise UserError(f"{origin}: expected KEY=VALUE, got {pair!r} (a file argument goes before --set)")
         key, text = pair.split("=", 1)
         try:
-            flat[key] = load_yaml(text) if text.strip() else None
+            value = load_yaml(text) if text.strip() else None
         except yaml.YAMLError:
-            flat[key] = text
+            value = text
+        if value is not None and not isinstance(value, str) and is_text(key.strip()):
+            value = text.strip()
+        flat[key] = value
     return flat
 
 
-def parse_overrides(pairs: list[str], origin: str = "--set") -> dict:
-    """Turn ``["train.lr=0.01", "model.batch_norm=false"]`` into a nested dict."""
-    return nest(parse_pairs(pairs, origin), origin)
+def parse_overrides(pairs: list[str], origin: str = "--set",
+                    is_text: Callable[[str], bool] = is_text_setting) -> dict:
+    """Turn ``["train.lr=0.01", "model.batch_norm=false"]`` into a nested dict (``parse_pairs``)."""
+    return nest(parse_pairs(pairs, origin, is_text), origin)
 
 
 def merge(base: dict, override: dict) -> dict:

@@ -14,11 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import yaml
 
 from alphabet.augment import augment
 from alphabet.checkpoint import RUN_CHECKPOINT, load_checkpoint, save_checkpoint
-from alphabet.config import Config, from_dict, to_dict
+from alphabet.config import Config, dump_yaml, from_dict, to_dict
 from alphabet.data import LetterSet, load_splits
 from alphabet.data.sources import check_sources
 from alphabet.engine import Trainer, evaluate_loss, out_of_memory_named, pick_device, to_input
@@ -91,7 +90,7 @@ def run_training(config: Config, resume: str | Path | None = None, log: Callable
         payload, guard = None, guard_run_dir(new_run_dir(config.log.out_dir, config.log.name, numbered=numbered))
     with guard as run_dir, out_of_memory_named(config, pick_device(config.train.device)):
         if payload is None:
-            (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+            (run_dir / "config.yaml").write_text(dump_yaml(to_dict(config)))
         return _train(config, run_dir, payload, start, log)
 
 

@@ -17,10 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import yaml
 
 from alphabet.checkpoint import RUN_CHECKPOINT
-from alphabet.config import Config, from_dict, read_yaml, to_dict
+from alphabet.config import Config, dump_yaml, from_dict, read_yaml, to_dict
 from alphabet.data import load_splits
 from alphabet.engine import evaluate_loss, pick_device
 from alphabet.ensemble import ENSEMBLE_FILE, is_ensemble, load_classifier, member_paths, write_ensemble
@@ -70,7 +69,7 @@ def run_ensemble_training(config: Config | None, seeds: int | None = None, resum
     if seeds is None or seeds < 2:
         raise UserError(f"--seeds: expected at least 2 members for an ensemble, got {seeds}")
     with guard_run_dir(new_run_dir(config.log.out_dir, config.log.name, numbered=numbered)) as ens_dir:
-        (ens_dir / CONFIG_FILE).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+        (ens_dir / CONFIG_FILE).write_text(dump_yaml(to_dict(config)))
         return _train_members(config, seeds, ens_dir, start, log)
 
 

@@ -29,6 +29,7 @@ from alphabet.config import (
     check_seed,
     from_dict,
     is_finite_number,
+    is_text_setting,
     merge,
     nest,
     parse_overrides,
@@ -209,6 +210,15 @@ class Experiment:
 
 
 SECTIONS = ("config", "space", "search", "asha", "resources", "storage", "retrain")
+# The experiment's own settings that hold text (search.metric, storage.name, ...): see is_experiment_text
+TEXT_SETTINGS = frozenset(f"{section}.{f.name}" for section, cls in (("search", SearchSettings), ("storage", Storage))
+                          for f in dataclasses.fields(cls) if setting_type(f.name, cls) is str)
+
+
+def is_experiment_text(key: str) -> bool:
+    """Whether ``--set KEY=...`` gives an experiment text, kept as typed (``parse_pairs``): a search named 2024."""
+    section, _, rest = key.partition(".")
+    return is_text_setting(rest) if section == "config" else key in TEXT_SETTINGS
 
 
 def _settings(cls: type, raw: Any, origin: str, section: str) -> Any:
@@ -388,7 +398,8 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
     if not overrides:
         return _experiment(raw, origin)
     searched = [o for o in overrides if o.startswith("space.")]
-    merged = merge(raw, parse_overrides([o for o in overrides if not o.startswith("space.")]))
+    merged = merge(raw, parse_overrides([o for o in overrides if not o.startswith("space.")],
+                                        is_text=is_experiment_text))
     merged = with_space_overrides(merged, parse_pairs(searched))
     try:
         return _experiment(merged, origin)

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import yaml
 
-from alphabet.config import to_dict
+from alphabet.config import dump_yaml, to_dict
 from alphabet.environment import environment
 from alphabet.errors import UserError
 from alphabet.metrics import LEVEL
@@ -306,7 +305,7 @@ def write_results(location: RunLocation, experiment: Experiment, log: Callable[[
               f"# {metric} {best_score_text(best_entry)} of {best.epochs} "
               f"(peak {best.peak:.4f} at epoch {best.peak_epoch}).\n"
               f"# Retrain it with: alphabet retrain {shlex.quote(location.uri)}\n")
-    location.write_text(BEST_FILE, header + yaml.safe_dump(to_dict(config), sort_keys=False))
+    location.write_text(BEST_FILE, header + dump_yaml(to_dict(config)))
     imp, why = importances(location, experiment)
     counts = {s: sum(r.status == s for r in rows)
               for s in ("completed", "pruned", "stopped", "diverged", "refused", "error", "unfinished")}

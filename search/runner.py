@@ -21,9 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-
-from alphabet.config import load_yaml
+from alphabet.config import dump_yaml, load_yaml
 from alphabet.data import load_splits
 from alphabet.errors import UserError, first_few
 from alphabet.finetune import initial_weights
@@ -115,7 +113,7 @@ def _without_missing_metrics_notice(record: logging.LogRecord) -> bool:
 
 
 def save_experiment(experiment: Experiment, location: RunLocation) -> None:
-    location.write_text(EXPERIMENT_FILE, yaml.safe_dump(experiment.to_dict(), sort_keys=False))
+    location.write_text(EXPERIMENT_FILE, dump_yaml(experiment.to_dict()))
 
 
 def searches_within(folder: Path) -> str:

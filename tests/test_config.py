@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from alphabet.config import Config, load_config, parse_overrides, read_yaml, valid_keys
+from alphabet.config import Config, dump_yaml, load_config, parse_overrides, read_yaml, to_dict, valid_keys
 from alphabet.errors import UserError
 
 
@@ -121,6 +121,27 @@ def test_parse_overrides_nests_and_types():
     assert parse_overrides(["a.b=1", "a.c=x", "d=[1, 2]"]) == {"a": {"b": 1, "c": "x"}, "d": [1, 2]}
     with pytest.raises(UserError, match="expected KEY=VALUE"):
         parse_overrides(["novalue"])
+
+
+def test_a_text_setting_takes_the_text_typed_after_set(tmp_path):
+    from alphabet.train import check_trainable
+
+    # YAML reads 2024 as a number, yes as true and npz: as a mapping: --set log.name=2024 was refused.
+    config = load_config(None, ["log.name=2024", "data.classes=yes", "data.root=1e3"])
+    assert (config.log.name, config.data.classes, config.data.root) == ("2024", "yes", "1e3")
+    assert load_config(None, ["log.name='2024'"]).log.name == "2024"  # quoted as before
+    assert load_config(None, ["log.name=null"]).log.name is None
+    assert load_config(None, ["train.lr=2024"]).train.lr == 2024.0  # other settings read as YAML
+    with pytest.raises(UserError, match=r"^--set: data.source: npz needs a path, as in npz:PATH$"):
+        load_config(None, ["data.source=npz:"], check=check_trainable)
+    # In a file YAML's reading stands, and the error says what to do; a run's saved config reads back as text.
+    path = tmp_path / "c.yaml"
+    path.write_text("log:\n  name: 2024\n")
+    with pytest.raises(UserError, match=r"c.yaml: log.name: expected str or null, got 2024 \(YAML reads it as a "
+                                        r"number: quote it, '2024'\)$"):
+        load_config(path)
+    path.write_text(dump_yaml(to_dict(load_config(None, ["log.name=1e3"]))))
+    assert load_config(path).log.name == "1e3"
 
 
 def test_what_the_run_would_refuse_is_named_as_the_file_s_or_as_set_s(tmp_path):

@@ -127,6 +127,13 @@ def test_set_changes_the_search_space():
     assert experiment.search.num_samples == 7 and GOOD["space"]["train.lr"]["high"] == 1e-2
 
 
+def test_a_text_setting_takes_the_text_typed_after_set():
+    experiment = experiment_from_dict(GOOD, "exp.yaml", ["storage.name=2024", "config.log.name=2024",
+                                                         "config.data.classes=yes", "search.num_samples=7"])
+    assert (experiment.storage.name, experiment.config.log.name) == ("2024", "2024")
+    assert (experiment.config.data.classes, experiment.search.num_samples) == ("yes", 7)
+
+
 @pytest.mark.parametrize("override, fragment", [
     ("space.train.lr.high=-1", "--set: space.train.lr: expected low < high"),  # the file's space is good
     ("space.train.nope.high=1", "--set space.train.nope.high: space.train.nope is not searched in this experiment;"),
