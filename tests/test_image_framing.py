@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from alphabet.data.emnist_style import (
     is_blank,
@@ -205,6 +205,22 @@ def test_a_tight_crop_whose_ink_touches_every_edge(tmp_path):
         grain = np.random.default_rng(i).normal(0, 4, big.shape)
         scan = np.clip(235 - 0.85 * big + grain, 0, 255).astype(np.uint8)
         assert similarity(to_emnist_style(scan), to_emnist_style(letter)) > 0.8, i
+
+
+@pytest.mark.parametrize("degrees", [0, 2, 6])
+def test_a_tightly_cropped_l_is_a_stroke_not_a_line_of_squared_paper(degrees):
+    # A pen's stroke from the top edge to the bottom one, thin beside its height, was taken off as a line
+    # down squared paper, and the l read as a blank image. Lines down the page come with lines across.
+    height = 94
+    width = 30 + int(np.tan(np.radians(degrees)) * height)
+    img = Image.new("L", (width, height), 235)
+    lean = np.tan(np.radians(degrees)) * height / 2
+    ImageDraw.Draw(img).line([(width / 2 - lean, 0), (width / 2 + lean, height - 1)], fill=20, width=4)
+    padded = Image.new("L", (width + 40, height + 40), 235)
+    padded.paste(img, (20, 20))
+    framed = to_emnist_style(np.asarray(img))
+    assert not is_blank(framed)
+    assert similarity(framed, to_emnist_style(np.asarray(padded))) > 0.9
 
 
 def lined(page: np.ndarray, spacing: int, squared: bool, offset: int, degrees: float = 0.0, grey: int = 175

@@ -37,6 +37,17 @@ def draw_t(d: ImageDraw.ImageDraw, x: int) -> None:
     d.line([(x + 6, 60), (x + 22, 60)], fill=20, width=7)
 
 
+def test_a_word_cropped_to_its_ink_keeps_the_strokes_that_touch_both_edges():
+    # "all" cropped tightly: its l's run from the top edge to the bottom one and were taken off as lines
+    # of squared paper (none across), leaving "a".
+    img, d = page(140, 94)
+    d.ellipse((10, 44, 50, 92), outline=20, width=4)
+    d.line([(50, 44), (50, 93)], fill=20, width=4)
+    for x in (80, 115):
+        d.line([(x, 0), (x, 93)], fill=20, width=4)
+    assert len(split_letters(np.asarray(img))) == 3
+
+
 def alone(draw, x: int) -> np.ndarray:
     img, d = page()
     draw(d, x)

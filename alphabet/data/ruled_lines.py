@@ -6,10 +6,11 @@ the rest of the ink: at least 1.5 times the letter's height, or the tallest row'
 page of several rows (for the lines of squared paper that run down the page, the width
 of the widest letter or the tallest row's height, whichever is less: letters set close
 can measure as one). A tightly cropped t or z has an edge-to-edge crossbar too, but
-no longer than the letter, so it stays. Where the lines are printed clearly fainter
-than the letters are written, what is as faint as a line is taken off and the darker
-ink kept, wherever it runs; otherwise, where a stroke crosses a line, the stroke is
-kept whole.
+no longer than the letter, so it stays; a tightly cropped l is a stroke from edge to edge
+down the page, which with no line across is no squared paper, so it stays too. Where the
+lines are printed clearly fainter than the letters are written, what is as faint as a line
+is taken off and the darker ink kept, wherever it runs; otherwise, where a stroke crosses a
+line, the stroke is kept whole.
 """
 
 from __future__ import annotations
@@ -186,8 +187,11 @@ def ruled_lines(inked: np.ndarray, tilt: float = 0.0, ink: np.ndarray | None = N
     that tilt as well as about level. Given the ink's strength (``ink``), lines printed clearly
     fainter than the strokes leave every stroke's darker pixels."""
     # Turned counter-clockwise, the page's lines across rise to the right, and its lines down lean right.
-    rows, cols = _straight_lines(inked, -tilt), _straight_lines(inked.T, tilt)
-    if not rows and not cols:
+    rows = _straight_lines(inked, -tilt)
+    # Lines down the page come with lines across on squared paper, and ruled paper has only those across:
+    # a stroke from edge to edge with no line across is a letter cropped tightly (an l, the l's of "all").
+    cols = _straight_lines(inked.T, tilt) if rows else []
+    if not rows:
         return np.zeros_like(inked)
     faint = None if ink is None else _as_faint_as_lines(inked, ink, rows, cols)
     faint_t = None if faint is None else faint.T
