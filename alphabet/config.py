@@ -242,8 +242,10 @@ def _quote_hint(value: Any) -> str:
     """Why YAML gave a text setting a number or a bool, where the file meant the text."""
     if isinstance(value, bool):
         return " (YAML reads yes, no, on and off as true and false: quote the text)"
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
         return f" (YAML reads it as a number: quote it, '{value}')"
+    if isinstance(value, float):  # 1e3 arrives as 1000.0: the text typed is gone
+        return " (YAML reads it as a number: quote the text)"
     return ""
 
 

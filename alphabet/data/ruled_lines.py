@@ -190,9 +190,9 @@ def ruled_lines(inked: np.ndarray, tilt: float = 0.0, ink: np.ndarray | None = N
     rows = _straight_lines(inked, -tilt)
     # Lines down the page come with lines across on squared paper, and ruled paper has only those across:
     # a stroke from edge to edge with no line across is a letter cropped tightly (an l, the l's of "all").
-    cols = _straight_lines(inked.T, tilt) if rows else []
     if not rows:
         return np.zeros_like(inked)
+    cols = _straight_lines(inked.T, tilt)
     faint = None if ink is None else _as_faint_as_lines(inked, ink, rows, cols)
     faint_t = None if faint is None else faint.T
     # Where the lines of squared paper cross, neither line is a stroke crossing the other.
