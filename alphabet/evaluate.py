@@ -70,7 +70,8 @@ def evaluate_checkpoint(checkpoint: str | Path, source: str, out_dir: Path, spli
     write_json(out_dir / "metrics.json", result)
     misread = write_mistakes(out_dir / "mistakes.csv", data, probs, source)
     present = int((report.support > 0).sum())
-    shown = f"{split}, test-time augmentation" if tta else split
+    shown = ("its test split" if split == "test" else "all of it") + (", test-time augmentation" if tta else "")
+    shown += "; --split all scores every letter" if split == "test" else ""  # a folder of one's own: 20% scored
     log(f"{len(data)} images of {present} classes from {source} ({shown}): {headline(result)}")
     log(calibration_text(result["calibration"], threshold=SHOWN_ACCEPT if accept is None else accept))
     log(f"wrote {out_dir / 'metrics.json'}, figures in {out_dir / 'figures'} and the {misread} misread letters "

@@ -116,6 +116,8 @@ def test_evaluate_writes_metrics(cli, trained, tmp_path):
     assert metrics["balanced_accuracy_interval"] == trained_metrics["balanced_accuracy_interval"]
     assert metrics["balanced_accuracy"] > 0.35  # chance is 0.17
     assert f"balanced accuracy {metrics['balanced_accuracy']:.4f} (95% CI " in result.out
+    # A fifth of a folder of one's own is scored by default: the line says so, and how to score it all.
+    assert "120 images of 6 classes from synthetic (its test split; --split all scores every letter)" in result.out
     assert (tmp_path / "ev" / "figures" / "eval_confusion_matrix.png").is_file()
 
 
