@@ -15,7 +15,7 @@ import torch
 from alphabet.engine import pick_device
 from alphabet.ensemble import load_classifier
 from alphabet.errors import UserError
-from alphabet.evaluate import classifier_data
+from alphabet.evaluate import classifier_data, split_shown
 from alphabet.metrics import (
     balanced_accuracy_interval,
     confusion_matrix,
@@ -74,7 +74,7 @@ def describe(result: dict) -> list[str]:
     """The comparison as lines of text."""
     tta = {"both": ", test-time augmentation", "first": ", test-time augmentation for the first only",
            "second": ", test-time augmentation for the second only"}.get(result["tta"], "")
-    lines = [f"{result['images']} images from {result['source']} ({result['split']}{tta})"]
+    lines = [f"{result['images']} images from {result['source']} ({split_shown(result['split'], tta)})"]
     for name in ("first", "second"):
         score, interval = result[name], result[name]["balanced_accuracy_interval"]
         lines.append(f"{name:>6}: balanced accuracy {score['balanced_accuracy']:.4f} ({interval_text(interval)}), "

@@ -48,6 +48,12 @@ def classifier_data(classifier: Classifier, source: str, split: str = "test", ca
     return evaluation_set(source, split, data_config, classifier.classes)
 
 
+def split_shown(split: str, tta: str = "") -> str:
+    """Which letters were scored, as the printed line says it; ``tta`` what test-time augmentation there was."""
+    # Of a folder of one's own, the test split is a fifth: the line says how to score it all.
+    return f"its test split{tta}; --split all scores every letter" if split == "test" else f"all of it{tta}"
+
+
 def evaluate_checkpoint(checkpoint: str | Path, source: str, out_dir: Path, split: str = "test",
                         case: str | None = None, tta: bool = False, root: str | None = None,
                         download: bool = False, accept: float | None = None,
@@ -70,8 +76,7 @@ def evaluate_checkpoint(checkpoint: str | Path, source: str, out_dir: Path, spli
     write_json(out_dir / "metrics.json", result)
     misread = write_mistakes(out_dir / "mistakes.csv", data, probs, source)
     present = int((report.support > 0).sum())
-    shown = ("its test split" if split == "test" else "all of it") + (", test-time augmentation" if tta else "")
-    shown += "; --split all scores every letter" if split == "test" else ""  # a folder of one's own: 20% scored
+    shown = split_shown(split, ", test-time augmentation" if tta else "")
     log(f"{len(data)} images of {present} classes from {source} ({shown}): {headline(result)}")
     log(calibration_text(result["calibration"], threshold=SHOWN_ACCEPT if accept is None else accept))
     log(f"wrote {out_dir / 'metrics.json'}, figures in {out_dir / 'figures'} and the {misread} misread letters "

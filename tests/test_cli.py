@@ -1105,6 +1105,7 @@ def test_compare_two_checkpoints_on_the_same_letters(cli, trained, tmp_path):
     assert itself.code == 0, itself.err
     assert "second - first: +0.0000 (95% CI +0.0000 to +0.0000, paired, over 120 images): no difference" in itself.out
     assert "only the first got right: 0; only the second: 0" in itself.out
+    assert "120 images from synthetic (its test split; --split all scores every letter)" in itself.out
 
     # What test-time augmentation is worth: one model, the second time with it.
     worth = json.loads(cli("compare", ckpt, ckpt, "--data", "synthetic", "--tta-for", "second", "--json").out)
