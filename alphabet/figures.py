@@ -68,7 +68,8 @@ def roc_figure(report: ClassReport, title: str = "") -> Figure:
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
     ax.set_title(f"{title}one-vs-rest ROC, macro AUC {report.summary['macro_auc']:.4f}")
-    ax.legend(fontsize=6, ncols=2, loc="lower right")
+    if report.roc:  # none where no letter has both its own and others among these (a split of a few letters)
+        ax.legend(fontsize=6, ncols=2, loc="lower right")
     fig.tight_layout()
     return fig
 

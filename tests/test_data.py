@@ -288,6 +288,36 @@ def test_images_a_folder_s_layout_leaves_out_are_named(tmp_path, capsys):
                                        "directly in a folder named by one letter (a/session2, ab)\n")
 
 
+def test_a_letter_folder_with_no_image_is_left_out_and_named(tmp_path, capsys):
+    # An empty c/ was a class no letter taught: the model then had a c it could never read.
+    for folder in ("a", "b", "c", "d"):
+        (tmp_path / folder).mkdir()
+    for folder in ("a", "b"):
+        make_letter(True).save(tmp_path / folder / "1.png")
+    (tmp_path / "d" / "notes.txt").write_text("to scan")
+    data = load_source(f"folder:{tmp_path}", DataConfig()).pool
+    assert data.classes == ["a", "b"] and list(data.labels) == [0, 1]
+    assert capsys.readouterr().err == (f"alphabet: warning: under {tmp_path}, c, d hold no images: those letters are "
+                                       "left out (the letters read: ab)\n")
+
+
+def test_a_roc_figure_of_letters_with_no_curve_warns_of_nothing():
+    import warnings
+
+    import torch
+
+    from alphabet.figures import roc_figure
+    from alphabet.metrics import class_report
+
+    # One test letter (a tiny folder's split): no class has both its own letters and others' to draw a curve,
+    # and matplotlib warned of a legend with nothing in it.
+    report = class_report(torch.tensor([[0.9, 0.1]]), torch.tensor([0]), ["a", "b"])
+    assert not report.roc
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        roc_figure(report)
+
+
 def test_emnist_style_inverts_dark_on_light():
     light = to_emnist_style(np.asarray(make_letter(True)))
     dark = to_emnist_style(np.asarray(make_letter(False)))

@@ -236,8 +236,16 @@ def load_folder(path: str, config: DataConfig) -> SourceData:
     folders = sorted(d for d in root.iterdir() if is_letter_folder(d))
     if not folders:
         raise UserError(f"{root}: no letter sub-folders; expected sub-folders named a, b, ... or A, B, ...")
-    files = [(label, file) for label, folder in enumerate(folders) for file in sorted(folder.iterdir())
-             if file.suffix.lower() in IMAGE_SUFFIXES]
+    held = {folder: [file for file in sorted(folder.iterdir()) if file.suffix.lower() in IMAGE_SUFFIXES]
+            for folder in folders}
+    empty = [folder.name for folder in folders if not held[folder]]
+    if empty and len(empty) < len(folders):  # a letter with no image would be a class the model never sees
+        which = f"{', '.join(empty)} hold no images: those letters are" if len(empty) > 1 else \
+            f"{empty[0]} holds no images: that letter is"
+        print(f"alphabet: warning: under {root}, {which} left out (the letters read: "
+              f"{''.join(f.name for f in folders if held[f])})", file=sys.stderr, flush=True)
+    folders = [folder for folder in folders if held[folder]]
+    files = [(label, file) for label, folder in enumerate(folders) for file in held[folder]]
     left_out = _images_left_out(root, folders)
     if left_out:  # letters a user meant to train on, silently missing, would be worse than a line
         shown = ", ".join(str(d.relative_to(root)) for d in list(left_out)[:3]) + (", ..." if len(left_out) > 3 else "")
