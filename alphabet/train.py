@@ -18,7 +18,7 @@ import torch
 from alphabet.augment import augment
 from alphabet.checkpoint import RUN_CHECKPOINT, load_checkpoint, save_checkpoint
 from alphabet.config import Config, dump_yaml, from_dict, to_dict
-from alphabet.data import LetterSet, load_splits
+from alphabet.data import LetterSet, Splits, load_splits
 from alphabet.data.sources import check_sources
 from alphabet.engine import Trainer, evaluate_loss, out_of_memory_named, pick_device, to_input
 from alphabet.environment import environment
@@ -67,9 +67,10 @@ def check_trainable(config: Config) -> None:
 
 
 def run_training(config: Config, resume: str | Path | None = None, log: Callable[[str], None] = print,
-                 numbered: bool = False) -> dict:
+                 numbered: bool = False, splits: Splits | None = None) -> dict:
     """Train per ``config`` (or continue the run in ``resume``); returns the final metrics. ``numbered``:
-    a log.name that exists gets a -2, -3 ... suffix rather than a refusal (see new_run_dir)."""
+    a log.name that exists gets a -2, -3 ... suffix rather than a refusal (see new_run_dir). ``splits``:
+    the data of ``config.data``, read already (an ensemble's members share it), else read here."""
     start = time.time()
     if resume is not None:
         run_dir = Path(resume)
@@ -91,7 +92,7 @@ def run_training(config: Config, resume: str | Path | None = None, log: Callable
     with guard as run_dir, out_of_memory_named(config, pick_device(config.train.device)):
         if payload is None:
             (run_dir / "config.yaml").write_text(dump_yaml(to_dict(config)))
-        return _train(config, run_dir, payload, start, log)
+        return _train(config, run_dir, payload, start, log, splits)
 
 
 def duration(seconds: float) -> str:
@@ -103,11 +104,12 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _train(config: Config, run_dir: Path, payload: dict | None, start: float, log: Callable[[str], None]) -> dict:
+def _train(config: Config, run_dir: Path, payload: dict | None, start: float, log: Callable[[str], None],
+           splits: Splits | None = None) -> dict:
     """The run itself, new (``payload`` None) or resumed from ``payload``, a checkpoint."""
     # A resumed run's weights come from its own checkpoint, so the one it started from may be gone by now.
     initial = initial_weights(config) if payload is None else None
-    splits = load_splits(config.data)
+    splits = splits or load_splits(config.data)
     trainer = Trainer(config, splits.train, auxiliary=splits.auxiliary, initial=initial)
     best = {"epoch": 0, "val_balanced_accuracy": -1.0}
     if payload is not None:

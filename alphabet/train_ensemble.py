@@ -81,6 +81,8 @@ def _train_members(config: Config, seeds: int, ens_dir: Path, start: float, log:
     log(f"ensemble {ens_dir}: {seeds} members, seeds {', '.join(map(str, member_seeds))}")
     log(f"tensorboard --logdir {ens_dir}")
 
+    # Read once for every member and the ensemble's test: a folder's images are framed on each read.
+    splits = load_splits(config.data)
     members = []
     for k, seed in enumerate(member_seeds):
         run_dir = ens_dir / member_name(seed)
@@ -89,19 +91,18 @@ def _train_members(config: Config, seeds: int, ens_dir: Path, start: float, log:
             run = json.loads((run_dir / "metrics.json").read_text())
             log(f"{run_dir}: finished already")
         elif (run_dir / RUN_CHECKPOINT).is_file():
-            run = run_training(None, resume=run_dir, log=log)
+            run = run_training(None, resume=run_dir, log=log, splits=splits)
         else:
             if run_dir.exists():  # killed before its first checkpoint: nothing in it to keep
                 shutil.rmtree(run_dir)
             member = dataclasses.replace(
                 config, train=dataclasses.replace(config.train, seed=seed),
                 log=dataclasses.replace(config.log, out_dir=str(ens_dir), name=member_name(seed)))
-            run = run_training(member, log=log)
+            run = run_training(member, log=log, splits=splits)
         scores = ("balanced_accuracy", "accuracy", "macro_f1", "macro_auc")
         members.append({"seed": seed, "run_dir": str(run_dir), "test": {name: run["test"][name] for name in scores}})
 
     # The test split is scored once, by the averaged members; it chooses nothing.
-    splits = load_splits(config.data)
     classifier = load_classifier(ens_dir / ENSEMBLE_FILE, pick_device(config.train.device))
     probs = classifier.predict_probs(splits.test)
     labels = torch.from_numpy(splits.test.labels)

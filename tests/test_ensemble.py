@@ -85,3 +85,27 @@ def test_an_interrupted_ensemble_resumes_to_the_same_result(cli, ensemble, tmp_p
     after = json.loads((copy / "metrics.json").read_text())
     assert [m["test"] for m in after["members"]] == [m["test"] for m in before["members"]]
     assert after["test"]["balanced_accuracy"] == before["test"]["balanced_accuracy"]
+
+
+def test_an_ensemble_reads_a_folder_once_and_each_member_trains_as_alone(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    # A folder's images are framed on every read: its members and its test each read it again before.
+    for letter in "ab":
+        (tmp_path / "letters" / letter).mkdir(parents=True)
+        for i in range(10):
+            page = np.full((60, 50), 235, np.uint8)
+            if letter == "a":
+                page[10 + i: 50, 20:26] = 20
+            else:
+                page[25:31, 5 + i: 45] = 20
+            Image.fromarray(page).save(tmp_path / "letters" / letter / f"{i}.png")
+    (tmp_path / "letters" / "ab").mkdir()  # images where no letter's folder is: a warning on each read
+    Image.fromarray(page).save(tmp_path / "letters" / "ab" / "0.png")
+    sets = [f"data.source=folder:{tmp_path / 'letters'}", "data.val_fraction=0.2", f"log.out_dir={tmp_path}"]
+    assert main(["train", "--seeds", "2", "--smoke-test", *with_sets([*sets, "log.name=e"])]) == 0
+    assert capsys.readouterr().err.count(" is not used") == 1
+    assert main(["train", "--smoke-test", *with_sets([*sets, "log.name=alone", "train.seed=1"])]) == 0
+    member, alone = (json.loads((tmp_path / run / "metrics.json").read_text())["test"] for run in ("e/seed-1", "alone"))
+    assert member == alone
