@@ -1,4 +1,6 @@
+import os
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -212,9 +214,23 @@ def test_npz_bad_archives(tmp_path, overrides, fragment):
     assert fragment in str(e.value) and "bad.npz" in str(e.value)
 
 
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads this process's open files from /proc")
+def test_an_npz_archive_is_not_held_open_once_read(tmp_path):
+    # A refused archive stayed open as long as its error (whose traceback holds the reader) was kept, and
+    # then until garbage collection (a ResourceWarning on Python 3.10).
+    good, bad = write_npz(tmp_path / "good.npz"), write_npz(tmp_path / "bad.npz", y=None)
+    load_source(f"npz:{good}", DataConfig())
+    with pytest.raises(UserError) as refused:
+        load_source(f"npz:{bad}", DataConfig())
+    held = {os.path.realpath(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")}
+    assert not held & {str(good.resolve()), str(bad.resolve())}
+    assert "missing key y" in str(refused.value)
+
+
 def test_npz_pixels_as_floats_from_0_to_1_are_scaled(tmp_path):
     as_bytes = write_npz(tmp_path / "bytes.npz")
-    x = np.load(as_bytes)["x"]
+    with np.load(as_bytes) as archive:
+        x = archive["x"]
     as_floats = write_npz(tmp_path / "floats.npz", x=x.astype(np.float32) / 255)  # as ToTensor gives them
     read = load_source(f"npz:{as_floats}", DataConfig()).pool.images
     assert read.dtype == np.uint8 and np.array_equal(read, x)  # not all but black, as a cast made them

@@ -143,21 +143,22 @@ def load_npz(path: str, config: DataConfig) -> SourceData:
     try:
         # allow_pickle=False: a user's archive must never run code when it is read.
         archive = np.load(p, allow_pickle=False)
-        keys = set(archive.files)
     except (OSError, ValueError, EOFError) as e:
         raise UserError(f"{p}: not a readable .npz archive ({type(e).__name__})") from None
-    label_key = next((k for k in ("y", "y52") if k in keys), None)
-    if "x" not in keys or label_key is None:
-        raise UserError(f"{p}: missing key {'x' if 'x' not in keys else 'y'}; expected keys x and y "
-                        f"(found {', '.join(sorted(keys)) or 'none'})")
-    try:
-        x, y = archive["x"], archive[label_key]
-        class_key = next((k for k in ("classes", "classes52") if k in keys), None)
-        classes = [str(c) for c in archive[class_key]] if class_key else None
-        writers = archive["writer"] if "writer" in keys else None
-        origins = archive["origin"] if "origin" in keys else None
-    except ValueError as e:  # object arrays need pickle, which we refuse
-        raise UserError(f"{p}: unreadable array ({e}); expected plain numeric or string arrays") from None
+    with archive:  # the arrays are read whole; the file is not held open after
+        keys = set(archive.files)
+        label_key = next((k for k in ("y", "y52") if k in keys), None)
+        if "x" not in keys or label_key is None:
+            raise UserError(f"{p}: missing key {'x' if 'x' not in keys else 'y'}; expected keys x and y "
+                            f"(found {', '.join(sorted(keys)) or 'none'})")
+        try:
+            x, y = archive["x"], archive[label_key]
+            class_key = next((k for k in ("classes", "classes52") if k in keys), None)
+            classes = [str(c) for c in archive[class_key]] if class_key else None
+            writers = archive["writer"] if "writer" in keys else None
+            origins = archive["origin"] if "origin" in keys else None
+        except ValueError as e:  # object arrays need pickle, which we refuse
+            raise UserError(f"{p}: unreadable array ({e}); expected plain numeric or string arrays") from None
     if x.ndim != 3 or x.shape[1:] != (28, 28):
         raise UserError(f"{p}: key x: expected shape (N, 28, 28), got {x.shape}")
     if y.ndim != 1 or len(y) != len(x):
