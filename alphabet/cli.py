@@ -13,8 +13,11 @@ import importlib
 import json
 import os
 import re
+import signal
 import sys
+import threading
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from alphabet.errors import DiskFull, RunInterrupted, UserError
@@ -453,7 +456,37 @@ def one_line(message: str) -> str:
     return CONTROL_CHARACTER.sub(lambda found: repr(found.group())[1:-1], message)
 
 
+class Termination:
+    """SIGTERM (kill, timeout, docker stop, a batch scheduler's notice before its SIGKILL) handled as
+    Ctrl-C is: a run keeps what it can resume from and says how to continue. Without it Python ended
+    at once, leaving a run that had no checkpoint yet in the way of the same command, and a search
+    ended in Ray's stack dump. ``received`` lets the exit status say which signal it was."""
+
+    def __init__(self) -> None:
+        self.received = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.received = True
+        on_ctrl_c = signal.getsignal(signal.SIGINT)
+        if callable(on_ctrl_c):  # Python's (KeyboardInterrupt), or Tune's in a search: it stops and saves the state
+            on_ctrl_c(signal.SIGINT, frame)
+        else:  # Ctrl-C ignored, as in a job a shell without job control starts in the background
+            raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    termination = Termination()
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        return _main(argv, termination)
+    previous = signal.signal(signal.SIGTERM, termination)
+    try:
+        return _main(argv, termination)
+    finally:  # a caller's own (pytest's, calling main in its process) comes back
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None, termination: Termination) -> int:
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
     if extras:  # what parse_args does, plus the likely slip: an output file given without --out
@@ -475,10 +508,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"alphabet: error: {one_line(str(e))}{then}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
-        print("alphabet: interrupted", file=sys.stderr)
+        print("alphabet: stopped by SIGTERM" if termination.received else "alphabet: interrupted", file=sys.stderr)
         if isinstance(e, RunInterrupted):
             print(f"continue it with: alphabet {args.command} --resume {e.run_dir}", file=sys.stderr)
-        return 130
+        return 143 if termination.received else 130  # as a shell reports a command ended by the signal
 
 
 if __name__ == "__main__":

@@ -53,6 +53,12 @@ def processes_for(items: int) -> int:
     return max(1, min(usable_cores(), items // ITEMS_PER_PROCESS))
 
 
+def _leave_stopping_to_the_parent() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The CLI's SIGTERM handler, copied by fork, would make the SIGTERM that ends a worker a Ctrl-C.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def map_over_processes(function: Callable[[Item], Result], items: Sequence[Item],
                        processes: int | None = None) -> list[Result]:
     """``[function(item) for item in items]``, in order, over ``processes`` (default ``processes_for``).
@@ -64,7 +70,7 @@ def map_over_processes(function: Callable[[Item], Result], items: Sequence[Item]
     # and go on to the next. Small chunks, so that the work cancelled then (or after an item's exception)
     # ends within a few items.
     pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork"),
-                               initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
+                               initializer=_leave_stopping_to_the_parent)
     try:
         return list(pool.map(function, items, chunksize=4))
     finally:

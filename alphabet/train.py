@@ -8,6 +8,7 @@ at the end, report on the test split (which is never used to choose anything).
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ import torch
 
 from alphabet.augment import augment
 from alphabet.checkpoint import RUN_CHECKPOINT, load_checkpoint, save_checkpoint
-from alphabet.config import Config, dump_yaml, from_dict, to_dict
+from alphabet.config import Config, dump_yaml, from_dict, read_yaml, to_dict
 from alphabet.data import LetterSet, Splits, load_splits
 from alphabet.data.sources import check_sources
 from alphabet.engine import Trainer, evaluate_loss, out_of_memory_named, pick_device, to_input
@@ -33,7 +34,9 @@ from alphabet.metrics import (
 )
 from alphabet.models import check_model, count_parameters
 from alphabet.reporting import RunReporter, flatten, write_json, write_mistakes
-from alphabet.rundir import guard_run_dir, new_run_dir
+from alphabet.rundir import LOCK_FILE, guard_run_dir, new_run_dir
+
+CONFIG_FILE = "config.yaml"  # in a run directory: the config it started with
 
 
 def evaluate_split(trainer: Trainer, data: LetterSet) -> tuple[dict[str, float], torch.Tensor]:
@@ -72,27 +75,50 @@ def run_training(config: Config, resume: str | Path | None = None, log: Callable
     a log.name that exists gets a -2, -3 ... suffix rather than a refusal (see new_run_dir). ``splits``:
     the data of ``config.data``, read already (an ensemble's members share it), else read here."""
     start = time.time()
+    payload = None
     if resume is not None:
         run_dir = Path(resume)
-        if not (run_dir / RUN_CHECKPOINT).is_file():
-            raise UserError(f"{run_dir}: no {RUN_CHECKPOINT} to continue from; expected a run directory that train or "
-                            "retrain wrote")
-        payload = load_checkpoint(run_dir / RUN_CHECKPOINT)
-        config = from_dict(payload["config"], f"{run_dir / RUN_CHECKPOINT}: config")
-        done = run_dir / "metrics.json"
-        if payload["trainer"]["epoch"] >= config.train.epochs and done.is_file():
-            # Scoring it again would only repeat the test figures in its TensorBoard.
-            log(f"{run_dir}: finished already ({config.train.epochs} epochs); its results are in {done}")
-            # Where the run is now: its metrics name it as it was named when it trained, perhaps relative to
-            # another folder, and callers (a retrain's report) write into it.
-            return {**json.loads(done.read_text()), "run_dir": str(run_dir)}
+        if (run_dir / RUN_CHECKPOINT).is_file():
+            payload = load_checkpoint(run_dir / RUN_CHECKPOINT)
+            config = from_dict(payload["config"], f"{run_dir / RUN_CHECKPOINT}: config")
+            done = run_dir / "metrics.json"
+            if payload["trainer"]["epoch"] >= config.train.epochs and done.is_file():
+                # Scoring it again would only repeat the test figures in its TensorBoard.
+                log(f"{run_dir}: finished already ({config.train.epochs} epochs); its results are in {done}")
+                # Where the run is now: its metrics name it as it was named when it trained, perhaps relative
+                # to another folder, and callers (a retrain's report) write into it.
+                return {**json.loads(done.read_text()), "run_dir": str(run_dir)}
+        else:
+            config = config_of_unstarted_run(run_dir)
         guard = guard_run_dir(run_dir, created=False)
     else:
-        payload, guard = None, guard_run_dir(new_run_dir(config.log.out_dir, config.log.name, numbered=numbered))
+        guard = guard_run_dir(new_run_dir(config.log.out_dir, config.log.name, numbered=numbered))
     with guard as run_dir, out_of_memory_named(config, pick_device(config.train.device)):
         if payload is None:
-            (run_dir / "config.yaml").write_text(dump_yaml(to_dict(config)))
+            if resume is not None:  # held now, so no other process is still starting it
+                clear_unstarted_run(run_dir)
+                log(f"{run_dir}: stopped before its first checkpoint; starting it again from its {CONFIG_FILE}")
+            (run_dir / CONFIG_FILE).write_text(dump_yaml(to_dict(config)))
         return _train(config, run_dir, payload, start, log, splits)
+
+
+def config_of_unstarted_run(run_dir: Path) -> Config:
+    """The config of a run stopped before its first checkpoint: by kill -9, a machine lost, or the SIGKILL
+    a batch scheduler sends after SIGTERM's grace. Its directory holds the config.yaml it started with
+    and nothing worth keeping, and it stood in the way of the same command; --resume starts it again.
+    Only a directory a run held (its lock file): a user's own folder with a config.yaml is not one."""
+    saved = run_dir / CONFIG_FILE
+    if not saved.is_file() or not (run_dir / LOCK_FILE).is_file() or (run_dir / "metrics.json").exists():
+        raise UserError(f"{run_dir}: no {RUN_CHECKPOINT} to continue from; expected a run directory that train or "
+                        "retrain wrote")
+    return from_dict(read_yaml(saved) or {}, str(saved))
+
+
+def clear_unstarted_run(run_dir: Path) -> None:
+    """What a run wrote before its first checkpoint, gone, so that TensorBoard shows the new start alone."""
+    for events in run_dir.glob("events.out.tfevents.*"):
+        events.unlink()
+    shutil.rmtree(run_dir / RUN_CHECKPOINT.parent, ignore_errors=True)  # a best.pt, written before last.pt
 
 
 def duration(seconds: float) -> str:

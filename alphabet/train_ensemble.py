@@ -28,9 +28,7 @@ from alphabet.errors import UserError
 from alphabet.metrics import calibration_text, class_report, headline
 from alphabet.reporting import RunReporter, write_json, write_mistakes
 from alphabet.rundir import guard_run_dir, new_run_dir
-from alphabet.train import run_training
-
-CONFIG_FILE = "config.yaml"
+from alphabet.train import CONFIG_FILE, run_training
 
 
 def member_name(seed: int) -> str:

@@ -15,7 +15,9 @@ import logging
 import math
 import os
 import shlex
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -81,6 +83,7 @@ def start_ray(address: str | None, where: str = "--address") -> dict:
     # it at the top of every search; a warning about joining a cluster without it still shows.
     auth_log = logging.getLogger("ray._private.authentication.authentication_token_setup")
     auth_log.addFilter(_without_token_default_notice)
+    on_sigterm = signal.getsignal(signal.SIGTERM)
     try:
         # The dashboard stays off: nothing should listen beyond loopback by default.
         # Through Ray Client (ray://) Tune's driver runs on the cluster, which has not our environment.
@@ -91,6 +94,10 @@ def start_ray(address: str | None, where: str = "--address") -> dict:
         raise UserError(f"{where}: could not connect to a Ray cluster at {address!r} ({e})") from None
     finally:
         auth_log.removeFilter(_without_token_default_notice)
+        # ray.init sets its own SIGTERM handling, which ends the driver in a stack dump and an abort;
+        # the caller's (the CLI's: stop as Ctrl-C does, keeping the search resumable) stands.
+        if on_sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, on_sigterm)
     if address != "local":  # a Ray of our own runs this machine's code alone
         check_node_installs(where)
     return ray.cluster_resources()

@@ -831,6 +831,59 @@ def test_an_interrupted_run_is_kept_once_it_can_be_resumed(tmp_path):
     assert not isinstance(interrupted.value, RunInterrupted) and not (tmp_path / "not-started").exists()
 
 
+@pytest.mark.parametrize("ctrl_c", ["default", "ignored"])
+def test_sigterm_stops_a_run_as_ctrl_c_does(tmp_path, ctrl_c):
+    # SIGTERM (kill, timeout, a batch scheduler) ended Python at once: a run without a checkpoint yet
+    # left its directory in the way of the same command. A job started in the background by a shell
+    # without job control has Ctrl-C ignored; SIGTERM must stop it all the same.
+    import os
+    import signal
+
+    from alphabet.cli import Termination
+    from alphabet.rundir import guard_run_dir
+
+    termination = Termination()
+    previous = signal.signal(signal.SIGTERM, termination), signal.getsignal(signal.SIGINT)
+    if ctrl_c == "ignored":
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    (tmp_path / "not-started").mkdir()  # as new_run_dir makes it
+    try:
+        with pytest.raises(KeyboardInterrupt), guard_run_dir(tmp_path / "not-started"):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises before this ends
+    finally:
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
+    assert termination.received and not (tmp_path / "not-started").exists()
+
+
+def test_sigterm_in_training_says_so_and_names_the_command_that_continues_it(cli, tmp_path):
+    # In this process (a new one spends 8 s on imports): SIGTERM from a thread once the run has a checkpoint.
+    import os
+    import signal
+    import threading
+
+    def terminate_once_resumable() -> None:
+        deadline = time.time() + 60
+        while not (tmp_path / "long" / "checkpoints" / "last.pt").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def unhandled(signum: int, frame: object) -> None:  # else SIGTERM would end pytest itself
+        raise AssertionError("alphabet left SIGTERM to its caller")
+
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        threading.Thread(target=terminate_once_resumable, daemon=True).start()
+        result = cli("train", *with_sets(TINY + [f"log.out_dir={tmp_path}", "log.name=long", "train.epochs=200"]))
+        assert signal.getsignal(signal.SIGTERM) is unhandled  # the caller's handler is back
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert result.code == 143, result.err[-2000:]  # as a shell reports a command the signal ended
+    assert result.err.strip().splitlines()[-2:] == ["alphabet: stopped by SIGTERM",
+                                                    f"continue it with: alphabet train --resume {tmp_path / 'long'}"]
+
+
 def test_ctrl_c_in_training_names_the_command_that_continues_it(tmp_path):
     import signal
     import subprocess

@@ -1,6 +1,7 @@
 """Letters in image files as users have them: photos, faint pencil, transparent PNGs, blank pages."""
 
 import os
+import signal
 import struct
 import sys
 import warnings
@@ -18,7 +19,7 @@ from alphabet.data.emnist_style import (
 )
 from alphabet.data.synthetic import generate
 from alphabet.errors import UserError
-from alphabet.processes import processes_for, usable_cores
+from alphabet.processes import map_over_processes, processes_for, usable_cores
 
 LETTERS = generate(26, seed=5, classes=list("abcdefghijklmnopqrstuvwxyz")).images  # white on black, 28 px
 
@@ -359,6 +360,24 @@ def test_a_phone_photo_is_framed_at_a_working_size(grey, degrees):
     assert factor == 4 and max(small.shape) <= 1024
     assert similarity(to_emnist_style(photo), to_emnist_style(page)) > 0.95
     assert similarity(to_emnist_style(page), to_emnist_style(LETTERS[3])) > 0.95
+
+
+def how_stop_signals_are_held(_: int) -> tuple:
+    return signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="framing over processes is Linux's (fork)")
+def test_processes_leave_ctrl_c_and_sigterm_to_the_command_that_started_them():
+    # A fork copies the CLI's SIGTERM handler, which turns SIGTERM into Ctrl-C: the SIGTERM that ends a
+    # worker (a scheduler's, sent to every process of a job) would come back as its items' result.
+    from alphabet.cli import Termination
+
+    previous = signal.signal(signal.SIGTERM, Termination())
+    try:
+        held = set(map_over_processes(how_stop_signals_are_held, range(8), processes=2))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert held == {(signal.SIG_IGN, signal.SIG_DFL)}
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="framing over processes is Linux's (fork)")

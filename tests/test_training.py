@@ -127,6 +127,40 @@ def test_resume_is_bit_identical_on_cpu(tmp_path, ema, figures):
     assert [s.step for s in events.Scalars("train/loss")] == [1, 2, 3, 4]
 
 
+def test_resume_starts_again_a_run_killed_before_its_first_checkpoint(tmp_path):
+    # kill -9 (or a scheduler's SIGKILL) before epoch 1 leaves the run's config.yaml, perhaps its events
+    # and a best.pt written before last.pt: the same command is refused (the name is taken), and
+    # --resume said "no checkpoints/last.pt to continue from".
+    from alphabet.config import dump_yaml, to_dict
+    from alphabet.rundir import LOCK_FILE
+
+    config = config_for(tmp_path, "train.epochs=2", "log.name=straight")
+    run_training(config, log=lambda *_: None)
+    killed = tmp_path / "killed"
+    (killed / "checkpoints").mkdir(parents=True)
+    (killed / "config.yaml").write_text(dump_yaml(to_dict(config)))
+    (killed / LOCK_FILE).write_text("pid 1 on vm since 2026-12-07 06:00:00\n")  # its process held it
+    (killed / "events.out.tfevents.1.vm.1.0").write_bytes(b"")
+    (killed / "checkpoints" / "best.pt").write_bytes(b"half an epoch")
+    said = []
+    run_training(None, resume=killed, log=said.append)
+    assert f"{killed}: stopped before its first checkpoint; starting it again from its config.yaml" in said
+    a = load_checkpoint(tmp_path / "straight/checkpoints/last.pt")["trainer"]
+    b = load_checkpoint(killed / "checkpoints/last.pt")["trainer"]
+    assert a["epoch"] == b["epoch"] == 2
+    assert all(torch.equal(value, b["model"][key]) for key, value in a["model"].items())
+    assert not (killed / "events.out.tfevents.1.vm.1.0").exists()
+    assert load_checkpoint(killed / "checkpoints/best.pt")["trainer"]["epoch"] >= 1
+    # A folder that no run started is still refused, one with a config.yaml of the user's own too.
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(UserError, match="no checkpoints/last.pt to continue from"):
+        run_training(None, resume=tmp_path / "mine")
+    (tmp_path / "mine" / "config.yaml").write_text("# my settings\ntrain: {epochs: 2}\n")
+    with pytest.raises(UserError, match="no checkpoints/last.pt to continue from"):
+        run_training(None, resume=tmp_path / "mine")
+    assert (tmp_path / "mine" / "config.yaml").read_text() == "# my settings\ntrain: {epochs: 2}\n"
+
+
 def test_an_interrupted_retrain_resumes_bit_identical_and_writes_its_report(tmp_path):
     # In process, in about 20 s; tests/test_faults.py kills a real retrain with SIGKILL (make test-all).
     from search.retrain import retrain
