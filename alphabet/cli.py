@@ -9,16 +9,18 @@ Mistakes in what the user supplied end as one line on stderr and exit code 2;
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
 import re
+import shlex
 import signal
 import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from alphabet.errors import DiskFull, RunInterrupted, UserError
 from alphabet.rundir import claim_new_file, free_name
@@ -340,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run (or an ensemble) from its last checkpoint")
     p.add_argument("--smoke-test", action="store_true", help="a tiny one-epoch run, to check the set-up")
     add_print_config_argument(p, "config")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, outlives_its_reader=True)
 
     p = sub.add_parser("evaluate", help="score a checkpoint on a data source",
                        description="Score a checkpoint on a data source: metrics.json, figures, TensorBoard "
@@ -494,11 +496,14 @@ def _main(argv: list[str] | None, termination: Termination) -> int:
                 if hasattr(args, "out") and len(extras) == 1 and not extras[0].startswith("-") else "")
         parser.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
     try:
-        code = args.func(args)
+        with contextlib.ExitStack() as held:
+            if getattr(args, "outlives_its_reader", False):
+                held.enter_context(contextlib.redirect_stdout(OutputOutlivingItsReader(sys.stdout)))
+            code = args.func(args)
         sys.stdout.flush()  # inside the try, so a closed pipe is caught below
         return code
     except BrokenPipeError:  # `alphabet trials RUN | head`: the reader has what it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        drop_closed_stdout()
         return 141  # what a shell reports for a command ended by SIGPIPE
     except UserError as e:
         if args.debug:
@@ -508,10 +513,54 @@ def _main(argv: list[str] | None, termination: Termination) -> int:
         print(f"alphabet: error: {one_line(str(e))}{then}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
+        # What it said comes first; `| tee LOG` takes Ctrl-C too, and its pipe is gone: stderr still tells.
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            drop_closed_stdout()
         print("alphabet: stopped by SIGTERM" if termination.received else "alphabet: interrupted", file=sys.stderr)
         if isinstance(e, RunInterrupted):
-            print(f"continue it with: alphabet {args.command} --resume {e.run_dir}", file=sys.stderr)
+            print(f"continue it with: alphabet {args.command} --resume {shlex.quote(str(e.run_dir))}", file=sys.stderr)
         return 143 if termination.received else 130  # as a shell reports a command ended by the signal
+
+
+class OutputOutlivingItsReader:
+    """stdout for a run or search: one whose reader ends (`| less`, quit; `| tee LOG`, which Ctrl-C ends
+    too) goes on without printing, and its Ctrl-C then stops it as ever, naming how to continue. On
+    the pipe itself, a search stopped at Tune's next status line, and a run at its next full buffer,
+    saying nothing."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.dropped = False
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self._drop()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._drop()
+
+    def _drop(self) -> None:
+        if not self.dropped:
+            self.dropped = True
+            drop_closed_stdout()
+            print("alphabet: what reads its output has ended; it goes on without printing (Ctrl-C stops it)",
+                  file=sys.stderr)
+
+    def __getattr__(self, name: str) -> object:  # fileno, isatty, encoding ...: the stream's
+        return getattr(self.stream, name)
+
+
+def drop_closed_stdout() -> None:
+    """Send what is left for a stdout whose reader ended to nowhere: no second error at exit."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -43,8 +43,9 @@ class DiskFull(UserError):
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a run that has a checkpoint to continue from, in ``run_dir``."""
+    """Ctrl-C (or SIGTERM) during a run that has a checkpoint to continue from, in ``run_dir`` (a search's:
+    its RUN_DIR or URI)."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path | str) -> None:
         super().__init__(str(run_dir))
         self.run_dir = run_dir

@@ -102,7 +102,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_download_argument(p)
     p.add_argument("--smoke-test", action="store_true", help="a tiny search, to check the set-up")
     add_print_config_argument(p, "experiment")
-    p.set_defaults(func=cmd_search)
+    p.set_defaults(func=cmd_search, outlives_its_reader=True)
 
     p = sub.add_parser("trials", help="the trial table of a search, best first")
     p.add_argument("run_dir")
@@ -122,4 +122,4 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_download_argument(p)
     p.add_argument("--smoke-test", action="store_true", help="retrain for one epoch")
     add_print_config_argument(p, "config")
-    p.set_defaults(func=cmd_retrain)
+    p.set_defaults(func=cmd_retrain, outlives_its_reader=True)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from alphabet.config import dump_yaml, load_yaml
 from alphabet.data import load_splits
-from alphabet.errors import UserError, first_few
+from alphabet.errors import RunInterrupted, UserError, first_few
 from alphabet.finetune import initial_weights
 from alphabet.rundir import disk_is_full, hold_run_dir, mebibytes
 from search.cluster import check_node_installs, cluster_address
@@ -209,8 +209,8 @@ def build_reporter(experiment: Experiment) -> CLIReporter:
 
 def say_interrupted(location: RunLocation, experiment: Experiment, rows: list[TrialRow], elapsed: float,
                     log: Callable[[str], None], how: str = "interrupted") -> None:
-    """What a search stopped by Ctrl-C has done so far, and the command that continues it (which
-    a search stopped ``how`` otherwise says in its error)."""
+    """What a search stopped by Ctrl-C (or ``how`` otherwise) has done so far. The command that continues
+    it comes on stderr, with the error or ``RunInterrupted`` raised next."""
     from search.results import write_results
 
     unfinished = sum(row.status == "unfinished" for row in rows)
@@ -220,8 +220,14 @@ def say_interrupted(location: RunLocation, experiment: Experiment, rows: list[Tr
     if any(not math.isnan(r.score) for r in rows):
         log("the trials so far:")
         write_results(location, experiment, log, rows)
-    if how == "interrupted":
-        log(f"continue it with: alphabet search --resume {shlex.quote(location.uri)}")
+
+
+def interrupted(location: RunLocation, experiment: Experiment, rows: list[TrialRow], elapsed: float,
+                log: Callable[[str], None]) -> RunInterrupted:
+    """What a search stopped by Ctrl-C or SIGTERM has done, said; and the exception that ends it, for the
+    CLI to name the command that continues it on stderr, which a `| tee` the same Ctrl-C ended cannot lose."""
+    say_interrupted(location, experiment, rows, elapsed, log)
+    return RunInterrupted(location.uri)
 
 
 def run_search(experiment: Experiment | None, address: str | None = None, resume: str | None = None,
@@ -368,8 +374,7 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
         raise disk_full(location, f"stopped with {mebibytes(short[0])} free on its disk, under the "
                                   f"{mebibytes(short[1])} a search keeps for its checkpoints and state")
     if unfinished and not (budget and elapsed >= budget):
-        say_interrupted(location, experiment, rows, elapsed, log)
-        raise KeyboardInterrupt
+        raise interrupted(location, experiment, rows, elapsed, log)
     log(f"search finished in {elapsed:.0f}s: {len(grid)} trials, {grid.num_errors} with errors")
     tell_study_what_tune_ended(location, experiment, rows)
     write_results(location, experiment, log, rows)

@@ -884,6 +884,28 @@ def test_sigterm_in_training_says_so_and_names_the_command_that_continues_it(cli
                                                     f"continue it with: alphabet train --resume {tmp_path / 'long'}"]
 
 
+def test_a_run_whose_output_reader_ends_goes_on_to_its_end(tmp_path, monkeypatch, capsys):
+    # `alphabet train ... | head` (or `| less`, quit): the run ended at its next full buffer in a
+    # BrokenPipeError, exit 141, saying nothing; `| tee LOG` lost its Ctrl-C's command to continue.
+    import os
+
+    from alphabet.cli import main
+
+    reader, writer = os.pipe()
+    os.close(reader)
+    closed = open(writer, "w", buffering=1)  # a line at a time: the first one finds the reader gone
+    monkeypatch.setattr(sys, "stdout", closed)
+    try:
+        code = main(["train", *with_sets(TINY + [f"log.out_dir={tmp_path}", "log.name=piped", "train.epochs=2"])])
+    finally:
+        monkeypatch.undo()
+        closed.close()
+    assert code == 0
+    assert (tmp_path / "piped" / "metrics.json").is_file()
+    assert capsys.readouterr().err.splitlines() == [
+        "alphabet: what reads its output has ended; it goes on without printing (Ctrl-C stops it)"]
+
+
 def test_ctrl_c_in_training_names_the_command_that_continues_it(tmp_path):
     import signal
     import subprocess

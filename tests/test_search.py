@@ -25,9 +25,10 @@ from ray import tune
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from alphabet.checkpoint import load_checkpoint
+from alphabet.errors import RunInterrupted
 from search.experiment import experiment_from_dict
 from search.results import TrialRow, load_trials, trials_json
-from search.runner import load_saved_experiment, say_interrupted
+from search.runner import interrupted, load_saved_experiment
 from search.storage import RunLocation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -716,29 +717,37 @@ def test_a_search_whose_saved_state_was_cut_short_is_not_resumed_afresh(finished
 
 
 @pytest.mark.slowest  # 21 to 25 s each; the next test checks what is said, test_cli.py a Ctrl-C in training
-@pytest.mark.parametrize(("stop", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_ctrl_c_says_the_search_was_interrupted_and_how_to_continue(tmp_path, stop, code):
+@pytest.mark.parametrize(("stop", "code", "reader_ends"), [(signal.SIGINT, 130, True), (signal.SIGTERM, 143, False)])
+def test_ctrl_c_says_the_search_was_interrupted_and_how_to_continue(tmp_path, stop, code, reader_ends):
     # Tune returns from fit() on Ctrl-C as if the search were done; the user must hear otherwise.
     # SIGTERM (kill, timeout, a batch scheduler) stops it the same way; it ended in Ray's stack dump
-    # ("*** SIGTERM received ***") and an abort, exit 134.
+    # ("*** SIGTERM received ***") and an abort, exit 134. `alphabet search ... | tee LOG` loses its
+    # reader to the same Ctrl-C: the search then ended at Tune's next status line, exit 141, saying nothing.
     experiment = write_experiment(tmp_path, "stopped", search={"num_samples": 6, "max_concurrent": 1, "seed": 3},
                                   asha={"max_t": 6, "grace_period": 6, "reduction_factor": 2})
     run_dir = tmp_path / "search" / "stopped"
     driver = subprocess.Popen([sys.executable, "-m", "alphabet", "search", str(experiment)], cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.time() + 300
         while time.time() < deadline and not list(run_dir.glob("trial_*/checkpoint_*")):
             time.sleep(0.5)  # interrupt once the first trial has reported
         driver.send_signal(stop)
-        out = driver.communicate(timeout=120)[0]
+        if reader_ends:
+            driver.stdout.close()
+            out, err = "", driver.stderr.read()
+            driver.wait(timeout=120)
+        else:
+            out, err = driver.communicate(timeout=120)
     finally:
         subprocess.run(["pkill", "-9", "-g", str(driver.pid)], check=False)
-    assert driver.returncode == code, out[-3000:]
-    assert ("alphabet: stopped by SIGTERM" in out) == (stop == signal.SIGTERM) and "SIGTERM received" not in out
-    assert "search interrupted after" in out and "search finished" not in out
-    assert f"continue it with: alphabet search --resume {run_dir}" in out and "Tuner.restore(" not in out
-    assert "Token authentication is enabled" not in out  # Ray's notice of its own default, at every start
+    assert driver.returncode == code, (out + err)[-3000:]
+    assert err.strip().splitlines()[-2:] == ["alphabet: stopped by SIGTERM" if stop == signal.SIGTERM
+                                             else "alphabet: interrupted",
+                                             f"continue it with: alphabet search --resume {run_dir}"]
+    assert "SIGTERM received" not in err and "Tuner.restore(" not in out + err
+    assert reader_ends or ("search interrupted after" in out and "search finished" not in out)
+    assert "Token authentication is enabled" not in out + err  # Ray's notice of its own default, at every start
     assert any(r.status == "unfinished" for r in trials_of(run_dir))
 
 
@@ -749,9 +758,10 @@ def test_ctrl_c_before_any_result_is_saved_still_says_how_to_continue(tmp_path):
     rows = [TrialRow("a", "unfinished", {"train.lr": 0.01}, math.nan, math.nan, 0, 0, 0.0),
             TrialRow("b", "unfinished", {"train.lr": 0.02}, math.nan, math.nan, 0, 0, 0.0)]
     said = []
-    say_interrupted(location, experiment_from_dict(TINY_EXPERIMENT, "exp.yaml"), rows, 12.4, said.append)
-    assert said == ["search interrupted after 12s: 2 trials, 2 unfinished",
-                    f"continue it with: alphabet search --resume {location.uri}"]
+    error = interrupted(location, experiment_from_dict(TINY_EXPERIMENT, "exp.yaml"), rows, 12.4, said.append)
+    assert said == ["search interrupted after 12s: 2 trials, 2 unfinished"]
+    # The CLI says on stderr how to continue it: `| tee LOG` takes the same Ctrl-C, and its pipe is gone.
+    assert isinstance(error, RunInterrupted) and error.run_dir == location.uri
 
 
 def ray_cli() -> str:
