@@ -513,7 +513,7 @@ def _main(argv: list[str] | None, termination: Termination) -> int:
         print(f"alphabet: error: {one_line(str(e))}{then}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
-        # What it said comes first; `| tee LOG` takes Ctrl-C too, and its pipe is gone: stderr still tells.
+        # What it printed comes first. `| tee LOG` takes the same Ctrl-C, and its pipe is gone: stderr still tells.
         try:
             sys.stdout.flush()
         except BrokenPipeError:
@@ -525,10 +525,10 @@ def _main(argv: list[str] | None, termination: Termination) -> int:
 
 
 class OutputOutlivingItsReader:
-    """stdout for a run or search: one whose reader ends (`| less`, quit; `| tee LOG`, which Ctrl-C ends
-    too) goes on without printing, and its Ctrl-C then stops it as ever, naming how to continue. On
-    the pipe itself, a search stopped at Tune's next status line, and a run at its next full buffer,
-    saying nothing."""
+    """The stdout of a run, retrain or search. When what reads it ends (`| less`, quit; `| tee LOG`, which
+    the same Ctrl-C ends), the command goes on without printing, and Ctrl-C stops it as ever, naming
+    how to continue. Written straight to the pipe, a search stopped at Tune's next status line, and a
+    run when its output next filled a buffer, both in silence (BrokenPipeError, exit 141)."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
