@@ -497,7 +497,7 @@ def _main(argv: list[str] | None, termination: Termination) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
     try:
         with contextlib.ExitStack() as held:
-            if getattr(args, "outlives_its_reader", False):
+            if getattr(args, "outlives_its_reader", False) and not getattr(args, "print_config", False):
                 held.enter_context(contextlib.redirect_stdout(OutputOutlivingItsReader(sys.stdout)))
             code = args.func(args)
         sys.stdout.flush()  # inside the try, so a closed pipe is caught below
