@@ -508,7 +508,7 @@ def _main(argv: list[str] | None, termination: Termination) -> int:
     except UserError as e:
         if args.debug:
             raise
-        then = (f"; free some, then continue it with: alphabet {args.command} --resume {e.run_dir}"
+        then = (f"; free some, then continue it with: alphabet {args.command} --resume {shlex.quote(str(e.run_dir))}"
                 if isinstance(e, DiskFull) and e.run_dir else "")
         print(f"alphabet: error: {one_line(str(e))}{then}", file=sys.stderr)
         return 2

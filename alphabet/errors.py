@@ -37,7 +37,7 @@ class TrainingDiverged(UserError):
 class DiskFull(UserError):
     """A file could not be written whole for want of space. ``run_dir`` is set where the run it
     belongs to can continue (``--resume``) once there is room: a run's directory, or a search's
-    RUN_DIR as a shell word (quoted where it must be)."""
+    RUN_DIR or URI (the CLI quotes it for the shell)."""
 
     run_dir: Path | str | None = None
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import pickletools
-import shlex
 import shutil
 import signal
 import sys
@@ -66,7 +65,7 @@ class DiskGuard(tune.Callback):
 
 def disk_full(location: RunLocation, why: str) -> DiskFull:
     error = DiskFull(f"{location.uri}: {why}; expected more room there")
-    error.run_dir = shlex.quote(location.uri)  # the CLI ends the line with the command that continues it
+    error.run_dir = location.uri  # the CLI ends the line with the command that continues it
     return error
 
 
