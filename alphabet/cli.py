@@ -22,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
-from alphabet.errors import DiskFull, RunInterrupted, UserError
+from alphabet.errors import DiskFull, RunInterrupted, UserError, counted
 from alphabet.rundir import claim_new_file, free_name
 
 if TYPE_CHECKING:
@@ -175,7 +175,7 @@ def _write_overlays(folder: str | None, readings: list[Reading], accept: float |
     except OSError as e:  # a folder that cannot be made or written
         raise UserError(f"--overlay {folder}: cannot write the drawn images there ({e.strerror or e})") from None
     if written:
-        print(f"drew {len(written)} image{'s' if len(written) > 1 else ''} with their letters' boxes in {folder} "
+        print(f"drew {counted(len(written), 'image')} with their letters' boxes in {folder} "
               f"({written[0].name}{', ...' if len(written) > 1 else ''})", file=sys.stderr)
 
 
@@ -224,7 +224,7 @@ def cmd_data(args: argparse.Namespace) -> int:
         loaded = load_source(data.source, data)
         with claim_new_file(out, log=say) as out:
             save_npz(loaded.pool, out)
-        print(f"wrote {out}: {len(loaded.pool)} images of {len(loaded.pool.classes)} letters; "
+        print(f"wrote {out}: {counted(len(loaded.pool), 'image')} of {counted(len(loaded.pool.classes), 'letter')}; "
               f"read it with data.source=npz:{out}")
         return 0
     splits = load_splits(data)

@@ -1,4 +1,5 @@
-"""The one error type that the CLI turns into a one-line message and exit code 2."""
+"""The one error type that the CLI turns into a one-line message and exit code 2, and the helpers that
+word what it and the CLI say."""
 
 from __future__ import annotations
 
@@ -18,6 +19,12 @@ class UserError(Exception):
 def first_few(names: list[str], most: int = 5) -> str:
     """Names for an error's hint, the first ``most`` of them: "a, b, c and 4 more"."""
     return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def counted(n: int, noun: str, nouns: str = "") -> str:
+    """"1 image", "3 images": a count with its noun, for lines that may count one; ``nouns`` where the
+    plural is not ``noun`` + s ("classes")."""
+    return f"{n} {noun}" if n == 1 else f"{n} {nouns or noun + 's'}"
 
 
 def did_you_mean(word: str, choices: Iterable[str], shown: str = "") -> str:

@@ -15,7 +15,7 @@ from alphabet.data.splits import holdout, select_classes
 from alphabet.engine import evaluate_loss, pick_device
 from alphabet.ensemble import Classifier, load_classifier
 from alphabet.environment import environment
-from alphabet.errors import UserError
+from alphabet.errors import UserError, counted
 from alphabet.metrics import ACCEPT_AT, SHOWN_ACCEPT, calibration_text, class_report, headline
 from alphabet.reporting import RunReporter, write_json, write_mistakes
 
@@ -77,8 +77,9 @@ def evaluate_checkpoint(checkpoint: str | Path, source: str, out_dir: Path, spli
     misread = write_mistakes(out_dir / "mistakes.csv", data, probs, source)
     present = int((report.support > 0).sum())
     shown = split_shown(split, ", test-time augmentation" if tta else "")
-    log(f"{len(data)} images of {present} classes from {source} ({shown}): {headline(result)}")
+    scored = f"{counted(len(data), 'image')} of {counted(present, 'class', 'classes')}"
+    log(f"{scored} from {source} ({shown}): {headline(result)}")
     log(calibration_text(result["calibration"], threshold=SHOWN_ACCEPT if accept is None else accept))
-    log(f"wrote {out_dir / 'metrics.json'}, figures in {out_dir / 'figures'} and the {misread} misread letters "
-        f"in {out_dir / 'mistakes.csv'} (the label believed least first)")
+    log(f"wrote {out_dir / 'metrics.json'}, figures in {out_dir / 'figures'} and the "
+        f"{counted(misread, 'misread letter')} in {out_dir / 'mistakes.csv'} (the label believed least first)")
     return result

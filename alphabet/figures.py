@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from alphabet.metrics import Calibration, ClassReport  # noqa: E402
+from alphabet.metrics import Calibration, ClassReport, auc_text  # noqa: E402
 
 
 def render(fig: Figure, dpi: int = 110) -> np.ndarray:
@@ -67,7 +67,7 @@ def roc_figure(report: ClassReport, title: str = "") -> Figure:
     ax.plot([0, 1], [0, 1], "k--", lw=0.8)
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
-    ax.set_title(f"{title}one-vs-rest ROC, macro AUC {report.summary['macro_auc']:.4f}")
+    ax.set_title(f"{title}one-vs-rest ROC, macro AUC {auc_text(report.summary['macro_auc'])}")
     if report.roc:  # none where no letter has both its own and others among these (a split of a few letters)
         ax.legend(fontsize=6, ncols=2, loc="lower right")
     fig.tight_layout()

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from alphabet.errors import counted
+
 
 def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor, num_classes: int) -> torch.Tensor:
     """(true, predicted) counts."""
@@ -262,11 +264,18 @@ def interval_text(interval: dict, signed: bool = False) -> str:
 
 def headline(scores: dict) -> str:
     """One line of a report's ``to_json()``: balanced accuracy with its interval, then the others."""
-    interval = scores.get("balanced_accuracy_interval")
-    shown = (f" ({interval_text(interval)}, over {interval['groups']} {interval['resampled']})"
-             if interval else "")
+    interval, shown = scores.get("balanced_accuracy_interval"), ""
+    if interval:
+        over = counted(interval["groups"], interval["resampled"].removesuffix("s"), interval["resampled"])
+        shown = f" ({interval_text(interval)}, over {over})"
     return (f"balanced accuracy {scores['balanced_accuracy']:.4f}{shown}, accuracy {scores['accuracy']:.4f}, "
-            f"macro F1 {scores['macro_f1']:.4f}, macro AUC {scores['macro_auc']:.4f}")
+            f"macro F1 {scores['macro_f1']:.4f}, macro AUC {auc_text(scores['macro_auc'])}")
+
+
+def auc_text(macro_auc: float) -> str:
+    """Macro AUC as shown: undefined where every image is of one letter, as a letter's one-vs-rest AUC
+    needs images of other letters too."""
+    return f"{macro_auc:.4f}" if np.isfinite(macro_auc) else "n/a (one letter only)"
 
 
 def confident_mistakes(probs: torch.Tensor, labels: torch.Tensor, limit: int) -> np.ndarray:

@@ -708,6 +708,15 @@ def test_evaluate_lists_the_misread_letters_by_file(cli, trained, tmp_path):
     row = next(r for r in rows if r["origin"] == str(misfiled))
     assert (row["true"], row["predicted"]) == (least["letter"], surest["top"][0]["letter"])
     assert float(row["p_true"]) == pytest.approx(least["probability"], abs=1e-3)
+    alone = tmp_path / "alone" / misfiled.parent.name  # one letter, misread: counted as one
+    alone.mkdir(parents=True)
+    misfiled.rename(alone / misfiled.name)
+    one = cli("evaluate", trained, "--data", f"folder:{alone.parent}", "--split", "all", "--out-dir", tmp_path,
+              "--name", "one")
+    assert one.code == 0, one.err
+    assert f"1 image of 1 class from folder:{alone.parent} (" in one.out, one.out
+    assert "over 1 image), accuracy 0.0000, macro F1 0.0000, macro AUC n/a (one letter only)\n" in one.out, one.out
+    assert f"the 1 misread letter in {tmp_path / 'one' / 'mistakes.csv'}" in one.out, one.out
 
     on_synthetic = cli("evaluate", trained, "--data", "synthetic", "--out-dir", tmp_path, "--name", "syn")
     assert on_synthetic.code == 0, on_synthetic.err
