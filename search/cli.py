@@ -54,11 +54,18 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_trials(args: argparse.Namespace) -> int:
     from alphabet.rundir import holder_of_run_dir
     from search.results import load_trials, trials_json, trials_table
-    from search.runner import load_saved_experiment
+    from search.runner import has_tune_state, is_unstarted_search, load_saved_experiment
     from search.storage import RunLocation
 
     location = RunLocation.parse(args.run_dir)
     experiment = load_saved_experiment(location)
+    if not location.remote and not has_tune_state(location):  # Tune saves it a second or so after the start
+        if holder := holder_of_run_dir(location.path):
+            print(f"{location.uri}: no trial has begun yet; {holder} is starting the search")
+            return 0
+        if is_unstarted_search(location):
+            raise UserError(f"{location.uri}: stopped before its first trial began; expected its trials once it "
+                            f"is continued: alphabet search --resume {shlex.quote(location.uri)}")
     rows = load_trials(location, experiment)
     if location.path.is_dir() and holder_of_run_dir(location.path):  # its driver is alive: they run
         rows = [dataclasses.replace(r, status="running") if r.status == "unfinished" else r for r in rows]

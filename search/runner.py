@@ -15,19 +15,20 @@ import logging
 import math
 import os
 import shlex
+import shutil
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from alphabet.config import dump_yaml, load_yaml
 from alphabet.data import load_splits
-from alphabet.errors import RunInterrupted, UserError, first_few
+from alphabet.errors import DiskFull, RunInterrupted, UserError, first_few
 from alphabet.finetune import initial_weights
-from alphabet.rundir import disk_is_full, hold_run_dir, mebibytes
+from alphabet.rundir import LOCK_FILE, disk_is_full, hold_run_dir, mebibytes
 from search.cluster import check_node_installs, cluster_address
 from search.experiment import Experiment, check_initial_weights, experiment_from_dict
 from search.storage import STUDY_FILE, RunLocation, largest_checkpoint_in, locate_new_run, require_room, room_short
@@ -155,6 +156,54 @@ def move_here(location: RunLocation, log: Callable[[str], None]) -> None:
             "study here")
 
 
+def has_tune_state(location: RunLocation) -> bool:
+    """Whether Tune can continue the search: locally, its experiment state, saved a moment after the
+    tuner.pkl that Tune's own check looks for (a kill in between left a ValueError's traceback)."""
+    from ray import tune
+
+    if location.remote:
+        return tune.Tuner.can_restore(location.uri)
+    return any(location.path.glob("experiment_state-*.json"))
+
+
+@contextlib.contextmanager
+def removed_unless_started(location: RunLocation) -> Iterator[None]:
+    """A new search stopped (Ctrl-C, an error) before Tune first saved its state leaves nothing to
+    continue: the directory it made is removed again, and its name is free for the same command."""
+    try:
+        yield
+    except BaseException as e:
+        if not location.remote and not has_tune_state(location):
+            shutil.rmtree(location.path, ignore_errors=True)
+            if isinstance(e, DiskFull):  # nothing left to continue once there is room
+                e.run_dir = None
+        raise
+
+
+# What a search has written before Tune first saves its state, a second or so after it starts: its
+# experiment and lock, the study (with SQLite's journal where a kill came as it wrote), Tune's tuner.pkl
+# and the marker Tune writes to check that it can write there.
+STUDY_JOURNALS = tuple(STUDY_FILE + suffix for suffix in ("-journal", "-wal", "-shm"))
+TUNER_FILE = "tuner.pkl"
+UNSTARTED_SEARCH_FILES = {EXPERIMENT_FILE, LOCK_FILE, STUDY_FILE, *STUDY_JOURNALS, TUNER_FILE,
+                          ".validate_storage_marker"}
+
+
+def is_unstarted_search(location: RunLocation) -> bool:
+    """A local search killed (kill -9, a lost machine) after it saved its experiment and before Tune first
+    saved its state: nothing in it but what it wrote first. A finished search that lost Tune's state is not."""
+    return (not location.remote and not has_tune_state(location)
+            and {entry.name for entry in location.path.iterdir()} <= UNSTARTED_SEARCH_FILES)
+
+
+def clear_unstarted_search(location: RunLocation, log: Callable[[str], None]) -> None:
+    """An unstarted search (``is_unstarted_search``) made ready to start again in its directory, from its
+    experiment.yaml: its study, which holds at most the first trials asked for, begins afresh."""
+    for name in (STUDY_FILE, *STUDY_JOURNALS, TUNER_FILE):
+        (location.path / name).unlink(missing_ok=True)
+    log(f"{location.uri}: stopped before its first trial began; it starts again from its {EXPERIMENT_FILE}")
+
+
 def tell_study_what_tune_ended(location: RunLocation, experiment: Experiment, rows: list[TrialRow]) -> None:
     """A finished search's study holds no trial RUNNING that Tune's results show ended (search.space)."""
     import optuna
@@ -269,7 +318,13 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
             check_tune_state(location.path)
             require_room(location.path, location.uri, "to continue the search")
             move_here(location, log)
+            if is_unstarted_search(location):
+                clear_unstarted_search(location, log)
+                resume = None  # a new search, in the directory it was given
+            elif not has_tune_state(location):  # before the data is read and Ray started
+                raise UserError(f"{location.uri}: no Tune experiment state to resume from")
     else:
+        location = None
         RunLocation.parse(experiment.storage.path).check_reachable(experiment.source)
     started = time.time()
     try:  # read here, once, so that the nodes of a cluster need no copy of the file
@@ -291,13 +346,17 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
 
     ours = not ray.is_initialized()  # a Ray the caller started stays up for the caller
     cluster = start_ray(address, where)
+    if ours:  # ended however this ends: a refusal below, called in process (tests, notebooks), left it up
+        held.callback(ray.shutdown)
     res = per_trial_resources(experiment, cluster)
-    if not resume:  # only now, so that a search refused above leaves no run directory behind
+    if location is None:  # only now, so that a search refused above leaves no run directory behind
         try:
             location = locate_new_run(experiment.storage.path, experiment.storage.name, log)
         except UserError as e:  # the checks before cannot see a disk that is full, say
             raise UserError(f"{experiment.source}: {e}") from None
         _hold(held, location)
+        held.enter_context(removed_unless_started(location))
+        save_experiment(experiment, location)  # at once: what a kill leaves can start again (--resume)
     trainable = tune.with_resources(tune.with_parameters(train_trial, experiment=experiment, splits=splits,
                                                            initial=initial), res)
     log(f"search {location.uri}: {len(splits.train)} train / {len(splits.val)} val images, "
@@ -313,11 +372,10 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
     # on the cluster, off its main thread, and the guard's signal would end that process.
     guard = None if location.remote or address.startswith("ray://") else DiskGuard(location.path)
     if resume:
-        if not tune.Tuner.can_restore(location.uri):
+        if not has_tune_state(location):
             raise UserError(f"{location.uri}: no Tune experiment state to resume from")
         tuner = tune.Tuner.restore(location.uri, trainable, resume_unfinished=True, resume_errored=True)
     else:
-        save_experiment(experiment, location)
         s = experiment.search
         # reuse_actors: a fresh worker per trial re-imports torch (~5 s on 2 cores), often longer than
         # the one epoch ASHA gives a poor trial; trials set their own seeds, threads and writers.

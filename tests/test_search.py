@@ -11,6 +11,7 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,10 +26,11 @@ from ray import tune
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from alphabet.checkpoint import load_checkpoint
-from alphabet.errors import RunInterrupted
+from alphabet.errors import DiskFull, RunInterrupted
+from alphabet.rundir import LOCK_FILE
 from search.experiment import experiment_from_dict
 from search.results import TrialRow, load_trials, trials_json
-from search.runner import interrupted, load_saved_experiment
+from search.runner import interrupted, load_saved_experiment, removed_unless_started, save_experiment
 from search.storage import RunLocation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -714,6 +716,85 @@ def test_a_search_whose_saved_state_was_cut_short_is_not_resumed_afresh(finished
             "fills while Tune saves it leaves it; expected a whole file: this "
             "search cannot be continued (its trials' folders and optuna.db are left as they are)\n"), done.err
         assert sorted(p.name for p in run_dir.iterdir()) == before
+
+
+def test_a_search_killed_before_tune_saved_its_state_starts_again_on_resume(tmp_path, cli):
+    # What a kill -9 in the second between a search's experiment.yaml and Tune's first saved state leaves:
+    # --resume once said "no Tune experiment state to resume from", and the name was lost to it.
+    raw = json.loads(json.dumps(TINY_EXPERIMENT))
+    raw["search"].update(num_samples=1)
+    raw["asha"].update(max_t=1, grace_period=1)
+    raw["storage"] = {"path": str(tmp_path / "search"), "name": "early"}
+    location = RunLocation.parse(str(tmp_path / "search" / "early"))
+    location.path.mkdir(parents=True)
+    save_experiment(experiment_from_dict(raw, "early.yaml"), location)
+    study = optuna.create_study(study_name="early", storage=location.optuna_storage(), direction="maximize")
+    study.ask()  # the first trial Tune asked for, left running by the kill
+    (location.path / "optuna.db-journal").write_bytes(b"")
+    with held_by_another_process(location.path) as driver:  # as it starts, `alphabet trials` says so
+        starting = cli("trials", location.path)
+        assert starting.code == 0, starting.err
+        assert starting.out.startswith(f"{location.path}: no trial has begun yet; pid {driver.pid} on "
+                                       f"{socket.gethostname()} since "), starting.out
+        assert starting.out.endswith(" is starting the search\n"), starting.out
+    assert (location.path / LOCK_FILE).is_file()  # the kill leaves its lock, free
+    killed = cli("trials", location.path)
+    assert killed.code == 2 and killed.err == (
+        f"alphabet: error: {location.path}: stopped before its first trial began; expected its trials once it is "
+        f"continued: alphabet search --resume {location.path}\n"), killed.err
+    done = cli("search", "--resume", location.path)
+    assert done.code == 0, done.err[-3000:]
+    assert done.out.startswith(f"{location.path}: stopped before its first trial began; it starts again from its "
+                               "experiment.yaml\n"), done.out[:500]
+    rows = trials_of(location.path)
+    assert [(r.status, r.epochs) for r in rows] == [("completed", 1)], rows
+    study = optuna.load_study(study_name="early", storage=location.optuna_storage())
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE]  # not the one left running
+    assert (location.path / "best.yaml").is_file() and not (location.path / "optuna.db-journal").exists()
+
+
+def test_a_search_that_lost_tune_state_after_its_trials_ran_is_not_started_again(finished_search, tmp_path, cli):
+    run_dir = tmp_path / "stateless"
+    shutil.copytree(finished_search, run_dir)
+    for state in run_dir.glob("experiment_state-*.json"):
+        state.unlink()
+    before = sorted(p.name for p in run_dir.iterdir())
+    done = cli("search", "--resume", run_dir)
+    assert done.code == 2 and done.err == f"alphabet: error: {run_dir}: no Tune experiment state to resume from\n"
+    assert sorted(p.name for p in run_dir.iterdir()) == before
+
+
+def test_a_search_refused_once_ray_has_started_leaves_no_ray_running(tmp_path, cli):
+    # Called in process (a notebook, these tests), a refusal after ray.init left its Ray up; a later
+    # `ray stop` then took that Ray's GCS, and Ray ended the caller a minute later (pytest, 2026-12-07).
+    import ray
+
+    experiment = write_experiment(tmp_path, "big", resources={"cpus_per_trial": 64})
+    refused = cli("search", experiment)
+    assert refused.code == 2 and "big.yaml: resources: a trial asks for 64 CPU" in refused.err, refused.err
+    assert not ray.is_initialized() and not (tmp_path / "search").exists()
+
+
+def test_a_new_search_stopped_before_tune_saved_its_state_leaves_nothing(finished_search, tmp_path):
+    # Ctrl-C as Ray starts or the data goes to its object store: nothing to continue, so the name is
+    # free again for the same command. Once Tune has saved its state, the search is kept to continue.
+    early = RunLocation.parse(str(tmp_path / "search" / "early"))
+    early.path.mkdir(parents=True)
+    (early.path / "experiment.yaml").write_text("search: {}\n")
+    with pytest.raises(KeyboardInterrupt), removed_unless_started(early):
+        raise KeyboardInterrupt
+    assert not early.path.exists() and early.path.parent.is_dir()
+    early.path.mkdir()
+    full = DiskFull(f"{early.uri}: no space left on its disk")
+    full.run_dir = early.uri
+    with pytest.raises(DiskFull), removed_unless_started(early):  # nothing is left to continue with room
+        raise full
+    assert full.run_dir is None and not early.path.exists()
+    started = RunLocation.parse(str(tmp_path / "started"))
+    shutil.copytree(finished_search, started.path)
+    with pytest.raises(KeyboardInterrupt), removed_unless_started(started):
+        raise KeyboardInterrupt
+    assert (started.path / "experiment.yaml").is_file() and list(started.path.glob("trial_*"))
 
 
 @pytest.mark.slowest  # 21 to 25 s each; the next test checks what is said, test_cli.py a Ctrl-C in training
