@@ -20,11 +20,11 @@ from ray.train._internal.storage import StorageContext  # the class Tune pickles
 
 from alphabet.rundir import replaced_whole
 from search.disk_guard import DiskGuard
-from search.storage import STUDY_FILE
+from search.storage import STUDY_FILE, TUNER_STATE
 
-TUNER_STATE = "tuner.pkl"  # Tune's state as the search began: where it ran is read from this one
-# The searcher's state and the search generator's (a pickle too), as the search went on, then Tune's: a
-# move cut short leaves Tune's naming the old folder, so that the next --resume makes it again.
+# Where the search ran is read from Tune's TUNER_STATE, saved as it began. The searcher's state and the
+# search generator's (a pickle too), as the search went on, then Tune's: a move cut short leaves Tune's
+# naming the old folder, so that the next --resume makes it again.
 PICKLED_STATES = ("searcher-state-*.pkl", "search_gen_state-*.json", TUNER_STATE)
 STUDY_URL = "sqlite:///{}"
 

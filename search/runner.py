@@ -31,7 +31,15 @@ from alphabet.finetune import initial_weights
 from alphabet.rundir import LOCK_FILE, disk_is_full, hold_run_dir, mebibytes
 from search.cluster import check_node_installs, cluster_address
 from search.experiment import Experiment, check_initial_weights, experiment_from_dict
-from search.storage import STUDY_FILE, RunLocation, largest_checkpoint_in, locate_new_run, require_room, room_short
+from search.storage import (
+    STUDY_FILE,
+    TUNER_STATE,
+    RunLocation,
+    largest_checkpoint_in,
+    locate_new_run,
+    require_room,
+    room_short,
+)
 from search.worker_setup import SETUP_HOOK
 
 if TYPE_CHECKING:  # Ray is imported where used, so that `alphabet --help` starts fast
@@ -184,8 +192,7 @@ def removed_unless_started(location: RunLocation) -> Iterator[None]:
 # experiment and lock, the study (with SQLite's journal where a kill came as it wrote), Tune's tuner.pkl
 # and the marker Tune writes to check that it can write there.
 STUDY_JOURNALS = tuple(STUDY_FILE + suffix for suffix in ("-journal", "-wal", "-shm"))
-TUNER_FILE = "tuner.pkl"
-UNSTARTED_SEARCH_FILES = {EXPERIMENT_FILE, LOCK_FILE, STUDY_FILE, *STUDY_JOURNALS, TUNER_FILE,
+UNSTARTED_SEARCH_FILES = {EXPERIMENT_FILE, LOCK_FILE, STUDY_FILE, *STUDY_JOURNALS, TUNER_STATE,
                           ".validate_storage_marker"}
 
 
@@ -199,7 +206,7 @@ def is_unstarted_search(location: RunLocation) -> bool:
 def clear_unstarted_search(location: RunLocation, log: Callable[[str], None]) -> None:
     """An unstarted search (``is_unstarted_search``) made ready to start again in its directory, from its
     experiment.yaml: its study, which holds at most the first trials asked for, begins afresh."""
-    for name in (STUDY_FILE, *STUDY_JOURNALS, TUNER_FILE):
+    for name in (STUDY_FILE, *STUDY_JOURNALS, TUNER_STATE):
         (location.path / name).unlink(missing_ok=True)
     log(f"{location.uri}: stopped before its first trial began; it starts again from its {EXPERIMENT_FILE}")
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # imported where used: a CLI that never opens storage should 
     import pyarrow.fs
 
 STUDY_FILE = "optuna.db"
+TUNER_STATE = "tuner.pkl"  # Tune's, as the search began: a moment before its experiment's state
 OBJECT_STORES = ("s3", "gs", "gcs")  # pyarrow's schemes whose first path component is a bucket
 GCS_PROBE_S = 10
 GCS_STATUS = "google::cloud::Status("
