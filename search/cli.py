@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import shlex
+import sys
 
 from alphabet.cli import add_download_argument, add_print_config_argument, add_set_argument, print_settings
 from alphabet.errors import UserError
@@ -60,8 +61,11 @@ def cmd_trials(args: argparse.Namespace) -> int:
     location = RunLocation.parse(args.run_dir)
     experiment = load_saved_experiment(location)
     if not location.remote and not has_tune_state(location):  # Tune saves it a second or so after the start
-        if holder := holder_of_run_dir(location.path):
-            print(f"{location.uri}: no trial has begun yet; {holder} is starting the search")
+        if holder := holder_of_run_dir(location.path):  # a script's --json gets no trials, as JSON
+            if args.json:
+                print(trials_json([], experiment.search.metric, experiment.rank_epochs))
+            print(f"{location.uri}: no trial has begun yet; {holder} is starting the search",
+                  file=sys.stderr if args.json else sys.stdout)
             return 0
         if is_unstarted_search(location):
             raise UserError(f"{location.uri}: stopped before its first trial began; expected its trials once it "

@@ -737,6 +737,8 @@ def test_a_search_killed_before_tune_saved_its_state_starts_again_on_resume(tmp_
         assert starting.out.startswith(f"{location.path}: no trial has begun yet; pid {driver.pid} on "
                                        f"{socket.gethostname()} since "), starting.out
         assert starting.out.endswith(" is starting the search\n"), starting.out
+        script = cli("trials", location.path, "--json")  # a script that polls it reads JSON: no trials yet
+        assert script.code == 0 and json.loads(script.out) == [] and "no trial has begun yet" in script.err
     assert (location.path / LOCK_FILE).is_file()  # the kill leaves its lock, free
     killed = cli("trials", location.path)
     assert killed.code == 2 and killed.err == (
