@@ -17,7 +17,6 @@ import os
 import shlex
 import shutil
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -43,7 +42,6 @@ from search.storage import (
 from search.worker_setup import SETUP_HOOK
 
 if TYPE_CHECKING:  # Ray is imported where used, so that `alphabet --help` starts fast
-    from ray.tune import CLIReporter
     from ray.tune.experiment import Trial
     from ray.tune.search import Searcher
 
@@ -252,17 +250,6 @@ def trial_dirname(trial: Trial) -> str:
     return f"trial_{number.zfill(3)}_{trial.trial_id}"
 
 
-def build_reporter(experiment: Experiment) -> CLIReporter:
-    from ray.tune import CLIReporter
-
-    # In a log file (nohup, CI) the status table comes once a minute, not every 5 s. Not
-    # sort_by_metric: Ray's sort fails on trials a time budget stopped before their first
-    # report; `alphabet trials` gives the sorted table. Columns as wide as the longest metric's name
-    # (val_balanced_accuracy), which Ray's default of 20 broke over two lines.
-    return CLIReporter(metric_columns=["epoch", experiment.search.metric],
-                       max_report_frequency=10 if sys.stdout.isatty() else 60, max_column_length=24)
-
-
 def say_interrupted(location: RunLocation, experiment: Experiment, rows: list[TrialRow], elapsed: float,
                     log: Callable[[str], None], how: str = "interrupted") -> None:
     """What a search stopped by Ctrl-C (or ``how`` otherwise) has done so far. The command that continues
@@ -309,6 +296,7 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
 
     from search.checkpoint_repair import RepairStaleCheckpoints
     from search.disk_guard import DiskGuard, check_tune_state, disk_full, filled_by_another
+    from search.reporter import status_reporter
     from search.scheduler import build_scheduler
     from search.trainable import train_trial
     from search.trial_logs import CsvTrialLog, JsonTrialLog
@@ -397,7 +385,7 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
                 failure_config=tune.FailureConfig(max_failures=experiment.resources.max_failures),
                 sync_config=tune.SyncConfig(sync_artifacts=True),
                 callbacks=[JsonTrialLog(), CsvTrialLog(), RepairStaleCheckpoints(), *([guard] if guard else [])],
-                progress_reporter=build_reporter(experiment),
+                progress_reporter=status_reporter(experiment),
                 verbose=1),
         )
     # On Ctrl-C Tune logs how to resume from Python; ours below says how to from the command line.

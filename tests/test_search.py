@@ -85,6 +85,8 @@ def finished_search(tmp_path_factory) -> Path:
     assert done.returncode == 0, done.stderr[-3000:]
     assert "tensorboard --logdir" in done.stdout
     assert "Token authentication is enabled" not in done.stdout + done.stderr  # Ray's notice at every start
+    # Tune's status table, without its line naming the driver's staging folder under /tmp/ray for the results
+    assert "Number of trials: 6/6 (6 TERMINATED)" in done.stdout and "Result logdir" not in done.stdout
     return tmp_path / "search" / "tiny"
 
 
