@@ -57,7 +57,7 @@ def _locate(target: str) -> tuple[Path, Path | None]:
         best = path / BEST_FILE
         if not best.is_file():
             raise UserError(f"{path}: no {BEST_FILE}; expected a finished search's RUN_DIR or a best.yaml file"
-                            f"{searches_within(path) or _run_not_search(path)}")
+                            f"{_run_not_search(path) or searches_within(path)}")
         return best, path
     if not path.is_file():
         raise UserError(f"{path}: not found; expected a search RUN_DIR or a best.yaml file")

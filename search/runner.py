@@ -132,11 +132,14 @@ def save_experiment(experiment: Experiment, location: RunLocation) -> None:
 
 def searches_within(folder: Path) -> str:
     """Where ``folder`` is a storage.path rather than a RUN_DIR, the searches in it, as a hint to end an
-    error with (" (a folder of searches: own, quick; name one, e.g. .../own)"), else ""."""
+    error with (" (a folder of searches: own, quick; name one, e.g. .../own)"); where it lies in a
+    search's RUN_DIR, that search; else ""."""
     with contextlib.suppress(OSError):
         names = sorted(child.name for child in folder.iterdir() if (child / EXPERIMENT_FILE).is_file())
         if names:
             return f" (a folder of searches: {first_few(names)}; name one, e.g. {folder / names[0]})"
+    if (folder.parent / EXPERIMENT_FILE).is_file():  # a trial's folder, the retrain's, best.yaml
+        return f" (it lies in the search {folder.parent}; name that)"
     return ""
 
 

@@ -184,6 +184,10 @@ CASES = {
         ["trials", (t / "quick").mkdir() or (t / "quick" / "experiment.yaml").write_text("space: {}\n") and t], str(t)),
         "not a search run directory; expected experiment.yaml in it (a folder of searches: quick; "
         "name one, e.g. {tmp}/quick)"),
+    "trials: a trial's folder, not its search": (lambda t, ck: (
+        ["trials", (t / "experiment.yaml").write_text("space: {}\n") and (t / "trial_001_x").mkdir() or
+         t / "trial_001_x"], "trial_001_x"),
+        "not a search run directory; expected experiment.yaml in it (it lies in the search {tmp}; name that)"),
     "retrain: the storage.path, not a search in it": (lambda t, ck: (
         ["retrain", (t / "quick").mkdir() or (t / "quick" / "experiment.yaml").write_text("space: {}\n") and t],
         str(t)), "no best.yaml; expected a finished search's RUN_DIR or a best.yaml file (a folder of searches: "
