@@ -547,6 +547,7 @@ def test_search_on_s3_with_auxiliary_letters(tmp_path, s3_server, cli, monkeypat
     assert "auxiliary training images" in (local / "retrain" / "report.md").read_text()
 
 
+@pytest.mark.slowest  # 29 to 35 s; in CI, the s3:// search shows a URI's search, tests/test_storage.py the emulator
 def test_search_on_gcs(tmp_path, gcs_server, cli, monkeypatch):
     # Google Cloud Storage through pyarrow, as Ray Tune reaches it: an emulator, entered anonymously
     # (gs://anonymous@ takes no credentials; the URI's user is not part of the run's local folder).
