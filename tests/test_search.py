@@ -759,6 +759,7 @@ def test_a_search_killed_before_tune_saved_its_state_starts_again_on_resume(tmp_
 
 
 def test_a_search_that_lost_tune_state_after_its_trials_ran_is_not_started_again(finished_search, tmp_path, cli):
+    # Its tuner.pkl passed Tune's own check, and Tune's restore ended in a ValueError's traceback.
     run_dir = tmp_path / "stateless"
     shutil.copytree(finished_search, run_dir)
     for state in run_dir.glob("experiment_state-*.json"):
