@@ -43,6 +43,14 @@ class DefineSpace:
                 chosen[p.key] = trial.suggest_float(p.key, p.low, p.high, log=log, step=None if log else p.step)
         return None
 
+    def on_grid(self, config: dict) -> dict:
+        """``config`` with each stepped float as its grid value is written: Optuna computes them as
+        low + k * step, so a dropout of 0.30000000000000004 reached the trial's params, Tune's table
+        and TensorBoard's HParams. Twelve decimals keep any step a space can mean."""
+        stepped = {p.key for p in self.params if p.type == "uniform" and p.step}
+        return {key: round(value, 12) if key in stepped and isinstance(value, float) else value
+                for key, value in config.items()}
+
 
 class PruningOptunaSearch(OptunaSearch):
     """OptunaSearch that records per-epoch values and ASHA's early stops as pruned."""
@@ -53,6 +61,8 @@ class PruningOptunaSearch(OptunaSearch):
 
     def suggest(self, trial_id: str) -> dict | None:
         config = super().suggest(trial_id)
+        if isinstance(config, dict) and isinstance(self._space, DefineSpace):  # a config, not Searcher.FINISHED
+            config = self._space.on_grid(config)
         trial = self._ot_trials.get(trial_id)
         if config is not None and trial is not None:
             trial.set_user_attr(TUNE_TRIAL_ID, trial_id)

@@ -77,3 +77,17 @@ def test_trials_tune_ended_without_telling_the_searcher_are_told_at_the_end():
     assert told["completed"].state == states.COMPLETE and told["completed"].value == 0.8
     assert told["unfinished"].state == told["no such trial"].state == states.RUNNING  # Ctrl-C: it resumes
     assert tell_what_tune_ended(study, rows, max_t=4, worst=0.0) == 0  # told once
+
+
+def test_stepped_settings_reach_the_trial_as_written(tmp_path):
+    # Optuna computes a stepped value as low + k * step: 0.30000000000000004 for a dropout stepped by 0.1.
+    space = DefineSpace([ParamSpec(key="model.dropout", type="uniform", low=0.0, high=0.5, step=0.1),
+                         ParamSpec(key="train.lr", type="loguniform", low=1e-4, high=1e-1)])
+    driver = PruningOptunaSearch(space=space, metric=METRIC, mode="max", study_name="s",
+                                 storage=optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}"),
+                                 sampler=optuna.samplers.RandomSampler(seed=0), max_t=4)
+    configs = [driver.suggest(f"t{i}") for i in range(8)]
+    assert {repr(c["model.dropout"]) for c in configs} <= {"0.0", "0.1", "0.2", "0.3", "0.4", "0.5"}
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert 0.30000000000000004 in [t.params["model.dropout"] for t in study.trials]  # Optuna's own, as it was
+    assert [c["train.lr"] for c in configs] == [t.params["train.lr"] for t in study.trials]  # unstepped: as drawn
