@@ -46,7 +46,7 @@ class DefineSpace:
     def on_grid(self, config: dict) -> dict:
         """``config`` with each stepped float as its grid value is written: Optuna computes them as
         low + k * step, so a dropout of 0.30000000000000004 reached the trial's params, Tune's table
-        and TensorBoard's HParams. Twelve decimals keep any step a space can mean."""
+        and TensorBoard's HParams. Twelve decimals: no setting here means a step finer than that."""
         stepped = {p.key for p in self.params if p.type == "uniform" and p.step}
         return {key: round(value, 12) if key in stepped and isinstance(value, float) else value
                 for key, value in config.items()}
