@@ -200,8 +200,7 @@ UNSTARTED_SEARCH_FILES = {EXPERIMENT_FILE, LOCK_FILE, STUDY_FILE, *STUDY_JOURNAL
 def is_unstarted_search(location: RunLocation) -> bool:
     """A local search killed (kill -9, a lost machine) after it saved its experiment and before Tune first
     saved its state: nothing in it but what it wrote first. A finished search that lost Tune's state is not."""
-    return (not location.remote and not has_tune_state(location)
-            and {entry.name for entry in location.path.iterdir()} <= UNSTARTED_SEARCH_FILES)
+    return not location.remote and {entry.name for entry in location.path.iterdir()} <= UNSTARTED_SEARCH_FILES
 
 
 def clear_unstarted_search(location: RunLocation, log: Callable[[str], None]) -> None:
@@ -319,8 +318,8 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
             if is_unstarted_search(location):
                 clear_unstarted_search(location, log)
                 resume = None  # a new search, in the directory it was given
-            elif not has_tune_state(location):  # before the data is read and Ray started
-                raise UserError(f"{location.uri}: no Tune experiment state to resume from")
+        if resume and not has_tune_state(location):  # before the data is read and Ray started
+            raise UserError(f"{location.uri}: no Tune experiment state to resume from")
     else:
         location = None
         RunLocation.parse(experiment.storage.path).check_reachable(experiment.source)
@@ -370,8 +369,6 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
     # on the cluster, off its main thread, and the guard's signal would end that process.
     guard = None if location.remote or address.startswith("ray://") else DiskGuard(location.path)
     if resume:
-        if not has_tune_state(location):
-            raise UserError(f"{location.uri}: no Tune experiment state to resume from")
         tuner = tune.Tuner.restore(location.uri, trainable, resume_unfinished=True, resume_errored=True)
     else:
         s = experiment.search
