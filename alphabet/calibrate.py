@@ -30,7 +30,7 @@ from alphabet.ensemble import (
     with_temperature,
 )
 from alphabet.errors import UserError
-from alphabet.evaluate import classifier_data
+from alphabet.evaluate import classifier_data, training_data
 from alphabet.metrics import calibration, calibration_text
 from alphabet.rundir import claim_new_file, free_name
 
@@ -75,7 +75,7 @@ def calibration_letters(classifier: Classifier, classifier_path: str, source: st
                             "are ones the model has seen; expected other letters (for held-out writers of it, "
                             "train with data.val_fraction > 0 and calibrate without --data)")
         return classifier_data(classifier, source, "all", case, root, download), f"all of {source}"
-    held_out = load_splits(classifier.config.data).val
+    held_out = load_splits(training_data(classifier, root=root, download=download)).val
     if held_out is None or len(held_out) == 0:
         raise UserError(f"{classifier_path}: its training run held out no validation letters (data.val_fraction "
                         f"is {classifier.config.data.val_fraction:g}, as in a retrain); expected letters it never "

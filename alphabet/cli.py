@@ -136,8 +136,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         # Uncalibrated probabilities can be far from how often the model is right (the femnist
         # recipe's 0.9 accepts a sixth of its letters), so the threshold wants measuring first.
         print(f"alphabet: note: {args.checkpoint} has no fitted temperature; measure what --accept {accept:g} "
-              f"keeps with `alphabet evaluate {args.checkpoint} --data SOURCE --accept {accept:g}`, "
-              "or fit one with `alphabet calibrate`", file=sys.stderr)
+              f"keeps with `alphabet evaluate {args.checkpoint} --accept {accept:g}` (its training run's test "
+              "letters; --data SOURCE for others), or fit one with `alphabet calibrate`", file=sys.stderr)
     if args.lexicon is not None and not (args.word or args.text):
         raise UserError(f"--lexicon {args.lexicon}: a word list reads words; expected --word or --text with it")
     if args.overlay is not None:
@@ -300,13 +300,13 @@ def _add_accept_argument(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--accept", type=float, metavar="P", help=what)
 
 
-def _add_data_args(p: argparse.ArgumentParser, read: str = "") -> None:
+def _add_data_args(p: argparse.ArgumentParser, read: str, whose: str) -> None:
     """The letters to score (evaluate, compare)."""
-    p.add_argument("--data", required=True, metavar="SOURCE",
+    p.add_argument("--data", metavar="SOURCE",
                    help="synthetic, emnist-letters, emnist-lowercase, emnist-uppercase, npz:PATH or folder:PATH"
-                   + (f" ({read})" if read else ""))
+                   f" ({read}); default: the test letters {whose} training run was scored on")
     p.add_argument("--split", choices=("test", "all"), default="test",
-                   help="the source's test partition (default) or all of it")
+                   help="the --data source's test partition (default) or all of it")
     p.add_argument("--case", choices=("all", "lower", "upper", "merged"),
                    help="override the training run's data.case (e.g. merged for 52-class data)")
     p.add_argument("--data-root", metavar="DIR", help="where EMNIST files are (default: the training run's data.root)")
@@ -344,13 +344,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_print_config_argument(p, "config")
     p.set_defaults(func=cmd_train, outlives_its_reader=True)
 
-    p = sub.add_parser("evaluate", help="score a checkpoint on a data source",
-                       description="Score a checkpoint on a data source: metrics.json, figures, TensorBoard "
+    p = sub.add_parser("evaluate", help="score a checkpoint on its run's test letters or on a data source",
+                       description="Score a checkpoint on the test letters its training run was scored on, or on "
+                                   "a data source (--data): metrics.json, figures, TensorBoard "
                                    "events and mistakes.csv (every misread letter by its file or archive row, "
                                    "the label the model believes least first: where wrong labels show up).")
     p.add_argument("checkpoint", help="a checkpoint .pt, a run directory (its checkpoints/last.pt), "
                    "an ensemble.yaml or its directory")
-    _add_data_args(p)
+    _add_data_args(p, "read as the checkpoint's training run read its data", "its")
     _add_accept_argument(p, "also measure accepting only the letters read with a top probability of at least P: "
                             "their share and accuracy (as predict --accept P would)")
     p.add_argument("--out-dir", default="runs", help="parent folder of the evaluation directory")
@@ -379,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "whether the gap is more than the test set's noise")
     for name in ("first", "second"):
         p.add_argument(name, help="a checkpoint .pt, a run directory, an ensemble.yaml or its directory")
-    _add_data_args(p, "read as the first checkpoint's training run read its data")
+    _add_data_args(p, "read as the first checkpoint's training run read its data", "the first's")
     p.add_argument("--tta-for", choices=("first", "second"),
                    help="test-time augmentation for that one only: `compare RUN RUN --tta-for second` "
                         "measures what it is worth")

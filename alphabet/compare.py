@@ -15,7 +15,7 @@ import torch
 from alphabet.engine import pick_device
 from alphabet.ensemble import load_classifier
 from alphabet.errors import UserError
-from alphabet.evaluate import classifier_data, split_shown
+from alphabet.evaluate import classifier_data, source_scored, split_shown
 from alphabet.metrics import (
     balanced_accuracy_interval,
     confusion_matrix,
@@ -26,10 +26,11 @@ from alphabet.metrics import (
 )
 
 
-def compare_classifiers(first: str | Path, second: str | Path, source: str, split: str = "test",
+def compare_classifiers(first: str | Path, second: str | Path, source: str | None, split: str = "test",
                         case: str | None = None, tta: str | None = None, root: str | None = None,
                         download: bool = False) -> dict:
-    """Score ``first`` and ``second`` on ``source`` (read as ``first`` was trained) and compare them;
+    """Score ``first`` and ``second`` on ``source`` (read as ``first`` was trained; None: the test letters
+    of ``first``'s training run) and compare them;
     ``tta`` ("both", "first" or "second") scores those with test-time augmentation."""
     device = pick_device("auto")
     a = load_classifier(first, device, tta=tta in ("both", "first"))
@@ -50,7 +51,8 @@ def compare_classifiers(first: str | Path, second: str | Path, source: str, spli
     difference = interval_of(samples[1] - samples[0], data.labels, data.writers)
     right = [pred == data.labels for pred in predicted]
     return {
-        "source": source, "split": split, "tta": tta, "images": len(data),
+        "source": source_scored(a, source), "split": split, "own_test": source is None, "tta": tta,
+        "images": len(data),
         "first": scores[0], "second": scores[1],
         "difference": {"balanced_accuracy": scores[1]["balanced_accuracy"] - scores[0]["balanced_accuracy"],
                        "interval": difference.to_json()},
@@ -74,7 +76,8 @@ def describe(result: dict) -> list[str]:
     """The comparison as lines of text."""
     tta = {"both": ", test-time augmentation", "first": ", test-time augmentation for the first only",
            "second": ", test-time augmentation for the second only"}.get(result["tta"], "")
-    lines = [f"{result['images']} images from {result['source']} ({split_shown(result['split'], tta)})"]
+    shown = split_shown(result["split"], tta, result["own_test"])
+    lines = [f"{result['images']} images from {result['source']} ({shown})"]
     for name in ("first", "second"):
         score, interval = result[name], result[name]["balanced_accuracy_interval"]
         lines.append(f"{name:>6}: balanced accuracy {score['balanced_accuracy']:.4f} ({interval_text(interval)}), "

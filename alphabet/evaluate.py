@@ -11,7 +11,7 @@ import torch
 from alphabet.config import DataConfig
 from alphabet.data.letterset import LetterSet, concat
 from alphabet.data.sources import load_source
-from alphabet.data.splits import holdout, select_classes
+from alphabet.data.splits import holdout, load_splits, select_classes
 from alphabet.engine import evaluate_loss, pick_device
 from alphabet.ensemble import Classifier, load_classifier
 from alphabet.environment import environment
@@ -38,27 +38,51 @@ def evaluation_set(source: str, split: str, data_config: DataConfig, classes: li
     return data
 
 
-def classifier_data(classifier: Classifier, source: str, split: str = "test", case: str | None = None,
-                    root: str | None = None, download: bool = False) -> LetterSet:
-    """``evaluation_set`` read as the classifier's training run read its data; ``case`` and ``root``
-    override its data.case and data.root."""
+def training_data(classifier: Classifier, case: str | None = None, root: str | None = None,
+                  download: bool = False) -> DataConfig:
+    """The data config of the classifier's training run; ``case`` and ``root`` override its data.case and
+    data.root."""
     config = classifier.config.data
-    data_config = dataclasses.replace(config, source=source, test_source=None, case=case or config.case,
-                                      root=root or config.root, download=download)
-    return evaluation_set(source, split, data_config, classifier.classes)
+    return dataclasses.replace(config, case=case or config.case, root=root or config.root, download=download)
 
 
-def split_shown(split: str, tta: str = "") -> str:
-    """Which letters were scored, as the printed line says it; ``tta`` what test-time augmentation there was."""
+def classifier_data(classifier: Classifier, source: str | None, split: str = "test", case: str | None = None,
+                    root: str | None = None, download: bool = False) -> LetterSet:
+    """``evaluation_set`` read as the classifier's training run read its data or, with no ``source``, the
+    test letters that run was scored on (the same letters, so that its report can be read again, with
+    ``--tta`` or ``--accept``, say); ``case`` and ``root`` override its data.case and data.root."""
+    config = training_data(classifier, case, root, download)
+    if source is None:
+        if split == "all":
+            # The rest of a run's own letters trained it: scored, they would say nothing of new letters.
+            raise UserError("--split all: expected --data SOURCE with it; without --data the letters scored are "
+                            "the test letters of the model's training run, and its other letters trained it")
+        return load_splits(config).test.relabel(classifier.classes)
+    return evaluation_set(source, split, dataclasses.replace(config, source=source, test_source=None),
+                          classifier.classes)
+
+
+def source_scored(classifier: Classifier, source: str | None) -> str:
+    """The source whose letters ``classifier_data`` scores."""
+    data = classifier.config.data
+    return source or data.test_source or data.source
+
+
+def split_shown(split: str, tta: str = "", own: bool = False) -> str:
+    """Which letters were scored, as the printed line says it; ``tta`` what test-time augmentation there
+    was; ``own`` that they are the test letters of the model's training run (no ``--data``)."""
+    if own:
+        return f"the test letters its training run was scored on{tta}"
     # Of a folder of one's own, the test split is a fifth: the line says how to score it all.
     return f"its test split{tta}; --split all scores every letter" if split == "test" else f"all of it{tta}"
 
 
-def evaluate_checkpoint(checkpoint: str | Path, source: str, out_dir: Path, split: str = "test",
+def evaluate_checkpoint(checkpoint: str | Path, source: str | None, out_dir: Path, split: str = "test",
                         case: str | None = None, tta: bool = False, root: str | None = None,
                         download: bool = False, accept: float | None = None,
                         log: Callable[[str], None] = print) -> dict:
-    """Score ``checkpoint`` (a file, or an ensemble) on ``source``; ``case`` and ``root`` override the
+    """Score ``checkpoint`` (a file, or an ensemble) on ``source`` (None: its training run's test letters,
+    as ``classifier_data`` says); ``case`` and ``root`` override the
     training run's data.case and data.root; ``tta`` averages each image's test-time views; ``accept``
     is a top probability to measure accepting letters at, beside the usual ones (``ACCEPT_AT``)."""
     classifier = load_classifier(checkpoint, pick_device("auto"), tta=tta)
@@ -71,14 +95,16 @@ def evaluate_checkpoint(checkpoint: str | Path, source: str, out_dir: Path, spli
     reporter = RunReporter(out_dir)
     reporter.evaluation("eval", report, probs, labels, data.images, 0)
     reporter.close()
-    result = {"checkpoint": str(checkpoint), "source": source, "split": split, "tta": tta, "images": len(data),
+    named = source_scored(classifier, source)
+    result = {"checkpoint": str(checkpoint), "source": named, "split": split, "own_test": source is None,
+              "tta": tta, "images": len(data),
               "loss": evaluate_loss(probs, labels), **report.to_json(), "environment": environment(classifier.device)}
     write_json(out_dir / "metrics.json", result)
-    misread = write_mistakes(out_dir / "mistakes.csv", data, probs, source)
+    misread = write_mistakes(out_dir / "mistakes.csv", data, probs, named)
     present = int((report.support > 0).sum())
-    shown = split_shown(split, ", test-time augmentation" if tta else "")
+    shown = split_shown(split, ", test-time augmentation" if tta else "", own=source is None)
     scored = f"{counted(len(data), 'image')} of {counted(present, 'class', 'classes')}"
-    log(f"{scored} from {source} ({shown}): {headline(result)}")
+    log(f"{scored} from {named} ({shown}): {headline(result)}")
     log(calibration_text(result["calibration"], threshold=SHOWN_ACCEPT if accept is None else accept))
     log(f"wrote {out_dir / 'metrics.json'}, figures in {out_dir / 'figures'} and the "
         f"{counted(misread, 'misread letter')} in {out_dir / 'mistakes.csv'} (the label believed least first)")

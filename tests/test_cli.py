@@ -121,6 +121,34 @@ def test_evaluate_writes_metrics(cli, trained, tmp_path):
     assert (tmp_path / "ev" / "figures" / "eval_confusion_matrix.png").is_file()
 
 
+def test_evaluate_and_compare_without_data_score_the_letters_the_run_was_tested_on(cli, tmp_path):
+    # Tested on another source (an archive) and on some of its letters: --data synthetic would score others.
+    letters = generate(90, seed=9, classes=list("abcdef"))
+    np.savez(tmp_path / "other.npz", x=letters.images, y=letters.labels, classes=np.array(letters.classes))
+    assert cli("train", *with_sets(TINY + [f"log.out_dir={tmp_path}", "log.name=run", "train.epochs=2",
+                                           f"data.test_source=npz:{tmp_path / 'other.npz'}",
+                                           "data.test_per_class=10"])).code == 0
+    tested = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
+
+    result = cli("evaluate", tmp_path / "run", "--out-dir", tmp_path, "--name", "again")
+    assert result.code == 0, result.err
+    again = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    assert again["images"] == 60 and again["own_test"] and again["source"] == f"npz:{tmp_path / 'other.npz'}"
+    assert again["balanced_accuracy"] == pytest.approx(tested["balanced_accuracy"])
+    assert again["balanced_accuracy_interval"] == tested["balanced_accuracy_interval"]
+    assert again["macro_auc"] == pytest.approx(tested["macro_auc"])
+    assert "(the test letters its training run was scored on)" in result.out
+    # Its misread letters are the run's own, named by their rows in the archive.
+    mistakes = (tmp_path / "again" / "mistakes.csv").read_text()
+    assert mistakes == (tmp_path / "run" / "test_mistakes.csv").read_text() and "other.npz row " in mistakes
+
+    compared = json.loads(cli("compare", tmp_path / "run", tmp_path / "run", "--json").out)
+    assert compared["images"] == 60 and compared["first"]["balanced_accuracy"] == again["balanced_accuracy"]
+    # All of a run's own letters would score the letters that trained it too.
+    assert_one_line_error(cli("evaluate", tmp_path / "run", "--split", "all", "--out-dir", tmp_path),
+                          "--split all: expected --data SOURCE with it")
+
+
 def test_evaluate_and_predict_with_tta(cli, trained, tmp_path):
     from alphabet.checkpoint import model_from_checkpoint
     from alphabet.engine import predict_probs, to_input
@@ -964,6 +992,20 @@ def test_evaluate_on_emnist_files_found_by_data_root(cli, trained, tmp_path):
         assert row["true"] == "abcdef"[file_row // 3 - 36]
 
 
+def test_a_run_on_emnist_is_scored_and_calibrated_on_its_own_letters_where_data_root_finds_them(cli, tmp_path):
+    from test_data import write_emnist
+
+    write_emnist(tmp_path / "emnist", "byclass", {"train": np.arange(62).repeat(10), "test": np.arange(62).repeat(3)})
+    sets = TINY + [f"log.out_dir={tmp_path}", "log.name=run", "train.epochs=1", "data.source=emnist-lowercase",
+                   f"data.root={tmp_path / 'emnist'}", "data.val_fraction=0.2"]
+    assert cli("train", *with_sets(sets)).code == 0
+    (tmp_path / "emnist").rename(tmp_path / "moved")  # the files now live elsewhere
+    result = cli("evaluate", tmp_path / "run", "--data-root", tmp_path / "moved", "--out-dir", tmp_path, "--name", "ev")
+    assert result.code == 0, result.err
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["images"] == 18  # its test letters: a-f, 3 each
+    result = cli("calibrate", tmp_path / "run", "--data-root", tmp_path / "moved")
+    assert result.code == 0, result.err
+    assert "fitted on 12 letters: the validation letters its training run held out" in result.out  # 2 of each
 def test_predict_images_in_memory_as_files_are(cli, trained, tmp_path):
     from alphabet.ensemble import load_classifier
     from alphabet.predict import predict_images
