@@ -452,14 +452,18 @@ def merge(base: dict, override: dict) -> dict:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
-                experiments: bool = False, check: Callable[[Config], None] | None = None) -> Config:
+                experiments: bool = False, check: Callable[[Config], None] | None = None,
+                base: tuple[str, Config] | None = None) -> Config:
     """The training config from an optional YAML file plus ``--set`` overrides. With ``experiments``,
     an experiment file stands for its ``config`` section, and ``--set config.KEY=...`` for ``KEY``.
     ``check`` raises what the run would refuse in the settings (a model that cannot be built, say),
-    named as the file's where the file's own settings fail the same way, else as --set's."""
+    named as the file's where the file's own settings fail the same way, else as --set's. ``base``
+    (where it came from, a config) stands in for the file: a search trial's settings, say."""
     raw = {}
     origin, shown = "--set", ""
-    if path is not None:
+    if base is not None:
+        origin, raw = base[0], to_dict(base[1])
+    elif path is not None:
         raw = read_yaml(path) or {}
         origin = str(path)
         if not isinstance(raw, dict):

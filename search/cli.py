@@ -90,6 +90,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         raise UserError("--resume: expected no --seeds; a resumed retrain keeps its own")
     if args.resume and args.batch_size is not None:
         raise UserError("--resume: expected no --batch-size; a resumed retrain keeps its own")
+    if args.resume and args.trial is not None:
+        raise UserError("--resume: expected no --trial; a resumed retrain keeps its own")
     if args.resume and (args.set or args.download):
         raise UserError("--resume: expected no --set or --download; a resumed retrain keeps its settings")
     overrides = list(args.set) + (["data.download=true"] if args.download else [])
@@ -98,8 +100,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
             raise UserError("--print-config: expected RUN_DIR or best.yaml, not --resume; a retrain's settings "
                             f"are in {args.resume}/config.yaml")
         return print_settings(to_dict(plan_retrain(args.target, args.epochs, overrides, args.seeds,
-                                                   args.batch_size).config))
-    retrain(args.target, args.epochs, overrides, args.resume, args.seeds, batch_size=args.batch_size)
+                                                   args.batch_size, args.trial).config))
+    retrain(args.target, args.epochs, overrides, args.resume, args.seeds, batch_size=args.batch_size,
+            trial=args.trial)
     return 0
 
 
@@ -121,7 +124,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_trials)
 
     p = sub.add_parser("retrain", help="retrain a search's best configuration on train+val, report on test")
-    p.add_argument("target", nargs="?", metavar="RUN_DIR|best.yaml")
+    p.add_argument("target", nargs="?", metavar="RUN_DIR|best.yaml",
+                   help="a finished search (its best.yaml), or a training config such as best.yaml")
+    p.add_argument("--trial", metavar="ID", help="retrain this trial of the search instead of its best (its id, "
+                   "as alphabet trials shows it, or the start of it), into RUN_DIR/retrain-ID")
     p.add_argument("--epochs", type=int, help="default: the experiment's retrain.epochs (500)")
     p.add_argument("--seeds", type=int, metavar="N",
                    help="train N seeds and report their ensemble (default: the experiment's retrain.seeds, 1)")

@@ -279,6 +279,25 @@ def importances(location: RunLocation, experiment: Experiment) -> tuple[dict[str
     return found, " ".join(caveats)
 
 
+def trial_entry(row: TrialRow, experiment: Experiment) -> dict:
+    """A trial's score as summary.json keeps the best's."""
+    return {"trial_id": row.trial_id, "value": row.score, "rank_epochs": experiment.rank_epochs,
+            "epochs": row.epochs, "peak": row.peak, "peak_epoch": row.peak_epoch, "params": row.params,
+            "interval": list(row.interval) if row.interval else None}
+
+
+def trial_settings_text(row: TrialRow, location: RunLocation, experiment: Experiment, best: bool) -> str:
+    """A trial's training config as YAML, headed by its score and the command that retrains it: best.yaml
+    for the ``best`` trial, else what ``alphabet retrain RUN_DIR --trial ID`` trains."""
+    scored = (f"{best_score_text(trial_entry(row, experiment))} of {row.epochs} (peak {row.peak:.4f} at epoch "
+              f"{row.peak_epoch})" if not math.isnan(row.score) else f"not reported ({row.status})")
+    command = f"alphabet retrain {shlex.quote(location.uri)}" + ("" if best else f" --trial {row.trial_id}")
+    header = (f"# {'Best trial' if best else 'Trial'} {row.trial_id} of the search in {location.uri}:\n"
+              f"# {experiment.search.metric} {scored}.\n"
+              f"# Retrain it with: {command}\n")
+    return header + dump_yaml(to_dict(trial_config(experiment, row.params)))
+
+
 def write_results(location: RunLocation, experiment: Experiment, log: Callable[[str], None] = print,
                   rows: list[TrialRow] | None = None) -> dict:
     """best.yaml, trials.csv, summary.json/.txt/.png in RUN_DIR; returns the summary. ``rows``: the
@@ -296,16 +315,9 @@ def write_results(location: RunLocation, experiment: Experiment, log: Callable[[
             hint = f" ({ended} of {len(rows)} trials ended early; {ended_early_lines(groups)[0]})"
         raise UserError(f"{location.uri}: no trial reported {experiment.search.metric}; nothing to export{hint}")
     best = scored[0]
-    config = trial_config(experiment, best.params)
     metric = experiment.search.metric
-    best_entry = {"trial_id": best.trial_id, "value": best.score, "rank_epochs": experiment.rank_epochs,
-                  "epochs": best.epochs, "peak": best.peak, "peak_epoch": best.peak_epoch, "params": best.params,
-                  "interval": list(best.interval) if best.interval else None}
-    header = (f"# Best trial {best.trial_id} of the search in {location.uri}:\n"
-              f"# {metric} {best_score_text(best_entry)} of {best.epochs} "
-              f"(peak {best.peak:.4f} at epoch {best.peak_epoch}).\n"
-              f"# Retrain it with: alphabet retrain {shlex.quote(location.uri)}\n")
-    location.write_text(BEST_FILE, header + dump_yaml(to_dict(config)))
+    best_entry = trial_entry(best, experiment)
+    location.write_text(BEST_FILE, trial_settings_text(best, location, experiment, best=True))
     imp, why = importances(location, experiment)
     counts = {s: sum(r.status == s for r in rows)
               for s in ("completed", "pruned", "stopped", "diverged", "refused", "error", "unfinished")}

@@ -10,6 +10,7 @@ chooses it yourself.
 from __future__ import annotations
 
 import math
+import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,11 +24,21 @@ from alphabet.metrics import LEVEL
 from alphabet.rundir import BEST_FILE, holder_of_run_dir
 from alphabet.train import check_trainable
 from alphabet.train_ensemble import CONFIG_FILE, check_seed_count, train_seeds
-from search.results import SUMMARY_FILE, best_score_text, read_summary
+from search.experiment import Experiment, trial_config
+from search.results import SUMMARY_FILE, TrialRow, best_score_text, load_trials, read_summary, trial_settings_text
 from search.runner import EXPERIMENT_FILE, load_saved_experiment, searches_within
 from search.storage import RunLocation
 
 REMOTE_FILE = "remote_uri.txt"  # in a remote search's local folder: the search's URI
+COPIED_FILE = "copied_to.txt"  # in a remote search's retrain, once copied there: where it went
+# A trial's retrain (--trial): RUN_DIR/retrain-ID (retrain-ID-2, ...), its settings in RUN_DIR/trial-ID.yaml.
+TRIAL_RETRAIN = re.compile(r"retrain-([0-9a-f]+)(-[0-9]+)?")
+TRIAL_FOLDER = re.compile(r"trial_[0-9]+_([0-9a-f]+)")  # Tune's folder of a trial, as a user may copy it
+
+
+def trial_file(trial_id: str) -> str:
+    """The file, in the search's RUN_DIR, that holds a retrained trial's settings."""
+    return f"trial-{trial_id}.yaml"
 
 
 def _locate(target: str) -> tuple[Path, Path | None]:
@@ -85,24 +96,51 @@ def batch_overrides(searched: Config, batch: int, given: dict) -> list[str]:
     return [f"train.batch_size={batch}", f"train.lr={lr!r}"]
 
 
+def find_trial(location: RunLocation, experiment: Experiment, wanted: str) -> TrialRow:
+    """The search's trial that ``wanted`` names: its id as ``alphabet trials`` shows it, a prefix of one, or
+    its folder's name."""
+    rows = load_trials(location, experiment)
+    folder = TRIAL_FOLDER.fullmatch(wanted)
+    key = folder.group(1) if folder else wanted
+    found = [r for r in rows if r.trial_id == key] or [r for r in rows if key and r.trial_id.startswith(key)]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        ids = ", ".join(r.trial_id for r in found)
+        raise UserError(f"--trial {wanted}: {len(found)} trials' ids start so ({ids}); expected more of the id")
+    raise UserError(f"--trial {wanted}: no such trial in {location.uri}; expected the id of one of its "
+                    f"{len(rows)} trials ({', '.join(r.trial_id for r in rows[:8])}{', ...' if len(rows) > 8 else ''}:"
+                    f" alphabet trials {shlex.quote(location.uri)})")
+
+
 @dataclass
 class RetrainPlan:
-    """What a retrain of a search's best runs, before it runs."""
+    """What a retrain of a search's best (or of one of its trials) runs, before it runs."""
 
     config: Config
     seeds: int
-    searched: Config  # best.yaml as the search wrote it
+    searched: Config  # best.yaml as the search wrote it, or the trial's settings
     search_dir: Path | None
     numbered: bool  # retrain, retrain-2, ...: no log.name given
+    trial: tuple[TrialRow, str] | None = None  # --trial: the trial, and its settings as trial-ID.yaml holds them
 
 
 def plan_retrain(target: str, epochs: int | None = None, overrides: list[str] | None = None,
-                 seeds: int | None = None, batch_size: int | None = None) -> RetrainPlan:
-    """The config that retrains ``target``'s best on train + validation. ``epochs``, ``seeds`` and
-    ``batch_size`` default to the search experiment's retrain section."""
+                 seeds: int | None = None, batch_size: int | None = None, trial: str | None = None) -> RetrainPlan:
+    """The config that retrains ``target``'s best (or its ``trial``) on train + validation. ``epochs``,
+    ``seeds`` and ``batch_size`` default to the search experiment's retrain section."""
     best, search_dir = _locate(target)
-    searched = load_config(best)
     saved = load_saved_experiment(RunLocation.parse(str(search_dir))) if search_dir else None
+    searched, chosen = load_config(best), None
+    if trial is not None:
+        if saved is None or Path(target).is_file():
+            raise UserError(f"--trial {trial}: expected a search's RUN_DIR with it, got {target}")
+        location = RunLocation.parse(target if "://" in target else str(search_dir))
+        row = find_trial(location, saved, trial)
+        summary = read_summary(search_dir)
+        if not summary or summary["best"]["trial_id"] != row.trial_id:  # the best is retrained as without --trial
+            searched = trial_config(saved, row.params)
+            chosen = (row, trial_settings_text(row, location, saved, best=False))
     given_all = parse_overrides(overrides or [])  # rejects malformed ones before any work
     given = given_all.get("train", {})
     epochs = epochs if epochs is not None else saved.retrain_epochs if saved else 500
@@ -116,19 +154,22 @@ def plan_retrain(target: str, epochs: int | None = None, overrides: list[str] | 
         raise UserError(f"--batch-size: expected a positive integer, got {batch_size}")
     parent = search_dir or best.parent
     every = max(1, epochs // 20)  # about 20 figure sets and numbered checkpoints per run
-    fixed = [f"train.epochs={epochs}", "data.val_fraction=0", f"log.out_dir={parent}", "log.name=retrain",
+    name = f"retrain-{chosen[0].trial_id}" if chosen else "retrain"
+    fixed = [f"train.epochs={epochs}", "data.val_fraction=0", f"log.out_dir={parent}", f"log.name={name}",
              f"log.figures_every={every}", f"log.checkpoint_every={every}"]
     if batch_size is not None:
         fixed += batch_overrides(searched, batch_size, given)
-    config = load_config(best, fixed + list(overrides or []), check=check_trainable)
-    return RetrainPlan(config, seeds, searched, search_dir, numbered="name" not in given_all.get("log", {}))
+    config = load_config(None if chosen else best, fixed + list(overrides or []), check=check_trainable,
+                         base=(f"trial {chosen[0].trial_id}", searched) if chosen else None)
+    return RetrainPlan(config, seeds, searched, search_dir, numbered="name" not in given_all.get("log", {}),
+                       trial=chosen)
 
 
 def retrain(target: str | None, epochs: int | None = None, overrides: list[str] | None = None,
             resume: str | None = None, seeds: int | None = None, log: Callable[[str], None] = print,
-            batch_size: int | None = None) -> dict:
-    """Train the best configuration on train + validation (``plan_retrain``); ``seeds`` > 1 trains an
-    ensemble. ``resume`` continues an interrupted retrain instead."""
+            batch_size: int | None = None, trial: str | None = None) -> dict:
+    """Train the best configuration (or the search's ``trial``) on train + validation (``plan_retrain``);
+    ``seeds`` > 1 trains an ensemble. ``resume`` continues an interrupted retrain instead."""
     if resume:
         run_dir = Path(resume)
         if (run_dir / EXPERIMENT_FILE).is_file():
@@ -138,19 +179,60 @@ def retrain(target: str | None, epochs: int | None = None, overrides: list[str] 
         search_dir = run_dir.parent if (run_dir.parent / EXPERIMENT_FILE).is_file() else None
         best = run_dir.parent / BEST_FILE
         searched = load_config(best) if best.is_file() else None
+        trial_id = None
+        retrained = TRIAL_RETRAIN.fullmatch(run_dir.name)
+        if search_dir and retrained and (search_dir / trial_file(retrained.group(1))).is_file():
+            # A trial's retrain: its settings read again from the search (trial-ID.yaml is the user's to edit).
+            trial_id, searched = retrained_trial(search_dir, retrained.group(1)) or (None, searched)
     else:
-        plan = plan_retrain(target, epochs, overrides, seeds, batch_size)
+        plan = plan_retrain(target, epochs, overrides, seeds, batch_size, trial)
         config, searched, search_dir = plan.config, plan.searched, plan.search_dir
-        log(f"retrain: batch {config.train.batch_size}, lr {config.train.lr:.4g}, {config.train.epochs} epochs")
+        trial_id = plan.trial[0].trial_id if plan.trial else None
+        if plan.trial:
+            keep_trial_settings(search_dir, *plan.trial, log)
+        log(f"retrain: {f'trial {trial_id}, ' if trial_id else ''}batch {config.train.batch_size}, "
+            f"lr {config.train.lr:.4g}, {config.train.epochs} epochs")
         # retrain, retrain-2, ... taken as the directory is made: retrains started side by side each get
         # their own. A log.name the user gives is refused where it exists, as train refuses it.
         result = train_seeds(config, plan.seeds, log=log, numbered=plan.numbered)
     run_dir = Path(result["run_dir"])
-    write_report(run_dir, result, search_dir, searched.train if searched else None)
+    write_report(run_dir, result, search_dir, searched.train if searched else None, trial_id)
     remote = run_dir.parent / REMOTE_FILE
-    if remote.is_file():  # a remote search's retrain joins it there
-        log(f"copied {run_dir} to {RunLocation(remote.read_text()).upload(run_dir).uri}")
+    copied = run_dir / COPIED_FILE
+    if remote.is_file() and copied.is_file():  # resumed once finished: a second copy would be a retrain-2 there
+        log(f"{run_dir} is in {copied.read_text()} already")
+    elif remote.is_file():  # a remote search's retrain joins it there
+        copied.write_text(RunLocation(remote.read_text()).upload(run_dir).uri)
+        log(f"copied {run_dir} to {copied.read_text()}")
     return result
+
+
+def retrained_trial(search_dir: Path, trial_id: str) -> tuple[str, Config] | None:
+    """The id and settings of the search's trial ``trial_id``, where the search has one of that id."""
+    remote = search_dir / REMOTE_FILE
+    location = RunLocation.parse(remote.read_text() if remote.is_file() else str(search_dir))
+    try:
+        experiment = load_saved_experiment(location)
+        row = next((r for r in load_trials(location, experiment) if r.trial_id == trial_id), None)
+    except UserError:  # the search's state is gone: a retrain that carries on without naming the trial
+        return None
+    return (row.trial_id, trial_config(experiment, row.params)) if row else None
+
+
+def keep_trial_settings(search_dir: Path, row: TrialRow, text: str, log: Callable[[str], None]) -> None:
+    """RUN_DIR/trial-ID.yaml: a retrained trial's settings, as best.yaml holds the best's (and in a
+    remote search's bucket too). One already there, perhaps edited, is left as it is."""
+    places = [RunLocation.parse(str(search_dir))]
+    if (search_dir / REMOTE_FILE).is_file():
+        places.append(RunLocation.parse((search_dir / REMOTE_FILE).read_text()))
+    name = trial_file(row.trial_id)
+    for place in places:
+        kept = place.read_text(name)
+        if kept is None:
+            place.write_text(name, text)
+        elif kept != text:
+            log(f"note: {place.uri}/{name} differs from trial {row.trial_id}'s settings (edited?); left as it is, "
+                "and the trial's own settings retrained")
 
 
 def calibration_lines(test: dict) -> list[str]:
@@ -165,8 +247,10 @@ def calibration_lines(test: dict) -> list[str]:
             "|---|---|---|", *(f"| {a['threshold']:g} | {a['share']:.1%} | {a['accuracy']:.2%} |" for a in accepted)]
 
 
-def write_report(run_dir: Path, result: dict, search_dir: Path | None, searched: TrainConfig | None = None) -> Path:
-    """A Markdown summary: test metrics beside the search's validation figure (and its batch and lr)."""
+def write_report(run_dir: Path, result: dict, search_dir: Path | None, searched: TrainConfig | None = None,
+                 trial_id: str | None = None) -> Path:
+    """A Markdown summary: test metrics beside the search's validation figure (and its batch and lr);
+    ``trial_id`` names the trial retrained where it is not the search's best."""
     test = result["test"]
     summary = read_summary(search_dir) if search_dir else None
     lines = [f"# Retrain report: {run_dir.name}", ""]
@@ -187,6 +271,9 @@ def write_report(run_dir: Path, result: dict, search_dir: Path | None, searched:
         shown = f", {LEVEL:.0%} interval {interval[0]:.4f} to {interval[1]:.4f}" if interval else ""
         lines.append(f"- search ({search_dir}): best {summary['metric']} {best_score_text(summary['best'])} "
                      f"(trial {summary['best']['trial_id']}{shown})")
+    if trial_id:
+        lines.append(f"- retrained: trial {trial_id} of the search, not its best (its settings and score: "
+                     f"{trial_file(trial_id)}; `alphabet trials` ranks it)")
     if "environment" in result:
         lines.append(f"- software: {environment_line(result['environment'])}")
     lines += ["", "| metric | test |", "|---|---|"]

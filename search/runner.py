@@ -433,5 +433,5 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
     write_results(location, experiment, log, rows)
     log(location.tensorboard_command())
     log(f"retrain the best for retrain.epochs ({experiment.retrain_epochs}): alphabet retrain "
-        f"{shlex.quote(location.uri)} [--epochs N]")
+        f"{shlex.quote(location.uri)} [--epochs N] (another trial: --trial ID)")
     return location

@@ -24,6 +24,7 @@ import yaml
 from conftest import another_process_makes_it_first, held_by_another_process
 from ray import tune
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from test_cli import assert_one_line_error
 
 from alphabet.checkpoint import load_checkpoint
 from alphabet.errors import DiskFull, RunInterrupted
@@ -230,6 +231,40 @@ def test_retrain_print_config_shows_what_it_would_train_and_trains_nothing(finis
     assert printed["train"]["lr"] == pytest.approx(2 * best["train"]["lr"])  # 4x the batch: the lr times 2
     assert printed["model"] == best["model"] and sorted(p.name for p in finished_search.iterdir()) == before
     assert cli("retrain", "--resume", finished_search / "retrain", "--print-config").code == 2
+
+
+def test_retrain_of_a_trial_other_than_the_best(finished_search, cli):
+    rows = trials_of(finished_search)
+    other = next(r for r in rows[1:] if r.params["model.width"] != rows[0].params["model.width"])
+    # The best, named by --trial, is the plain retrain.
+    named = cli("retrain", finished_search, "--trial", rows[0].trial_id, "--print-config")
+    assert named.code == 0 and yaml.safe_load(named.out)["log"]["name"] == "retrain", named.err
+    # The start of another trial's id is enough: its settings are retrained, into retrain-ID.
+    done = cli("retrain", finished_search, "--trial", other.trial_id[:5], "--epochs", "1", "--set",
+               "log.figures_every=0")
+    assert done.code == 0, done.err[-3000:]
+    run = finished_search / f"retrain-{other.trial_id}"
+    trained = yaml.safe_load((run / "config.yaml").read_text())
+    assert trained["model"]["width"] == other.params["model.width"]
+    assert trained["train"]["lr"] == pytest.approx(other.params["train.lr"])
+    assert (trained["train"]["epochs"], trained["data"]["val_fraction"]) == (1, 0)
+    # Its settings are kept beside best.yaml, as best.yaml keeps the best's, with how to retrain them.
+    settings = finished_search / f"trial-{other.trial_id}.yaml"
+    assert f"# Retrain it with: alphabet retrain {finished_search} --trial {other.trial_id}" in settings.read_text()
+    assert yaml.safe_load(settings.read_text())["model"] == trained["model"]
+    said = f"- retrained: trial {other.trial_id} of the search, not its best"
+    assert said in (run / "report.md").read_text()
+    # A settings file edited since is left as it is; the trial's own settings are retrained again.
+    settings.write_text(settings.read_text().replace("  epochs:", "  epochs: 3  # mine, was"))
+    edited = settings.read_text()
+    again = cli("retrain", finished_search, "--trial", other.trial_id, "--epochs", "1", "--set", "log.figures_every=0")
+    assert again.code == 0 and "(edited?); left as it is" in again.out, again.err[-3000:]
+    assert settings.read_text() == edited
+    assert (finished_search / f"retrain-{other.trial_id}-2" / "metrics.json").is_file()
+    # Resumed (finished already), its report still names the trial.
+    assert cli("retrain", "--resume", run).code == 0 and said in (run / "report.md").read_text()
+    assert_one_line_error(cli("retrain", finished_search, "--trial", "zzz"), "--trial zzz: no such trial in",
+                          f"expected the id of one of its 6 trials ({rows[0].trial_id}, ")
 
 
 def test_a_copied_search_is_made_to_name_its_own_folder(finished_search, tmp_path):
@@ -545,6 +580,10 @@ def test_search_on_s3_with_auxiliary_letters(tmp_path, s3_server, cli, monkeypat
     metrics = json.loads((local / "retrain" / "metrics.json").read_text())
     assert metrics["sizes"]["auxiliary"] > 0 and metrics["classes"] == list("abcdef")
     assert "auxiliary training images" in (local / "retrain" / "report.md").read_text()
+    # Resumed once finished, it is not copied there a second time (as retrain-2).
+    resumed = cli("retrain", "--resume", local / "retrain")
+    assert resumed.code == 0 and f"is in s3://bucket/searches/uri/retrain{options} already" in resumed.out
+    assert fs.get_file_info("bucket/searches/uri/retrain-2").type == pyarrow.fs.FileType.NotFound
 
 
 @pytest.mark.slowest  # 29 to 35 s; in CI, the s3:// search shows a URI's search, tests/test_storage.py the emulator
