@@ -57,7 +57,11 @@ def classifier_data(classifier: Classifier, source: str | None, split: str = "te
             # The rest of a run's own letters trained it: scored, they would say nothing of new letters.
             raise UserError("--split all: expected --data SOURCE with it; without --data the letters scored are "
                             "the test letters of the model's training run, and its other letters trained it")
-        return load_splits(config).test.relabel(classifier.classes)
+        try:
+            return load_splits(config).test.relabel(classifier.classes)
+        except UserError as e:  # a setting the user did not type here: say whose it is
+            raise UserError(f"{e}; that is where the model's training run read its letters (--data SOURCE scores "
+                            "others)") from None
     return evaluation_set(source, split, dataclasses.replace(config, source=source, test_source=None),
                           classifier.classes)
 

@@ -147,6 +147,10 @@ def test_evaluate_and_compare_without_data_score_the_letters_the_run_was_tested_
     # All of a run's own letters would score the letters that trained it too.
     assert_one_line_error(cli("evaluate", tmp_path / "run", "--split", "all", "--out-dir", tmp_path),
                           "--split all: expected --data SOURCE with it")
+    # Letters moved since: the error says the setting was the training run's, not one typed here.
+    (tmp_path / "other.npz").rename(tmp_path / "moved.npz")
+    assert_one_line_error(cli("evaluate", tmp_path / "run", "--out-dir", tmp_path), "other.npz: file not found",
+                          "that is where the model's training run read its letters (--data SOURCE scores others)")
 
 
 def test_evaluate_and_predict_with_tta(cli, trained, tmp_path):
