@@ -30,7 +30,7 @@ from alphabet.ensemble import (
     with_temperature,
 )
 from alphabet.errors import UserError
-from alphabet.evaluate import classifier_data, training_data
+from alphabet.evaluate import classifier_data, same_source, training_data
 from alphabet.metrics import calibration, calibration_text
 from alphabet.rundir import claim_new_file, free_name
 
@@ -70,7 +70,7 @@ def calibration_letters(classifier: Classifier, classifier_path: str, source: st
     """The letters to fit on and what they are: ``source``'s letters of the model's classes, or by
     default the validation letters the model's training run held out."""
     if source is not None:
-        if _same_source(source, classifier.config.data.source):
+        if same_source(source, classifier.config.data.source):
             raise UserError(f"--data {source}: the source {classifier_path} trained on, so most of its letters "
                             "are ones the model has seen; expected other letters (for held-out writers of it, "
                             "train with data.val_fraction > 0 and calibrate without --data)")
@@ -82,15 +82,6 @@ def calibration_letters(classifier: Classifier, classifier_path: str, source: st
                         "trained on: --data SOURCE")
     writers = "" if held_out.writers is None else f", {len(set(held_out.writers))} writers"
     return held_out, f"the validation letters its training run held out ({classifier.config.data.source}{writers})"
-
-
-def _same_source(a: str, b: str) -> bool:
-    """Whether two data sources name the same letters: the same name, or files at the same path."""
-    kind_a, _, path_a = a.partition(":")
-    kind_b, _, path_b = b.partition(":")
-    if kind_a != kind_b or bool(path_a) != bool(path_b):
-        return False
-    return not path_a or Path(path_a).expanduser().resolve() == Path(path_b).expanduser().resolve()
 
 
 def calibrate(model: str, source: str | None = None, out: str | None = None, case: str | None = None,

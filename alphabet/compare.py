@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 
 from alphabet.engine import pick_device
-from alphabet.ensemble import load_classifier
+from alphabet.ensemble import Classifier, load_classifier
 from alphabet.errors import UserError
-from alphabet.evaluate import classifier_data, source_scored, split_shown
+from alphabet.evaluate import classifier_data, same_source, source_scored, split_shown
 from alphabet.metrics import (
     balanced_accuracy_interval,
     confusion_matrix,
@@ -24,6 +24,24 @@ from alphabet.metrics import (
     resampled_balanced_accuracy,
     summary_from_confusion,
 )
+
+# The data settings that decide which letters a run holds out for its test; the rest (val_fraction,
+# per-class limits of training, where EMNIST's files are) leave them where they are.
+TEST_LETTERS_KEYS = ("source", "test_source", "test_fraction", "split_seed", "synthetic_size", "synthetic_test_size",
+                     "synthetic_seed")
+
+
+def test_letters_apart(first: Classifier, second: Classifier) -> list[str]:
+    """The settings in which ``second``'s training run held out other test letters than ``first``'s: by
+    default the letters compared are ``first``'s, and ``second`` may have trained on some of them."""
+    a, b = first.config.data, second.config.data
+    apart = []
+    for key in TEST_LETTERS_KEYS:
+        x, y = getattr(a, key), getattr(b, key)
+        same = same_source(x, y) if key.endswith("source") and x and y else x == y
+        if not same:
+            apart.append(f"data.{key}")
+    return apart
 
 
 def compare_classifiers(first: str | Path, second: str | Path, source: str | None, split: str = "test",
@@ -58,6 +76,7 @@ def compare_classifiers(first: str | Path, second: str | Path, source: str | Non
                        "interval": difference.to_json()},
         "only_first_right": int((right[0] & ~right[1]).sum()),
         "only_second_right": int((right[1] & ~right[0]).sum()),
+        "second_held_out_otherwise": test_letters_apart(a, b) if source is None else [],
     }
 
 
@@ -88,4 +107,8 @@ def describe(result: dict) -> list[str]:
                  f"paired, over {interval['groups']} {interval['resampled']}): {verdict(result)}")
     lines.append(f"letters only the first got right: {result['only_first_right']}; "
                  f"only the second: {result['only_second_right']}")
+    if result["second_held_out_otherwise"]:
+        lines.append(f"note: the second's training run held out its test letters otherwise "
+                     f"({', '.join(result['second_held_out_otherwise'])}), so it may have trained on some of "
+                     "these; --data SOURCE names letters neither trained on")
     return lines

@@ -66,6 +66,15 @@ def classifier_data(classifier: Classifier, source: str | None, split: str = "te
                           classifier.classes)
 
 
+def same_source(a: str, b: str) -> bool:
+    """Whether two data sources name the same letters: the same name, or files at the same path."""
+    kind_a, _, path_a = a.partition(":")
+    kind_b, _, path_b = b.partition(":")
+    if kind_a != kind_b or bool(path_a) != bool(path_b):
+        return False
+    return not path_a or Path(path_a).expanduser().resolve() == Path(path_b).expanduser().resolve()
+
+
 def source_scored(classifier: Classifier, source: str | None) -> str:
     """The source whose letters ``classifier_data`` scores."""
     data = classifier.config.data

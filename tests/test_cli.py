@@ -144,6 +144,14 @@ def test_evaluate_and_compare_without_data_score_the_letters_the_run_was_tested_
 
     compared = json.loads(cli("compare", tmp_path / "run", tmp_path / "run", "--json").out)
     assert compared["images"] == 60 and compared["first"]["balanced_accuracy"] == again["balanced_accuracy"]
+    assert compared["second_held_out_otherwise"] == []
+    # A second model whose run held out other letters may have trained on some of the first's: said so.
+    assert cli("train", *with_sets(TINY + [f"log.out_dir={tmp_path}", "log.name=other", "train.epochs=1",
+                                           "data.split_seed=3"])).code == 0
+    apart = cli("compare", tmp_path / "run", tmp_path / "other")
+    assert apart.code == 0, apart.err
+    assert ("note: the second's training run held out its test letters otherwise (data.test_source, "
+            "data.split_seed), so it may have trained on some of these") in apart.out
     # All of a run's own letters would score the letters that trained it too.
     assert_one_line_error(cli("evaluate", tmp_path / "run", "--split", "all", "--out-dir", tmp_path),
                           "--split all: expected --data SOURCE with it")
