@@ -183,7 +183,8 @@ def retrain(target: str | None, epochs: int | None = None, overrides: list[str] 
         retrained = TRIAL_RETRAIN.fullmatch(run_dir.name)
         if search_dir and retrained and (search_dir / trial_file(retrained.group(1))).is_file():
             # A trial's retrain: its settings read again from the search (trial-ID.yaml is the user's to edit).
-            trial_id, searched = retrained_trial(search_dir, retrained.group(1)) or (None, searched)
+            if (settings := trial_settings(search_dir, retrained.group(1))) is not None:
+                trial_id, searched = retrained.group(1), settings
     else:
         plan = plan_retrain(target, epochs, overrides, seeds, batch_size, trial)
         config, searched, search_dir = plan.config, plan.searched, plan.search_dir
@@ -207,8 +208,8 @@ def retrain(target: str | None, epochs: int | None = None, overrides: list[str] 
     return result
 
 
-def retrained_trial(search_dir: Path, trial_id: str) -> tuple[str, Config] | None:
-    """The id and settings of the search's trial ``trial_id``, where the search has one of that id."""
+def trial_settings(search_dir: Path, trial_id: str) -> Config | None:
+    """The settings of the search's trial ``trial_id``, where the search has one of that id."""
     remote = search_dir / REMOTE_FILE
     location = RunLocation.parse(remote.read_text() if remote.is_file() else str(search_dir))
     try:
@@ -216,7 +217,7 @@ def retrained_trial(search_dir: Path, trial_id: str) -> tuple[str, Config] | Non
         row = next((r for r in load_trials(location, experiment) if r.trial_id == trial_id), None)
     except UserError:  # the search's state is gone: a retrain that carries on without naming the trial
         return None
-    return (row.trial_id, trial_config(experiment, row.params)) if row else None
+    return trial_config(experiment, row.params) if row else None
 
 
 def keep_trial_settings(search_dir: Path, row: TrialRow, text: str, log: Callable[[str], None]) -> None:
