@@ -1018,6 +1018,8 @@ def test_a_run_on_emnist_is_scored_and_calibrated_on_its_own_letters_where_data_
     result = cli("calibrate", tmp_path / "run", "--data-root", tmp_path / "moved")
     assert result.code == 0, result.err
     assert "fitted on 12 letters: the validation letters its training run held out" in result.out  # 2 of each
+
+
 def test_predict_images_in_memory_as_files_are(cli, trained, tmp_path):
     from alphabet.ensemble import load_classifier
     from alphabet.predict import predict_images
