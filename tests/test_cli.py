@@ -41,6 +41,17 @@ def assert_one_line_error(result, *fragments):
     assert "Traceback" not in result.err
 
 
+def test_the_readme_python_examples_import_what_exists():
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    lines = [line for block in re.findall(r"```python\n(.*?)```", readme, re.S) for line in block.splitlines()
+             if line.startswith(("from alphabet", "from search"))]
+    assert len(lines) >= 9  # the predict, lexicon and From Python examples
+    for line in lines:
+        exec(line, {})  # an ImportError names what a rename left behind
+
+
 def test_help_on_every_command(cli):
     for command in ("train", "evaluate", "calibrate", "compare", "predict", "export", "data", "search", "trials",
                     "retrain"):
