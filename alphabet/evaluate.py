@@ -95,9 +95,9 @@ def evaluate_checkpoint(checkpoint: str | Path, source: str | None, out_dir: Pat
                         download: bool = False, accept: float | None = None,
                         log: Callable[[str], None] = print) -> dict:
     """Score ``checkpoint`` (a file, or an ensemble) on ``source`` (None: its training run's test letters,
-    as ``classifier_data`` says); ``case`` and ``root`` override the
-    training run's data.case and data.root; ``tta`` averages each image's test-time views; ``accept``
-    is a top probability to measure accepting letters at, beside the usual ones (``ACCEPT_AT``)."""
+    as ``classifier_data`` says); ``case`` and ``root`` override the training run's data.case and
+    data.root; ``tta`` averages each image's test-time views; ``accept`` is a top probability to measure
+    accepting letters at, beside the usual ones (``ACCEPT_AT``)."""
     classifier = load_classifier(checkpoint, pick_device("auto"), tta=tta)
     classes = classifier.classes
     data = classifier_data(classifier, source, split, case, root, download)
