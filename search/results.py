@@ -317,6 +317,7 @@ def write_results(location: RunLocation, experiment: Experiment, log: Callable[[
     best = scored[0]
     metric = experiment.search.metric
     best_entry = trial_entry(best, experiment)
+    within = [r.trial_id for r in scored[1:] if best.interval and best.interval[0] <= r.score <= best.interval[1]]
     location.write_text(BEST_FILE, trial_settings_text(best, location, experiment, best=True))
     imp, why = importances(location, experiment)
     counts = {s: sum(r.status == s for r in rows)
@@ -327,8 +328,8 @@ def write_results(location: RunLocation, experiment: Experiment, log: Callable[[
         "mode": experiment.mode,
         "best": best_entry,
         # Trials that score inside the best's interval: the validation letters alone cannot rank them.
-        "within_interval": (sum(best.interval[0] <= r.score <= best.interval[1] for r in scored[1:])
-                            if best.interval else None),
+        "within_interval": len(within) if best.interval else None,
+        "within_interval_trials": within,
         "trials": counts,
         # How the settings search.first_trials gave fared against the sampler's.
         "given": [{"trial_id": r.trial_id, "value": None if math.isnan(r.score) else r.score,
@@ -361,10 +362,11 @@ def summary_text(summary: dict) -> str:
         "  " + ", ".join(f"{k}={_fmt(v)}" for k, v in b["params"].items()),
     ]
     if b.get("interval"):
-        others = summary["within_interval"]
+        others, ids = summary["within_interval"], summary.get("within_interval_trials") or []
+        named = f" ({', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})" if ids else ""
         verdict = ("no other trial scores within it" if others == 0 else
-                   f"{others} other {'trial scores' if others == 1 else 'trials score'} within it, and these "
-                   f"letters cannot rank {'it' if others == 1 else 'them'} against this one")
+                   f"{others} other {'trial scores' if others == 1 else 'trials score'} within it{named}, and "
+                   f"these letters cannot rank {'it' if others == 1 else 'them'} against this one")
         lines.append(f"  {LEVEL:.0%} interval from the validation letters alone: {b['interval'][0]:.4f} to "
                      f"{b['interval'][1]:.4f}; {verdict}")
     given = summary.get("given") or []

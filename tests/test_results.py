@@ -117,13 +117,15 @@ def test_the_trials_table_gives_every_metric_to_the_same_places():
 
 @pytest.mark.parametrize(("others", "said"), [
     (0, "no other trial scores within it"),
-    (1, "1 other trial scores within it, and these letters cannot rank it against this one"),
-    (3, "3 other trials score within it, and these letters cannot rank them against this one"),
+    (1, "1 other trial scores within it (t1), and these letters cannot rank it against this one"),
+    (3, "3 other trials score within it (t1, t2, t3), and these letters cannot rank them against this one"),
+    (7, "7 other trials score within it (t1, t2, t3, t4, t5, ...), and these letters cannot rank them against "
+        "this one"),
 ])
-def test_the_summary_says_how_many_trials_the_validation_letters_cannot_rank(others, said):
+def test_the_summary_says_which_trials_the_validation_letters_cannot_rank(others, said):
     summary = {"best": {"value": 0.95, "trial_id": "t", "rank_epochs": 1, "peak": 0.95, "peak_epoch": 6, "epochs": 6,
                         "params": {}, "interval": [0.93, 0.96]}, "metric": "val_balanced_accuracy",
-               "within_interval": others,
+               "within_interval": others, "within_interval_trials": [f"t{i + 1}" for i in range(others)],
                "trials": {"completed": 4, "pruned": 0, "stopped": 0, "error": 0, "unfinished": 0},
                "rung_stops": {}, "trial_epochs": 24, "trial_seconds": 1.0, "disk_bytes": None,
                "importances": {}, "importances_note": ""}

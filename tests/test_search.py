@@ -110,6 +110,7 @@ def test_search_prunes_and_records_it_in_optuna(finished_search):
     low, high = summary["best"]["interval"]
     assert low <= rows[0].score <= high and (low, high) == rows[0].interval
     assert summary["within_interval"] == sum(low <= r.score <= high for r in rows[1:])
+    assert summary["within_interval_trials"] == [r.trial_id for r in rows[1:] if low <= r.score <= high]
     assert f"95% interval from the validation letters alone: {low:.4f} to {high:.4f}" in (
         finished_search / "summary.txt").read_text()
 
