@@ -86,12 +86,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         raise UserError("retrain: expected RUN_DIR or best.yaml, or --resume RETRAIN_DIR (one of them)")
     if args.smoke_test:
         args.epochs = 1
-    if args.resume and args.seeds is not None:
-        raise UserError("--resume: expected no --seeds; a resumed retrain keeps its own")
-    if args.resume and args.batch_size is not None:
-        raise UserError("--resume: expected no --batch-size; a resumed retrain keeps its own")
-    if args.resume and args.trial is not None:
-        raise UserError("--resume: expected no --trial; a resumed retrain keeps its own")
+    for option in ("seeds", "batch_size", "trial"):
+        if args.resume and getattr(args, option) is not None:
+            raise UserError(f"--resume: expected no --{option.replace('_', '-')}; a resumed retrain keeps its own")
     if args.resume and (args.set or args.download):
         raise UserError("--resume: expected no --set or --download; a resumed retrain keeps its settings")
     overrides = list(args.set) + (["data.download=true"] if args.download else [])

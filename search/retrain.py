@@ -203,8 +203,9 @@ def retrain(target: str | None, epochs: int | None = None, overrides: list[str] 
     if remote.is_file() and copied.is_file():  # resumed once finished: a second copy would be a retrain-2 there
         log(f"{run_dir} is in {copied.read_text()} already")
     elif remote.is_file():  # a remote search's retrain joins it there
-        copied.write_text(RunLocation(remote.read_text()).upload(run_dir).uri)
-        log(f"copied {run_dir} to {copied.read_text()}")
+        uri = RunLocation(remote.read_text()).upload(run_dir).uri
+        copied.write_text(uri)
+        log(f"copied {run_dir} to {uri}")
     return result
 
 
