@@ -1,5 +1,3 @@
-import sys
+from alphabet.cli import run
 
-from alphabet.cli import main
-
-sys.exit(main())
+run()
