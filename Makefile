@@ -31,9 +31,9 @@ demo: install
 # The test suite, slow tests (real Ray searches) included; it ends by listing the ten slowest (CI has 15 minutes).
 # `make test-fast` skips the slow ones; `make test-all` adds the slowest (five fault tests, a search through
 # Ray Client, a search reproduced, a search from given weights, a budget that ends before any epoch, Ctrl-C and SIGTERM of
-# a search, a cluster node with other code, a search on gs://, a search that fills its disk and the smoke test of the two
-# benchmarks that start searches; 17 s to over a minute and a half each, each point also made in part by a
-# faster test; CI's 15 minutes leave no room).
+# a search, a cluster node with other code, a cluster's token refusals, a search on gs://, a search that fills its disk
+# and the smoke tests of the two benchmarks that start searches and of the five longest; 17 s to over a minute and a
+# half each, each point also made in part by a faster test; CI's 15 minutes leave no room).
 test: install
 	$(PY) -m pytest -q -m "not slowest" --durations=10
 

@@ -382,17 +382,28 @@ def run_smoke_test(names: list[str], capsys) -> str:
     return out
 
 
+# The smoke tests that take longest (8 to 12 s each on 2 cores): the data path, on both pipelines; the
+# exported files, each made by torch.export; and letters framed as image files, words and notes, by the
+# library code that tests/test_cli.py, test_image_framing.py and test_segment.py test in CI.
+LONGEST_SMOKE_TESTS = ("datapath", "inference", "framing", "words", "text")
+
+
 @pytest.mark.slow
 def test_every_benchmark_runs_its_smoke_test_without_touching_the_document(capsys):
-    # All but the two that start `alphabet search` (make test-all runs those, below): a benchmark that
-    # a library change broke fails here, not when somebody reruns it for an hour.
+    # All but those and the two that start `alphabet search` (make test-all runs them, below): a benchmark
+    # that a library change broke fails here, not when somebody reruns it for an hour.
     from benchmarks.run import BENCHMARKS
 
-    names = [name for name in BENCHMARKS if name not in ("overhead", "search")]
+    names = [name for name in BENCHMARKS if name not in ("overhead", "search", *LONGEST_SMOKE_TESTS)]
     out = run_smoke_test(names, capsys)
     # The femnist benchmarks ran on the stand-in letters, split by writer as femnist's are.
-    assert re.search(r"reads the \d+ validation writers' letters written as \d+ words", out)
     assert "ECE over 15 bins" in out and "| seed 0 |" in out and "| the 2 averaged |" in out
+
+
+@pytest.mark.slowest  # about 45 s; the library code they run is tested in CI (LONGEST_SMOKE_TESTS says where)
+def test_the_longest_benchmark_smoke_tests_run(capsys):
+    out = run_smoke_test(list(LONGEST_SMOKE_TESTS), capsys)
+    assert re.search(r"reads the \d+ validation writers' letters written as \d+ words", out)
 
 
 @pytest.mark.slowest

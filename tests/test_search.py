@@ -926,13 +926,29 @@ def token_cluster(tmp_path: Path, nodes: list[tuple[int, dict[str, str]]]):
         subprocess.run([ray_cli(), "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
+def cluster_experiment(tmp_path: Path) -> Path:
+    """Two trials at once, on nodes of one CPU each: one on each node."""
+    return write_experiment(tmp_path, "cluster", search={"num_samples": 2, "max_concurrent": 2},
+                            asha={"max_t": 2, "grace_period": 2, "reduction_factor": 2})
+
+
 def test_two_node_cluster(tmp_path):
     # Each node also declares a GPU, as a GPU cluster's do: `gpus_per_trial: auto` must then give each
     # trial an eighth of one, and Ray must place those shares (torch still finds no GPU and trains on CPU).
     with token_cluster(tmp_path, [(1, {}), (1, {})]) as env:
-        # Two trials at once, on nodes of one CPU each: one on each node.
-        experiment = write_experiment(tmp_path, "cluster", search={"num_samples": 2, "max_concurrent": 2},
-                                      asha={"max_t": 2, "grace_period": 2, "reduction_factor": 2})
+        done = alphabet("search", cluster_experiment(tmp_path), "--address", "127.0.0.1:6399", timeout=600, env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "1 CPU + 0.125 GPU per trial, cluster 2 CPU 2 GPU" in done.stdout
+        if not torch.cuda.is_available():  # those GPUs are not there: each trial says so
+            assert "this trial was given 0.125 GPU but trains on cpu: torch" in done.stdout + done.stderr
+        nodes = {r.node for r in trials_of(tmp_path / "search" / "cluster")}
+        assert len(nodes) == 2, nodes  # trials ran on both nodes
+
+
+@pytest.mark.slowest  # about 40 s; in CI the test before runs a search on such a cluster
+def test_a_cluster_refuses_a_driver_without_its_token_and_a_search_given_no_address_starts_its_own_ray(tmp_path):
+    with token_cluster(tmp_path, [(1, {}), (1, {})]) as env:
+        experiment = cluster_experiment(tmp_path)
         # Without the cluster's token, Ray retried for 20 s and then named no reason.
         other = tmp_path / "other_token"
         other.write_text(secrets.token_hex(32))
@@ -943,13 +959,6 @@ def test_two_node_cluster(tmp_path):
                                env={**env, **without})
             assert refused.returncode == 2 and says in refused.stderr, refused.stderr[-2000:]
             assert time.time() - t0 < 15 and not (tmp_path / "search").exists()
-        done = alphabet("search", experiment, "--address", "127.0.0.1:6399", timeout=600, env=env)
-        assert done.returncode == 0, done.stderr[-3000:]
-        assert "1 CPU + 0.125 GPU per trial, cluster 2 CPU 2 GPU" in done.stdout
-        if not torch.cuda.is_available():  # those GPUs are not there: each trial says so
-            assert "this trial was given 0.125 GPU but trains on cpu: torch" in done.stdout + done.stderr
-        nodes = {r.node for r in trials_of(tmp_path / "search" / "cluster")}
-        assert len(nodes) == 2, nodes  # trials ran on both nodes
         # Given no address, a search starts a Ray of its own, not the `ray start` cluster (Ray's default):
         # one node, with this machine's GPUs rather than the two the nodes declared.
         own = subprocess.run([sys.executable, "-c", "import json, ray; from search.cluster import cluster_address; "
