@@ -276,8 +276,9 @@ def interrupted(location: RunLocation, experiment: Experiment, rows: list[TrialR
 
 
 def _import_what_the_results_need() -> None:
-    """Imported while the trials run, when the driver mostly waits on Ray, rather than after them:
-    Optuna's importances (scikit-learn) and the summary's figure took 5 s of every search's end on 2 cores."""
+    """Imported while the trials run, when the driver mostly waits on Ray, rather than after them: the
+    imports of Optuna's importances (scikit-learn) and the summary's figure held up every search's end
+    by 2 to 3 s on 2 cores."""
     with contextlib.suppress(Exception):  # the results import them again, and say so if they fail
         import optuna.importance  # noqa: F401
 
