@@ -29,10 +29,11 @@ demo: install
 	echo "Inspect it: .venv/bin/tensorboard --logdir runs/search/$$name"
 
 # The test suite, slow tests (real Ray searches) included; it ends by listing the ten slowest (CI has 15 minutes).
-# `make test-fast` skips the slow ones; `make test-all` adds the slowest (five fault tests, a search through
+# `make test-fast` skips the slow ones; `make test-all` adds the slowest (five fault tests, a search killed before
+# Tune saved its state, a run resumed with figures drawn, a search through
 # Ray Client, a search reproduced, a search from given weights, a budget that ends before any epoch, Ctrl-C and SIGTERM of
 # a search, a cluster node with other code, a cluster's token refusals, a search on gs://, a search that fills its disk
-# and the smoke tests of the two benchmarks that start searches and of the five longest; 17 s to over a minute and a
+# and the smoke tests of the two benchmarks that start searches and of the five longest; 16 s to over a minute and a
 # half each, each point also made in part by a faster test; CI's 15 minutes leave no room).
 test: install
 	$(PY) -m pytest -q -m "not slowest" --durations=10

@@ -761,9 +761,8 @@ def test_a_search_whose_saved_state_was_cut_short_is_not_resumed_afresh(finished
         assert sorted(p.name for p in run_dir.iterdir()) == before
 
 
-def test_a_search_killed_before_tune_saved_its_state_starts_again_on_resume(tmp_path, cli):
-    # What a kill -9 in the second between a search's experiment.yaml and Tune's first saved state leaves:
-    # --resume once said "no Tune experiment state to resume from", and the name was lost to it.
+def killed_before_tune_saved_its_state(tmp_path: Path) -> RunLocation:
+    """What a kill -9 in the second between a search's experiment.yaml and Tune's first saved state leaves."""
     raw = json.loads(json.dumps(TINY_EXPERIMENT))
     raw["search"].update(num_samples=1)
     raw["asha"].update(max_t=1, grace_period=1)
@@ -774,6 +773,11 @@ def test_a_search_killed_before_tune_saved_its_state_starts_again_on_resume(tmp_
     study = optuna.create_study(study_name="early", storage=location.optuna_storage(), direction="maximize")
     study.ask()  # the first trial Tune asked for, left running by the kill
     (location.path / "optuna.db-journal").write_bytes(b"")
+    return location
+
+
+def test_trials_of_a_search_before_its_first_trial_say_what_is_happening(tmp_path, cli):
+    location = killed_before_tune_saved_its_state(tmp_path)
     with held_by_another_process(location.path) as driver:  # as it starts, `alphabet trials` says so
         starting = cli("trials", location.path)
         assert starting.code == 0, starting.err
@@ -787,6 +791,12 @@ def test_a_search_killed_before_tune_saved_its_state_starts_again_on_resume(tmp_
     assert killed.code == 2 and killed.err == (
         f"alphabet: error: {location.path}: stopped before its first trial began; expected its trials once it is "
         f"continued: alphabet search --resume {location.path}\n"), killed.err
+
+
+@pytest.mark.slowest  # 16 to 23 s; in CI the kill -9 test resumes a search, and the test before reads this state
+def test_a_search_killed_before_tune_saved_its_state_starts_again_on_resume(tmp_path, cli):
+    # --resume once said "no Tune experiment state to resume from", and the name was lost to it.
+    location = killed_before_tune_saved_its_state(tmp_path)
     done = cli("search", "--resume", location.path)
     assert done.code == 0, done.err[-3000:]
     assert done.out.startswith(f"{location.path}: stopped before its first trial began; it starts again from its "
