@@ -55,7 +55,7 @@ def config_with_smoke_test(path: str | None, overrides: list[str], smoke_test: b
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from alphabet.config import to_dict
+    from alphabet.config import named_where_given, to_dict
     from alphabet.train_ensemble import check_seed_count, train_seeds
 
     if args.resume:
@@ -71,7 +71,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = config_with_smoke_test(args.config, overrides, args.smoke_test)
     if args.print_config:
         return print_settings(to_dict(config))
-    train_seeds(config, args.seeds)
+    with named_where_given(args.config, args.set):
+        train_seeds(config, args.seeds)
     return 0
 
 
@@ -200,10 +201,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from alphabet.config import load_config
-    from alphabet.data import load_splits
-    from alphabet.data.inspect import info_table, preview_png
-    from alphabet.data.sources import check_sources, load_source, save_npz
+    from alphabet.config import named_where_given
 
     overrides = list(args.set) + (["data.download=true"] if args.download else [])
     if args.smoke_test and args.action != "audit":
@@ -211,8 +209,16 @@ def cmd_data(args: argparse.Namespace) -> int:
     if args.config and Path(args.config).suffix.lower() in {".png", ".npz", ".csv"}:
         raise UserError(f"{args.config}: expected a training config or experiment .yaml; the file data "
                         f"{args.action} writes goes after --out")
-    if args.action == "audit":
-        return audit_data(args, overrides)
+    with named_where_given(args.config, args.set):
+        return audit_data(args, overrides) if args.action == "audit" else inspect_data(args, overrides)
+
+
+def inspect_data(args: argparse.Namespace, overrides: list[str]) -> int:
+    from alphabet.config import load_config
+    from alphabet.data import load_splits
+    from alphabet.data.inspect import info_table, preview_png
+    from alphabet.data.sources import check_sources, load_source, save_npz
+
     data = load_config(args.config, overrides, experiments=True, check=lambda config: check_sources(config.data)).data
     if args.action == "info":
         print(info_table(load_splits(data)))

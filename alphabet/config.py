@@ -6,6 +6,7 @@ lists the valid keys instead of a silently ignored setting.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -13,7 +14,7 @@ import re
 import string
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -493,3 +494,28 @@ def _refusal(check: Callable[[Config], None] | None, config: Config) -> str | No
     except UserError as e:
         return str(e)
     return None
+
+
+@contextlib.contextmanager
+def named_where_given(path: str | Path | None, overrides: list[str]) -> Iterator[None]:
+    """A setting found wrong only once it is used (a data file missing, weights that do not fit) is named
+    as the file's or --set's, as ``load_config`` names what it finds wrong itself. Only messages that
+    start with one setting's key (``data.source: ...``) are named; the rest pass as they are."""
+    try:
+        yield
+    except UserError as e:
+        key, sep, _ = str(e).partition(": ")
+        section, dot, name = key.partition(".")
+        if not (sep and dot and section in {f.name for f in dataclasses.fields(Config)} and name.isidentifier()):
+            raise
+        given = {o.partition("=")[0].strip().removeprefix("config.") for o in overrides}
+        if any(key == k or key.startswith(f"{k}.") for k in given):
+            origin = "--set"
+        elif path is not None:
+            origin = str(path)
+        else:  # a default: no file or option to name
+            raise
+        raw = read_yaml(path) if path is not None else None
+        shown = "config." if isinstance(raw, dict) and raw.keys() & {"config", "space"} else ""
+        e.args = (f"{origin}: {shown}{e}", *e.args[1:])  # the same error (a DiskFull keeps its run), named
+        raise

@@ -79,7 +79,7 @@ def cmd_trials(args: argparse.Namespace) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    from alphabet.config import to_dict
+    from alphabet.config import named_where_given, to_dict
     from search.retrain import plan_retrain, retrain
 
     if bool(args.target) == bool(args.resume):
@@ -98,8 +98,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
                             f"are in {args.resume}/config.yaml")
         return print_settings(to_dict(plan_retrain(args.target, args.epochs, overrides, args.seeds,
                                                    args.batch_size, args.trial).config))
-    retrain(args.target, args.epochs, overrides, args.resume, args.seeds, batch_size=args.batch_size,
-            trial=args.trial)
+    with named_where_given(None, args.set):  # the search's own settings: named by the retrain's messages
+        retrain(args.target, args.epochs, overrides, args.resume, args.seeds, batch_size=args.batch_size,
+                trial=args.trial)
     return 0
 
 

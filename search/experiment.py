@@ -160,6 +160,12 @@ class Experiment:
     retrain_batch_size: int | None = None  # None: the searched config's batch size
     source: str = "experiment"  # the file it came from, for messages
     first_trials: list[dict[str, Any]] = field(default_factory=list)  # {searched key: value}, run first
+    set_keys: frozenset[str] = frozenset()  # the keys --set gave, so that a mistake in one is named as theirs
+
+    def origin(self, key: str) -> str:
+        """Where ``key`` (``config.data.source``, say) got its value, for a message: ``--set`` or the file."""
+        given = any(key == k or key.startswith(f"{k}.") or k.startswith(f"{key}.") for k in self.set_keys)
+        return "--set" if given else self.source
 
     @property
     def startup_trials(self) -> int:
@@ -361,7 +367,10 @@ def check_initial_weights(experiment: Experiment, initial: InitialWeights) -> No
         try:
             check_fits_config(model, initial)
         except UserError as e:
-            raise UserError(f"{experiment.source}: {where}{e}") from None
+            # the weights or the model they do not fit: named as --set's where either came from it
+            keys = ("config.train.init_from", "config.model" if where == "config." else where.partition("=")[0])
+            origin = "--set" if "--set" in {experiment.origin(k) for k in keys} else experiment.source
+            raise UserError(f"{origin}: {where}{e}") from None
 
 
 def with_space_overrides(raw: dict, flat: dict[str, Any]) -> dict:
@@ -402,7 +411,7 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
                                         is_text=is_experiment_text))
     merged = with_space_overrides(merged, parse_pairs(searched))
     try:
-        return _experiment(merged, origin)
+        experiment = _experiment(merged, origin)
     except UserError as error:
         try:
             _experiment(raw, origin)
@@ -411,6 +420,7 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
                 raise
         _experiment(merged, "--set")  # raises the overrides' mistake again, named as theirs
         raise  # not reached: the same settings fail the same way
+    return dataclasses.replace(experiment, set_keys=frozenset(o.partition("=")[0].strip() for o in overrides))
 
 
 def _experiment(raw: dict, origin: str) -> Experiment:

@@ -61,9 +61,13 @@ def per_trial_resources(experiment: Experiment, cluster: dict) -> dict[str, floa
     gpus_total = cluster.get("GPU", 0)
     gpu = res.gpus_per_trial if res.gpus_per_trial is not None else (1 / AUTO_TRIALS_PER_GPU if gpus_total else 0)
     cpu = res.cpus_per_trial if res.cpus_per_trial is not None else 1
-    if cpu > cluster.get("CPU", 0) or gpu > gpus_total:
-        raise UserError(f"{experiment.source}: resources: a trial asks for {cpu:g} CPU and {gpu:g} GPU, but the "
-                        f"cluster has {cluster.get('CPU', 0):g} CPU and {gpus_total:g} GPU")
+    has = f"the cluster has {cluster.get('CPU', 0):g} CPU and {gpus_total:g} GPU"
+    if cpu > cluster.get("CPU", 0):
+        raise UserError(f"{experiment.origin('resources.cpus_per_trial')}: resources.cpus_per_trial: expected at "
+                        f"most {cluster.get('CPU', 0):g} ({has}), got {cpu:g}")
+    if gpu > gpus_total:
+        raise UserError(f"{experiment.origin('resources.gpus_per_trial')}: resources.gpus_per_trial: expected at "
+                        f"most {gpus_total:g} ({has}), got {gpu:g}")
     return {"cpu": cpu, "gpu": gpu}
 
 
@@ -332,12 +336,12 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
             raise UserError(f"{location.uri}: no Tune experiment state to resume from")
     else:
         location = None
-        RunLocation.parse(experiment.storage.path).check_reachable(experiment.source)
+        RunLocation.parse(experiment.storage.path).check_reachable(experiment.origin("storage.path"))
     started = time.time()
     try:  # read here, once, so that the nodes of a cluster need no copy of the file
         initial = initial_weights(experiment.config)
     except UserError as e:
-        raise UserError(f"{experiment.source}: config.{e}") from None
+        raise UserError(f"{experiment.origin('config.train.init_from')}: config.{e}") from None
     if initial is not None:
         check_initial_weights(experiment, initial)
     try:
@@ -345,10 +349,10 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
     except UserError as e:  # the library names a training config's keys; an experiment has them under config
         if not e.args[0].startswith("data."):
             raise
-        raise UserError(f"{experiment.source}: config.{e.args[0]}") from None
+        raise UserError(f"{experiment.origin('config.' + e.args[0].partition(':')[0])}: config.{e.args[0]}") from None
     if splits.val is None:
-        raise UserError(f"{experiment.source}: config.data.val_fraction: expected > 0; a search chooses by "
-                        "validation, never by the test split")
+        raise UserError(f"{experiment.origin('config.data.val_fraction')}: config.data.val_fraction: expected > 0; "
+                        "a search chooses by validation, never by the test split")
     import ray
 
     ours = not ray.is_initialized()  # a Ray the caller started stays up for the caller

@@ -247,8 +247,24 @@ CASES = {
     "train: init_from missing": (lambda t, ck: (["train", "--set", f"train.init_from={t / 'gone'}"], str(t / "gone")),
                                  "train.init_from: {tmp}/gone: not found; expected a checkpoint .pt or a run"),
     "search: init_from another architecture": (lambda t, ck: (["search", QUICK, "--set", f"config.train.init_from={ck}",
-                                                               "--set", f"storage.path={t / 's'}"], str(QUICK)),
-                                               "config.train.init_from: {ck}: its model does not fit this run's"),
+                                                               "--set", f"storage.path={t / 's'}"], "--set"),
+                                               "--set: config.train.init_from: {ck}: its model does not fit this "
+                                               "run's"),
+    # Found wrong only once used (the data read): named as the file's, or as --set's where it came from there.
+    "train: the file's data file missing": (_config("data:\n  source: npz:gone.npz\n"),
+                                            "config.yaml: data.source: gone.npz: file not found"),
+    "train: --set's data file missing": (lambda t, ck: (
+        ["train", (t / "c.yaml").write_text("train: {epochs: 1}\n") and t / "c.yaml",
+         "--set", f"data.source=npz:{t / 'x.npz'}"], "--set"), "--set: data.source: {tmp}/x.npz: file not found"),
+    "data info: --set's folder for an experiment": (lambda t, ck: (
+        ["data", "info", QUICK, "--set", f"config.data.source=folder:{t / 'none'}"], "--set"),
+        "--set: config.data.source: {tmp}/none: directory not found"),
+    "data export: the file's source no folder": (lambda t, ck: (
+        ["data", "export", (t / "c.yaml").write_text("data: {source: synthetic}\n") and t / "c.yaml"], "c.yaml"),
+        "c.yaml: data.source: 'synthetic'; expected folder:PATH"),
+    "retrain: --set's data file missing": (lambda t, ck: (
+        ["retrain", (t / "best.yaml").write_text("model: {width: 8}\n") and t / "best.yaml", "--epochs", "1",
+         "--set", f"data.source=npz:{t / 'x.npz'}"], "--set"), "--set: data.source: {tmp}/x.npz: file not found"),
     # The model is read before the images, so a mistyped checkpoint is named at once, not after a folder.
     **{f"predict{mode}: a missing checkpoint with a bad image": (lambda t, ck, mode=mode: (
         ["predict", t / "gone.pt", (t / "x.png").write_text("text") and t / "x.png", *mode.split()], "gone.pt"),
@@ -392,7 +408,7 @@ def test_storage_that_cannot_be_reached_is_refused_before_any_work(cli, tmp_path
         result = cli("search", quick, "--set", f"storage.path={uri}")
         assert time.monotonic() - started < 20  # before the data is made and Ray started
         assert result.code == 2 and len(result.err.strip().splitlines()) == 1, result.err
-        assert result.err.startswith(f"alphabet: error: {quick}: storage.path: ") and fragment in result.err, result.err
+        assert result.err.startswith("alphabet: error: --set: storage.path: ") and fragment in result.err, result.err
 
 
 def test_a_remote_search_is_not_resumed_without_its_study(cli, tmp_path, monkeypatch):

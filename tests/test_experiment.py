@@ -400,11 +400,17 @@ def test_a_section_or_setting_given_twice_is_refused(cli, tmp_path):
 
 def test_impossible_resources():
     experiment = experiment_from_dict({**GOOD, "resources": {"cpus_per_trial": 64}}, "big.yaml")
-    with pytest.raises(UserError, match="big.yaml: resources: a trial asks for 64 CPU and 0 GPU, but the cluster has"):
+    with pytest.raises(UserError, match=r"^big.yaml: resources.cpus_per_trial: expected at most 2 \(the cluster has "
+                                        r"2 CPU and 0 GPU\), got 64$"):
         per_trial_resources(experiment, {"CPU": 2.0})
     gpu = experiment_from_dict({**GOOD, "resources": {"gpus_per_trial": 1}}, "gpu.yaml")
-    with pytest.raises(UserError, match="asks for 1 CPU and 1 GPU"):
+    with pytest.raises(UserError, match=r"^gpu.yaml: resources.gpus_per_trial: expected at most 0 \(.*\), got 1$"):
         per_trial_resources(gpu, {"CPU": 2.0})
+    # the file asks for what the cluster has; --set asked for more, so the line names --set
+    given = experiment_from_dict(GOOD, "ok.yaml", ["resources.gpus_per_trial=0.5", "search.num_samples=3"])
+    with pytest.raises(UserError, match=r"^--set: resources.gpus_per_trial: expected at most 0 "):
+        per_trial_resources(given, {"CPU": 2.0})
+    assert given.origin("search.num_samples") == "--set" and given.origin("resources.cpus_per_trial") == "ok.yaml"
 
 
 def test_auto_resources_share_a_gpu():
