@@ -91,11 +91,11 @@ def add_print_config_argument(p: argparse.ArgumentParser, what: str) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from alphabet.evaluate import evaluate_checkpoint
-    from alphabet.rundir import guard_run_dir, new_run_dir
+    from alphabet.rundir import guarded_new_run_dir
 
     accept = _accept_threshold(args.accept)
     # An evaluation writes no checkpoint, so a failed one leaves nothing behind.
-    with guard_run_dir(new_run_dir(args.out_dir, args.name or None, ("--out-dir", "--name"), resumable=False)) as out:
+    with guarded_new_run_dir(args.out_dir, args.name or None, ("--out-dir", "--name"), resumable=False) as out:
         evaluate_checkpoint(args.checkpoint, args.data, out, split=args.split, case=args.case, tta=args.tta,
                             root=args.data_root, download=args.download, accept=accept)
     return 0

@@ -150,6 +150,29 @@ def guard_run_dir(run_dir: Path, created: bool = True) -> Iterator[Path]:
 
 
 @contextmanager
+def guarded_new_run_dir(out_dir: str | Path, name: str | None, keys: tuple[str, str] = ("log.out_dir", "log.name"),
+                        resumable: bool = True, numbered: bool = False) -> Iterator[Path]:
+    """``new_run_dir`` held by ``guard_run_dir``. A run that fails to start removes the folders above its
+    directory that it made too (a first run's ``runs/``), which are empty then: it leaves nothing at all."""
+    out = Path(out_dir)
+    there = next(folder for folder in (out, *out.parents) if os.path.lexists(folder))
+    run_dir = new_run_dir(out, name, keys, resumable, numbered)
+    try:
+        with guard_run_dir(run_dir) as held:
+            yield held
+    except BaseException:
+        if not os.path.lexists(run_dir):
+            for folder in (out, *out.parents):
+                if folder == there:
+                    break
+                try:
+                    folder.rmdir()  # only an empty one: another run may have started in it meanwhile
+                except OSError:
+                    break
+        raise
+
+
+@contextmanager
 def claim_new_file(path: Path, beside: tuple[str, ...] = (), log: Callable[[str], None] = print) -> Iterator[Path]:
     """Make ``path`` at the moment of writing it, as a file this process alone created (O_EXCL), and
     yield it to be written. A name chosen when a command started (an audit's, minutes before) may have

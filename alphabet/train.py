@@ -34,7 +34,7 @@ from alphabet.metrics import (
 )
 from alphabet.models import check_model, count_parameters
 from alphabet.reporting import RunReporter, flatten, write_json, write_mistakes
-from alphabet.rundir import LOCK_FILE, guard_run_dir, new_run_dir
+from alphabet.rundir import LOCK_FILE, guard_run_dir, guarded_new_run_dir
 
 CONFIG_FILE = "config.yaml"  # in a run directory: the config it started with
 
@@ -92,7 +92,7 @@ def run_training(config: Config, resume: str | Path | None = None, log: Callable
             config = config_of_unstarted_run(run_dir)
         guard = guard_run_dir(run_dir, created=False)
     else:
-        guard = guard_run_dir(new_run_dir(config.log.out_dir, config.log.name, numbered=numbered))
+        guard = guarded_new_run_dir(config.log.out_dir, config.log.name, numbered=numbered)
     with guard as run_dir, out_of_memory_named(config, pick_device(config.train.device)):
         if payload is None:
             if resume is not None:  # held now, so no other process is still starting it

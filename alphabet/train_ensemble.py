@@ -27,7 +27,7 @@ from alphabet.environment import environment
 from alphabet.errors import UserError
 from alphabet.metrics import calibration_text, class_report, headline
 from alphabet.reporting import RunReporter, write_json, write_mistakes
-from alphabet.rundir import guard_run_dir, new_run_dir
+from alphabet.rundir import guard_run_dir, guarded_new_run_dir
 from alphabet.train import CONFIG_FILE, run_training
 
 
@@ -66,7 +66,7 @@ def run_ensemble_training(config: Config | None, seeds: int | None = None, resum
             return _train_members(config, len(member_paths(ens_dir / ENSEMBLE_FILE)), ens_dir, start, log)
     if seeds is None or seeds < 2:
         raise UserError(f"--seeds: expected at least 2 members for an ensemble, got {seeds}")
-    with guard_run_dir(new_run_dir(config.log.out_dir, config.log.name, numbered=numbered)) as ens_dir:
+    with guarded_new_run_dir(config.log.out_dir, config.log.name, numbered=numbered) as ens_dir:
         (ens_dir / CONFIG_FILE).write_text(dump_yaml(to_dict(config)))
         return _train_members(config, seeds, ens_dir, start, log)
 

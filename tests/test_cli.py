@@ -862,13 +862,16 @@ def test_the_command_exits_without_the_last_sweep_for_cycles_and_main_in_process
 
 
 def test_a_run_that_fails_to_start_leaves_its_name_free(cli, tmp_path):
-    # Before, the failed run's directory stayed and the corrected command was refused as "exists already".
-    sets = with_sets(TINY + [f"log.out_dir={tmp_path}", "log.name=mine", "train.epochs=1"])
-    missing = cli("train", *sets, "--set", f"data.source=npz:{tmp_path / 'missing.npz'}")
-    assert_one_line_error(missing, "missing.npz: file not found")
-    assert not (tmp_path / "mine").exists()
+    # Before, the failed run's directory stayed and the corrected command was refused as "exists already";
+    # then the folders made above it (a first run's runs/) stayed, empty. A folder the user made stays.
+    (tmp_path / "kept").mkdir()
+    for out in (tmp_path / "runs" / "letters", tmp_path / "kept"):
+        sets = with_sets(TINY + [f"log.out_dir={out}", "log.name=mine", "train.epochs=1"])
+        missing = cli("train", *sets, "--set", f"data.source=npz:{tmp_path / 'missing.npz'}")
+        assert_one_line_error(missing, "missing.npz: file not found")
+    assert list(tmp_path.iterdir()) == [tmp_path / "kept"] and list((tmp_path / "kept").iterdir()) == []
     assert cli("train", *sets).code == 0
-    assert (tmp_path / "mine" / "metrics.json").is_file()
+    assert (tmp_path / "kept" / "mine" / "metrics.json").is_file()
 
 
 def test_a_run_leaves_a_name_another_process_took_first_to_it(cli, tmp_path, monkeypatch):
@@ -886,7 +889,7 @@ def test_a_failed_evaluation_leaves_no_directory(cli, trained, tmp_path):
     result = cli("evaluate", trained / "checkpoints/last.pt", "--data", f"npz:{tmp_path / 'none.npz'}",
                  "--out-dir", tmp_path / "evals")
     assert_one_line_error(result, "none.npz: file not found")
-    assert list((tmp_path / "evals").iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # nor the --out-dir it made for it
 
 
 def test_an_interrupted_run_is_kept_once_it_can_be_resumed(tmp_path):
