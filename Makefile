@@ -20,8 +20,9 @@ ALPHABET := .venv/bin/alphabet
 install: .venv/installed
 
 # The main job: a real Optuna+ASHA search on synthetic letters, then a short retrain
-# of its best configuration, evaluated on the test split (2.5 to 7 minutes on 2 cores by machine, set-up included; on 2026-12-03, set-up 1 min 55 s and the demo 2 min 7 s;
-# on 2026-12-04 on 2 Xeon cores with AMX, set-up 1 min 25 s and the demo 1 min 19 s).
+# of its best configuration, evaluated on the test split: 1.3 to 6.5 minutes on 2 cores by machine and load,
+# after a set-up of 1.5 to 4 (on 2026-12-04 on 2 Xeon cores with AMX, set-up 1 min 25 s and the demo 1 min 19 s;
+# on 2026-12-07 on 2 busier AMD EPYC cores, set-up about 3.5 min and the demo 5 min 49 s).
 demo: install
 	name=quick-$$(date +%Y%m%d-%H%M%S) && \
 	$(ALPHABET) search experiments/quick.yaml --set storage.name=$$name && \
