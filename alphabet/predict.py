@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -38,15 +39,26 @@ from alphabet.errors import UserError
 from alphabet.lexicon import Lexicon, read_lexicon
 from alphabet.processes import map_over_processes
 
+# Files a system leaves in folders of scans; nobody means them as letters.
+SYSTEM_FILES = frozenset({"thumbs.db", "desktop.ini"})
+
 
 def image_paths(paths: list[str | Path]) -> list[Path]:
-    """The files named, with each directory replaced by the image files in it (sorted, not recursive)."""
+    """The files named, with each directory replaced by the image files in it (sorted, not recursive).
+    What else a directory holds is said on stderr: a scan saved as PDF, silently unread, would be missed."""
     found: list[Path] = []
     for path in map(Path, paths):
         if not path.is_dir():
             found.append(path)
             continue
         inside = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        others = sorted(p for p in path.iterdir() if p not in inside and not p.name.startswith(".")
+                        and p.name.lower() not in SYSTEM_FILES)
+        if inside and others:
+            shown = ", ".join(p.name + "/" * p.is_dir() for p in others[:3]) + (", ..." if len(others) > 3 else "")
+            entries = f"{len(others)} {'entry' if len(others) == 1 else 'entries'}"
+            print(f"alphabet: warning: {path}: {entries} not read ({shown}): only the image files directly in a "
+                  "folder are read", file=sys.stderr, flush=True)
         if not inside:
             labelled = any(is_letter_folder(d) for d in path.iterdir())
             hint = (f" (its letters' folders are a labelled set: `alphabet evaluate CHECKPOINT --data "

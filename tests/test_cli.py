@@ -630,8 +630,13 @@ def test_predict_a_directory_and_a_blank_page(cli, trained, tmp_path):
     paths = save_letters(folder, 3)
     Image.new("L", (60, 60), 255).save(folder / "zz_blank.png")
     (folder / "notes.txt").write_text("not an image: skipped")
+    (folder / "more").mkdir()  # not read: a folder's own images are
+    (folder / ".DS_Store").write_bytes(b"")  # what a system leaves there passes without a word
     result = cli("predict", trained / "checkpoints/last.pt", folder, "--top-k", "1")
     assert result.code == 0, result.err
+    # a scan saved as PDF, say, was skipped without a word
+    assert result.err.strip() == (f"alphabet: warning: {folder}: 2 entries not read (more/, notes.txt): only the "
+                                  "image files directly in a folder are read")
     lines = result.out.strip().splitlines()
     assert [line.split(": ")[0] for line in lines] == [str(p) for p in sorted(paths)] + [str(folder / "zz_blank.png")]
     assert lines[-1].endswith(": blank (no ink found)")
