@@ -454,7 +454,9 @@ def _experiment(raw: dict, origin: str) -> Experiment:
     for p in space:
         for k in p.when:
             if k not in searched:
-                raise UserError(f"{origin}: space.{p.key}.when: {k!r} is not a searched setting")
+                others = [key for key in searched if key != p.key]
+                raise UserError(f"{origin}: space.{p.key}.when: {k!r} is not a searched setting"
+                                f"{did_you_mean(k, others)}; expected one of {', '.join(others)}")
     space = _in_condition_order(space, origin)
     _check_buildable(config, origin, "config")
     fixed_settings = to_dict(config)

@@ -299,6 +299,9 @@ DELETE = object()
      "space.model.batch_norm: expected type choice for a bool setting, got type uniform"),
     ({"space/model.dropout": {"type": "uniform", "low": 0, "high": 0.5, "when": {"model.depth": 2}}},
      "'model.depth' is not a searched setting"),
+    ({"space/train.momentum": {"type": "uniform", "low": 0.8, "high": 0.9, "when": {"train.optimiser": "sgd"}}},
+     "'train.optimiser' is not a searched setting (did you mean train.optimizer?); expected one of model.dropout, "
+     "model.width, train.lr, train.optimizer"),
     # a condition no trial could meet would leave the setting unsearched without a word
     ({"space/train.momentum": {"type": "uniform", "low": 0.8, "high": 0.99, "when": {"train.optimizer": "rmsprop"}}},
      "space.train.momentum.when.train.optimizer: expected one of adamw, sgd, got 'rmsprop'"),
