@@ -51,16 +51,18 @@ def image_paths(paths: list[str | Path]) -> list[Path]:
         if not path.is_dir():
             found.append(path)
             continue
-        inside = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        others = sorted(p for p in path.iterdir() if p not in inside and not p.name.startswith(".")
+        entries = list(path.iterdir())
+        inside = sorted(p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        read = set(inside)  # a folder may hold many thousand scans
+        others = sorted(p for p in entries if p not in read and not p.name.startswith(".")
                         and p.name.lower() not in SYSTEM_FILES)
         if inside and others:
             shown = ", ".join(p.name + "/" * p.is_dir() for p in others[:3]) + (", ..." if len(others) > 3 else "")
-            entries = f"{len(others)} {'entry' if len(others) == 1 else 'entries'}"
-            print(f"alphabet: warning: {path}: {entries} not read ({shown}): only the image files directly in a "
+            count = f"{len(others)} {'entry' if len(others) == 1 else 'entries'}"
+            print(f"alphabet: warning: {path}: {count} not read ({shown}): only the image files directly in a "
                   "folder are read", file=sys.stderr, flush=True)
         if not inside:
-            labelled = any(is_letter_folder(d) for d in path.iterdir())
+            labelled = any(is_letter_folder(d) for d in entries)
             hint = (f" (its letters' folders are a labelled set: `alphabet evaluate CHECKPOINT --data "
                     f"folder:{path} --split all` scores them)" if labelled else "")
             raise UserError(f"{path}: directory holds no image files; expected "
