@@ -496,6 +496,13 @@ def _refusal(check: Callable[[Config], None] | None, config: Config) -> str | No
     return None
 
 
+def given_by(key: str, overrides: list[str]) -> bool:
+    """Whether the ``--set`` ``overrides`` (``KEY=VALUE``) gave ``key``: itself, a section above it or a
+    setting within it."""
+    keys = (o.partition("=")[0].strip() for o in overrides)
+    return any(key == k or key.startswith(f"{k}.") or k.startswith(f"{key}.") for k in keys)
+
+
 @contextlib.contextmanager
 def named_where_given(path: str | Path | None, overrides: list[str]) -> Iterator[None]:
     """A setting found wrong only once it is used (a data file missing, weights that do not fit) is named
@@ -508,8 +515,7 @@ def named_where_given(path: str | Path | None, overrides: list[str]) -> Iterator
         section, dot, name = key.partition(".")
         if not (sep and dot and section in {f.name for f in dataclasses.fields(Config)} and name.isidentifier()):
             raise
-        given = {o.partition("=")[0].strip().removeprefix("config.") for o in overrides}
-        if any(key == k or key.startswith(f"{k}.") for k in given):
+        if given_by(key, [o.removeprefix("config.") for o in overrides]):
             origin = "--set"
         elif path is not None:
             origin = str(path)

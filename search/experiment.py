@@ -28,6 +28,7 @@ from alphabet.config import (
     Config,
     check_seed,
     from_dict,
+    given_by,
     is_finite_number,
     is_text_setting,
     merge,
@@ -160,12 +161,11 @@ class Experiment:
     retrain_batch_size: int | None = None  # None: the searched config's batch size
     source: str = "experiment"  # the file it came from, for messages
     first_trials: list[dict[str, Any]] = field(default_factory=list)  # {searched key: value}, run first
-    set_keys: frozenset[str] = frozenset()  # the keys --set gave, so that a mistake in one is named as theirs
+    overrides: list[str] = field(default_factory=list)  # --set's, so that a mistake in one is named as theirs
 
     def origin(self, key: str) -> str:
         """Where ``key`` (``config.data.source``, say) got its value, for a message: ``--set`` or the file."""
-        given = any(key == k or key.startswith(f"{k}.") or k.startswith(f"{key}.") for k in self.set_keys)
-        return "--set" if given else self.source
+        return "--set" if given_by(key, self.overrides) else self.source
 
     @property
     def startup_trials(self) -> int:
@@ -420,7 +420,7 @@ def experiment_from_dict(raw: Any, origin: str, overrides: list[str] | None = No
                 raise
         _experiment(merged, "--set")  # raises the overrides' mistake again, named as theirs
         raise  # not reached: the same settings fail the same way
-    return dataclasses.replace(experiment, set_keys=frozenset(o.partition("=")[0].strip() for o in overrides))
+    return dataclasses.replace(experiment, overrides=list(overrides))
 
 
 def _experiment(raw: dict, origin: str) -> Experiment:

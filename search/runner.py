@@ -61,10 +61,11 @@ def per_trial_resources(experiment: Experiment, cluster: dict) -> dict[str, floa
     gpus_total = cluster.get("GPU", 0)
     gpu = res.gpus_per_trial if res.gpus_per_trial is not None else (1 / AUTO_TRIALS_PER_GPU if gpus_total else 0)
     cpu = res.cpus_per_trial if res.cpus_per_trial is not None else 1
-    has = f"the cluster has {cluster.get('CPU', 0):g} CPU and {gpus_total:g} GPU"
-    if cpu > cluster.get("CPU", 0):
+    cpus_total = cluster.get("CPU", 0)
+    has = f"the cluster has {cpus_total:g} CPU and {gpus_total:g} GPU"
+    if cpu > cpus_total:
         raise UserError(f"{experiment.origin('resources.cpus_per_trial')}: resources.cpus_per_trial: expected at "
-                        f"most {cluster.get('CPU', 0):g} ({has}), got {cpu:g}")
+                        f"most {cpus_total:g} ({has}), got {cpu:g}")
     if gpu > gpus_total:
         raise UserError(f"{experiment.origin('resources.gpus_per_trial')}: resources.gpus_per_trial: expected at "
                         f"most {gpus_total:g} ({has}), got {gpu:g}")
