@@ -33,7 +33,7 @@ demo: install
 # `make test-fast` skips the slow ones; `make test-all` adds the slowest (five fault tests, a search killed before
 # Tune saved its state, a run resumed with figures drawn, a search through
 # Ray Client, a search reproduced, a search from given weights, a budget that ends before any epoch, Ctrl-C and SIGTERM of
-# a search, a cluster node with other code, a cluster's token refusals, a search on gs://, a search that fills its disk
+# a search, a cluster node with other code, a cluster's refusals (a driver without its token, trials no node holds), a search on gs://, a search that fills its disk
 # and the smoke tests of the two benchmarks that start searches and of the five longest; 16 s to over a minute and a
 # half each, each point also made in part by a faster test; CI's 15 minutes leave no room).
 test: install

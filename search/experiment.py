@@ -117,6 +117,11 @@ class SearchSettings:
     rank_epochs: int | None = None
     scheduler: str = "asha"  # asha | fifo
 
+    @property
+    def trials_at_once(self) -> int:
+        """At most how many trials run side by side, whatever the resources."""
+        return min(self.num_samples, self.max_concurrent or self.num_samples)
+
 
 @dataclass
 class AshaSettings:
@@ -136,7 +141,8 @@ class AshaSettings:
 
 @dataclass
 class Resources:
-    cpus_per_trial: float | None = None  # None ("auto"): 1, or more with a GPU
+    # None ("auto"): without a GPU, the CPUs shared among search.trials_at_once trials, at least 1 each; else 1
+    cpus_per_trial: float | None = None
     gpus_per_trial: float | None = None  # None ("auto"): a share of one GPU when there is one
     max_failures: int = 2  # retries of a trial whose worker died, from its last checkpoint
 
@@ -232,7 +238,8 @@ def _settings(cls: type, raw: Any, origin: str, section: str) -> Any:
     raw = raw or {}
     if not isinstance(raw, dict):
         raise UserError(f"{origin}: {section}: expected a mapping, got {raw!r}")
-    cleaned = {k: (None if v == "auto" else v) for k, v in raw.items()}
+    # "auto" stands for a number the search derives; a text setting keeps it as written (a search named auto)
+    cleaned = {k: (None if v == "auto" and f"{section}.{k}" not in TEXT_SETTINGS else v) for k, v in raw.items()}
     return from_dict(cleaned, origin, cls, shown=section + ".")
 
 

@@ -55,21 +55,52 @@ EXPERIMENT_FILE = "experiment.yaml"
 AUTO_TRIALS_PER_GPU = 8
 
 
-def per_trial_resources(experiment: Experiment, cluster: dict) -> dict[str, float]:
-    """CPUs and GPUs each trial asks for; "auto" is derived from what the cluster has."""
+def per_trial_resources(experiment: Experiment, nodes: list[dict[str, float]]) -> dict[str, float]:
+    """CPUs and GPUs each trial asks for, given what each live node of the cluster offers; "auto" is
+    derived from them. A trial's share must fit on one node: Ray never splits it, and a search whose
+    trials fit no node would wait for one for ever."""
     res = experiment.resources
-    gpus_total = cluster.get("GPU", 0)
+    gpus_total = sum(node.get("GPU", 0) for node in nodes)
     gpu = res.gpus_per_trial if res.gpus_per_trial is not None else (1 / AUTO_TRIALS_PER_GPU if gpus_total else 0)
-    cpu = res.cpus_per_trial if res.cpus_per_trial is not None else 1
-    cpus_total = cluster.get("CPU", 0)
-    has = f"the cluster has {cpus_total:g} CPU and {gpus_total:g} GPU"
-    if cpu > cpus_total:
-        raise UserError(f"{experiment.origin('resources.cpus_per_trial')}: resources.cpus_per_trial: expected at "
-                        f"most {cpus_total:g} ({has}), got {cpu:g}")
-    if gpu > gpus_total:
-        raise UserError(f"{experiment.origin('resources.gpus_per_trial')}: resources.gpus_per_trial: expected at "
-                        f"most {gpus_total:g} ({has}), got {gpu:g}")
+    if res.cpus_per_trial is not None:
+        cpu = res.cpus_per_trial
+    elif gpu:  # the GPU does the work; a CPU feeds it
+        cpu = 1
+    else:  # fewer trials at once than CPUs (search.max_concurrent, num_samples): each gets more threads
+        cpu = cpus_to_share([node.get("CPU", 0) for node in nodes], experiment.search.trials_at_once)
+    for key, asked, kind in (("cpus_per_trial", cpu, "CPU"), ("gpus_per_trial", gpu, "GPU")):
+        most = max((node.get(kind, 0) for node in nodes), default=0)
+        if asked > most:
+            raise UserError(f"{experiment.origin('resources.' + key)}: resources.{key}: expected at most "
+                            f"{most:g} ({cluster_has(nodes)}), got {asked:g}")
+    if not any(node.get("CPU", 0) >= cpu and node.get("GPU", 0) >= gpu for node in nodes):
+        raise UserError(f"{experiment.origin('resources.cpus_per_trial')}: resources: expected a share that one "
+                        f"node holds ({cluster_has(nodes)}), got {cpu:g} CPU and {gpu:g} GPU per trial")
     return {"cpu": cpu, "gpu": gpu}
+
+
+def cpus_to_share(node_cpus: list[float], trials: int) -> int:
+    """The most whole CPUs each of ``trials`` trials side by side can have, each trial's on one node."""
+    for each in range(int(max(node_cpus, default=1)), 1, -1):
+        if sum(int(cpus // each) for cpus in node_cpus) >= trials:
+            return each
+    return 1
+
+
+def cluster_has(nodes: list[dict[str, float]]) -> str:
+    cpus, gpus = (sum(node.get(kind, 0) for node in nodes) for kind in ("CPU", "GPU"))
+    if len(nodes) == 1:
+        return f"the cluster has {cpus:g} CPU and {gpus:g} GPU"
+    shares = sorted(((node.get("CPU", 0), node.get("GPU", 0)) for node in nodes), reverse=True)
+    each = first_few([f"{cpu:g} CPU {gpu:g} GPU" for cpu, gpu in shares], 3)
+    return f"a trial runs on one node; the cluster's {len(nodes)} nodes have {each}"
+
+
+def live_nodes() -> list[dict[str, float]]:
+    """What each live node of the Ray this process joined offers (its "CPU", "GPU", ...)."""
+    import ray
+
+    return [node["Resources"] for node in ray.nodes() if node.get("Alive")]
 
 
 # Tune reads these from its driver's environment.
@@ -110,8 +141,6 @@ def start_ray(address: str | None, where: str = "--address") -> dict:
         # the caller's (the CLI's: stop as Ctrl-C does, keeping the search resumable) stands.
         if on_sigterm is not None and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, on_sigterm)
-    if address != "local":  # a Ray of our own runs this machine's code alone
-        check_node_installs(where)
     return ray.cluster_resources()
 
 
@@ -360,7 +389,9 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
     cluster = start_ray(address, where)
     if ours:  # ended however this ends: a refusal below, called in process (tests, notebooks), left it up
         held.callback(ray.shutdown)
-    res = per_trial_resources(experiment, cluster)
+    res = per_trial_resources(experiment, live_nodes())
+    if ours and address != "local":  # a Ray of our own runs this machine's code alone
+        check_node_installs(where)
     if location is None:  # only now, so that a search refused above leaves no run directory behind
         try:
             location = locate_new_run(experiment.storage.path, experiment.storage.name, log)

@@ -132,6 +132,11 @@ def test_a_text_setting_takes_the_text_typed_after_set():
                                                          "config.data.classes=yes", "search.num_samples=7"])
     assert (experiment.storage.name, experiment.config.log.name) == ("2024", "2024")
     assert (experiment.config.data.classes, experiment.search.num_samples) == ("yes", 7)
+    # "auto" leaves a number to the search, but names a search or folder as written (it named the file's stem)
+    auto = experiment_from_dict({**GOOD, "storage": {"name": "auto", "path": "auto"}}, "exp.yaml",
+                                ["search.max_concurrent=auto", "resources.cpus_per_trial=auto"])
+    assert (auto.storage.name, auto.storage.path) == ("auto", "auto")
+    assert (auto.search.max_concurrent, auto.resources.cpus_per_trial) == (None, None)
 
 
 @pytest.mark.parametrize("override, fragment", [
@@ -405,21 +410,55 @@ def test_impossible_resources():
     experiment = experiment_from_dict({**GOOD, "resources": {"cpus_per_trial": 64}}, "big.yaml")
     with pytest.raises(UserError, match=r"^big.yaml: resources.cpus_per_trial: expected at most 2 \(the cluster has "
                                         r"2 CPU and 0 GPU\), got 64$"):
-        per_trial_resources(experiment, {"CPU": 2.0})
+        per_trial_resources(experiment, [{"CPU": 2.0}])
     gpu = experiment_from_dict({**GOOD, "resources": {"gpus_per_trial": 1}}, "gpu.yaml")
     with pytest.raises(UserError, match=r"^gpu.yaml: resources.gpus_per_trial: expected at most 0 \(.*\), got 1$"):
-        per_trial_resources(gpu, {"CPU": 2.0})
+        per_trial_resources(gpu, [{"CPU": 2.0}])
     # the file asks for what the cluster has; --set asked for more, so the line names --set
     given = experiment_from_dict(GOOD, "ok.yaml", ["resources.gpus_per_trial=0.5", "search.num_samples=3"])
     with pytest.raises(UserError, match=r"^--set: resources.gpus_per_trial: expected at most 0 "):
-        per_trial_resources(given, {"CPU": 2.0})
+        per_trial_resources(given, [{"CPU": 2.0}])
     assert given.origin("search.num_samples") == "--set" and given.origin("resources.cpus_per_trial") == "ok.yaml"
+
+
+def test_a_trial_asking_more_than_any_one_node_has_is_refused():
+    # Two nodes of one CPU hold two CPUs, but Ray places a trial on one node: a trial of two would
+    # wait for ever. Nor may a trial's CPUs and GPU stand on different nodes.
+    two = experiment_from_dict({**GOOD, "resources": {"cpus_per_trial": 2}}, "two.yaml")
+    with pytest.raises(UserError, match=r"^two.yaml: resources.cpus_per_trial: expected at most 1 \(a trial runs on "
+                                        r"one node; the cluster's 2 nodes have 1 CPU 0 GPU, 1 CPU 0 GPU\), got 2$"):
+        per_trial_resources(two, [{"CPU": 1.0}, {"CPU": 1.0}])
+    assert per_trial_resources(two, [{"CPU": 1.0}, {"CPU": 2.0}]) == {"cpu": 2, "gpu": 0}
+    both = experiment_from_dict({**GOOD, "resources": {"cpus_per_trial": 4, "gpus_per_trial": 1}}, "both.yaml")
+    with pytest.raises(UserError, match=r"^both.yaml: resources: expected a share that one node holds \(.*8 CPU 0 "
+                                        r"GPU, 2 CPU 2 GPU\), got 4 CPU and 1 GPU per trial$"):
+        per_trial_resources(both, [{"CPU": 2.0, "GPU": 2.0}, {"CPU": 8.0}])
 
 
 def test_auto_resources_share_a_gpu():
     experiment = experiment_from_dict(GOOD, "x.yaml")
-    assert per_trial_resources(experiment, {"CPU": 16.0, "GPU": 1.0}) == {"cpu": 1, "gpu": 0.125}
-    assert per_trial_resources(experiment, {"CPU": 2.0}) == {"cpu": 1, "gpu": 0}
+    assert per_trial_resources(experiment, [{"CPU": 16.0, "GPU": 1.0}]) == {"cpu": 1, "gpu": 0.125}
+    assert per_trial_resources(experiment, [{"CPU": 2.0}]) == {"cpu": 1, "gpu": 0}
+
+
+@pytest.mark.parametrize(("nodes", "settings", "cpus"), [
+    ([16], {}, 1),  # 20 trials, as many at once as there are CPUs
+    ([64], {}, 3),  # 20 trials on 64 CPUs: 3 each
+    ([8], {"max_concurrent": 2}, 4),
+    ([2], {"max_concurrent": 2}, 1),
+    ([2], {"max_concurrent": 1}, 2),
+    ([8], {"num_samples": 3}, 2),
+    ([3, 3], {"max_concurrent": 2}, 3),  # one trial a node
+    ([3, 3], {"max_concurrent": 3}, 1),  # two CPUs each would leave the third trial no node
+    ([8, 2], {"max_concurrent": 3}, 2),
+])
+def test_auto_cpus_share_the_cpus_among_the_trials_that_run_at_once(nodes, settings, cpus):
+    experiment = experiment_from_dict({**GOOD, "search": settings}, "x.yaml")
+    assert per_trial_resources(experiment, [{"CPU": float(n)} for n in nodes]) == {"cpu": cpus, "gpu": 0}
+    given = experiment_from_dict({**GOOD, "search": settings, "resources": {"cpus_per_trial": 1}}, "x.yaml")
+    assert per_trial_resources(given, [{"CPU": float(n)} for n in nodes])["cpu"] == 1  # as the file says
+    gpu = experiment_from_dict({**GOOD, "search": settings, "resources": {"gpus_per_trial": 0.5}}, "x.yaml")
+    assert per_trial_resources(gpu, [{"CPU": float(n), "GPU": 1.0} for n in nodes])["cpu"] == 1  # a GPU's trial
 
 
 @pytest.mark.parametrize("max_t, grace, rf", [(12, 3, 3), (4, 1, 2), (9, 1, 3), (500, 10, 4), (6, 2, 3)])

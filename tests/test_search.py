@@ -955,10 +955,19 @@ def test_two_node_cluster(tmp_path):
         assert len(nodes) == 2, nodes  # trials ran on both nodes
 
 
-@pytest.mark.slowest  # about 40 s; in CI the test before runs a search on such a cluster
-def test_a_cluster_refuses_a_driver_without_its_token_and_a_search_given_no_address_starts_its_own_ray(tmp_path):
+@pytest.mark.slowest  # about 50 s; in CI the test before runs a search on such a cluster, and
+# tests/test_experiment.py refuses a trial that no node holds
+def test_a_cluster_refuses_what_it_cannot_run_and_a_search_given_no_address_starts_its_own_ray(tmp_path):
     with token_cluster(tmp_path, [(1, {}), (1, {})]) as env:
         experiment = cluster_experiment(tmp_path)
+        # A driver whose trials no node holds: the cluster has 2 CPUs, but no node the 2 a trial asks here.
+        # Refused, not left waiting for ever.
+        big = alphabet("search", experiment, "--address", "127.0.0.1:6399", "--set", "resources.cpus_per_trial=2",
+                       timeout=600, env=env)
+        assert big.returncode == 2 and big.stderr.splitlines()[-1] == (
+            "alphabet: error: --set: resources.cpus_per_trial: expected at most 1 (a trial runs on one node; the "
+            "cluster's 2 nodes have 1 CPU 1 GPU, 1 CPU 1 GPU), got 2"), big.stderr[-3000:]
+        assert not (tmp_path / "search").exists()
         # Without the cluster's token, Ray retried for 20 s and then named no reason.
         other = tmp_path / "other_token"
         other.write_text(secrets.token_hex(32))
