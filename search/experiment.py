@@ -462,8 +462,12 @@ def _experiment(raw: dict, origin: str) -> Experiment:
         for k in p.when:
             if k not in searched:
                 others = [key for key in searched if key != p.key]
+                # A real setting left fixed gets no look-alike: model.stages is not a misspelt model.width.
+                hint = (" (it is fixed in this experiment; a condition can name only a setting the space draws)"
+                        if k in params
+                        else did_you_mean(k, others))
                 raise UserError(f"{origin}: space.{p.key}.when: {k!r} is not a searched setting"
-                                f"{did_you_mean(k, others)}; expected one of {', '.join(others)}")
+                                f"{hint}; expected one of {', '.join(others)}")
     space = _in_condition_order(space, origin)
     _check_buildable(config, origin, "config")
     fixed_settings = to_dict(config)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from alphabet.errors import UserError
-from alphabet.rundir import check_name, free_name, mebibytes, new_run_dir, replaced_whole
+from alphabet.rundir import LOCK_FILE, check_name, free_name, mebibytes, new_run_dir, replaced_whole
 
 if TYPE_CHECKING:  # imported where used: a CLI that never opens storage should not pay for them
     import optuna
@@ -208,7 +208,11 @@ class RunLocation:
         fs, path = self._fs()
         try:
             fs.create_dir(f"{path}/{name}", recursive=True)  # file:// needs it; on object stores, a marker
-            pyarrow.fs.copy_files(str(folder.resolve()), f"{path}/{name}", destination_filesystem=fs)
+            # File by file, leaving out the locks: they name a process of this machine that holds nothing there.
+            for file in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != LOCK_FILE):
+                target = f"{path}/{name}/{file.relative_to(folder).as_posix()}"
+                fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+                pyarrow.fs.copy_files(str(file.resolve()), target, destination_filesystem=fs)
         except OSError as e:
             raise UserError(f"{self.uri}: cannot copy {folder} there ({_reason(e)}); it stays where it is") from None
         return self.child(name)

@@ -304,6 +304,10 @@ DELETE = object()
      "space.model.batch_norm: expected type choice for a bool setting, got type uniform"),
     ({"space/model.dropout": {"type": "uniform", "low": 0, "high": 0.5, "when": {"model.depth": 2}}},
      "'model.depth' is not a searched setting"),
+    # a real setting that is fixed is not a misspelling of a searched one
+    ({"space/model.dropout": {"type": "uniform", "low": 0, "high": 0.5, "when": {"model.stages": 2}}},
+     "'model.stages' is not a searched setting (it is fixed in this experiment; a condition can name only a "
+     "setting the space draws); expected one of"),
     ({"space/train.momentum": {"type": "uniform", "low": 0.8, "high": 0.9, "when": {"train.optimiser": "sgd"}}},
      "'train.optimiser' is not a searched setting (did you mean train.optimizer?); expected one of model.dropout, "
      "model.width, train.lr, train.optimizer"),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from alphabet.rundir import LOCK_FILE
 from search.storage import RunLocation, locate_new_run
 
 MINIO = "?endpoint_override=minio.lab:9000&scheme=http"
@@ -94,10 +95,16 @@ def test_an_upload_never_writes_over_a_folder_there(tmp_path):
     (mine / "figures").mkdir(parents=True)
     (mine / "metrics.json").write_text("mine")
     (mine / "figures" / "roc.png").write_bytes(b"png")
+    (mine / LOCK_FILE).write_text("pid 1 on vm since 2026-12-07 06:00:00\n")  # this machine's, held by no one there
+    (mine / "seed-1").mkdir()
+    (mine / "seed-1" / LOCK_FILE).write_text("pid 1 on vm since 2026-12-07 06:00:00\n")
     assert run.upload(mine).uri == f"file://{tmp_path}/bucket/quick/retrain-2"
     assert (tmp_path / "bucket" / "quick" / "retrain" / "metrics.json").read_text() == "theirs"
-    assert (tmp_path / "bucket" / "quick" / "retrain-2" / "metrics.json").read_text() == "mine"
-    assert (tmp_path / "bucket" / "quick" / "retrain-2" / "figures" / "roc.png").read_bytes() == b"png"
+    copied = tmp_path / "bucket" / "quick" / "retrain-2"
+    assert sorted(p.relative_to(copied).as_posix() for p in copied.rglob("*") if p.is_file()) == \
+        ["figures/roc.png", "metrics.json"]
+    assert (copied / "metrics.json").read_text() == "mine"
+    assert (copied / "figures" / "roc.png").read_bytes() == b"png"
 
 
 def test_a_run_on_gcs_writes_reads_and_uploads(tmp_path, gcs_server, monkeypatch):
