@@ -129,6 +129,11 @@ def read_ensemble(path: str | Path) -> tuple[list[Path], float]:
         # A run's config.yaml beside its checkpoints: the likely mix-up, so name what to give instead.
         raise UserError(f"{path}: a training config, not an ensemble; expected a checkpoint .pt, a run directory "
                         "or an ensemble's YAML with key members")
+    if isinstance(raw, dict) and "members" not in raw and raw.keys() & {"space", "search"}:
+        # An experiment names no weights; its search's retrain holds the model.
+        raise UserError(f"{path}: an experiment file, not an ensemble; expected a checkpoint .pt, a run directory "
+                        "(a search's retrain: alphabet retrain RUN_DIR writes RUN_DIR/retrain) or an ensemble's "
+                        "YAML with key members")
     if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
         raise UserError(f"{path}: key members: expected a non-empty list of checkpoint paths")
     temperature = raw.get("temperature", 1.0)

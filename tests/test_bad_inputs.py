@@ -219,6 +219,10 @@ CASES = {
     "predict: a run's config.yaml for its checkpoint": (
         _checkpoint(lambda t, ck: (t / "config.yaml").write_text("model: {width: 8}\ntrain: {lr: 0.01}\n")
                     and t / "config.yaml"), "a training config, not an ensemble; expected a checkpoint .pt, a run"),
+    "predict: an experiment file for a model": (
+        _checkpoint(lambda t, ck: (t / "quick.yaml").write_text("space: {train.lr: {type: loguniform, low: 0.001, "
+                                                               "high: 0.1}}\nsearch: {num_samples: 4}\n")
+                    and t / "quick.yaml"), "quick.yaml: an experiment file, not an ensemble; expected a checkpoint"),
     "ensemble: a missing member": (_checkpoint(lambda t, ck: (t / "e.yaml").write_text(f"members: [{ck}, gone.pt]\n")
                                                and t / "e.yaml"), "gone.pt: checkpoint not found"),
     "ensemble: members of other letters": (_checkpoint(lambda t, ck: (t / "m.yaml").write_text(
