@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import shlex
 import sys
+from pathlib import Path
 
 from alphabet.cli import add_download_argument, add_print_config_argument, add_set_argument, print_settings
 from alphabet.errors import UserError
@@ -24,7 +25,7 @@ SMOKE_MODEL = ["config.model.width=8", "config.model.classifier_width=32", "conf
 
 def cmd_search(args: argparse.Namespace) -> int:
     from search.experiment import load_experiment
-    from search.runner import run_search
+    from search.runner import EXPERIMENT_FILE, run_search
 
     if args.resume:
         if args.print_config:
@@ -39,6 +40,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 0
     if not args.experiment:
         raise UserError("search: expected EXPERIMENT.yaml (or --resume RUN_DIR)")
+    if (Path(args.experiment) / EXPERIMENT_FILE).is_file():  # a search's RUN_DIR: most likely, --resume left out
+        folder = shlex.quote(args.experiment)
+        raise UserError(f"{args.experiment}: a search's RUN_DIR; expected EXPERIMENT.yaml. To continue it: "
+                        f"alphabet search --resume {folder}; to run its experiment again as a new search: "
+                        f"alphabet search {shlex.quote(str(Path(args.experiment) / EXPERIMENT_FILE))}")
     overrides = list(args.set) + (["config.data.download=true"] if args.download else [])
     experiment = load_experiment(args.experiment, overrides)
     if args.smoke_test:  # every one of search.first_trials still runs, so that each is checked

@@ -188,6 +188,15 @@ CASES = {
         ["trials", (t / "experiment.yaml").write_text("space: {}\n") and (t / "trial_001_x").mkdir() or
          t / "trial_001_x"], "trial_001_x"),
         "not a search run directory; expected experiment.yaml in it (it lies in the search {tmp}; name that)"),
+    "trials: the experiment file, not its search": (lambda t, ck: (
+        ["trials", (t / "quick.yaml").write_text("space: {}\n") and t / "quick.yaml"], "quick.yaml"),
+        "quick.yaml: a file; expected the RUN_DIR a search wrote (storage.path/storage.name: runs/search/NAME"),
+    # --resume left out: the folder was read as an experiment file ("IsADirectoryError")
+    "search: a search's RUN_DIR, not an experiment": (lambda t, ck: (
+        ["search", (t / "quick").mkdir() or (t / "quick" / "experiment.yaml").write_text("space: {}\n")
+         and t / "quick"], "quick"),
+        "quick: a search's RUN_DIR; expected EXPERIMENT.yaml. To continue it: alphabet search --resume {tmp}/quick; "
+        "to run its experiment again as a new search: alphabet search {tmp}/quick/experiment.yaml"),
     "retrain: the storage.path, not a search in it": (lambda t, ck: (
         ["retrain", (t / "quick").mkdir() or (t / "quick" / "experiment.yaml").write_text("space: {}\n") and t],
         str(t)), "no best.yaml; expected a finished search's RUN_DIR or a best.yaml file (a folder of searches: "
