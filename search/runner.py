@@ -348,6 +348,7 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
     from search.disk_guard import DiskGuard, check_tune_state, disk_full, filled_by_another
     from search.reporter import status_reporter
     from search.scheduler import build_scheduler
+    from search.spare_cpus import THREADS_FILE, SpareCpus
     from search.trainable import train_trial
     from search.trial_logs import CsvTrialLog, JsonTrialLog
 
@@ -404,11 +405,16 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
         _hold(held, location)
         held.enter_context(removed_unless_started(location))
         save_experiment(experiment, location)  # at once: what a kill leaves can start again (--resume)
+    # Spare cores are handed on only where the search's own Ray holds this machine alone and its trials
+    # take CPUs alone: a shared cluster's other jobs count on Ray's reservations (search/spare_cpus.py).
+    spare = (ours and address == "local" and not location.remote and not res["gpu"]
+             and experiment.resources.cpus_per_trial is None)
+    threads_file = str(location.path / THREADS_FILE) if spare else None
     trainable = tune.with_resources(tune.with_parameters(train_trial, experiment=experiment, splits=splits,
-                                                           initial=initial), res)
+                                                           initial=initial, threads_file=threads_file), res)
     log(f"search {location.uri}: {len(splits.train)} train / {len(splits.val)} val images, "
         f"{res['cpu']:g} CPU + {res['gpu']:g} GPU per trial, cluster {cluster.get('CPU', 0):g} CPU "
-        f"{cluster.get('GPU', 0):g} GPU")
+        f"{cluster.get('GPU', 0):g} GPU{'; the last trials take the CPUs the others leave' if spare else ''}")
     if initial is not None:
         log(f"every trial starts from {initial.source}")
     if experiment.first_trials and not resume:
@@ -434,7 +440,8 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=experiment.storage.keep_checkpoints),
                 failure_config=tune.FailureConfig(max_failures=experiment.resources.max_failures),
                 sync_config=tune.SyncConfig(sync_artifacts=True),
-                callbacks=[JsonTrialLog(), CsvTrialLog(), RepairStaleCheckpoints(), *([guard] if guard else [])],
+                callbacks=[JsonTrialLog(), CsvTrialLog(), RepairStaleCheckpoints(), SpareCpus(),
+                           *([guard] if guard else [])],
                 progress_reporter=status_reporter(experiment),
                 verbose=1),
         )

@@ -26,6 +26,7 @@ from alphabet.metrics import balanced_accuracy_interval
 from alphabet.reporting import RunReporter
 from alphabet.train import evaluate_split
 from search.experiment import Experiment, trial_config
+from search.spare_cpus import threads_now
 
 CHECKPOINT_FILE = "trainer.pt"
 
@@ -59,14 +60,19 @@ def report_refused(metric: str, worst: float, reason: str, epoch: int, node_id: 
     tune.report({metric: worst, "refused": reason, "epoch": epoch, "node_id": node_id})
 
 
-def train_trial(params: dict, *, experiment: Experiment, splits: Splits, initial: InitialWeights | None) -> None:
+def train_trial(params: dict, *, experiment: Experiment, splits: Splits, initial: InitialWeights | None,
+                threads_file: str | None = None) -> None:
+    """``threads_file``: where the driver hands on the threads the search's ended trials leave
+    (search/spare_cpus.py), or None to keep to the trial's own CPUs."""
     import ray
 
     # Ray logs a line per saved checkpoint; at one per epoch per trial it buries the status table.
     logging.getLogger("ray.train").setLevel(logging.WARNING)
     node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran it, for the trial table
     resources = tune.get_context().get_trial_resources().required_resources
-    torch.set_num_threads(max(1, int(resources.get("CPU", 1))))  # stay inside the trial's CPU share
+    own_cpus = max(1, int(resources.get("CPU", 1)))
+    torch.set_num_threads(own_cpus)  # stay inside the trial's CPU share
+    spare_threads = Path(threads_file) if threads_file else None
     worst = experiment.worst
     try:  # settings checked one by one when the search started may still be refused together
         config = trial_config(experiment, params)
@@ -95,6 +101,8 @@ def train_trial(params: dict, *, experiment: Experiment, splits: Splits, initial
     try:
         while trainer.epoch < config.train.epochs:
             tick = time.time()
+            if (threads := threads_now(spare_threads, own_cpus)) != torch.get_num_threads():
+                torch.set_num_threads(threads)
             try:
                 with out_of_memory_named(config, trainer.device):
                     train_metrics = trainer.train_epoch()
@@ -121,7 +129,7 @@ def train_trial(params: dict, *, experiment: Experiment, splits: Splits, initial
                                                   len(splits.val.classes), splits.val.writers)
             metrics.update(val_balanced_accuracy_low=interval.low, val_balanced_accuracy_high=interval.high)
             metrics.update({f"train_{k}": v for k, v in train_metrics.items()}, epoch=epoch,
-                           epoch_seconds=time.time() - tick, node_id=node_id)
+                           epoch_seconds=time.time() - tick, node_id=node_id, threads=torch.get_num_threads())
             with tempfile.TemporaryDirectory() as folder:
                 saved = save_checkpoint(Path(folder) / CHECKPOINT_FILE, config, trainer.classes, trainer.state_dict())
                 metrics["checkpoint_bytes"] = saved.stat().st_size  # the room the driver keeps for the next ones

@@ -372,6 +372,38 @@ def test_second_search_with_the_same_name_gets_a_new_directory(finished_search, 
     assert sorted(p.name for p in finished_search.iterdir()) == before
 
 
+def reported_threads(run_dir: Path) -> dict[str, list[int]]:
+    """Each trial's torch threads at each epoch, by trial id."""
+    reports = {f.parent.name[-8:]: [json.loads(line) for line in f.read_text().splitlines()]
+               for f in run_dir.glob("trial_*/result.json")}
+    return {trial: [r["threads"] for r in rows if "threads" in r] for trial, rows in reports.items()}
+
+
+def test_a_search_given_its_cpus_keeps_to_them(finished_search):
+    # resources.cpus_per_trial: 1, one trial at a time: the last one alone is not handed the other cores
+    threads = reported_threads(finished_search)
+    assert len(threads) == 6 and {t for epochs in threads.values() for t in epochs} == {1}, threads
+
+
+def test_the_last_trial_takes_the_cores_the_others_leave(tmp_path):
+    # Two trials at once, a fast one and a slow one: once the fast one ends, no trial is left to start and the
+    # slow one takes its cores too (search/spare_cpus.py). FIFO, so that neither is stopped before that.
+    experiment = write_experiment(
+        tmp_path, "spare", space={"model.width": {"type": "choice", "values": [4, 32]}},
+        search={"num_samples": 2, "max_concurrent": 2, "scheduler": "fifo",
+                "first_trials": [{"model.width": 4}, {"model.width": 32}]},
+        asha={"max_t": 6, "grace_period": 1, "reduction_factor": 2}, resources={"cpus_per_trial": "auto"})
+    done = alphabet("search", experiment, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    own, total = map(float, re.search(r"(\S+) CPU \+ 0 GPU per trial, cluster (\S+) CPU", done.stdout).groups())
+    run_dir = tmp_path / "search" / "spare"
+    threads = {row.params["model.width"]: reported_threads(run_dir)[row.trial_id] for row in trials_of(run_dir)}
+    assert len(threads[4]) == len(threads[32]) == 6, threads
+    assert set(threads[4]) == {own}, threads  # never alone
+    assert threads[32][0] == own and threads[32][-1] == total, threads
+    assert not (run_dir / ".trial_threads").exists()
+
+
 @pytest.mark.slowest  # 26 s; test_training.py shows a run reproduced bit for bit from its seed in 10 s
 def test_a_search_of_one_trial_at_a_time_is_reproduced_exactly(finished_search, tmp_path):
     # The same file, sampler seed and machine: the same trials, each epoch's metric and ASHA's stops.
