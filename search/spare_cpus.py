@@ -4,8 +4,7 @@ Tune reserves a trial's CPUs when it starts and keeps them to its end. Once ever
 search has started, each one that ends frees its cores for good, and ASHA's survivors run longest,
 so a search ends with one or two long trials on a machine whose other cores wait: on 2 cores,
 quick.yaml's last 117 s of 262 ran one trial on one core. Tune's ResourceChangingScheduler
-changes a trial's CPUs by restarting it, which its reuse of trial processes rules out (and a
-restart costs more than the few epochs it would speed up).
+changes a trial's CPUs by restarting it, which the search's reuse of trial processes rules out.
 
 So the driver works out how many threads each running trial may now use and writes it to a file
 in the run directory (``SpareCpus``); trials read it as each epoch starts and set torch's threads
