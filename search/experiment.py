@@ -541,7 +541,8 @@ def _experiment(raw: dict, origin: str) -> Experiment:
     checked = {"epochs": epochs, "seeds": seeds, **({"batch_size": batch} if batch is not None else {})}
     for key, value in checked.items():  # a null batch_size means the searched batch
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise UserError(f"{origin}: retrain.{key}: expected a positive integer, got {value!r}")
+            also = " (or null: the searched batch size)" if key == "batch_size" else ""
+            raise UserError(f"{origin}: retrain.{key}: expected a positive integer{also}, got {value!r}")
     # Every trial runs the full ASHA horizon; the schedule is laid out over it.
     config.train.epochs = asha.max_t
     return Experiment(config, space, search, asha, resources, storage, epochs, seeds, batch, origin, first_trials)

@@ -356,8 +356,11 @@ DELETE = object()
                                    "retrain.batch_size"),
     ({"retrain": {"epoch": 3}}, "unknown key 'retrain.epoch' (did you mean retrain.epochs?)"),
     ({"retrain": [500]}, "retrain: expected a mapping with the keys epochs, seeds and batch_size"),
-    ({"retrain": {"batch_size": 0}}, "retrain.batch_size: expected a positive integer, got 0"),
-    ({"retrain": {"batch_size": "512"}}, "retrain.batch_size: expected a positive integer, got '512'"),
+    ({"retrain": {"batch_size": 0}}, "retrain.batch_size: expected a positive integer (or null: the searched "
+                                     "batch size), got 0"),
+    ({"retrain": {"batch_size": "512"}}, "retrain.batch_size: expected a positive integer (or null: the searched "
+                                         "batch size), got '512'"),
+    ({"retrain": {"batch_size": "auto"}}, "(or null: the searched batch size), got 'auto'"),
     ({"config/train": {"batch_size": -2}}, "config.train.batch_size: expected a value > 0"),
     # a distribution among the fixed settings: the error says it belongs under space
     ({"config/train": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}}},
