@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import gc
 import importlib
 import json
@@ -42,7 +43,7 @@ SMOKE_MODEL = ["model.width=8", "model.classifier_width=32"]  # kept as it is fo
 def config_with_smoke_test(path: str | None, overrides: list[str], smoke_test: bool,
                            experiments: bool = False) -> Config:
     """The config, made tiny with ``smoke_test``: its model too, unless train.init_from's weights fix it."""
-    from alphabet.config import load_config
+    from alphabet.config import given_by, load_config
     from alphabet.train import check_trainable
 
     if not smoke_test:
@@ -51,11 +52,14 @@ def config_with_smoke_test(path: str | None, overrides: list[str], smoke_test: b
     if config.train.init_from is None:
         config = load_config(path, SMOKE_TEST + SMOKE_MODEL + overrides, experiments=experiments,
                              check=check_trainable)
+    if config.log.name is not None and not given_by("log.name", overrides):
+        # The file's name stays the real run's; one given with --set is used as given.
+        config = dataclasses.replace(config, log=dataclasses.replace(config.log, name=f"{config.log.name}-smoke"))
     return config
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from alphabet.config import named_where_given, to_dict
+    from alphabet.config import given_by, named_where_given, to_dict
     from alphabet.train_ensemble import check_seed_count, train_seeds
 
     if args.resume:
@@ -72,7 +76,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         return print_settings(to_dict(config))
     with named_where_given(args.config, args.set):
-        train_seeds(config, args.seeds)
+        # A smoke test again takes NAME-smoke-2, ...: its name is its own only where --set gave it.
+        train_seeds(config, args.seeds, numbered=args.smoke_test and not given_by("log.name", args.set))
     return 0
 
 

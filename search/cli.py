@@ -24,6 +24,7 @@ SMOKE_MODEL = ["config.model.width=8", "config.model.classifier_width=32", "conf
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from alphabet.config import given_by
     from search.experiment import load_experiment
     from search.runner import EXPERIMENT_FILE, run_search
 
@@ -51,7 +52,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         smoke = [*SMOKE_TEST, f"search.num_samples={max(4, len(experiment.first_trials))}"]
         if experiment.config.train.init_from is None:
             smoke += SMOKE_MODEL
-        experiment = load_experiment(args.experiment, smoke + overrides)
+        # Under a name of its own, unless --set gave one: `runs/search/quick` stays the real search's.
+        named = [] if given_by("storage.name", args.set) else [f"storage.name={experiment.storage.name}-smoke"]
+        experiment = load_experiment(args.experiment, smoke + overrides + named)
     if args.print_config:
         return print_settings(experiment.to_dict())
     run_search(experiment, address=args.address)
@@ -90,8 +93,6 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
     if bool(args.target) == bool(args.resume):
         raise UserError("retrain: expected RUN_DIR or best.yaml, or --resume RETRAIN_DIR (one of them)")
-    if args.smoke_test:
-        args.epochs = 1
     for option in ("seeds", "batch_size", "trial"):
         if args.resume and getattr(args, option) is not None:
             raise UserError(f"--resume: expected no --{option.replace('_', '-')}; a resumed retrain keeps its own")
@@ -103,10 +104,10 @@ def cmd_retrain(args: argparse.Namespace) -> int:
             raise UserError("--print-config: expected RUN_DIR or best.yaml, not --resume; a retrain's settings "
                             f"are in {args.resume}/config.yaml")
         return print_settings(to_dict(plan_retrain(args.target, args.epochs, overrides, args.seeds,
-                                                   args.batch_size, args.trial).config))
+                                                   args.batch_size, args.trial, args.smoke_test).config))
     with named_where_given(None, args.set):  # the search's own settings: named by the retrain's messages
         retrain(args.target, args.epochs, overrides, args.resume, args.seeds, batch_size=args.batch_size,
-                trial=args.trial)
+                trial=args.trial, smoke_test=args.smoke_test)
     return 0
 
 

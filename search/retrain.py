@@ -19,7 +19,7 @@ from pathlib import Path
 from alphabet.config import Config, TrainConfig, load_config, parse_overrides
 from alphabet.ensemble import is_run_dir
 from alphabet.environment import environment_line
-from alphabet.errors import UserError
+from alphabet.errors import UserError, counted
 from alphabet.metrics import LEVEL
 from alphabet.rundir import BEST_FILE, holder_of_run_dir
 from alphabet.train import check_trainable
@@ -126,9 +126,11 @@ class RetrainPlan:
 
 
 def plan_retrain(target: str, epochs: int | None = None, overrides: list[str] | None = None,
-                 seeds: int | None = None, batch_size: int | None = None, trial: str | None = None) -> RetrainPlan:
+                 seeds: int | None = None, batch_size: int | None = None, trial: str | None = None,
+                 smoke_test: bool = False) -> RetrainPlan:
     """The config that retrains ``target``'s best (or its ``trial``) on train + validation. ``epochs``,
-    ``seeds`` and ``batch_size`` default to the search experiment's retrain section."""
+    ``seeds`` and ``batch_size`` default to the search experiment's retrain section. ``smoke_test``: one
+    epoch, in retrain-smoke, so that ``retrain`` stays the name of the real one."""
     best, search_dir = _locate(target)
     saved = load_saved_experiment(RunLocation.parse(str(search_dir))) if search_dir else None
     searched, chosen = load_config(best), None
@@ -143,7 +145,7 @@ def plan_retrain(target: str, epochs: int | None = None, overrides: list[str] | 
             chosen = (row, trial_settings_text(row, location, saved, best=False))
     given_all = parse_overrides(overrides or [])  # rejects malformed ones before any work
     given = given_all.get("train", {})
-    epochs = epochs if epochs is not None else saved.retrain_epochs if saved else 500
+    epochs = 1 if smoke_test else epochs if epochs is not None else saved.retrain_epochs if saved else 500
     seeds = seeds if seeds is not None else saved.retrain_seeds if saved else 1
     if batch_size is None and saved and "batch_size" not in given:
         batch_size = saved.retrain_batch_size  # a --set train.batch_size on the command line wins over it
@@ -154,7 +156,7 @@ def plan_retrain(target: str, epochs: int | None = None, overrides: list[str] | 
         raise UserError(f"--batch-size: expected a positive integer, got {batch_size}")
     parent = search_dir or best.parent
     every = max(1, epochs // 20)  # about 20 figure sets and numbered checkpoints per run
-    name = f"retrain-{chosen[0].trial_id}" if chosen else "retrain"
+    name = (f"retrain-{chosen[0].trial_id}" if chosen else "retrain") + ("-smoke" if smoke_test else "")
     fixed = [f"train.epochs={epochs}", "data.val_fraction=0", f"log.out_dir={parent}", f"log.name={name}",
              f"log.figures_every={every}", f"log.checkpoint_every={every}"]
     if batch_size is not None:
@@ -167,7 +169,7 @@ def plan_retrain(target: str, epochs: int | None = None, overrides: list[str] | 
 
 def retrain(target: str | None, epochs: int | None = None, overrides: list[str] | None = None,
             resume: str | None = None, seeds: int | None = None, log: Callable[[str], None] = print,
-            batch_size: int | None = None, trial: str | None = None) -> dict:
+            batch_size: int | None = None, trial: str | None = None, smoke_test: bool = False) -> dict:
     """Train the best configuration (or the search's ``trial``) on train + validation (``plan_retrain``);
     ``seeds`` > 1 trains an ensemble. ``resume`` continues an interrupted retrain instead."""
     if resume:
@@ -186,13 +188,13 @@ def retrain(target: str | None, epochs: int | None = None, overrides: list[str] 
             if (settings := trial_settings(search_dir, retrained.group(1))) is not None:
                 trial_id, searched = retrained.group(1), settings
     else:
-        plan = plan_retrain(target, epochs, overrides, seeds, batch_size, trial)
+        plan = plan_retrain(target, epochs, overrides, seeds, batch_size, trial, smoke_test)
         config, searched, search_dir = plan.config, plan.searched, plan.search_dir
         trial_id = plan.trial[0].trial_id if plan.trial else None
         if plan.trial:
             keep_trial_settings(search_dir, *plan.trial, log)
         log(f"retrain: {f'trial {trial_id}, ' if trial_id else ''}batch {config.train.batch_size}, "
-            f"lr {config.train.lr:.4g}, {config.train.epochs} epochs")
+            f"lr {config.train.lr:.4g}, {counted(config.train.epochs, 'epoch')}")
         # retrain, retrain-2, ... taken as the directory is made: retrains started side by side each get
         # their own. A log.name the user gives is refused where it exists, as train refuses it.
         result = train_seeds(config, plan.seeds, log=log, numbered=plan.numbered)

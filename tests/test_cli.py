@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from conftest import TINY, another_process_makes_it_first, held_by_another_process, with_sets
 from PIL import Image, features
 
@@ -80,6 +81,22 @@ def test_train_smoke_test(cli, tmp_path):
     assert "tensorboard --logdir" in result.out
     # Shrunk to a smoke test's model (the next test keeps a model that given weights fix).
     assert load_checkpoint(tmp_path / "s" / "checkpoints" / "last.pt")["config"]["model"]["width"] == 8
+
+
+def test_a_smoke_test_leaves_the_files_run_name_to_the_real_run(cli, tmp_path):
+    # A file's log.name is the real run's: the smoke test takes NAME-smoke, then NAME-smoke-2.
+    config = tmp_path / "c.yaml"
+    config.write_text(f"log: {{name: mine, out_dir: {tmp_path}}}\n")
+    for made in ("mine-smoke", "mine-smoke-2"):
+        assert cli("train", config, "--smoke-test").code == 0
+        assert (tmp_path / made / "metrics.json").is_file()
+    assert not (tmp_path / "mine").exists()
+    given = yaml.safe_load(cli("train", config, "--smoke-test", "--set", "log.name=s", "--print-config").out)
+    assert given["log"]["name"] == "s"  # a name given with --set is used as given
+    # A search's smoke test likewise: runs/search/quick stays the real search's name.
+    for sets, name in (([], "quick-smoke"), (["--set", "storage.name=mine"], "mine")):
+        shown = cli("search", "experiments/quick.yaml", "--smoke-test", *sets, "--print-config")
+        assert shown.code == 0 and yaml.safe_load(shown.out)["storage"]["name"] == name, shown.err
 
 
 def test_a_smoke_test_keeps_the_model_that_init_from_weights_fix(cli, tmp_path):

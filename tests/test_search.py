@@ -232,6 +232,9 @@ def test_retrain_print_config_shows_what_it_would_train_and_trains_nothing(finis
     assert printed["train"]["lr"] == pytest.approx(2 * best["train"]["lr"])  # 4x the batch: the lr times 2
     assert printed["model"] == best["model"] and sorted(p.name for p in finished_search.iterdir()) == before
     assert cli("retrain", "--resume", finished_search / "retrain", "--print-config").code == 2
+    # A smoke test's retrain: one epoch, under a name that leaves `retrain` to the real one
+    smoke = yaml.safe_load(cli("retrain", finished_search, "--smoke-test", "--print-config").out)
+    assert (smoke["train"]["epochs"], smoke["log"]["name"]) == (1, "retrain-smoke")
 
 
 def test_retrain_of_a_trial_other_than_the_best(finished_search, cli):
