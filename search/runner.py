@@ -181,12 +181,11 @@ def load_saved_experiment(location: RunLocation) -> Experiment:
     text = location.read_text(EXPERIMENT_FILE)
     if text is None and not location.remote and not Path(location.uri).exists():
         raise UserError(f"{location.uri}: no such directory; expected a search's RUN_DIR")
-    if text is None and not location.remote and Path(location.uri).is_file() \
-            and not searches_within(Path(location.uri)):  # the experiment file, most likely, for its search
-        raise UserError(f"{location.uri}: a file; expected the RUN_DIR a search wrote (storage.path/storage.name: "
-                        "runs/search/NAME by default, as `alphabet search` prints it)")
     if text is None:
         hint = "" if location.remote else searches_within(Path(location.uri))
+        if not hint and not location.remote and Path(location.uri).is_file():  # the experiment file, most likely
+            raise UserError(f"{location.uri}: a file; expected the RUN_DIR a search wrote (storage.path/"
+                            "storage.name: runs/search/NAME by default, as `alphabet search` prints it)")
         raise UserError(f"{location.uri}: not a search run directory; expected {EXPERIMENT_FILE} in it{hint}")
     experiment = experiment_from_dict(load_yaml(text), location.child(EXPERIMENT_FILE).uri)
     return experiment

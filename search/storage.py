@@ -209,10 +209,12 @@ class RunLocation:
         try:
             fs.create_dir(f"{path}/{name}", recursive=True)  # file:// needs it; on object stores, a marker
             # File by file, leaving out the locks: they name a process of this machine that holds nothing there.
-            for file in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != LOCK_FILE):
-                target = f"{path}/{name}/{file.relative_to(folder).as_posix()}"
-                fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
-                pyarrow.fs.copy_files(str(file.resolve()), target, destination_filesystem=fs)
+            files = sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file() and p.name != LOCK_FILE)
+            for sub in sorted({f.parent for f in files} - {Path(".")}):  # each folder once: a request apiece there
+                fs.create_dir(f"{path}/{name}/{sub.as_posix()}", recursive=True)
+            for file in files:
+                pyarrow.fs.copy_files(str((folder / file).resolve()), f"{path}/{name}/{file.as_posix()}",
+                                      destination_filesystem=fs)
         except OSError as e:
             raise UserError(f"{self.uri}: cannot copy {folder} there ({_reason(e)}); it stays where it is") from None
         return self.child(name)
