@@ -18,7 +18,8 @@ from alphabet.errors import UserError
 # Tiny on any source: the experiment's own data (so its set-up is checked too), 40 letters a class.
 SMOKE_TEST = ["search.num_samples=4", "search.max_concurrent=2", "asha.max_t=2", "asha.grace_period=1",
               "config.data.synthetic_size=1040", "config.data.synthetic_test_size=260",
-              "config.data.train_per_class=40", "config.data.test_per_class=10"]
+              "config.data.train_per_class=40", "config.data.test_per_class=10",
+              "retrain.epochs=1"]  # so that the retrain its last line suggests is a smoke test too
 # Left out when the trials start from a model's weights (config.train.init_from), which fix the model.
 SMOKE_MODEL = ["config.model.width=8", "config.model.classifier_width=32", "config.model.stages=2"]
 

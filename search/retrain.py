@@ -31,8 +31,9 @@ from search.storage import RunLocation
 
 REMOTE_FILE = "remote_uri.txt"  # in a remote search's local folder: the search's URI
 COPIED_FILE = "copied_to.txt"  # in a remote search's retrain, once copied there: where it went
-# A trial's retrain (--trial): RUN_DIR/retrain-ID (retrain-ID-2, ...), its settings in RUN_DIR/trial-ID.yaml.
-TRIAL_RETRAIN = re.compile(r"retrain-([0-9a-f]+)(-[0-9]+)?")
+# A trial's retrain (--trial): RUN_DIR/retrain-ID (retrain-ID-2, ...; retrain-ID-smoke with --smoke-test), its
+# settings in RUN_DIR/trial-ID.yaml.
+TRIAL_RETRAIN = re.compile(r"retrain-([0-9a-f]+)(?:-smoke)?(?:-[0-9]+)?")
 TRIAL_FOLDER = re.compile(r"trial_[0-9]+_([0-9a-f]+)")  # Tune's folder of a trial, as a user may copy it
 
 

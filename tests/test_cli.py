@@ -97,6 +97,8 @@ def test_a_smoke_test_leaves_the_files_run_name_to_the_real_run(cli, tmp_path):
     for sets, name in (([], "quick-smoke"), (["--set", "storage.name=mine"], "mine")):
         shown = cli("search", "experiments/quick.yaml", "--smoke-test", *sets, "--print-config")
         assert shown.code == 0 and yaml.safe_load(shown.out)["storage"]["name"] == name, shown.err
+        # The retrain its last line suggests is one epoch, not the file's 8 (or 500).
+        assert yaml.safe_load(shown.out)["retrain"]["epochs"] == 1
 
 
 def test_a_smoke_test_keeps_the_model_that_init_from_weights_fix(cli, tmp_path):

@@ -265,8 +265,11 @@ def test_retrain_of_a_trial_other_than_the_best(finished_search, cli):
     assert again.code == 0 and "(edited?); left as it is" in again.out, again.err[-3000:]
     assert settings.read_text() == edited
     assert (finished_search / f"retrain-{other.trial_id}-2" / "metrics.json").is_file()
-    # Resumed (finished already), its report still names the trial.
+    # Resumed (finished already), its report still names the trial; its smoke test's too.
     assert cli("retrain", "--resume", run).code == 0 and said in (run / "report.md").read_text()
+    smoke = finished_search / f"retrain-{other.trial_id}-smoke"
+    assert cli("retrain", finished_search, "--trial", other.trial_id, "--smoke-test").code == 0
+    assert cli("retrain", "--resume", smoke).code == 0 and said in (smoke / "report.md").read_text()
     assert_one_line_error(cli("retrain", finished_search, "--trial", "zzz"), "--trial zzz: no such trial in",
                           f"expected the id of one of its 6 trials ({rows[0].trial_id}, ")
 
