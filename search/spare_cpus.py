@@ -6,17 +6,19 @@ so a search ends with one or two long trials on a machine whose other cores wait
 quick.yaml's last 117 s of 262 ran one trial on one core. Tune's ResourceChangingScheduler
 changes a trial's CPUs by restarting it, which the search's reuse of trial processes rules out.
 
-So the driver works out how many threads each running trial may now use and writes it to a file
-in the run directory (``SpareCpus``); trials read it as each epoch starts and set torch's threads
-to it (``threads_now``). Only where Ray's bookkeeping can be stretched safely: the search's own
-Ray on this machine, local storage, and trials that take CPUs alone (``resources.cpus_per_trial:
-auto``, no GPU share). A trial's epochs on more threads sum in another order, so its scores
-differ in the last digits from those on fewer.
+So the driver works out how many threads each running trial may now use and writes it, by trial,
+to a file in the run directory (``SpareCpus``); trials read theirs as each epoch starts and set
+torch's threads to it (``threads_now``). Where the cores do not divide evenly, the trials furthest
+on take the odd ones: ASHA lets those run longest. Only where Ray's bookkeeping can be stretched
+safely: the search's own Ray on this machine, local storage, and trials that take CPUs alone
+(``resources.cpus_per_trial: auto``, no GPU share). A trial's epochs on more threads sum in
+another order, so its scores differ in the last digits from those on fewer.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
 
@@ -26,28 +28,33 @@ from ray.tune.experiment import Trial
 THREADS_FILE = ".trial_threads"
 
 
-def threads_each(total_cpus: float, own_cpus: float, running: int, waiting: bool) -> int:
-    """The threads each of ``running`` trials may use: their own CPUs while the search may still
-    start a trial (``waiting``), else an equal share of all the CPUs."""
+def threads_each(total_cpus: float, own_cpus: float, running: list[str], waiting: bool) -> dict[str, int]:
+    """The threads each trial of ``running`` (ids, furthest on first) may use: its own CPUs while the
+    search may still start a trial (``waiting``), else a share of all the CPUs, the first trials
+    taking one more where they do not divide evenly."""
     own = max(1, int(own_cpus))
-    if waiting or running < 1:
-        return own
-    return max(own, int(total_cpus // running))
+    if waiting or not running:
+        return dict.fromkeys(running, own)
+    each = max(own, int(total_cpus) // len(running))
+    odd = max(0, int(total_cpus) - each * len(running))
+    return {trial_id: each + (rank < odd) for rank, trial_id in enumerate(running)}
 
 
-def threads_now(threads_file: Path | None, own_cpus: int) -> int:
-    """What the driver last allowed (``own_cpus`` where it wrote nothing, or nothing readable)."""
+def threads_now(threads_file: Path | None, own_cpus: int, trial_id: str) -> int:
+    """What the driver last allowed trial ``trial_id`` (``own_cpus`` where it wrote nothing for it, or
+    nothing readable)."""
     if threads_file is None:
         return own_cpus
     try:
-        allowed = int(threads_file.read_text())
-    except (OSError, ValueError):  # not written yet, or caught mid-replace on a file system without atomic renames
-        return own_cpus
+        allowed = int(json.loads(threads_file.read_text()).get(trial_id, own_cpus))
+    except (OSError, ValueError, TypeError, AttributeError):  # not written yet, or caught mid-replace
+        return own_cpus  # on a file system without atomic renames
     return max(own_cpus, min(allowed, os.cpu_count() or own_cpus))
 
 
 class SpareCpus(Callback):
-    """Writes ``threads_each`` for the running trials to THREADS_FILE in the run directory as it changes."""
+    """Writes ``threads_each`` for the running trials to THREADS_FILE in the run directory as it changes:
+    a JSON object of trial id to threads."""
 
     def __init__(self) -> None:
         self.samples: int | None = None
@@ -63,16 +70,17 @@ class SpareCpus(Callback):
     def on_step_end(self, iteration: int, trials: list[Trial], **info: object) -> None:
         if not trials or self.samples is None:
             return
-        running = [t for t in trials if t.status == Trial.RUNNING]
+        running = sorted((t for t in trials if t.status == Trial.RUNNING),
+                         key=lambda t: (-(t.last_result or {}).get("training_iteration", 0), t.trial_id))
         waiting = len(trials) < self.samples or any(t.status in (Trial.PENDING, Trial.PAUSED) for t in trials)
         own = trials[0].placement_group_factory.required_resources.get("CPU", 1)
-        threads = threads_each(self.total_cpus, own, len(running), waiting)
+        threads = threads_each(self.total_cpus, own, [t.trial_id for t in running], waiting)
         if threads == self.written or (folder := _run_dir(trials)) is None:
             return
         part = folder / f"{THREADS_FILE}.part"
         try:
-            part.write_text(str(threads))
-            part.replace(folder / THREADS_FILE)  # whole, so that a trial never reads half a number
+            part.write_text(json.dumps(threads))
+            part.replace(folder / THREADS_FILE)  # whole, so that a trial never reads half of it
         except OSError:  # a full disk, say (the search's disk guard answers that): trials keep what they have
             return
         self.written = threads

@@ -71,6 +71,7 @@ def train_trial(params: dict, *, experiment: Experiment, splits: Splits, initial
     node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran it, for the trial table
     resources = tune.get_context().get_trial_resources().required_resources
     own_cpus = max(1, int(resources.get("CPU", 1)))
+    trial_id = tune.get_context().get_trial_id()
     torch.set_num_threads(own_cpus)  # stay inside the trial's CPU share
     spare_threads = Path(threads_file) if threads_file else None
     worst = experiment.worst
@@ -101,7 +102,7 @@ def train_trial(params: dict, *, experiment: Experiment, splits: Splits, initial
     try:
         while trainer.epoch < config.train.epochs:
             tick = time.time()
-            if (threads := threads_now(spare_threads, own_cpus)) != torch.get_num_threads():
+            if (threads := threads_now(spare_threads, own_cpus, trial_id)) != torch.get_num_threads():
                 torch.set_num_threads(threads)
             try:
                 with out_of_memory_named(config, trainer.device):
