@@ -45,10 +45,10 @@ def threads_now(threads_file: Path | None, own_cpus: int, trial_id: str) -> int:
     nothing readable)."""
     if threads_file is None:
         return own_cpus
-    try:
+    try:  # unreadable: not written yet, or caught mid-replace on a file system without atomic renames
         allowed = int(json.loads(threads_file.read_text()).get(trial_id, own_cpus))
-    except (OSError, ValueError, TypeError, AttributeError):  # not written yet, or caught mid-replace
-        return own_cpus  # on a file system without atomic renames
+    except (OSError, ValueError, TypeError, AttributeError):
+        return own_cpus
     return max(own_cpus, min(allowed, os.cpu_count() or own_cpus))
 
 
