@@ -352,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=1, metavar="N",
                    help="train N models (seeds train.seed, +1, ...) and report their ensemble")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run (or an ensemble) from its last checkpoint")
-    p.add_argument("--smoke-test", action="store_true", help="a tiny one-epoch run, to check the set-up")
+    p.add_argument("--smoke-test", action="store_true",
+                   help="a tiny one-epoch run, to check the set-up (a file's log.name gets -smoke)")
     add_print_config_argument(p, "config")
     p.set_defaults(func=cmd_train, outlives_its_reader=True)
 

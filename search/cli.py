@@ -120,7 +120,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    "machine (default: RAY_ADDRESS, else a Ray of the search's own)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted search")
     add_download_argument(p)
-    p.add_argument("--smoke-test", action="store_true", help="a tiny search, to check the set-up")
+    p.add_argument("--smoke-test", action="store_true",
+                   help="a tiny search, to check the set-up, into NAME-smoke (its retrain.epochs 1)")
     add_print_config_argument(p, "experiment")
     p.set_defaults(func=cmd_search, outlives_its_reader=True)
 
@@ -143,6 +144,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_set_argument(p, "train.label_smoothing=0.1")
     p.add_argument("--resume", metavar="RETRAIN_DIR", help="continue an interrupted retrain")
     add_download_argument(p)
-    p.add_argument("--smoke-test", action="store_true", help="retrain for one epoch")
+    p.add_argument("--smoke-test", action="store_true",
+                   help="retrain for one epoch, into retrain-smoke (retrain-ID-smoke with --trial)")
     add_print_config_argument(p, "config")
     p.set_defaults(func=cmd_retrain, outlives_its_reader=True)
