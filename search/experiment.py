@@ -453,6 +453,9 @@ def _experiment(raw: dict, origin: str) -> Experiment:
     if not isinstance(space_raw, dict) or not space_raw:
         raise UserError(f"{origin}: space: expected a mapping of at least one setting to its distribution")
     params = set(valid_keys(Config)) - {k for k in valid_keys(Config) if k.startswith(("log.", "data."))}
+    if "train.epochs" in space_raw:  # ASHA's rungs and the schedule are laid over one length for all trials
+        raise UserError(f"{origin}: space.train.epochs: expected it not searched; asha.max_t sets the epochs of a "
+                        "trial and retrain.epochs those of the retrain")
     if "train.init_from" in space_raw:  # the driver reads those weights once and hands them to every trial
         raise UserError(f"{origin}: space.train.init_from: expected it fixed, as config.train.init_from; "
                         "to compare starting points, run one search from each")

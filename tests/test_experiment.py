@@ -367,6 +367,8 @@ DELETE = object()
      "config.train.lr: expected a fixed value; to search it, give it under space, as train.lr: {type:"),
     ({"config/model": {"width": {"choice": [16, 32]}}}, "config.model.width: expected a fixed value; to search it"),
     ({"config/train": {"epochs": 10}}, "config.train.epochs: expected no value; in an experiment asha.max_t"),
+    ({"space/train.epochs": {"type": "choice", "values": [2, 3]}},
+     "space.train.epochs: expected it not searched; asha.max_t sets the epochs of a trial"),
     ({"config/model": {"dropout": 2}}, "config.model.dropout: expected a value in [0, 1)"),
     ({"config/data": {"classes": ""}}, "config.data.classes: expected letters a-z or A-Z"),
     ({"storage": {"name": "../escape"}}, "storage.name: expected letters"),
