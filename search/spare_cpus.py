@@ -8,11 +8,11 @@ changes a trial's CPUs by restarting it, which the search's reuse of trial proce
 
 So the driver works out how many threads each running trial may now use and writes it, by trial,
 to a file in the run directory (``SpareCpus``); trials read theirs as each epoch starts and set
-torch's threads to it (``threads_now``). Where the cores do not divide evenly, the trials furthest
-on take the odd ones: ASHA lets those run longest. Only where Ray's bookkeeping can be stretched
-safely: the search's own Ray on this machine, local storage, and trials that take CPUs alone
-(``resources.cpus_per_trial: auto``, no GPU share). A trial's epochs on more threads sum in
-another order, so its scores differ in the last digits from those on fewer.
+torch's threads to it (``threads_now``). Where the cores do not divide evenly, the trials with the
+most epochs left take the odd ones: the search ends when its longest trial does. Only where Ray's
+bookkeeping can be stretched safely: the search's own Ray on this machine, local storage, and
+trials that take CPUs alone (``resources.cpus_per_trial: auto``, no GPU share). A trial's epochs
+on more threads sum in another order, so its scores differ in the last digits from those on fewer.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ THREADS_FILE = ".trial_threads"
 
 
 def threads_each(total_cpus: float, own_cpus: float, running: list[str], waiting: bool) -> dict[str, int]:
-    """The threads each trial of ``running`` (ids, furthest on first) may use: its own CPUs while the
+    """The threads each trial of ``running`` (ids, most epochs left first) may use: its own CPUs while the
     search may still start a trial (``waiting``), else a share of all the CPUs, the first trials
     taking one more where they do not divide evenly."""
     own = max(1, int(own_cpus))
@@ -71,7 +71,7 @@ class SpareCpus(Callback):
         if not trials or self.samples is None:
             return
         running = sorted((t for t in trials if t.status == Trial.RUNNING),
-                         key=lambda t: (-(t.last_result or {}).get("training_iteration", 0), t.trial_id))
+                         key=lambda t: ((t.last_result or {}).get("training_iteration", 0), t.trial_id))
         waiting = len(trials) < self.samples or any(t.status in (Trial.PENDING, Trial.PAUSED) for t in trials)
         own = trials[0].placement_group_factory.required_resources.get("CPU", 1)
         threads = threads_each(self.total_cpus, own, [t.trial_id for t in running], waiting)

@@ -17,7 +17,7 @@ from search.spare_cpus import THREADS_FILE, SpareCpus, threads_each, threads_now
     (2, 1, 2, False, [1, 1]),   # two trials on two cores: each keeps its own
     (2, 1, 1, False, [2]),      # the last one alone: both cores
     (2, 1, 1, True, [1]),       # a trial still to start needs the core
-    (8, 2, 3, False, [3, 3, 2]),  # 8 over 3: the two furthest on take the odd cores
+    (8, 2, 3, False, [3, 3, 2]),  # 8 over 3: the two with most epochs left take the odd cores
     (16, 1, 6, False, [3, 3, 3, 3, 2, 2]),
     (8, 2, 2, False, [4, 4]),
     (8, 4, 1, False, [8]),
@@ -75,7 +75,7 @@ def test_the_driver_writes_nothing_for_a_search_on_an_object_store(tmp_path, mon
     assert list(tmp_path.rglob("*")) == []
 
 
-def test_the_odd_cores_go_to_the_trials_furthest_on(tmp_path):
+def test_the_odd_cores_go_to_the_trials_with_the_most_epochs_left(tmp_path):
     spare = SpareCpus()
     spare.samples, spare.total_cpus = 3, 5
     spare.on_step_end(0, [trial(Trial.RUNNING, tmp_path, trial_id="a", epochs=2),
@@ -84,4 +84,4 @@ def test_the_odd_cores_go_to_the_trials_furthest_on(tmp_path):
     spare.on_step_end(0, [trial(Trial.RUNNING, tmp_path, trial_id="a", epochs=2),
                           trial(Trial.RUNNING, tmp_path, trial_id="b", epochs=7),
                           trial(Trial.TERMINATED, tmp_path, trial_id="c", epochs=1)])
-    assert json.loads((tmp_path / THREADS_FILE).read_text()) == {"a": 2, "b": 3}
+    assert json.loads((tmp_path / THREADS_FILE).read_text()) == {"a": 3, "b": 2}  # a: 2 epochs run, b: 7
