@@ -439,8 +439,8 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=experiment.storage.keep_checkpoints),
                 failure_config=tune.FailureConfig(max_failures=experiment.resources.max_failures),
                 sync_config=tune.SyncConfig(sync_artifacts=True),
-                callbacks=[JsonTrialLog(), CsvTrialLog(), RepairStaleCheckpoints(), *([SpareCpus()] if spare else []),
-                           *([guard] if guard else [])],
+                callbacks=[JsonTrialLog(), CsvTrialLog(), RepairStaleCheckpoints(),
+                           *([SpareCpus(cluster.get("CPU", 0))] if spare else []), *([guard] if guard else [])],
                 progress_reporter=status_reporter(experiment),
                 verbose=1),
         )

@@ -56,15 +56,13 @@ class SpareCpus(Callback):
     """Writes ``threads_each`` for the running trials to THREADS_FILE in the run directory as it changes:
     a JSON object of trial id to threads."""
 
-    def __init__(self) -> None:
+    def __init__(self, total_cpus: float) -> None:
+        self.total_cpus = total_cpus  # the search's own Ray's, as the driver started it
         self.samples: int | None = None
-        self.written: int | None = None
+        self.written: dict[str, int] | None = None
 
     def setup(self, total_num_samples: int | None = None, **info: object) -> None:
-        import ray
-
         self.samples = total_num_samples
-        self.total_cpus = ray.cluster_resources().get("CPU", 0)
         self.written = None  # a resumed search writes afresh: the file may hold what the killed one allowed
 
     def on_step_end(self, iteration: int, trials: list[Trial], **info: object) -> None:

@@ -51,8 +51,8 @@ def trial(status: str, run_dir: Path, cpus: float = 1, trial_id: str = "a", epoc
 
 
 def test_the_driver_writes_the_share_as_trials_end_and_removes_it_at_the_end(tmp_path):
-    spare = SpareCpus()
-    spare.samples, spare.total_cpus = 3, 2  # as setup has them from Tune and Ray: 3 trials, 2 CPUs
+    spare = SpareCpus(total_cpus=2)
+    spare.samples = 3  # as setup has it from Tune
     steps = [
         ([Trial.RUNNING, Trial.RUNNING], {"a": 1, "b": 1}),                # a third trial is still to come
         ([Trial.TERMINATED, Trial.RUNNING, Trial.PENDING], {"b": 1}),      # it has come, not started
@@ -69,15 +69,15 @@ def test_the_driver_writes_the_share_as_trials_end_and_removes_it_at_the_end(tmp
 
 def test_the_driver_writes_nothing_for_a_search_on_an_object_store(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    spare = SpareCpus()
-    spare.samples, spare.total_cpus = 1, 2
+    spare = SpareCpus(total_cpus=2)
+    spare.samples = 1
     spare.on_step_end(0, [trial(Trial.RUNNING, Path("bucket/searches/quick"))])  # its path on the bucket
     assert list(tmp_path.rglob("*")) == []
 
 
 def test_the_odd_cores_go_to_the_trials_with_the_most_epochs_left(tmp_path):
-    spare = SpareCpus()
-    spare.samples, spare.total_cpus = 3, 5
+    spare = SpareCpus(total_cpus=5)
+    spare.samples = 3
     spare.on_step_end(0, [trial(Trial.RUNNING, tmp_path, trial_id="a", epochs=2),
                           trial(Trial.RUNNING, tmp_path, trial_id="b", epochs=7)])
     assert json.loads((tmp_path / THREADS_FILE).read_text()) == {"a": 1, "b": 1}  # the third is still to come
