@@ -42,19 +42,20 @@ def warn_gpu_unused(share: float, device: torch.device, asked: str) -> None:
           file=sys.stderr, flush=True)
 
 
-def declare_trial(reporter: RunReporter, params: dict) -> None:
+def declare_trial(reporter: RunReporter, params: dict, trial_id: str) -> None:
     """The trial's settings in TensorBoard's HParams tab, with the metrics it compares them on. Declared at
     the start, so that trials ASHA stops, or the library refuses, still appear there."""
-    reporter.hparams({**params, "trial_id": tune.get_context().get_trial_id()},
+    reporter.hparams({**params, "trial_id": trial_id},
                      dict.fromkeys(("val/balanced_accuracy", "val/accuracy", "val/macro_f1", "val/loss", "val/ece")))
 
 
-def report_refused(metric: str, worst: float, reason: str, epoch: int, node_id: str, reporter: RunReporter) -> None:
+def report_refused(metric: str, worst: float, reason: str, epoch: int, node_id: str, reporter: RunReporter,
+                   trial_id: str) -> None:
     """End a trial whose settings the library refused (a model too big for the device, a batch that runs
     out of its memory): they would fail the same way on every retry. Reported, like a diverged trial, as
     the worst value, so that TPE learns to avoid them; ``alphabet trials`` and TensorBoard's text tab give
     the reason."""
-    print(f"alphabet: trial {tune.get_context().get_trial_id()} refused: {reason}", file=sys.stderr, flush=True)
+    print(f"alphabet: trial {trial_id} refused: {reason}", file=sys.stderr, flush=True)
     reporter.writer.add_text("refused", reason, epoch)
     reporter.writer.flush()
     tune.report({metric: worst, "refused": reason, "epoch": epoch, "node_id": node_id})
@@ -81,8 +82,8 @@ def train_trial(params: dict, *, experiment: Experiment, splits: Splits, initial
     except UserError as e:
         reporter = RunReporter(Path.cwd())
         try:
-            declare_trial(reporter, params)
-            report_refused(experiment.search.metric, worst, str(e), 0, node_id, reporter)
+            declare_trial(reporter, params, trial_id)
+            report_refused(experiment.search.metric, worst, str(e), 0, node_id, reporter, trial_id)
         finally:
             reporter.close()
         return
@@ -96,7 +97,7 @@ def train_trial(params: dict, *, experiment: Experiment, splits: Splits, initial
     # trial directory in storage; purge_step drops events past the restored epoch.
     reporter = RunReporter(Path.cwd(), purge_step=trainer.epoch + 1 if checkpoint else None)
     if checkpoint is None:
-        declare_trial(reporter, params)
+        declare_trial(reporter, params, trial_id)
     # ASHA's stop arrives as SystemExit from tune.report; the finally closes the writer even then,
     # since the process is reused for the next trial (TuneConfig.reuse_actors).
     try:
@@ -118,7 +119,8 @@ def train_trial(params: dict, *, experiment: Experiment, splits: Splits, initial
                 share = resources.get("GPU", 0)
                 # Trials sharing a GPU take its memory from each other: the reason says it was shared.
                 beside = f" (this trial had {share:g} of the GPU, beside others)" if 0 < share < 1 else ""
-                report_refused(experiment.search.metric, worst, str(e) + beside, trainer.epoch, node_id, reporter)
+                report_refused(experiment.search.metric, worst, str(e) + beside, trainer.epoch, node_id, reporter,
+                               trial_id)
                 break
             epoch = trainer.epoch
             reporter.scalars("train", {**train_metrics, "lr": trainer.lr}, epoch)
