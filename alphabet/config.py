@@ -314,7 +314,13 @@ def _check_classes(data: DataConfig, where: str) -> None:
     """data.classes against data.case: letters the case drops, or fewer than two classes left."""
     if not data.classes:
         return
-    wanted = set(data.wanted_letters())
+    letters = data.wanted_letters()
+    # A letter given twice is a slip (the list meant another letter); kept silently, a class would go missing.
+    if repeated := sorted({c for c in letters if letters.count(c) > 1}):
+        merged = ": data.case='merged' makes letters lowercase" if data.case == "merged" else ""
+        raise UserError(f"{where}: expected each letter once, got {data.classes!r} ({''.join(repeated)} "
+                        f"repeated{merged})")
+    wanted = set(letters)
     case_letters = {"lower": string.ascii_lowercase, "upper": string.ascii_uppercase}.get(data.case)
     if case_letters and not wanted <= set(case_letters):
         raise UserError(f"{where}: {''.join(sorted(wanted - set(case_letters)))} not in data.case={data.case!r}; "
