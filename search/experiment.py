@@ -296,7 +296,7 @@ def _param(key: str, raw: Any, origin: str, params: set[str]) -> ParamSpec:
         if kind == "loguniform" and low <= 0:
             raise UserError(f"{where}: low: expected a value > 0 for loguniform, got {low}")
         if kind == "int" and not (isinstance(low, int) and isinstance(high, int)):
-            raise UserError(f"{where}: expected integer low and high for type int")
+            raise UserError(f"{where}: expected integer low and high for type int, got low={low!r} high={high!r}")
         if spec.step is not None and spec.step <= 0:
             raise UserError(f"{where}: step: expected a value > 0, got {spec.step}")
         if kind == "int" and spec.step is not None and not isinstance(spec.step, int):

@@ -296,7 +296,7 @@ DELETE = object()
     ({"space/train.momentum": {"type": "uniform", "low": 0.8, "high": 0.98, "when": ""}},
      "space.train.momentum: when: expected a mapping like {train.optimizer: sgd}, got ''"),
     ({"space/train.lr": {"type": "uniform", "low": 0.1, "high": 1, "q": 2}}, "unknown key 'q' for type uniform"),
-    ({"space/model.width": {"type": "int", "low": 8.5, "high": 64}}, "expected integer low and high"),
+    ({"space/model.width": {"type": "int", "low": 8.5, "high": 64}}, "type int, got low=8.5 high=64"),
     # whole-number ends pass as ints, but every trial would draw a fraction and fail
     ({"space/model.width": {"type": "uniform", "low": 8, "high": 32}},
      "space.model.width: expected type int or choice for an integer setting, got type uniform"),
