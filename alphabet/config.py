@@ -311,7 +311,7 @@ def from_dict(raw: dict, origin: str = "config", cls: type = Config, prefix: str
 
 
 def _check_classes(data: DataConfig, where: str) -> None:
-    """data.classes against data.case: letters the case drops, or fewer than two classes left."""
+    """data.classes against data.case: a letter given twice, letters the case drops, or fewer than two left."""
     if not data.classes:
         return
     letters = data.wanted_letters()
