@@ -385,7 +385,7 @@ def read_yaml(path: str | Path) -> Any:
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise UserError(f"{path}: file not found") from None
+        raise UserError(f"{path}: file not found; expected a YAML file") from None
     except (OSError, UnicodeDecodeError) as e:  # a folder, no permission, a device that fails to read
         raise UserError(f"{path}: expected a readable YAML text file ({type(e).__name__})") from None
     try:

@@ -688,7 +688,8 @@ def test_phone_formats_are_read_or_named(cli, trained, tmp_path):
 
 
 def test_predict_missing_image(cli, trained, tmp_path):
-    assert_one_line_error(cli("predict", trained / "checkpoints/last.pt", tmp_path / "none.png"), "file not found")
+    assert_one_line_error(cli("predict", trained / "checkpoints/last.pt", tmp_path / "none.png"),
+                          "none.png: file not found; expected an image file")
 
 
 def test_corrupt_checkpoint(cli, trained, tmp_path):

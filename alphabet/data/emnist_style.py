@@ -69,7 +69,7 @@ def read_image(path: str | Path) -> Image.Image:
     for anything else."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: file not found")
+        raise UserError(f"{path}: file not found; expected an image file")
     if path.stat().st_size == 0:
         raise UserError(f"{path}: empty file (0 bytes); expected an image")
     if path.suffix.lower() in HEIF_SUFFIXES:
