@@ -61,21 +61,30 @@ def run_ensemble_training(config: Config | None, seeds: int | None = None, resum
     start = time.time()
     if resume is not None:
         ens_dir = Path(resume)
+        if not (ens_dir / CONFIG_FILE).is_file():  # killed between its ensemble.yaml and its config.yaml
+            raise UserError(f"{ens_dir}: no {CONFIG_FILE} to continue from; expected an ensemble directory that "
+                            "train --seeds wrote")
         config = from_dict(read_yaml(ens_dir / CONFIG_FILE) or {}, str(ens_dir / CONFIG_FILE))
         with guard_run_dir(ens_dir, created=False):
             return _train_members(config, len(member_paths(ens_dir / ENSEMBLE_FILE)), ens_dir, start, log)
     if seeds is None or seeds < 2:
         raise UserError(f"--seeds: expected at least 2 members for an ensemble, got {seeds}")
     with guarded_new_run_dir(config.log.out_dir, config.log.name, numbered=numbered) as ens_dir:
+        # ensemble.yaml before config.yaml: a directory killed between the two must not resume as one run.
+        _write_members_file(ens_dir, config, seeds)
         (ens_dir / CONFIG_FILE).write_text(dump_yaml(to_dict(config)))
         return _train_members(config, seeds, ens_dir, start, log)
 
 
+def _write_members_file(ens_dir: Path, config: Config, seeds: int) -> list[int]:
+    member_seeds = [config.train.seed + k for k in range(seeds)]
+    write_ensemble(ens_dir / ENSEMBLE_FILE, [ens_dir / member_name(s) / RUN_CHECKPOINT for s in member_seeds])
+    return member_seeds
+
+
 def _train_members(config: Config, seeds: int, ens_dir: Path, start: float, log: Callable[[str], None]) -> dict:
     """Each member in turn (finished ones kept, an interrupted one resumed), then the ensemble's report."""
-    member_seeds = [config.train.seed + k for k in range(seeds)]
-    write_ensemble(ens_dir / ENSEMBLE_FILE,
-                   [ens_dir / member_name(s) / RUN_CHECKPOINT for s in member_seeds])
+    member_seeds = _write_members_file(ens_dir, config, seeds)
     log(f"ensemble {ens_dir}: {seeds} members, seeds {', '.join(map(str, member_seeds))}")
     log(f"tensorboard --logdir {ens_dir}")
 

@@ -87,6 +87,26 @@ def test_an_interrupted_ensemble_resumes_to_the_same_result(cli, ensemble, tmp_p
     assert after["test"]["balanced_accuracy"] == before["test"]["balanced_accuracy"]
 
 
+@pytest.mark.parametrize(("killed_in", "refusal"), [
+    ("write_ensemble", "no checkpoints/last.pt to continue from; expected a run directory that train or retrain wrote"),
+    ("dump_yaml", "no config.yaml to continue from; expected an ensemble directory that train --seeds wrote")])
+def test_an_ensemble_killed_as_it_starts_is_not_resumed_as_one_run(tmp_path, cli, killed_in, refusal):
+    # kill -9 between an ensemble's config.yaml and its ensemble.yaml left a directory that --resume took for
+    # one run, and trained it there. ensemble.yaml comes first now; each point is killed at for real.
+    import subprocess
+    import sys
+
+    sets = [*TINY, f"log.out_dir={tmp_path}", "log.name=e"]
+    started = subprocess.run(
+        [sys.executable, "-c", "import os, signal, sys\nimport alphabet.train_ensemble as t\nfrom alphabet.cli "
+         f"import main\nt.{killed_in} = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\nmain(sys.argv[1:])",
+         "train", "--seeds", "2", *with_sets(sets)], capture_output=True, text=True)
+    assert started.returncode == -9, started.stderr[-3000:]
+    resumed = cli("train", "--resume", tmp_path / "e")
+    assert resumed.code == 2 and resumed.err == f"alphabet: error: {tmp_path / 'e'}: {refusal}\n", resumed.err
+    assert not (tmp_path / "e" / "checkpoints").exists() and not list((tmp_path / "e").glob("seed-*"))
+
+
 def test_an_ensemble_reads_a_folder_once_and_each_member_trains_as_alone(tmp_path, capsys):
     import numpy as np
     from PIL import Image
