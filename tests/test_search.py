@@ -659,11 +659,18 @@ def test_search_on_gcs(tmp_path, gcs_server, cli, monkeypatch):
 
 def test_resume_after_kill_9_of_the_driver(tmp_path, cli):
     # max_t 4: a trial killed after 1 to 3 epochs goes on; at 8 the test took 11 s longer (59 s against 47-48).
+    # Three times the letters, looked at every 0.1 s: at 0.35 s an epoch (a Xeon's 2 cores) the state sought
+    # lasted half a second, and a look every 0.5 s missed it, so the search ended unkilled. Now about 2 s.
     experiment = write_experiment(tmp_path, "killed", search={"num_samples": 4, "max_concurrent": 2, "seed": 2},
                                   asha={"max_t": 4, "grace_period": 2, "reduction_factor": 2})
+    raw = yaml.safe_load(experiment.read_text())
+    raw["config"]["data"]["synthetic_size"] = 2700
+    experiment.write_text(yaml.safe_dump(raw))
     run_dir = tmp_path / "search" / "killed"
-    driver = subprocess.Popen([sys.executable, "-m", "alphabet", "search", str(experiment)], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    said = tmp_path / "driver.log"
+    with said.open("w") as out:
+        driver = subprocess.Popen([sys.executable, "-m", "alphabet", "search", str(experiment)], cwd=ROOT,
+                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
     def mid_search() -> bool:  # as the saved search state has it: one trial finished, one under way
         if not (run_dir / "experiment.yaml").is_file() or not list(run_dir.glob("experiment_state*.json")):
@@ -678,8 +685,9 @@ def test_resume_after_kill_9_of_the_driver(tmp_path, cli):
     try:
         deadline = time.time() + 300
         while time.time() < deadline and driver.poll() is None and not mid_search():
-            time.sleep(0.5)
+            time.sleep(0.1)
         # Paused at once, so the state just read is the one the kill leaves (the driver saves it).
+        assert driver.poll() is None, f"the search ended before it was seen mid-way:\n{said.read_text()[-3000:]}"
         os.kill(driver.pid, signal.SIGSTOP)
         before = {r.trial_id: r for r in trials_of(run_dir)}
         assert any(r.status == "unfinished" and r.epochs >= 1 for r in before.values()), before
