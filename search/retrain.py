@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from alphabet.config import Config, TrainConfig, load_config, parse_overrides
+from alphabet.config import Config, TrainConfig, load_config, parse_overrides, read_yaml
 from alphabet.ensemble import is_run_dir
 from alphabet.environment import environment_line
 from alphabet.errors import UserError, counted
@@ -133,6 +133,8 @@ def plan_retrain(target: str, epochs: int | None = None, overrides: list[str] | 
     ``seeds`` and ``batch_size`` default to the search experiment's retrain section. ``smoke_test``: one
     epoch, in retrain-smoke, so that ``retrain`` stays the name of the real one."""
     best, search_dir = _locate(target)
+    if not read_yaml(best):  # else every default, for 500 epochs: no search writes an empty best.yaml
+        raise UserError(f"{best}: holds no settings; expected a search's {BEST_FILE} (a training config)")
     saved = load_saved_experiment(RunLocation.parse(str(search_dir))) if search_dir else None
     searched, chosen = load_config(best), None
     if trial is not None:

@@ -245,6 +245,9 @@ CASES = {
     # --print-config printed the settings of a run the same command without it refused
     "zero seeds, printed": (lambda t, ck: (["train", "--seeds", "0", "--print-config"], "--seeds"),
                             "--seeds: expected a positive integer, got 0"),
+    "retrain: an empty file": (lambda t, ck: (
+        ["retrain", (t / "notes.txt").write_text("# to do\n") and t / "notes.txt"], "notes.txt"),
+        "holds no settings; expected a search's best.yaml"),
     "retrain: zero seeds, printed": (lambda t, ck: (
         ["retrain", (t / "best.yaml").write_text("model: {width: 8}\n") and t / "best.yaml", "--seeds", "0",
          "--print-config"], "--seeds"), "--seeds: expected a positive integer, got 0"),
