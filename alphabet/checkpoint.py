@@ -41,7 +41,7 @@ def load_checkpoint(path: str | Path) -> dict:
     """The checkpoint dict, or a one-line UserError for anything that is not one of ours."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: checkpoint not found")
+        raise UserError(f"{path}: not found; expected a checkpoint .pt, an ensemble or a run directory")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError, ValueError) as e:

@@ -237,7 +237,7 @@ CASES = {
                                                                "high: 0.1}}\nsearch: {num_samples: 4}\n")
                     and t / "quick.yaml"), "quick.yaml: an experiment file, not an ensemble; expected a checkpoint"),
     "ensemble: a missing member": (_checkpoint(lambda t, ck: (t / "e.yaml").write_text(f"members: [{ck}, gone.pt]\n")
-                                               and t / "e.yaml"), "gone.pt: checkpoint not found"),
+                                               and t / "e.yaml"), "gone.pt: not found; expected a checkpoint .pt"),
     "ensemble: members of other letters": (_checkpoint(lambda t, ck: (t / "m.yaml").write_text(
         f"members: [{ck}, {edited_checkpoint(ck, t / 'u.pt', lambda p: p.update(classes=list('uvwxyz')))}]\n")
         and t / "m.yaml"), "key members[1]: expected the classes abcdef"),
@@ -288,7 +288,7 @@ CASES = {
     # The model is read before the images, so a mistyped checkpoint is named at once, not after a folder.
     **{f"predict{mode}: a missing checkpoint with a bad image": (lambda t, ck, mode=mode: (
         ["predict", t / "gone.pt", (t / "x.png").write_text("text") and t / "x.png", *mode.split()], "gone.pt"),
-        "gone.pt: checkpoint not found") for mode in ("", " --word", " --text")},
+        "gone.pt: not found; expected a checkpoint .pt") for mode in ("", " --word", " --text")},
     # A word list is read before the images too, and only reads words.
     **{f"predict{mode}: a missing lexicon with a bad image": (lambda t, ck, mode=mode: (
         ["predict", ck, (t / "x.png").write_text("text") and t / "x.png", mode, "--lexicon", t / "words.txt"],
