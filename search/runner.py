@@ -322,6 +322,24 @@ def _import_what_the_results_need() -> None:
         import alphabet.figures  # noqa: F401
 
 
+@contextlib.contextmanager
+def signal_handlers_kept() -> Iterator[None]:
+    """The process's SIGINT and SIGUSR1 handlers as they were, once the block ends. Tune's fit() sets its
+    own, which stop a search, and leaves them set (ray-project/ray#37737): in the same process after the
+    search (a script's retrain, a notebook), Ctrl-C, and SIGTERM, which alphabet hands to Ctrl-C's handler,
+    only flagged a search that had ended, and the retrain went on."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread sets handlers
+        yield
+        return
+    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, getattr(signal, "SIGUSR1", None)) if sig}
+    try:
+        yield
+    finally:
+        for sig, handler in kept.items():
+            if handler is not None:  # None: set outside Python, which cannot set it back
+                signal.signal(sig, handler)
+
+
 def run_search(experiment: Experiment | None, address: str | None = None, resume: str | None = None,
                log: Callable[[str], None] = print) -> RunLocation:
     """Run (or resume) a search to its end; returns where it lives."""
@@ -453,7 +471,8 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
         logger.addFilter(quiet)
     threading.Thread(target=_import_what_the_results_need, daemon=True).start()
     try:
-        grid = tuner.fit()
+        with signal_handlers_kept():
+            grid = tuner.fit()
     except Exception as e:
         # The guard stops a search before its disk is full; another program may fill it faster.
         if guard and disk_is_full(e, guard.folder):

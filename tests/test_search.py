@@ -31,7 +31,13 @@ from alphabet.errors import DiskFull, RunInterrupted
 from alphabet.rundir import LOCK_FILE
 from search.experiment import experiment_from_dict
 from search.results import TrialRow, load_trials, trials_json
-from search.runner import interrupted, load_saved_experiment, removed_unless_started, save_experiment
+from search.runner import (
+    interrupted,
+    load_saved_experiment,
+    removed_unless_started,
+    save_experiment,
+    signal_handlers_kept,
+)
 from search.storage import RunLocation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -839,12 +845,28 @@ def test_trials_of_a_search_before_its_first_trial_say_what_is_happening(tmp_pat
         f"continued: alphabet search --resume {location.path}\n"), killed.err
 
 
+def test_ctrl_c_is_ours_again_once_tune_has_run():
+    # Tune's fit() begins by setting its own SIGINT and SIGUSR1 handlers, and leaves them set: a retrain a
+    # script ran after its search went on through Ctrl-C and SIGTERM. The same call, without a search (the
+    # next test runs one in this process).
+    from ray.tune.tune import _setup_signal_catching
+
+    ours = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGUSR1)
+    with signal_handlers_kept():
+        _setup_signal_catching()
+        assert signal.getsignal(signal.SIGINT) is not ours[0]  # else this shows nothing
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGUSR1)) == ours
+
+
 @pytest.mark.slowest  # 16 to 23 s; in CI the kill -9 test resumes a search, and the test before reads this state
 def test_a_search_killed_before_tune_saved_its_state_starts_again_on_resume(tmp_path, cli):
     # --resume once said "no Tune experiment state to resume from", and the name was lost to it.
     location = killed_before_tune_saved_its_state(tmp_path)
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGUSR1)
     done = cli("search", "--resume", location.path)
     assert done.code == 0, done.err[-3000:]
+    # In process, as a script or notebook runs it: Ctrl-C then stops what comes next, not the ended search.
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGUSR1)) == handlers
     assert done.out.startswith(f"{location.path}: stopped before its first trial began; it starts again from its "
                                "experiment.yaml\n"), done.out[:500]
     rows = trials_of(location.path)
