@@ -42,9 +42,11 @@ from search.storage import (
 from search.worker_setup import SETUP_HOOK
 
 if TYPE_CHECKING:  # Ray is imported where used, so that `alphabet --help` starts fast
+    from ray.tune import ResultGrid
     from ray.tune.experiment import Trial
     from ray.tune.search import Searcher
 
+    from search.disk_guard import DiskGuard
     from search.results import TrialRow
 
 EXPERIMENT_FILE = "experiment.yaml"
@@ -362,7 +364,7 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
     from ray import tune
 
     from search.checkpoint_repair import RepairStaleCheckpoints
-    from search.disk_guard import DiskGuard, check_tune_state, disk_full, filled_by_another
+    from search.disk_guard import DiskGuard, check_tune_state, filled_by_another
     from search.reporter import status_reporter
     from search.scheduler import build_scheduler
     from search.spare_cpus import THREADS_FILE, SpareCpus
@@ -485,9 +487,21 @@ def _run_search(experiment: Experiment | None, address: str | None, resume: str 
             # Ended now, not at exit: what trial workers print as Tune stops them then comes before the
             # search's last lines, not after them (a one-line error would otherwise end in a traceback).
             ray.shutdown()
+    elapsed = time.time() - started
+    try:
+        return _end_of_search(location, experiment, grid, elapsed, guard, log)
+    except RunInterrupted:
+        raise
+    except KeyboardInterrupt:  # its trials have ended: --resume writes what this did not (best.yaml, ...)
+        raise RunInterrupted(location.uri) from None
+
+
+def _end_of_search(location: RunLocation, experiment: Experiment, grid: ResultGrid, elapsed: float,
+                   guard: DiskGuard | None, log: Callable[[str], None]) -> RunLocation:
+    """What ``fit()`` leaves, said and written: the results of a search that ended, else why it stopped."""
+    from search.disk_guard import disk_full, filled_by_another
     from search.results import load_trials, write_results
 
-    elapsed = time.time() - started
     # Tune ends fit() on Ctrl-C as if the search were done; its saved state still has trials running
     # or pending (the grid does not: it marks them terminated as it shuts them down).
     try:

@@ -956,6 +956,34 @@ def test_ctrl_c_says_the_search_was_interrupted_and_how_to_continue(tmp_path, st
     assert any(r.status == "unfinished" for r in trials_of(run_dir))
 
 
+@pytest.mark.slowest  # 20 to 25 s; test_ctrl_c_is_ours_again_once_tune_has_run makes its first point in CI
+def test_ctrl_c_as_a_search_writes_its_results_names_the_command_that_writes_them(tmp_path):
+    # Once fit() has returned, Ctrl-C is Python's again (it was Tune's, which let it pass): the search then
+    # ended in "alphabet: interrupted" alone, its best.yaml unwritten and the way to write it unsaid.
+    experiment = write_experiment(tmp_path, "late", search={"num_samples": 2, "max_concurrent": 1, "seed": 2},
+                                  asha={"max_t": 1, "grace_period": 1, "reduction_factor": 2})
+    run_dir = tmp_path / "search" / "late"
+    driver = subprocess.Popen([sys.executable, "-m", "alphabet", "search", str(experiment)], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as at a terminal
+    try:
+        for line in driver.stdout:
+            if line.startswith("search finished"):  # its results come next
+                driver.send_signal(signal.SIGINT)
+                break
+        out, err = driver.communicate(timeout=120)
+    finally:
+        subprocess.run(["pkill", "-9", "-g", str(driver.pid)], check=False)
+    assert driver.returncode == 130, (out + err)[-3000:]
+    assert err.strip().splitlines()[-2:] == ["alphabet: interrupted", f"continue it with: alphabet search --resume "
+                                                                      f"{run_dir}"], err[-3000:]
+    assert not (run_dir / "best.yaml").exists()
+    resumed = alphabet("search", "--resume", run_dir, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert (run_dir / "best.yaml").is_file() and (run_dir / "summary.png").is_file()
+    assert [r.status for r in trials_of(run_dir)] == ["completed", "completed"]
+
+
 def test_ctrl_c_before_any_result_is_saved_still_says_how_to_continue(tmp_path):
     # A trial's checkpoint reaches storage before the driver writes the result it came with: Ctrl-C
     # in between once ended in "no trial reported ...; nothing to export", exit 2 (CI, 2026-12-03).
