@@ -502,9 +502,10 @@ def test_trials_the_time_budget_stops_have_their_result_logs_closed(tmp_path, mo
     monkeypatch.setenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # as a search sets it: these two are Tune's own
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        grid = tune.Tuner(reports_forever, tune_config=tune.TuneConfig(num_samples=2, time_budget_s=3),
-                          run_config=tune.RunConfig(storage_path=str(tmp_path), name="budget", verbose=0,
-                                                    callbacks=[JsonTrialLog(), CsvTrialLog()])).fit()
+        with signal_handlers_kept():  # as a search has it: else Tune's Ctrl-C handler outlives fit() in pytest
+            grid = tune.Tuner(reports_forever, tune_config=tune.TuneConfig(num_samples=2, time_budget_s=3),
+                              run_config=tune.RunConfig(storage_path=str(tmp_path), name="budget", verbose=0,
+                                                        callbacks=[JsonTrialLog(), CsvTrialLog()])).fit()
     finally:
         ray.shutdown()
     assert len(grid) == 2 and grid.num_errors == 0
