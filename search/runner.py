@@ -342,10 +342,25 @@ def signal_handlers_kept() -> Iterator[None]:
                 signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def tune_settings_set() -> Iterator[None]:
+    """TUNE_SETTINGS in this process's environment, where Tune reads them, while the block runs; a user's
+    own setting of one wins. Taken out again after: a caller's own Tune run later in the same process (a
+    notebook's) keeps Tune's defaults, its loggers among them."""
+    added = {key: value for key, value in TUNE_SETTINGS.items() if key not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
 def run_search(experiment: Experiment | None, address: str | None = None, resume: str | None = None,
                log: Callable[[str], None] = print) -> RunLocation:
     """Run (or resume) a search to its end; returns where it lives."""
     with contextlib.ExitStack() as held:  # the run directory, held from when it is known to the end
+        held.enter_context(tune_settings_set())
         return _run_search(experiment, address, resume, log, held)
 
 
@@ -358,8 +373,6 @@ def _hold(held: contextlib.ExitStack, location: RunLocation) -> None:
 
 def _run_search(experiment: Experiment | None, address: str | None, resume: str | None,
                 log: Callable[[str], None], held: contextlib.ExitStack) -> RunLocation:
-    for key, value in TUNE_SETTINGS.items():  # a user's own setting of one wins
-        os.environ.setdefault(key, value)
     address, where = cluster_address(address)  # before anything is loaded or written, Tune included (1.4 s)
     from ray import tune
 

@@ -37,6 +37,7 @@ from search.runner import (
     removed_unless_started,
     save_experiment,
     signal_handlers_kept,
+    tune_settings_set,
 )
 from search.storage import RunLocation
 
@@ -859,15 +860,28 @@ def test_ctrl_c_is_ours_again_once_tune_has_run():
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGUSR1)) == ours
 
 
+def test_a_search_sets_tune_s_settings_for_itself_alone(monkeypatch):
+    # They stayed in the caller's environment: a notebook's own Tune run after a search had no loggers.
+    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "60")  # the user's, which wins
+    monkeypatch.delenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", raising=False)
+    with tune_settings_set():
+        assert os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] == "1"
+        assert os.environ["TUNE_GLOBAL_CHECKPOINT_S"] == "60"
+    assert "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" not in os.environ and os.environ["TUNE_GLOBAL_CHECKPOINT_S"] == "60"
+
+
 @pytest.mark.slowest  # 16 to 23 s; in CI the kill -9 test resumes a search, and the test before reads this state
 def test_a_search_killed_before_tune_saved_its_state_starts_again_on_resume(tmp_path, cli):
     # --resume once said "no Tune experiment state to resume from", and the name was lost to it.
     location = killed_before_tune_saved_its_state(tmp_path)
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGUSR1)
+    environment = dict(os.environ)
     done = cli("search", "--resume", location.path)
     assert done.code == 0, done.err[-3000:]
-    # In process, as a script or notebook runs it: Ctrl-C then stops what comes next, not the ended search.
+    # In process, as a script or notebook runs it: Ctrl-C then stops what comes next, not the ended search,
+    # and Tune's settings for the search are gone.
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGUSR1)) == handlers
+    assert not {key for key in os.environ.keys() - environment.keys() if key.startswith("TUNE_")}
     assert done.out.startswith(f"{location.path}: stopped before its first trial began; it starts again from its "
                                "experiment.yaml\n"), done.out[:500]
     rows = trials_of(location.path)
