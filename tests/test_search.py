@@ -971,7 +971,7 @@ def test_ctrl_c_says_the_search_was_interrupted_and_how_to_continue(tmp_path, st
     assert any(r.status == "unfinished" for r in trials_of(run_dir))
 
 
-@pytest.mark.slowest  # 20 to 25 s; test_ctrl_c_is_ours_again_once_tune_has_run makes its first point in CI
+@pytest.mark.slowest  # 23 s once; test_ctrl_c_is_ours_again_once_tune_has_run makes its first point in CI
 def test_ctrl_c_as_a_search_writes_its_results_names_the_command_that_writes_them(tmp_path):
     # Once fit() has returned, Ctrl-C is Python's again (it was Tune's, which let it pass): the search then
     # ended in "alphabet: interrupted" alone, its best.yaml unwritten and the way to write it unsaid.
