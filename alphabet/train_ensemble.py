@@ -71,20 +71,19 @@ def run_ensemble_training(config: Config | None, seeds: int | None = None, resum
         raise UserError(f"--seeds: expected at least 2 members for an ensemble, got {seeds}")
     with guarded_new_run_dir(config.log.out_dir, config.log.name, numbered=numbered) as ens_dir:
         # ensemble.yaml before config.yaml: a directory killed between the two must not resume as one run.
-        _write_members_file(ens_dir, config, seeds)
+        write_ensemble(ens_dir / ENSEMBLE_FILE,
+                       [ens_dir / member_name(s) / RUN_CHECKPOINT for s in _member_seeds(config, seeds)])
         (ens_dir / CONFIG_FILE).write_text(dump_yaml(to_dict(config)))
         return _train_members(config, seeds, ens_dir, start, log)
 
 
-def _write_members_file(ens_dir: Path, config: Config, seeds: int) -> list[int]:
-    member_seeds = [config.train.seed + k for k in range(seeds)]
-    write_ensemble(ens_dir / ENSEMBLE_FILE, [ens_dir / member_name(s) / RUN_CHECKPOINT for s in member_seeds])
-    return member_seeds
+def _member_seeds(config: Config, seeds: int) -> list[int]:
+    return [config.train.seed + k for k in range(seeds)]
 
 
 def _train_members(config: Config, seeds: int, ens_dir: Path, start: float, log: Callable[[str], None]) -> dict:
     """Each member in turn (finished ones kept, an interrupted one resumed), then the ensemble's report."""
-    member_seeds = _write_members_file(ens_dir, config, seeds)
+    member_seeds = _member_seeds(config, seeds)
     log(f"ensemble {ens_dir}: {seeds} members, seeds {', '.join(map(str, member_seeds))}")
     log(f"tensorboard --logdir {ens_dir}")
 
